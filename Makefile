@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Both create .venv on first use. torch is pinned to 2.13.0: on this project's machines pip takes a
+# local CPU-only wheel (~1.7 GB venv); elsewhere PyPI serves its default build (CUDA on Linux, several GB).
+# fastai pulls torchvision 0.28.0 along; cflearn never imports it (fastai.collab does not need it).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+TORCH  ?= torch==2.13.0 torchvision==0.28.0
+# Use the MovieLens copy beside the checkout when there is one (no download needed then).
+SHARED := $(wildcard $(CURDIR)/../shared/data/ml-latest-small/ratings.csv)
+ifneq ($(SHARED),)
+export CFLEARN_DATA ?= $(abspath $(CURDIR)/../shared/data)
+endif
+export MPLBACKEND := Agg
+
+.PHONY: demo test bench install clean
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/cflearn demo
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

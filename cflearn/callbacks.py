@@ -1,0 +1,178 @@
+"""fastai callbacks cflearn adds to its learners: cold rows, row L2, loss history, NaN guard."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import torch
+from fastai.callback.core import Callback
+from fastai.callback.schedule import LRFinder
+from torch import nn
+
+from .errors import TrainingError
+from .models import embedding_tables
+
+__all__ = ["ColdRows", "RowL2", "LossHistory", "NaNGuard", "EpochPrinter"]
+
+
+class ColdRows(Callback):
+    """Set row 0 (unknown ID) of every embedding table to the mean of the trained rows.
+
+    fastai maps users/items unseen in training to row 0 (``#na#``), which training never touches.
+    With this callback they are predicted as an average user / item instead of from noise. It runs
+    before each validation and after fitting, so validation losses already include it.
+    """
+
+    order = 5
+
+    def before_validate(self) -> None:
+        fill_cold_rows(self.learn.model)
+
+    def after_fit(self) -> None:
+        fill_cold_rows(self.learn.model)
+
+
+@torch.no_grad()
+def fill_cold_rows(model: nn.Module) -> None:
+    """Row 0 of each user/item table := mean of the other rows."""
+    for table in embedding_tables(model).values():
+        if table.weight.shape[0] > 1:
+            table.weight[0] = table.weight[1:].mean(0)
+
+
+class RowL2(Callback):
+    """Add ``l2 * mean(|rows looked up|^2)`` to the training loss: MF regularisation per rating.
+
+    Unlike fastai's weight decay, which shrinks every row at every step, this penalises only the
+    rows a batch uses, so popular and rare items are regularised in proportion to their ratings.
+    The recorded loss (``learn.loss``) stays the plain MSE.
+    """
+
+    order = 1
+
+    def __init__(self, l2: float):
+        self.l2 = float(l2)
+
+    def after_loss(self) -> None:
+        if not self.training or self.l2 <= 0:
+            return
+        x = self.learn.xb[0]
+        penalty = 0.0
+        for (col, _), table in embedding_tables(self.learn.model).items():
+            penalty = penalty + table.weight[x[:, col]].pow(2).sum(-1).mean()
+        self.learn.loss_grad = self.learn.loss_grad + self.l2 * penalty
+
+
+def _finding_lr(learn) -> bool:
+    return any(isinstance(cb, LRFinder) for cb in learn.cbs)
+
+
+class LossHistory(Callback):
+    """Keep the raw training loss of every batch and the validation loss/metrics of every epoch.
+
+    fastai's recorder keeps only a smoothed training loss; :func:`cflearn.plot_loss` reads this.
+    It is reset at the start of each ``fit`` (not by ``lr_find``).
+
+    Attributes:
+        train_losses: raw training loss per batch.
+        epoch_ends: number of batches done at the end of each epoch.
+        valid_losses: validation loss per epoch.
+        metric_values: metric name -> value per epoch.
+    """
+
+    order = 60  # after the Recorder (50), whose log it reads
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.train_losses: list[float] = []
+        self.epoch_ends: list[int] = []
+        self.valid_losses: list[float] = []
+        self.metric_values: dict[str, list[float]] = {}
+        self._pending: list[torch.Tensor] = []
+
+    def before_fit(self) -> None:
+        self.active = not _finding_lr(self.learn)
+        if self.active:
+            self._reset()
+
+    def after_batch(self) -> None:
+        if self.active and self.learn.training:
+            self._pending.append(self.learn.loss.detach())
+
+    def after_epoch(self) -> None:
+        if not self.active:
+            return
+        if self._pending:
+            self.train_losses.extend(torch.stack(self._pending).float().cpu().tolist())
+            self._pending = []
+        self.epoch_ends.append(len(self.train_losses))
+        names, log = self.learn.recorder.metric_names, self.learn.recorder.log
+        values = dict(zip(names, log))
+        v = values.get("valid_loss")
+        self.valid_losses.append(float(v) if v is not None else math.nan)
+        for name in names[3:-1]:
+            value = values.get(name)
+            self.metric_values.setdefault(name.lstrip("_"), []).append(float(value) if value is not None else math.nan)
+
+
+class NaNGuard(Callback):
+    """Stop training with a :class:`TrainingError` as soon as the loss is NaN or infinite.
+
+    The weights are put back to the last epoch that ended with a finite loss, so the learner stays
+    usable (and saveable) after the error.
+    """
+
+    order = 2
+
+    def before_fit(self) -> None:
+        self._good = self._snapshot()
+
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
+
+    def after_batch(self) -> None:
+        if self.training and not torch.isfinite(self.learn.loss).item():
+            self.learn.model.load_state_dict(self._good)
+            lr = self.learn.opt.hypers[-1].get("lr", float("nan")) if self.learn.opt else float("nan")
+            raise TrainingError(
+                f"the training loss became {float(self.learn.loss)} at epoch {self.epoch + 1}, batch "
+                f"{self.iter + 1} (learning rate {lr:.2g}); the weights were put back to the last good epoch. "
+                "Lower the learning rate (try a tenth), or check the ratings for extreme values")
+
+    def after_epoch(self) -> None:
+        self._good = self._snapshot()
+
+
+class EpochPrinter(Callback):
+    """Print one plain line per epoch (for the command line, where fastai's bars are noisy).
+
+    Args:
+        stream: where to print (default stdout).
+        bar: start each line with a text progress bar of the epochs done.
+    """
+
+    order = 70
+
+    def __init__(self, stream=None, bar: bool = False) -> None:
+        self.stream, self.bar = stream, bar
+
+    def before_fit(self) -> None:
+        self.active = not _finding_lr(self.learn)
+        self._t0 = time.perf_counter()
+
+    def after_epoch(self) -> None:
+        if not self.active:
+            return
+        values = dict(zip(self.learn.recorder.metric_names, self.learn.recorder.log))
+        done, total = self.epoch + 1, self.n_epoch
+        parts = [f"[{'#' * round(20 * done / total):<20}]"] if self.bar else []
+        parts.append(f"epoch {done:>3}/{total}")
+        for name in self.learn.recorder.metric_names[1:-1]:
+            if values.get(name) is not None:
+                parts.append(f"{name.lstrip('_')} {float(values[name]):.4f}")
+        parts.append(f"{time.perf_counter() - self._t0:.1f}s")
+        print("  ".join(parts), file=self.stream or sys.stdout, flush=True)

@@ -1,0 +1,235 @@
+"""The ``cflearn`` command: demo, fit, predict, presets."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+DESCRIPTION = """Collaborative filtering on top of fastai: train a recommender from a ratings table.
+
+commands:
+  demo      train on MovieLens (local or downloaded), else on synthetic data; print RMSE
+  fit       train on your ratings file and write metrics.json, loss.png and model.safetensors
+  predict   predicted rating of a user for items, from a saved model
+  presets   list the training presets
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .presets import PRESETS
+
+    parser = argparse.ArgumentParser(prog="cflearn", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"cflearn {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="train on MovieLens or synthetic data and print RMSE",
+                          description="Train the default preset on ml-latest-small (from $CFLEARN_DATA, the cache, or "
+                                      "a verified download); offline without the data, train on a synthetic set "
+                                      "and say so. Writes the outputs of `cflearn fit` to --out.")
+    demo.add_argument("--out", default="runs/demo", help="output folder, replaced on each demo run "
+                                                         "(default: runs/demo)")
+    demo.add_argument("--preset", default="fast", choices=list(PRESETS), help="training preset (default: fast)")
+    demo.add_argument("--epochs", type=int, help="override the preset's epochs")
+    demo.add_argument("--seed", type=int, default=42, help="seed of split, weights and shuffling (default: 42)")
+    demo.add_argument("--offline", action="store_true", help="never try to download")
+
+    fit = sub.add_parser("fit", help="train on a ratings file and write metrics, loss plot and model",
+                         description="Train on RATINGS (CSV, TSV or Parquet) and write metrics.json, loss.png and "
+                                     "model.safetensors to --out. The input file is only read.")
+    fit.add_argument("ratings", metavar="RATINGS", help="ratings file (.csv, .tsv, .parquet)")
+    fit.add_argument("--user", required=True, metavar="COL", help="user ID column")
+    fit.add_argument("--item", required=True, metavar="COL", help="item ID column")
+    fit.add_argument("--rating", required=True, metavar="COL", help="rating column")
+    fit.add_argument("--timestamp", metavar="COL", help="timestamp column (optional)")
+    fit.add_argument("--sep", help="column separator (default: sniffed); use '\\t' for tabs")
+    fit.add_argument("--no-header", action="store_true", help="the file has no header row (columns are 0, 1, ...)")
+    fit.add_argument("--encoding", help="text encoding, e.g. latin-1 (default: utf-8)")
+    fit.add_argument("--preset", default="fast", choices=list(PRESETS), help="training preset (default: fast)")
+    fit.add_argument("--epochs", type=int, help="override the preset's epochs")
+    fit.add_argument("--valid-pct", type=float, default=0.2, help="fraction held out (default: 0.2)")
+    fit.add_argument("--split", default="random", choices=["random", "time", "leave_last", "cold_users", "cold_items"],
+                     help="how to hold out validation rows (default: random)")
+    fit.add_argument("--seed", type=int, default=42, help="seed (default: 42)")
+    fit.add_argument("--duplicates", default="mean", choices=["mean", "last", "error"],
+                     help="repeated (user, item) rows: average, keep last, or fail (default: mean)")
+    fit.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    fit.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    fit.add_argument("--force", action="store_true", help="write into --out even if it already holds files")
+
+    pred = sub.add_parser("predict", help="predicted ratings from a saved model",
+                          description="Print the predicted rating of USER for each ITEM (raw IDs as in the data).")
+    pred.add_argument("model", metavar="MODEL", help="model.safetensors written by `cflearn fit`")
+    pred.add_argument("--user", required=True, help="raw user ID")
+    pred.add_argument("--item", required=True, nargs="+", help="raw item ID(s)")
+
+    sub.add_parser("presets", help="list the training presets", description="List the training presets.")
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 cflearn error, 130 interrupted)."""
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 2
+    from .errors import CflearnError
+
+    try:
+        return {"demo": _demo, "fit": _fit, "predict": _predict, "presets": _presets}[args.command](args)
+    except CflearnError as e:
+        print(f"cflearn: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cflearn: interrupted; nothing was written under the final names", file=sys.stderr)
+        return 130
+
+
+# -- commands -----------------------------------------------------------------------------------
+def _presets(args: argparse.Namespace) -> int:
+    from .presets import PRESETS
+
+    for p in PRESETS.values():
+        print(f"{p.name:<8} {p.description}")
+        print(f"{'':<8} bs {p.bs}, {p.epochs} epochs, lr {p.lr:g}, wd {p.wd:g}, row_l2 {p.row_l2:g}, "
+              + (f"NN layers {list(p.layers)}" if p.use_nn else f"{p.n_factors} factors") + f", {p.loader} loader")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .export import load
+    from .predict import predict
+
+    cf = load(args.model)
+    user = _coerce_id(args.user, cf.users)
+    items = [_coerce_id(i, cf.items) for i in args.item]
+    table = predict(cf, [user] * len(items), items)
+    for row in table.itertuples():
+        flag = "" if row.known_user and row.known_item else "  (fallback: unknown " + \
+            " and ".join(n for n, k in (("user", row.known_user), ("item", row.known_item)) if not k) + ")"
+        print(f"user {row.user} item {row.item}: {row.prediction:.3f}{flag}")
+    return 0
+
+
+def _coerce_id(text: str, vocab: Any) -> Any:
+    """A command-line ID as the vocabulary's type (``'31'`` -> ``31`` when IDs are integers)."""
+    if text in vocab:
+        return text
+    try:
+        number = int(text)
+    except ValueError:
+        return text
+    return number if number in vocab else text
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from . import datasets
+    from .errors import CflearnError
+
+    try:
+        ds = datasets.movielens("ml-latest-small", download=not args.offline, timeout=15)
+        print(f"data: {ds.name}, {len(ds.ratings):,} ratings from {ds.path}")
+    except CflearnError as e:
+        ds = datasets.synthetic(n_users=600, n_items=1200, density=0.06, seed=args.seed)
+        print(f"MovieLens is not available here ({e})")
+        print(f"data: training on a SYNTHETIC MovieLens-like set instead ({len(ds.ratings):,} ratings, planted tastes)")
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        print(f"note: replacing the previous demo run in {out}")
+    return _train_and_write(ds, out, preset=args.preset, epochs=args.epochs, seed=args.seed, valid_pct=0.2,
+                            source=ds.name, replace=True)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from .data import read_ratings
+    from .errors import ConfigError
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder")
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise ConfigError(f"--out {out} already holds files; choose a new folder or add --force to overwrite")
+    src = Path(args.ratings)
+    if out.resolve() == src.resolve().parent and not args.force:
+        raise ConfigError("--out is the folder of the ratings file; choose a separate output folder")
+    sep = args.sep.encode().decode("unicode_escape") if args.sep else None
+    kwargs = {"encoding": args.encoding} if args.encoding else {}
+    frame = read_ratings(src, sep=sep, header=None if args.no_header else "infer", **kwargs)
+    if args.no_header:
+        frame.columns = [str(c) for c in frame.columns]
+    return _train_and_write(frame, out, preset=args.preset, epochs=args.epochs, seed=args.seed,
+                            valid_pct=args.valid_pct, split=args.split, duplicates=args.duplicates,
+                            columns=(args.user, args.item, args.rating, args.timestamp), device=args.device,
+                            source=str(src))
+
+
+def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | None, seed: int, valid_pct: float,
+                     source: str, split: str = "random", duplicates: str = "mean",
+                     columns: tuple[str | None, ...] = (None, None, None, None), device: str | None = None,
+                     replace: bool = False) -> int:
+    from .callbacks import EpochPrinter
+    from .data import from_df
+    from .export import save
+    from .io import atomic_write_bytes, atomic_write_json
+    from .learner import collab_learner, fit
+    from .plots import plot_loss
+    from .predict import score
+
+    user, item, rating, timestamp = columns
+    data = from_df(source_data, user, item, rating, timestamp, valid_pct=valid_pct, seed=seed, split=split,
+                   duplicates=duplicates)
+    print(data)
+    learn = collab_learner(data, preset, epochs=epochs, seed=seed, device=device, progress=False,
+                           cbs=[EpochPrinter(bar=True)])
+    p = learn.cf.preset
+    print(f"training: preset {p['name']!r} ({p['epochs']} epochs, bs {p['bs']}) on {learn.cf.device}")
+    fit(learn)
+    scores = score(learn)
+    baseline = float(((data.valid[data.rating] - data.global_mean) ** 2).mean() ** 0.5)
+    metrics = {
+        "rmse": scores["rmse"], "mae": scores["mae"], "baseline_rmse_global_mean": baseline,
+        "valid_loss": float(learn.loss_history.valid_losses[-1]),
+        "n_train": scores["n_train"], "n_valid": scores["n_valid"], "cold_valid_rows": data.cold["rows"],
+        "fit_seconds": round(learn.cf.fit_seconds, 3), "epochs": p["epochs"], "preset": p["name"], "seed": seed,
+        "split": split, "valid_pct": valid_pct, "device": str(learn.cf.device), "data": source,
+        "cflearn_version": _version(),
+    }
+    if replace and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    fig = plot_loss(learn, title=f"cflearn {p['name']} on {Path(source).name}")
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(out / "loss.png", buf.getvalue())
+    save(learn, out / "model.safetensors")
+    atomic_write_json(out / "metrics.json", metrics)
+    print()
+    print(f"{'metric':<28}{'value':>10}")
+    print(f"{'valid RMSE':<28}{metrics['rmse']:>10.4f}")
+    print(f"{'valid MAE':<28}{metrics['mae']:>10.4f}")
+    print(f"{'RMSE of the global mean':<28}{baseline:>10.4f}")
+    print(f"{'train / valid ratings':<28}{metrics['n_train']:>,} / {metrics['n_valid']:,}")
+    print(f"{'fit seconds':<28}{metrics['fit_seconds']:>10.2f}")
+    print()
+    print(f"wrote {out / 'metrics.json'}, {out / 'loss.png'}, {out / 'model.safetensors'}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

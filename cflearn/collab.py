@@ -1,0 +1,73 @@
+"""CollabModel: a trained network together with what it needs to answer in raw IDs."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .errors import ConfigError
+from .vocab import Vocab
+
+if TYPE_CHECKING:
+    from fastai.learner import Learner
+
+    from .data import CollabData
+
+__all__ = ["CollabModel", "as_collab"]
+
+
+@dataclasses.dataclass(eq=False)
+class CollabModel:
+    """A collaborative-filtering model with its vocabularies: raw IDs in, raw IDs out.
+
+    ``cflearn.collab_learner`` attaches one to the fastai ``Learner`` as ``learn.cf`` (sharing the
+    same ``nn.Module``); ``cflearn.load`` returns one. Every cflearn function that takes a learner
+    takes a ``CollabModel`` too.
+
+    Attributes:
+        model: the network (fastai's ``EmbeddingDotBias`` or ``EmbeddingNN``).
+        users, items: vocabularies (index 0 = unknown ID).
+        scale: ``(lowest, highest)`` rating of the training data.
+        preset: the preset's fields as trained (a dict).
+        columns: the user/item/rating/timestamp column names of the training table.
+        global_mean: mean training rating.
+        item_info: optional item metadata indexed by raw item ID.
+        data: the training :class:`CollabData` (``None`` for a loaded model).
+        fit_seconds: wall time of the last :func:`cflearn.fit`.
+    """
+
+    model: nn.Module
+    users: Vocab
+    items: Vocab
+    scale: tuple[float, float]
+    preset: dict[str, Any]
+    columns: dict[str, str | None]
+    global_mean: float
+    item_info: pd.DataFrame | None = None
+    data: CollabData | None = None
+    fit_seconds: float | None = None
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters."""
+        return next(self.model.parameters()).device
+
+    def __repr__(self) -> str:
+        kind = type(self.model).__name__
+        return (f"CollabModel({kind}, {len(self.users) - 1:,} users, {len(self.items) - 1:,} items, "
+                f"preset {self.preset.get('name')!r}, scale {self.scale[0]:g}-{self.scale[1]:g})")
+
+
+def as_collab(obj: Learner | CollabModel) -> CollabModel:
+    """The :class:`CollabModel` of a cflearn learner (or the model itself)."""
+    if isinstance(obj, CollabModel):
+        return obj
+    cf = getattr(obj, "cf", None)
+    if isinstance(cf, CollabModel):
+        return cf
+    raise ConfigError(f"expected a learner from cflearn.collab_learner or a model from cflearn.load, got "
+                      f"{type(obj).__name__}; a plain fastai Learner has no ID vocabularies attached")

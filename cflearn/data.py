@@ -1,0 +1,407 @@
+"""CollabData: a validated, de-duplicated, encoded and split ratings table."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import ColumnError, ConfigError, DataError, closest
+from .splits import SplitName, check_split, split_rows
+from .vocab import Vocab
+
+if TYPE_CHECKING:
+    from .datasets import Dataset
+
+__all__ = ["CollabData", "from_df", "from_file", "read_ratings", "Duplicates"]
+
+Duplicates = Literal["mean", "last", "error"]
+
+
+@dataclasses.dataclass(eq=False)
+class CollabData:
+    """Ratings ready for training: cleaned table, vocabularies, split and encoded tensors.
+
+    Build it with :func:`from_df` or :func:`from_file`, not directly.
+
+    Attributes:
+        ratings: the cleaned table (one row per (user, item) pair), with the caller's column names.
+        train_idx: row positions of ``ratings`` used for training.
+        valid_idx: row positions of ``ratings`` used for validation.
+        user, item, rating, timestamp: the column names.
+        users, items: vocabularies built from the training rows (index 0 = unknown).
+        scale: ``(lowest, highest)`` rating, declared or observed.
+        split: how the rows were split; ``seed`` and ``valid_pct`` as given.
+        n_duplicates: how many duplicate (user, item) rows were merged.
+        item_info: optional item metadata (titles, genres, ...) indexed by raw item ID.
+        user_info: optional user attributes indexed by raw user ID.
+    """
+
+    ratings: pd.DataFrame
+    train_idx: np.ndarray
+    valid_idx: np.ndarray
+    user: str
+    item: str
+    rating: str
+    timestamp: str | None
+    users: Vocab
+    items: Vocab
+    scale: tuple[float, float]
+    split: str = "random"
+    seed: int | None = 42
+    valid_pct: float = 0.2
+    n_duplicates: int = 0
+    item_info: pd.DataFrame | None = None
+    user_info: pd.DataFrame | None = None
+
+    # -- views --------------------------------------------------------------------------------
+    @property
+    def train(self) -> pd.DataFrame:
+        """Training rows of the cleaned table."""
+        return self.ratings.iloc[self.train_idx]
+
+    @property
+    def valid(self) -> pd.DataFrame:
+        """Validation rows of the cleaned table."""
+        return self.ratings.iloc[self.valid_idx]
+
+    @cached_property
+    def codes(self) -> np.ndarray:
+        """``(n, 2)`` int64 array of (user index, item index) for every row (unknown = 0)."""
+        return np.stack(
+            [self.users.encode(self.ratings[self.user]), self.items.encode(self.ratings[self.item])], axis=1
+        )
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        """Ratings as float32, aligned with :attr:`codes`."""
+        return self.ratings[self.rating].to_numpy(dtype=np.float32)
+
+    def tensors(self, part: Literal["train", "valid"]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` tensors of one part: x is ``(n, 2)`` int64 indices, y is ``(n,)`` float32."""
+        idx = self.train_idx if part == "train" else self.valid_idx
+        return torch.from_numpy(self.codes[idx]), torch.from_numpy(self.values[idx])
+
+    @cached_property
+    def cold(self) -> dict[str, int]:
+        """Validation rows whose user / item (or both) never appear in training."""
+        c = self.codes[self.valid_idx]
+        u, i = c[:, 0] == 0, c[:, 1] == 0
+        return {
+            "rows": int((u | i).sum()),
+            "user_rows": int(u.sum()),
+            "item_rows": int(i.sum()),
+            "users": int(self.valid.loc[u, self.user].nunique()),
+            "items": int(self.valid.loc[i, self.item].nunique()),
+        }
+
+    @property
+    def global_mean(self) -> float:
+        """Mean training rating."""
+        return float(self.values[self.train_idx].mean())
+
+    @property
+    def n_users(self) -> int:
+        """Users seen in training."""
+        return len(self.users) - 1
+
+    @property
+    def n_items(self) -> int:
+        """Items seen in training."""
+        return len(self.items) - 1
+
+    def summary(self) -> dict[str, Any]:
+        """The numbers shown by ``repr``, as a dict."""
+        n = len(self.ratings)
+        return {
+            "ratings": n,
+            "users": int(self.ratings[self.user].nunique()),
+            "items": int(self.ratings[self.item].nunique()),
+            "scale": self.scale,
+            "mean_rating": float(self.values.mean()),
+            "density": n / max(1, self.ratings[self.user].nunique() * self.ratings[self.item].nunique()),
+            "train": len(self.train_idx),
+            "valid": len(self.valid_idx),
+            "split": self.split,
+            "seed": self.seed,
+            "duplicates_merged": self.n_duplicates,
+            "cold_valid": self.cold,
+        }
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        cold = s["cold_valid"]
+        lines = [
+            f"CollabData: {s['ratings']:,} ratings by {s['users']:,} users of {s['items']:,} items",
+            f"  columns   user={self.user!r} item={self.item!r} rating={self.rating!r}"
+            + (f" timestamp={self.timestamp!r}" if self.timestamp else ""),
+            f"  scale     {s['scale'][0]:g} to {s['scale'][1]:g}, mean {s['mean_rating']:.3f};"
+            f" density {s['density']:.2%} (sparsity {1 - s['density']:.2%})",
+            f"  split     {self.split}, seed {self.seed}: train {s['train']:,} / valid {s['valid']:,}",
+        ]
+        if s["valid"]:
+            lines.append(
+                f"  cold      {cold['rows']:,} valid rows ({cold['rows'] / s['valid']:.1%}) have a user or item"
+                f" unseen in training ({cold['users']} users, {cold['items']} items);"
+                " they are predicted from the average user/item"
+            )
+        if self.n_duplicates:
+            lines.append(f"  merged    {self.n_duplicates:,} duplicate (user, item) rows")
+        return "\n".join(lines)
+
+
+# -- reading files ------------------------------------------------------------------------------
+def read_ratings(
+    path: str | Path, *, sep: str | None = None, header: int | Literal["infer"] | None = "infer", **read_kwargs: Any
+) -> pd.DataFrame:
+    """Read a ratings table from a CSV/TSV (any separator) or Parquet file. Never modifies it.
+
+    Args:
+        path: the file. ``.parquet``/``.pq`` is read as Parquet, anything else as delimited text.
+        sep: column separator; ``None`` sniffs it (comma, tab, semicolon, pipe, spaces).
+        header: row number of the header, or ``None`` when the file has none (columns are 0, 1, ...).
+        **read_kwargs: passed on to :func:`pandas.read_csv`.
+
+    Raises:
+        DataError: missing, unreadable, empty or non-UTF-8 file (with what to do).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"ratings file not found: {path}")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            return pd.read_parquet(path)
+        except Exception as e:  # pyarrow raises many types
+            raise DataError(f"could not read Parquet file {path}: {e}") from None
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty; it needs a header line and one rating per line")
+    opts: dict[str, Any] = {"sep": sep, "header": header, **read_kwargs}
+    if sep is None:
+        opts["sep"] = _sniff_sep(path)
+    try:
+        return pd.read_csv(path, **opts)
+    except UnicodeDecodeError:
+        raise DataError(
+            f"{path} is not UTF-8 text; pass encoding='latin-1' (CLI: --encoding latin-1) or re-save it as UTF-8"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} has no data; it needs a header line and one rating per line") from None
+    except (pd.errors.ParserError, ValueError) as e:
+        raise DataError(f"could not parse {path}: {e}; check the separator (sep=...)") from None
+
+
+def _sniff_sep(path: Path) -> str:
+    with open(path, "rb") as f:
+        head = f.read(64 * 1024).decode("utf-8", errors="replace").splitlines()[:20]
+    best, best_score = ",", 0
+    for cand in (",", "\t", ";", "|"):
+        counts = [line.count(cand) for line in head if line.strip()]
+        if counts and min(counts) > 0 and len(set(counts)) == 1 and counts[0] > best_score:
+            best, best_score = cand, counts[0]
+    if best_score == 0 and head and len(head[0].split()) > 1:
+        return r"\s+"
+    return best
+
+
+def from_file(path: str | Path, *, sep: str | None = None, header: int | Literal["infer"] | None = "infer",
+              encoding: str | None = None, **kwargs: Any) -> CollabData:
+    """Read ``path`` with :func:`read_ratings`, then build :class:`CollabData` with :func:`from_df`."""
+    read_kwargs = {"encoding": encoding} if encoding else {}
+    return from_df(read_ratings(path, sep=sep, header=header, **read_kwargs), **kwargs)
+
+
+# -- building CollabData ------------------------------------------------------------------------
+def from_df(
+    ratings: pd.DataFrame | Dataset,
+    user: str | None = None,
+    item: str | None = None,
+    rating: str | None = None,
+    timestamp: str | None = None,
+    *,
+    valid_pct: float = 0.2,
+    seed: int | None = 42,
+    split: SplitName = "random",
+    n_last: int = 1,
+    duplicates: Duplicates = "mean",
+    rating_range: tuple[float, float] | None = None,
+    items: pd.DataFrame | None = None,
+    users: pd.DataFrame | None = None,
+) -> CollabData:
+    """Validate, de-duplicate, split and encode a ratings table.
+
+    Args:
+        ratings: a DataFrame, or a :class:`cflearn.datasets.Dataset` (columns and metadata come with it).
+        user, item, rating: column names; default to the first three columns (as fastai does).
+        timestamp: optional time column (needed by the ``time`` and ``leave_last`` splits).
+        valid_pct: fraction held out for validation (of rows, or of users/items for cold splits).
+        seed: seed of the random and cold splits; same seed, same split.
+        split: ``"random"`` (default), ``"time"``, ``"leave_last"`` (each user's ``n_last`` latest),
+            ``"cold_users"`` or ``"cold_items"``.
+        n_last: ratings per user held out by ``split="leave_last"``.
+        duplicates: what to do with repeated (user, item) pairs: ``"mean"`` (default) averages their
+            ratings and keeps the latest timestamp; ``"last"`` keeps the latest (by timestamp when
+            given, else the last row); ``"error"`` raises.
+        rating_range: the declared scale, e.g. ``(1, 5)``; ratings outside it raise. Default: observed.
+        items: optional item metadata with the item column (e.g. MovieLens titles and genres).
+        users: optional user attributes with the user column.
+
+    Returns:
+        CollabData: the training data; its ``repr`` summarises counts, scale, sparsity and cold rows.
+
+    Raises:
+        DataError: empty table, unknown columns (with the closest name), missing or mixed-type IDs,
+            NaN/inf/non-numeric ratings, ratings outside ``rating_range``, duplicates with
+            ``duplicates="error"``, or a split that leaves nothing to train on.
+    """
+    from .datasets import Dataset
+
+    if isinstance(ratings, Dataset):
+        cols = ratings.columns
+        user, item = user or cols["user"], item or cols["item"]
+        rating, timestamp = rating or cols["rating"], timestamp or cols.get("timestamp")
+        items = ratings.items if items is None else items
+        users = ratings.users if users is None else users
+        ratings = ratings.ratings
+    if not isinstance(ratings, pd.DataFrame):
+        raise DataError(f"ratings must be a pandas DataFrame, got {type(ratings).__name__}; "
+                        "for a file use cflearn.from_file(path, ...)")
+    if len(ratings.columns) < 3 and None in (user, item, rating):
+        raise DataError(f"the table has {len(ratings.columns)} column(s) {list(ratings.columns)}; it needs user, "
+                        "item and rating columns (wrong separator? try sep='\\t' or sep=';')")
+    user = _column(ratings, user, 0, "user")
+    item = _column(ratings, item, 1, "item")
+    rating = _column(ratings, rating, 2, "rating")
+    timestamp = _column(ratings, timestamp, None, "timestamp") if timestamp is not None else None
+    if len({user, item, rating} | ({timestamp} if timestamp else set())) < (4 if timestamp else 3):
+        raise ConfigError(f"user, item, rating and timestamp must be different columns, got {user!r}, "
+                          f"{item!r}, {rating!r}, {timestamp!r}")
+    if duplicates not in ("mean", "last", "error"):
+        raise ConfigError(f"duplicates must be 'mean', 'last' or 'error', got {duplicates!r}")
+    if len(ratings) == 0:
+        raise DataError("the ratings table is empty (a header but no rows?); it needs at least one rating")
+
+    cols = [user, item, rating] + ([timestamp] if timestamp else [])
+    frame = ratings[cols].copy()  # never touch the caller's table
+    frame[user] = _clean_ids(frame[user], user)
+    frame[item] = _clean_ids(frame[item], item)
+    frame[rating] = _clean_ratings(frame[rating], rating)
+    if timestamp is not None and frame[timestamp].isna().any():
+        raise DataError(f"column {timestamp!r} has {int(frame[timestamp].isna().sum())} missing timestamps; "
+                        "fill or drop them")
+    scale = _scale(frame[rating], rating, rating_range)
+    frame, n_dup = _dedupe(frame, user, item, rating, timestamp, duplicates)
+
+    train_idx, valid_idx = split_rows(frame, split, user=user, item=item, timestamp=timestamp,
+                                      valid_pct=valid_pct, seed=seed, n_last=n_last)
+    check_split(train_idx, len(frame))
+    train = frame.iloc[train_idx]
+    return CollabData(
+        ratings=frame, train_idx=train_idx, valid_idx=valid_idx, user=user, item=item, rating=rating,
+        timestamp=timestamp, users=Vocab(train[user].to_numpy()), items=Vocab(train[item].to_numpy()),
+        scale=scale, split=split, seed=seed, valid_pct=valid_pct, n_duplicates=n_dup,
+        item_info=_side_table(items, item, "items"), user_info=_side_table(users, user, "users"),
+    )
+
+
+def _column(df: pd.DataFrame, name: str | None, default_pos: int | None, role: str) -> str:
+    if name is None:
+        return df.columns[default_pos]
+    if name not in df.columns:
+        raise ColumnError(f"no {role} column {name!r} in the table{closest(str(name), map(str, df.columns))}; "
+                          f"columns are {list(df.columns)}")
+    return name
+
+
+def _clean_ids(ids: pd.Series, name: str) -> pd.Series:
+    n_missing = int(ids.isna().sum())
+    if n_missing:
+        raise DataError(f"column {name!r} has {n_missing} missing IDs; drop those rows first "
+                        f"(df.dropna(subset=[{name!r}]))")
+    if ids.dtype.kind == "f":
+        if not np.all(np.isfinite(ids)) or not np.all(ids == np.floor(ids)):
+            raise DataError(f"column {name!r} holds non-integer numbers; IDs must be integers or strings")
+        return ids.astype(np.int64)
+    if ids.dtype.kind == "b":
+        return ids.astype(np.int64)
+    if ids.dtype == object:
+        kinds = {("str" if isinstance(v, str) else "number" if isinstance(v, (int, float, np.number)) else
+                  type(v).__name__) for v in ids.head(1_000_000)}
+        if len(kinds) > 1:
+            raise DataError(f"column {name!r} mixes {' and '.join(sorted(kinds))} IDs (e.g. 7 and '7' would be "
+                            f"different users); convert it to one type: df[{name!r}] = df[{name!r}].astype(str)")
+    return ids
+
+
+def _clean_ratings(values: pd.Series, name: str) -> pd.Series:
+    if values.dtype.kind not in "iufb":
+        numeric = pd.to_numeric(values, errors="coerce")
+        bad = numeric.isna() & values.notna()
+        if bad.any():
+            examples = ", ".join(repr(v) for v in values[bad].unique()[:3])
+            raise DataError(f"column {name!r} has {int(bad.sum())} non-numeric ratings (e.g. {examples}); "
+                            "fix or drop those rows, or check the rating column and separator")
+        values = numeric
+    values = values.astype(np.float64)
+    n_nan = int(values.isna().sum())
+    if n_nan:
+        raise DataError(f"column {name!r} has {n_nan} missing (NaN) ratings; drop them first "
+                        f"(df.dropna(subset=[{name!r}]))")
+    n_inf = int(np.isinf(values).sum())
+    if n_inf:
+        raise DataError(f"column {name!r} has {n_inf} infinite ratings; drop or fix those rows")
+    return values
+
+
+def _scale(values: pd.Series, name: str, rating_range: tuple[float, float] | None) -> tuple[float, float]:
+    lo, hi = float(values.min()), float(values.max())
+    if rating_range is None:
+        return (lo, hi)
+    r_lo, r_hi = (float(v) for v in rating_range)
+    if not (math.isfinite(r_lo) and math.isfinite(r_hi) and r_lo < r_hi):
+        raise ConfigError(f"rating_range must be (low, high) with low < high, got {rating_range!r}")
+    outside = (values < r_lo) | (values > r_hi)
+    if outside.any():
+        examples = ", ".join(f"{v:g}" for v in values[outside].unique()[:3])
+        raise DataError(f"column {name!r} has {int(outside.sum())} ratings outside the declared range "
+                        f"{r_lo:g}..{r_hi:g} (e.g. {examples}); fix them or widen rating_range")
+    return (r_lo, r_hi)
+
+
+def _dedupe(frame: pd.DataFrame, user: str, item: str, rating: str, timestamp: str | None,
+            policy: Duplicates) -> tuple[pd.DataFrame, int]:
+    dup = frame.duplicated([user, item], keep=False)
+    if not dup.any():
+        return frame.reset_index(drop=True), 0
+    n_extra = int(frame.duplicated([user, item]).sum())
+    if policy == "error":
+        first = frame[dup].iloc[0]
+        raise DataError(f"{n_extra} duplicate (user, item) rows, e.g. user {first[user]!r} rated item "
+                        f"{first[item]!r} more than once; pass duplicates='mean' or 'last' to merge them")
+    if policy == "last":
+        order = frame.sort_values(timestamp, kind="stable") if timestamp is not None else frame
+        kept = order.drop_duplicates([user, item], keep="last").sort_index()
+        return kept.reset_index(drop=True), n_extra
+    agg: dict[str, str] = {rating: "mean"}
+    if timestamp is not None:
+        agg[timestamp] = "max"
+    merged = frame.groupby([user, item], sort=False, as_index=False).agg(agg)  # first-seen order
+    return merged[frame.columns].reset_index(drop=True), n_extra
+
+
+def _side_table(table: pd.DataFrame | None, key: str, role: str) -> pd.DataFrame | None:
+    if table is None:
+        return None
+    if not isinstance(table, pd.DataFrame):
+        raise DataError(f"{role} must be a DataFrame with a {key!r} column, got {type(table).__name__}")
+    if key in table.columns:
+        table = table.drop_duplicates(key).set_index(key)
+    elif table.index.name != key:
+        raise ColumnError(f"the {role} table needs a {key!r} column (or index) to match the ratings"
+                          f"{closest(key, map(str, table.columns))}")
+    return table

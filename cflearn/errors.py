@@ -1,0 +1,66 @@
+"""The exceptions cflearn raises: one small hierarchy, one-line messages that say what to fix."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "CflearnError",
+    "DataError",
+    "ColumnError",
+    "UnknownIDError",
+    "ConfigError",
+    "TrainingError",
+    "ModelFileError",
+    "DownloadError",
+    "closest",
+]
+
+
+class CflearnError(Exception):
+    """Base class of every error cflearn raises on purpose (catch this one)."""
+
+
+class DataError(CflearnError, ValueError):
+    """The ratings table (or a file holding it) cannot be used as it is."""
+
+
+class ColumnError(DataError, KeyError):
+    """A column named by the caller is not in the table."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownIDError(CflearnError, KeyError):
+    """A user or item ID was not seen in training and the caller asked for strictness."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(CflearnError, ValueError):
+    """An option (preset name, hyper-parameter, path) is not valid."""
+
+
+class TrainingError(CflearnError, RuntimeError):
+    """Training went wrong in a way that needs the user's attention (e.g. a NaN loss)."""
+
+
+class ModelFileError(CflearnError, ValueError):
+    """A saved model file is missing, truncated, tampered with or from a newer format."""
+
+
+class DownloadError(CflearnError, OSError):
+    """A dataset could not be downloaded or did not pass its checks."""
+
+
+def closest(name: str, choices: Iterable[str]) -> str:
+    """Return ' (did you mean 'x'?)' for the closest of ``choices`` to ``name``, or ''."""
+    choices = [str(c) for c in choices]
+    lower = {c.lower(): c for c in choices}
+    if name.lower() in lower:
+        return f" (did you mean '{lower[name.lower()]}'?)"
+    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""

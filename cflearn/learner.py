@@ -1,0 +1,155 @@
+"""The learner factory: cflearn data + a preset -> a plain fastai ``Learner``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from fastai.callback.progress import ProgressCallback
+from fastai.collab import TabularCollab
+from fastai.collab import collab_learner as fastai_collab_learner
+from fastai.data.block import TransformBlock
+from fastai.learner import Learner
+from fastai.losses import MSELossFlat
+from fastai.metrics import rmse
+from fastai.tabular.core import Categorify
+
+from .callbacks import ColdRows, LossHistory, NaNGuard, RowL2
+from .collab import CollabModel
+from .data import CollabData
+from .errors import ConfigError
+from .loaders import fast_loaders
+from .presets import Preset, get_preset, y_range_for
+from .vocab import Vocab
+
+__all__ = ["collab_learner", "fit", "resolve_device"]
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as given, else CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:0'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' was asked for but torch sees no CUDA GPU; use device='cpu'")
+    return dev
+
+
+def collab_learner(
+    data: CollabData,
+    preset: str | Preset = "fast",
+    *,
+    n_factors: int | None = None,
+    use_nn: bool | None = None,
+    emb_szs: dict[str, int] | None = None,
+    layers: list[int] | tuple[int, ...] | None = None,
+    y_range: tuple[float, float] | None = None,
+    y_pad: float | None = None,
+    bs: int | None = None,
+    wd: float | None = None,
+    row_l2: float | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    device: str | torch.device | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+    **learner_kwargs: Any,
+) -> Learner:
+    """Build a fastai ``Learner`` for ``data`` from a named preset (keyword arguments override it).
+
+    The result is fastai's own ``collab_learner`` output: ``lr_find``, ``fit_one_cycle``, callbacks
+    and the recorder work unchanged. cflearn adds ``learn.cf`` (a :class:`CollabModel` with the ID
+    vocabularies) and four callbacks: ``ColdRows`` (unseen IDs predicted as the average user/item),
+    ``LossHistory`` (raw per-batch losses for :func:`cflearn.plot_loss`), ``NaNGuard`` and, when the
+    preset asks, ``RowL2``.
+
+    Args:
+        data: from :func:`cflearn.from_df`.
+        preset: ``"fast"`` (default), ``"best"``, ``"book"`` (fastbook ch. 8 via fastai's
+            ``CollabDataLoaders``), ``"book_nn"``, ``"fast_nn"``, ``"best_nn"``, or a :class:`Preset`.
+        n_factors, use_nn, emb_szs, layers, bs, wd, row_l2, epochs, lr, y_pad: override the preset.
+        y_range: explicit sigmoid range; default from the data's scale and the preset's rule.
+        device: ``"cpu"``, ``"cuda"``...; default CUDA when available.
+        seed: seeds weights and shuffling; default ``data.seed``. Same seed, same result.
+        progress: show fastai's progress bars.
+        **learner_kwargs: passed to fastai's ``Learner`` (``metrics``, ``cbs``, ``opt_func``, ...).
+    """
+    if not isinstance(data, CollabData):
+        raise ConfigError(f"collab_learner needs the CollabData from cflearn.from_df, got {type(data).__name__}")
+    p = get_preset(preset).replace(n_factors=n_factors, use_nn=use_nn, emb_szs=emb_szs, layers=layers, bs=bs,
+                                   wd=wd, row_l2=row_l2, epochs=epochs, lr=lr, y_pad=y_pad)
+    if p.bs < 1 or p.epochs < 1 or p.lr <= 0 or p.n_factors < 1:
+        raise ConfigError(f"bs, epochs, lr and n_factors must be positive, got {p.bs}, {p.epochs}, {p.lr}, "
+                          f"{p.n_factors}")
+    dev = resolve_device(device)
+    seed = data.seed if seed is None else seed
+    if seed is not None:
+        torch.manual_seed(seed)
+    if len(data.valid_idx) == 0:
+        raise ConfigError("the data has no validation rows (valid_pct=0); fastai needs some: use valid_pct=0.1")
+    yr = y_range_for(data.scale, p.y_range_rule, p.y_pad) if y_range is None else tuple(y_range)
+
+    users, items = data.users, data.items
+    if p.loader == "fastai":
+        dls = _fastai_loaders(data, p.bs, dev)
+        users = Vocab.from_list(list(dls.classes[data.user][1:]))
+        items = Vocab.from_list(list(dls.classes[data.item][1:]))
+    else:
+        xt, yt = data.tensors("train")
+        xv, yv = data.tensors("valid")
+        classes = {data.user: users.itos, data.item: items.itos}
+        dls = fast_loaders(xt, yt, xv, yv, bs=p.bs, classes=classes, device=dev, seed=seed)
+
+    cbs = [ColdRows(), LossHistory(), NaNGuard()] + ([RowL2(p.row_l2)] if p.row_l2 > 0 else [])
+    cbs += list(learner_kwargs.pop("cbs", []) or [])
+    learner_kwargs.setdefault("metrics", [rmse])
+    emb = dict(p.emb_szs) if p.emb_szs else None
+    learn = fastai_collab_learner(dls, n_factors=p.n_factors, use_nn=p.use_nn, emb_szs=emb,
+                                  layers=list(p.layers) or None, y_range=yr, loss_func=MSELossFlat(),
+                                  wd=p.wd, cbs=cbs, **learner_kwargs)
+    learn.model.to(dev)
+    if not progress:
+        learn.remove_cb(ProgressCallback)
+        learn.logger = _silent
+    learn.cf = CollabModel(
+        model=learn.model, users=users, items=items, scale=data.scale, preset=p.to_dict(),
+        columns={"user": data.user, "item": data.item, "rating": data.rating, "timestamp": data.timestamp},
+        global_mean=data.global_mean, item_info=data.item_info, data=data,
+    )
+    return learn
+
+
+def _silent(*_: Any) -> None:
+    """A logger that prints nothing (fastai prints each epoch's row when bars are off)."""
+
+
+def _fastai_loaders(data: CollabData, bs: int, device: torch.device):
+    """fastai's ``CollabDataLoaders.from_df`` recipe, on cflearn's split (for the course presets)."""
+    frame = data.ratings[[data.user, data.item, data.rating]]
+    to = TabularCollab(frame, [Categorify], [data.user, data.item], y_names=[data.rating],
+                       y_block=TransformBlock(), splits=(list(data.train_idx), list(data.valid_idx)))
+    return to.dataloaders(bs=bs, device=device)
+
+
+def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: float | None = None,
+        **kwargs: Any) -> Learner:
+    """Train with the preset's one-cycle schedule (``learn.fit_one_cycle(epochs, lr, wd=wd)``).
+
+    Args:
+        learn: from :func:`collab_learner`.
+        epochs, lr, wd: override the preset's.
+        **kwargs: passed to ``fit_one_cycle``.
+
+    Returns:
+        The same learner, trained; ``learn.cf.fit_seconds`` holds the wall time.
+    """
+    preset = learn.cf.preset
+    t0 = time.perf_counter()
+    learn.fit_one_cycle(epochs or preset["epochs"], lr or preset["lr"], wd=preset["wd"] if wd is None else wd,
+                        **kwargs)
+    learn.cf.fit_seconds = time.perf_counter() - t0
+    return learn

@@ -1,0 +1,72 @@
+"""The networks (forward only): fastai's ``EmbeddingDotBias`` and ``EmbeddingNN``, plus helpers.
+
+cflearn trains fastai's own modules so that a cflearn model is a fastai model: same parameters,
+same forward, same ``state_dict`` keys. These helpers build them from a JSON-able config (for
+loading without pickle) and find their user/item tables.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastai.collab import EmbeddingDotBias, EmbeddingNN
+from fastai.layers import LinBnDrop
+from fastai.tabular.model import emb_sz_rule, tabular_config
+from torch import nn
+
+__all__ = ["EmbeddingDotBias", "EmbeddingNN", "build_model", "model_config", "embedding_tables"]
+
+
+def model_config(model: nn.Module) -> dict[str, Any]:
+    """A JSON-able description from which :func:`build_model` rebuilds the same architecture."""
+    if isinstance(model, EmbeddingDotBias):
+        return {
+            "kind": "dot",
+            "n_factors": model.u_weight.embedding_dim,
+            "n_users": model.u_weight.num_embeddings,
+            "n_items": model.i_weight.num_embeddings,
+            "y_range": list(model.y_range) if model.y_range is not None else None,
+        }
+    if isinstance(model, EmbeddingNN):
+        blocks = [m for m in model.layers if isinstance(m, LinBnDrop)]
+        linears = [next(x for x in b if isinstance(x, nn.Linear)) for b in blocks]
+        dropouts = [next((x.p for x in b if isinstance(x, nn.Dropout)), 0.0) for b in blocks[:-1]]
+        y_range = getattr(model.layers[-1], "low", None)
+        return {
+            "kind": "nn",
+            "emb_szs": [[e.num_embeddings, e.embedding_dim] for e in model.embeds],
+            "layers": [m.out_features for m in linears[:-1]],
+            "use_bn": any(isinstance(x, nn.BatchNorm1d) for b in blocks[:-1] for x in b),
+            "ps": dropouts,
+            "embed_p": model.emb_drop.p,
+            "y_range": [float(model.layers[-1].low), float(model.layers[-1].high)] if y_range is not None else None,
+        }
+    raise TypeError(f"not a cflearn/fastai collab model: {type(model).__name__}")
+
+
+def build_model(config: dict[str, Any]) -> nn.Module:
+    """Build an untrained model from :func:`model_config`'s output."""
+    y_range = tuple(config["y_range"]) if config.get("y_range") is not None else None
+    if config["kind"] == "dot":
+        return EmbeddingDotBias(config["n_factors"], config["n_users"], config["n_items"], y_range=y_range)
+    if config["kind"] == "nn":
+        cfg = tabular_config(y_range=y_range, use_bn=config.get("use_bn", True), embed_p=config.get("embed_p", 0.0))
+        if config.get("ps"):
+            cfg["ps"] = list(config["ps"])
+        return EmbeddingNN(emb_szs=[tuple(e) for e in config["emb_szs"]], layers=list(config["layers"]), **cfg)
+    raise ValueError(f"unknown model kind {config['kind']!r}")
+
+
+def embedding_tables(model: nn.Module) -> dict[tuple[int, str], nn.Embedding]:
+    """The model's embedding tables keyed by (input column, name): column 0 is users, 1 items."""
+    if isinstance(model, EmbeddingDotBias):
+        return {(0, "u_weight"): model.u_weight, (1, "i_weight"): model.i_weight,
+                (0, "u_bias"): model.u_bias, (1, "i_bias"): model.i_bias}
+    if isinstance(model, EmbeddingNN):
+        return {(0, "user"): model.embeds[0], (1, "item"): model.embeds[1]}
+    raise TypeError(f"not a cflearn/fastai collab model: {type(model).__name__}")
+
+
+def default_emb_sz(n: int) -> int:
+    """fastai's embedding-size rule of thumb for ``n`` categories."""
+    return emb_sz_rule(n)

@@ -1,0 +1,108 @@
+"""Named training presets: small frozen dataclasses with the numbers that justify them."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from .errors import ConfigError, closest
+
+__all__ = ["Preset", "PRESETS", "get_preset", "y_range_for"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """Hyper-parameters and schedule of one way of training.
+
+    Attributes:
+        name: the preset's name.
+        description: one line on what it is for.
+        loader: ``"fastai"`` (fastai's ``CollabDataLoaders`` path, as in the course) or ``"fast"``
+            (cflearn's tensor-slice loaders: same batches semantics, no per-batch pandas/collation).
+        bs: batch size.
+        epochs: epochs of ``fit_one_cycle``.
+        lr: maximum learning rate of ``fit_one_cycle``.
+        wd: fastai weight decay (decoupled, applied to every parameter each step).
+        row_l2: L2 penalty on the embedding rows a batch looks up (classic matrix-factorisation
+            regularisation); 0 disables it.
+        n_factors: latent factors of the dot-product model.
+        use_nn: use fastai's ``EmbeddingNN`` instead of the dot-product model.
+        emb_szs: embedding sizes of the NN model by column name (``None``: fastai's rule).
+        layers: hidden layer sizes of the NN model.
+        y_range_rule: ``"pad"``: (lowest - pad, highest + pad); ``"book"``: (min(0, lowest - pad),
+            highest + pad), which is fastbook's ``(0, 5.5)`` on 1-5 and 0.5-5 star data.
+        y_pad: padding of the rating scale; ``None`` means 0.5 on scales at least 2 wide, else 10%.
+    """
+
+    name: str
+    description: str
+    loader: Literal["fastai", "fast"] = "fast"
+    bs: int = 64
+    epochs: int = 5
+    lr: float = 5e-3
+    wd: float = 0.1
+    row_l2: float = 0.0
+    n_factors: int = 50
+    use_nn: bool = False
+    emb_szs: dict[str, int] | None = None
+    layers: tuple[int, ...] = ()
+    y_range_rule: Literal["pad", "book"] = "pad"
+    y_pad: float | None = None
+
+    def replace(self, **changes: Any) -> Preset:
+        """A copy with some fields changed (``None`` values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown preset field(s) {sorted(unknown)}")
+        if "layers" in changes:
+            changes["layers"] = tuple(changes["layers"])
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of the fields."""
+        d = dataclasses.asdict(self)
+        d["layers"] = list(self.layers)
+        return d
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset("book", "fastbook chapter 8, through fastai's CollabDataLoaders: bs 64, 5 epochs, lr 5e-3, wd 0.1",
+               loader="fastai", bs=64, epochs=5, lr=5e-3, wd=0.1, n_factors=50, y_range_rule="book"),
+        Preset("book_nn", "fastbook chapter 8's EmbeddingNN (layers [100]), through fastai's CollabDataLoaders",
+               loader="fastai", bs=64, epochs=5, lr=5e-3, wd=0.1, use_nn=True, layers=(100,), y_range_rule="book"),
+        Preset("fast", "default: large batches on tensor slices with L2 on the looked-up rows",
+               loader="fast", bs=2048, epochs=20, lr=2e-2, wd=0.0, row_l2=0.05, n_factors=64),
+        Preset("best", "more factors and epochs than 'fast', still a few seconds on a laptop",
+               loader="fast", bs=2048, epochs=40, lr=1e-2, wd=0.0, row_l2=0.05, n_factors=128),
+        Preset("fast_nn", "EmbeddingNN on the fast path",
+               loader="fast", bs=2048, epochs=10, lr=1e-2, wd=0.1, use_nn=True, layers=(128,)),
+        Preset("best_nn", "a larger EmbeddingNN on the fast path",
+               loader="fast", bs=2048, epochs=20, lr=5e-3, wd=0.2, use_nn=True, layers=(256, 64)),
+    ]
+}
+
+
+def get_preset(preset: str | Preset) -> Preset:
+    """Look a preset up by name (a :class:`Preset` is returned as is)."""
+    if isinstance(preset, Preset):
+        return preset
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}{closest(str(preset), PRESETS)}; "
+                          f"choose one of {', '.join(PRESETS)}")
+    return PRESETS[preset]
+
+
+def y_range_for(scale: tuple[float, float], rule: Literal["pad", "book"] = "pad",
+                pad: float | None = None) -> tuple[float, float]:
+    """The sigmoid range for a rating scale (see :class:`Preset` for the rules)."""
+    lo, hi = scale
+    if pad is None:
+        pad = 0.5 if hi - lo >= 2 else 0.1 * max(hi - lo, 1.0)
+    if rule == "book":
+        return (min(0.0, lo - pad), hi + pad)
+    if rule == "pad":
+        return (lo - pad, hi + pad)
+    raise ConfigError(f"y_range_rule must be 'pad' or 'book', got {rule!r}")

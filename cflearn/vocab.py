@@ -1,0 +1,91 @@
+"""Vocabularies: raw user/item IDs <-> contiguous indices, both ways."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Vocab", "UNKNOWN"]
+
+UNKNOWN = "#na#"
+"""Placeholder at index 0 of every vocabulary, as in fastai: unknown IDs map to row 0."""
+
+
+class Vocab:
+    """Sorted raw IDs with index 0 reserved for unknown IDs (fastai's ``#na#`` convention).
+
+    Args:
+        ids: the raw IDs seen in training (any hashable type of one kind; duplicates ignored).
+            They are sorted, so the layout matches fastai's ``Categorify`` on the same IDs.
+    """
+
+    def __init__(self, ids: Sequence[Any] | np.ndarray | pd.Index):
+        index = pd.Index(pd.Series(ids).unique()) if len(ids) else pd.Index([], dtype=object)
+        try:
+            index = index.sort_values()
+        except TypeError:  # incomparable types: keep a stable, deterministic order
+            index = pd.Index(sorted(index, key=lambda v: (type(v).__name__, str(v))))
+        self._index = index
+
+    # -- raw -> index -------------------------------------------------------------------------
+    def encode(self, raw: Sequence[Any] | np.ndarray | pd.Series) -> np.ndarray:
+        """Indices (int64) of ``raw`` IDs; unknown IDs map to 0."""
+        pos = self._index.get_indexer(pd.Index(np.asarray(raw) if not isinstance(raw, pd.Series) else raw))
+        return (pos + 1).astype(np.int64)  # -1 (missing) becomes 0
+
+    def known(self, raw: Sequence[Any] | np.ndarray | pd.Series) -> np.ndarray:
+        """Boolean mask: which of ``raw`` are in the vocabulary."""
+        return self.encode(raw) > 0
+
+    # -- index -> raw -------------------------------------------------------------------------
+    def decode(self, idx: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Raw IDs of indices ``idx`` (index 0 decodes to ``'#na#'``)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f"vocabulary index out of range 0..{len(self) - 1}")
+        out = self._index.to_numpy()[np.clip(idx - 1, 0, None)] if len(self._index) else np.array([], object)
+        if (idx == 0).any():
+            out = out.astype(object)
+            out[idx == 0] = UNKNOWN
+        return out
+
+    @property
+    def ids(self) -> pd.Index:
+        """The known raw IDs in index order (index ``i`` of the model is ``ids[i - 1]``)."""
+        return self._index
+
+    @property
+    def itos(self) -> list[Any]:
+        """fastai-style list: ``['#na#', id_1, id_2, ...]``."""
+        return [UNKNOWN, *self._index.tolist()]
+
+    def __len__(self) -> int:
+        return len(self._index) + 1
+
+    def __contains__(self, raw: Any) -> bool:
+        return raw in self._index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocab) and self._index.equals(other._index)
+
+    def __repr__(self) -> str:
+        head = ", ".join(map(repr, self._index[:5].tolist()))
+        more = ", ..." if len(self._index) > 5 else ""
+        return f"Vocab({len(self._index)} ids: [{head}{more}])"
+
+    # -- JSON ---------------------------------------------------------------------------------
+    def to_list(self) -> list[Any]:
+        """Known raw IDs as plain Python values (JSON-ready)."""
+        return [v.item() if isinstance(v, np.generic) else v for v in self._index.tolist()]
+
+    @classmethod
+    def from_list(cls, ids: list[Any]) -> Vocab:
+        """Rebuild from :meth:`to_list` without re-sorting (the saved order is the model's)."""
+        vocab = cls.__new__(cls)
+        vocab._index = pd.Index(ids) if ids else pd.Index([], dtype=object)
+        if not vocab._index.is_unique:
+            raise ValueError("vocabulary IDs are not unique")
+        return vocab
