@@ -43,26 +43,37 @@ def fill_cold_rows(model: nn.Module) -> None:
 
 
 class RowL2(Callback):
-    """Add ``l2 * mean(|rows looked up|^2)`` to the training loss: MF regularisation per rating.
+    """Add an L2 penalty on the embedding rows a batch looks up to the loss that is minimised.
 
-    Unlike fastai's weight decay, which shrinks every row at every step, this penalises only the
-    rows a batch uses, so popular and rare items are regularised in proportion to their ratings.
-    The recorded loss (``learn.loss``) stays the plain MSE.
+    The penalty is ``l2 * mean(|p_u|^2 + |q_i|^2) + bias_l2 * mean(b_u^2 + b_i^2)`` over the
+    batch's ratings: classic matrix-factorisation regularisation, per rating. Unlike fastai's
+    weight decay, which shrinks every row at every step, it penalises only the rows a batch uses,
+    so rows are regularised in proportion to how often they are rated. The recorded loss
+    (``learn.loss``) stays the plain MSE.
     """
 
     order = 1
 
-    def __init__(self, l2: float):
-        self.l2 = float(l2)
+    def __init__(self, l2: float, bias_l2: float = 0.0):
+        self.l2, self.bias_l2 = float(l2), float(bias_l2)
 
     def after_loss(self) -> None:
-        if not self.training or self.l2 <= 0:
+        if not self.learn.training:
             return
-        x = self.learn.xb[0]
-        penalty = 0.0
-        for (col, _), table in embedding_tables(self.learn.model).items():
-            penalty = penalty + table.weight[x[:, col]].pow(2).sum(-1).mean()
-        self.learn.loss_grad = self.learn.loss_grad + self.l2 * penalty
+        rows = getattr(self.learn.model, "last_rows", None)
+        if rows is not None:  # DotBias kept its lookups
+            u, i, bu, bi = rows
+            penalty = self.l2 * (u.pow(2).sum(1) + i.pow(2).sum(1)).mean()
+            if self.bias_l2:
+                penalty = penalty + self.bias_l2 * (bu.pow(2) + bi.pow(2)).mean()
+        else:
+            x = self.learn.xb[0]
+            penalty = 0.0
+            for (col, name), table in embedding_tables(self.learn.model).items():
+                weight = self.bias_l2 if "bias" in name else self.l2
+                if weight:
+                    penalty = penalty + weight * table.weight[x[:, col]].pow(2).sum(-1).mean()
+        self.learn.loss_grad = self.learn.loss_grad + penalty
 
 
 def _finding_lr(learn) -> bool:
@@ -116,7 +127,7 @@ class LossHistory(Callback):
         self.valid_losses.append(float(v) if v is not None else math.nan)
         for name in names[3:-1]:
             value = values.get(name)
-            self.metric_values.setdefault(name.lstrip("_"), []).append(float(value) if value is not None else math.nan)
+            self.metric_values.setdefault(name, []).append(float(value) if value is not None else math.nan)
 
 
 class NaNGuard(Callback):
@@ -173,6 +184,6 @@ class EpochPrinter(Callback):
         parts.append(f"epoch {done:>3}/{total}")
         for name in self.learn.recorder.metric_names[1:-1]:
             if values.get(name) is not None:
-                parts.append(f"{name.lstrip('_')} {float(values[name]):.4f}")
+                parts.append(f"{name} {float(values[name]):.4f}")
         parts.append(f"{time.perf_counter() - self._t0:.1f}s")
         print("  ".join(parts), file=self.stream or sys.stdout, flush=True)

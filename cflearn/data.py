@@ -309,12 +309,24 @@ def from_df(
     )
 
 
+_ROLE_WORDS = {
+    "user": ("user", "uid", "customer", "member", "reader", "person"),
+    "item": ("item", "iid", "movie", "product", "book", "song", "track", "article"),
+    "rating": ("rating", "score", "stars", "value", "grade", "label"),
+    "timestamp": ("time", "date", "ts", "when"),
+}
+
+
 def _column(df: pd.DataFrame, name: str | None, default_pos: int | None, role: str) -> str:
     if name is None:
         return df.columns[default_pos]
     if name not in df.columns:
-        raise ColumnError(f"no {role} column {name!r} in the table{closest(str(name), map(str, df.columns))}; "
-                          f"columns are {list(df.columns)}")
+        names = [str(c) for c in df.columns]
+        hint = closest(str(name), names)
+        if not hint:
+            fits = [c for c in names if any(w in c.lower() for w in _ROLE_WORDS[role])]
+            hint = f" (did you mean '{fits[0]}'?)" if fits else ""
+        raise ColumnError(f"no {role} column {name!r} in the table{hint}; columns are {list(df.columns)}")
     return name
 
 

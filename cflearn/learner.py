@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
+import numpy as np
 import torch
 from fastai.callback.progress import ProgressCallback
 from fastai.collab import TabularCollab
@@ -12,7 +14,9 @@ from fastai.collab import collab_learner as fastai_collab_learner
 from fastai.data.block import TransformBlock
 from fastai.learner import Learner
 from fastai.losses import MSELossFlat
-from fastai.metrics import rmse
+from fastai.metrics import AccumMetric
+from fastai.optimizer import OptimWrapper
+from torch.nn import functional as F
 from fastai.tabular.core import Categorify
 
 from .callbacks import ColdRows, LossHistory, NaNGuard, RowL2
@@ -20,10 +24,14 @@ from .collab import CollabModel
 from .data import CollabData
 from .errors import ConfigError
 from .loaders import fast_loaders
+from .models import DotBias
 from .presets import Preset, get_preset, y_range_for
 from .vocab import Vocab
 
 __all__ = ["collab_learner", "fit", "resolve_device"]
+
+# fastai's tabular loaders turn pandas' read-only (copy-on-write) arrays into tensors; harmless here
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -52,6 +60,7 @@ def collab_learner(
     bs: int | None = None,
     wd: float | None = None,
     row_l2: float | None = None,
+    bias_l2: float | None = None,
     epochs: int | None = None,
     lr: float | None = None,
     device: str | torch.device | None = None,
@@ -71,7 +80,7 @@ def collab_learner(
         data: from :func:`cflearn.from_df`.
         preset: ``"fast"`` (default), ``"best"``, ``"book"`` (fastbook ch. 8 via fastai's
             ``CollabDataLoaders``), ``"book_nn"``, ``"fast_nn"``, ``"best_nn"``, or a :class:`Preset`.
-        n_factors, use_nn, emb_szs, layers, bs, wd, row_l2, epochs, lr, y_pad: override the preset.
+        n_factors, use_nn, emb_szs, layers, bs, wd, row_l2, bias_l2, epochs, lr, y_pad: override the preset.
         y_range: explicit sigmoid range; default from the data's scale and the preset's rule.
         device: ``"cpu"``, ``"cuda"``...; default CUDA when available.
         seed: seeds weights and shuffling; default ``data.seed``. Same seed, same result.
@@ -81,10 +90,13 @@ def collab_learner(
     if not isinstance(data, CollabData):
         raise ConfigError(f"collab_learner needs the CollabData from cflearn.from_df, got {type(data).__name__}")
     p = get_preset(preset).replace(n_factors=n_factors, use_nn=use_nn, emb_szs=emb_szs, layers=layers, bs=bs,
-                                   wd=wd, row_l2=row_l2, epochs=epochs, lr=lr, y_pad=y_pad)
+                                   wd=wd, row_l2=row_l2, bias_l2=bias_l2, epochs=epochs, lr=lr,
+                                   y_pad=y_pad)
     if p.bs < 1 or p.epochs < 1 or p.lr <= 0 or p.n_factors < 1:
         raise ConfigError(f"bs, epochs, lr and n_factors must be positive, got {p.bs}, {p.epochs}, {p.lr}, "
                           f"{p.n_factors}")
+    if bs is None and p.loader == "fast":  # small tables: keep at least ~32 steps per epoch
+        p = p.replace(bs=min(p.bs, max(64, 2 ** int(np.log2(max(1, len(data.train_idx) // 32))))))
     dev = resolve_device(device)
     seed = data.seed if seed is None else seed
     if seed is not None:
@@ -104,13 +116,20 @@ def collab_learner(
         classes = {data.user: users.itos, data.item: items.itos}
         dls = fast_loaders(xt, yt, xv, yv, bs=p.bs, classes=classes, device=dev, seed=seed)
 
-    cbs = [ColdRows(), LossHistory(), NaNGuard()] + ([RowL2(p.row_l2)] if p.row_l2 > 0 else [])
-    cbs += list(learner_kwargs.pop("cbs", []) or [])
-    learner_kwargs.setdefault("metrics", [rmse])
-    emb = dict(p.emb_szs) if p.emb_szs else None
-    learn = fastai_collab_learner(dls, n_factors=p.n_factors, use_nn=p.use_nn, emb_szs=emb,
-                                  layers=list(p.layers) or None, y_range=yr, loss_func=MSELossFlat(),
-                                  wd=p.wd, cbs=cbs, **learner_kwargs)
+    l2 = [RowL2(p.row_l2, p.bias_l2)] if p.row_l2 > 0 or p.bias_l2 > 0 else []
+    cbs = [ColdRows(), LossHistory(), NaNGuard(), *l2, *(learner_kwargs.pop("cbs", None) or [])]
+    learner_kwargs.setdefault("metrics", [AccumMetric(rmse)])
+    if p.optimizer == "adamw":
+        learner_kwargs.setdefault("opt_func", adamw)
+    if p.loader == "fast" and not p.use_nn:
+        # fastai's collab_learner builds EmbeddingDotBias; DotBias is the same module keeping its lookups
+        model = DotBias.from_classes(p.n_factors, dls.classes, y_range=yr)
+        learn = Learner(dls, model, loss_func=mse_flat, wd=p.wd, cbs=cbs, **learner_kwargs)
+    else:
+        learn = fastai_collab_learner(dls, n_factors=p.n_factors, use_nn=p.use_nn,
+                                      emb_szs=dict(p.emb_szs) if p.emb_szs else None,
+                                      layers=list(p.layers) or None, y_range=yr, loss_func=MSELossFlat(),
+                                      wd=p.wd, cbs=cbs, **learner_kwargs)
     learn.model.to(dev)
     if not progress:
         learn.remove_cb(ProgressCallback)
@@ -121,6 +140,22 @@ def collab_learner(
         global_mean=data.global_mean, item_info=data.item_info, data=data,
     )
     return learn
+
+
+def rmse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Root mean squared error of flattened tensors (the validation metric cflearn adds)."""
+    return torch.sqrt(F.mse_loss(pred.reshape(-1).float(), target.reshape(-1).float()))
+
+
+def mse_flat(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of flattened tensors (fastai's ``MSELossFlat`` without its tensor casts)."""
+    return F.mse_loss(pred.view(-1), target.view(-1))
+
+
+def adamw(params: Any, lr: float = 1e-3, **kwargs: Any) -> OptimWrapper:
+    """PyTorch's multi-tensor AdamW with fastai's Adam defaults (betas 0.9/0.99, eps 1e-5), for fastai."""
+    return OptimWrapper(params, opt=torch.optim.AdamW, lr=lr, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.0,
+                        foreach=True, **kwargs)
 
 
 def _silent(*_: Any) -> None:

@@ -12,9 +12,31 @@ from typing import Any
 from fastai.collab import EmbeddingDotBias, EmbeddingNN
 from fastai.layers import LinBnDrop
 from fastai.tabular.model import emb_sz_rule, tabular_config
+import torch
 from torch import nn
 
-__all__ = ["EmbeddingDotBias", "EmbeddingNN", "build_model", "model_config", "embedding_tables"]
+__all__ = ["EmbeddingDotBias", "EmbeddingNN", "DotBias", "build_model", "model_config", "embedding_tables"]
+
+
+class DotBias(EmbeddingDotBias):
+    """fastai's ``EmbeddingDotBias`` (same parameters, same forward) that keeps the rows it looked up.
+
+    In training mode the last batch's ``(user factors, item factors, user bias, item bias)`` rows
+    are kept in ``last_rows`` so that :class:`cflearn.callbacks.RowL2` can penalise them without
+    looking them up a second time.
+    """
+
+    last_rows: tuple[torch.Tensor, ...] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        users, items = x[:, 0], x[:, 1]
+        u, i = self.u_weight(users), self.i_weight(items)
+        bu, bi = self.u_bias(users).view(-1), self.i_bias(items).view(-1)
+        self.last_rows = (u, i, bu, bi) if self.training else None
+        res = (u * i).sum(1) + bu + bi
+        if self.y_range is None:
+            return res
+        return torch.sigmoid(res) * (self.y_range[1] - self.y_range[0]) + self.y_range[0]
 
 
 def model_config(model: nn.Module) -> dict[str, Any]:
@@ -48,7 +70,7 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     """Build an untrained model from :func:`model_config`'s output."""
     y_range = tuple(config["y_range"]) if config.get("y_range") is not None else None
     if config["kind"] == "dot":
-        return EmbeddingDotBias(config["n_factors"], config["n_users"], config["n_items"], y_range=y_range)
+        return DotBias(config["n_factors"], config["n_users"], config["n_items"], y_range=y_range)
     if config["kind"] == "nn":
         cfg = tabular_config(y_range=y_range, use_bn=config.get("use_bn", True), embed_p=config.get("embed_p", 0.0))
         if config.get("ps"):

@@ -20,10 +20,10 @@ __all__ = ["plot_loss", "smooth"]
 
 
 def smooth(values: Sequence[float], window: int | None = None) -> np.ndarray:
-    """Centred rolling mean; ``window`` defaults to about 1/25 of the series (at least 1)."""
+    """Centred rolling mean; ``window`` defaults to the square root of the series' length."""
     values = np.asarray(values, dtype=float)
     if window is None:
-        window = max(1, len(values) // 25)
+        window = max(1, round(len(values) ** 0.5))
     return pd.Series(values).rolling(window, center=True, min_periods=1).mean().to_numpy()
 
 
@@ -58,7 +58,7 @@ def plot_loss(
         learners: one trained learner (or its ``learn.loss_history``), or a list to overlay.
         labels: legend names of the runs (default "run 1", "run 2", ...).
         raw: draw the raw per-batch loss; default only for a single run.
-        window: smoothing window in batches (default: about 1/25 of the batches).
+        window: smoothing window in batches (default: the square root of the number of batches).
         metrics: add the metrics panel when there are metrics.
         log: logarithmic loss axis.
         title: figure title.

@@ -1,0 +1,88 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cflearn.cli import main
+
+
+def run_cli(*args, env=None, cwd=None):
+    """Run the real `cflearn` entry point in a subprocess (exit code, stdout, stderr)."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "cflearn.cli", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=600)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def ratings_csv(tmp_path_factory, synth):
+    path = tmp_path_factory.mktemp("in") / "ratings.csv"
+    synth.ratings.rename(columns={"user": "uid", "item": "iid", "rating": "stars"}).to_csv(path, index=False)
+    return path
+
+
+def test_fit_writes_metrics_plot_and_model(ratings_csv, tmp_path):
+    before = ratings_csv.read_bytes()
+    out = tmp_path / "run"
+    code, stdout, stderr = run_cli("fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
+                                   "--epochs", "3", "--out", str(out))
+    assert code == 0, stderr
+    assert ratings_csv.read_bytes() == before  # input untouched
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ["rmse", "mae", "n_train", "n_valid", "fit_seconds", "preset", "seed"]:
+        assert key in metrics
+    assert metrics["preset"] == "fast" and metrics["seed"] == 42 and metrics["n_train"] == 4800
+    assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert "valid RMSE" in stdout and "epoch   3/3" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["loss.png", "metrics.json", "model.safetensors"]
+
+    code, stdout, _ = run_cli("predict", str(out / "model.safetensors"), "--user", "1", "--item", "1", "99999")
+    assert code == 0
+    assert "user 1 item 1:" in stdout and "fallback: unknown item" in stdout
+
+    # an existing output folder is not overwritten without --force
+    code, _, stderr = run_cli("fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
+                              "--out", str(out))
+    assert code == 1 and "--force" in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--user", "usr", "--item", "iid", "--rating", "stars"], "did you mean 'uid'"),
+    (["--user", "uid", "--item", "iid", "--rating", "stars", "--preset", "bok"], "invalid choice"),
+])
+def test_cli_errors_are_one_line_without_traceback(ratings_csv, tmp_path, args, message):
+    code, _, stderr = run_cli("fit", str(ratings_csv), *args, "--out", str(tmp_path / "o"))
+    assert code != 0
+    assert message in stderr
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_bad_file(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    code, _, stderr = run_cli("fit", str(empty), "--user", "a", "--item", "b", "--rating", "c", "--out",
+                              str(tmp_path / "o"))
+    assert code == 1 and stderr.strip().count("\n") == 0 and "empty" in stderr
+    code, _, stderr = run_cli("predict", str(tmp_path / "missing.safetensors"), "--user", "1", "--item", "1")
+    assert code == 1 and "not found" in stderr and "Traceback" not in stderr
+
+
+def test_help_reads_well():
+    code, stdout, _ = run_cli("--help")
+    assert code == 0 and "demo" in stdout and "fit" in stdout
+    code, stdout, _ = run_cli("fit", "--help")
+    assert code == 0 and "--valid-pct" in stdout and "--force" in stdout
+    assert main(["presets"]) == 0
+
+
+def test_demo_offline_trains_on_synthetic_and_says_so(tmp_path):
+    env = {"CFLEARN_DATA": str(tmp_path / "nothing"), "CFLEARN_CACHE": str(tmp_path / "cache")}
+    code, stdout, stderr = run_cli("demo", "--offline", "--epochs", "2", "--out", str(tmp_path / "demo"), env=env)
+    assert code == 0, stderr
+    assert "SYNTHETIC" in stdout and "valid RMSE" in stdout
+    assert (tmp_path / "demo" / "metrics.json").is_file()

@@ -1,0 +1,113 @@
+import json
+import struct
+
+import numpy as np
+import pytest
+
+import cflearn
+
+
+def test_round_trip_identical_predictions_without_data(trained, synth_data, tmp_path):
+    path = cflearn.save(trained, tmp_path / "m.safetensors")
+    model = cflearn.load(path)
+    assert model.data is None
+    users = synth_data.valid["user"].tolist() + ["ghost"]
+    items = synth_data.valid["item"].tolist() + [1]
+    a = cflearn.predict(trained, users, items)
+    b = cflearn.predict(model, users, items)
+    assert a.equals(b)
+    assert model.users == trained.cf.users and model.items == trained.cf.items
+    assert model.preset["name"] == "fast"
+    assert model.item_info is not None and "genres" in model.item_info.columns
+
+
+def test_string_ids_and_nn_round_trip(tmp_path):
+    ds = cflearn.datasets.synthetic(n_users=50, n_items=40, density=0.3, id_type="str", seed=2)
+    data = cflearn.from_df(ds)
+    learn = cflearn.collab_learner(data, "fast_nn", epochs=1, progress=False)
+    cflearn.fit(learn)
+    model = cflearn.load(cflearn.save(learn, tmp_path / "nn.safetensors"))
+    a = cflearn.predict(learn, ["u1", "u2"], ["i3", "i4"])
+    assert a.equals(cflearn.predict(model, ["u1", "u2"], ["i3", "i4"]))
+
+
+def _header(path):
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    return raw, n, json.loads(raw[8 : 8 + n])
+
+
+def _rewrite(path, header, rest):
+    blob = json.dumps(header).encode()
+    blob += b" " * (-len(blob) % 8)
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob + rest)
+
+
+def test_newer_format_truncated_tampered(trained, tmp_path):
+    path = cflearn.save(trained, tmp_path / "m.safetensors")
+    raw, n, header = _header(path)
+    meta = json.loads(header["__metadata__"]["cflearn"])
+
+    newer = tmp_path / "newer.safetensors"
+    meta2 = dict(meta, format_version=99)
+    _rewrite(newer, dict(header, __metadata__={"cflearn": json.dumps(meta2)}), raw[8 + n :])
+    with pytest.raises(cflearn.ModelFileError, match="newer.*upgrade"):
+        cflearn.load(newer)
+
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(cflearn.ModelFileError, match="truncated or corrupted"):
+        cflearn.load(cut)
+
+    tampered = tmp_path / "tampered.safetensors"
+    _rewrite(tampered, dict(header, __metadata__={"cflearn": "{not json"}), raw[8 + n :])
+    with pytest.raises(cflearn.ModelFileError, match="tampered"):
+        cflearn.load(tampered)
+
+    shapes = tmp_path / "shapes.safetensors"
+    meta3 = dict(meta, model=dict(meta["model"], n_factors=meta["model"]["n_factors"] + 1))
+    _rewrite(shapes, dict(header, __metadata__={"cflearn": json.dumps(meta3)}), raw[8 + n :])
+    with pytest.raises(cflearn.ModelFileError, match="do not match"):
+        cflearn.load(shapes)
+
+    vocab = tmp_path / "vocab.safetensors"
+    meta4 = dict(meta, users=meta["users"][:-1])
+    _rewrite(vocab, dict(header, __metadata__={"cflearn": json.dumps(meta4)}), raw[8 + n :])
+    with pytest.raises(cflearn.ModelFileError, match="vocabularies"):
+        cflearn.load(vocab)
+
+    with pytest.raises(cflearn.ModelFileError, match="not found"):
+        cflearn.load(tmp_path / "none.safetensors")
+
+
+def test_pickle_payload_is_never_executed(tmp_path):
+    """A torch/fastai-style pickle file must be refused, and its payload must not run."""
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    bad = tmp_path / "evil.safetensors"
+    bad.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(cflearn.ModelFileError):
+        cflearn.load(bad)
+    assert not marker.exists()
+
+
+def test_save_is_atomic(trained, tmp_path, monkeypatch):
+    path = cflearn.save(trained, tmp_path / "m.safetensors")
+    before = path.read_bytes()
+    import cflearn.io as cio
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cio.os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        cflearn.save(trained, path)
+    assert path.read_bytes() == before  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left behind
+    np.testing.assert_array_equal(np.frombuffer(before[:8], "<u8"), np.frombuffer(path.read_bytes()[:8], "<u8"))

@@ -1,0 +1,174 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from fastai.collab import TabularCollab
+from fastai.collab import collab_learner as fastai_collab_learner
+from fastai.data.block import TransformBlock
+from fastai.learner import Learner
+from fastai.tabular.core import Categorify
+
+import cflearn
+from cflearn.presets import y_range_for
+
+
+def test_returns_a_plain_fastai_learner(synth_data):
+    learn = cflearn.collab_learner(synth_data, progress=False)
+    assert type(learn) is Learner
+    assert isinstance(learn.cf, cflearn.CollabModel)
+    assert learn.cf.model is learn.model
+    assert learn.model.y_range == (0.5, 5.5)
+
+
+def test_planted_structure_is_learned(trained, synth_data):
+    scores = cflearn.predict.__module__  # noqa: F841  (module import check)
+    from cflearn.predict import score
+
+    s = score(trained)
+    valid = synth_data.valid[synth_data.rating]
+    baseline = float(np.sqrt(((valid - synth_data.global_mean) ** 2).mean()))
+    assert s["rmse"] < 0.75 * baseline, (s, baseline)
+    # the learned item biases agree with the planted ones
+    truth = cflearn.datasets.synthetic(n_users=300, n_items=200, density=0.1, seed=0).truth
+    idx = trained.cf.items.encode(truth["item_ids"])
+    known = idx > 0
+    learned = trained.model.i_bias.weight.detach().numpy()[idx[known], 0]
+    assert np.corrcoef(learned, truth["item_bias"][known])[0, 1] > 0.6
+
+
+def test_lr_find_and_fit_one_cycle_work_unchanged(synth_data):
+    learn = cflearn.collab_learner(synth_data, bs=256, progress=False)
+    res = learn.lr_find(show_plot=False)
+    assert res.valley > 0
+    learn.fit_one_cycle(2, 1e-2)
+    assert len(learn.recorder.values) == 2
+    assert len(learn.loss_history.epoch_ends) == 2  # lr_find did not pollute the history
+
+
+def test_same_seed_same_metrics(synth_data):
+    runs = []
+    for _ in range(2):
+        learn = cflearn.collab_learner(synth_data, epochs=3, bs=512, seed=7, progress=False)
+        cflearn.fit(learn)
+        runs.append(learn.recorder.values[-1])
+    assert runs[0] == runs[1]
+
+
+def test_y_range_rules():
+    assert y_range_for((1, 5), "book") == (0.0, 5.5)
+    assert y_range_for((0.5, 5), "book") == (0.0, 5.5)
+    assert y_range_for((1, 5)) == (0.5, 5.5)
+    assert y_range_for((1, 10)) == (0.5, 10.5)
+    assert y_range_for((0, 1)) == pytest.approx((-0.1, 1.1))
+    assert y_range_for((1, 5), pad=0.25) == (0.75, 5.25)
+
+
+def test_book_preset_matches_fastbook_settings(synth_data):
+    learn = cflearn.collab_learner(synth_data, "book", progress=False)
+    assert learn.model.y_range == (0.0, 5.5)
+    assert learn.dls.train.bs == 64
+    assert learn.model.u_weight.embedding_dim == 50
+    assert learn.wd == 0.1
+
+
+def test_overrides_and_nn(synth_data):
+    learn = cflearn.collab_learner(synth_data, use_nn=True, layers=[16], emb_szs={"user": 8, "item": 6},
+                                   epochs=2, progress=False)
+    assert [e.embedding_dim for e in learn.model.embeds] == [8, 6]
+    cflearn.fit(learn)
+    pred = cflearn.predict(learn, [1, 2], [1, 2])
+    assert pred.prediction.between(1, 5).all()
+
+
+def test_bad_options(synth_data):
+    with pytest.raises(cflearn.ConfigError, match="did you mean 'fast'"):
+        cflearn.collab_learner(synth_data, "fats")
+    with pytest.raises(cflearn.ConfigError, match="positive"):
+        cflearn.collab_learner(synth_data, bs=0)
+    with pytest.raises(cflearn.ConfigError, match="CollabData"):
+        cflearn.collab_learner(synth_data.ratings)
+
+
+@pytest.mark.parametrize("id_type", ["int", "str"])
+def test_book_preset_agrees_with_raw_fastai(id_type):
+    """cflearn's encoding and fastai's own CollabDataLoaders give the same rows for the same raw IDs."""
+    ds = cflearn.datasets.synthetic(n_users=80, n_items=60, density=0.3, id_type=id_type, seed=5)
+    data = cflearn.from_df(ds, valid_pct=0.2, seed=1)
+    learn = cflearn.collab_learner(data, "book", progress=False)
+    learn.fit_one_cycle(1, 5e-3)
+
+    # the reference: fastai's documented recipe (CollabDataLoaders.from_df is exactly this, with its own split)
+    ratings = data.ratings[["user", "item", "rating"]]
+    to = TabularCollab(ratings, [Categorify], ["user", "item"], y_names=["rating"], y_block=TransformBlock(),
+                       splits=(list(data.train_idx), list(data.valid_idx)))
+    dls = to.dataloaders(bs=64)
+    raw = fastai_collab_learner(dls, n_factors=50, y_range=(0, 5.5))
+    assert list(dls.classes["user"]) == learn.cf.users.itos
+    assert list(dls.classes["item"]) == data.items.itos  # the fast path's own vocab agrees too
+    raw.model.load_state_dict(learn.model.state_dict())
+    ref, targ = raw.get_preds()
+    ours = cflearn.predict(learn, data.valid["user"].tolist(), data.valid["item"].tolist(), clip=False)
+    np.testing.assert_allclose(ours.prediction.to_numpy(), ref.numpy().ravel(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(targ.numpy().ravel(), data.valid["rating"].to_numpy())
+
+
+def test_numpy_reference_of_the_dot_model(trained, synth_data):
+    """micrograd-style: the prediction equals the NumPy formula on the weights."""
+    m = trained.model
+    users, items = synth_data.valid["user"].to_numpy()[:50], synth_data.valid["item"].to_numpy()[:50]
+    u, i = trained.cf.users.encode(users), trained.cf.items.encode(items)
+    W = {k: v.detach().numpy() for k, v in m.state_dict().items()}
+    z = (W["u_weight.weight"][u] * W["i_weight.weight"][i]).sum(1) + W["u_bias.weight"][u, 0] + W["i_bias.weight"][i, 0]
+    lo, hi = m.y_range
+    expected = 1 / (1 + np.exp(-z)) * (hi - lo) + lo
+    got = cflearn.predict(trained, users, items, clip=False).prediction.to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_row_l2_adds_to_the_gradient_loss_only(synth_data):
+    learn = cflearn.collab_learner(synth_data, row_l2=10.0, epochs=1, progress=False)
+    learn.fit(1, 1e-3)
+    # recorded loss is the plain MSE: compare with an unregularised learner's scale
+    assert learn.loss_history.train_losses[0] < 5.0
+    big = learn.model.u_weight.weight[1:].norm().item()
+    plain = cflearn.collab_learner(synth_data, row_l2=0.0, wd=0.0, epochs=1, progress=False)
+    plain.fit(1, 1e-3)
+    assert big < plain.model.u_weight.weight[1:].norm().item()
+
+
+def test_cold_rows_are_the_average_row(trained):
+    for table in [trained.model.u_weight, trained.model.i_weight, trained.model.i_bias]:
+        w = table.weight.detach()
+        torch.testing.assert_close(w[0], w[1:].mean(0))
+
+
+def test_nan_loss_stops_with_clear_error(synth_data):
+    learn = cflearn.collab_learner(synth_data, epochs=1, progress=False)
+    learn.fit(1, 1e-3)
+    good = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    from fastai.callback.core import Callback
+
+    class Blowup(Callback):  # a numerical blow-up in the middle of the second epoch
+        def before_batch(self):
+            if self.training and self.epoch == 1 and self.iter == 1:
+                with torch.no_grad():
+                    self.learn.model.u_weight.weight[1:] = float("nan")
+
+    with pytest.raises(cflearn.TrainingError, match="became nan at epoch 2.*learning rate"):
+        learn.fit(3, 1e-3, cbs=[Blowup()])
+    for k, v in learn.model.state_dict().items():
+        assert torch.isfinite(v).all(), k
+    assert set(good) == set(learn.model.state_dict())
+    assert cflearn.predict(learn, [1], [1]).prediction.notna().all()
+
+
+def test_fast_loader_batches_cover_each_row_once(synth_data):
+    learn = cflearn.collab_learner(synth_data, bs=100, progress=False)
+    dl = learn.dls.train
+    xs = torch.cat([x for x, _ in dl])
+    assert len(xs) == (len(synth_data.train_idx) // 100) * 100  # drop_last
+    full = learn.dls.train.new(shuffle=False, drop_last=False)
+    xs = torch.cat([x for x, _ in full])
+    x_all, _ = synth_data.tensors("train")
+    assert torch.equal(xs, x_all)
+    assert not torch.equal(torch.cat([x for x, _ in dl])[:100], torch.cat([x for x, _ in dl])[:100])
