@@ -12,17 +12,19 @@ from fastai.callback.schedule import LRFinder
 from torch import nn
 
 from .errors import TrainingError
-from .models import embedding_tables
+from .models import embedding_tables, trained_rows
 
 __all__ = ["ColdRows", "RowL2", "LossHistory", "NaNGuard", "EpochPrinter"]
 
 
 class ColdRows(Callback):
-    """Set row 0 (unknown ID) of every embedding table to the mean of the trained rows.
+    """Set the rows training never reaches to the mean of the trained rows.
 
-    fastai maps users/items unseen in training to row 0 (``#na#``), which training never touches.
-    With this callback they are predicted as an average user / item instead of from noise. It runs
-    before each validation and after fitting, so validation losses already include it.
+    fastai maps users/items unseen in training to row 0 (``#na#``), which training never touches;
+    hybrid models also have rows for items known only from their features. With this callback
+    they are predicted as an average user / item (plus, for hybrid items, their features) instead
+    of from random initial weights. It runs before each validation and after fitting, so
+    validation losses already include it.
     """
 
     order = 5
@@ -36,10 +38,16 @@ class ColdRows(Callback):
 
 @torch.no_grad()
 def fill_cold_rows(model: nn.Module) -> None:
-    """Row 0 of each user/item table := mean of the other rows."""
-    for table in embedding_tables(model).values():
-        if table.weight.shape[0] > 1:
-            table.weight[0] = table.weight[1:].mean(0)
+    """Rows no training rating reaches (row 0, and items known only from side features) := mean of
+    the trained rows."""
+    for (col, _), table in embedding_tables(model).items():
+        trained = trained_rows(model, col)
+        w = table.weight
+        if w.shape[0] < 2 or (isinstance(trained, torch.Tensor) and not trained.any()):
+            continue
+        cold = torch.ones(w.shape[0], dtype=torch.bool, device=w.device)
+        cold[trained] = False
+        w[cold] = w[trained].mean(0)
 
 
 class RowL2(Callback):

@@ -73,10 +73,14 @@ class CollabData:
 
     @cached_property
     def codes(self) -> np.ndarray:
-        """``(n, 2)`` int64 array of (user index, item index) for every row (unknown = 0)."""
-        return np.stack(
-            [self.users.encode(self.ratings[self.user]), self.items.encode(self.ratings[self.item])], axis=1
-        )
+        """``(n, 2)`` array of (user index, item index) for every row (unknown = 0).
+
+        int32 while the vocabularies fit (half the memory of int64 on large tables); the loaders
+        hand int64 batches to the model.
+        """
+        dtype = np.int32 if max(len(self.users), len(self.items)) < 2**31 else np.int64
+        return np.stack([self.users.encode(self.ratings[self.user]).astype(dtype, copy=False),
+                         self.items.encode(self.ratings[self.item]).astype(dtype, copy=False)], axis=1)
 
     @cached_property
     def values(self) -> np.ndarray:
@@ -84,7 +88,7 @@ class CollabData:
         return self.ratings[self.rating].to_numpy(dtype=np.float32)
 
     def tensors(self, part: Literal["train", "valid"]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x, y)`` tensors of one part: x is ``(n, 2)`` int64 indices, y is ``(n,)`` float32."""
+        """``(x, y)`` tensors of one part: x is ``(n, 2)`` indices (see :attr:`codes`), y is ``(n,)`` float32."""
         idx = self.train_idx if part == "train" else self.valid_idx
         return torch.from_numpy(self.codes[idx]), torch.from_numpy(self.values[idx])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from typing import Any
@@ -24,7 +25,9 @@ from .collab import CollabModel
 from .data import CollabData
 from .errors import ConfigError
 from .loaders import fast_loaders
-from .models import DotBias
+from .features import item_features
+from .models import DotBias, HybridDotBias, embedding_tables
+from .optim import lazy_adamw
 from .presets import Preset, get_preset, y_range_for
 from .vocab import Vocab
 
@@ -85,11 +88,14 @@ def collab_learner(
         device: ``"cpu"``, ``"cuda"``...; default CUDA when available.
         seed: seeds weights and shuffling; default ``data.seed``. Same seed, same result.
         progress: show fastai's progress bars.
-        **learner_kwargs: passed to fastai's ``Learner`` (``metrics``, ``cbs``, ``opt_func``, ...).
+        **learner_kwargs: any other :class:`Preset` field (``optimizer``, ``item_features``, ``loader``,
+            ...) overrides the preset; the rest go to fastai's ``Learner`` (``metrics``, ``cbs``, ...).
     """
     if not isinstance(data, CollabData):
         raise ConfigError(f"collab_learner needs the CollabData from cflearn.from_df, got {type(data).__name__}")
-    p = get_preset(preset).replace(n_factors=n_factors, use_nn=use_nn, emb_szs=emb_szs, layers=layers, bs=bs,
+    fields = {f.name for f in dataclasses.fields(Preset)} - {"name", "description"}
+    extra = {k: learner_kwargs.pop(k) for k in list(learner_kwargs) if k in fields}
+    p = get_preset(preset).replace(**extra, n_factors=n_factors, use_nn=use_nn, emb_szs=emb_szs, layers=layers, bs=bs,
                                    wd=wd, row_l2=row_l2, bias_l2=bias_l2, epochs=epochs, lr=lr,
                                    y_pad=y_pad)
     if p.bs < 1 or p.epochs < 1 or p.lr <= 0 or p.n_factors < 1:
@@ -106,7 +112,25 @@ def collab_learner(
     yr = y_range_for(data.scale, p.y_range_rule, p.y_pad) if y_range is None else tuple(y_range)
 
     users, items = data.users, data.items
-    if p.loader == "fastai":
+    hybrid = bool(p.item_features) and not p.use_nn and data.item_info is not None and \
+        all(c in data.item_info.columns for c in p.item_features)
+    if p.item_features and not hybrid:
+        p = p.replace(item_features=())  # recorded as trained: no side features were available
+    if hybrid:
+        if p.loader != "fast":
+            raise ConfigError("item_features need the fast loader (loader='fast')")
+        # the item vocabulary also covers items known only from the metadata: they get feature-only rows
+        items = Vocab(np.concatenate([data.train[data.item].to_numpy(), data.item_info.index.to_numpy()]))
+        feats = item_features(data.item_info, p.item_features, items)
+        trained_items = torch.zeros(len(items), dtype=torch.bool)
+        trained_items[items.encode(data.train[data.item])] = True
+        item_codes = items.encode(data.ratings[data.item]).astype(data.codes.dtype)
+        codes = torch.from_numpy(np.stack([data.codes[:, 0], item_codes], axis=1))
+        values = torch.from_numpy(data.values)
+        classes = {data.user: users.itos, data.item: items.itos}
+        dls = fast_loaders(codes[data.train_idx], values[data.train_idx], codes[data.valid_idx],
+                           values[data.valid_idx], bs=p.bs, classes=classes, device=dev, seed=seed)
+    elif p.loader == "fastai":
         dls = _fastai_loaders(data, p.bs, dev)
         users = Vocab.from_list(list(dls.classes[data.user][1:]))
         items = Vocab.from_list(list(dls.classes[data.item][1:]))
@@ -121,7 +145,14 @@ def collab_learner(
     learner_kwargs.setdefault("metrics", [AccumMetric(rmse)])
     if p.optimizer == "adamw":
         learner_kwargs.setdefault("opt_func", adamw)
-    if p.loader == "fast" and not p.use_nn:
+    elif p.optimizer == "lazy":
+        learner_kwargs.setdefault("opt_func", lazy_adamw)
+    if hybrid:
+        model = HybridDotBias(p.n_factors, len(users), len(items), feats.idx, feats.weight, len(feats.names),
+                              trained_items, y_range=yr)
+        model.feature_names = feats.names
+        learn = Learner(dls, model, loss_func=mse_flat, wd=p.wd, cbs=cbs, **learner_kwargs)
+    elif p.loader == "fast" and not p.use_nn:
         # fastai's collab_learner builds EmbeddingDotBias; DotBias is the same module keeping its lookups
         model = DotBias.from_classes(p.n_factors, dls.classes, y_range=yr)
         learn = Learner(dls, model, loss_func=mse_flat, wd=p.wd, cbs=cbs, **learner_kwargs)
@@ -130,6 +161,9 @@ def collab_learner(
                                       emb_szs=dict(p.emb_szs) if p.emb_szs else None,
                                       layers=list(p.layers) or None, y_range=yr, loss_func=MSELossFlat(),
                                       wd=p.wd, cbs=cbs, **learner_kwargs)
+    if p.optimizer == "lazy":
+        for table in embedding_tables(learn.model).values():
+            table.sparse = True  # sparse row gradients for LazyAdamW
     learn.model.to(dev)
     if not progress:
         learn.remove_cb(ProgressCallback)

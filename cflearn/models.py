@@ -15,7 +15,16 @@ from fastai.tabular.model import emb_sz_rule, tabular_config
 import torch
 from torch import nn
 
-__all__ = ["EmbeddingDotBias", "EmbeddingNN", "DotBias", "build_model", "model_config", "embedding_tables"]
+__all__ = [
+    "EmbeddingDotBias",
+    "EmbeddingNN",
+    "DotBias",
+    "HybridDotBias",
+    "build_model",
+    "model_config",
+    "embedding_tables",
+    "trained_rows",
+]
 
 
 class DotBias(EmbeddingDotBias):
@@ -39,6 +48,54 @@ class DotBias(EmbeddingDotBias):
         return torch.sigmoid(res) * (self.y_range[1] - self.y_range[0]) + self.y_range[0]
 
 
+class HybridDotBias(nn.Module):
+    """Dot product and biases where each item also gets the mean embedding of its side features.
+
+    ``score = sigmoid(<p_u, q_i + f_i> + b_u + b_i + c_i)`` scaled to ``y_range``, where ``f_i`` and
+    ``c_i`` are the means of the item's feature vectors and feature biases (e.g. its genres).
+    Rare items borrow strength from items of the same genres, and an item that has features but
+    no training ratings still gets a meaningful score. Parameter names follow fastai's
+    ``EmbeddingDotBias`` (``u_weight``, ``i_weight``, ``u_bias``, ``i_bias``) plus ``f_weight`` and
+    ``f_bias``; the item->feature table and the mask of items seen in training are buffers.
+
+    Args:
+        n_factors: latent factors.
+        n_users, n_items: rows of the user and item tables (index 0 = unknown).
+        feat_idx: ``(n_items, max_features)`` feature indices of each item (padding: weight 0).
+        feat_w: ``(n_items, max_features)`` weights (1 / number of the item's features, or 0).
+        n_features: number of distinct features.
+        trained_items: ``(n_items,)`` bool, items with training ratings.
+        y_range: sigmoid range, or ``None`` for a linear output.
+    """
+
+    def __init__(self, n_factors: int, n_users: int, n_items: int, feat_idx: torch.Tensor, feat_w: torch.Tensor,
+                 n_features: int, trained_items: torch.Tensor, y_range: tuple[float, float] | None = None):
+        super().__init__()
+        from fastai.layers import Embedding
+
+        self.y_range = y_range
+        self.u_weight, self.i_weight = Embedding(n_users, n_factors), Embedding(n_items, n_factors)
+        self.u_bias, self.i_bias = Embedding(n_users, 1), Embedding(n_items, 1)
+        self.f_weight, self.f_bias = Embedding(max(1, n_features), n_factors), Embedding(max(1, n_features), 1)
+        self.register_buffer("feat_idx", feat_idx.long())
+        self.register_buffer("feat_w", feat_w.float())
+        self.register_buffer("trained_items", trained_items.bool())
+        self.last_rows: tuple[torch.Tensor, ...] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        users, items = x[:, 0], x[:, 1]
+        u, i = self.u_weight(users), self.i_weight(items)
+        bu, bi = self.u_bias(users).view(-1), self.i_bias(items).view(-1)
+        fi, fw = self.feat_idx[items], self.feat_w[items].unsqueeze(-1)
+        f = (self.f_weight(fi) * fw).sum(1)
+        c = (self.f_bias(fi) * fw).sum((1, 2))
+        self.last_rows = (u, i, bu, bi) if self.training else None
+        res = (u * (i + f)).sum(1) + bu + bi + c
+        if self.y_range is None:
+            return res
+        return torch.sigmoid(res) * (self.y_range[1] - self.y_range[0]) + self.y_range[0]
+
+
 def model_config(model: nn.Module) -> dict[str, Any]:
     """A JSON-able description from which :func:`build_model` rebuilds the same architecture."""
     if isinstance(model, EmbeddingDotBias):
@@ -47,6 +104,17 @@ def model_config(model: nn.Module) -> dict[str, Any]:
             "n_factors": model.u_weight.embedding_dim,
             "n_users": model.u_weight.num_embeddings,
             "n_items": model.i_weight.num_embeddings,
+            "y_range": list(model.y_range) if model.y_range is not None else None,
+        }
+    if isinstance(model, HybridDotBias):
+        return {
+            "kind": "hybrid",
+            "n_factors": model.u_weight.embedding_dim,
+            "n_users": model.u_weight.num_embeddings,
+            "n_items": model.i_weight.num_embeddings,
+            "n_features": model.f_weight.num_embeddings,
+            "max_features": model.feat_idx.shape[1],
+            "feature_names": list(getattr(model, "feature_names", [])),
             "y_range": list(model.y_range) if model.y_range is not None else None,
         }
     if isinstance(model, EmbeddingNN):
@@ -71,6 +139,12 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     y_range = tuple(config["y_range"]) if config.get("y_range") is not None else None
     if config["kind"] == "dot":
         return DotBias(config["n_factors"], config["n_users"], config["n_items"], y_range=y_range)
+    if config["kind"] == "hybrid":
+        n_items, width = config["n_items"], config["max_features"]
+        model = HybridDotBias(config["n_factors"], config["n_users"], n_items, torch.zeros(n_items, width),
+                              torch.zeros(n_items, width), config["n_features"], torch.zeros(n_items), y_range)
+        model.feature_names = list(config.get("feature_names", []))
+        return model
     if config["kind"] == "nn":
         cfg = tabular_config(y_range=y_range, use_bn=config.get("use_bn", True), embed_p=config.get("embed_p", 0.0))
         if config.get("ps"):
@@ -81,12 +155,20 @@ def build_model(config: dict[str, Any]) -> nn.Module:
 
 def embedding_tables(model: nn.Module) -> dict[tuple[int, str], nn.Embedding]:
     """The model's embedding tables keyed by (input column, name): column 0 is users, 1 items."""
-    if isinstance(model, EmbeddingDotBias):
+    if isinstance(model, (EmbeddingDotBias, HybridDotBias)):
         return {(0, "u_weight"): model.u_weight, (1, "i_weight"): model.i_weight,
                 (0, "u_bias"): model.u_bias, (1, "i_bias"): model.i_bias}
     if isinstance(model, EmbeddingNN):
         return {(0, "user"): model.embeds[0], (1, "item"): model.embeds[1]}
     raise TypeError(f"not a cflearn/fastai collab model: {type(model).__name__}")
+
+
+def trained_rows(model: nn.Module, col: int) -> torch.Tensor | slice:
+    """Rows of the user (``col=0``) or item (``col=1``) tables that training updates."""
+    mask = getattr(model, "trained_items", None)
+    if col == 1 and mask is not None:
+        return mask
+    return slice(1, None)
 
 
 def default_emb_sz(n: int) -> int:

@@ -28,12 +28,16 @@ class Preset:
         row_l2: L2 penalty on the factor rows a batch looks up (classic matrix-factorisation
             regularisation); 0 disables it.
         bias_l2: the same penalty on the bias rows.
-        optimizer: ``"fastai"`` (fastai's own Adam, as in the course) or ``"adamw"`` (PyTorch's
-            vectorised AdamW, same maths with fastai's betas and eps, fewer Python calls per step).
+        optimizer: ``"fastai"`` (fastai's own Adam, as in the course), ``"adamw"`` (PyTorch's
+            vectorised AdamW, same maths with fastai's betas and eps, fewer Python calls per step) or
+            ``"lazy"`` (:class:`cflearn.optim.LazyAdamW` on sparse embedding gradients: only the rows
+            a batch touches are updated, so a step costs the same however large the tables are).
         n_factors: latent factors of the dot-product model.
         use_nn: use fastai's ``EmbeddingNN`` instead of the dot-product model.
         emb_szs: embedding sizes of the NN model by column name (``None``: fastai's rule).
         layers: hidden layer sizes of the NN model.
+        item_features: item metadata columns (e.g. ``("genres",)``) for the hybrid model
+            (:class:`cflearn.models.HybridDotBias`); used when the data has them, else ignored.
         y_range_rule: ``"pad"``: (lowest - pad, highest + pad); ``"book"``: (min(0, lowest - pad),
             highest + pad), which is fastbook's ``(0, 5.5)`` on 1-5 and 0.5-5 star data.
         y_pad: padding of the rating scale; ``None`` means 0.5 on scales at least 2 wide, else 10%.
@@ -48,11 +52,12 @@ class Preset:
     wd: float = 0.1
     row_l2: float = 0.0
     bias_l2: float = 0.0
-    optimizer: Literal["fastai", "adamw"] = "fastai"
+    optimizer: Literal["fastai", "adamw", "lazy"] = "fastai"
     n_factors: int = 50
     use_nn: bool = False
     emb_szs: dict[str, int] | None = None
     layers: tuple[int, ...] = ()
+    item_features: tuple[str, ...] = ()
     y_range_rule: Literal["pad", "book"] = "pad"
     y_pad: float | None = None
 
@@ -62,14 +67,16 @@ class Preset:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise ConfigError(f"unknown preset field(s) {sorted(unknown)}")
-        if "layers" in changes:
-            changes["layers"] = tuple(changes["layers"])
+        for key in ("layers", "item_features"):
+            if key in changes:
+                changes[key] = tuple(changes[key])
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of the fields."""
         d = dataclasses.asdict(self)
         d["layers"] = list(self.layers)
+        d["item_features"] = list(self.item_features)
         return d
 
 
@@ -80,15 +87,16 @@ PRESETS: dict[str, Preset] = {
                loader="fastai", bs=64, epochs=5, lr=5e-3, wd=0.1, n_factors=50, y_range_rule="book"),
         Preset("book_nn", "fastbook chapter 8's EmbeddingNN (layers [100]), through fastai's CollabDataLoaders",
                loader="fastai", bs=64, epochs=5, lr=5e-3, wd=0.1, use_nn=True, layers=(100,), y_range_rule="book"),
-        Preset("fast", "default: large batches on tensor slices with L2 on the looked-up rows",
+        Preset("fast", "default: dot product, large batches, L2 on the rows each batch uses, lazy AdamW",
                loader="fast", bs=2048, epochs=10, lr=2e-2, wd=0.0, row_l2=0.15, bias_l2=0.02, n_factors=64,
-               optimizer="adamw"),
-        Preset("best", "more factors and epochs than 'fast', still a few seconds on a laptop",
-               loader="fast", bs=2048, epochs=40, lr=1e-2, wd=0.0, row_l2=0.05, n_factors=128),
-        Preset("fast_nn", "EmbeddingNN on the fast path",
-               loader="fast", bs=2048, epochs=10, lr=1e-2, wd=0.1, use_nn=True, layers=(128,)),
-        Preset("best_nn", "a larger EmbeddingNN on the fast path",
-               loader="fast", bs=2048, epochs=20, lr=5e-3, wd=0.2, use_nn=True, layers=(256, 64)),
+               optimizer="lazy"),
+        Preset("best", "'fast' plus item genres (hybrid model) when the data has them",
+               loader="fast", bs=2048, epochs=10, lr=2e-2, wd=0.0, row_l2=0.15, bias_l2=0.05, n_factors=64,
+               optimizer="lazy", item_features=("genres",)),
+        Preset("fast_nn", "fastai's EmbeddingNN on the fast loader, strong weight decay",
+               loader="fast", bs=2048, epochs=5, lr=1e-2, wd=8.0, use_nn=True, layers=(64,)),
+        Preset("best_nn", "EmbeddingNN with smaller batches: slower than fast_nn, more accurate",
+               loader="fast", bs=512, epochs=5, lr=1e-2, wd=4.0, use_nn=True, layers=(64,)),
     ]
 }
 

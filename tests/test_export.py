@@ -111,3 +111,14 @@ def test_save_is_atomic(trained, tmp_path, monkeypatch):
     assert path.read_bytes() == before  # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left behind
     np.testing.assert_array_equal(np.frombuffer(before[:8], "<u8"), np.frombuffer(path.read_bytes()[:8], "<u8"))
+
+
+def test_hybrid_round_trip(synth, tmp_path):
+    data = cflearn.from_df(synth, split="cold_items", seed=1)
+    learn = cflearn.collab_learner(data, "best", epochs=2, progress=False)
+    cflearn.fit(learn)
+    model = cflearn.load(cflearn.save(learn, tmp_path / "h.safetensors"))
+    items = data.valid["item"].tolist()[:20] + [10**9]
+    users = data.valid["user"].tolist()[:20] + [1]
+    assert cflearn.predict(learn, users, items).equals(cflearn.predict(model, users, items))
+    assert model.model.feature_names == learn.model.feature_names

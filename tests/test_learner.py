@@ -170,5 +170,45 @@ def test_fast_loader_batches_cover_each_row_once(synth_data):
     full = learn.dls.train.new(shuffle=False, drop_last=False)
     xs = torch.cat([x for x, _ in full])
     x_all, _ = synth_data.tensors("train")
-    assert torch.equal(xs, x_all)
+    assert xs.dtype == torch.int64 and torch.equal(xs, x_all.long())
     assert not torch.equal(torch.cat([x for x, _ in dl])[:100], torch.cat([x for x, _ in dl])[:100])
+
+
+def test_lazy_optimizer_uses_sparse_rows(synth_data):
+    learn = cflearn.collab_learner(synth_data, "fast", epochs=1, progress=False)
+    assert learn.cf.preset["optimizer"] == "lazy"
+    assert learn.model.u_weight.sparse and learn.model.i_bias.sparse
+    cflearn.fit(learn)
+    assert np.isfinite(learn.loss_history.train_losses).all()
+
+
+def test_extra_preset_fields_as_keywords(synth_data):
+    learn = cflearn.collab_learner(synth_data, "fast", optimizer="adamw", progress=False)
+    assert learn.cf.preset["optimizer"] == "adamw" and not learn.model.u_weight.sparse
+
+
+def test_hybrid_uses_genres_and_helps_cold_items(synth):
+    """Planted: item factors follow genres. On items never rated in training, the hybrid model's
+    genre-based rows beat the average-item fallback of the plain model."""
+    data = cflearn.from_df(synth, split="cold_items", valid_pct=0.2, seed=0)
+    assert data.cold["rows"] == len(data.valid_idx)
+    from cflearn.predict import score
+
+    plain = cflearn.collab_learner(data, "fast", progress=False)
+    cflearn.fit(plain)
+    hybrid = cflearn.collab_learner(data, "best", progress=False)
+    cflearn.fit(hybrid)
+    assert type(hybrid.model).__name__ == "HybridDotBias"
+    assert hybrid.cf.preset["item_features"] == ["genres"]
+    assert all(n.startswith("genres=") for n in hybrid.model.feature_names)
+    s_plain, s_hybrid = score(plain)["rmse"], score(hybrid)["rmse"]
+    assert s_hybrid < s_plain - 0.02, (s_plain, s_hybrid)
+    # cold items known from metadata are flagged known (they have a feature row); unknown ones are not
+    out = cflearn.predict(hybrid, [1, 1], [data.valid["item"].iloc[0], 10**9])
+    assert out.known_item.tolist() == [True, False]
+
+
+def test_best_without_item_metadata_falls_back_to_plain(synth):
+    data = cflearn.from_df(synth.ratings, "user", "item", "rating")
+    learn = cflearn.collab_learner(data, "best", progress=False)
+    assert type(learn.model).__name__ == "DotBias" and learn.cf.preset["item_features"] == []
