@@ -7,7 +7,7 @@ import sys
 import time
 
 import torch
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, _events
 from fastai.callback.schedule import LRFinder
 from torch import nn
 
@@ -17,7 +17,29 @@ from .models import embedding_tables, trained_rows
 __all__ = ["ColdRows", "RowL2", "LossHistory", "NaNGuard", "EpochPrinter"]
 
 
-class ColdRows(Callback):
+def _skip(self: Callback) -> None:
+    """An event this callback does not handle."""
+
+
+class _Callback(Callback):
+    """A fastai ``Callback`` that answers fastai's per-event lookups directly.
+
+    fastai asks every callback for every event (about a dozen per batch) and for ``training``;
+    on a plain ``Callback`` a missing event falls through fastcore's attribute delegation to the
+    learner, which costs more than the work of a small model's batch. Here every event exists
+    (as a no-op unless overridden) and ``training`` is a plain property.
+    """
+
+    @property
+    def training(self) -> bool:
+        return self.learn.training
+
+
+for _event in _events:
+    setattr(_Callback, _event, _skip)
+
+
+class ColdRows(_Callback):
     """Set the rows training never reaches to the mean of the trained rows.
 
     fastai maps users/items unseen in training to row 0 (``#na#``), which training never touches;
@@ -50,7 +72,7 @@ def fill_cold_rows(model: nn.Module) -> None:
         w[cold] = w[trained].mean(0)
 
 
-class RowL2(Callback):
+class RowL2(_Callback):
     """Add an L2 penalty on the embedding rows a batch looks up to the loss that is minimised.
 
     The penalty is ``l2 * mean(|p_u|^2 + |q_i|^2) + bias_l2 * mean(b_u^2 + b_i^2)`` over the
@@ -88,7 +110,7 @@ def _finding_lr(learn) -> bool:
     return any(isinstance(cb, LRFinder) for cb in learn.cbs)
 
 
-class LossHistory(Callback):
+class LossHistory(_Callback):
     """Keep the raw training loss of every batch and the validation loss/metrics of every epoch.
 
     fastai's recorder keeps only a smoothed training loss; :func:`cflearn.plot_loss` reads this.
@@ -138,7 +160,7 @@ class LossHistory(Callback):
             self.metric_values.setdefault(name, []).append(float(value) if value is not None else math.nan)
 
 
-class NaNGuard(Callback):
+class NaNGuard(_Callback):
     """Stop training with a :class:`TrainingError` as soon as the loss is NaN or infinite.
 
     The weights are put back to the last epoch that ended with a finite loss, so the learner stays
@@ -166,7 +188,7 @@ class NaNGuard(Callback):
         self._good = self._snapshot()
 
 
-class EpochPrinter(Callback):
+class EpochPrinter(_Callback):
     """Print one plain line per epoch (for the command line, where fastai's bars are noisy).
 
     Args:

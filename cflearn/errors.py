@@ -19,7 +19,18 @@ __all__ = [
 
 
 class CflearnError(Exception):
-    """Base class of every error cflearn raises on purpose (catch this one)."""
+    """Base class of every error cflearn raises on purpose (catch this one).
+
+    ``str(error)`` is always the one-line message it was raised with, even after a framework
+    (fastai's callback loop) rewrites ``args`` to prepend where it happened.
+    """
+
+    def __init__(self, message: str = ""):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class DataError(CflearnError, ValueError):
@@ -29,15 +40,9 @@ class DataError(CflearnError, ValueError):
 class ColumnError(DataError, KeyError):
     """A column named by the caller is not in the table."""
 
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
-
 
 class UnknownIDError(CflearnError, KeyError):
     """A user or item ID was not seen in training and the caller asked for strictness."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 class ConfigError(CflearnError, ValueError):

@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from fastai.learner import CastToTensor
 from fastai.callback.progress import ProgressCallback
 from fastai.collab import TabularCollab
 from fastai.collab import collab_learner as fastai_collab_learner
 from fastai.data.block import TransformBlock
 from fastai.learner import Learner
 from fastai.losses import MSELossFlat
-from fastai.metrics import AccumMetric
+from fastai.learner import Metric
 from fastai.optimizer import OptimWrapper
 from torch.nn import functional as F
 from fastai.tabular.core import Categorify
@@ -101,8 +102,11 @@ def collab_learner(
     if p.bs < 1 or p.epochs < 1 or p.lr <= 0 or p.n_factors < 1:
         raise ConfigError(f"bs, epochs, lr and n_factors must be positive, got {p.bs}, {p.epochs}, {p.lr}, "
                           f"{p.n_factors}")
-    if bs is None and p.loader == "fast":  # small tables: keep at least ~32 steps per epoch
-        p = p.replace(bs=min(p.bs, max(64, 2 ** int(np.log2(max(1, len(data.train_idx) // 32))))))
+    if bs is None and p.loader == "fast":  # small tables: keep at least ~16 steps per epoch
+        p = p.replace(bs=min(p.bs, max(64, 2 ** int(np.log2(max(1, len(data.train_idx) // 16))))))
+    if p.optimizer == "auto":
+        small = len(data.users) + len(data.items) < 16 * p.bs
+        p = p.replace(optimizer="adamw" if small else "lazy")
     dev = resolve_device(device)
     seed = data.seed if seed is None else seed
     if seed is not None:
@@ -142,7 +146,7 @@ def collab_learner(
 
     l2 = [RowL2(p.row_l2, p.bias_l2)] if p.row_l2 > 0 or p.bias_l2 > 0 else []
     cbs = [ColdRows(), LossHistory(), NaNGuard(), *l2, *(learner_kwargs.pop("cbs", None) or [])]
-    learner_kwargs.setdefault("metrics", [AccumMetric(rmse)])
+    learner_kwargs.setdefault("metrics", [RMSE()])
     if p.optimizer == "adamw":
         learner_kwargs.setdefault("opt_func", adamw)
     elif p.optimizer == "lazy":
@@ -165,6 +169,8 @@ def collab_learner(
         for table in embedding_tables(learn.model).values():
             table.sparse = True  # sparse row gradients for LazyAdamW
     learn.model.to(dev)
+    if p.loader == "fast":
+        learn.remove_cb(CastToTensor)  # our loaders yield plain tensors: nothing to cast, one callback less
     if not progress:
         learn.remove_cb(ProgressCallback)
         learn.logger = _silent
@@ -176,9 +182,24 @@ def collab_learner(
     return learn
 
 
-def rmse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Root mean squared error of flattened tensors (the validation metric cflearn adds)."""
-    return torch.sqrt(F.mse_loss(pred.reshape(-1).float(), target.reshape(-1).float()))
+class RMSE(Metric):
+    """Validation RMSE as a running sum of squared errors (fastai's ``rmse`` keeps every prediction)."""
+
+    def reset(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def accumulate(self, learn: Learner) -> None:
+        err = learn.pred.detach().reshape(-1).float() - learn.yb[0].reshape(-1).float()
+        self.total += float(err.pow(2).sum())
+        self.count += err.numel()
+
+    @property
+    def value(self) -> float | None:
+        return (self.total / self.count) ** 0.5 if self.count else None
+
+    @property
+    def name(self) -> str:
+        return "rmse"
 
 
 def mse_flat(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

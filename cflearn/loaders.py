@@ -91,7 +91,7 @@ def fast_loaders(x_train: torch.Tensor, y_train: torch.Tensor, x_valid: torch.Te
     """fastai ``DataLoaders`` of two :class:`TensorLoader` s, with the ``classes`` and ``cat_names``
     that ``fastai.collab.collab_learner`` reads (so the same factory serves both data paths)."""
     train = TensorLoader(x_train, y_train, bs=bs, shuffle=True, drop_last=len(x_train) > bs, seed=seed)
-    valid = TensorLoader(x_valid, y_valid, bs=valid_bs or max(bs, 8192), shuffle=False)
+    valid = TensorLoader(x_valid, y_valid, bs=valid_bs or max(bs, 65536), shuffle=False)
     dls = DataLoaders(train, valid, device=torch.device(device))
     dls.classes = classes
     dls.cat_names = list(classes)

@@ -20,7 +20,7 @@ class Preset:
         loader: ``"fastai"`` (fastai's ``CollabDataLoaders`` path, as in the course) or ``"fast"``
             (cflearn's tensor-slice loaders: same batches semantics, no per-batch pandas/collation).
         bs: batch size. On the fast loader, unless ``bs`` is given explicitly, it is capped at a
-            power of two near 1/32 of the training rows (at least 64), so that small tables still
+            power of two near 1/16 of the training rows (at least 64), so that small tables still
             get enough steps per epoch.
         epochs: epochs of ``fit_one_cycle``.
         lr: maximum learning rate of ``fit_one_cycle``.
@@ -31,7 +31,9 @@ class Preset:
         optimizer: ``"fastai"`` (fastai's own Adam, as in the course), ``"adamw"`` (PyTorch's
             vectorised AdamW, same maths with fastai's betas and eps, fewer Python calls per step) or
             ``"lazy"`` (:class:`cflearn.optim.LazyAdamW` on sparse embedding gradients: only the rows
-            a batch touches are updated, so a step costs the same however large the tables are).
+            a batch touches are updated, so a step costs the same however large the tables are), or
+            ``"auto"``: ``"adamw"`` while the user and item tables are small (fewer rows than 16
+            batches), where dense vectorised updates are cheapest, else ``"lazy"``.
         n_factors: latent factors of the dot-product model.
         use_nn: use fastai's ``EmbeddingNN`` instead of the dot-product model.
         emb_szs: embedding sizes of the NN model by column name (``None``: fastai's rule).
@@ -52,7 +54,7 @@ class Preset:
     wd: float = 0.1
     row_l2: float = 0.0
     bias_l2: float = 0.0
-    optimizer: Literal["fastai", "adamw", "lazy"] = "fastai"
+    optimizer: Literal["fastai", "adamw", "lazy", "auto"] = "fastai"
     n_factors: int = 50
     use_nn: bool = False
     emb_szs: dict[str, int] | None = None
@@ -88,11 +90,11 @@ PRESETS: dict[str, Preset] = {
         Preset("book_nn", "fastbook chapter 8's EmbeddingNN (layers [100]), through fastai's CollabDataLoaders",
                loader="fastai", bs=64, epochs=5, lr=5e-3, wd=0.1, use_nn=True, layers=(100,), y_range_rule="book"),
         Preset("fast", "default: dot product, large batches, L2 on the rows each batch uses, lazy AdamW",
-               loader="fast", bs=2048, epochs=10, lr=2e-2, wd=0.0, row_l2=0.15, bias_l2=0.02, n_factors=64,
-               optimizer="lazy"),
+               loader="fast", bs=4096, epochs=10, lr=3e-2, wd=0.0, row_l2=0.15, bias_l2=0.02, n_factors=64,
+               optimizer="auto"),
         Preset("best", "'fast' plus item genres (hybrid model) when the data has them",
-               loader="fast", bs=2048, epochs=10, lr=2e-2, wd=0.0, row_l2=0.15, bias_l2=0.05, n_factors=64,
-               optimizer="lazy", item_features=("genres",)),
+               loader="fast", bs=4096, epochs=10, lr=3e-2, wd=0.0, row_l2=0.15, bias_l2=0.05, n_factors=64,
+               optimizer="auto", item_features=("genres",)),
         Preset("fast_nn", "fastai's EmbeddingNN on the fast loader, strong weight decay",
                loader="fast", bs=2048, epochs=5, lr=1e-2, wd=8.0, use_nn=True, layers=(64,)),
         Preset("best_nn", "EmbeddingNN with smaller batches: slower than fast_nn, more accurate",

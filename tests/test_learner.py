@@ -174,8 +174,15 @@ def test_fast_loader_batches_cover_each_row_once(synth_data):
     assert not torch.equal(torch.cat([x for x, _ in dl])[:100], torch.cat([x for x, _ in dl])[:100])
 
 
+def test_auto_optimizer_picks_dense_for_small_tables(synth_data):
+    learn = cflearn.collab_learner(synth_data, "fast", progress=False)
+    assert learn.cf.preset["optimizer"] == "adamw" and not learn.model.u_weight.sparse
+    learn = cflearn.collab_learner(synth_data, "fast", bs=16, progress=False)  # 500 rows > 16 batches of 16
+    assert learn.cf.preset["optimizer"] == "lazy"
+
+
 def test_lazy_optimizer_uses_sparse_rows(synth_data):
-    learn = cflearn.collab_learner(synth_data, "fast", epochs=1, progress=False)
+    learn = cflearn.collab_learner(synth_data, "fast", epochs=1, optimizer="lazy", progress=False)
     assert learn.cf.preset["optimizer"] == "lazy"
     assert learn.model.u_weight.sparse and learn.model.i_bias.sparse
     cflearn.fit(learn)
@@ -183,8 +190,8 @@ def test_lazy_optimizer_uses_sparse_rows(synth_data):
 
 
 def test_extra_preset_fields_as_keywords(synth_data):
-    learn = cflearn.collab_learner(synth_data, "fast", optimizer="adamw", progress=False)
-    assert learn.cf.preset["optimizer"] == "adamw" and not learn.model.u_weight.sparse
+    learn = cflearn.collab_learner(synth_data, "fast", optimizer="lazy", progress=False)
+    assert learn.cf.preset["optimizer"] == "lazy" and learn.model.u_weight.sparse
 
 
 def test_hybrid_uses_genres_and_helps_cold_items(synth):
