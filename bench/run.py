@@ -149,7 +149,8 @@ def main() -> int:
     fb, bare = med[FASTBOOK][2], med[BARE][3]
     rows = []
     for n, (rm, ma, secs, per_epoch) in med.items():
-        rows.append([n, f"{rm:.4f}", f"{ma:.4f}", f"{secs:.2f}", f"{secs / fb:.3f} (1/{fb / secs:.0f})",
+        ratio = f"{secs / fb:.3f}" + (f" (1/{fb / secs:.0f})" if fb / secs >= 2 else "")
+        rows.append([n, f"{rm:.4f}", f"{ma:.4f}", f"{secs:.2f}", ratio,
                      f"{per_epoch / bare:.2f}"])
     table = markdown_table(["contender", "valid RMSE", "valid MAE", "fit s", "time / fastbook", "epoch time / bare"],
                            rows)

@@ -14,7 +14,7 @@ from torch import nn
 from .errors import TrainingError
 from .models import embedding_tables, trained_rows
 
-__all__ = ["ColdRows", "RowL2", "LossHistory", "NaNGuard", "EpochPrinter"]
+__all__ = ["ColdRows", "RowL2", "LossHistory", "NaNGuard", "KeepBest", "EpochPrinter", "state_copy"]
 
 
 def _skip(self: Callback) -> None:
@@ -160,6 +160,11 @@ class LossHistory(_Callback):
             self.metric_values.setdefault(name, []).append(float(value) if value is not None else math.nan)
 
 
+def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of the model's weights (cheap for embedding models: a few MB)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 class NaNGuard(_Callback):
     """Stop training with a :class:`TrainingError` as soon as the loss is NaN or infinite.
 
@@ -170,14 +175,12 @@ class NaNGuard(_Callback):
     order = 2
 
     def before_fit(self) -> None:
-        self._good = self._snapshot()
-
-    def _snapshot(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
+        self.good = state_copy(self.learn.model)
+        self.good_epoch = 0
 
     def after_batch(self) -> None:
         if self.training and not torch.isfinite(self.learn.loss).item():
-            self.learn.model.load_state_dict(self._good)
+            self.learn.model.load_state_dict(self.good)
             lr = self.learn.opt.hypers[-1].get("lr", float("nan")) if self.learn.opt else float("nan")
             raise TrainingError(
                 f"the training loss became {float(self.learn.loss)} at epoch {self.epoch + 1}, batch "
@@ -185,7 +188,31 @@ class NaNGuard(_Callback):
                 "Lower the learning rate (try a tenth), or check the ratings for extreme values")
 
     def after_epoch(self) -> None:
-        self._good = self._snapshot()
+        self.good = state_copy(self.learn.model)
+        self.good_epoch = self.epoch + 1
+
+
+class KeepBest(_Callback):
+    """Keep the weights of the epoch with the lowest validation loss and load them after fitting.
+
+    The copy stays in memory (no file, no pickle). ``best_epoch`` (1-based) and ``best_loss`` say
+    which epoch won.
+    """
+
+    order = 65  # after the Recorder has the epoch's validation loss
+
+    def before_fit(self) -> None:
+        self.best_loss, self.best_epoch, self.best = float("inf"), 0, None
+
+    def after_epoch(self) -> None:
+        loss = self.learn.recorder.log[2] if len(self.learn.recorder.log) > 2 else None
+        if loss is not None and float(loss) < self.best_loss:
+            self.best_loss, self.best_epoch = float(loss), self.epoch + 1
+            self.best = state_copy(self.learn.model)
+
+    def after_fit(self) -> None:
+        if self.best is not None:
+            self.learn.model.load_state_dict(self.best)
 
 
 class EpochPrinter(_Callback):

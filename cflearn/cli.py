@@ -197,7 +197,7 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
                            cbs=[EpochPrinter(bar=True)])
     p = learn.cf.preset
     print(f"training: preset {p['name']!r} ({p['epochs']} epochs, bs {p['bs']}) on {learn.cf.device}")
-    fit(learn)
+    fit(learn, interrupt="raise")
     scores = score(learn)
     baseline = float(((data.valid[data.rating] - data.global_mean) ** 2).mean() ** 0.5)
     metrics = {

@@ -13,7 +13,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from .collab import CollabModel, as_collab
 from .errors import ModelFileError
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, json_default
 from .models import build_model, model_config
 from .vocab import Vocab
 
@@ -64,7 +64,7 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
         "item_info": _table_to_json(cf.item_info, cf.items),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in cf.model.state_dict().items()}
-    blob = safetensors_bytes(tensors, metadata={_KEY: json.dumps(meta, default=_json_default)})
+    blob = safetensors_bytes(tensors, metadata={_KEY: json.dumps(meta, default=json_default)})
     return atomic_write_bytes(path, blob)
 
 
@@ -163,10 +163,3 @@ def _plain(v: Any) -> Any:
         v = v.item()
     return None if isinstance(v, float) and v != v else v
 
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "item"):
-        return o.item()
-    if isinstance(o, tuple):
-        return list(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,10 @@ import torch
 from .errors import ColumnError, closest
 from .vocab import Vocab
 
-__all__ = ["ItemFeatures", "item_features"]
+if TYPE_CHECKING:
+    from .data import CollabData
+
+__all__ = ["ItemFeatures", "item_features", "HybridItems", "hybrid_items"]
 
 
 @dataclasses.dataclass
@@ -67,3 +71,42 @@ def item_features(info: pd.DataFrame, columns: Sequence[str], items: Vocab) -> I
             idx[r, : len(labels)] = [index[f] for f in labels]
             weight[r, : len(labels)] = 1.0 / len(labels)
     return ItemFeatures(names, torch.from_numpy(idx), torch.from_numpy(weight))
+
+
+@dataclasses.dataclass
+class HybridItems:
+    """What a hybrid model needs beyond :class:`cflearn.CollabData`.
+
+    Attributes:
+        items: item vocabulary over the training items *and* the items of the metadata table.
+        features: the padded item -> feature table for that vocabulary.
+        trained: ``(len(items),)`` bool, items with training ratings.
+        codes: ``(n, 2)`` (user, item) indices of every rating under this vocabulary.
+        values: ratings, aligned with ``codes``.
+        train_idx, valid_idx: the split of the data.
+    """
+
+    items: Vocab
+    features: ItemFeatures
+    trained: torch.Tensor
+    codes: torch.Tensor
+    values: torch.Tensor
+    train_idx: np.ndarray
+    valid_idx: np.ndarray
+
+    def tensors(self, part: Literal["train", "valid"]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` of one part, as :meth:`cflearn.CollabData.tensors`."""
+        idx = torch.from_numpy(self.train_idx if part == "train" else self.valid_idx)
+        return self.codes[idx], self.values[idx]
+
+
+def hybrid_items(data: CollabData, columns: Sequence[str]) -> HybridItems:
+    """Extend the item vocabulary with the metadata's items and build their feature table."""
+    info = data.item_info
+    items = Vocab(np.concatenate([data.train[data.item].to_numpy(), info.index.to_numpy()]))
+    trained = torch.zeros(len(items), dtype=torch.bool)
+    trained[items.encode(data.train[data.item])] = True
+    item_codes = items.encode(data.ratings[data.item]).astype(data.codes.dtype)
+    codes = torch.from_numpy(np.stack([data.codes[:, 0], item_codes], axis=1))
+    return HybridItems(items, item_features(info, columns, items), trained, codes, torch.from_numpy(data.values),
+                       data.train_idx, data.valid_idx)

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_json"]
+__all__ = ["atomic_write_bytes", "atomic_write_json", "json_default"]
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -30,12 +30,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
-    return atomic_write_bytes(path, (json.dumps(obj, indent=2, default=_default) + "\n").encode())
+    return atomic_write_bytes(path, (json.dumps(obj, indent=2, default=json_default) + "\n").encode())
 
 
-def _default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy scalars, tuples and paths."""
     if hasattr(o, "item"):
         return o.item()
+    if isinstance(o, tuple):
+        return list(o)
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")

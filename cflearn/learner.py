@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -17,18 +18,18 @@ from fastai.data.block import TransformBlock
 from fastai.learner import Learner
 from fastai.losses import MSELossFlat
 from fastai.learner import Metric
-from fastai.optimizer import OptimWrapper
+from fastai.optimizer import Adam
 from torch.nn import functional as F
 from fastai.tabular.core import Categorify
 
-from .callbacks import ColdRows, LossHistory, NaNGuard, RowL2
+from .callbacks import ColdRows, KeepBest, LossHistory, NaNGuard, RowL2, fill_cold_rows
 from .collab import CollabModel
 from .data import CollabData
 from .errors import ConfigError
 from .loaders import fast_loaders
-from .features import item_features
+from .features import hybrid_items
 from .models import DotBias, HybridDotBias, embedding_tables
-from .optim import lazy_adamw
+from .optim import adamw, lazy_adamw
 from .presets import Preset, get_preset, y_range_for
 from .vocab import Vocab
 
@@ -96,81 +97,49 @@ def collab_learner(
         raise ConfigError(f"collab_learner needs the CollabData from cflearn.from_df, got {type(data).__name__}")
     fields = {f.name for f in dataclasses.fields(Preset)} - {"name", "description"}
     extra = {k: learner_kwargs.pop(k) for k in list(learner_kwargs) if k in fields}
-    p = get_preset(preset).replace(**extra, n_factors=n_factors, use_nn=use_nn, emb_szs=emb_szs, layers=layers, bs=bs,
-                                   wd=wd, row_l2=row_l2, bias_l2=bias_l2, epochs=epochs, lr=lr,
-                                   y_pad=y_pad)
-    if p.bs < 1 or p.epochs < 1 or p.lr <= 0 or p.n_factors < 1:
-        raise ConfigError(f"bs, epochs, lr and n_factors must be positive, got {p.bs}, {p.epochs}, {p.lr}, "
-                          f"{p.n_factors}")
-    if bs is None and p.loader == "fast":  # small tables: keep at least ~16 steps per epoch
-        p = p.replace(bs=min(p.bs, max(64, 2 ** int(np.log2(max(1, len(data.train_idx) // 16))))))
-    if p.optimizer == "auto":
-        small = len(data.users) + len(data.items) < 16 * p.bs
-        p = p.replace(optimizer="adamw" if small else "lazy")
+    p = _resolve_preset(data, get_preset(preset).replace(
+        **extra, n_factors=n_factors, use_nn=use_nn, emb_szs=emb_szs, layers=layers, bs=bs, wd=wd, row_l2=row_l2,
+        bias_l2=bias_l2, epochs=epochs, lr=lr, y_pad=y_pad), bs_given=bs is not None)
+    if len(data.valid_idx) == 0:
+        raise ConfigError("the data has no validation rows (valid_pct=0); fastai needs some: use valid_pct=0.1")
     dev = resolve_device(device)
     seed = data.seed if seed is None else seed
     if seed is not None:
         torch.manual_seed(seed)
-    if len(data.valid_idx) == 0:
-        raise ConfigError("the data has no validation rows (valid_pct=0); fastai needs some: use valid_pct=0.1")
     yr = y_range_for(data.scale, p.y_range_rule, p.y_pad) if y_range is None else tuple(y_range)
-
-    users, items = data.users, data.items
-    hybrid = bool(p.item_features) and not p.use_nn and data.item_info is not None and \
-        all(c in data.item_info.columns for c in p.item_features)
-    if p.item_features and not hybrid:
-        p = p.replace(item_features=())  # recorded as trained: no side features were available
-    if hybrid:
-        if p.loader != "fast":
-            raise ConfigError("item_features need the fast loader (loader='fast')")
-        # the item vocabulary also covers items known only from the metadata: they get feature-only rows
-        items = Vocab(np.concatenate([data.train[data.item].to_numpy(), data.item_info.index.to_numpy()]))
-        feats = item_features(data.item_info, p.item_features, items)
-        trained_items = torch.zeros(len(items), dtype=torch.bool)
-        trained_items[items.encode(data.train[data.item])] = True
-        item_codes = items.encode(data.ratings[data.item]).astype(data.codes.dtype)
-        codes = torch.from_numpy(np.stack([data.codes[:, 0], item_codes], axis=1))
-        values = torch.from_numpy(data.values)
-        classes = {data.user: users.itos, data.item: items.itos}
-        dls = fast_loaders(codes[data.train_idx], values[data.train_idx], codes[data.valid_idx],
-                           values[data.valid_idx], bs=p.bs, classes=classes, device=dev, seed=seed)
-    elif p.loader == "fastai":
-        dls = _fastai_loaders(data, p.bs, dev)
-        users = Vocab.from_list(list(dls.classes[data.user][1:]))
-        items = Vocab.from_list(list(dls.classes[data.item][1:]))
-    else:
-        xt, yt = data.tensors("train")
-        xv, yv = data.tensors("valid")
-        classes = {data.user: users.itos, data.item: items.itos}
-        dls = fast_loaders(xt, yt, xv, yv, bs=p.bs, classes=classes, device=dev, seed=seed)
 
     l2 = [RowL2(p.row_l2, p.bias_l2)] if p.row_l2 > 0 or p.bias_l2 > 0 else []
     cbs = [ColdRows(), LossHistory(), NaNGuard(), *l2, *(learner_kwargs.pop("cbs", None) or [])]
     learner_kwargs.setdefault("metrics", [RMSE()])
-    if p.optimizer == "adamw":
-        learner_kwargs.setdefault("opt_func", adamw)
-    elif p.optimizer == "lazy":
-        learner_kwargs.setdefault("opt_func", lazy_adamw)
-    if hybrid:
-        model = HybridDotBias(p.n_factors, len(users), len(items), feats.idx, feats.weight, len(feats.names),
-                              trained_items, y_range=yr)
-        model.feature_names = feats.names
+    learner_kwargs.setdefault("opt_func", {"adamw": adamw, "lazy": lazy_adamw}.get(p.optimizer, Adam))
+    users, items = data.users, data.items
+    if p.item_features:  # hybrid: items known only from metadata get rows too
+        hyb = hybrid_items(data, p.item_features)
+        items = hyb.items
+        dls = fast_loaders(*hyb.tensors("train"), *hyb.tensors("valid"), bs=p.bs, device=dev, seed=seed,
+                           classes={data.user: users.itos, data.item: items.itos})
+        model = HybridDotBias(p.n_factors, len(users), len(items), hyb.features.idx, hyb.features.weight,
+                              len(hyb.features.names), hyb.trained, y_range=yr)
+        model.feature_names = hyb.features.names
         learn = Learner(dls, model, loss_func=mse_flat, wd=p.wd, cbs=cbs, **learner_kwargs)
-    elif p.loader == "fast" and not p.use_nn:
-        # fastai's collab_learner builds EmbeddingDotBias; DotBias is the same module keeping its lookups
-        model = DotBias.from_classes(p.n_factors, dls.classes, y_range=yr)
-        learn = Learner(dls, model, loss_func=mse_flat, wd=p.wd, cbs=cbs, **learner_kwargs)
+    elif p.loader == "fastai":
+        dls = _fastai_loaders(data, p.bs, dev)
+        users = Vocab.from_list(list(dls.classes[data.user][1:]))  # the rows fastai laid out (same order)
+        items = Vocab.from_list(list(dls.classes[data.item][1:]))
+        learn = _fastai_learner(dls, p, yr, cbs, learner_kwargs)
     else:
-        learn = fastai_collab_learner(dls, n_factors=p.n_factors, use_nn=p.use_nn,
-                                      emb_szs=dict(p.emb_szs) if p.emb_szs else None,
-                                      layers=list(p.layers) or None, y_range=yr, loss_func=MSELossFlat(),
-                                      wd=p.wd, cbs=cbs, **learner_kwargs)
+        dls = fast_loaders(*data.tensors("train"), *data.tensors("valid"), bs=p.bs, device=dev, seed=seed,
+                           classes={data.user: users.itos, data.item: items.itos})
+        if p.use_nn:
+            learn = _fastai_learner(dls, p, yr, cbs, learner_kwargs)
+        else:  # fastai's collab_learner builds EmbeddingDotBias; DotBias is the same module keeping its lookups
+            model = DotBias.from_classes(p.n_factors, dls.classes, y_range=yr)
+            learn = Learner(dls, model, loss_func=mse_flat, wd=p.wd, cbs=cbs, **learner_kwargs)
+        learn.remove_cb(CastToTensor)  # our loaders yield plain tensors: nothing to cast, one callback less
     if p.optimizer == "lazy":
         for table in embedding_tables(learn.model).values():
             table.sparse = True  # sparse row gradients for LazyAdamW
     learn.model.to(dev)
-    if p.loader == "fast":
-        learn.remove_cb(CastToTensor)  # our loaders yield plain tensors: nothing to cast, one callback less
     if not progress:
         learn.remove_cb(ProgressCallback)
         learn.logger = _silent
@@ -180,6 +149,32 @@ def collab_learner(
         global_mean=data.global_mean, item_info=data.item_info, data=data,
     )
     return learn
+
+
+def _resolve_preset(data: CollabData, p: Preset, *, bs_given: bool) -> Preset:
+    """Check the preset and settle what depends on the data: batch cap, optimizer, side features."""
+    if p.bs < 1 or p.epochs < 1 or p.lr <= 0 or p.n_factors < 1:
+        raise ConfigError(f"bs, epochs, lr and n_factors must be positive, got {p.bs}, {p.epochs}, {p.lr}, "
+                          f"{p.n_factors}")
+    if not bs_given and p.loader == "fast":  # small tables: keep at least ~16 steps per epoch
+        p = p.replace(bs=min(p.bs, max(64, 2 ** int(np.log2(max(1, len(data.train_idx) // 16))))))
+    if p.optimizer == "auto":  # dense updates cost O(table), lazy ones O(batch): take the cheaper
+        p = p.replace(optimizer="adamw" if len(data.users) + len(data.items) < 16 * p.bs else "lazy")
+    if p.item_features:
+        usable = not p.use_nn and data.item_info is not None and all(
+            c in data.item_info.columns for c in p.item_features)
+        if not usable:
+            p = p.replace(item_features=())  # recorded as trained: no side features used
+        elif p.loader != "fast":
+            raise ConfigError("item_features need the fast loader (loader='fast')")
+    return p
+
+
+def _fastai_learner(dls: Any, p: Preset, y_range: tuple[float, float], cbs: list, kwargs: dict) -> Learner:
+    """fastai's own ``collab_learner`` (the course's models: ``EmbeddingDotBias`` / ``EmbeddingNN``)."""
+    return fastai_collab_learner(dls, n_factors=p.n_factors, use_nn=p.use_nn,
+                                 emb_szs=dict(p.emb_szs) if p.emb_szs else None, layers=list(p.layers) or None,
+                                 y_range=y_range, loss_func=MSELossFlat(), wd=p.wd, cbs=cbs, **kwargs)
 
 
 class RMSE(Metric):
@@ -207,12 +202,6 @@ def mse_flat(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(pred.view(-1), target.view(-1))
 
 
-def adamw(params: Any, lr: float = 1e-3, **kwargs: Any) -> OptimWrapper:
-    """PyTorch's multi-tensor AdamW with fastai's Adam defaults (betas 0.9/0.99, eps 1e-5), for fastai."""
-    return OptimWrapper(params, opt=torch.optim.AdamW, lr=lr, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.0,
-                        foreach=True, **kwargs)
-
-
 def _silent(*_: Any) -> None:
     """A logger that prints nothing (fastai prints each epoch's row when bars are off)."""
 
@@ -225,21 +214,39 @@ def _fastai_loaders(data: CollabData, bs: int, device: torch.device):
     return to.dataloaders(bs=bs, device=device)
 
 
-def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: float | None = None,
-        **kwargs: Any) -> Learner:
+def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: float | None = None, *,
+        keep_best: bool = False, interrupt: Literal["keep", "raise"] = "keep", **kwargs: Any) -> Learner:
     """Train with the preset's one-cycle schedule (``learn.fit_one_cycle(epochs, lr, wd=wd)``).
+
+    Interrupting (Ctrl-C, or the notebook's stop button) keeps the learner usable: the weights of
+    the last completed epoch are put back, a message says so, and the learner is returned.
 
     Args:
         learn: from :func:`collab_learner`.
         epochs, lr, wd: override the preset's.
+        keep_best: end with the weights of the epoch with the lowest validation loss (kept in
+            memory by :class:`cflearn.callbacks.KeepBest`), not those of the last epoch.
+        interrupt: on Ctrl-C, after putting the last complete epoch's weights back, ``"keep"``
+            returns the learner (notebooks), ``"raise"`` re-raises ``KeyboardInterrupt`` (scripts).
         **kwargs: passed to ``fit_one_cycle``.
 
     Returns:
         The same learner, trained; ``learn.cf.fit_seconds`` holds the wall time.
     """
     preset = learn.cf.preset
+    cbs = list(kwargs.pop("cbs", None) or []) + ([KeepBest()] if keep_best else [])
     t0 = time.perf_counter()
-    learn.fit_one_cycle(epochs or preset["epochs"], lr or preset["lr"], wd=preset["wd"] if wd is None else wd,
-                        **kwargs)
+    try:
+        learn.fit_one_cycle(epochs or preset["epochs"], lr or preset["lr"], wd=preset["wd"] if wd is None else wd,
+                            cbs=cbs, **kwargs)
+    except KeyboardInterrupt:
+        guard = next(cb for cb in learn.cbs if isinstance(cb, NaNGuard))
+        learn.model.load_state_dict(guard.good)
+        fill_cold_rows(learn.model)
+        learn.model.eval()
+        print(f"training interrupted: kept the weights after epoch {guard.good_epoch} "
+              f"({'the start' if guard.good_epoch == 0 else 'the last complete epoch'})", file=sys.stderr)
+        if interrupt == "raise":
+            raise
     learn.cf.fit_seconds = time.perf_counter() - t0
     return learn

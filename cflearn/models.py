@@ -98,25 +98,18 @@ class HybridDotBias(nn.Module):
 
 def model_config(model: nn.Module) -> dict[str, Any]:
     """A JSON-able description from which :func:`build_model` rebuilds the same architecture."""
-    if isinstance(model, EmbeddingDotBias):
-        return {
-            "kind": "dot",
+    if isinstance(model, (EmbeddingDotBias, HybridDotBias)):
+        config = {
+            "kind": "dot" if isinstance(model, EmbeddingDotBias) else "hybrid",
             "n_factors": model.u_weight.embedding_dim,
             "n_users": model.u_weight.num_embeddings,
             "n_items": model.i_weight.num_embeddings,
             "y_range": list(model.y_range) if model.y_range is not None else None,
         }
-    if isinstance(model, HybridDotBias):
-        return {
-            "kind": "hybrid",
-            "n_factors": model.u_weight.embedding_dim,
-            "n_users": model.u_weight.num_embeddings,
-            "n_items": model.i_weight.num_embeddings,
-            "n_features": model.f_weight.num_embeddings,
-            "max_features": model.feat_idx.shape[1],
-            "feature_names": list(getattr(model, "feature_names", [])),
-            "y_range": list(model.y_range) if model.y_range is not None else None,
-        }
+        if isinstance(model, HybridDotBias):
+            config |= {"n_features": model.f_weight.num_embeddings, "max_features": model.feat_idx.shape[1],
+                       "feature_names": list(getattr(model, "feature_names", []))}
+        return config
     if isinstance(model, EmbeddingNN):
         blocks = [m for m in model.layers if isinstance(m, LinBnDrop)]
         linears = [next(x for x in b if isinstance(x, nn.Linear)) for b in blocks]

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from fastai.optimizer import OptimWrapper
 
-__all__ = ["LazyAdamW", "lazy_adamw"]
+__all__ = ["LazyAdamW", "lazy_adamw", "adamw"]
 
 
 class LazyAdamW(torch.optim.Optimizer):
@@ -75,3 +75,9 @@ class LazyAdamW(torch.optim.Optimizer):
 def lazy_adamw(params: Any, lr: float = 1e-3, **kwargs: Any) -> OptimWrapper:
     """:class:`LazyAdamW` wrapped for fastai (``Learner(opt_func=lazy_adamw)``); one-cycle schedules work."""
     return OptimWrapper(params, opt=LazyAdamW, lr=lr, **kwargs)
+
+
+def adamw(params: Any, lr: float = 1e-3, **kwargs: Any) -> OptimWrapper:
+    """PyTorch's multi-tensor AdamW with fastai's Adam defaults (betas 0.9/0.99, eps 1e-5), for fastai."""
+    return OptimWrapper(params, opt=torch.optim.AdamW, lr=lr, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.0,
+                        foreach=True, **kwargs)

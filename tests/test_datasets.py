@@ -61,18 +61,18 @@ def server():
     httpd.shutdown()
 
 
-def _release(monkeypatch, base, name, body, layout, served=None):
+def _serve(server, monkeypatch, name, body, layout, served=None):
+    """Register a release whose size and SHA-256 are those of `body`; serve `served` (default `body`)."""
+    base, files = server
+    files[f"/{name}.zip"] = body if served is None else served
     rel = Release(name, f"{base}/{name}.zip", len(body), hashlib.sha256(body).hexdigest(), layout)
     monkeypatch.setitem(datasets.RELEASES, name, rel)
-    return rel
+    monkeypatch.delenv("CFLEARN_DATA", raising=False)
+    return files
 
 
 def test_download_verify_unpack_then_cache(server, monkeypatch, tmp_path):
-    base, files = server
-    body = _latest_zip()
-    files["/ml-latest-small.zip"] = body
-    _release(monkeypatch, base, "ml-latest-small", body, "latest")
-    monkeypatch.delenv("CFLEARN_DATA", raising=False)
+    files = _serve(server, monkeypatch, "ml-latest-small", _latest_zip(), "latest")
     ds = cflearn.datasets.movielens("ml-latest-small")
     assert len(ds.ratings) == 4 and list(ds.ratings.columns) == ["userId", "movieId", "rating", "timestamp"]
     assert ds.items.title.tolist() == ["A (1990)", "B (1991)", "C (1992)"]
@@ -89,25 +89,18 @@ def test_download_verify_unpack_then_cache(server, monkeypatch, tmp_path):
     (lambda b: b + b"extra", "too large"),
 ])
 def test_bad_downloads_are_rejected_and_nothing_is_kept(server, monkeypatch, damage, message):
-    base, files = server
     good = _latest_zip()
-    _release(monkeypatch, base, "ml-latest-small", good, "latest")
-    files["/ml-latest-small.zip"] = damage(good)
-    monkeypatch.delenv("CFLEARN_DATA", raising=False)
+    _serve(server, monkeypatch, "ml-latest-small", good, "latest", served=damage(good))
     with pytest.raises(cflearn.DownloadError, match=message):
         cflearn.datasets.movielens("ml-latest-small")
     assert list(datasets.cache_dir().iterdir()) == []
 
 
 def test_zip_with_right_checksum_but_wrong_content(server, monkeypatch):
-    base, files = server
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("other/readme.txt", "hello")
-    body = buf.getvalue()
-    files["/ml-latest-small.zip"] = body
-    _release(monkeypatch, base, "ml-latest-small", body, "latest")
-    monkeypatch.delenv("CFLEARN_DATA", raising=False)
+    _serve(server, monkeypatch, "ml-latest-small", buf.getvalue(), "latest")
     with pytest.raises(cflearn.DownloadError, match="does not hold ratings.csv"):
         cflearn.datasets.movielens("ml-latest-small")
 
@@ -123,11 +116,7 @@ def test_offline_error_says_what_to_do(monkeypatch):
 
 
 def test_ml100k_layout_from_download(server, monkeypatch):
-    base, files = server
-    body = _100k_zip()
-    files["/ml-100k.zip"] = body
-    _release(monkeypatch, base, "ml-100k", body, "100k")
-    monkeypatch.delenv("CFLEARN_DATA", raising=False)
+    _serve(server, monkeypatch, "ml-100k", _100k_zip(), "100k")
     ds = cflearn.datasets.movielens("ml-100k")
     assert ds.ratings.rating.tolist() == [4, 5, 2]
     assert ds.items.title.tolist() == ["Café (1995)", "B (1996)"]
