@@ -28,15 +28,29 @@ class _Callback(Callback):
     on a plain ``Callback`` a missing event falls through fastcore's attribute delegation to the
     learner, which costs more than the work of a small model's batch. Here every event exists
     (as a no-op unless overridden) and ``training`` is a plain property.
+
+    fastai's ``validate`` and ``get_preds`` fire ``before_fit``/``after_epoch``/``after_fit``
+    around a validation pass; :meth:`trained_epoch` tells a real training epoch from those.
     """
+
+    _trained = False
 
     @property
     def training(self) -> bool:
         return self.learn.training
 
+    def before_train(self) -> None:
+        self._trained = True
+
+    def trained_epoch(self) -> bool:
+        """In ``after_epoch``: did this epoch train? (Resets the flag for the next epoch.)"""
+        trained, self._trained = self._trained, False
+        return trained
+
 
 for _event in _events:
-    setattr(_Callback, _event, _skip)
+    if _event not in vars(_Callback):
+        setattr(_Callback, _event, _skip)
 
 
 class ColdRows(_Callback):
@@ -136,16 +150,20 @@ class LossHistory(_Callback):
         self._pending: list[torch.Tensor] = []
 
     def before_fit(self) -> None:
-        self.active = not _finding_lr(self.learn)
-        if self.active:
+        self.active, self._fresh = not _finding_lr(self.learn), True
+
+    def before_train(self) -> None:
+        super().before_train()
+        if self.active and self._fresh:  # the first training epoch of a fit (not a validate())
             self._reset()
+            self._fresh = False
 
     def after_batch(self) -> None:
         if self.active and self.learn.training:
             self._pending.append(self.learn.loss.detach())
 
     def after_epoch(self) -> None:
-        if not self.active:
+        if not (self.trained_epoch() and self.active):
             return
         if self._pending:
             self.train_losses.extend(torch.stack(self._pending).float().cpu().tolist())
@@ -188,8 +206,9 @@ class NaNGuard(_Callback):
                 "Lower the learning rate (try a tenth), or check the ratings for extreme values")
 
     def after_epoch(self) -> None:
-        self.good = state_copy(self.learn.model)
-        self.good_epoch = self.epoch + 1
+        if self.trained_epoch():
+            self.good = state_copy(self.learn.model)
+            self.good_epoch = self.epoch + 1
 
 
 class KeepBest(_Callback):
@@ -205,6 +224,8 @@ class KeepBest(_Callback):
         self.best_loss, self.best_epoch, self.best = float("inf"), 0, None
 
     def after_epoch(self) -> None:
+        if not self.trained_epoch():
+            return
         loss = self.learn.recorder.log[2] if len(self.learn.recorder.log) > 2 else None
         if loss is not None and float(loss) < self.best_loss:
             self.best_loss, self.best_epoch = float(loss), self.epoch + 1
@@ -233,7 +254,7 @@ class EpochPrinter(_Callback):
         self._t0 = time.perf_counter()
 
     def after_epoch(self) -> None:
-        if not self.active:
+        if not (self.trained_epoch() and self.active):
             return
         values = dict(zip(self.learn.recorder.metric_names, self.learn.recorder.log))
         done, total = self.epoch + 1, self.n_epoch

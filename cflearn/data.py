@@ -327,7 +327,11 @@ def _column(df: pd.DataFrame, name: str | None, default_pos: int | None, role: s
     if name not in df.columns:
         names = [str(c) for c in df.columns]
         hint = closest(str(name), names)
-        if not hint:
+        glued = next((c for c in names if str(name) in c and any(sep in c for sep in ",;\t|")), None)
+        if glued is not None:
+            sep = next(sep for sep in ",;\t|" if sep in glued)
+            hint = f" (wrong separator? the header reads {glued!r}: pass sep={sep!r})"
+        elif not hint:
             fits = [c for c in names if any(w in c.lower() for w in _ROLE_WORDS[role])]
             hint = f" (did you mean '{fits[0]}'?)" if fits else ""
         raise ColumnError(f"no {role} column {name!r} in the table{hint}; columns are {list(df.columns)}")

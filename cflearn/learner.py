@@ -25,7 +25,7 @@ from fastai.tabular.core import Categorify
 from .callbacks import ColdRows, KeepBest, LossHistory, NaNGuard, RowL2, fill_cold_rows
 from .collab import CollabModel
 from .data import CollabData
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .loaders import fast_loaders
 from .features import hybrid_items
 from .models import DotBias, HybridDotBias, embedding_tables
@@ -101,7 +101,9 @@ def collab_learner(
         **extra, n_factors=n_factors, use_nn=use_nn, emb_szs=emb_szs, layers=layers, bs=bs, wd=wd, row_l2=row_l2,
         bias_l2=bias_l2, epochs=epochs, lr=lr, y_pad=y_pad), bs_given=bs is not None)
     if len(data.valid_idx) == 0:
-        raise ConfigError("the data has no validation rows (valid_pct=0); fastai needs some: use valid_pct=0.1")
+        if not data.valid_pct:
+            raise ConfigError("the data has no validation rows (valid_pct=0); training needs some: use valid_pct=0.2")
+        raise DataError(f"{len(data.ratings)} rating(s) are too few to hold out validation rows; add ratings")
     dev = resolve_device(device)
     seed = data.seed if seed is None else seed
     if seed is not None:

@@ -36,9 +36,10 @@ def _from_mask(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def random_split(n: int, valid_pct: float = 0.2, seed: int | None = 42) -> tuple[np.ndarray, np.ndarray]:
-    """Hold out a random ``valid_pct`` of the rows (rounded to the nearest row)."""
+    """Hold out a random ``valid_pct`` of the rows (rounded; at least one row when ``valid_pct > 0``
+    and there are two rows or more)."""
     _check_pct(valid_pct)
-    n_valid = int(round(n * valid_pct))
+    n_valid = max(int(round(n * valid_pct)), 1 if valid_pct > 0 and n > 1 else 0)
     valid = np.zeros(n, dtype=bool)
     valid[np.random.default_rng(seed).permutation(n)[:n_valid]] = True
     return _from_mask(valid)

@@ -1,0 +1,118 @@
+"""Training safety and fuzzing: interrupts, best-epoch weights, determinism, random messy tables."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from fastai.callback.core import Callback
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import cflearn
+from cflearn.callbacks import state_copy
+
+
+class Snapshots(Callback):
+    order = 90
+
+    def before_fit(self):
+        self.after = []
+
+    def after_epoch(self):
+        self.after.append(state_copy(self.learn.model))
+
+
+class InterruptAt(Callback):
+    def __init__(self, epoch, batch):
+        self.at = (epoch, batch)
+
+    def before_batch(self):
+        if self.training and (self.epoch, self.iter) == self.at:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("interrupt", ["keep", "raise"])
+def test_interrupt_keeps_last_complete_epoch(synth_data, interrupt, capsys):
+    learn = cflearn.collab_learner(synth_data, epochs=4, bs=256, progress=False)
+    snaps = Snapshots()
+    if interrupt == "raise":
+        with pytest.raises(KeyboardInterrupt):
+            cflearn.fit(learn, cbs=[snaps, InterruptAt(2, 3)], interrupt="raise")
+    else:
+        assert cflearn.fit(learn, cbs=[snaps, InterruptAt(2, 3)]) is learn
+    assert "kept the weights after epoch 2" in capsys.readouterr().err
+    state = learn.model.state_dict()
+    # epoch 2's weights (cold rows refilled, as they are after every epoch)
+    for k in ["u_weight.weight", "i_weight.weight"]:
+        torch.testing.assert_close(state[k][1:], snaps.after[1][k][1:])
+    assert cflearn.predict(learn, [1, 2], [1, 2]).prediction.notna().all()
+    learn.fit_one_cycle(1, 1e-3)  # and training can go on
+
+
+def test_keep_best_ends_on_the_best_validation_epoch(synth):
+    data = cflearn.from_df(synth.ratings.sample(1500, random_state=0), "user", "item", "rating", seed=0)
+    learn = cflearn.collab_learner(data, epochs=12, bs=64, lr=5e-2, row_l2=0, bias_l2=0, wd=0, progress=False)
+    cflearn.fit(learn, keep_best=True)
+    losses = learn.loss_history.valid_losses
+    assert np.argmin(losses) < len(losses) - 1, losses  # it overfits: the last epoch is not the best
+    final = learn.validate()[0]
+    assert final == pytest.approx(min(losses), rel=1e-4)
+
+
+def test_same_seed_same_metrics_and_weights(synth_data):
+    runs = []
+    for _ in range(2):
+        learn = cflearn.collab_learner(synth_data, "best", epochs=3, seed=11, progress=False)
+        cflearn.fit(learn)
+        runs.append((learn.recorder.values, state_copy(learn.model)))
+    assert runs[0][0] == runs[1][0]
+    for k in runs[0][1]:
+        torch.testing.assert_close(runs[0][1][k], runs[1][1][k], rtol=0, atol=0)
+
+
+ids = st.one_of(
+    st.integers(min_value=0, max_value=30),
+    st.integers(min_value=2**40, max_value=2**40 + 30),
+    st.text(alphabet="abcxyz", min_size=1, max_size=2),
+)
+
+
+@st.composite
+def tables(draw):
+    n = draw(st.integers(min_value=0, max_value=60))
+    kind_u, kind_i = draw(ids), draw(ids)  # one value fixes the ID type of each column
+    def col(kind):
+        if isinstance(kind, str):
+            return [draw(st.text(alphabet="abcxyz", min_size=1, max_size=2)) for _ in range(n)]
+        return [draw(st.integers(min_value=kind, max_value=kind + 12)) for _ in range(n)]
+    scale = draw(st.sampled_from([(1, 5), (0, 1), (1, 10), (0, 0)]))
+    ratings = [draw(st.one_of(st.floats(min_value=scale[0], max_value=scale[1]),
+                              st.just(float("nan")), st.just("x"))) if draw(st.booleans()) and n and draw(
+        st.integers(0, 20)) == 0 else draw(st.floats(min_value=scale[0], max_value=scale[1])) for _ in range(n)]
+    return pd.DataFrame({"u": col(kind_u), "i": col(kind_i), "r": ratings})
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(tables(), st.sampled_from(["mean", "last", "error"]))
+def test_fuzz_from_df_fit_save_load(tmp_path_factory, df, duplicates):
+    """from_df raises a cflearn error or gives data on which a 1-epoch fit and a save/load round trip work."""
+    try:
+        data = cflearn.from_df(df, "u", "i", "r", duplicates=duplicates, valid_pct=0.25)
+        learn = cflearn.collab_learner(data, epochs=1, progress=False)
+    except cflearn.CflearnError as e:
+        assert str(e) and "\n" not in str(e)
+        return
+    cflearn.fit(learn)
+    path = tmp_path_factory.mktemp("fuzz") / "m.safetensors"
+    model = cflearn.load(cflearn.save(learn, path))
+    users, items = data.ratings["u"].tolist()[:5], data.ratings["i"].tolist()[:5]
+    a, b = cflearn.predict(learn, users, items), cflearn.predict(model, users, items)
+    assert a.equals(b) and np.isfinite(a.prediction).all()
+
+
+def test_validate_and_get_preds_leave_the_history_alone(trained):
+    hist = trained.loss_history
+    before = (list(hist.train_losses), list(hist.valid_losses), list(hist.epoch_ends))
+    trained.validate()
+    trained.get_preds()
+    assert (hist.train_losses, hist.valid_losses, hist.epoch_ends) == before
