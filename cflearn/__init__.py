@@ -1,6 +1,6 @@
 """cflearn: collaborative filtering made easy to learn, teach and use, on top of fastai."""
 
-from . import datasets
+from . import datasets, metrics
 from .collab import CollabModel
 from .data import CollabData, from_df, from_file, read_ratings
 from .errors import (
@@ -13,10 +13,12 @@ from .errors import (
     TrainingError,
     UnknownIDError,
 )
+from .evaluate import evaluate
 from .export import load, save
 from .learner import collab_learner, fit
 from .plots import plot_loss
 from .predict import predict
+from .recommend import FoldedUser, fold_in, recommend, recommend_all, similar_items, similar_users
 from .presets import PRESETS, Preset
 from .vocab import Vocab
 
@@ -24,6 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "datasets",
+    "metrics",
     "CollabData",
     "CollabModel",
     "Vocab",
@@ -35,6 +38,13 @@ __all__ = [
     "collab_learner",
     "fit",
     "predict",
+    "recommend",
+    "recommend_all",
+    "similar_items",
+    "similar_users",
+    "fold_in",
+    "FoldedUser",
+    "evaluate",
     "plot_loss",
     "save",
     "load",

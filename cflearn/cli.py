@@ -19,6 +19,7 @@ commands:
   demo      train on MovieLens (local or downloaded), else on synthetic data; print RMSE
   fit       train on your ratings file and write metrics.json, loss.png and model.safetensors
   predict   predicted rating of a user for items, from a saved model
+  recommend top-N items for a user, from a saved model
   presets   list the training presets
 """
 
@@ -71,6 +72,16 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--user", required=True, help="raw user ID")
     pred.add_argument("--item", required=True, nargs="+", help="raw item ID(s)")
 
+    rec = sub.add_parser("recommend", help="top-N items for a user from a saved model",
+                         description="Print the top-N items for USER (unseen in training), best first. An unknown "
+                                     "user gets the most popular items, and the output says so.")
+    rec.add_argument("model", metavar="MODEL", help="model.safetensors written by `cflearn fit`")
+    rec.add_argument("--user", required=True, help="raw user ID")
+    rec.add_argument("-n", type=int, default=10, help="how many items (default: 10)")
+    rec.add_argument("--include-seen", action="store_true", help="also list items the user rated in training")
+    rec.add_argument("--min-ratings", type=int, default=1,
+                     help="only items with at least this many training ratings (default: 1)")
+
     sub.add_parser("presets", help="list the training presets", description="List the training presets.")
     return parser
 
@@ -90,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import CflearnError
 
     try:
-        return {"demo": _demo, "fit": _fit, "predict": _predict, "presets": _presets}[args.command](args)
+        commands = {"demo": _demo, "fit": _fit, "predict": _predict, "recommend": _recommend, "presets": _presets}
+        return commands[args.command](args)
     except CflearnError as e:
         print(f"cflearn: error: {e}", file=sys.stderr)
         return 1
@@ -122,6 +134,24 @@ def _predict(args: argparse.Namespace) -> int:
         flag = "" if row.known_user and row.known_item else "  (fallback: unknown " + \
             " and ".join(n for n, k in (("user", row.known_user), ("item", row.known_item)) if not k) + ")"
         print(f"user {row.user} item {row.item}: {row.prediction:.3f}{flag}")
+    return 0
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    from .export import load
+    from .recommend import recommend
+
+    cf = load(args.model)
+    user = _coerce_id(args.user, cf.users)
+    top = recommend(cf, user, n=args.n, exclude_seen=not args.include_seen, min_ratings=args.min_ratings)
+    if (top["fallback"] == "popular").any():
+        print(f"user {user} is not in the training data: showing the most popular items")
+    else:
+        print(f"top {len(top)} for user {user}:")
+    extra = [c for c in ("title", "genres") if c in top.columns]
+    for row in top.itertuples():
+        label = " ".join(str(getattr(row, c)) for c in extra)
+        print(f"{row.rank:>3}. {row.item!s:<10} {row.score:5.2f}  {label}".rstrip())
     return 0
 
 
@@ -187,6 +217,7 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     from .io import atomic_write_bytes, atomic_write_json
     from .learner import collab_learner, fit
     from .plots import plot_loss
+    from .evaluate import evaluate
     from .predict import score
 
     user, item, rating, timestamp = columns
@@ -199,7 +230,8 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     print(f"training: preset {p['name']!r} ({p['epochs']} epochs, bs {p['bs']}) on {learn.cf.device}")
     fit(learn, interrupt="raise")
     scores = score(learn)
-    baseline = float(((data.valid[data.rating] - data.global_mean) ** 2).mean() ** 0.5)
+    table = evaluate(learn, k=10)
+    baseline = float(table["rmse"].iloc[1])
     metrics = {
         "rmse": scores["rmse"], "mae": scores["mae"], "baseline_rmse_global_mean": baseline,
         "valid_loss": float(learn.loss_history.valid_losses[-1]),
@@ -207,6 +239,9 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
         "fit_seconds": round(learn.cf.fit_seconds, 3), "epochs": p["epochs"], "preset": p["name"], "seed": seed,
         "split": split, "valid_pct": valid_pct, "device": str(learn.cf.device), "data": source,
         "cflearn_version": _version(),
+        "evaluation": {"k": 10, "relevance": table.attrs["relevance"],
+                       "methods": {name: {c: (None if v != v else float(v)) for c, v in row.items()}
+                                   for name, row in table.iterrows()}},
     }
     if replace and out.exists():
         shutil.rmtree(out)
@@ -220,12 +255,12 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     save(learn, out / "model.safetensors")
     atomic_write_json(out / "metrics.json", metrics)
     print()
-    print(f"{'metric':<28}{'value':>10}")
-    print(f"{'valid RMSE':<28}{metrics['rmse']:>10.4f}")
-    print(f"{'valid MAE':<28}{metrics['mae']:>10.4f}")
-    print(f"{'RMSE of the global mean':<28}{baseline:>10.4f}")
-    print(f"{'train / valid ratings':<28}{metrics['n_train']:>,} / {metrics['n_valid']:,}")
-    print(f"{'fit seconds':<28}{metrics['fit_seconds']:>10.2f}")
+    cols = ["rmse", "mae", "ndcg@10", "recall@10", "coverage@10"]
+    print(f"{'validation':<22}" + "".join(f"{c:>12}" for c in cols))
+    for name, row in table.iterrows():
+        print(f"{name:<22}" + "".join(f"{'-':>12}" if row[c] != row[c] else f"{row[c]:>12.4f}" for c in cols))
+    print(f"\nvalid RMSE {metrics['rmse']:.4f} (global mean: {baseline:.4f}); {metrics['n_train']:,} train / "
+          f"{metrics['n_valid']:,} valid ratings; fit {metrics['fit_seconds']:.2f} s")
     print()
     print(f"wrote {out / 'metrics.json'}, {out / 'loss.png'}, {out / 'model.safetensors'}")
     return 0

@@ -38,6 +38,8 @@ class CollabModel:
         item_info: optional item metadata indexed by raw item ID.
         data: the training :class:`CollabData` (``None`` for a loaded model).
         fit_seconds: wall time of the last :func:`cflearn.fit`.
+        seen_indptr, seen_items: CSR lists of the items each user rated in training.
+        item_counts: training ratings per item (row 0: unknown).
     """
 
     model: nn.Module
@@ -50,6 +52,28 @@ class CollabModel:
     item_info: pd.DataFrame | None = None
     data: CollabData | None = None
     fit_seconds: float | None = None
+    seen_indptr: torch.Tensor | None = None
+    seen_items: torch.Tensor | None = None
+    item_counts: torch.Tensor | None = None
+
+    def seen(self, user_index: int) -> torch.Tensor:
+        """Item indices the user rated in training (empty for unknown users or without the lists)."""
+        if self.seen_indptr is None or user_index <= 0 or user_index >= len(self.seen_indptr) - 1:
+            return torch.zeros(0, dtype=torch.long)
+        return self.seen_items[self.seen_indptr[user_index]:self.seen_indptr[user_index + 1]]
+
+    def set_training_rows(self, users: torch.Tensor, items: torch.Tensor) -> None:
+        """Record which items each user rated in training and how often each item was rated.
+
+        They are saved with the model, so a loaded model can exclude seen items and rank by
+        popularity without the training data.
+        """
+        users, items = users.long(), items.long()
+        order = torch.argsort(users * len(self.items) + items)
+        counts = torch.bincount(users, minlength=len(self.users))
+        self.seen_indptr = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+        self.seen_items = items[order]
+        self.item_counts = torch.bincount(items, minlength=len(self.items))
 
     @property
     def device(self) -> torch.device:

@@ -24,6 +24,7 @@ __all__ = ["save", "load", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 _KEY = "cflearn"
+_EXTRA = ("seen_indptr", "seen_items", "item_counts")  # saved beside the weights, under "cflearn."
 
 
 def _versions() -> dict[str, str]:
@@ -64,6 +65,9 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
         "item_info": _table_to_json(cf.item_info, cf.items),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in cf.model.state_dict().items()}
+    for name in _EXTRA:
+        if getattr(cf, name) is not None:
+            tensors[f"{_KEY}.{name}"] = getattr(cf, name).cpu().contiguous()
     blob = safetensors_bytes(tensors, metadata={_KEY: json.dumps(meta, default=json_default)})
     return atomic_write_bytes(path, blob)
 
@@ -114,6 +118,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> CollabModel:
     except (ValueError, KeyError, TypeError, IndexError) as e:
         raise ModelFileError(f"{path} has damaged or tampered metadata ({type(e).__name__}: {e}); "
                              "re-save the model from its learner") from None
+    extra = {name: tensors.pop(f"{_KEY}.{name}", None) for name in _EXTRA}
     expected = model.state_dict()
     problems = [k for k in expected if k not in tensors or tensors[k].shape != expected[k].shape]
     problems += [k for k in tensors if k not in expected]
@@ -131,7 +136,19 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> CollabModel:
     model.to(torch.device(device)).eval()
     return CollabModel(model=model, users=users, items=items, scale=scale, preset=meta.get("preset", {}),
                        columns=meta.get("columns", {}), global_mean=float(meta.get("global_mean", sum(scale) / 2)),
-                       item_info=_table_from_json(meta.get("item_info")))
+                       item_info=_table_from_json(meta.get("item_info")), **_checked_extra(extra, users, items, path))
+
+
+def _checked_extra(extra: dict[str, torch.Tensor | None], users: Vocab, items: Vocab, path: Path) -> dict:
+    """The seen-item lists and item counts, checked against the vocabularies."""
+    indptr, seen, counts = extra["seen_indptr"], extra["seen_items"], extra["item_counts"]
+    if indptr is None:
+        return {}
+    ok = (indptr.ndim == 1 and len(indptr) == len(users) + 1 and counts is not None and len(counts) == len(items)
+          and seen is not None and int(indptr[-1]) == len(seen) and (len(seen) == 0 or int(seen.max()) < len(items)))
+    if not ok:
+        raise ModelFileError(f"{path}: the seen-item lists do not match the vocabularies; the file was altered")
+    return {"seen_indptr": indptr.long(), "seen_items": seen.long(), "item_counts": counts.long()}
 
 
 def _table_rows(model: torch.nn.Module) -> tuple[int, int]:

@@ -150,6 +150,9 @@ def collab_learner(
         columns={"user": data.user, "item": data.item, "rating": data.rating, "timestamp": data.timestamp},
         global_mean=data.global_mean, item_info=data.item_info, data=data,
     )
+    train = data.train
+    learn.cf.set_training_rows(torch.from_numpy(users.encode(train[data.user])),
+                               torch.from_numpy(items.encode(train[data.item])))
     return learn
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "model_config",
     "embedding_tables",
     "trained_rows",
+    "factor_tables",
 ]
 
 
@@ -162,6 +163,21 @@ def trained_rows(model: nn.Module, col: int) -> torch.Tensor | slice:
     if col == 1 and mask is not None:
         return mask
     return slice(1, None)
+
+
+@torch.no_grad()
+def factor_tables(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """``(user vectors, user biases, item vectors, item biases)`` such that the raw score of a pair is
+    ``<u, i> + b_u + b_i`` (hybrid items include their features), or ``None`` for models without
+    that form (``EmbeddingNN``)."""
+    if isinstance(model, EmbeddingDotBias):
+        return (model.u_weight.weight, model.u_bias.weight[:, 0], model.i_weight.weight, model.i_bias.weight[:, 0])
+    if isinstance(model, HybridDotBias):
+        fw = model.feat_w.unsqueeze(-1)
+        items = model.i_weight.weight + (model.f_weight(model.feat_idx) * fw).sum(1)
+        bias = model.i_bias.weight[:, 0] + (model.f_bias(model.feat_idx) * fw).sum((1, 2))
+        return model.u_weight.weight, model.u_bias.weight[:, 0], items, bias
+    return None
 
 
 def default_emb_sz(n: int) -> int:

@@ -33,7 +33,9 @@ class Vocab:
     # -- raw -> index -------------------------------------------------------------------------
     def encode(self, raw: Sequence[Any] | np.ndarray | pd.Series) -> np.ndarray:
         """Indices (int64) of ``raw`` IDs; unknown IDs map to 0."""
-        pos = self._index.get_indexer(pd.Index(np.asarray(raw) if not isinstance(raw, pd.Series) else raw))
+        if not isinstance(raw, (pd.Series, pd.Index, np.ndarray)):
+            raw = pd.Series(list(raw))  # not np.asarray: numpy's fixed-width strings drop trailing NULs
+        pos = self._index.get_indexer(pd.Index(raw))
         return (pos + 1).astype(np.int64)  # -1 (missing) becomes 0
 
     def known(self, raw: Sequence[Any] | np.ndarray | pd.Series) -> np.ndarray:

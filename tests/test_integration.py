@@ -57,3 +57,19 @@ def test_presets_transfer_to_other_shapes(shape, preset):
     # binary labels keep most of their noise (thresholded tastes): a smaller gain is all there is
     bound = 0.9 if shape.get("step") == 1 and shape.get("scale") == (0, 1) else 0.85
     assert score(learn)["rmse"] < bound * baseline, (shape, score(learn), baseline)
+
+
+def test_evaluate_and_recommend_on_movielens(ml_data):
+    learn = cflearn.collab_learner(ml_data, "fast", progress=False)
+    cflearn.fit(learn)
+    table = cflearn.evaluate(learn, k=10)
+    assert list(table.index) == ["model (fast)", "global mean", "user+item bias", "most popular"]
+    ranked = ["precision@10", "recall@10", "ndcg@10", "map@10", "mrr@10", "hit_rate@10", "coverage@10", "popularity@10"]
+    assert table.loc["model (fast)", ["rmse", "mae", *ranked]].notna().all()
+    assert table.loc["user+item bias", ranked].notna().all() and table.loc["most popular", ranked].notna().all()
+    r = table["rmse"]
+    assert r["model (fast)"] < r["user+item bias"] < r["global mean"]  # the model beats every rating baseline
+    top = cflearn.recommend_all(learn, n=10)  # every user, one call (timed in bench/recommend.py)
+    assert len(top) == 671 * 10 and top["title"].notna().all()
+    seen = ml_data.train.groupby("userId")["movieId"].agg(set)
+    assert not any(i in seen[u] for u, i in zip(top["user"], top["item"]))

@@ -1,0 +1,311 @@
+"""Recommendations by raw ID: top-N for one user or many, similar items/users, cold start and fold-in."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from .collab import CollabModel, as_collab
+from .errors import ConfigError, UnknownIDError
+from .models import embedding_tables, factor_tables
+
+if TYPE_CHECKING:
+    from fastai.learner import Learner
+
+__all__ = ["recommend", "recommend_all", "similar_items", "similar_users", "fold_in", "FoldedUser"]
+
+
+@dataclasses.dataclass
+class FoldedUser:
+    """A user who was not in training, fitted from a few ratings against the frozen item factors.
+
+    Pass it to :func:`recommend` (or :func:`recommend_all` in a list) like a user ID.
+
+    Attributes:
+        vector: the user's factors.
+        bias: the user's bias.
+        items: model indices of the items the ratings were about (excluded from recommendations).
+        unknown_items: raw IDs in the ratings that the model does not know (ignored).
+        loss: final mean squared error on the given ratings.
+    """
+
+    vector: torch.Tensor
+    bias: float
+    items: torch.Tensor
+    unknown_items: list[Any]
+    loss: float
+
+    def __repr__(self) -> str:
+        return (f"FoldedUser({len(self.items)} ratings used, {len(self.unknown_items)} unknown items ignored, "
+                f"fit MSE {self.loss:.3f})")
+
+
+def _to_scale(cf: CollabModel, raw: torch.Tensor) -> torch.Tensor:
+    yr = getattr(cf.model, "y_range", None)
+    if yr is not None:
+        raw = torch.sigmoid(raw) * (yr[1] - yr[0]) + yr[0]
+    return raw.clamp(*cf.scale)
+
+
+@torch.no_grad()
+def _scores(cf: CollabModel, uvec: torch.Tensor | None, ubias: torch.Tensor | None,
+            uidx: torch.Tensor) -> torch.Tensor:
+    """Predicted ratings ``(len(users), n_items)``: one matrix product for dot models, chunked
+    forward passes for the NN model."""
+    tables = factor_tables(cf.model)
+    if tables is not None:
+        U, bu, items, bi = tables
+        if uvec is None:
+            uvec, ubias = U[uidx], bu[uidx]
+        return _to_scale(cf, uvec @ items.T + ubias[:, None] + bi[None, :])
+    if uvec is not None:
+        raise ConfigError("folded-in users need a dot-product model (presets fast, best, book)")
+    model, n_items = cf.model, len(cf.items)
+    was_training = model.training
+    model.eval()
+    block = max(1, (1 << 16) // n_items)  # about 65k pairs per forward pass (cache-friendly)
+    try:
+        item_col = torch.arange(n_items, device=cf.device)
+        rows = []
+        for s in range(0, len(uidx), block):
+            us = uidx[s:s + block].to(cf.device)
+            pairs = torch.stack([us.repeat_interleave(n_items), item_col.repeat(len(us))], 1)
+            rows.append(model(pairs).view(len(us), n_items))
+    finally:
+        model.train(was_training)
+    return torch.cat(rows).float().cpu().clamp(*cf.scale)
+
+
+def _item_mask(cf: CollabModel, candidates: Sequence[Any] | None, min_ratings: int) -> torch.Tensor:
+    """Items that may be recommended at all: not row 0, rated often enough, among the candidates."""
+    ok = torch.ones(len(cf.items), dtype=torch.bool)
+    ok[0] = False
+    if min_ratings > 0:
+        if cf.item_counts is None:
+            raise ConfigError("min_ratings needs the training counts; this model was saved without them")
+        ok &= cf.item_counts >= min_ratings
+    if candidates is not None:
+        allowed = torch.zeros_like(ok)
+        idx = torch.from_numpy(cf.items.encode(pd.Series(list(candidates), dtype=object)))
+        allowed[idx[idx > 0]] = True
+        ok &= allowed
+    return ok
+
+
+def _resolve_users(cf: CollabModel, users: Sequence[Any]) -> tuple[torch.Tensor, list[int]]:
+    """Model indices of raw users (0 = unknown) and positions of folded-in users."""
+    raw = [u for u in users if not isinstance(u, FoldedUser)]
+    codes = iter(cf.users.encode(pd.Series(raw, dtype=object)).tolist()) if raw else iter([])
+    idx = [0 if isinstance(u, FoldedUser) else next(codes) for u in users]
+    return torch.tensor(idx, dtype=torch.long), [k for k, u in enumerate(users) if isinstance(u, FoldedUser)]
+
+
+def recommend_all(
+    learn: Learner | CollabModel,
+    users: Sequence[Any] | None = None,
+    n: int = 10,
+    *,
+    exclude_seen: bool = True,
+    candidates: Sequence[Any] | None = None,
+    min_ratings: int = 1,
+    strict: bool = False,
+    chunk: int = 1024,
+) -> pd.DataFrame:
+    """Top-``n`` items for many users at once (all known users by default), scored with matrix products.
+
+    Args:
+        learn: a learner from :func:`cflearn.collab_learner` or a model from :func:`cflearn.load`.
+        users: raw user IDs and/or :class:`FoldedUser` s; ``None`` means every user seen in training.
+        n: items per user.
+        exclude_seen: leave out the items each user rated in training.
+        candidates: only recommend among these raw item IDs.
+        min_ratings: only recommend items with at least this many training ratings (1 leaves out the
+            items a hybrid model knows only from their features; 0 lets them in).
+        strict: raise :class:`cflearn.UnknownIDError` for unknown users instead of the fallback.
+        chunk: users scored per matrix product.
+
+    Returns:
+        Long DataFrame ``user, rank, item, score, fallback`` (+ item metadata columns such as
+        ``title``, ``genres``). ``score`` is the predicted rating. Unknown users get the most
+        popular items (by training ratings) with ``fallback="popular"`` and the average user's
+        predicted ratings as scores.
+    """
+    cf = as_collab(learn)
+    users = list(cf.users.ids) if users is None else list(users)
+    if n < 1:
+        raise ConfigError(f"n must be at least 1, got {n}")
+    uidx, folded_pos = _resolve_users(cf, users)
+    unknown = [users[k] for k in range(len(users)) if uidx[k] == 0 and k not in folded_pos]
+    if strict and unknown:
+        raise UnknownIDError(f"users not in the training data: {', '.join(map(repr, unknown[:5]))}; pass "
+                             "strict=False to get the most-popular fallback")
+    allowed = _item_mask(cf, candidates, min_ratings)
+    n_eff = int(min(n, allowed.sum()))
+    out_items = torch.zeros(len(users), n_eff, dtype=torch.long)
+    out_scores = torch.zeros(len(users), n_eff)
+    folded = set(folded_pos)
+    for s in range(0, len(users), chunk):
+        rows = list(range(s, min(s + chunk, len(users))))
+        scores = _scores(cf, None, None, uidx[rows])
+        for j, k in enumerate(rows):
+            if k in folded:
+                f = users[k]
+                scores[j] = _scores(cf, f.vector[None].to(scores.dtype), torch.tensor([f.bias]), uidx[k:k + 1])[0]
+        scores[:, ~allowed] = -torch.inf
+        if exclude_seen:
+            for j, k in enumerate(rows):
+                seen = users[k].items if k in folded else cf.seen(int(uidx[k]))
+                scores[j, seen] = -torch.inf
+        top = scores.topk(n_eff, dim=1)
+        out_items[rows], out_scores[rows] = top.indices, top.values
+    fallback = np.array([""] * len(users), dtype=object)
+    if unknown:
+        popular = _popular(cf, allowed, n_eff)
+        avg = _scores(cf, None, None, torch.zeros(1, dtype=torch.long))[0]
+        for k in range(len(users)):
+            if uidx[k] == 0 and k not in folded:
+                out_items[k], out_scores[k], fallback[k] = popular, avg[popular], "popular"
+    frame = pd.DataFrame({
+        "user": np.repeat(np.array(users, dtype=object), n_eff),
+        "rank": np.tile(np.arange(1, n_eff + 1), len(users)),
+        "item": cf.items.decode(out_items.reshape(-1).numpy()),
+        "score": out_scores.reshape(-1).numpy(),
+        "fallback": np.repeat(fallback, n_eff),
+    })
+    return _with_info(cf, frame)
+
+
+def _popular(cf: CollabModel, allowed: torch.Tensor, n: int) -> torch.Tensor:
+    if cf.item_counts is None:
+        raise ConfigError("the popularity fallback needs the training counts; this model was saved without them")
+    counts = torch.where(allowed, cf.item_counts.double(), torch.tensor(-1.0, dtype=torch.float64))
+    return torch.argsort(counts, descending=True, stable=True)[:n]
+
+
+def _with_info(cf: CollabModel, frame: pd.DataFrame) -> pd.DataFrame:
+    if cf.item_info is None or frame.empty:
+        return frame
+    info = cf.item_info.reindex(frame["item"].to_numpy())
+    for col in info.columns:
+        frame[col] = info[col].to_numpy()
+    return frame
+
+
+def recommend(
+    learn: Learner | CollabModel,
+    user: Any,
+    n: int = 10,
+    *,
+    exclude_seen: bool = True,
+    candidates: Sequence[Any] | None = None,
+    min_ratings: int = 1,
+    strict: bool = False,
+) -> pd.DataFrame:
+    """Top-``n`` items for one user (a raw ID or a :class:`FoldedUser`), best first.
+
+    See :func:`recommend_all` for the options; the result has columns ``rank, item, score,
+    fallback`` plus item metadata (e.g. MovieLens ``title`` and ``genres``).
+    """
+    frame = recommend_all(learn, [user], n, exclude_seen=exclude_seen, candidates=candidates,
+                          min_ratings=min_ratings, strict=strict)
+    return frame.drop(columns="user").reset_index(drop=True)
+
+
+def _similar(cf: CollabModel, vectors: torch.Tensor, raw: Any, vocab: Any, n: int, kind: str,
+             ok: torch.Tensor) -> pd.DataFrame:
+    idx = int(vocab.encode(pd.Series([raw], dtype=object))[0])
+    if idx == 0:
+        raise UnknownIDError(f"{kind} {raw!r} is not in the training data; similarities need a trained {kind}")
+    sims = F.cosine_similarity(vectors, vectors[idx][None], dim=1)
+    sims[~ok] = -torch.inf
+    sims[idx] = -torch.inf
+    top = sims.topk(int(min(n, ok.sum() - ok[idx].int())))
+    return pd.DataFrame({kind: vocab.decode(top.indices.numpy()), "similarity": top.values.numpy()})
+
+
+@torch.no_grad()
+def similar_items(learn: Learner | CollabModel, item: Any, n: int = 10, *, min_ratings: int = 1) -> pd.DataFrame:
+    """The ``n`` items whose factor vectors have the highest cosine similarity to ``item``'s.
+
+    Returns a DataFrame ``item, similarity`` (+ item metadata). Raises :class:`cflearn.UnknownIDError`
+    for an item not in the model.
+    """
+    cf = as_collab(learn)
+    tables = factor_tables(cf.model)
+    vectors = tables[2] if tables is not None else embedding_tables(cf.model)[(1, "item")].weight
+    frame = _similar(cf, vectors.detach().cpu(), item, cf.items, n, "item", _item_mask(cf, None, min_ratings))
+    return _with_info(cf, frame)
+
+
+@torch.no_grad()
+def similar_users(learn: Learner | CollabModel, user: Any, n: int = 10) -> pd.DataFrame:
+    """The ``n`` users whose factor vectors are most cosine-similar to ``user``'s (``user, similarity``)."""
+    cf = as_collab(learn)
+    tables = factor_tables(cf.model)
+    vectors = tables[0] if tables is not None else embedding_tables(cf.model)[(0, "user")].weight
+    ok = torch.ones(len(cf.users), dtype=torch.bool)
+    ok[0] = False
+    return _similar(cf, vectors.detach().cpu(), user, cf.users, n, "user", ok)
+
+
+def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.DataFrame, *,
+            l2: float | None = None, steps: int = 100) -> FoldedUser:
+    """Fit a new user's factors and bias from a few ratings, keeping every item factor frozen.
+
+    The optimisation has ``n_factors + 1`` unknowns, so it takes milliseconds; it starts from the
+    average user and minimises squared error plus ``l2`` times the squared norm of the factors.
+
+    Args:
+        learn: a dot-product learner or model (presets ``fast``, ``best``, ``book``).
+        ratings: ``{raw item ID: rating}``, or a DataFrame with the model's item and rating columns.
+        l2: regularisation (default: the preset's ``row_l2``, or 0.05).
+        steps: L-BFGS iterations.
+
+    Returns:
+        FoldedUser: pass it to :func:`recommend`.
+    """
+    cf = as_collab(learn)
+    tables = factor_tables(cf.model)
+    if tables is None:
+        raise ConfigError("fold_in needs a dot-product model (presets fast, best, book), not an EmbeddingNN")
+    if isinstance(ratings, pd.DataFrame):
+        ratings = dict(zip(ratings[cf.columns["item"]], ratings[cf.columns["rating"]]))
+    if not ratings:
+        raise ConfigError("fold_in needs at least one rating, e.g. {item_id: 4.0}")
+    raw_items = list(ratings)
+    idx = torch.from_numpy(cf.items.encode(pd.Series(raw_items, dtype=object)))
+    unknown = [r for r, i in zip(raw_items, idx.tolist()) if i == 0]
+    known = idx > 0
+    if not known.any():
+        raise UnknownIDError(f"none of the rated items is known to the model (e.g. {raw_items[0]!r})")
+    U, bu, items, bi = (t.detach().cpu().float() for t in tables)
+    q, b_i = items[idx[known]], bi[idx[known]]
+    y = torch.tensor([float(ratings[r]) for r, ok in zip(raw_items, known.tolist()) if ok])
+    l2 = float(cf.preset.get("row_l2") or 0.05) if l2 is None else l2
+    u = U[0].clone().requires_grad_(True)  # row 0: the average user
+    b = bu[0].clone().reshape(1).requires_grad_(True)
+    opt = torch.optim.LBFGS([u, b], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        pred = _to_scale_soft(cf, q @ u + b + b_i)
+        loss = F.mse_loss(pred, y) + l2 * u.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        mse = float(F.mse_loss(_to_scale_soft(cf, q @ u + b + b_i), y))
+    return FoldedUser(u.detach(), float(b.detach()), idx[known], unknown, mse)
+
+
+def _to_scale_soft(cf: CollabModel, raw: torch.Tensor) -> torch.Tensor:
+    """The model's output transform without clipping (differentiable)."""
+    yr = getattr(cf.model, "y_range", None)
+    return torch.sigmoid(raw) * (yr[1] - yr[0]) + yr[0] if yr is not None else raw

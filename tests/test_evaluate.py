@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+import cflearn
+from cflearn.evaluate import bias_baseline
+
+
+def test_evaluate_table_model_and_baselines(trained, synth_data):
+    table = cflearn.evaluate(trained, k=5)
+    assert list(table.index) == ["model (fast)", "global mean", "user+item bias", "most popular"]
+    for col in ["rmse", "mae", "precision@5", "recall@5", "ndcg@5", "map@5", "mrr@5", "hit_rate@5", "coverage@5",
+                "popularity@5"]:
+        assert col in table.columns
+    r = table["rmse"]
+    assert r["model (fast)"] < r["user+item bias"] < r["global mean"]
+    assert np.isnan(table.loc["global mean", "ndcg@5"]) and np.isnan(table.loc["most popular", "rmse"])
+    # personal lists cover more of the catalogue than one list for everybody, and are less popularity-biased
+    assert table.loc["model (fast)", "coverage@5"] > table.loc["most popular", "coverage@5"]
+    assert table.loc["model (fast)", "popularity@5"] < table.loc["most popular", "popularity@5"]
+    assert 0 < table.loc["model (fast)", "ndcg@5"] <= 1
+    assert table.attrs["relevance"] == 4.0
+    # the global-mean row is exactly the RMSE of the training mean
+    v = synth_data.valid["rating"].to_numpy()
+    assert r["global mean"] == pytest.approx(np.sqrt(((v - synth_data.global_mean) ** 2).mean()))
+
+
+def test_bias_baseline_recovers_planted_biases(synth):
+    data = cflearn.from_df(synth)
+    u, i = data.codes[data.train_idx, 0], data.codes[data.train_idx, 1]
+    mu, bu, bi = bias_baseline(u, i, data.values[data.train_idx].astype(float), len(data.users), len(data.items))
+    truth = synth.truth
+    planted = truth["item_bias"][np.searchsorted(truth["item_ids"], data.items.ids)]
+    assert np.corrcoef(bi[1:], planted)[0, 1] > 0.8
+    assert bu[0] == 0 and bi[0] == 0
+
+
+def test_evaluate_needs_data_for_loaded_models(trained, synth_data, tmp_path):
+    model = cflearn.load(cflearn.save(trained, tmp_path / "m.safetensors"))
+    with pytest.raises(cflearn.ConfigError, match="pass data="):
+        cflearn.evaluate(model)
+    a = cflearn.evaluate(model, synth_data, k=5)
+    b = cflearn.evaluate(trained, k=5)
+    assert np.allclose(a.to_numpy(dtype=float), b.to_numpy(dtype=float), equal_nan=True)
