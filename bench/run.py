@@ -12,7 +12,6 @@ everyone. Appends the table to bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -73,7 +72,7 @@ def bare_loop(data: cflearn.CollabData, seed: int):
     emb = [torch.nn.Embedding(n, d) for n, d in [(nu, k), (ni, k), (nu, 1), (ni, 1)]]
     for e in emb:
         torch.nn.init.trunc_normal_(e.weight, std=0.01)
-    U, I, BU, BI = emb
+    P, Q, BP, BQ = emb
     lo, hi = cflearn.presets.y_range_for(data.scale)
     opt = torch.optim.AdamW([e.weight for e in emb], lr=p.lr, betas=(0.9, 0.99), eps=1e-5, weight_decay=0, foreach=True)
     steps = len(xt) // bs
@@ -85,7 +84,7 @@ def bare_loop(data: cflearn.CollabData, seed: int):
             x, y = xt[perm], yt[perm]
             for b in range(steps):
                 xb, yb = x[b * bs:(b + 1) * bs], y[b * bs:(b + 1) * bs]
-                u, i, bu, bi = U(xb[:, 0]), I(xb[:, 1]), BU(xb[:, 0]).view(-1), BI(xb[:, 1]).view(-1)
+                u, i, bu, bi = P(xb[:, 0]), Q(xb[:, 1]), BP(xb[:, 0]).view(-1), BQ(xb[:, 1]).view(-1)
                 pred = torch.sigmoid((u * i).sum(1) + bu + bi) * (hi - lo) + lo
                 loss = (F.mse_loss(pred, yb) + p.row_l2 * (u.pow(2).sum(1) + i.pow(2).sum(1)).mean()
                         + p.bias_l2 * (bu.pow(2) + bi.pow(2)).mean())
@@ -97,7 +96,7 @@ def bare_loop(data: cflearn.CollabData, seed: int):
         for e in emb:
             e.weight[0] = e.weight[1:].mean(0)
         u, i = xv[:, 0], xv[:, 1]
-        pred = torch.sigmoid((U(u) * I(i)).sum(1) + BU(u).view(-1) + BI(i).view(-1)) * (hi - lo) + lo
+        pred = torch.sigmoid((P(u) * Q(i)).sum(1) + BP(u).view(-1) + BQ(i).view(-1)) * (hi - lo) + lo
     return pred.clamp(*data.scale).numpy(), yv.numpy(), t.seconds, p.epochs
 
 
@@ -158,8 +157,8 @@ def main() -> int:
     print(table)
     if not args.no_record:
         append_results(f"ml-latest-small, seeded 80/20 split, medians of {args.repeats}", table,
-                       "fit s: training wall time (cflearn includes its per-epoch validation). "
-                       "epoch time / bare: seconds per epoch relative to the bare PyTorch loop at the fast preset's batch size.")
+                       "fit s: training wall time (cflearn includes its per-epoch validation). epoch time / bare: "
+                       "seconds per epoch relative to the bare PyTorch loop at the fast preset's batch size.")
     return 0
 
 

@@ -18,8 +18,8 @@ from .export import load, save
 from .learner import collab_learner, fit
 from .plots import plot_loss
 from .predict import predict
-from .recommend import FoldedUser, fold_in, recommend, recommend_all, similar_items, similar_users
 from .presets import PRESETS, Preset
+from .recommend import FoldedUser, fold_in, recommend, recommend_all, similar_items, similar_users
 from .vocab import Vocab
 
 __version__ = "0.1.0"

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -213,11 +211,11 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
                      replace: bool = False) -> int:
     from .callbacks import EpochPrinter
     from .data import from_df
+    from .evaluate import evaluate
     from .export import save
     from .io import atomic_write_bytes, atomic_write_json
     from .learner import collab_learner, fit
     from .plots import plot_loss
-    from .evaluate import evaluate
     from .predict import score
 
     user, item, rating, timestamp = columns

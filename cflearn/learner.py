@@ -10,24 +10,22 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from fastai.learner import CastToTensor
 from fastai.callback.progress import ProgressCallback
 from fastai.collab import TabularCollab
 from fastai.collab import collab_learner as fastai_collab_learner
 from fastai.data.block import TransformBlock
-from fastai.learner import Learner
+from fastai.learner import CastToTensor, Learner, Metric
 from fastai.losses import MSELossFlat
-from fastai.learner import Metric
 from fastai.optimizer import Adam
-from torch.nn import functional as F
 from fastai.tabular.core import Categorify
+from torch.nn import functional as F
 
 from .callbacks import ColdRows, KeepBest, LossHistory, NaNGuard, RowL2, fill_cold_rows
 from .collab import CollabModel
 from .data import CollabData
 from .errors import ConfigError, DataError
-from .loaders import fast_loaders
 from .features import hybrid_items
+from .loaders import fast_loaders
 from .models import DotBias, HybridDotBias, embedding_tables
 from .optim import adamw, lazy_adamw
 from .presets import Preset, get_preset, y_range_for

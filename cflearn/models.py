@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from fastai.collab import EmbeddingDotBias, EmbeddingNN
 from fastai.layers import LinBnDrop
 from fastai.tabular.model import emb_sz_rule, tabular_config
-import torch
 from torch import nn
 
 __all__ = [

@@ -2,9 +2,7 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from cflearn.cli import main
