@@ -1,11 +1,11 @@
-"""The ``cflearn`` command: demo, fit, predict, presets."""
+"""The ``cflearn`` command: demo, fit, predict, recommend, presets."""
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from collections.abc import Sequence
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,8 @@ def _parser() -> argparse.ArgumentParser:
                           description="Train the default preset on ml-latest-small (from $CFLEARN_DATA, the cache, or "
                                       "a verified download); offline without the data, train on a synthetic set "
                                       "and say so. Writes the outputs of `cflearn fit` to --out.")
-    demo.add_argument("--out", default="runs/demo", help="output folder, replaced on each demo run "
-                                                         "(default: runs/demo)")
+    demo.add_argument("--out", default="runs/demo", help="output folder; each demo run overwrites its three "
+                                                         "files there (default: runs/demo)")
     demo.add_argument("--preset", default="fast", choices=list(PRESETS), help="training preset (default: fast)")
     demo.add_argument("--epochs", type=int, help="override the preset's epochs")
     demo.add_argument("--seed", type=int, default=42, help="seed of split, weights and shuffling (default: 42)")
@@ -176,10 +176,10 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"MovieLens is not available here ({e})")
         print(f"data: training on a SYNTHETIC MovieLens-like set instead ({len(ds.ratings):,} ratings, planted tastes)")
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        print(f"note: replacing the previous demo run in {out}")
+    if (out / "metrics.json").exists():
+        print(f"note: overwriting the previous demo run's files in {out}")
     return _train_and_write(ds, out, preset=args.preset, epochs=args.epochs, seed=args.seed, valid_pct=0.2,
-                            source=ds.name, replace=True)
+                            source=ds.name)
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -207,8 +207,7 @@ def _fit(args: argparse.Namespace) -> int:
 
 def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | None, seed: int, valid_pct: float,
                      source: str, split: str = "random", duplicates: str = "mean",
-                     columns: tuple[str | None, ...] = (None, None, None, None), device: str | None = None,
-                     replace: bool = False) -> int:
+                     columns: tuple[str | None, ...] = (None, None, None, None), device: str | None = None) -> int:
     from .callbacks import EpochPrinter
     from .data import from_df
     from .evaluate import evaluate
@@ -216,7 +215,6 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     from .io import atomic_write_bytes, atomic_write_json
     from .learner import collab_learner, fit
     from .plots import plot_loss
-    from .predict import score
 
     user, item, rating, timestamp = columns
     data = from_df(source_data, user, item, rating, timestamp, valid_pct=valid_pct, seed=seed, split=split,
@@ -227,13 +225,12 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     p = learn.cf.preset
     print(f"training: preset {p['name']!r} ({p['epochs']} epochs, bs {p['bs']}) on {learn.cf.device}")
     fit(learn, interrupt="raise")
-    scores = score(learn)
     table = evaluate(learn, k=10)
     baseline = float(table["rmse"].iloc[1])
     metrics = {
-        "rmse": scores["rmse"], "mae": scores["mae"], "baseline_rmse_global_mean": baseline,
+        "rmse": float(table["rmse"].iloc[0]), "mae": float(table["mae"].iloc[0]), "baseline_rmse_global_mean": baseline,
         "valid_loss": float(learn.loss_history.valid_losses[-1]),
-        "n_train": scores["n_train"], "n_valid": scores["n_valid"], "cold_valid_rows": data.cold["rows"],
+        "n_train": len(data.train_idx), "n_valid": len(data.valid_idx), "cold_valid_rows": data.cold["rows"],
         "fit_seconds": round(learn.cf.fit_seconds, 3), "epochs": p["epochs"], "preset": p["name"], "seed": seed,
         "split": split, "valid_pct": valid_pct, "device": str(learn.cf.device), "data": source,
         "cflearn_version": _version(),
@@ -241,13 +238,9 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
                        "methods": {name: {c: (None if v != v else float(v)) for c, v in row.items()}
                                    for name, row in table.iterrows()}},
     }
-    if replace and out.exists():
-        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     fig = plot_loss(learn, title=f"cflearn {p['name']} on {Path(source).name}")
-    import io
-
-    buf = io.BytesIO()
+    buf = BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     atomic_write_bytes(out / "loss.png", buf.getvalue())
     save(learn, out / "model.safetensors")

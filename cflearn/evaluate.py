@@ -62,9 +62,10 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, k: in
     is the share of the rankable items shown to anyone; popularity is the average share of
     training users who rated the recommended items (lower = less popularity bias).
 
-    Baselines: ``global mean`` (predicts the mean rating; it does not rank, so no ranking metrics),
-    ``user+item bias`` (regularised biases, ranks by item bias) and ``most popular`` (ranks by
-    training ratings; it does not predict ratings).
+    Baselines: ``global mean`` (predicts the mean rating; as all its scores tie, it ranks at
+    random, seeded: the chance level), ``user+item bias`` (regularised biases; ranks by item bias)
+    and ``most popular`` (ranks by number of training ratings; predicts each item's mean rating,
+    shrunk towards the global mean by 10 pseudo-ratings).
 
     Args:
         learn: a learner or loaded model.
@@ -95,12 +96,11 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, k: in
     pred = predict_codes(cf, vu, vi)
     mu, bu, bi = bias_baseline(tu, ti, train[data.rating].to_numpy(), len(cf.users), len(cf.items))
     bias_pred = np.clip(mu + bu[vu] + bi[vi], lo, hi)
-    rows = {
-        "model": {"rmse": rmse(pred, target), "mae": mae(pred, target)},
-        "global mean": {"rmse": rmse(np.full_like(target, mu), target), "mae": mae(np.full_like(target, mu), target)},
-        "user+item bias": {"rmse": rmse(bias_pred, target), "mae": mae(bias_pred, target)},
-        "most popular": {"rmse": float("nan"), "mae": float("nan")},
-    }
+    sums = np.bincount(ti, weights=train[data.rating].to_numpy(), minlength=len(cf.items))
+    item_mean = (sums + 10 * mu) / (np.bincount(ti, minlength=len(cf.items)) + 10)
+    preds = {"model": pred, "global mean": np.full_like(target, mu), "user+item bias": bias_pred,
+             "most popular": item_mean[vi]}
+    rows = {name: {"rmse": rmse(p, target), "mae": mae(p, target)} for name, p in preds.items()}
 
     # ranking metrics over validation users known to the model
     known_users = sorted(set(vu[vu > 0].tolist()))
@@ -117,8 +117,10 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, k: in
     recs = recommend_all(cf, raw_users, k, min_ratings=1)
     model_top = [cf.items.encode(g["item"]).tolist() for _, g in recs.groupby("user", sort=False)]
     uidx = torch.tensor(known_users, dtype=torch.long)
+    shuffled = torch.from_numpy(np.random.default_rng(0).random(len(cf.items)))
     lists = {
         "model": model_top,
+        "global mean": _top_k(cf, shuffled, uidx, k, allowed),
         "user+item bias": _top_k(cf, torch.from_numpy(bi), uidx, k, allowed),
         "most popular": _top_k(cf, counts, uidx, k, allowed),
     }

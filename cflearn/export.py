@@ -148,7 +148,7 @@ def _checked_extra(extra: dict[str, torch.Tensor | None], users: Vocab, items: V
           and seen is not None and int(indptr[-1]) == len(seen) and (len(seen) == 0 or int(seen.max()) < len(items)))
     if not ok:
         raise ModelFileError(f"{path}: the seen-item lists do not match the vocabularies; the file was altered")
-    return {"seen_indptr": indptr.long(), "seen_items": seen.long(), "item_counts": counts.long()}
+    return {"seen_indptr": indptr.long(), "seen_items": seen.int(), "item_counts": counts.long()}
 
 
 def _table_rows(model: torch.nn.Module) -> tuple[int, int]:

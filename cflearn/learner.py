@@ -149,8 +149,8 @@ def collab_learner(
         global_mean=data.global_mean, item_info=data.item_info, data=data,
     )
     train = data.train
-    learn.cf.set_training_rows(torch.from_numpy(users.encode(train[data.user])),
-                               torch.from_numpy(items.encode(train[data.item])))
+    learn.cf.set_training_rows(torch.from_numpy(users.encode(train[data.user]).astype(np.int32)),
+                               torch.from_numpy(items.encode(train[data.item]).astype(np.int32)))
     return learn
 
 

@@ -41,6 +41,9 @@ def test_fit_writes_metrics_plot_and_model(ratings_csv, tmp_path):
     code, stdout, _ = run_cli("predict", str(out / "model.safetensors"), "--user", "1", "--item", "1", "99999")
     assert code == 0
     assert "user 1 item 1:" in stdout and "fallback: unknown item" in stdout
+    assert main(["recommend", str(out / "model.safetensors"), "--user", "1", "-n", "3"]) == 0
+    code, stdout, _ = run_cli("recommend", str(out / "model.safetensors"), "--user", "stranger", "-n", "3")
+    assert code == 0 and "most popular" in stdout and stdout.count("\n") == 4
 
     # an existing output folder is not overwritten without --force
     code, _, stderr = run_cli("fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
@@ -80,7 +83,14 @@ def test_help_reads_well():
 
 def test_demo_offline_trains_on_synthetic_and_says_so(tmp_path):
     env = {"CFLEARN_DATA": str(tmp_path / "nothing"), "CFLEARN_CACHE": str(tmp_path / "cache")}
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "notes.txt").write_text("mine")  # the demo overwrites its own files only
     code, stdout, stderr = run_cli("demo", "--offline", "--epochs", "2", "--out", str(tmp_path / "demo"), env=env)
     assert code == 0, stderr
     assert "SYNTHETIC" in stdout and "valid RMSE" in stdout
     assert (tmp_path / "demo" / "metrics.json").is_file()
+    assert (tmp_path / "demo" / "notes.txt").read_text() == "mine"
+    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    methods = metrics["evaluation"]["methods"]
+    assert set(methods) == {"model (fast)", "global mean", "user+item bias", "most popular"}
+    assert metrics["rmse"] == methods["model (fast)"]["rmse"] < metrics["baseline_rmse_global_mean"]

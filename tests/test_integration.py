@@ -65,10 +65,10 @@ def test_evaluate_and_recommend_on_movielens(ml_data):
     table = cflearn.evaluate(learn, k=10)
     assert list(table.index) == ["model (fast)", "global mean", "user+item bias", "most popular"]
     ranked = ["precision@10", "recall@10", "ndcg@10", "map@10", "mrr@10", "hit_rate@10", "coverage@10", "popularity@10"]
-    assert table.loc["model (fast)", ["rmse", "mae", *ranked]].notna().all()
-    assert table.loc["user+item bias", ranked].notna().all() and table.loc["most popular", ranked].notna().all()
+    assert table[["rmse", "mae", *ranked]].notna().all().all()  # every metric, model and three baselines
     r = table["rmse"]
-    assert r["model (fast)"] < r["user+item bias"] < r["global mean"]  # the model beats every rating baseline
+    assert r["model (fast)"] < min(r["user+item bias"], r["most popular"], r["global mean"])  # beats every baseline
+    assert r["user+item bias"] < r["global mean"]
     top = cflearn.recommend_all(learn, n=10)  # every user, one call (timed in bench/recommend.py)
     assert len(top) == 671 * 10 and top["title"].notna().all()
     seen = ml_data.train.groupby("userId")["movieId"].agg(set)

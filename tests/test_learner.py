@@ -218,3 +218,17 @@ def test_best_without_item_metadata_falls_back_to_plain(synth):
     data = cflearn.from_df(synth.ratings, "user", "item", "rating")
     learn = cflearn.collab_learner(data, "best", progress=False)
     assert type(learn.model).__name__ == "DotBias" and learn.cf.preset["item_features"] == []
+
+
+def test_device_choice(synth_data):
+    assert cflearn.collab_learner(synth_data, device="cpu", progress=False).cf.device.type == "cpu"
+    default = cflearn.collab_learner(synth_data, progress=False).cf.device.type
+    if torch.cuda.is_available():
+        assert default == "cuda"
+        assert cflearn.collab_learner(synth_data, device="cuda", progress=False).cf.device.type == "cuda"
+    else:
+        assert default == "cpu"
+        with pytest.raises(cflearn.ConfigError, match="no CUDA GPU"):
+            cflearn.collab_learner(synth_data, device="cuda")
+    with pytest.raises(cflearn.ConfigError, match="unknown device"):
+        cflearn.collab_learner(synth_data, device="tpu9")
