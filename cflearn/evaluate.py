@@ -39,12 +39,16 @@ def bias_baseline(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_u
     return mu, bu, bi
 
 
-def _top_k(cf: CollabModel, item_scores: torch.Tensor, uidx: torch.Tensor, k: int, allowed: torch.Tensor) -> list:
-    """Top-``k`` item indices per user for a ranking that is the same for every user, minus seen items."""
+def _top_k(cf: CollabModel, item_scores: torch.Tensor | None, uidx: torch.Tensor, k: int,
+           allowed: torch.Tensor) -> list:
+    """Top-``k`` item indices per user, minus seen items, for a ranking that is the same for every
+    user (``item_scores``) or, with ``item_scores=None``, a fresh random order per user (seeded)."""
     out = []
-    base = torch.where(allowed, item_scores.double(), torch.tensor(-torch.inf, dtype=torch.float64))
+    gen = torch.Generator().manual_seed(0)
     for u in uidx.tolist():
-        scores = base.clone()
+        scores = item_scores.double().clone() if item_scores is not None else \
+            torch.rand(len(allowed), generator=gen, dtype=torch.float64)
+        scores[~allowed] = -torch.inf
         scores[cf.seen(u)] = -torch.inf
         out.append(scores.topk(k).indices.tolist())
     return out
@@ -117,10 +121,9 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, k: in
     recs = recommend_all(cf, raw_users, k, min_ratings=1)
     model_top = [cf.items.encode(g["item"]).tolist() for _, g in recs.groupby("user", sort=False)]
     uidx = torch.tensor(known_users, dtype=torch.long)
-    shuffled = torch.from_numpy(np.random.default_rng(0).random(len(cf.items)))
     lists = {
         "model": model_top,
-        "global mean": _top_k(cf, shuffled, uidx, k, allowed),
+        "global mean": _top_k(cf, None, uidx, k, allowed),
         "user+item bias": _top_k(cf, torch.from_numpy(bi), uidx, k, allowed),
         "most popular": _top_k(cf, counts, uidx, k, allowed),
     }

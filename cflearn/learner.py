@@ -243,7 +243,9 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
         learn.fit_one_cycle(epochs or preset["epochs"], lr or preset["lr"], wd=preset["wd"] if wd is None else wd,
                             cbs=cbs, **kwargs)
     except KeyboardInterrupt:
-        guard = next(cb for cb in learn.cbs if isinstance(cb, NaNGuard))
+        guard = next((cb for cb in learn.cbs if isinstance(cb, NaNGuard)), None)
+        if guard is None:  # the user removed the callback that keeps the last good weights
+            raise
         learn.model.load_state_dict(guard.good)
         fill_cold_rows(learn.model)
         learn.model.eval()

@@ -16,6 +16,7 @@ def test_evaluate_table_model_and_baselines(trained, synth_data):
     assert table.notna().all().all()  # every metric for every method
     # random ranking (the global mean ties everywhere) is the chance level: the popular list beats it
     assert table.loc["global mean", "ndcg@5"] < table.loc["most popular", "ndcg@5"]
+    assert table.loc["global mean", "coverage@5"] > table.loc["most popular", "coverage@5"]  # a new order per user
     # personal lists cover more of the catalogue than one list for everybody, and are less popularity-biased
     assert table.loc["model (fast)", "coverage@5"] > table.loc["most popular", "coverage@5"]
     assert table.loc["model (fast)", "popularity@5"] < table.loc["most popular", "popularity@5"]
