@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from fastai.collab import EmbeddingDotBias, EmbeddingNN
 from fastai.layers import LinBnDrop
-from fastai.tabular.model import emb_sz_rule, tabular_config
+from fastai.tabular.model import tabular_config
 from torch import nn
 
 __all__ = [
@@ -83,13 +83,16 @@ class HybridDotBias(nn.Module):
         self.register_buffer("trained_items", trained_items.bool())
         self.last_rows: tuple[torch.Tensor, ...] | None = None
 
+    def features(self, items: torch.Tensor | slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean feature vectors ``(len(items), n_factors)`` and biases ``(len(items),)`` of items."""
+        fi, fw = self.feat_idx[items], self.feat_w[items].unsqueeze(-1)
+        return (self.f_weight(fi) * fw).sum(1), (self.f_bias(fi) * fw).sum((1, 2))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         users, items = x[:, 0], x[:, 1]
         u, i = self.u_weight(users), self.i_weight(items)
         bu, bi = self.u_bias(users).view(-1), self.i_bias(items).view(-1)
-        fi, fw = self.feat_idx[items], self.feat_w[items].unsqueeze(-1)
-        f = (self.f_weight(fi) * fw).sum(1)
-        c = (self.f_bias(fi) * fw).sum((1, 2))
+        f, c = self.features(items)
         self.last_rows = (u, i, bu, bi) if self.training else None
         res = (u * (i + f)).sum(1) + bu + bi + c
         if self.y_range is None:
@@ -173,13 +176,7 @@ def factor_tables(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor, torch.T
     if isinstance(model, EmbeddingDotBias):
         return (model.u_weight.weight, model.u_bias.weight[:, 0], model.i_weight.weight, model.i_bias.weight[:, 0])
     if isinstance(model, HybridDotBias):
-        fw = model.feat_w.unsqueeze(-1)
-        items = model.i_weight.weight + (model.f_weight(model.feat_idx) * fw).sum(1)
-        bias = model.i_bias.weight[:, 0] + (model.f_bias(model.feat_idx) * fw).sum((1, 2))
+        f, c = model.features()
+        items, bias = model.i_weight.weight + f, model.i_bias.weight[:, 0] + c
         return model.u_weight.weight, model.u_bias.weight[:, 0], items, bias
     return None
-
-
-def default_emb_sz(n: int) -> int:
-    """fastai's embedding-size rule of thumb for ``n`` categories."""
-    return emb_sz_rule(n)
