@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,7 +13,7 @@ from .collab import CollabModel, as_collab
 from .errors import ConfigError
 from .metrics import Empty, catalog_coverage, mae, popularity_bias, ranking_metrics, rmse
 from .predict import predict_codes
-from .recommend import _item_mask, recommend_all
+from .recommend import _item_mask, _scores, _top_n
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
@@ -39,18 +40,15 @@ def bias_baseline(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_u
     return mu, bu, bi
 
 
-def _top_k(cf: CollabModel, item_scores: torch.Tensor | None, uidx: torch.Tensor, k: int,
-           allowed: torch.Tensor) -> list:
-    """Top-``k`` item indices per user, minus seen items, for a ranking that is the same for every
-    user (``item_scores``) or, with ``item_scores=None``, a fresh random order per user (seeded)."""
-    out = []
-    gen = torch.Generator().manual_seed(0)
-    for u in uidx.tolist():
-        scores = item_scores.double().clone() if item_scores is not None else \
-            torch.rand(len(allowed), generator=gen, dtype=torch.float64)
-        scores[~allowed] = -torch.inf
-        scores[cf.seen(u)] = -torch.inf
-        out.append(scores.topk(k).indices.tolist())
+def _ranked(cf: CollabModel, uidx: torch.Tensor, k: int, allowed: torch.Tensor,
+            score_rows: Callable[[torch.Tensor], torch.Tensor], chunk: int = 1024) -> list[list[int]]:
+    """Top-``k`` item indices per user (seen and not-``allowed`` items left out), scoring users in
+    chunks with ``score_rows(user indices) -> (len, n_items)``."""
+    out: list[list[int]] = []
+    for s in range(0, len(uidx), chunk):
+        rows = uidx[s:s + chunk]
+        top = _top_n(score_rows(rows), allowed, [cf.seen(int(u)) for u in rows], k)
+        out += top.indices.tolist()
     return out
 
 
@@ -93,14 +91,14 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, k: in
     valid, train = data.valid, data.train
     vu = cf.users.encode(valid[data.user])
     vi = cf.items.encode(valid[data.item])
-    target = valid[data.rating].to_numpy()
+    target, train_ratings = valid[data.rating].to_numpy(), train[data.rating].to_numpy()
     tu, ti = cf.users.encode(train[data.user]), cf.items.encode(train[data.item])
 
     # rating metrics
     pred = predict_codes(cf, vu, vi)
-    mu, bu, bi = bias_baseline(tu, ti, train[data.rating].to_numpy(), len(cf.users), len(cf.items))
+    mu, bu, bi = bias_baseline(tu, ti, train_ratings, len(cf.users), len(cf.items))
     bias_pred = np.clip(mu + bu[vu] + bi[vi], lo, hi)
-    sums = np.bincount(ti, weights=train[data.rating].to_numpy(), minlength=len(cf.items))
+    sums = np.bincount(ti, weights=train_ratings, minlength=len(cf.items))
     item_mean = (sums + 10 * mu) / (np.bincount(ti, minlength=len(cf.items)) + 10)
     preds = {"model": pred, "global mean": np.full_like(target, mu), "user+item bias": bias_pred,
              "most popular": item_mean[vi]}
@@ -117,16 +115,16 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, k: in
     n_rankable = int(allowed.sum())
     counts = cf.item_counts.double()
     popularity = dict(enumerate((counts / max(1, len(cf.users) - 1)).tolist()))
-    raw_users = cf.users.decode(np.array(known_users, dtype=np.int64)).tolist()
-    recs = recommend_all(cf, raw_users, k, min_ratings=1)
-    model_top = [cf.items.encode(g["item"]).tolist() for _, g in recs.groupby("user", sort=False)]
     uidx = torch.tensor(known_users, dtype=torch.long)
-    lists = {
-        "model": model_top,
-        "global mean": _top_k(cf, None, uidx, k, allowed),
-        "user+item bias": _top_k(cf, torch.from_numpy(bi), uidx, k, allowed),
-        "most popular": _top_k(cf, counts, uidx, k, allowed),
-    }
+    gen = torch.Generator().manual_seed(0)
+    same_for_all = {"user+item bias": torch.from_numpy(bi), "most popular": counts}
+    lists = {"model": _ranked(cf, uidx, k, allowed, lambda rows: _scores(cf, None, None, rows)),
+             # all scores tie: a fresh random order per user (seeded), the chance level
+             "global mean": _ranked(cf, uidx, k, allowed, lambda rows: torch.rand(
+                 len(rows), len(cf.items), generator=gen, dtype=torch.float64))}
+    for name, item_scores in same_for_all.items():
+        lists[name] = _ranked(cf, uidx, k, allowed,
+                              lambda rows, v=item_scores: v.double().expand(len(rows), -1).clone())
     for name, top in lists.items():
         rows[name] |= ranking_metrics(top, relevant, k, empty=empty)
         rows[name][f"coverage@{k}"] = catalog_coverage(top, n_rankable, k)

@@ -98,6 +98,16 @@ def _item_mask(cf: CollabModel, candidates: Sequence[Any] | None, min_ratings: i
     return ok
 
 
+def _top_n(scores: torch.Tensor, allowed: torch.Tensor, seen: Sequence[torch.Tensor] | None,
+           n: int) -> torch.return_types.topk:
+    """Best ``n`` columns of each row of ``scores`` (users x items), leaving out items that are not
+    ``allowed`` and, per row, the ``seen`` ones. Modifies ``scores``."""
+    scores[:, ~allowed] = -torch.inf
+    for j, items in enumerate(seen or []):
+        scores[j, items] = -torch.inf
+    return scores.topk(n, dim=1)
+
+
 def _resolve_users(cf: CollabModel, users: Sequence[Any]) -> tuple[torch.Tensor, list[int]]:
     """Model indices of raw users (0 = unknown) and positions of folded-in users."""
     raw = [u for u in users if not isinstance(u, FoldedUser)]
@@ -157,12 +167,8 @@ def recommend_all(
             if k in folded:
                 f = users[k]
                 scores[j] = _scores(cf, f.vector[None].to(scores.dtype), torch.tensor([f.bias]), uidx[k:k + 1])[0]
-        scores[:, ~allowed] = -torch.inf
-        if exclude_seen:
-            for j, k in enumerate(rows):
-                seen = users[k].items if k in folded else cf.seen(int(uidx[k]))
-                scores[j, seen] = -torch.inf
-        top = scores.topk(n_eff, dim=1)
+        seen = [users[k].items if k in folded else cf.seen(int(uidx[k])) for k in rows] if exclude_seen else None
+        top = _top_n(scores, allowed, seen, n_eff)
         out_items[rows], out_scores[rows] = top.indices, top.values
     fallback = np.array([""] * len(users), dtype=object)
     if unknown:
