@@ -34,7 +34,7 @@ def main() -> int:
                 top = cflearn.recommend_all(learn, n=10)
             rec_t.append(t.seconds)
             with Timer() as t:
-                table = cflearn.evaluate(learn, k=10)
+                table = cflearn.evaluate(learn, n=10)
             eval_t.append(t.seconds)
         n_users, n_items = len(learn.cf.users) - 1, len(learn.cf.items) - 1
         rows.append([preset, f"{n_users} x {n_items:,}", f"{len(top):,}", f"{median(rec_t):.3f}",

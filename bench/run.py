@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Timer, append_results, markdown_table, median, movielens_split, rmse_mae  # noqa: E402
 
 import cflearn  # noqa: E402
-from cflearn.predict import predict_codes  # noqa: E402
+from cflearn._predict import predict_codes  # noqa: E402
 
 
 def fastbook(data: cflearn.CollabData, bs: int, seed: int):
@@ -73,7 +73,7 @@ def bare_loop(data: cflearn.CollabData, seed: int):
     for e in emb:
         torch.nn.init.trunc_normal_(e.weight, std=0.01)
     P, Q, BP, BQ = emb
-    lo, hi = cflearn.presets.y_range_for(data.scale)
+    lo, hi = cflearn.y_range_for(data.scale)
     opt = torch.optim.AdamW([e.weight for e in emb], lr=p.lr, betas=(0.9, 0.99), eps=1e-5, weight_decay=0, foreach=True)
     steps = len(xt) // bs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p.lr, total_steps=p.epochs * steps)

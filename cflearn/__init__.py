@@ -1,9 +1,9 @@
 """cflearn: collaborative filtering made easy to learn, teach and use, on top of fastai."""
 
-from . import datasets, metrics
-from .collab import CollabModel
-from .data import CollabData, from_df, from_file, read_ratings
-from .errors import (
+from . import callbacks, datasets, metrics, models, optim
+from ._collab import CollabModel
+from ._data import CollabData, from_df, from_file, read_ratings
+from ._errors import (
     CflearnError,
     ColumnError,
     ConfigError,
@@ -13,25 +13,29 @@ from .errors import (
     TrainingError,
     UnknownIDError,
 )
-from .evaluate import evaluate
-from .export import load, save
-from .learner import collab_learner, fit
-from .plots import plot_loss
-from .predict import predict
-from .presets import PRESETS, Preset
-from .recommend import FoldedUser, fold_in, recommend, recommend_all, similar_items, similar_users
-from .vocab import Vocab
+from ._evaluate import evaluate
+from ._export import load, save
+from ._learner import collab_learner, fit
+from ._plots import plot_loss
+from ._predict import predict
+from ._presets import PRESETS, Preset, y_range_for
+from ._recommend import FoldedUser, fold_in, recommend, recommend_all, similar_items, similar_users
+from ._vocab import Vocab
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "callbacks",
     "datasets",
     "metrics",
+    "models",
+    "optim",
     "CollabData",
     "CollabModel",
     "Vocab",
     "Preset",
     "PRESETS",
+    "y_range_for",
     "from_df",
     "from_file",
     "read_ratings",

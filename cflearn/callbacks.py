@@ -1,20 +1,24 @@
-"""fastai callbacks cflearn adds to its learners: cold rows, row L2, loss history, NaN guard."""
+"""fastai callbacks cflearn adds to its learners: cold rows, row L2, loss history, NaN guard, notes."""
 
 from __future__ import annotations
 
 import math
 import sys
 import time
+import warnings
+from typing import Any
 
+import numpy as np
 import torch
 from fastai.callback.core import Callback, _events
 from fastai.callback.schedule import LRFinder
 from torch import nn
 
-from .errors import TrainingError
-from .models import embedding_tables, trained_rows
+from ._errors import TrainingError
+from .models import contract
 
-__all__ = ["ColdRows", "RowL2", "LossHistory", "NaNGuard", "KeepBest", "EpochPrinter", "state_copy"]
+__all__ = ["ColdRows", "RowL2", "LossHistory", "NaNGuard", "KeepBest", "EpochPrinter", "PresetNote", "state_copy",
+           "fill_cold_rows"]
 
 
 def _skip(self: Callback) -> None:
@@ -66,24 +70,39 @@ class ColdRows(_Callback):
     order = 5
 
     def before_validate(self) -> None:
-        fill_cold_rows(self.learn.model)
+        self._fill()
 
     def after_fit(self) -> None:
-        fill_cold_rows(self.learn.model)
+        self._fill()
+
+    def _fill(self) -> None:
+        if not fill_cold_rows(self.learn.model):
+            _note_once(self, "ColdRows", "your model has no user/item tables cflearn knows (Contract.embeddings), so "
+                       "unknown IDs keep their untrained rows")
+
+
+def _note_once(cb: Callback, name: str, why: str) -> None:
+    """Warn once per callback that it does not apply to the learner's model."""
+    if not getattr(cb, "_noted", False):
+        cb._noted = True
+        warnings.warn(f"{name} skipped: {why}", UserWarning, stacklevel=2)
 
 
 @torch.no_grad()
-def fill_cold_rows(model: nn.Module) -> None:
+def fill_cold_rows(model: nn.Module) -> bool:
     """Rows no training rating reaches (row 0, and items known only from side features) := mean of
-    the trained rows."""
-    for (col, _), table in embedding_tables(model).items():
-        trained = trained_rows(model, col)
+    the trained rows. Returns ``False`` when the model has no tables to fill."""
+    spec = contract(model)
+    tables = spec.embeddings()
+    for (col, _), table in tables.items():
+        trained = spec.trained_rows(col)
         w = table.weight
         if w.shape[0] < 2 or (isinstance(trained, torch.Tensor) and not trained.any()):
             continue
         cold = torch.ones(w.shape[0], dtype=torch.bool, device=w.device)
         cold[trained] = False
         w[cold] = w[trained].mean(0)
+    return bool(tables)
 
 
 class RowL2(_Callback):
@@ -111,9 +130,14 @@ class RowL2(_Callback):
             if self.bias_l2:
                 penalty = penalty + self.bias_l2 * (bu.pow(2) + bi.pow(2)).mean()
         else:
+            tables = contract(self.learn.model).embeddings()
+            if not tables:
+                _note_once(self, "RowL2", "your model has no user/item tables cflearn knows (Contract.embeddings); "
+                           "regularise it with weight decay instead (wd=...)")
+                return
             x = self.learn.xb[0]
             penalty = 0.0
-            for (col, name), table in embedding_tables(self.learn.model).items():
+            for (col, name), table in tables.items():
                 weight = self.bias_l2 if "bias" in name else self.l2
                 if weight:
                     penalty = penalty + weight * table.weight[x[:, col]].pow(2).sum(-1).mean()
@@ -165,6 +189,9 @@ class LossHistory(_Callback):
     def after_epoch(self) -> None:
         if not (self.trained_epoch() and self.active):
             return
+        cf = getattr(self.learn, "cf", None)
+        if cf is not None:
+            cf.trained = True
         if self._pending:
             self.train_losses.extend(torch.stack(self._pending).float().cpu().tolist())
             self._pending = []
@@ -265,3 +292,56 @@ class EpochPrinter(_Callback):
                 parts.append(f"{name} {float(values[name]):.4f}")
         parts.append(f"{time.perf_counter() - self._t0:.1f}s")
         print("  ".join(parts), file=self.stream or sys.stdout, flush=True)
+
+
+class PresetNote(_Callback):
+    """Say once when a fit outside :func:`cflearn.fit` uses other settings than the preset was tuned with.
+
+    The book's ``learn.fit_one_cycle(5, 5e-3, wd=0.1)`` on the ``fast`` preset (tuned for lr 3e-2,
+    wd 0 and row L2) gives a worse model than ``cflearn.fit(learn)``; this names the preset's settings.
+
+    Args:
+        preset: the preset's fields as trained (``learn.cf.preset``).
+    """
+
+    order = 0
+
+    def __init__(self, preset: dict[str, Any]):
+        self.preset, self.noted, self.in_cflearn_fit, self._check = preset, False, False, False
+
+    def before_fit(self) -> None:
+        self._check = not (self.noted or self.in_cflearn_fit or _finding_lr(self.learn))
+
+    def before_train(self) -> None:  # a real training epoch (validate/get_preds fire before_fit too)
+        super().before_train()
+        if not self._check:
+            return
+        self._check = False
+        p = self.preset
+        opt = self.learn.opt
+        wd = float(opt.hypers[-1].get("wd", 0.0)) if opt is not None and opt.hypers else 0.0
+        lr = _scheduled_lr_max(self.learn)
+        off = []
+        if not math.isclose(wd, float(p["wd"]), rel_tol=0.01, abs_tol=1e-12):
+            off.append(f"wd={wd:g}")
+        if lr is not None and not math.isclose(lr, float(p["lr"]), rel_tol=0.05):
+            off.append(f"lr={lr:g}")
+        if not off:
+            return
+        self.noted = True
+        warnings.warn(
+            f"preset {p['name']!r} is tuned for lr={p['lr']:g}, wd={p['wd']:g}, {p['epochs']} epochs"
+            + (f", row_l2={p['row_l2']:g}" if p.get("row_l2") else "")
+            + f"; this fit uses {', '.join(off)}, which usually gives a worse model. Train with cflearn.fit(learn) "
+            f"(or learn.fit_one_cycle({p['epochs']}, {p['lr']:g}, wd={p['wd']:g})); for the book's own recipe "
+            "use preset='book'", UserWarning, stacklevel=2)
+
+
+def _scheduled_lr_max(learn: Any) -> float | None:
+    """The largest learning rate of a running ``ParamScheduler`` (``fit_one_cycle``), else the optimizer's."""
+    for cb in learn.cbs:
+        sched = getattr(cb, "scheds", {}).get("lr") if hasattr(cb, "scheds") else None
+        if sched is not None:
+            return float(max(np.max(np.asarray(sched(p / 100), dtype=float)) for p in range(100)))
+    opt = learn.opt
+    return float(opt.hypers[-1]["lr"]) if opt is not None and opt.hypers and "lr" in opt.hypers[-1] else None

@@ -23,7 +23,7 @@ commands:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .presets import PRESETS
+    from ._presets import PRESETS
 
     parser = argparse.ArgumentParser(prog="cflearn", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         _parser().print_help()
         return 2
-    from .errors import CflearnError
+    from ._errors import CflearnError
 
     try:
         commands = {"demo": _demo, "fit": _fit, "predict": _predict, "recommend": _recommend, "presets": _presets}
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # -- commands -----------------------------------------------------------------------------------
 def _presets(args: argparse.Namespace) -> int:
-    from .presets import PRESETS
+    from ._presets import PRESETS
 
     for p in PRESETS.values():
         print(f"{p.name:<8} {p.description}")
@@ -121,23 +121,22 @@ def _presets(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .export import load
-    from .predict import predict
+    from ._export import load
+    from ._predict import predict
 
     cf = load(args.model)
     user = _coerce_id(args.user, cf.users)
     items = [_coerce_id(i, cf.items) for i in args.item]
     table = predict(cf, [user] * len(items), items)
     for row in table.itertuples():
-        flag = "" if row.known_user and row.known_item else "  (fallback: unknown " + \
-            " and ".join(n for n, k in (("user", row.known_user), ("item", row.known_item)) if not k) + ")"
-        print(f"user {row.user} item {row.item}: {row.prediction:.3f}{flag}")
+        flag = f"  (fallback: {row.fallback}, not in the training data)" if row.fallback else ""
+        print(f"user {row.user} item {row.item}: {row.score:.3f}{flag}")
     return 0
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    from .export import load
-    from .recommend import recommend
+    from ._export import load
+    from ._recommend import recommend
 
     cf = load(args.model)
     user = _coerce_id(args.user, cf.users)
@@ -155,18 +154,17 @@ def _recommend(args: argparse.Namespace) -> int:
 
 def _coerce_id(text: str, vocab: Any) -> Any:
     """A command-line ID as the vocabulary's type (``'31'`` -> ``31`` when IDs are integers)."""
-    if text in vocab:
+    if text in vocab or vocab.ids.dtype.kind not in "iu":
         return text
     try:
-        number = int(text)
+        return int(text)
     except ValueError:
-        return text
-    return number if number in vocab else text
+        return text  # predict/recommend say that the IDs are ints
 
 
 def _demo(args: argparse.Namespace) -> int:
     from . import datasets
-    from .errors import CflearnError
+    from ._errors import CflearnError
 
     try:
         ds = datasets.movielens("ml-latest-small", download=not args.offline, timeout=15)
@@ -183,8 +181,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from .data import read_ratings
-    from .errors import ConfigError
+    from ._data import read_ratings
+    from ._errors import ConfigError
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -209,12 +207,12 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
                      source: str, split: str = "random", duplicates: str = "mean",
                      columns: tuple[str | None, ...] = (None, None, None, None), device: str | None = None) -> int:
     from .callbacks import EpochPrinter
-    from .data import from_df
-    from .evaluate import evaluate
-    from .export import save
-    from .io import atomic_write_bytes, atomic_write_json
-    from .learner import collab_learner, fit
-    from .plots import plot_loss
+    from ._data import from_df
+    from ._evaluate import evaluate
+    from ._export import save
+    from ._io import atomic_write_bytes, atomic_write_json
+    from ._learner import collab_learner, fit
+    from ._plots import plot_loss
 
     user, item, rating, timestamp = columns
     data = from_df(source_data, user, item, rating, timestamp, valid_pct=valid_pct, seed=seed, split=split,
@@ -225,7 +223,7 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     p = learn.cf.preset
     print(f"training: preset {p['name']!r} ({p['epochs']} epochs, bs {p['bs']}) on {learn.cf.device}")
     fit(learn, interrupt="raise")
-    table = evaluate(learn, k=10)
+    table = evaluate(learn, n=10)
     baseline = float(table["rmse"].iloc[1])
     metrics = {
         "rmse": float(table["rmse"].iloc[0]), "mae": float(table["mae"].iloc[0]), "baseline_rmse_global_mean": baseline,

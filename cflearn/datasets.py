@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, DataError, DownloadError, closest
+from ._errors import ConfigError, DataError, DownloadError, closest
 
 __all__ = ["Dataset", "Release", "RELEASES", "movielens", "synthetic", "cache_dir"]
 

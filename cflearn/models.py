@@ -1,34 +1,103 @@
-"""The networks (forward only): fastai's ``EmbeddingDotBias`` and ``EmbeddingNN``, plus helpers.
+"""The networks (forward only) and the one model contract every kind answers.
 
-cflearn trains fastai's own modules so that a cflearn model is a fastai model: same parameters,
-same forward, same ``state_dict`` keys. These helpers build them from a JSON-able config (for
-loading without pickle) and find their user/item tables.
+cflearn trains fastai's own modules, so a cflearn model is a fastai model: :class:`DotBias` is
+fastai's ``EmbeddingDotBias`` and :class:`NN` its ``EmbeddingNN`` (same parameters, same forward,
+same ``state_dict`` keys). :class:`HybridDotBias` adds item side features. Each of them implements
+the contract (:class:`Contract`) that predict / recommend / fold-in / evaluate / save rely on, so
+those never branch on the class:
+
+- ``forward`` on an ``(n, 2)`` batch of (user index, item index) -> ``(n,)`` scores;
+- :meth:`Contract.tables`: user and item ``(vectors, bias)`` in the space the model really scores
+  with (hybrid items include their features), or ``None`` (scored by forward passes);
+- :meth:`Contract.output`: the output transform (the sigmoid into ``y_range``, :func:`squash`);
+  ``score_kind`` says what a score means (``"rating"``);
+- :meth:`Contract.embeddings` and :meth:`Contract.trained_rows`: the tables training updates and
+  which of their rows it reaches (row L2, cold rows, sparse gradients);
+- :meth:`Contract.config`: JSON to rebuild the model without pickle (:func:`build_model`).
+
+Any other ``nn.Module`` taking the ``(n, 2)`` batch (a student's ``EmbeddingDot``) is answered by
+:class:`Foreign`: scored by forward passes, no tables, saved as weights whose class is needed to load.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 from fastai.collab import EmbeddingDotBias, EmbeddingNN
-from fastai.layers import LinBnDrop
+from fastai.layers import Embedding, LinBnDrop, SigmoidRange
 from fastai.tabular.model import tabular_config
 from torch import nn
 
 __all__ = [
-    "EmbeddingDotBias",
-    "EmbeddingNN",
+    "Contract",
+    "Foreign",
+    "Tables",
     "DotBias",
     "HybridDotBias",
+    "NN",
+    "TableView",
+    "squash",
+    "contract",
     "build_model",
-    "model_config",
-    "embedding_tables",
-    "trained_rows",
-    "factor_tables",
+    "ScoreKind",
 ]
 
+ScoreKind = Literal["rating", "ranking"]
+TableKey = tuple[int, str]
 
-class DotBias(EmbeddingDotBias):
+
+class Tables(NamedTuple):
+    """User and item tables such that a pair's raw score is ``users[u] @ items[i] + user_bias[u] + item_bias[i]``."""
+
+    users: torch.Tensor
+    user_bias: torch.Tensor
+    items: torch.Tensor
+    item_bias: torch.Tensor
+
+
+def squash(raw: torch.Tensor, y_range: tuple[float, float] | None) -> torch.Tensor:
+    """The output transform, written once: ``sigmoid(raw)`` scaled into ``y_range`` (identity without one)."""
+    if y_range is None:
+        return raw
+    return torch.sigmoid(raw) * (y_range[1] - y_range[0]) + y_range[0]
+
+
+class Contract:
+    """What every cflearn model answers (a mixin of the ``nn.Module`` s below).
+
+    Attributes:
+        kind: the config key of the class (``"dot"``, ``"hybrid"``, ``"nn"``).
+        score_kind: what a score means: ``"rating"`` (a predicted rating).
+        y_range: the sigmoid range of the output, or ``None``.
+    """
+
+    kind: ClassVar[str] = ""
+    score_kind: ClassVar[ScoreKind] = "rating"
+    y_range: tuple[float, float] | None = None
+
+    def output(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw scores -> the model's output (ratings): :func:`squash` into ``y_range``."""
+        return squash(raw, self.y_range)
+
+    def tables(self) -> Tables | None:
+        """The user/item tables the model scores with, or ``None`` (score by forward passes)."""
+        return None
+
+    def embeddings(self) -> dict[TableKey, nn.Embedding]:
+        """Trainable tables keyed by (input column, name): column 0 is users, 1 items."""
+        return {}
+
+    def trained_rows(self, col: int) -> torch.Tensor | slice:
+        """Rows of the column's tables that training reaches (the rest are filled as cold rows)."""
+        return slice(1, None)
+
+    def config(self) -> dict[str, Any]:
+        """A JSON-able description from which :func:`build_model` rebuilds the same architecture."""
+        raise NotImplementedError
+
+
+class DotBias(EmbeddingDotBias, Contract):
     """fastai's ``EmbeddingDotBias`` (same parameters, same forward) that keeps the rows it looked up.
 
     In training mode the last batch's ``(user factors, item factors, user bias, item bias)`` rows
@@ -36,6 +105,7 @@ class DotBias(EmbeddingDotBias):
     looking them up a second time.
     """
 
+    kind = "dot"
     last_rows: tuple[torch.Tensor, ...] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -43,21 +113,72 @@ class DotBias(EmbeddingDotBias):
         u, i = self.u_weight(users), self.i_weight(items)
         bu, bi = self.u_bias(users).view(-1), self.i_bias(items).view(-1)
         self.last_rows = (u, i, bu, bi) if self.training else None
-        res = (u * i).sum(1) + bu + bi
-        if self.y_range is None:
-            return res
-        return torch.sigmoid(res) * (self.y_range[1] - self.y_range[0]) + self.y_range[0]
+        return self.output((u * i).sum(1) + bu + bi)
+
+    def tables(self) -> Tables:
+        return Tables(self.u_weight.weight, self.u_bias.weight[:, 0], self.i_weight.weight, self.i_bias.weight[:, 0])
+
+    def embeddings(self) -> dict[TableKey, nn.Embedding]:
+        return {(0, "u_weight"): self.u_weight, (1, "i_weight"): self.i_weight,
+                (0, "u_bias"): self.u_bias, (1, "i_bias"): self.i_bias}
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "n_factors": self.u_weight.embedding_dim, "n_users": self.u_weight.num_embeddings,
+                "n_items": self.i_weight.num_embeddings, "y_range": _range_list(self.y_range)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> DotBias:
+        return cls(config["n_factors"], config["n_users"], config["n_items"], y_range=_range(config))
 
 
-class HybridDotBias(nn.Module):
+class TableView:
+    """A read-only item table of a hybrid model: collaborative part + the item's feature mean.
+
+    It answers what fastbook's code asks of an embedding (``.weight``, a call on indices,
+    ``num_embeddings``, ``embedding_dim``), so ``learn.model.i_weight.weight`` and
+    ``learn.model.i_bias.weight`` are the vectors and biases the model really scores with.
+    """
+
+    def __init__(self, model: HybridDotBias, bias: bool):
+        self._model, self._bias = model, bias
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The whole table, ``(n_items, n_factors)`` (or ``(n_items, 1)`` for biases)."""
+        return self(slice(None))
+
+    def __call__(self, items: torch.Tensor | slice) -> torch.Tensor:
+        m = self._model
+        f, c = m.features(items)
+        if self._bias:
+            return m.i_cf_bias.weight[items] + c.unsqueeze(-1)
+        return m.i_cf_weight.weight[items] + f
+
+    @property
+    def num_embeddings(self) -> int:
+        return int(self._model.i_cf_weight.num_embeddings)
+
+    @property
+    def embedding_dim(self) -> int:
+        return 1 if self._bias else int(self._model.i_cf_weight.embedding_dim)
+
+    def __repr__(self) -> str:
+        return f"TableView({self.num_embeddings}, {self.embedding_dim}, collaborative part + features)"
+
+
+class HybridDotBias(nn.Module, Contract):
     """Dot product and biases where each item also gets the mean embedding of its side features.
 
     ``score = sigmoid(<p_u, q_i + f_i> + b_u + b_i + c_i)`` scaled to ``y_range``, where ``f_i`` and
     ``c_i`` are the means of the item's feature vectors and feature biases (e.g. its genres).
     Rare items borrow strength from items of the same genres, and an item that has features but
-    no training ratings still gets a meaningful score. Parameter names follow fastai's
-    ``EmbeddingDotBias`` (``u_weight``, ``i_weight``, ``u_bias``, ``i_bias``) plus ``f_weight`` and
-    ``f_bias``; the item->feature table and the mask of items seen in training are buffers.
+    no training ratings still gets a meaningful score.
+
+    Parameters: ``u_weight``, ``u_bias`` (users, as fastai's ``EmbeddingDotBias``), ``i_cf_weight``,
+    ``i_cf_bias`` (the items' collaborative part) and ``f_weight``, ``f_bias`` (features).
+    ``i_weight`` and ``i_bias`` are :class:`TableView` s of the *whole* item vectors and biases
+    (collaborative part + features), so fastbook's bias and neighbour code gives the model's answers.
+    The item->feature table and the mask of items seen in training are buffers.
 
     Args:
         n_factors: latent factors.
@@ -67,21 +188,34 @@ class HybridDotBias(nn.Module):
         n_features: number of distinct features.
         trained_items: ``(n_items,)`` bool, items with training ratings.
         y_range: sigmoid range, or ``None`` for a linear output.
+        feature_names: the features' names (saved with the model).
     """
 
-    def __init__(self, n_factors: int, n_users: int, n_items: int, feat_idx: torch.Tensor, feat_w: torch.Tensor,
-                 n_features: int, trained_items: torch.Tensor, y_range: tuple[float, float] | None = None):
-        super().__init__()
-        from fastai.layers import Embedding
+    kind = "hybrid"
 
+    def __init__(self, n_factors: int, n_users: int, n_items: int, feat_idx: torch.Tensor, feat_w: torch.Tensor,
+                 n_features: int, trained_items: torch.Tensor, y_range: tuple[float, float] | None = None,
+                 feature_names: list[str] | None = None):
+        super().__init__()
         self.y_range = y_range
-        self.u_weight, self.i_weight = Embedding(n_users, n_factors), Embedding(n_items, n_factors)
-        self.u_bias, self.i_bias = Embedding(n_users, 1), Embedding(n_items, 1)
+        self.u_weight, self.i_cf_weight = Embedding(n_users, n_factors), Embedding(n_items, n_factors)
+        self.u_bias, self.i_cf_bias = Embedding(n_users, 1), Embedding(n_items, 1)
         self.f_weight, self.f_bias = Embedding(max(1, n_features), n_factors), Embedding(max(1, n_features), 1)
         self.register_buffer("feat_idx", feat_idx.long())
         self.register_buffer("feat_w", feat_w.float())
         self.register_buffer("trained_items", trained_items.bool())
+        self.feature_names = list(feature_names or [])
         self.last_rows: tuple[torch.Tensor, ...] | None = None
+
+    @property
+    def i_weight(self) -> TableView:
+        """Item vectors the model scores with (collaborative part + feature mean)."""
+        return TableView(self, bias=False)
+
+    @property
+    def i_bias(self) -> TableView:
+        """Item biases the model scores with (collaborative part + feature mean)."""
+        return TableView(self, bias=True)
 
     def features(self, items: torch.Tensor | slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean feature vectors ``(len(items), n_factors)`` and biases ``(len(items),)`` of items."""
@@ -90,93 +224,134 @@ class HybridDotBias(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         users, items = x[:, 0], x[:, 1]
-        u, i = self.u_weight(users), self.i_weight(items)
-        bu, bi = self.u_bias(users).view(-1), self.i_bias(items).view(-1)
+        u, i = self.u_weight(users), self.i_cf_weight(items)
+        bu, bi = self.u_bias(users).view(-1), self.i_cf_bias(items).view(-1)
         f, c = self.features(items)
         self.last_rows = (u, i, bu, bi) if self.training else None
-        res = (u * (i + f)).sum(1) + bu + bi + c
-        if self.y_range is None:
-            return res
-        return torch.sigmoid(res) * (self.y_range[1] - self.y_range[0]) + self.y_range[0]
+        return self.output((u * (i + f)).sum(1) + bu + bi + c)
+
+    def tables(self) -> Tables:
+        f, c = self.features()
+        return Tables(self.u_weight.weight, self.u_bias.weight[:, 0], self.i_cf_weight.weight + f,
+                      self.i_cf_bias.weight[:, 0] + c)
+
+    def embeddings(self) -> dict[TableKey, nn.Embedding]:
+        return {(0, "u_weight"): self.u_weight, (1, "i_cf_weight"): self.i_cf_weight,
+                (0, "u_bias"): self.u_bias, (1, "i_cf_bias"): self.i_cf_bias}
+
+    def trained_rows(self, col: int) -> torch.Tensor | slice:
+        return self.trained_items if col == 1 else slice(1, None)
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "n_factors": self.u_weight.embedding_dim, "n_users": self.u_weight.num_embeddings,
+                "n_items": self.i_cf_weight.num_embeddings, "y_range": _range_list(self.y_range),
+                "n_features": self.f_weight.num_embeddings, "max_features": self.feat_idx.shape[1],
+                "feature_names": list(self.feature_names)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> HybridDotBias:
+        n_items, width = config["n_items"], config["max_features"]
+        return cls(config["n_factors"], config["n_users"], n_items, torch.zeros(n_items, width),
+                   torch.zeros(n_items, width), config["n_features"], torch.zeros(n_items), _range(config),
+                   list(config.get("feature_names", [])))
 
 
-def model_config(model: nn.Module) -> dict[str, Any]:
-    """A JSON-able description from which :func:`build_model` rebuilds the same architecture."""
-    if isinstance(model, (EmbeddingDotBias, HybridDotBias)):
-        config = {
-            "kind": "dot" if isinstance(model, EmbeddingDotBias) else "hybrid",
-            "n_factors": model.u_weight.embedding_dim,
-            "n_users": model.u_weight.num_embeddings,
-            "n_items": model.i_weight.num_embeddings,
-            "y_range": list(model.y_range) if model.y_range is not None else None,
-        }
-        if isinstance(model, HybridDotBias):
-            config |= {"n_features": model.f_weight.num_embeddings, "max_features": model.feat_idx.shape[1],
-                       "feature_names": list(getattr(model, "feature_names", []))}
-        return config
-    if isinstance(model, EmbeddingNN):
-        blocks = [m for m in model.layers if isinstance(m, LinBnDrop)]
+class NN(EmbeddingNN, Contract):
+    """fastai's ``EmbeddingNN`` (same parameters), returning one score per row: ``(n,)``, not ``(n, 1)``.
+
+    Its output transform is fastai's ``SigmoidRange`` inside ``layers`` (the same formula as
+    :func:`squash`); it has no factor tables, so it is scored by forward passes.
+    """
+
+    kind = "nn"
+
+    def __init__(self, emb_szs: list[tuple[int, int]], layers: list[int], **kwargs: Any):
+        super().__init__(emb_szs=emb_szs, layers=layers, **kwargs)
+        self.y_range = tuple(kwargs["y_range"]) if kwargs.get("y_range") is not None else None
+
+    def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(x_cat, x_cont).view(-1)
+
+    def output(self, raw: torch.Tensor) -> torch.Tensor:
+        return raw  # SigmoidRange is the last layer
+
+    def embeddings(self) -> dict[TableKey, nn.Embedding]:
+        return {(0, "user"): self.embeds[0], (1, "item"): self.embeds[1]}
+
+    def config(self) -> dict[str, Any]:
+        blocks = [m for m in self.layers if isinstance(m, LinBnDrop)]
         linears = [next(x for x in b if isinstance(x, nn.Linear)) for b in blocks]
-        dropouts = [next((x.p for x in b if isinstance(x, nn.Dropout)), 0.0) for b in blocks[:-1]]
-        y_range = getattr(model.layers[-1], "low", None)
+        last = self.layers[-1]
         return {
-            "kind": "nn",
-            "emb_szs": [[e.num_embeddings, e.embedding_dim] for e in model.embeds],
+            "kind": self.kind,
+            "emb_szs": [[e.num_embeddings, e.embedding_dim] for e in self.embeds],
             "layers": [m.out_features for m in linears[:-1]],
             "use_bn": any(isinstance(x, nn.BatchNorm1d) for b in blocks[:-1] for x in b),
-            "ps": dropouts,
-            "embed_p": model.emb_drop.p,
-            "y_range": [float(model.layers[-1].low), float(model.layers[-1].high)] if y_range is not None else None,
+            "ps": [next((x.p for x in b if isinstance(x, nn.Dropout)), 0.0) for b in blocks[:-1]],
+            "embed_p": self.emb_drop.p,
+            "y_range": [float(last.low), float(last.high)] if isinstance(last, SigmoidRange) else None,
         }
-    raise TypeError(f"not a cflearn/fastai collab model: {type(model).__name__}")
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> NN:
+        cfg = tabular_config(y_range=_range(config), use_bn=config.get("use_bn", True),
+                             embed_p=config.get("embed_p", 0.0))
+        if config.get("ps"):
+            cfg["ps"] = list(config["ps"])
+        return cls(emb_szs=[(int(a), int(b)) for a, b in config["emb_szs"]], layers=list(config["layers"]), **cfg)
+
+
+class Foreign(Contract):
+    """The contract of a user's own ``nn.Module``: forward passes only, weights saved with its class name.
+
+    A module may implement any of :class:`Contract`'s methods itself (e.g. ``tables()`` to get
+    matrix-product scoring and fold-in, ``embeddings()`` for row L2 and cold rows); those are used.
+    """
+
+    kind = "custom"
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self.y_range = getattr(module, "y_range", None)
+
+    def output(self, raw: torch.Tensor) -> torch.Tensor:
+        fn = getattr(self.module, "output", None)
+        return fn(raw) if callable(fn) else raw
+
+    def tables(self) -> Tables | None:
+        fn = getattr(self.module, "tables", None)
+        return Tables(*fn()) if callable(fn) else None
+
+    def embeddings(self) -> dict[TableKey, nn.Embedding]:
+        fn = getattr(self.module, "embeddings", None)
+        return dict(fn()) if callable(fn) else {}
+
+    def config(self) -> dict[str, Any]:
+        cls = type(self.module)
+        return {"kind": self.kind, "class": f"{cls.__module__}.{cls.__qualname__}"}
+
+
+def contract(model: nn.Module) -> Contract:
+    """The model's contract: the model itself for cflearn's kinds, a :class:`Foreign` wrapper otherwise."""
+    return model if isinstance(model, Contract) else Foreign(model)
+
+
+_KINDS: dict[str, Any] = {"dot": DotBias, "hybrid": HybridDotBias, "nn": NN}
 
 
 def build_model(config: dict[str, Any]) -> nn.Module:
-    """Build an untrained model from :func:`model_config`'s output."""
-    y_range = tuple(config["y_range"]) if config.get("y_range") is not None else None
-    if config["kind"] == "dot":
-        return DotBias(config["n_factors"], config["n_users"], config["n_items"], y_range=y_range)
-    if config["kind"] == "hybrid":
-        n_items, width = config["n_items"], config["max_features"]
-        model = HybridDotBias(config["n_factors"], config["n_users"], n_items, torch.zeros(n_items, width),
-                              torch.zeros(n_items, width), config["n_features"], torch.zeros(n_items), y_range)
-        model.feature_names = list(config.get("feature_names", []))
-        return model
-    if config["kind"] == "nn":
-        cfg = tabular_config(y_range=y_range, use_bn=config.get("use_bn", True), embed_p=config.get("embed_p", 0.0))
-        if config.get("ps"):
-            cfg["ps"] = list(config["ps"])
-        return EmbeddingNN(emb_szs=[tuple(e) for e in config["emb_szs"]], layers=list(config["layers"]), **cfg)
-    raise ValueError(f"unknown model kind {config['kind']!r}")
+    """Build an untrained model from :meth:`Contract.config`'s output (``ValueError`` for an unknown kind)."""
+    kind = config["kind"]
+    if kind not in _KINDS:
+        raise ValueError(f"unknown model kind {kind!r}")
+    model: nn.Module = _KINDS[kind].from_config(config)
+    return model
 
 
-def embedding_tables(model: nn.Module) -> dict[tuple[int, str], nn.Embedding]:
-    """The model's embedding tables keyed by (input column, name): column 0 is users, 1 items."""
-    if isinstance(model, (EmbeddingDotBias, HybridDotBias)):
-        return {(0, "u_weight"): model.u_weight, (1, "i_weight"): model.i_weight,
-                (0, "u_bias"): model.u_bias, (1, "i_bias"): model.i_bias}
-    if isinstance(model, EmbeddingNN):
-        return {(0, "user"): model.embeds[0], (1, "item"): model.embeds[1]}
-    raise TypeError(f"not a cflearn/fastai collab model: {type(model).__name__}")
+def _range(config: dict[str, Any]) -> tuple[float, float] | None:
+    yr = config.get("y_range")
+    return (float(yr[0]), float(yr[1])) if yr is not None else None
 
 
-def trained_rows(model: nn.Module, col: int) -> torch.Tensor | slice:
-    """Rows of the user (``col=0``) or item (``col=1``) tables that training updates."""
-    mask = getattr(model, "trained_items", None)
-    if col == 1 and mask is not None:
-        return mask
-    return slice(1, None)
-
-
-@torch.no_grad()
-def factor_tables(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """``(user vectors, user biases, item vectors, item biases)`` such that the raw score of a pair is
-    ``<u, i> + b_u + b_i`` (hybrid items include their features), or ``None`` for models without
-    that form (``EmbeddingNN``)."""
-    if isinstance(model, EmbeddingDotBias):
-        return (model.u_weight.weight, model.u_bias.weight[:, 0], model.i_weight.weight, model.i_bias.weight[:, 0])
-    if isinstance(model, HybridDotBias):
-        f, c = model.features()
-        items, bias = model.i_weight.weight + f, model.i_bias.weight[:, 0] + c
-        return model.u_weight.weight, model.u_bias.weight[:, 0], items, bias
-    return None
+def _range_list(y_range: tuple[float, float] | None) -> list[float] | None:
+    return [float(v) for v in y_range] if y_range is not None else None

@@ -101,7 +101,7 @@ def test_edge_tables_train_save_and_load(tmp_path, name, frame):
     model = cflearn.load(cflearn.save(learn, tmp_path / "m.safetensors"))
     users, items = frame["userId"].tolist()[:5], frame["movieId"].tolist()[:5]
     a, b = cflearn.predict(learn, users, items), cflearn.predict(model, users, items)
-    assert a.equals(b) and a.prediction.between(lo, hi).all()
+    assert a.equals(b) and a.score.between(lo, hi).all()
     if name == "every user rates once":
         assert data.cold["user_rows"] == len(data.valid_idx)
 

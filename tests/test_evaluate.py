@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 
 import cflearn
-from cflearn.evaluate import bias_baseline
+from cflearn._evaluate import bias_baseline
 
 
 def test_evaluate_table_model_and_baselines(trained, synth_data):
-    table = cflearn.evaluate(trained, k=5)
+    table = cflearn.evaluate(trained, n=5)
     assert list(table.index) == ["model (fast)", "global mean", "user+item bias", "most popular"]
     for col in ["rmse", "mae", "precision@5", "recall@5", "ndcg@5", "map@5", "mrr@5", "hit_rate@5", "coverage@5",
                 "popularity@5"]:
@@ -41,6 +41,6 @@ def test_evaluate_needs_data_for_loaded_models(trained, synth_data, tmp_path):
     model = cflearn.load(cflearn.save(trained, tmp_path / "m.safetensors"))
     with pytest.raises(cflearn.ConfigError, match="pass data="):
         cflearn.evaluate(model)
-    a = cflearn.evaluate(model, synth_data, k=5)
-    b = cflearn.evaluate(trained, k=5)
+    a = cflearn.evaluate(model, synth_data, n=5)
+    b = cflearn.evaluate(trained, n=5)
     assert np.allclose(a.to_numpy(dtype=float), b.to_numpy(dtype=float), equal_nan=True)

@@ -11,7 +11,7 @@ def test_round_trip_identical_predictions_without_data(trained, synth_data, tmp_
     path = cflearn.save(trained, tmp_path / "m.safetensors")
     model = cflearn.load(path)
     assert model.data is None
-    users = synth_data.valid["user"].tolist() + ["ghost"]
+    users = synth_data.valid["user"].tolist() + [999999]
     items = synth_data.valid["item"].tolist() + [1]
     a = cflearn.predict(trained, users, items)
     b = cflearn.predict(model, users, items)
@@ -73,7 +73,7 @@ def test_newer_format_truncated_tampered(trained, tmp_path):
     vocab = tmp_path / "vocab.safetensors"
     meta4 = dict(meta, users=meta["users"][:-1])
     _rewrite(vocab, dict(header, __metadata__={"cflearn": json.dumps(meta4)}), raw[8 + n :])
-    with pytest.raises(cflearn.ModelFileError, match="vocabularies"):
+    with pytest.raises(cflearn.ModelFileError, match="vocabulary"):
         cflearn.load(vocab)
 
     with pytest.raises(cflearn.ModelFileError, match="not found"):
@@ -100,7 +100,7 @@ def test_pickle_payload_is_never_executed(tmp_path):
 def test_save_is_atomic(trained, tmp_path, monkeypatch):
     path = cflearn.save(trained, tmp_path / "m.safetensors")
     before = path.read_bytes()
-    import cflearn.io as cio
+    import cflearn._io as cio
 
     def boom(*a, **k):
         raise KeyboardInterrupt

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cflearn
-from cflearn.predict import score
+from cflearn._predict import score
 
 from .test_cli import run_cli
 
@@ -21,7 +21,7 @@ def test_fast_and_best_presets_on_movielens(ml_data):
     assert s_best < 0.865, s_best  # bench: about 0.855 (item genres help)
     assert s_best < s_fast
     top = cflearn.predict(best, [1] * 3, [31, 1029, 1061])
-    assert top.known_user.all() and top.prediction.between(0.5, 5).all()
+    assert (top.fallback == "").all() and top.score.between(0.5, 5).all()
 
 
 def test_book_recipe_through_the_cli(ml_path, tmp_path):
@@ -62,7 +62,7 @@ def test_presets_transfer_to_other_shapes(shape, preset):
 def test_evaluate_and_recommend_on_movielens(ml_data):
     learn = cflearn.collab_learner(ml_data, "fast", progress=False)
     cflearn.fit(learn)
-    table = cflearn.evaluate(learn, k=10)
+    table = cflearn.evaluate(learn, n=10)
     assert list(table.index) == ["model (fast)", "global mean", "user+item bias", "most popular"]
     ranked = ["precision@10", "recall@10", "ndcg@10", "map@10", "mrr@10", "hit_rate@10", "coverage@10", "popularity@10"]
     assert table[["rmse", "mae", *ranked]].notna().all().all()  # every metric, model and three baselines

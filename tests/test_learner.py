@@ -8,7 +8,7 @@ from fastai.learner import Learner
 from fastai.tabular.core import Categorify
 
 import cflearn
-from cflearn.presets import y_range_for
+from cflearn._presets import y_range_for
 
 
 def test_returns_a_plain_fastai_learner(synth_data):
@@ -20,8 +20,7 @@ def test_returns_a_plain_fastai_learner(synth_data):
 
 
 def test_planted_structure_is_learned(trained, synth_data):
-    scores = cflearn.predict.__module__  # noqa: F841  (module import check)
-    from cflearn.predict import score
+    from cflearn._predict import score
 
     s = score(trained)
     valid = synth_data.valid[synth_data.rating]
@@ -76,7 +75,7 @@ def test_overrides_and_nn(synth_data):
     assert [e.embedding_dim for e in learn.model.embeds] == [8, 6]
     cflearn.fit(learn)
     pred = cflearn.predict(learn, [1, 2], [1, 2])
-    assert pred.prediction.between(1, 5).all()
+    assert pred.score.between(1, 5).all()
 
 
 def test_bad_options(synth_data):
@@ -107,7 +106,7 @@ def test_book_preset_agrees_with_raw_fastai(id_type):
     raw.model.load_state_dict(learn.model.state_dict())
     ref, targ = raw.get_preds()
     ours = cflearn.predict(learn, data.valid["user"].tolist(), data.valid["item"].tolist(), clip=False)
-    np.testing.assert_allclose(ours.prediction.to_numpy(), ref.numpy().ravel(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours.score.to_numpy(), ref.numpy().ravel(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(targ.numpy().ravel(), data.valid["rating"].to_numpy())
 
 
@@ -120,7 +119,7 @@ def test_numpy_reference_of_the_dot_model(trained, synth_data):
     z = (W["u_weight.weight"][u] * W["i_weight.weight"][i]).sum(1) + W["u_bias.weight"][u, 0] + W["i_bias.weight"][i, 0]
     lo, hi = m.y_range
     expected = 1 / (1 + np.exp(-z)) * (hi - lo) + lo
-    got = cflearn.predict(trained, users, items, clip=False).prediction.to_numpy()
+    got = cflearn.predict(trained, users, items, clip=False).score.to_numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
@@ -158,7 +157,7 @@ def test_nan_loss_stops_with_clear_error(synth_data):
     for k, v in learn.model.state_dict().items():
         assert torch.isfinite(v).all(), k
     assert set(good) == set(learn.model.state_dict())
-    assert cflearn.predict(learn, [1], [1]).prediction.notna().all()
+    assert cflearn.predict(learn, [1], [1]).score.notna().all()
 
 
 def test_fast_loader_batches_cover_each_row_once(synth_data):
@@ -198,7 +197,7 @@ def test_hybrid_uses_genres_and_helps_cold_items(synth):
     genre-based rows beat the average-item fallback of the plain model."""
     data = cflearn.from_df(synth, split="cold_items", valid_pct=0.2, seed=0)
     assert data.cold["rows"] == len(data.valid_idx)
-    from cflearn.predict import score
+    from cflearn._predict import score
 
     plain = cflearn.collab_learner(data, "fast", progress=False)
     cflearn.fit(plain)
@@ -211,12 +210,13 @@ def test_hybrid_uses_genres_and_helps_cold_items(synth):
     assert s_hybrid < s_plain - 0.02, (s_plain, s_hybrid)
     # cold items known from metadata are flagged known (they have a feature row); unknown ones are not
     out = cflearn.predict(hybrid, [1, 1], [data.valid["item"].iloc[0], 10**9])
-    assert out.known_item.tolist() == [True, False]
+    assert out.fallback.tolist() == ["", "average item"]
 
 
-def test_best_without_item_metadata_falls_back_to_plain(synth):
+def test_best_without_item_metadata_falls_back_to_plain_and_says_so(synth):
     data = cflearn.from_df(synth.ratings, "user", "item", "rating")
-    learn = cflearn.collab_learner(data, "best", progress=False)
+    with pytest.warns(UserWarning, match=r"preset 'best': item_features=\('genres',\) need an items table"):
+        learn = cflearn.collab_learner(data, "best", progress=False)
     assert type(learn.model).__name__ == "DotBias" and learn.cf.preset["item_features"] == []
 
 

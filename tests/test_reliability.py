@@ -45,7 +45,7 @@ def test_interrupt_keeps_last_complete_epoch(synth_data, interrupt, capsys):
     # epoch 2's weights (cold rows refilled, as they are after every epoch)
     for k in ["u_weight.weight", "i_weight.weight"]:
         torch.testing.assert_close(state[k][1:], snaps.after[1][k][1:])
-    assert cflearn.predict(learn, [1, 2], [1, 2]).prediction.notna().all()
+    assert cflearn.predict(learn, [1, 2], [1, 2]).score.notna().all()
     learn.fit_one_cycle(1, 1e-3)  # and training can go on
 
 
@@ -107,7 +107,7 @@ def test_fuzz_from_df_fit_save_load(tmp_path_factory, df, duplicates):
     model = cflearn.load(cflearn.save(learn, path))
     users, items = data.ratings["u"].tolist()[:5], data.ratings["i"].tolist()[:5]
     a, b = cflearn.predict(learn, users, items), cflearn.predict(model, users, items)
-    assert a.equals(b) and np.isfinite(a.prediction).all()
+    assert a.equals(b) and np.isfinite(a.score).all()
 
 
 def test_validate_and_get_preds_leave_the_history_alone(trained):

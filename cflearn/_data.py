@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import ColumnError, ConfigError, DataError, closest
-from .splits import SplitName, check_split, split_rows
-from .vocab import Vocab
+from ._errors import ColumnError, ConfigError, DataError, closest
+from ._splits import SplitName, check_split, split_rows
+from ._vocab import Vocab
 
 if TYPE_CHECKING:
     from .datasets import Dataset

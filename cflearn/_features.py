@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import ColumnError, closest
-from .vocab import Vocab
+from ._errors import ColumnError, closest
+from ._vocab import Vocab
 
 if TYPE_CHECKING:
-    from .data import CollabData
+    from ._data import CollabData
 
 __all__ = ["ItemFeatures", "item_features", "HybridItems", "hybrid_items"]
 

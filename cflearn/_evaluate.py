@@ -9,16 +9,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .collab import CollabModel, as_collab
-from .errors import ConfigError
+from ._collab import CollabModel, as_collab
+from ._errors import ConfigError
 from .metrics import Empty, catalog_coverage, mae, popularity_bias, ranking_metrics, rmse
-from .predict import predict_codes
-from .recommend import _item_mask, _scores, _top_n
+from ._scoring import item_mask, score_matrix, score_pairs, top_n
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
 
-    from .data import CollabData
+    from ._data import CollabData
 
 __all__ = ["evaluate", "bias_baseline"]
 
@@ -40,24 +39,24 @@ def bias_baseline(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_u
     return mu, bu, bi
 
 
-def _ranked(cf: CollabModel, uidx: torch.Tensor, k: int, allowed: torch.Tensor,
+def _ranked(cf: CollabModel, uidx: torch.Tensor, n: int, allowed: torch.Tensor,
             score_rows: Callable[[torch.Tensor], torch.Tensor], chunk: int = 1024) -> list[list[int]]:
-    """Top-``k`` item indices per user (seen and not-``allowed`` items left out), scoring users in
+    """Top-``n`` item indices per user (seen and not-``allowed`` items left out), scoring users in
     chunks with ``score_rows(user indices) -> (len, n_items)``."""
     out: list[list[int]] = []
     for s in range(0, len(uidx), chunk):
         rows = uidx[s:s + chunk]
-        top = _top_n(score_rows(rows), allowed, [cf.seen(int(u)) for u in rows], k)
+        top = top_n(score_rows(rows), allowed, [cf.seen(int(u)) for u in rows], n)
         out += top.indices.tolist()
     return out
 
 
-def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, k: int = 10, *,
+def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: int = 10, *,
              relevance: float | None = None, empty: Empty = "skip") -> pd.DataFrame:
     """The model and three baselines side by side on the validation rows of ``data``.
 
     Rating metrics: RMSE and MAE of predicted ratings (clipped to the scale; cold rows included).
-    Ranking metrics: for each validation user seen in training, the top ``k`` items among those
+    Ranking metrics: for each validation user seen in training, the top ``n`` items among those
     the user did not rate in training (items with at least one training rating) are compared
     with the user's *relevant* validation items: those rated at least ``relevance``. Users with
     no relevant item are skipped (``empty="skip"``) or count as zero (``empty="zero"``). Coverage
@@ -72,16 +71,19 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, k: in
     Args:
         learn: a learner or loaded model.
         data: the data to evaluate on (default: the learner's own training data).
-        k: list length.
+        n: list length (the ``k`` of the ``@k`` metrics).
         relevance: rating that makes a validation item relevant (default: 80% up the scale,
             4.0 on 0.5-5 and 1-5 stars).
         empty: treatment of users with no relevant items.
 
     Returns:
-        DataFrame with one row per method and columns ``rmse, mae, precision@k, recall@k, ndcg@k,
-        map@k, mrr@k, hit_rate@k, coverage@k, popularity@k``.
+        DataFrame with one row per method and columns ``rmse, mae, precision@n, recall@n, ndcg@n,
+        map@n, mrr@n, hit_rate@n, coverage@n, popularity@n`` (``n`` as given, e.g. ``ndcg@10``).
     """
     cf = as_collab(learn)
+    cf.require_trained()
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise ConfigError(f"n must be a positive integer, got {n!r}")
     data = data if data is not None else cf.data
     if data is None:
         raise ConfigError("evaluate needs data: a loaded model carries no ratings; pass data=cflearn.from_df(...)")
@@ -95,7 +97,7 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, k: in
     tu, ti = cf.users.encode(train[data.user]), cf.items.encode(train[data.item])
 
     # rating metrics
-    pred = predict_codes(cf, vu, vi)
+    pred = score_pairs(cf, vu, vi)
     mu, bu, bi = bias_baseline(tu, ti, train_ratings, len(cf.users), len(cf.items))
     bias_pred = np.clip(mu + bu[vu] + bi[vi], lo, hi)
     sums = np.bincount(ti, weights=train_ratings, minlength=len(cf.items))
@@ -111,26 +113,26 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, k: in
         if u > 0 and r >= relevance:
             rel_by_user[int(u)].add(int(i))
     relevant = [rel_by_user[u] for u in known_users]
-    allowed = _item_mask(cf, None, 1)
+    allowed = item_mask(cf, None, 1)
     n_rankable = int(allowed.sum())
     counts = cf.item_counts.double()
     popularity = dict(enumerate((counts / max(1, len(cf.users) - 1)).tolist()))
     uidx = torch.tensor(known_users, dtype=torch.long)
     gen = torch.Generator().manual_seed(0)
     same_for_all = {"user+item bias": torch.from_numpy(bi), "most popular": counts}
-    lists = {"model": _ranked(cf, uidx, k, allowed, lambda rows: _scores(cf, None, None, rows)),
+    lists = {"model": _ranked(cf, uidx, n, allowed, lambda rows: score_matrix(cf, rows)),
              # all scores tie: a fresh random order per user (seeded), the chance level
-             "global mean": _ranked(cf, uidx, k, allowed, lambda rows: torch.rand(
+             "global mean": _ranked(cf, uidx, n, allowed, lambda rows: torch.rand(
                  len(rows), len(cf.items), generator=gen, dtype=torch.float64))}
     for name, item_scores in same_for_all.items():
-        lists[name] = _ranked(cf, uidx, k, allowed,
+        lists[name] = _ranked(cf, uidx, n, allowed,
                               lambda rows, v=item_scores: v.double().expand(len(rows), -1).clone())
     for name, top in lists.items():
-        rows[name] |= ranking_metrics(top, relevant, k, empty=empty)
-        rows[name][f"coverage@{k}"] = catalog_coverage(top, n_rankable, k)
-        rows[name][f"popularity@{k}"] = popularity_bias(top, popularity, k)
+        rows[name] |= ranking_metrics(top, relevant, n, empty=empty)
+        rows[name][f"coverage@{n}"] = catalog_coverage(top, n_rankable, n)
+        rows[name][f"popularity@{n}"] = popularity_bias(top, popularity, n)
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index = [f"model ({cf.preset.get('name', '?')})", "global mean", "user+item bias", "most popular"]
-    table.attrs.update({"k": k, "relevance": relevance, "users_ranked": sum(1 for r in relevant if r) if
+    table.attrs.update({"n": n, "relevance": relevance, "users_ranked": sum(1 for r in relevant if r) if
                         empty == "skip" else len(relevant), "n_valid": len(valid)})
     return table

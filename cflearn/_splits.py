@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, DataError
+from ._errors import ConfigError, DataError
 
 __all__ = [
     "SplitName",

@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure  # a bare Figure needs no display and no pyplot state
 
 from .callbacks import LossHistory
-from .errors import ConfigError
+from ._errors import ConfigError
 
 if TYPE_CHECKING:
     from fastai.learner import Learner

@@ -11,9 +11,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .collab import CollabModel, as_collab
-from .errors import ConfigError, UnknownIDError
-from .models import embedding_tables, factor_tables
+from ._collab import CollabModel, as_collab
+from ._errors import ConfigError, UnknownIDError
+from ._scoring import encode_items, encode_users, item_mask, score_matrix, top_n
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
@@ -46,72 +46,10 @@ class FoldedUser:
                 f"fit MSE {self.loss:.3f})")
 
 
-def _to_scale(cf: CollabModel, raw: torch.Tensor) -> torch.Tensor:
-    yr = getattr(cf.model, "y_range", None)
-    if yr is not None:
-        raw = torch.sigmoid(raw) * (yr[1] - yr[0]) + yr[0]
-    return raw.clamp(*cf.scale)
-
-
-@torch.no_grad()
-def _scores(cf: CollabModel, uvec: torch.Tensor | None, ubias: torch.Tensor | None,
-            uidx: torch.Tensor) -> torch.Tensor:
-    """Predicted ratings ``(len(users), n_items)``: one matrix product for dot models, chunked
-    forward passes for the NN model."""
-    tables = factor_tables(cf.model)
-    if tables is not None:
-        U, bu, items, bi = tables
-        if uvec is None:
-            uvec, ubias = U[uidx], bu[uidx]
-        return _to_scale(cf, uvec @ items.T + ubias[:, None] + bi[None, :])
-    if uvec is not None:
-        raise ConfigError("folded-in users need a dot-product model (presets fast, best, book)")
-    model, n_items = cf.model, len(cf.items)
-    was_training = model.training
-    model.eval()
-    block = max(1, (1 << 16) // n_items)  # about 65k pairs per forward pass (cache-friendly)
-    try:
-        item_col = torch.arange(n_items, device=cf.device)
-        rows = []
-        for s in range(0, len(uidx), block):
-            us = uidx[s:s + block].to(cf.device)
-            pairs = torch.stack([us.repeat_interleave(n_items), item_col.repeat(len(us))], 1)
-            rows.append(model(pairs).view(len(us), n_items))
-    finally:
-        model.train(was_training)
-    return torch.cat(rows).float().cpu().clamp(*cf.scale)
-
-
-def _item_mask(cf: CollabModel, candidates: Sequence[Any] | None, min_ratings: int) -> torch.Tensor:
-    """Items that may be recommended at all: not row 0, rated often enough, among the candidates."""
-    ok = torch.ones(len(cf.items), dtype=torch.bool)
-    ok[0] = False
-    if min_ratings > 0:
-        if cf.item_counts is None:
-            raise ConfigError("min_ratings needs the training counts; this model was saved without them")
-        ok &= cf.item_counts >= min_ratings
-    if candidates is not None:
-        allowed = torch.zeros_like(ok)
-        idx = torch.from_numpy(cf.items.encode(pd.Series(list(candidates), dtype=object)))
-        allowed[idx[idx > 0]] = True
-        ok &= allowed
-    return ok
-
-
-def _top_n(scores: torch.Tensor, allowed: torch.Tensor, seen: Sequence[torch.Tensor] | None,
-           n: int) -> torch.return_types.topk:
-    """Best ``n`` columns of each row of ``scores`` (users x items), leaving out items that are not
-    ``allowed`` and, per row, the ``seen`` ones. Modifies ``scores``."""
-    scores[:, ~allowed] = -torch.inf
-    for j, items in enumerate(seen or []):
-        scores[j, items] = -torch.inf
-    return scores.topk(n, dim=1)
-
-
 def _resolve_users(cf: CollabModel, users: Sequence[Any]) -> tuple[torch.Tensor, list[int]]:
     """Model indices of raw users (0 = unknown) and positions of folded-in users."""
     raw = [u for u in users if not isinstance(u, FoldedUser)]
-    codes = iter(cf.users.encode(pd.Series(raw, dtype=object)).tolist()) if raw else iter([])
+    codes = iter(encode_users(cf, raw).tolist()) if raw else iter([])
     idx = [0 if isinstance(u, FoldedUser) else next(codes) for u in users]
     return torch.tensor(idx, dtype=torch.long), [k for k, u in enumerate(users) if isinstance(u, FoldedUser)]
 
@@ -147,33 +85,33 @@ def recommend_all(
         predicted ratings as scores.
     """
     cf = as_collab(learn)
+    cf.require_trained()
     users = list(cf.users.ids) if users is None else list(users)
-    if n < 1:
-        raise ConfigError(f"n must be at least 1, got {n}")
+    _check_n(n)
     uidx, folded_pos = _resolve_users(cf, users)
     unknown = [users[k] for k in range(len(users)) if uidx[k] == 0 and k not in folded_pos]
     if strict and unknown:
         raise UnknownIDError(f"users not in the training data: {', '.join(map(repr, unknown[:5]))}; pass "
                              "strict=False to get the most-popular fallback")
-    allowed = _item_mask(cf, candidates, min_ratings)
+    allowed = item_mask(cf, candidates, min_ratings)
     n_eff = int(min(n, allowed.sum()))
     out_items = torch.zeros(len(users), n_eff, dtype=torch.long)
     out_scores = torch.zeros(len(users), n_eff)
     folded = set(folded_pos)
     for s in range(0, len(users), chunk):
         rows = list(range(s, min(s + chunk, len(users))))
-        scores = _scores(cf, None, None, uidx[rows])
+        scores = score_matrix(cf, uidx[rows])
         for j, k in enumerate(rows):
             if k in folded:
                 f = users[k]
-                scores[j] = _scores(cf, f.vector[None].to(scores.dtype), torch.tensor([f.bias]), uidx[k:k + 1])[0]
+                scores[j] = score_matrix(cf, uidx[k:k + 1], vectors=f.vector[None], bias=torch.tensor([f.bias]))[0]
         seen = [users[k].items if k in folded else cf.seen(int(uidx[k])) for k in rows] if exclude_seen else None
-        top = _top_n(scores, allowed, seen, n_eff)
+        top = top_n(scores, allowed, seen, n_eff)
         out_items[rows], out_scores[rows] = top.indices, top.values
     fallback = np.array([""] * len(users), dtype=object)
     if unknown:
         popular = _popular(cf, allowed, n_eff)
-        avg = _scores(cf, None, None, torch.zeros(1, dtype=torch.long))[0]
+        avg = score_matrix(cf, torch.zeros(1, dtype=torch.long))[0]
         for k in range(len(users)):
             if uidx[k] == 0 and k not in folded:
                 out_items[k], out_scores[k], fallback[k] = popular, avg[popular], "popular"
@@ -185,6 +123,11 @@ def recommend_all(
         "fallback": np.repeat(fallback, n_eff),
     })
     return _with_info(cf, frame)
+
+
+def _check_n(n: Any) -> None:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise ConfigError(f"n must be a positive integer, got {n!r}")
 
 
 def _popular(cf: CollabModel, allowed: torch.Tensor, n: int) -> torch.Tensor:
@@ -223,11 +166,15 @@ def recommend(
     return frame.drop(columns="user").reset_index(drop=True)
 
 
-def _similar(cf: CollabModel, vectors: torch.Tensor, raw: Any, vocab: Any, n: int, kind: str,
-             ok: torch.Tensor) -> pd.DataFrame:
-    idx = int(vocab.encode(pd.Series([raw], dtype=object))[0])
+def _similar(cf: CollabModel, side: int, raw: Any, n: int, ok: torch.Tensor) -> pd.DataFrame:
+    """The ``n`` rows of one side's table most cosine-similar to ``raw``'s (``side`` 0: users, 1: items)."""
+    cf.require_trained()
+    _check_n(n)
+    kind, vocab = ("user", cf.users) if side == 0 else ("item", cf.items)
+    idx = int((encode_users(cf, [raw]) if side == 0 else encode_items(cf, [raw]))[0])
     if idx == 0:
         raise UnknownIDError(f"{kind} {raw!r} is not in the training data; similarities need a trained {kind}")
+    vectors = _vectors(cf, side)
     sims = F.cosine_similarity(vectors, vectors[idx][None], dim=1)
     sims[~ok] = -torch.inf
     sims[idx] = -torch.inf
@@ -236,28 +183,35 @@ def _similar(cf: CollabModel, vectors: torch.Tensor, raw: Any, vocab: Any, n: in
 
 
 @torch.no_grad()
+def _vectors(cf: CollabModel, side: int) -> torch.Tensor:
+    """The vectors a model scores one side with: its tables, else its embedding table of that side."""
+    spec = cf.contract
+    tables = spec.tables()
+    if tables is not None:
+        return (tables.users if side == 0 else tables.items).detach().float().cpu()
+    own = [t for (col, _), t in spec.embeddings().items() if col == side]
+    if not own:
+        raise ConfigError("similarities need factor vectors; this model has no user/item tables cflearn knows "
+                          "(Contract.tables or Contract.embeddings)")
+    return own[0].weight.detach().float().cpu()
+
+
 def similar_items(learn: Learner | CollabModel, item: Any, n: int = 10, *, min_ratings: int = 1) -> pd.DataFrame:
-    """The ``n`` items whose factor vectors have the highest cosine similarity to ``item``'s.
+    """The ``n`` items whose vectors (those the model scores with) are most cosine-similar to ``item``'s.
 
     Returns a DataFrame ``item, similarity`` (+ item metadata). Raises :class:`cflearn.UnknownIDError`
     for an item not in the model.
     """
     cf = as_collab(learn)
-    tables = factor_tables(cf.model)
-    vectors = tables[2] if tables is not None else embedding_tables(cf.model)[(1, "item")].weight
-    frame = _similar(cf, vectors.detach().cpu(), item, cf.items, n, "item", _item_mask(cf, None, min_ratings))
-    return _with_info(cf, frame)
+    return _with_info(cf, _similar(cf, 1, item, n, item_mask(cf, None, min_ratings)))
 
 
-@torch.no_grad()
 def similar_users(learn: Learner | CollabModel, user: Any, n: int = 10) -> pd.DataFrame:
-    """The ``n`` users whose factor vectors are most cosine-similar to ``user``'s (``user, similarity``)."""
+    """The ``n`` users whose vectors are most cosine-similar to ``user``'s (``user, similarity``)."""
     cf = as_collab(learn)
-    tables = factor_tables(cf.model)
-    vectors = tables[0] if tables is not None else embedding_tables(cf.model)[(0, "user")].weight
     ok = torch.ones(len(cf.users), dtype=torch.bool)
     ok[0] = False
-    return _similar(cf, vectors.detach().cpu(), user, cf.users, n, "user", ok)
+    return _similar(cf, 0, user, n, ok)
 
 
 def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.DataFrame, *,
@@ -277,15 +231,19 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
         FoldedUser: pass it to :func:`recommend`.
     """
     cf = as_collab(learn)
-    tables = factor_tables(cf.model)
+    cf.require_trained()
+    spec = cf.contract
+    with torch.no_grad():
+        tables = spec.tables()
     if tables is None:
-        raise ConfigError("fold_in needs a dot-product model (presets fast, best, book), not an EmbeddingNN")
+        raise ConfigError("fold_in needs a model with user/item tables (presets fast, best, book); "
+                          f"{type(cf.model).__name__} is scored by forward passes only")
     if isinstance(ratings, pd.DataFrame):
         ratings = dict(zip(ratings[cf.columns["item"]], ratings[cf.columns["rating"]]))
     if not ratings:
         raise ConfigError("fold_in needs at least one rating, e.g. {item_id: 4.0}")
     raw_items = list(ratings)
-    idx = torch.from_numpy(cf.items.encode(pd.Series(raw_items, dtype=object)))
+    idx = torch.from_numpy(encode_items(cf, raw_items))
     unknown = [r for r, i in zip(raw_items, idx.tolist()) if i == 0]
     known = idx > 0
     if not known.any():
@@ -300,18 +258,12 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        pred = _to_scale_soft(cf, q @ u + b + b_i)
+        pred = spec.output(q @ u + b + b_i)
         loss = F.mse_loss(pred, y) + l2 * u.pow(2).sum()
         loss.backward()
         return loss
 
     opt.step(closure)
     with torch.no_grad():
-        mse = float(F.mse_loss(_to_scale_soft(cf, q @ u + b + b_i), y))
+        mse = float(F.mse_loss(spec.output(q @ u + b + b_i), y))
     return FoldedUser(u.detach(), float(b.detach()), idx[known], unknown, mse)
-
-
-def _to_scale_soft(cf: CollabModel, raw: torch.Tensor) -> torch.Tensor:
-    """The model's output transform without clipping (differentiable)."""
-    yr = getattr(cf.model, "y_range", None)
-    return torch.sigmoid(raw) * (yr[1] - yr[0]) + yr[0] if yr is not None else raw

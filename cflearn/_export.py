@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,18 +12,18 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
-from .collab import CollabModel, as_collab
-from .errors import ModelFileError
-from .io import atomic_write_bytes, json_default
-from .models import build_model, model_config
-from .vocab import Vocab
+from ._collab import CollabModel, as_collab
+from ._errors import ModelFileError
+from ._io import atomic_write_bytes, json_default
+from .models import build_model, contract
+from ._vocab import Vocab
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
 
 __all__ = ["save", "load", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: hybrid items' collaborative part is i_cf_weight / i_cf_bias (1: i_weight / i_bias)
 _KEY = "cflearn"
 _EXTRA = ("seen_indptr", "seen_items", "item_counts")  # saved beside the weights, under "cflearn."
 
@@ -43,19 +44,29 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
     versions. Nothing in it is executable; :func:`load` never unpickles.
 
     Args:
-        learn: a learner from :func:`cflearn.collab_learner` or a loaded model.
+        learn: a trained learner from :func:`cflearn.collab_learner` or a loaded model.
         path: the file to write (parent folders are created). An interrupted save leaves the
             previous file (or none) under this name, never a partial one.
 
     Returns:
         The path written.
+
+    A model of your own class (``collab_learner(data, model=...)``) is saved as its weights and
+    class name; loading it needs the class: ``cflearn.load(path, model=YourModule(...))`` (a
+    warning says so).
     """
     cf = as_collab(learn)
+    cf.require_trained()
+    config = cf.contract.config()
+    if config["kind"] == "custom":
+        warnings.warn(f"{Path(path).name} holds the weights of your own {config['class']}; loading it needs the "
+                      f"class: cflearn.load(path, model={type(cf.model).__name__}(...)) with the same sizes",
+                      UserWarning, stacklevel=2)
     meta = {
         "format": "cflearn-model",
         "format_version": FORMAT_VERSION,
         "versions": _versions(),
-        "model": model_config(cf.model),
+        "model": config,
         "users": cf.users.to_list(),
         "items": cf.items.to_list(),
         "scale": list(cf.scale),
@@ -72,12 +83,14 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
     return atomic_write_bytes(path, blob)
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> CollabModel:
+def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.nn.Module | None = None) -> CollabModel:
     """Load a model saved by :func:`save` without unpickling anything.
 
     Args:
         path: the ``.safetensors`` file.
         device: where to put the weights.
+        model: for a file of your own module's weights: a fresh instance of that class (same
+            sizes) to load them into. Not used for cflearn's own kinds.
 
     Returns:
         CollabModel: ready for :func:`cflearn.predict` (no training data needed).
@@ -112,7 +125,9 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> CollabModel:
         config = meta["model"]
         users, items = Vocab.from_list(meta["users"]), Vocab.from_list(meta["items"])
         scale = (float(meta["scale"][0]), float(meta["scale"][1]))
-        model = build_model(config)
+        model = _model_for(config, model, path)
+        if version == 1 and config["kind"] == "hybrid":
+            tensors = {_V1_HYBRID.get(k, k): v for k, v in tensors.items()}
     except ModelFileError:
         raise
     except (ValueError, KeyError, TypeError, IndexError) as e:
@@ -128,15 +143,32 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> CollabModel:
         want = tuple(expected[k].shape) if k in expected else "unexpected"
         raise ModelFileError(f"{path}: weights do not match the model config ({k}: file {got}, config {want}); "
                              "the file was altered or mixed with another model")
-    n_users, n_items = _table_rows(model)
-    if (n_users, n_items) != (len(users), len(items)):
-        raise ModelFileError(f"{path}: vocabularies ({len(users) - 1} users, {len(items) - 1} items) do not match "
-                             f"the weights ({n_users - 1}, {n_items - 1}); the metadata was altered")
+    for (col, name), table in contract(model).embeddings().items():
+        rows, vocab = table.num_embeddings, (users, items)[col]
+        if rows != len(vocab):
+            raise ModelFileError(f"{path}: the {('user', 'item')[col]} vocabulary ({len(vocab) - 1} IDs) does not "
+                                 f"match the weights ({name}: {rows - 1} rows); the metadata was altered")
     model.load_state_dict(tensors)
     model.to(torch.device(device)).eval()
     return CollabModel(model=model, users=users, items=items, scale=scale, preset=meta.get("preset", {}),
                        columns=meta.get("columns", {}), global_mean=float(meta.get("global_mean", sum(scale) / 2)),
-                       item_info=_table_from_json(meta.get("item_info")), **_checked_extra(extra, users, items, path))
+                       item_info=_table_from_json(meta.get("item_info")), trained=True,
+                       **_checked_extra(extra, users, items, path))
+
+
+_V1_HYBRID = {"i_weight.weight": "i_cf_weight.weight", "i_bias.weight": "i_cf_bias.weight"}
+
+
+def _model_for(config: dict[str, Any], given: torch.nn.Module | None, path: Path) -> torch.nn.Module:
+    """The module to load the weights into: built from the config, or the caller's for a custom kind."""
+    if config["kind"] == "custom":
+        if given is None:
+            raise ModelFileError(f"{path} holds the weights of your own module {config.get('class')!r}; pass a "
+                                 "fresh instance with the same sizes: cflearn.load(path, model=YourModule(...))")
+        return given
+    if given is not None:
+        raise ModelFileError(f"{path} holds a cflearn {config['kind']!r} model, built from the file; leave model= out")
+    return build_model(config)
 
 
 def _checked_extra(extra: dict[str, torch.Tensor | None], users: Vocab, items: Vocab, path: Path) -> dict:
@@ -149,14 +181,6 @@ def _checked_extra(extra: dict[str, torch.Tensor | None], users: Vocab, items: V
     if not ok:
         raise ModelFileError(f"{path}: the seen-item lists do not match the vocabularies; the file was altered")
     return {"seen_indptr": indptr.long(), "seen_items": seen.int(), "item_counts": counts.long()}
-
-
-def _table_rows(model: torch.nn.Module) -> tuple[int, int]:
-    from .models import embedding_tables
-
-    tables = embedding_tables(model)
-    return (next(t.num_embeddings for (c, _), t in tables.items() if c == 0),
-            next(t.num_embeddings for (c, _), t in tables.items() if c == 1))
 
 
 def _table_to_json(table: pd.DataFrame | None, vocab: Vocab) -> dict[str, Any] | None:

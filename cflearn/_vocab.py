@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Vocab", "UNKNOWN"]
+__all__ = ["Vocab", "UNKNOWN", "encode_ids"]
 
 UNKNOWN = "#na#"
 """Placeholder at index 0 of every vocabulary, as in fastai: unknown IDs map to row 0."""
@@ -91,3 +91,41 @@ class Vocab:
         if not vocab._index.is_unique:
             raise ValueError("vocabulary IDs are not unique")
         return vocab
+
+
+def _kind(value: Any) -> str | None:
+    """``"int"``, ``"str"`` or ``None`` (another type) for an ID value."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return "int"
+    if isinstance(value, (str, np.str_)):
+        return "str"
+    return None
+
+
+def encode_ids(vocab: Vocab, raw: Sequence[Any], role: str, *, titles: pd.Series | None = None) -> np.ndarray:
+    """:meth:`Vocab.encode` that refuses an ID of the wrong type instead of treating it as unknown.
+
+    ``'31'`` where the IDs are ints (or ``31`` where they are strings) is a mistake, not a new
+    user or item: it raises :class:`cflearn.UnknownIDError` naming the fix; a string that is an
+    item's title gets its ID suggested (``titles``: titles by raw item ID).
+    """
+    from ._errors import UnknownIDError
+
+    series = pd.Series(list(raw), dtype=object)
+    kinds = {_kind(v) for v in vocab.ids[:1000].tolist()} - {None}
+    fine = {"int": "integer", "str": "string"}
+    if len(kinds) == 1 and pd.api.types.infer_dtype(series, skipna=True) != fine[want := kinds.pop()]:
+        bad = next((v for v in series if _kind(v) not in (want, None)), None)
+        if bad is not None:
+            hint = f"pass {int(bad)!r}" if want == "int" and str(bad).strip().lstrip("-").isdigit() else \
+                f"pass {str(bad)!r}" if want == "str" else "pass an ID"
+            if titles is not None and want == "int" and isinstance(bad, str):
+                match = titles.index[titles.astype(str).str.casefold() == bad.casefold()]
+                if len(match):
+                    found = match[0].item() if hasattr(match[0], "item") else match[0]
+                    hint = f"it is the title of item {found!r}: pass {found!r}"
+            raise UnknownIDError(f"{role} {bad!r} is a {'string' if want == 'int' else 'number'}, but the {role} IDs "
+                                 f"are {'ints' if want == 'int' else 'strings'}: {hint}")
+    return vocab.encode(series)

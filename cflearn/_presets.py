@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from .errors import ConfigError, closest
+from ._errors import ConfigError, closest
 
 __all__ = ["Preset", "PRESETS", "get_preset", "y_range_for"]
 

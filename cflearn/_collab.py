@@ -9,13 +9,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .errors import ConfigError
-from .vocab import Vocab
+from ._errors import ConfigError
+from ._vocab import Vocab
+from .models import Contract, contract
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
 
-    from .data import CollabData
+    from ._data import CollabData
 
 __all__ = ["CollabModel", "as_collab"]
 
@@ -29,7 +30,7 @@ class CollabModel:
     takes a ``CollabModel`` too.
 
     Attributes:
-        model: the network (fastai's ``EmbeddingDotBias`` or ``EmbeddingNN``).
+        model: the network: a :mod:`cflearn.models` kind or the user's own ``nn.Module``.
         users, items: vocabularies (index 0 = unknown ID).
         scale: ``(lowest, highest)`` rating of the training data.
         preset: the preset's fields as trained (a dict).
@@ -40,6 +41,8 @@ class CollabModel:
         fit_seconds: wall time of the last :func:`cflearn.fit`.
         seen_indptr, seen_items: CSR lists of the items each user rated in training.
         item_counts: training ratings per item (row 0: unknown).
+        trained: whether a training epoch has completed (set by the learner's callbacks; a loaded
+            model is trained).
     """
 
     model: nn.Module
@@ -55,6 +58,18 @@ class CollabModel:
     seen_indptr: torch.Tensor | None = None
     seen_items: torch.Tensor | None = None
     item_counts: torch.Tensor | None = None
+    trained: bool = False
+
+    @property
+    def contract(self) -> Contract:
+        """The model's :class:`cflearn.models.Contract` (tables, output transform, config)."""
+        return contract(self.model)
+
+    def require_trained(self) -> None:
+        """Raise :class:`cflearn.ConfigError` if no training epoch has completed yet."""
+        if not self.trained:
+            raise ConfigError("this model has not been trained: call cflearn.fit(learn) first "
+                              "(or learn.fit_one_cycle(...))")
 
     def seen(self, user_index: int) -> torch.Tensor:
         """Item indices the user rated in training (empty for unknown users or without the lists)."""
@@ -91,6 +106,10 @@ def as_collab(obj: Learner | CollabModel) -> CollabModel:
         return obj
     cf = getattr(obj, "cf", None)
     if isinstance(cf, CollabModel):
+        model = getattr(obj, "model", None)
+        if isinstance(model, nn.Module) and model is not cf.model:  # the user swapped learn.model
+            cf.model = model
         return cf
     raise ConfigError(f"expected a learner from cflearn.collab_learner or a model from cflearn.load, got "
-                      f"{type(obj).__name__}; a plain fastai Learner has no ID vocabularies attached")
+                      f"{type(obj).__name__}; a plain fastai Learner has no ID vocabularies attached: build it with "
+                      "cflearn.collab_learner(data, model=your_module)")

@@ -1,0 +1,413 @@
+"""The learner factory: cflearn data + a preset (or your own module) -> a plain fastai ``Learner``."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import random
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from fastai.callback.core import Callback
+from fastai.callback.progress import ProgressCallback
+from fastai.collab import TabularCollab
+from fastai.data.block import TransformBlock
+from fastai.learner import CastToTensor, Learner, Metric
+from fastai.losses import MSELossFlat
+from fastai.optimizer import Adam
+from fastai.tabular.core import Categorify
+from fastai.tabular.model import get_emb_sz, tabular_config
+from torch import nn
+from torch.nn import functional as F
+
+from ._collab import CollabModel, as_collab
+from ._data import CollabData
+from ._errors import ColumnError, ConfigError, DataError, closest
+from ._features import hybrid_items
+from ._loaders import Decoder, fast_loaders
+from ._presets import Preset, get_preset, y_range_for
+from ._vocab import Vocab
+from .callbacks import ColdRows, KeepBest, LossHistory, NaNGuard, PresetNote, RowL2, fill_cold_rows
+from .models import DotBias, HybridDotBias, NN, contract
+from .optim import adamw, lazy_adamw
+
+__all__ = ["collab_learner", "fit", "resolve_device"]
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as given, else CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:0'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' was asked for but torch sees no CUDA GPU; use device='cpu'")
+    return dev
+
+
+_ARCH = ("n_factors", "use_nn", "emb_szs", "layers", "item_features", "y_range", "y_pad", "y_range_rule")
+
+
+def collab_learner(
+    data: CollabData,
+    preset: str | Preset = "fast",
+    *,
+    model: nn.Module | None = None,
+    n_factors: int | None = None,
+    use_nn: bool | None = None,
+    emb_szs: dict[str, int] | None = None,
+    layers: Sequence[int] | None = None,
+    y_range: tuple[float, float] | None = None,
+    y_pad: float | None = None,
+    bs: int | None = None,
+    wd: float | None = None,
+    row_l2: float | None = None,
+    bias_l2: float | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    device: str | torch.device | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+    **learner_kwargs: Any,
+) -> Learner:
+    """Build a fastai ``Learner`` for ``data`` from a named preset (keyword arguments override it).
+
+    The result is a plain fastai ``Learner``: ``lr_find``, ``fit_one_cycle``, ``get_preds``,
+    ``predict``, ``show_results``, ``dls.test_dl``, callbacks and the recorder work unchanged.
+    cflearn adds ``learn.cf`` (a :class:`CollabModel` with the ID vocabularies) and its callbacks:
+    ``ColdRows`` (unseen IDs predicted as the average user/item), ``LossHistory`` (raw per-batch
+    losses for :func:`cflearn.plot_loss`), ``NaNGuard``, ``RowL2`` when the preset asks, and
+    ``PresetNote`` (says once when a fit uses other settings than the preset was tuned with).
+
+    Args:
+        data: from :func:`cflearn.from_df`.
+        preset: ``"fast"`` (default), ``"best"``, ``"book"`` (fastbook ch. 8 via fastai's
+            ``CollabDataLoaders``), ``"book_nn"``, ``"fast_nn"``, ``"best_nn"``, or a :class:`Preset`.
+        model: your own ``nn.Module`` taking the ``(n, 2)`` batch of (user index, item index) and
+            returning one score per row; it trains with the preset's loaders and schedule.
+        n_factors, use_nn, emb_szs, layers, bs, wd, row_l2, bias_l2, epochs, lr, y_pad: override the preset.
+        y_range: explicit sigmoid range (it must cover the ratings); default from the data's scale
+            and the preset's rule.
+        device: ``"cpu"``, ``"cuda"``...; default CUDA when available.
+        seed: seeds weights and shuffling (without touching torch's global generator); default
+            ``data.seed``. Same seed, same result.
+        progress: show fastai's progress bars.
+        **learner_kwargs: any other :class:`Preset` field (``optimizer``, ``item_features``, ``loader``,
+            ...) overrides the preset; the rest go to fastai's ``Learner`` (``metrics``, ``cbs``, ...).
+
+    Raises:
+        ConfigError: an unknown option (with the closest name), or a setting that does not apply
+            (``emb_szs`` on a dot-product model, item features on an NN, a ``y_range`` that does
+            not cover the ratings, ...).
+    """
+    if not isinstance(data, CollabData):
+        raise ConfigError(f"collab_learner needs the CollabData from cflearn.from_df, got {type(data).__name__}")
+    base = get_preset(preset)
+    fields = {f.name for f in dataclasses.fields(Preset)} - {"name", "description"}
+    extra = {k: learner_kwargs.pop(k) for k in list(learner_kwargs) if k in fields}
+    _check_learner_kwargs(learner_kwargs, fields)
+    given = {k: v for k, v in dict(extra, n_factors=n_factors, use_nn=use_nn, emb_szs=emb_szs, layers=layers,
+                                  bs=bs, wd=wd, row_l2=row_l2, bias_l2=bias_l2, epochs=epochs, lr=lr,
+                                  y_pad=y_pad).items() if v is not None}
+    if model is not None:
+        _check_own_model(model, given, y_range)
+    p = _resolve_preset(data, base.replace(**given), given, custom=model is not None)
+    if len(data.valid_idx) == 0:
+        if not data.valid_pct:
+            raise ConfigError("the data has no validation rows (valid_pct=0); training needs some: use valid_pct=0.2")
+        raise DataError(f"{len(data.ratings)} rating(s) are too few to hold out validation rows; add ratings")
+    dev = resolve_device(device)
+    seed = data.seed if seed is None else seed
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
+        raise ConfigError(f"seed must be a non-negative integer or None, got {seed!r}")
+    yr = _y_range(data, p, y_range)
+
+    users, items = data.users, data.items
+    titles = data.item_info["title"] if data.item_info is not None and "title" in data.item_info.columns else None
+    with torch.random.fork_rng(devices=[]):  # seeded weights, the caller's global generator untouched
+        if seed is not None:
+            torch.manual_seed(seed)
+        if p.item_features:  # hybrid: items known only from metadata get rows too
+            hyb = hybrid_items(data, p.item_features)
+            items = hyb.items
+            decoder = Decoder(data.user, data.item, data.rating, users, items, titles)
+            dls: Any = fast_loaders(*hyb.tensors("train"), *hyb.tensors("valid"), bs=p.bs, device=dev, seed=seed,
+                                    decoder=decoder)
+            net: nn.Module = HybridDotBias(p.n_factors, len(users), len(items), hyb.features.idx,
+                                           hyb.features.weight, len(hyb.features.names), hyb.trained, y_range=yr,
+                                           feature_names=hyb.features.names)
+        else:
+            if p.loader == "fastai":
+                dls = _fastai_loaders(data, p.bs, dev, seed)
+                users = Vocab.from_list(list(dls.classes[data.user][1:]))  # the rows fastai laid out (same order)
+                items = Vocab.from_list(list(dls.classes[data.item][1:]))
+            else:
+                decoder = Decoder(data.user, data.item, data.rating, users, items, titles)
+                dls = fast_loaders(*data.tensors("train"), *data.tensors("valid"), bs=p.bs, device=dev, seed=seed,
+                                   decoder=decoder)
+            if model is not None:
+                net = model
+            elif p.use_nn:  # fastai's collab_learner recipe: fastai's embedding-size rule unless emb_szs says
+                config = tabular_config(y_range=yr)
+                net = NN(emb_szs=get_emb_sz(dls, dict(p.emb_szs or {})), layers=list(p.layers) or [p.n_factors],
+                         **config)
+            else:
+                net = DotBias.from_classes(p.n_factors, dls.classes, y_range=yr)
+
+    spec = contract(net)
+    has_tables = bool(spec.embeddings())
+    l2 = [RowL2(p.row_l2, p.bias_l2)] if (p.row_l2 > 0 or p.bias_l2 > 0) and has_tables else []
+    if model is not None and not has_tables:
+        skipped = ["ColdRows (unknown IDs keep their untrained rows)"]
+        if p.row_l2 > 0 or p.bias_l2 > 0:
+            skipped.append(f"RowL2 (row_l2={p.row_l2:g}; regularise with wd=... instead)")
+        warnings.warn(f"your {type(model).__name__} has no user/item tables cflearn knows (Contract.embeddings), so "
+                      f"these callbacks are skipped: {'; '.join(skipped)}", UserWarning, stacklevel=2)
+    cold = [ColdRows()] if has_tables else []
+    note = [PresetNote(p.to_dict())] if p.loader == "fast" else []
+    cbs = [*cold, LossHistory(), NaNGuard(), *l2, *note, *(learner_kwargs.pop("cbs", None) or [])]
+    learner_kwargs.setdefault("metrics", [RMSE()])
+    learner_kwargs.setdefault("opt_func", {"adamw": adamw, "lazy": lazy_adamw}.get(p.optimizer, Adam))
+    loss = MSELossFlat() if p.loader == "fastai" else RatingLoss()
+    learn = Learner(dls, net, loss_func=loss, wd=p.wd, cbs=cbs, **learner_kwargs)
+    if p.loader == "fast":
+        learn.remove_cb(CastToTensor)  # our loaders yield plain tensors: nothing to cast, one callback less
+    if p.optimizer == "lazy":
+        for table in spec.embeddings().values():
+            table.sparse = True  # sparse row gradients for LazyAdamW
+    learn.model.to(dev)
+    if not progress:
+        learn.remove_cb(ProgressCallback)
+        learn.logger = _silent
+    learn.cf = CollabModel(
+        model=learn.model, users=users, items=items, scale=data.scale, preset=p.to_dict(),
+        columns={"user": data.user, "item": data.item, "rating": data.rating, "timestamp": data.timestamp},
+        global_mean=data.global_mean, item_info=data.item_info, data=data,
+    )
+    train = data.train
+    learn.cf.set_training_rows(torch.from_numpy(users.encode(train[data.user]).astype(np.int32)),
+                               torch.from_numpy(items.encode(train[data.item]).astype(np.int32)))
+    return learn
+
+
+def _check_learner_kwargs(kwargs: dict[str, Any], fields: set[str]) -> None:
+    """Every remaining keyword must be one of fastai ``Learner``'s (else a did-you-mean error)."""
+    accepted = set(inspect.signature(Learner.__init__).parameters) - {"self", "dls", "model"}
+    for name in kwargs:
+        if name not in accepted:
+            ours = set(inspect.signature(collab_learner).parameters) | fields
+            hint = closest(name, sorted(ours | accepted))
+            raise ConfigError(f"unknown option {name!r}{hint}; see help(cflearn.collab_learner) and cflearn.PRESETS")
+
+
+def _check_own_model(model: Any, given: dict[str, Any], y_range: Any) -> None:
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model must be a torch nn.Module taking the (n, 2) batch of (user, item) indices, got "
+                          f"{type(model).__name__}")
+    arch = sorted(k for k in given if k in _ARCH) + (["y_range"] if y_range is not None else [])
+    if arch:
+        raise ConfigError(f"{', '.join(arch)} do(es) not apply when you pass model=: your module defines its own "
+                          "architecture and output")
+
+
+def _resolve_preset(data: CollabData, p: Preset, given: dict[str, Any], *, custom: bool) -> Preset:
+    """Check the preset and settle what depends on the data: batch cap, optimizer, side features."""
+    for name in ("bs", "epochs", "n_factors"):
+        value = getattr(p, name)
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    for name in ("lr", "wd", "row_l2", "bias_l2"):
+        value = getattr(p, name)
+        if not isinstance(value, (int, float, np.number)) or not math.isfinite(value) or value < 0 or \
+                (name == "lr" and value == 0):
+            raise ConfigError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} number, "
+                              f"got {value!r}")
+    if "bs" not in given and p.loader == "fast":  # small tables: keep at least ~16 steps per epoch
+        p = p.replace(bs=min(p.bs, max(64, 2 ** int(np.log2(max(1, len(data.train_idx) // 16))))))
+    if p.optimizer == "auto":  # dense updates cost O(table), lazy ones O(batch): take the cheaper
+        small = len(data.users) + len(data.items) < 16 * p.bs
+        p = p.replace(optimizer="adamw" if small or custom else "lazy")
+    if custom:
+        return p.replace(item_features=())
+    if not p.use_nn:
+        for name in ("emb_szs", "layers"):
+            if name in given and given[name]:
+                raise ConfigError(f"{name} only applies to NN models (use_nn=True); the dot-product model's size "
+                                  "is n_factors")
+    elif p.emb_szs:
+        for key, size in dict(p.emb_szs).items():
+            if key not in (data.user, data.item):
+                raise ColumnError(f"emb_szs key {key!r} is not the user or item column"
+                                  f"{closest(str(key), [data.user, data.item])}; use "
+                                  f"{{{data.user!r}: ..., {data.item!r}: ...}}")
+            if not isinstance(size, (int, np.integer)) or size < 1:
+                raise ConfigError(f"emb_szs[{key!r}] must be a positive integer, got {size!r}")
+    if p.item_features:
+        p = p.replace(item_features=_usable_features(data, p, explicit="item_features" in given))
+    return p
+
+
+def _usable_features(data: CollabData, p: Preset, *, explicit: bool) -> tuple[str, ...]:
+    """The preset's item features that apply to ``data``: errors for the ones you asked for, a warning
+    for a preset's defaults that this data lacks."""
+    feats = tuple(p.item_features)
+    if p.use_nn:
+        raise ConfigError(f"the NN model takes no item features, so item_features={feats} would be dropped; use "
+                          f"preset='best_nn' or 'fast_nn', or pass item_features=() to train without them")
+    if p.loader != "fast":
+        raise ConfigError("item_features need the fast loader (loader='fast')")
+    info = data.item_info
+    cols = [] if info is None else [str(c) for c in info.columns]
+    if info is None:
+        why = f"item_features={feats} need an items table: pass items=... to cflearn.from_df"
+    else:
+        missing = [f for f in feats if f not in info.columns]
+        if not missing:
+            return feats
+        why = (f"item_features={feats}: {missing[0]!r} is not in the items table{closest(missing[0], cols)}; "
+               f"columns are {cols}")
+    if explicit:
+        raise ColumnError(why) if info is not None else ConfigError(why)
+    kept = tuple(f for f in feats if info is not None and f in info.columns)
+    warnings.warn(f"preset {p.name!r}: {why}; training with {'item features ' + str(kept) if kept else 'no item features (the plain dot-product model, as preset fast)'}",
+                  UserWarning, stacklevel=3)
+    return kept
+
+
+def _y_range(data: CollabData, p: Preset, y_range: Any) -> tuple[float, float]:
+    lo, hi = data.scale
+    if y_range is None:
+        return y_range_for(data.scale, p.y_range_rule, p.y_pad)
+    try:
+        a, b = (float(v) for v in y_range)
+    except (TypeError, ValueError):
+        raise ConfigError(f"y_range must be two numbers (low, high), got {y_range!r}") from None
+    if not (math.isfinite(a) and math.isfinite(b) and a < b):
+        raise ConfigError(f"y_range must be (low, high) with low < high, got {y_range!r}")
+    if a > lo or b < hi:
+        raise ConfigError(f"y_range ({a:g}, {b:g}) does not cover the ratings {lo:g}-{hi:g}; use "
+                          f"({lo - 0.5:g}, {hi + 0.5:g}) (or leave y_range out: it is padded from the scale)")
+    if a == lo or b == hi:
+        warnings.warn(f"y_range ({a:g}, {b:g}) ends at the rating scale {lo:g}-{hi:g}, and a sigmoid never reaches "
+                      f"its ends, so the extreme ratings cannot be predicted; pad it, e.g. ({lo - 0.5:g}, {hi + 0.5:g})",
+                      UserWarning, stacklevel=3)
+    return (a, b)
+
+
+class RMSE(Metric):
+    """Validation RMSE as a running sum of squared errors (fastai's ``rmse`` keeps every prediction)."""
+
+    def reset(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def accumulate(self, learn: Learner) -> None:
+        err = learn.pred.detach().reshape(-1).float() - learn.yb[0].reshape(-1).float()
+        self.total += float(err.pow(2).sum())
+        self.count += err.numel()
+
+    @property
+    def value(self) -> float | None:
+        return (self.total / self.count) ** 0.5 if self.count else None
+
+    @property
+    def name(self) -> str:
+        return "rmse"
+
+
+class RatingLoss:
+    """Mean squared error of flattened tensors (fastai's ``MSELossFlat`` without its tensor casts).
+
+    Like fastai's losses it has ``activation`` and ``decodes`` (used by ``get_preds`` and
+    ``learn.predict``); ``activation`` keeps one score per row, also for a single row (which
+    fastai's gathering would otherwise squeeze to a 0-d tensor).
+    """
+
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(pred.view(-1), target.view(-1))
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(-1)
+
+    def decodes(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def __repr__(self) -> str:
+        return "RatingLoss(mse)"
+
+
+def _silent(*_: Any) -> None:
+    """A logger that prints nothing (fastai prints each epoch's row when bars are off)."""
+
+
+def _fastai_loaders(data: CollabData, bs: int, device: torch.device, seed: int | None) -> Any:
+    """fastai's ``CollabDataLoaders.from_df`` recipe, on cflearn's split (for the course presets)."""
+    frame = data.ratings[[data.user, data.item, data.rating]]
+    with warnings.catch_warnings():  # fastai turns pandas' read-only (copy-on-write) arrays into tensors
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+        to = TabularCollab(frame, [Categorify], [data.user, data.item], y_names=[data.rating],
+                           y_block=TransformBlock(), splits=(list(data.train_idx), list(data.valid_idx)))
+        dls = to.dataloaders(bs=bs, device=device)
+    if seed is not None:  # fastai's loaders shuffle with their own Random, seeded from the global one
+        for k, dl in enumerate(dls.loaders):
+            dl.rng = random.Random(seed + k)
+    return dls
+
+
+def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: float | None = None, *,
+        keep_best: bool = False, interrupt: Literal["keep", "raise"] = "keep", **kwargs: Any) -> Learner:
+    """Train with the preset's one-cycle schedule (``learn.fit_one_cycle(epochs, lr, wd=wd)``).
+
+    Interrupting (Ctrl-C, or the notebook's stop button) keeps the learner usable: the weights of
+    the last completed epoch are put back, a message says so, and the learner is returned.
+
+    Args:
+        learn: from :func:`collab_learner`.
+        epochs, lr, wd: override the preset's.
+        keep_best: end with the weights of the epoch with the lowest validation loss (kept in
+            memory by :class:`cflearn.callbacks.KeepBest`), not those of the last epoch.
+        interrupt: on Ctrl-C, after putting the last complete epoch's weights back, ``"keep"``
+            returns the learner (notebooks), ``"raise"`` re-raises ``KeyboardInterrupt`` (scripts).
+        **kwargs: passed to ``fit_one_cycle``.
+
+    Returns:
+        The same learner, trained; ``learn.cf.fit_seconds`` holds the wall time.
+    """
+    cf = as_collab(learn)
+    preset = cf.preset
+    epochs = preset["epochs"] if epochs is None else epochs
+    if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
+        raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
+    lr = preset["lr"] if lr is None else lr
+    if not isinstance(lr, (int, float, np.number)) or not lr > 0 or not math.isfinite(lr):
+        raise ConfigError(f"lr must be a positive number, got {lr!r}")
+    cbs = list(kwargs.pop("cbs", None) or []) + ([KeepBest()] if keep_best else [])
+    notes = [cb for cb in learn.cbs if isinstance(cb, PresetNote)]
+    for note in notes:
+        note.in_cflearn_fit = True  # cflearn.fit chooses the preset's settings or the caller's on purpose
+    t0 = time.perf_counter()
+    try:
+        learn.fit_one_cycle(epochs, lr, wd=preset["wd"] if wd is None else wd, cbs=cbs, **kwargs)
+    except KeyboardInterrupt:
+        guard = next((cb for cb in learn.cbs if isinstance(cb, NaNGuard)), None)
+        if guard is None:  # the user removed the callback that keeps the last good weights
+            raise
+        learn.model.load_state_dict(guard.good)
+        fill_cold_rows(learn.model)
+        learn.model.eval()
+        print(f"training interrupted: kept the weights after epoch {guard.good_epoch} "
+              f"({'the start' if guard.good_epoch == 0 else 'the last complete epoch'})", file=sys.stderr)
+        if interrupt == "raise":
+            raise
+    finally:
+        for note in notes:
+            note.in_cflearn_fit = False
+    cf.fit_seconds = time.perf_counter() - t0
+    return learn

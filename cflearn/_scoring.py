@@ -1,0 +1,120 @@
+"""Scoring in one place: eval mode, pair scores, score matrices, item masks and top-n.
+
+``predict``, ``recommend``, ``evaluate`` and ``fold_in`` all score through these functions, which
+ask the model only what :class:`cflearn.models.Contract` promises: its tables (one matrix
+product per block of users) or, for models without tables, forward passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ._collab import CollabModel
+from ._errors import ConfigError
+from ._vocab import encode_ids
+
+__all__ = ["eval_mode", "score_pairs", "score_matrix", "item_mask", "top_n", "encode_users", "encode_items"]
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Evaluation mode and no gradients inside; the model's previous mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def encode_users(cf: CollabModel, raw: Sequence[Any]) -> np.ndarray:
+    """Model indices of raw user IDs (0 = unknown; an ID of the wrong type raises)."""
+    return encode_ids(cf.users, raw, "user")
+
+
+def encode_items(cf: CollabModel, raw: Sequence[Any]) -> np.ndarray:
+    """Model indices of raw item IDs (0 = unknown; the wrong type raises, a title gets its ID suggested)."""
+    return encode_ids(cf.items, raw, "item", titles=_titles(cf))
+
+
+def _titles(cf: CollabModel) -> pd.Series | None:
+    info = cf.item_info
+    return info["title"] if info is not None and "title" in info.columns else None
+
+
+def score_pairs(cf: CollabModel, u: np.ndarray, i: np.ndarray, *, clip: bool = True,
+                chunk: int = 1 << 20) -> np.ndarray:
+    """Scores of encoded (user, item) pairs by forward passes, in chunks, in eval mode."""
+    x = torch.from_numpy(np.stack([np.asarray(u, np.int64), np.asarray(i, np.int64)], axis=1))
+    with eval_mode(cf.model) as model:
+        out = [model(x[s:s + chunk].to(cf.device)).reshape(-1).float().cpu() for s in range(0, len(x), chunk)]
+    pred = torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+    return np.clip(pred, *cf.scale) if clip else pred
+
+
+def score_matrix(cf: CollabModel, uidx: torch.Tensor, *, vectors: torch.Tensor | None = None,
+                 bias: torch.Tensor | None = None, clip: bool = True) -> torch.Tensor:
+    """Scores ``(len(uidx), n_items)`` of users against every item.
+
+    Models with tables: one matrix product; ``vectors``/``bias`` replace the users' rows (folded-in
+    users). Models without: chunked forward passes.
+    """
+    spec = cf.contract
+    with eval_mode(cf.model):
+        tables = spec.tables()
+        if tables is not None:
+            if vectors is None or bias is None:
+                vectors, bias = tables.users[uidx.to(tables.users.device)], tables.user_bias[uidx.to(tables.users.device)]
+            raw = vectors.to(tables.items) @ tables.items.T + bias.to(tables.items)[:, None] + tables.item_bias[None, :]
+            scores = spec.output(raw).float().cpu()
+        elif vectors is not None:
+            raise ConfigError("folded-in users need a model with user/item tables (presets fast, best, book)")
+        else:
+            scores = _forward_matrix(cf, uidx)
+    return scores.clamp(*cf.scale) if clip and spec.score_kind == "rating" else scores
+
+
+def _forward_matrix(cf: CollabModel, uidx: torch.Tensor) -> torch.Tensor:
+    n_items = len(cf.items)
+    block = max(1, (1 << 16) // n_items)  # about 65k pairs per forward pass (cache-friendly)
+    item_col = torch.arange(n_items, device=cf.device)
+    rows = []
+    for s in range(0, len(uidx), block):
+        us = uidx[s:s + block].to(cf.device)
+        pairs = torch.stack([us.repeat_interleave(n_items), item_col.repeat(len(us))], 1)
+        rows.append(cf.model(pairs).reshape(len(us), n_items).float().cpu())
+    return torch.cat(rows) if rows else torch.zeros(0, n_items)
+
+
+def item_mask(cf: CollabModel, candidates: Sequence[Any] | None, min_ratings: int) -> torch.Tensor:
+    """Items that may be recommended at all: not row 0, rated often enough, among the candidates."""
+    ok = torch.ones(len(cf.items), dtype=torch.bool)
+    ok[0] = False
+    if min_ratings > 0:
+        if cf.item_counts is None:
+            raise ConfigError("min_ratings needs the training counts; this model was saved without them")
+        ok &= cf.item_counts >= min_ratings
+    if candidates is not None:
+        allowed = torch.zeros_like(ok)
+        idx = torch.from_numpy(encode_items(cf, list(candidates)))
+        allowed[idx[idx > 0]] = True
+        ok &= allowed
+    return ok
+
+
+def top_n(scores: torch.Tensor, allowed: torch.Tensor, seen: Sequence[torch.Tensor] | None,
+          n: int) -> torch.return_types.topk:
+    """Best ``n`` columns of each row of ``scores`` (users x items), leaving out items that are not
+    ``allowed`` and, per row, the ``seen`` ones. Modifies ``scores``."""
+    scores[:, ~allowed] = -torch.inf
+    for j, items in enumerate(seen or []):
+        scores[j, items] = -torch.inf
+    return scores.topk(n, dim=1)
