@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-import random
 import sys
 import time
 import warnings
 from collections.abc import Sequence
+from types import MethodType
 from typing import Any, Literal
 
 import numpy as np
@@ -32,7 +32,6 @@ from ._errors import ColumnError, ConfigError, DataError, closest
 from ._features import hybrid_items
 from ._loaders import Decoder, fast_loaders
 from ._presets import Preset, get_preset, y_range_for
-from ._vocab import Vocab
 from .callbacks import ColdRows, KeepBest, LossHistory, NaNGuard, PresetNote, RowL2, fill_cold_rows
 from .models import DotBias, HybridDotBias, NN, contract
 from .optim import adamw, lazy_adamw
@@ -147,8 +146,10 @@ def collab_learner(
         else:
             if p.loader == "fastai":
                 dls = _fastai_loaders(data, p.bs, dev, seed)
-                users = Vocab.from_list(list(dls.classes[data.user][1:]))  # the rows fastai laid out (same order)
-                items = Vocab.from_list(list(dls.classes[data.item][1:]))
+                for col, vocab in ((data.user, users), (data.item, items)):  # fastai's Categorify: same layout
+                    if list(dls.classes[col]) != vocab.itos:
+                        raise ConfigError(f"fastai laid out the {col!r} IDs differently from cflearn; use preset "
+                                          "'fast' (loader='fast') for this table")
             else:
                 decoder = Decoder(data.user, data.item, data.rating, users, items, titles)
                 dls = fast_loaders(*data.tensors("train"), *data.tensors("valid"), bs=p.bs, device=dev, seed=seed,
@@ -348,17 +349,34 @@ def _silent(*_: Any) -> None:
 
 
 def _fastai_loaders(data: CollabData, bs: int, device: torch.device, seed: int | None) -> Any:
-    """fastai's ``CollabDataLoaders.from_df`` recipe, on cflearn's split (for the course presets)."""
+    """fastai's ``CollabDataLoaders.from_df`` recipe, on cflearn's split (for the course presets).
+
+    fastai's tabular training loader draws each epoch from numpy's global generator (with
+    replacement); with a seed, it draws from its own seeded generator, and building the loaders
+    leaves the global state as it was.
+    """
     frame = data.ratings[[data.user, data.item, data.rating]]
-    with warnings.catch_warnings():  # fastai turns pandas' read-only (copy-on-write) arrays into tensors
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
-        to = TabularCollab(frame, [Categorify], [data.user, data.item], y_names=[data.rating],
-                           y_block=TransformBlock(), splits=(list(data.train_idx), list(data.valid_idx)))
-        dls = to.dataloaders(bs=bs, device=device)
-    if seed is not None:  # fastai's loaders shuffle with their own Random, seeded from the global one
-        for k, dl in enumerate(dls.loaders):
-            dl.rng = random.Random(seed + k)
+    state = np.random.get_state()
+    try:
+        with warnings.catch_warnings():  # fastai turns pandas' read-only (copy-on-write) arrays into tensors
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+            to = TabularCollab(frame, [Categorify], [data.user, data.item], y_names=[data.rating],
+                               y_block=TransformBlock(), splits=(list(data.train_idx), list(data.valid_idx)))
+            dls = to.dataloaders(bs=bs, device=device)
+    finally:
+        np.random.set_state(state)
+    if seed is not None:
+        train = dls.train
+        train.cf_random = np.random.RandomState(seed)
+        train.get_idxs = MethodType(_seeded_idxs, train)  # a method: fastai's `new` does not copy it
     return dls
+
+
+def _seeded_idxs(self: Any) -> list[int]:
+    """fastai's ``TabWeightedDL.get_idxs`` drawing from the loader's own seeded generator."""
+    if self.n == 0 or not self.shuffle:
+        return list(type(self).get_idxs(self))
+    return list(self.cf_random.choice(self.n, self.n, p=self.wgts))
 
 
 def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: float | None = None, *,

@@ -28,7 +28,7 @@ class Vocab:
             index = index.sort_values()
         except TypeError:  # incomparable types: keep a stable, deterministic order
             index = pd.Index(sorted(index, key=lambda v: (type(v).__name__, str(v))))
-        self._index = index
+        self._index = _wide(index)
 
     # -- raw -> index -------------------------------------------------------------------------
     def encode(self, raw: Sequence[Any] | np.ndarray | pd.Series) -> np.ndarray:
@@ -87,10 +87,19 @@ class Vocab:
     def from_list(cls, ids: list[Any]) -> Vocab:
         """Rebuild from :meth:`to_list` without re-sorting (the saved order is the model's)."""
         vocab = cls.__new__(cls)
-        vocab._index = pd.Index(ids) if ids else pd.Index([], dtype=object)
+        vocab._index = _wide(pd.Index(ids)) if ids else pd.Index([], dtype=object)
         if not vocab._index.is_unique:
             raise ValueError("vocabulary IDs are not unique")
         return vocab
+
+
+def _wide(index: pd.Index) -> pd.Index:
+    """Integer IDs as int64 (uint64 only beyond its range), so a vocabulary decodes to the same dtype
+    whether it was built from an int16 column or loaded from a file."""
+    kind = index.dtype.kind
+    if kind == "i" or (kind == "u" and (len(index) == 0 or index.max() < 2**63)):
+        return index.astype(np.int64)
+    return index
 
 
 def _kind(value: Any) -> str | None:

@@ -129,7 +129,8 @@ def _predict(args: argparse.Namespace) -> int:
     items = [_coerce_id(i, cf.items) for i in args.item]
     table = predict(cf, [user] * len(items), items)
     for row in table.itertuples():
-        flag = f"  (fallback: {row.fallback}, not in the training data)" if row.fallback else ""
+        who = str(row.fallback).removeprefix("average ")
+        flag = f"  (fallback: unknown {who}, scored as the {row.fallback})" if row.fallback else ""
         print(f"user {row.user} item {row.item}: {row.score:.3f}{flag}")
     return 0
 

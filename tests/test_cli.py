@@ -42,8 +42,11 @@ def test_fit_writes_metrics_plot_and_model(ratings_csv, tmp_path):
     assert code == 0
     assert "user 1 item 1:" in stdout and "fallback: unknown item" in stdout
     assert main(["recommend", str(out / "model.safetensors"), "--user", "1", "-n", "3"]) == 0
-    code, stdout, _ = run_cli("recommend", str(out / "model.safetensors"), "--user", "stranger", "-n", "3")
+    code, stdout, _ = run_cli("recommend", str(out / "model.safetensors"), "--user", "99999", "-n", "3")
     assert code == 0 and "most popular" in stdout and stdout.count("\n") == 4
+    code, _, stderr = run_cli("recommend", str(out / "model.safetensors"), "--user", "stranger")
+    assert code == 1 and stderr.strip() == ("cflearn: error: user 'stranger' is a string, but the user IDs are ints: "
+                                            "pass an ID")
 
     # an existing output folder is not overwritten without --force
     code, _, stderr = run_cli("fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
