@@ -26,6 +26,7 @@ demo: install
 	$(VENV)/bin/cflearn demo
 
 test: install
+	$(PY) -m mypy cflearn
 	$(PY) -m pytest -q
 
 bench: install

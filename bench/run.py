@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Timer, append_results, markdown_table, median, movielens_split, rmse_mae  # noqa: E402
 
 import cflearn  # noqa: E402
-from cflearn._predict import predict_codes  # noqa: E402
+from cflearn._scoring import score_pairs  # noqa: E402
 
 
 def fastbook(data: cflearn.CollabData, bs: int, seed: int):
@@ -105,7 +105,7 @@ def cflearn_preset(data: cflearn.CollabData, preset: str, seed: int):
     cflearn.fit(learn)
     v = data.valid
     cf = learn.cf
-    preds = predict_codes(cf, cf.users.encode(v[data.user]), cf.items.encode(v[data.item]))
+    preds = score_pairs(cf, cf.users.encode(v[data.user]), cf.items.encode(v[data.item]))
     return preds, v[data.rating].to_numpy(), cf.fit_seconds, cf.preset["epochs"]
 
 
@@ -115,7 +115,7 @@ CONTENDERS = {
     "Surprise SVD (defaults)": lambda d, s: surprise(d, "SVD", s),
     "Surprise SVD++ (defaults)": lambda d, s: surprise(d, "SVDpp", s),
     f"bare PyTorch loop (fast preset's model, bs {cflearn.PRESETS['fast'].bs})": bare_loop,
-    **{f"cflearn {p}": (lambda d, s, p=p: cflearn_preset(d, p, s)) for p in ["fast", "best", "fast_nn", "best_nn"]},
+    **{f"cflearn {p}": (lambda d, s, p=p: cflearn_preset(d, p, s)) for p in cflearn.PRESETS},
 }
 FASTBOOK = "fastbook recipe (raw fastai, bs 64)"
 BARE = f"bare PyTorch loop (fast preset's model, bs {cflearn.PRESETS['fast'].bs})"

@@ -73,7 +73,8 @@ class CollabModel:
 
     def seen(self, user_index: int) -> torch.Tensor:
         """Item indices the user rated in training (empty for unknown users or without the lists)."""
-        if self.seen_indptr is None or user_index <= 0 or user_index >= len(self.seen_indptr) - 1:
+        if self.seen_indptr is None or self.seen_items is None or user_index <= 0 or \
+                user_index >= len(self.seen_indptr) - 1:
             return torch.zeros(0, dtype=torch.long)
         return self.seen_items[self.seen_indptr[user_index]:self.seen_indptr[user_index + 1]].long()
 

@@ -266,9 +266,9 @@ def from_df(
     from .datasets import Dataset
 
     if isinstance(ratings, Dataset):
-        cols = ratings.columns
-        user, item = user or cols["user"], item or cols["item"]
-        rating, timestamp = rating or cols["rating"], timestamp or cols.get("timestamp")
+        names = ratings.columns
+        user, item = user or names["user"], item or names["item"]
+        rating, timestamp = rating or names["rating"], timestamp or names.get("timestamp")
         items = ratings.items if items is None else items
         users = ratings.users if users is None else users
         ratings = ratings.ratings
@@ -323,7 +323,7 @@ _ROLE_WORDS = {
 
 def _column(df: pd.DataFrame, name: str | None, default_pos: int | None, role: str) -> str:
     if name is None:
-        return df.columns[default_pos]
+        return str(df.columns[default_pos or 0])
     if name not in df.columns:
         names = [str(c) for c in df.columns]
         hint = closest(str(name), names)

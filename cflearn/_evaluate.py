@@ -11,8 +11,8 @@ import torch
 
 from ._collab import CollabModel, as_collab
 from ._errors import ConfigError
-from .metrics import Empty, catalog_coverage, mae, popularity_bias, ranking_metrics, rmse
 from ._scoring import item_mask, score_matrix, score_pairs, top_n
+from .metrics import Empty, catalog_coverage, mae, popularity_bias, ranking_metrics, rmse
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
@@ -49,6 +49,11 @@ def _ranked(cf: CollabModel, uidx: torch.Tensor, n: int, allowed: torch.Tensor,
         top = top_n(score_rows(rows), allowed, [cf.seen(int(u)) for u in rows], n)
         out += top.indices.tolist()
     return out
+
+
+def _same_for_all(item_scores: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A scorer giving every user the same item scores (the bias and popularity baselines)."""
+    return lambda rows: item_scores.double().expand(len(rows), -1).clone()
 
 
 def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: int = 10, *,
@@ -108,13 +113,15 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
 
     # ranking metrics over validation users known to the model
     known_users = sorted(set(vu[vu > 0].tolist()))
-    rel_by_user = {u: set() for u in known_users}
+    rel_by_user: dict[int, set[int]] = {u: set() for u in known_users}
     for u, i, r in zip(vu, vi, target):
         if u > 0 and r >= relevance:
             rel_by_user[int(u)].add(int(i))
     relevant = [rel_by_user[u] for u in known_users]
     allowed = item_mask(cf, None, 1)
     n_rankable = int(allowed.sum())
+    if cf.item_counts is None:
+        raise ConfigError("evaluate needs the training counts; this model was saved without them")
     counts = cf.item_counts.double()
     popularity = dict(enumerate((counts / max(1, len(cf.users) - 1)).tolist()))
     uidx = torch.tensor(known_users, dtype=torch.long)
@@ -125,8 +132,7 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
              "global mean": _ranked(cf, uidx, n, allowed, lambda rows: torch.rand(
                  len(rows), len(cf.items), generator=gen, dtype=torch.float64))}
     for name, item_scores in same_for_all.items():
-        lists[name] = _ranked(cf, uidx, n, allowed,
-                              lambda rows, v=item_scores: v.double().expand(len(rows), -1).clone())
+        lists[name] = _ranked(cf, uidx, n, allowed, _same_for_all(item_scores))
     for name, top in lists.items():
         rows[name] |= ranking_metrics(top, relevant, n, empty=empty)
         rows[name][f"coverage@{n}"] = catalog_coverage(top, n_rankable, n)

@@ -15,8 +15,8 @@ from safetensors.torch import save as safetensors_bytes
 from ._collab import CollabModel, as_collab
 from ._errors import ModelFileError
 from ._io import atomic_write_bytes, json_default
-from .models import build_model, contract
 from ._vocab import Vocab
+from .models import build_model, contract
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
@@ -178,7 +178,7 @@ def _checked_extra(extra: dict[str, torch.Tensor | None], users: Vocab, items: V
         return {}
     ok = (indptr.ndim == 1 and len(indptr) == len(users) + 1 and counts is not None and len(counts) == len(items)
           and seen is not None and int(indptr[-1]) == len(seen) and (len(seen) == 0 or int(seen.max()) < len(items)))
-    if not ok:
+    if not ok or seen is None or counts is None:
         raise ModelFileError(f"{path}: the seen-item lists do not match the vocabularies; the file was altered")
     return {"seen_indptr": indptr.long(), "seen_items": seen.int(), "item_counts": counts.long()}
 

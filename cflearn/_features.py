@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._errors import ColumnError, closest
+from ._errors import ColumnError, ConfigError, closest
 from ._vocab import Vocab
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def item_features(info: pd.DataFrame, columns: Sequence[str], items: Vocab) -> I
             raise ColumnError(f"no item feature column {col!r} in the items table"
                               f"{closest(col, map(str, info.columns))}; columns are {list(info.columns)}")
     rows = info.reindex(items.ids)
-    per_item = [[] for _ in range(len(items))]
+    per_item: list[list[str]] = [[] for _ in range(len(items))]
     for col in columns:
         for r, value in enumerate(rows[col].tolist(), start=1):
             per_item[r].extend(_labels(value, col))
@@ -103,6 +103,8 @@ class HybridItems:
 def hybrid_items(data: CollabData, columns: Sequence[str]) -> HybridItems:
     """Extend the item vocabulary with the metadata's items and build their feature table."""
     info = data.item_info
+    if info is None:
+        raise ConfigError("item features need an items table: pass items=... to cflearn.from_df")
     items = Vocab(np.concatenate([data.train[data.item].to_numpy(), info.index.to_numpy()]))
     trained = torch.zeros(len(items), dtype=torch.bool)
     trained[items.encode(data.train[data.item])] = True

@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from fastai.collab import TabularCollab
 from fastai.data.block import TransformBlock
@@ -33,7 +32,7 @@ from ._features import hybrid_items
 from ._loaders import Decoder, fast_loaders
 from ._presets import Preset, get_preset, y_range_for
 from .callbacks import ColdRows, KeepBest, LossHistory, NaNGuard, PresetNote, RowL2, fill_cold_rows
-from .models import DotBias, HybridDotBias, NN, contract
+from .models import NN, DotBias, HybridDotBias, contract
 from .optim import adamw, lazy_adamw
 
 __all__ = ["collab_learner", "fit", "resolve_device"]
@@ -278,8 +277,8 @@ def _usable_features(data: CollabData, p: Preset, *, explicit: bool) -> tuple[st
     if explicit:
         raise ColumnError(why) if info is not None else ConfigError(why)
     kept = tuple(f for f in feats if info is not None and f in info.columns)
-    warnings.warn(f"preset {p.name!r}: {why}; training with {'item features ' + str(kept) if kept else 'no item features (the plain dot-product model, as preset fast)'}",
-                  UserWarning, stacklevel=3)
+    using = f"item features {kept}" if kept else "no item features (the plain dot-product model, as preset fast)"
+    warnings.warn(f"preset {p.name!r}: {why}; training with {using}", UserWarning, stacklevel=3)
     return kept
 
 
@@ -298,7 +297,8 @@ def _y_range(data: CollabData, p: Preset, y_range: Any) -> tuple[float, float]:
                           f"({lo - 0.5:g}, {hi + 0.5:g}) (or leave y_range out: it is padded from the scale)")
     if a == lo or b == hi:
         warnings.warn(f"y_range ({a:g}, {b:g}) ends at the rating scale {lo:g}-{hi:g}, and a sigmoid never reaches "
-                      f"its ends, so the extreme ratings cannot be predicted; pad it, e.g. ({lo - 0.5:g}, {hi + 0.5:g})",
+                      "its ends, so the extreme ratings cannot be predicted; pad it, e.g. "
+                      f"({lo - 0.5:g}, {hi + 0.5:g})",
                       UserWarning, stacklevel=3)
     return (a, b)
 

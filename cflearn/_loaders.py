@@ -37,7 +37,8 @@ class Decoder:
 
     def __init__(self, user: str, item: str, rating: str, users: Vocab, items: Vocab,
                  titles: pd.Series | None = None):
-        self.user, self.item, self.rating, self.users, self.items, self.titles = user, item, rating, users, items, titles
+        self.user, self.item, self.rating = user, item, rating
+        self.users, self.items, self.titles = users, items, titles
 
     def frame(self, x: torch.Tensor, **columns: Any) -> pd.DataFrame:
         """Raw user and item IDs of ``(n, 2)`` indices (plus ``title`` when known, then ``columns``)."""
@@ -158,7 +159,7 @@ class TensorLoader(DataLoader):
 
     def show_batch(self, b: Sequence[torch.Tensor] | None = None, max_n: int = 9, ctxs: Any = None,
                    show: bool = True, unique: bool = False, **kwargs: Any) -> pd.DataFrame | None:
-        """A table of ``max_n`` rows of a batch with raw IDs (and titles); displayed, or returned with ``show=False``."""
+        """``max_n`` rows of a batch with raw IDs (and titles): displayed, or returned with ``show=False``."""
         b = self.one_batch() if b is None else b
         d = self._decoder()
         extra = {d.rating: b[1][:max_n]} if len(b) > 1 else {}

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure  # a bare Figure needs no display and no pyplot state
 
-from .callbacks import LossHistory
 from ._errors import ConfigError
+from .callbacks import LossHistory
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
@@ -21,10 +21,10 @@ __all__ = ["plot_loss", "smooth"]
 
 def smooth(values: Sequence[float], window: int | None = None) -> np.ndarray:
     """Centred rolling mean; ``window`` defaults to the square root of the series' length."""
-    values = np.asarray(values, dtype=float)
+    series = np.asarray(values, dtype=float)
     if window is None:
-        window = max(1, round(len(values) ** 0.5))
-    return pd.Series(values).rolling(window, center=True, min_periods=1).mean().to_numpy()
+        window = max(1, round(len(series) ** 0.5))
+    return pd.Series(series).rolling(window, center=True, min_periods=1).mean().to_numpy()
 
 
 def _history(learn: Learner | LossHistory) -> LossHistory:
@@ -86,7 +86,8 @@ def plot_loss(
         n_ep = len(h.epoch_ends)
         per_epoch = np.diff([0, *h.epoch_ends])
         # fractional epoch of every batch, robust to epochs of different lengths
-        x = np.concatenate([e + (np.arange(n) + 1) / n for e, n in enumerate(per_epoch) if n]) if n_ep else []
+        x: np.ndarray = np.concatenate([e + (np.arange(n) + 1) / n for e, n in enumerate(per_epoch) if n]) \
+            if n_ep else np.zeros(0)
         prefix = "" if single else f"{label}: "
         if raw:
             ax.plot(x, h.train_losses, color=c, alpha=0.25, lw=0.8, label=f"{prefix}train (per batch)")

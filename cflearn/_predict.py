@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ._collab import CollabModel, as_collab
-from ._scoring import encode_items, encode_users, score_pairs
 from ._errors import ConfigError, UnknownIDError
+from ._scoring import encode_items, encode_users, score_pairs
 from .metrics import mae, rmse
 
 if TYPE_CHECKING:

@@ -94,7 +94,7 @@ def recommend_all(
         raise UnknownIDError(f"users not in the training data: {', '.join(map(repr, unknown[:5]))}; pass "
                              "strict=False to get the most-popular fallback")
     allowed = item_mask(cf, candidates, min_ratings)
-    n_eff = int(min(n, allowed.sum()))
+    n_eff = min(int(n), int(allowed.sum()))
     out_items = torch.zeros(len(users), n_eff, dtype=torch.long)
     out_scores = torch.zeros(len(users), n_eff)
     folded = set(folded_pos)
@@ -178,7 +178,7 @@ def _similar(cf: CollabModel, side: int, raw: Any, n: int, ok: torch.Tensor) -> 
     sims = F.cosine_similarity(vectors, vectors[idx][None], dim=1)
     sims[~ok] = -torch.inf
     sims[idx] = -torch.inf
-    top = sims.topk(int(min(n, ok.sum() - ok[idx].int())))
+    top = sims.topk(min(int(n), int(ok.sum()) - int(ok[idx])))
     return pd.DataFrame({kind: vocab.decode(top.indices.numpy()), "similarity": top.values.numpy()})
 
 

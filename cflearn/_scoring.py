@@ -72,7 +72,8 @@ def score_matrix(cf: CollabModel, uidx: torch.Tensor, *, vectors: torch.Tensor |
         tables = spec.tables()
         if tables is not None:
             if vectors is None or bias is None:
-                vectors, bias = tables.users[uidx.to(tables.users.device)], tables.user_bias[uidx.to(tables.users.device)]
+                rows = uidx.to(tables.users.device)
+                vectors, bias = tables.users[rows], tables.user_bias[rows]
             raw = vectors.to(tables.items) @ tables.items.T + bias.to(tables.items)[:, None] + tables.item_bias[None, :]
             scores = spec.output(raw).float().cpu()
         elif vectors is not None:

@@ -123,9 +123,10 @@ def encode_ids(vocab: Vocab, raw: Sequence[Any], role: str, *, titles: pd.Series
     from ._errors import UnknownIDError
 
     series = pd.Series(list(raw), dtype=object)
-    kinds = {_kind(v) for v in vocab.ids[:1000].tolist()} - {None}
+    kinds = {k for k in (_kind(v) for v in vocab.ids[:1000].tolist()) if k is not None}
+    want = kinds.pop() if len(kinds) == 1 else None
     fine = {"int": "integer", "str": "string"}
-    if len(kinds) == 1 and pd.api.types.infer_dtype(series, skipna=True) != fine[want := kinds.pop()]:
+    if want is not None and pd.api.types.infer_dtype(series, skipna=True) != fine[want]:
         bad = next((v for v in series if _kind(v) not in (want, None)), None)
         if bad is not None:
             hint = f"pass {int(bad)!r}" if want == "int" and str(bad).strip().lstrip("-").isdigit() else \

@@ -246,6 +246,7 @@ class KeepBest(_Callback):
     """
 
     order = 65  # after the Recorder has the epoch's validation loss
+    best: dict[str, torch.Tensor] | None = None
 
     def before_fit(self) -> None:
         self.best_loss, self.best_epoch, self.best = float("inf"), 0, None

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["main"]
 
@@ -129,9 +129,10 @@ def _predict(args: argparse.Namespace) -> int:
     items = [_coerce_id(i, cf.items) for i in args.item]
     table = predict(cf, [user] * len(items), items)
     for row in table.itertuples():
-        who = str(row.fallback).removeprefix("average ")
-        flag = f"  (fallback: unknown {who}, scored as the {row.fallback})" if row.fallback else ""
-        print(f"user {row.user} item {row.item}: {row.score:.3f}{flag}")
+        fallback = str(row.fallback)
+        unknown = fallback.removeprefix("average ")
+        flag = f"  (fallback: unknown {unknown}, scored as the {fallback})" if fallback else ""
+        print(f"user {row.user!s} item {row.item!s}: {row.score:.3f}{flag}")
     return 0
 
 
@@ -207,17 +208,18 @@ def _fit(args: argparse.Namespace) -> int:
 def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | None, seed: int, valid_pct: float,
                      source: str, split: str = "random", duplicates: str = "mean",
                      columns: tuple[str | None, ...] = (None, None, None, None), device: str | None = None) -> int:
-    from .callbacks import EpochPrinter
-    from ._data import from_df
+    from ._data import Duplicates, from_df
     from ._evaluate import evaluate
     from ._export import save
     from ._io import atomic_write_bytes, atomic_write_json
     from ._learner import collab_learner, fit
     from ._plots import plot_loss
+    from ._splits import SplitName
+    from .callbacks import EpochPrinter
 
     user, item, rating, timestamp = columns
-    data = from_df(source_data, user, item, rating, timestamp, valid_pct=valid_pct, seed=seed, split=split,
-                   duplicates=duplicates)
+    data = from_df(source_data, user, item, rating, timestamp, valid_pct=valid_pct, seed=seed,
+                   split=cast(SplitName, split), duplicates=cast(Duplicates, duplicates))
     print(data)
     learn = collab_learner(data, preset, epochs=epochs, seed=seed, device=device, progress=False,
                            cbs=[EpochPrinter(bar=True)])

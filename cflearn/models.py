@@ -219,7 +219,8 @@ class HybridDotBias(nn.Module, Contract):
 
     def features(self, items: torch.Tensor | slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean feature vectors ``(len(items), n_factors)`` and biases ``(len(items),)`` of items."""
-        fi, fw = self.feat_idx[items], self.feat_w[items].unsqueeze(-1)
+        feat_idx, feat_w = self.get_buffer("feat_idx"), self.get_buffer("feat_w")
+        fi, fw = feat_idx[items], feat_w[items].unsqueeze(-1)
         return (self.f_weight(fi) * fw).sum(1), (self.f_bias(fi) * fw).sum((1, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -240,12 +241,12 @@ class HybridDotBias(nn.Module, Contract):
                 (0, "u_bias"): self.u_bias, (1, "i_cf_bias"): self.i_cf_bias}
 
     def trained_rows(self, col: int) -> torch.Tensor | slice:
-        return self.trained_items if col == 1 else slice(1, None)
+        return self.get_buffer("trained_items") if col == 1 else slice(1, None)
 
     def config(self) -> dict[str, Any]:
         return {"kind": self.kind, "n_factors": self.u_weight.embedding_dim, "n_users": self.u_weight.num_embeddings,
                 "n_items": self.i_cf_weight.num_embeddings, "y_range": _range_list(self.y_range),
-                "n_features": self.f_weight.num_embeddings, "max_features": self.feat_idx.shape[1],
+                "n_features": self.f_weight.num_embeddings, "max_features": self.get_buffer("feat_idx").shape[1],
                 "feature_names": list(self.feature_names)}
 
     @classmethod

@@ -55,7 +55,8 @@ def test_plain_fastai_learner_is_refused():
 
 def test_an_id_of_the_wrong_type_is_a_clear_error_not_a_fallback(trained, synth_data):
     item = int(synth_data.train["item"].iloc[0])
-    with pytest.raises(cflearn.UnknownIDError, match=f"item '{item}' is a string, but the item IDs are ints: pass {item}"):
+    message = f"item '{item}' is a string, but the item IDs are ints: pass {item}"
+    with pytest.raises(cflearn.UnknownIDError, match=message):
         cflearn.predict(trained, [1], [str(item)])
     with pytest.raises(cflearn.UnknownIDError, match="user 'ann' is a string, but the user IDs are ints"):
         cflearn.recommend(trained, "ann")
