@@ -167,11 +167,11 @@ class TensorLoader(DataLoader):
 
     def show_results(self, b: Sequence[torch.Tensor], out: Any, max_n: int = 9, ctxs: Any = None, show: bool = True,
                      **kwargs: Any) -> pd.DataFrame | None:
-        """Like :meth:`show_batch` with the model's predictions ``out`` in a ``prediction`` column."""
+        """Like :meth:`show_batch` with the model's predictions ``out`` in a ``score`` column."""
         d = self._decoder()
         preds = out[0] if isinstance(out, (tuple, list)) else out
         extra = {d.rating: b[1][:max_n]} if len(b) > 1 else {}
-        return _show(d.frame(b[0][:max_n], **extra, prediction=preds[:max_n]), show)
+        return _show(d.frame(b[0][:max_n], **extra, score=preds[:max_n]), show)
 
 
 def _show(frame: pd.DataFrame, show: bool) -> pd.DataFrame | None:

@@ -1,9 +1,9 @@
 """Metrics as plain functions of arrays and lists (no model, no state).
 
 Ranking metrics take, per user, the recommended items in rank order and the set of relevant
-items (e.g. the user's validation items rated at least 4: see :func:`cflearn.evaluate`). Gains
-are binary. Users with no relevant item are skipped (``empty="skip"``, the default: they
-cannot be served well or badly) or count as zero (``empty="zero"``).
+items (e.g. the user's validation items rated at least 4: see :func:`cflearn.evaluate`); ``n`` is
+the list length (the k of "@k"). Gains are binary. Users with no relevant item are skipped
+(``empty="skip"``, the default: they cannot be served well or badly) or count as zero (``empty="zero"``).
 """
 
 from __future__ import annotations
@@ -50,17 +50,17 @@ def mae(pred: ArrayLike, target: ArrayLike) -> float:
     return float(np.mean(np.abs(p - t))) if p.size else float("nan")
 
 
-def _hits(recs: Sequence[Any], rel: Collection[Any], k: int) -> np.ndarray:
-    return np.array([r in rel for r in list(recs)[:k]], dtype=float)
+def _hits(recs: Sequence[Any], rel: Collection[Any], n: int) -> np.ndarray:
+    return np.array([r in rel for r in list(recs)[:n]], dtype=float)
 
 
-def _user_scores(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], k: int,
+def _user_scores(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], n: int,
                  empty: Empty) -> dict[str, float]:
     if len(recommended) != len(relevant):
         raise ValueError(f"{len(recommended)} recommendation lists for {len(relevant)} relevant sets")
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    if n < 1:
+        raise ValueError(f"n (the list length) must be at least 1, got {n}")
+    discounts = 1.0 / np.log2(np.arange(2, n + 2))
     rows = []
     for recs, rel in zip(recommended, relevant):
         rel = set(rel)
@@ -68,76 +68,76 @@ def _user_scores(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collec
             if empty == "zero":
                 rows.append((0.0,) * 6)
             continue
-        hits = _hits(recs, rel, k)
+        hits = _hits(recs, rel, n)
         n_hit = hits.sum()
-        idcg = discounts[: min(k, len(rel))].sum()
+        idcg = discounts[: min(n, len(rel))].sum()
         precision_at_r = np.cumsum(hits) / np.arange(1, len(hits) + 1) if len(hits) else np.zeros(0)
         first = np.flatnonzero(hits)
         rows.append((
-            n_hit / k,
+            n_hit / n,
             n_hit / len(rel),
             float((hits * discounts[: len(hits)]).sum() / idcg),
-            float((precision_at_r * hits).sum() / min(k, len(rel))),
+            float((precision_at_r * hits).sum() / min(n, len(rel))),
             1.0 / (first[0] + 1) if len(first) else 0.0,
             float(n_hit > 0),
         ))
     names = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")
     if not rows:
-        return {f"{n}@{k}": float("nan") for n in names}
-    return {f"{n}@{k}": float(v) for n, v in zip(names, np.mean(rows, axis=0))}
+        return {f"{name}@{n}": float("nan") for name in names}
+    return {f"{name}@{n}": float(v) for name, v in zip(names, np.mean(rows, axis=0))}
 
 
-def precision_at_k(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], k: int = 10,
+def precision_at_k(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], n: int = 10,
                    *, empty: Empty = "skip") -> float:
-    """Mean over users of (relevant items in the top ``k``) / ``k``."""
-    return _user_scores(recommended, relevant, k, empty)[f"precision@{k}"]
+    """Mean over users of (relevant items in the top ``n``) / ``n``."""
+    return _user_scores(recommended, relevant, n, empty)[f"precision@{n}"]
 
 
-def recall_at_k(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], k: int = 10,
+def recall_at_k(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], n: int = 10,
                 *, empty: Empty = "skip") -> float:
-    """Mean over users of (relevant items in the top ``k``) / (relevant items)."""
-    return _user_scores(recommended, relevant, k, empty)[f"recall@{k}"]
+    """Mean over users of (relevant items in the top ``n``) / (relevant items)."""
+    return _user_scores(recommended, relevant, n, empty)[f"recall@{n}"]
 
 
-def ndcg_at_k(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], k: int = 10,
+def ndcg_at_k(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], n: int = 10,
               *, empty: Empty = "skip") -> float:
-    """Mean over users of DCG / ideal DCG, ``DCG = sum(hit_r / log2(r + 1))`` over ranks ``r <= k``."""
-    return _user_scores(recommended, relevant, k, empty)[f"ndcg@{k}"]
+    """Mean over users of DCG / ideal DCG, ``DCG = sum(hit_r / log2(r + 1))`` over ranks ``r <= n``."""
+    return _user_scores(recommended, relevant, n, empty)[f"ndcg@{n}"]
 
 
-def map_at_k(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], k: int = 10,
+def map_at_k(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], n: int = 10,
              *, empty: Empty = "skip") -> float:
-    """Mean over users of average precision: ``sum(P@r * hit_r) / min(k, relevant items)``."""
-    return _user_scores(recommended, relevant, k, empty)[f"map@{k}"]
+    """Mean over users of average precision: ``sum(P@r * hit_r) / min(n, relevant items)``."""
+    return _user_scores(recommended, relevant, n, empty)[f"map@{n}"]
 
 
-def mrr_at_k(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], k: int = 10,
+def mrr_at_k(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], n: int = 10,
              *, empty: Empty = "skip") -> float:
-    """Mean over users of 1 / (rank of the first relevant item in the top ``k``), 0 if none."""
-    return _user_scores(recommended, relevant, k, empty)[f"mrr@{k}"]
+    """Mean over users of 1 / (rank of the first relevant item in the top ``n``), 0 if none."""
+    return _user_scores(recommended, relevant, n, empty)[f"mrr@{n}"]
 
 
-def hit_rate_at_k(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], k: int = 10,
+def hit_rate_at_k(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], n: int = 10,
                   *, empty: Empty = "skip") -> float:
-    """Fraction of users with at least one relevant item in their top ``k``."""
-    return _user_scores(recommended, relevant, k, empty)[f"hit_rate@{k}"]
+    """Fraction of users with at least one relevant item in their top ``n``."""
+    return _user_scores(recommended, relevant, n, empty)[f"hit_rate@{n}"]
 
 
-def ranking_metrics(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], k: int = 10,
+def ranking_metrics(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], n: int = 10,
                     *, empty: Empty = "skip") -> dict[str, float]:
-    """All six per-user ranking metrics at ``k`` in one pass (keys like ``"ndcg@10"``)."""
-    return _user_scores(recommended, relevant, k, empty)
+    """All six per-user ranking metrics at ``n`` in one pass (keys like ``"ndcg@10"``)."""
+    return _user_scores(recommended, relevant, n, empty)
 
 
-def catalog_coverage(recommended: Sequence[Sequence[Any]], n_items: int, k: int | None = None) -> float:
-    """Share of the catalogue's ``n_items`` that appear in at least one top-``k`` list."""
-    shown = {i for recs in recommended for i in (list(recs)[:k] if k else recs)}
+def catalog_coverage(recommended: Sequence[Sequence[Any]], n_items: int, n: int | None = None) -> float:
+    """Share of the catalogue's ``n_items`` that appear in at least one top-``n`` list."""
+    shown = {i for recs in recommended for i in (list(recs)[:n] if n else recs)}
     return len(shown) / n_items if n_items else float("nan")
 
 
 def popularity_bias(recommended: Sequence[Sequence[Any]], popularity: Mapping[Any, float],
-                    k: int | None = None) -> float:
+                    n: int | None = None) -> float:
     """Average popularity of the recommended items (ARP): the mean, over every slot of every list,
     of ``popularity[item]`` (e.g. the share of training users who rated it; unknown items count 0)."""
-    values = [popularity.get(i, 0.0) for recs in recommended for i in (list(recs)[:k] if k else recs)]
+    values = [popularity.get(i, 0.0) for recs in recommended for i in (list(recs)[:n] if n else recs)]
     return float(np.mean(values)) if values else float("nan")

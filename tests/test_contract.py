@@ -238,7 +238,7 @@ def test_show_batch_and_show_results_in_raw_ids(fast, data):
     fast.show_results(max_n=3)  # displays; must not raise
     x, y = fast.dls.valid.one_batch()
     out = fast.dls.valid.show_results((x, y), fast.model(x), max_n=3, show=False)
-    assert list(out.columns) == ["user", "item", "rating", "prediction"]
+    assert list(out.columns) == ["user", "item", "rating", "score"]
     assert out["rating"].tolist() == pytest.approx(data.valid["rating"].head(3).tolist())
 
 

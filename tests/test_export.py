@@ -122,3 +122,23 @@ def test_hybrid_round_trip(synth, tmp_path):
     users = data.valid["user"].tolist()[:20] + [1]
     assert cflearn.predict(learn, users, items).equals(cflearn.predict(model, users, items))
     assert model.model.feature_names == learn.model.feature_names
+
+
+def test_format_1_hybrid_files_still_load(synth_data, tmp_path):
+    """Format 1 named the hybrid items' collaborative part i_weight/i_bias; format 2 i_cf_weight/i_cf_bias."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    learn = cflearn.collab_learner(synth_data, "best", epochs=1, progress=False)
+    cflearn.fit(learn)
+    new = cflearn.save(learn, tmp_path / "v2.safetensors")
+    with safe_open(str(new), framework="pt") as f:
+        meta = json.loads(f.metadata()["cflearn"])
+        tensors = {k.replace("i_cf_", "i_"): f.get_tensor(k) for k in f.keys()}
+    meta["format_version"] = 1
+    save_file(tensors, str(tmp_path / "v1.safetensors"), metadata={"cflearn": json.dumps(meta)})
+    old = cflearn.load(tmp_path / "v1.safetensors")
+    users, items = synth_data.valid["user"].tolist()[:30], synth_data.valid["item"].tolist()[:30]
+    assert cflearn.predict(old, users, items).equals(cflearn.predict(learn, users, items))

@@ -39,9 +39,9 @@ def test_cutoff_2():
 
 
 def test_coverage_popularity_and_edges():
-    assert m.catalog_coverage(RECS, n_items=20, k=2) == pytest.approx(6 / 20)
+    assert m.catalog_coverage(RECS, n_items=20, n=2) == pytest.approx(6 / 20)
     assert m.catalog_coverage(RECS, n_items=24) == pytest.approx(12 / 24)
-    assert m.popularity_bias(RECS, {1: 0.5, 2: 0.1}, k=2) == pytest.approx(0.6 / 6)
+    assert m.popularity_bias(RECS, {1: 0.5, 2: 0.1}, n=2) == pytest.approx(0.6 / 6)
     assert math.isnan(m.ndcg_at_k([[1]], [set()], 1))  # nobody has relevant items
     assert m.ndcg_at_k([[1, 2]], [{1, 2}], 2) == pytest.approx(1.0)  # perfect ranking
     with pytest.raises(ValueError):
