@@ -328,11 +328,14 @@ class RatingLoss:
 
     Like fastai's losses it has ``activation`` and ``decodes`` (used by ``get_preds`` and
     ``learn.predict``); ``activation`` keeps one score per row, also for a single row (which
-    fastai's gathering would otherwise squeeze to a 0-d tensor).
+    fastai's gathering would otherwise squeeze to a 0-d tensor). ``reduction`` is what fastai's
+    ``get_preds(with_loss=True)`` switches to ``"none"`` for per-row losses.
     """
 
+    reduction: str = "mean"
+
     def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(pred.view(-1), target.view(-1))
+        return F.mse_loss(pred.view(-1), target.view(-1), reduction=self.reduction)
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(-1)

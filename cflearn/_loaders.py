@@ -141,8 +141,13 @@ class TensorLoader(DataLoader):
         return super().new(dataset, cls, **kwargs)
 
     def one_batch(self) -> tuple[torch.Tensor, ...]:
-        """The first batch (in this loader's order)."""
-        return next(iter(self))
+        """The first batch (in this loader's order), without advancing its shuffling generator, so
+        looking at a batch (``show_batch``) does not change what training sees."""
+        state = self._gen.get_state()
+        try:
+            return next(iter(self))
+        finally:
+            self._gen.set_state(state)
 
     # -- showing -------------------------------------------------------------------------------
     def _decoder(self) -> Decoder:

@@ -135,9 +135,11 @@ def test_test_dl_and_get_preds_equal_predict(learned, data):
     ref = cflearn.predict(learn, rows["user"].tolist(), rows["item"].tolist(), clip=False)
     assert preds.numel() == 3
     np.testing.assert_allclose(preds.reshape(-1).numpy(), ref.score.to_numpy(), rtol=1e-5, atol=1e-5)
-    # with labels, the targets are the three ratings
-    _, targs = learn.get_preds(dl=learn.dls.test_dl(rows, with_labels=True))
+    # with labels, the targets are the three ratings, and per-row losses are their squared errors
+    _, targs, losses = learn.get_preds(dl=learn.dls.test_dl(rows, with_labels=True), with_loss=True)
     np.testing.assert_allclose(targs.reshape(-1).numpy(), rows["rating"].to_numpy())
+    np.testing.assert_allclose(losses.reshape(-1).numpy(), (ref.score.to_numpy() - rows["rating"].to_numpy()) ** 2,
+                               rtol=1e-4, atol=1e-5)
 
 
 def test_fastai_classes_are_category_maps(learned, data):
@@ -315,3 +317,12 @@ def test_importing_cflearn_installs_no_warning_filter():
             "print([f for f in warnings.filters if f not in before])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_looking_at_a_batch_does_not_change_training(data):
+    a = cflearn.collab_learner(data, "fast", epochs=1, seed=5, progress=False)
+    b = cflearn.collab_learner(data, "fast", epochs=1, seed=5, progress=False)
+    b.dls.show_batch(show=False)
+    cflearn.fit(a)
+    cflearn.fit(b)
+    assert a.recorder.values[-1] == b.recorder.values[-1]
