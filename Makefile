@@ -13,7 +13,7 @@ export CFLEARN_DATA ?= $(abspath $(CURDIR)/../shared/data)
 endif
 export MPLBACKEND := Agg
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench install clean chromium
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH)
@@ -25,9 +25,16 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/cflearn demo
 
-test: install
+test: install chromium
 	$(PY) -m mypy cflearn
 	$(PY) -m pytest -q
+
+# The report's browser test drives headless Chromium; install Debian's package when missing and we can.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+	     >/dev/null) ; } || echo "note: no Chromium here (apt-get install chromium); the browser test will be skipped"
 
 bench: install
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'

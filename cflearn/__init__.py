@@ -1,6 +1,6 @@
 """cflearn: collaborative filtering made easy to learn, teach and use, on top of fastai."""
 
-from . import callbacks, datasets, metrics, models, optim
+from . import callbacks, datasets, interpret, metrics, models, optim
 from ._collab import CollabModel
 from ._data import CollabData, from_df, from_file, read_ratings
 from ._errors import (
@@ -20,6 +20,7 @@ from ._plots import plot_loss
 from ._predict import predict
 from ._presets import PRESETS, Preset, y_range_for
 from ._recommend import FoldedUser, fold_in, recommend, recommend_all, similar_items, similar_users
+from ._report import write_report
 from ._vocab import Vocab
 
 __version__ = "0.1.0"
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "callbacks",
     "datasets",
+    "interpret",
     "metrics",
     "models",
     "optim",
@@ -50,6 +52,7 @@ __all__ = [
     "FoldedUser",
     "evaluate",
     "plot_loss",
+    "write_report",
     "save",
     "load",
     "CflearnError",

@@ -41,6 +41,7 @@ class CollabModel:
         fit_seconds: wall time of the last :func:`cflearn.fit`.
         seen_indptr, seen_items: CSR lists of the items each user rated in training.
         item_counts: training ratings per item (row 0: unknown).
+        user_means, item_means: mean training rating of each user / item (NaN without ratings).
         trained: whether a training epoch has completed (set by the learner's callbacks; a loaded
             model is trained).
     """
@@ -58,6 +59,8 @@ class CollabModel:
     seen_indptr: torch.Tensor | None = None
     seen_items: torch.Tensor | None = None
     item_counts: torch.Tensor | None = None
+    user_means: torch.Tensor | None = None
+    item_means: torch.Tensor | None = None
     trained: bool = False
 
     @property
@@ -78,17 +81,23 @@ class CollabModel:
             return torch.zeros(0, dtype=torch.long)
         return self.seen_items[self.seen_indptr[user_index]:self.seen_indptr[user_index + 1]].long()
 
-    def set_training_rows(self, users: torch.Tensor, items: torch.Tensor) -> None:
-        """Record which items each user rated in training and how often each item was rated.
+    def set_training_rows(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor | None = None) -> None:
+        """Record which items each user rated in training, how often each item was rated and, with
+        ``ratings``, each user's and item's mean rating.
 
-        They are saved with the model, so a loaded model can exclude seen items and rank by
-        popularity without the training data.
+        They are saved with the model, so a loaded model can exclude seen items, rank by
+        popularity and be interpreted without the training data.
         """
         order = torch.argsort(users, stable=True)  # int32 in, no wider temporaries: 20M ratings stay cheap
         counts = torch.bincount(users, minlength=len(self.users))
         self.seen_indptr = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
         self.seen_items = items[order].to(torch.int32)
         self.item_counts = torch.bincount(items, minlength=len(self.items))
+        if ratings is not None:
+            r = ratings.double()
+            with torch.no_grad():
+                self.user_means = (torch.bincount(users, r, minlength=len(self.users)) / counts).float()
+                self.item_means = (torch.bincount(items, r, minlength=len(self.items)) / self.item_counts).float()
 
     @property
     def device(self) -> torch.device:

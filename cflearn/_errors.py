@@ -15,6 +15,7 @@ __all__ = [
     "ModelFileError",
     "DownloadError",
     "closest",
+    "check_count",
 ]
 
 
@@ -59,6 +60,15 @@ class ModelFileError(CflearnError, ValueError):
 
 class DownloadError(CflearnError, OSError):
     """A dataset could not be downloaded or did not pass its checks."""
+
+
+def check_count(name: str, value: object) -> int:
+    """``value`` as an int if it is a positive integer, else a :class:`ConfigError` naming ``name``."""
+    import numbers
+
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or int(value) < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def closest(name: str, choices: Iterable[str]) -> str:

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from ._collab import CollabModel, as_collab
-from ._errors import ConfigError
+from ._errors import ConfigError, check_count
 from ._scoring import item_mask, score_matrix, score_pairs, top_n
 from .metrics import Empty, catalog_coverage, mae, popularity_bias, ranking_metrics, rmse
 
@@ -87,8 +87,7 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
     """
     cf = as_collab(learn)
     cf.require_trained()
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-        raise ConfigError(f"n must be a positive integer, got {n!r}")
+    check_count("n", n)
     data = data if data is not None else cf.data
     if data is None:
         raise ConfigError("evaluate needs data: a loaded model carries no ratings; pass data=cflearn.from_df(...)")

@@ -25,7 +25,7 @@ __all__ = ["save", "load", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 2  # 2: hybrid items' collaborative part is i_cf_weight / i_cf_bias (1: i_weight / i_bias)
 _KEY = "cflearn"
-_EXTRA = ("seen_indptr", "seen_items", "item_counts")  # saved beside the weights, under "cflearn."
+_EXTRA = ("seen_indptr", "seen_items", "item_counts", "user_means", "item_means")  # beside the weights, "cflearn."
 
 
 def _versions() -> dict[str, str]:
@@ -180,7 +180,14 @@ def _checked_extra(extra: dict[str, torch.Tensor | None], users: Vocab, items: V
           and seen is not None and int(indptr[-1]) == len(seen) and (len(seen) == 0 or int(seen.max()) < len(items)))
     if not ok or seen is None or counts is None:
         raise ModelFileError(f"{path}: the seen-item lists do not match the vocabularies; the file was altered")
-    return {"seen_indptr": indptr.long(), "seen_items": seen.int(), "item_counts": counts.long()}
+    out = {"seen_indptr": indptr.long(), "seen_items": seen.int(), "item_counts": counts.long()}
+    for name, vocab in (("user_means", users), ("item_means", items)):
+        means = extra.get(name)
+        if means is not None:
+            if means.ndim != 1 or len(means) != len(vocab):
+                raise ModelFileError(f"{path}: {name} do not match the vocabularies; the file was altered")
+            out[name] = means.float()
+    return out
 
 
 def _table_to_json(table: pd.DataFrame | None, vocab: Vocab) -> dict[str, Any] | None:

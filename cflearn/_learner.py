@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from ._collab import CollabModel, as_collab
 from ._data import CollabData
-from ._errors import ColumnError, ConfigError, DataError, closest
+from ._errors import ColumnError, ConfigError, DataError, check_count, closest
 from ._features import hybrid_items
 from ._loaders import Decoder, fast_loaders
 from ._presets import Preset, get_preset, y_range_for
@@ -194,7 +194,8 @@ def collab_learner(
     )
     train = data.train
     learn.cf.set_training_rows(torch.from_numpy(users.encode(train[data.user]).astype(np.int32)),
-                               torch.from_numpy(items.encode(train[data.item]).astype(np.int32)))
+                               torch.from_numpy(items.encode(train[data.item]).astype(np.int32)),
+                               torch.from_numpy(train[data.rating].to_numpy(np.float32)))
     return learn
 
 
@@ -221,9 +222,7 @@ def _check_own_model(model: Any, given: dict[str, Any], y_range: Any) -> None:
 def _resolve_preset(data: CollabData, p: Preset, given: dict[str, Any], *, custom: bool) -> Preset:
     """Check the preset and settle what depends on the data: batch cap, optimizer, side features."""
     for name in ("bs", "epochs", "n_factors"):
-        value = getattr(p, name)
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        check_count(name, getattr(p, name))
     for name in ("lr", "wd", "row_l2", "bias_l2"):
         value = getattr(p, name)
         if not isinstance(value, (int, float, np.number)) or not math.isfinite(value) or value < 0 or \
@@ -248,8 +247,7 @@ def _resolve_preset(data: CollabData, p: Preset, given: dict[str, Any], *, custo
                 raise ColumnError(f"emb_szs key {key!r} is not the user or item column"
                                   f"{closest(str(key), [data.user, data.item])}; use "
                                   f"{{{data.user!r}: ..., {data.item!r}: ...}}")
-            if not isinstance(size, (int, np.integer)) or size < 1:
-                raise ConfigError(f"emb_szs[{key!r}] must be a positive integer, got {size!r}")
+            check_count(f"emb_szs[{key!r}]", size)
     if p.item_features:
         p = p.replace(item_features=_usable_features(data, p, explicit="item_features" in given))
     return p
@@ -403,9 +401,7 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
     """
     cf = as_collab(learn)
     preset = cf.preset
-    epochs = preset["epochs"] if epochs is None else epochs
-    if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
-        raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
+    epochs = check_count("epochs", preset["epochs"] if epochs is None else epochs)
     lr = preset["lr"] if lr is None else lr
     if not isinstance(lr, (int, float, np.number)) or not lr > 0 or not math.isfinite(lr):
         raise ConfigError(f"lr must be a positive number, got {lr!r}")

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ._collab import CollabModel, as_collab
-from ._errors import ConfigError, UnknownIDError
+from ._errors import ConfigError, UnknownIDError, check_count
 from ._scoring import encode_items, encode_users, item_mask, score_matrix, top_n
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def recommend_all(
     cf = as_collab(learn)
     cf.require_trained()
     users = list(cf.users.ids) if users is None else list(users)
-    _check_n(n)
+    check_count("n", n)
     uidx, folded_pos = _resolve_users(cf, users)
     unknown = [users[k] for k in range(len(users)) if uidx[k] == 0 and k not in folded_pos]
     if strict and unknown:
@@ -123,11 +123,6 @@ def recommend_all(
         "fallback": np.repeat(fallback, n_eff),
     })
     return _with_info(cf, frame)
-
-
-def _check_n(n: Any) -> None:
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-        raise ConfigError(f"n must be a positive integer, got {n!r}")
 
 
 def _popular(cf: CollabModel, allowed: torch.Tensor, n: int) -> torch.Tensor:
@@ -169,7 +164,7 @@ def recommend(
 def _similar(cf: CollabModel, side: int, raw: Any, n: int, ok: torch.Tensor) -> pd.DataFrame:
     """The ``n`` rows of one side's table most cosine-similar to ``raw``'s (``side`` 0: users, 1: items)."""
     cf.require_trained()
-    _check_n(n)
+    check_count("n", n)
     kind, vocab = ("user", cf.users) if side == 0 else ("item", cf.items)
     idx = int((encode_users(cf, [raw]) if side == 0 else encode_items(cf, [raw]))[0])
     if idx == 0:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Vocab", "UNKNOWN", "encode_ids"]
+__all__ = ["Vocab", "UNKNOWN", "encode_ids", "find_titles"]
 
 UNKNOWN = "#na#"
 """Placeholder at index 0 of every vocabulary, as in fastai: unknown IDs map to row 0."""
@@ -93,6 +95,31 @@ class Vocab:
         return vocab
 
 
+def find_titles(titles: pd.Series, text: str, n: int = 5) -> pd.Series:
+    """Titles (indexed by raw ID) matching ``text``: exact (ignoring case), else containing it, else
+    the closest spellings; at most ``n``."""
+    folded = titles.astype(str).str.casefold()
+    query = text.casefold().strip()
+    exact = titles[folded == query]
+    if len(exact):
+        return exact
+    bare = titles[folded.map(_bare_title) == _bare_title(query)]  # "toy story" is "Toy Story (1995)"
+    if len(bare):
+        return bare.head(n)
+    contains = titles[folded.str.contains(query, regex=False)]
+    if len(contains):
+        return contains.head(n)
+    close = difflib.get_close_matches(query, folded.tolist(), n=n, cutoff=0.6)
+    return titles[folded.isin(close)].head(n)
+
+
+def _bare_title(title: str) -> str:
+    """A title without its year and leading article: "Matrix, The (1999)" and "the matrix" -> "matrix"."""
+    title = re.sub(r"\s*\(\d{4}\)\s*$", "", title.strip())
+    title = re.sub(r", (the|a|an)$", "", title)
+    return re.sub(r"^(the|a|an) ", "", title)
+
+
 def _wide(index: pd.Index) -> pd.Index:
     """Integer IDs as int64 (uint64 only beyond its range), so a vocabulary decodes to the same dtype
     whether it was built from an int16 column or loaded from a file."""
@@ -132,10 +159,12 @@ def encode_ids(vocab: Vocab, raw: Sequence[Any], role: str, *, titles: pd.Series
             hint = f"pass {int(bad)!r}" if want == "int" and str(bad).strip().lstrip("-").isdigit() else \
                 f"pass {str(bad)!r}" if want == "str" else "pass an ID"
             if titles is not None and want == "int" and isinstance(bad, str):
-                match = titles.index[titles.astype(str).str.casefold() == bad.casefold()]
-                if len(match):
-                    found = match[0].item() if hasattr(match[0], "item") else match[0]
-                    hint = f"it is the title of item {found!r}: pass {found!r}"
+                found = find_titles(titles, bad, n=3)
+                ids = [v.item() if hasattr(v, "item") else v for v in found.index]
+                if len(found) == 1 and str(found.iloc[0]).casefold() == bad.casefold().strip():
+                    hint = f"it is the title of item {ids[0]!r}: pass {ids[0]!r}"
+                elif len(found):
+                    hint = "titles like it: " + "; ".join(f"{t!r} (item {i!r})" for i, t in zip(ids, found))
             raise UnknownIDError(f"{role} {bad!r} is a {'string' if want == 'int' else 'number'}, but the {role} IDs "
                                  f"are {'ints' if want == 'int' else 'strings'}: {hint}")
     return vocab.encode(series)

@@ -15,9 +15,10 @@ DESCRIPTION = """Collaborative filtering on top of fastai: train a recommender f
 
 commands:
   demo      train on MovieLens (local or downloaded), else on synthetic data; print RMSE
-  fit       train on your ratings file and write metrics.json, loss.png and model.safetensors
+  fit       train on your ratings file and write metrics.json, loss.png, model.safetensors, report.html
   predict   predicted rating of a user for items, from a saved model
   recommend top-N items for a user, from a saved model
+  report    (re)write the HTML report of a `cflearn fit` run folder
   presets   list the training presets
 """
 
@@ -80,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--min-ratings", type=int, default=1,
                      help="only items with at least this many training ratings (default: 1)")
 
+    rep = sub.add_parser("report", help="write the HTML report of a run folder",
+                         description="Write RUN_DIR/report.html: one self-contained page (images inline, no network, "
+                                     "no JavaScript) with the data, settings, loss plot, evaluation, biases, factor "
+                                     "map, sample recommendations and similar items of a `cflearn fit` run.")
+    rep.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of `cflearn fit` (or `cflearn demo`)")
+    rep.add_argument("--out", metavar="FILE", help="write here instead of RUN_DIR/report.html")
+
     sub.add_parser("presets", help="list the training presets", description="List the training presets.")
     return parser
 
@@ -99,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._errors import CflearnError
 
     try:
-        commands = {"demo": _demo, "fit": _fit, "predict": _predict, "recommend": _recommend, "presets": _presets}
+        commands = {"demo": _demo, "fit": _fit, "predict": _predict, "recommend": _recommend, "report": _report,
+                    "presets": _presets}
         return commands[args.command](args)
     except CflearnError as e:
         print(f"cflearn: error: {e}", file=sys.stderr)
@@ -151,6 +160,14 @@ def _recommend(args: argparse.Namespace) -> int:
     for row in top.itertuples():
         label = " ".join(str(getattr(row, c)) for c in extra)
         print(f"{row.rank:>3}. {row.item!s:<10} {row.score:5.2f}  {label}".rstrip())
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ._report import write_report
+
+    path = write_report(args.run_dir, out=args.out)
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
     return 0
 
 
@@ -214,6 +231,7 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     from ._io import atomic_write_bytes, atomic_write_json
     from ._learner import collab_learner, fit
     from ._plots import plot_loss
+    from ._report import run_samples, write_report
     from ._splits import SplitName
     from .callbacks import EpochPrinter
 
@@ -235,9 +253,11 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
         "fit_seconds": round(learn.cf.fit_seconds, 3), "epochs": p["epochs"], "preset": p["name"], "seed": seed,
         "split": split, "valid_pct": valid_pct, "device": str(learn.cf.device), "data": source,
         "cflearn_version": _version(),
-        "evaluation": {"k": 10, "relevance": table.attrs["relevance"],
+        "evaluation": {"n": 10, "relevance": table.attrs["relevance"],
                        "methods": {name: {c: (None if v != v else float(v)) for c, v in row.items()}
                                    for name, row in table.iterrows()}},
+        "data_summary": data.summary(),
+        "samples": run_samples(learn.cf, data),
     }
     out.mkdir(parents=True, exist_ok=True)
     fig = plot_loss(learn, title=f"cflearn {p['name']} on {Path(source).name}")
@@ -246,6 +266,7 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     atomic_write_bytes(out / "loss.png", buf.getvalue())
     save(learn, out / "model.safetensors")
     atomic_write_json(out / "metrics.json", metrics)
+    write_report(out, model=learn.cf)
     print()
     cols = ["rmse", "mae", "ndcg@10", "recall@10", "coverage@10"]
     print(f"{'validation':<22}" + "".join(f"{c:>12}" for c in cols))
@@ -254,7 +275,7 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     print(f"\nvalid RMSE {metrics['rmse']:.4f} (global mean: {baseline:.4f}); {metrics['n_train']:,} train / "
           f"{metrics['n_valid']:,} valid ratings; fit {metrics['fit_seconds']:.2f} s")
     print()
-    print(f"wrote {out / 'metrics.json'}, {out / 'loss.png'}, {out / 'model.safetensors'}")
+    print(f"wrote {out / 'metrics.json'}, {out / 'loss.png'}, {out / 'model.safetensors'}, {out / 'report.html'}")
     return 0
 
 

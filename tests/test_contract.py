@@ -326,3 +326,16 @@ def test_looking_at_a_batch_does_not_change_training(data):
     cflearn.fit(a)
     cflearn.fit(b)
     assert a.recorder.values[-1] == b.recorder.values[-1]
+
+
+def test_explain_parts_add_up_to_the_raw_score(learned, data):
+    """cflearn.interpret.explain on every kind with tables; a clear error on the others."""
+    _, learn = learned
+    user, item = int(data.train["user"].iloc[0]), int(data.train["item"].iloc[0])
+    if not has_tables(learn):
+        with pytest.raises(cflearn.ConfigError, match="factor tables"):
+            cflearn.interpret.explain(learn, user, item)
+        return
+    e = cflearn.interpret.explain(learn, user, item)
+    assert e.parts["value"].sum() == pytest.approx(e.raw, abs=1e-5)
+    assert e.score == pytest.approx(cflearn.predict(learn, user, item, clip=False).score.iloc[0], rel=1e-5)

@@ -1,0 +1,296 @@
+"""The self-contained HTML report of a run: one file, images inline, no network, no JavaScript.
+
+``cflearn fit`` writes ``report.html`` next to ``metrics.json``; ``cflearn report RUN_DIR``
+(re)builds it from the run folder's ``metrics.json``, ``loss.png`` and ``model.safetensors``.
+Every string that comes from the data (IDs, titles, genres, column names) is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import json
+import math
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ._collab import CollabModel
+from ._errors import CflearnError, ConfigError
+from ._export import load
+from ._io import atomic_write_bytes
+from ._recommend import recommend, similar_items
+
+__all__ = ["write_report", "report_html", "run_samples"]
+
+_LOWER_IS_BETTER = {"rmse", "mae"}
+_NOT_RANKED = ("popularity@",)  # lower is less popularity bias, not "better": left unmarked
+
+
+def run_samples(cf: CollabModel, data: Any, *, n_users: int = 3, n_top: int = 5) -> dict[str, Any]:
+    """What the report shows that only the training data knows: three sample users' own top-rated items.
+
+    Saved in ``metrics.json`` (``"samples"``), so ``cflearn report`` can rebuild the page from the
+    run folder alone. The users are the ones at the 25th, 50th and 75th percentile of activity.
+    """
+    train = data.train
+    counts = train.groupby(data.user).size().sort_values(kind="stable")
+    if counts.empty:
+        return {"users": []}
+    picks = list(dict.fromkeys(counts.index[min(len(counts) - 1, int(q * len(counts)))] for q in (0.25, 0.5, 0.75)))
+    users = []
+    for u in picks[:n_users]:
+        rows = train[train[data.user] == u].sort_values(data.rating, ascending=False, kind="stable").head(n_top)
+        users.append({"user": _plain(u), "n_ratings": int(counts[u]),
+                      "top_rated": [[_plain(i), float(r)] for i, r in zip(rows[data.item], rows[data.rating])]})
+    return {"users": users}
+
+
+def write_report(run_dir: str | Path, *, model: CollabModel | None = None, out: str | Path | None = None) -> Path:
+    """Write ``report.html`` (or ``out``) for the run in ``run_dir``, atomically.
+
+    Args:
+        run_dir: a folder written by ``cflearn fit`` (``metrics.json``, ``loss.png``, ``model.safetensors``).
+        model: the run's model when already in memory (else loaded from the folder).
+        out: where to write (default ``run_dir/report.html``).
+
+    Raises:
+        ConfigError: the folder is not a cflearn run (the message names the missing file).
+    """
+    run_dir = Path(run_dir)
+    metrics_path = run_dir / "metrics.json"
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is not a folder; give the --out folder of a `cflearn fit` run")
+    if not metrics_path.is_file():
+        raise ConfigError(f"{run_dir} has no metrics.json: it is not a `cflearn fit` run folder")
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{metrics_path} is not readable JSON ({e}); rerun `cflearn fit`") from None
+    if model is None:
+        model = load(run_dir / "model.safetensors")
+    loss_png = (run_dir / "loss.png").read_bytes() if (run_dir / "loss.png").is_file() else None
+    page = report_html(metrics, model, loss_png)
+    return atomic_write_bytes(Path(out) if out is not None else run_dir / "report.html", page.encode("utf-8"))
+
+
+def report_html(metrics: dict[str, Any], cf: CollabModel, loss_png: bytes | None = None) -> str:
+    """The report page as one HTML string (see the module docstring)."""
+    p = cf.preset
+    sections = [
+        _section("Data", _data_table(metrics)),
+        _section("Preset and settings", _kv_table([(k, p[k]) for k in p if k != "description"])
+                 + f"<p class='note'>{_e(p.get('description', ''))}</p>"),
+        _section("Training", _training(metrics, loss_png)),
+        _section("Evaluation on the validation rows", _evaluation(metrics)),
+        _section("Learned biases", _biases(cf)),
+        _section("Factor map", _factor_map(cf)),
+        _section("Recommendations for three users", _recommendations(cf, metrics)),
+        _section("Similar items", _similar(cf)),
+    ]
+    title = f"cflearn run: preset {p.get('name', '?')} on {Path(str(metrics.get('data', 'data'))).name}"
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{_e(title)}</title>"
+            f"<style>{_CSS}</style></head><body><header><h1>{_e(title)}</h1><p class='note'>written {stamp} by "
+            f"cflearn {_e(metrics.get('cflearn_version', ''))}; valid RMSE <b>{_num(metrics.get('rmse'))}</b> "
+            f"(global mean {_num(metrics.get('baseline_rmse_global_mean'))})</p></header>"
+            + "".join(sections) + "</body></html>\n")
+
+
+# -- sections -----------------------------------------------------------------------------------------------
+def _data_table(m: dict[str, Any]) -> str:
+    s = m.get("data_summary", {})
+    rows = [("source", m.get("data")), ("ratings", s.get("ratings")), ("users", s.get("users")),
+            ("items", s.get("items")), ("scale", "{} to {}".format(*s["scale"]) if "scale" in s else None),
+            ("mean rating", s.get("mean_rating")),
+            ("density", f"{s['density']:.2%}" if isinstance(s.get("density"), float) else None),
+            ("split", f"{m.get('split')} (seed {m.get('seed')}, {m.get('valid_pct')} held out)"),
+            ("train / valid ratings", f"{_num(m.get('n_train'))} / {_num(m.get('n_valid'))}"),
+            ("duplicates merged", s.get("duplicates_merged"))]
+    cold = s.get("cold_valid") or {}
+    text = _kv_table(rows)
+    if cold:
+        text += (f"<p>Cold rows in validation: <b>{_e(cold.get('rows'))}</b> validation ratings have a user or item "
+                 f"unseen in training ({_e(cold.get('users'))} users, {_e(cold.get('items'))} items); they are "
+                 "predicted as the average user / item.</p>")
+    return text
+
+
+def _training(m: dict[str, Any], loss_png: bytes | None) -> str:
+    facts = _kv_table([("epochs", m.get("epochs")), ("fit seconds", m.get("fit_seconds")),
+                       ("device", m.get("device")), ("final validation loss (MSE)", m.get("valid_loss")),
+                       ("validation RMSE", m.get("rmse")), ("validation MAE", m.get("mae"))])
+    img = _img(loss_png, "training loss per batch and validation loss per epoch") if loss_png else \
+        "<p class='note'>no loss.png in the run folder</p>"
+    return facts + img
+
+
+def _evaluation(m: dict[str, Any]) -> str:
+    ev = m.get("evaluation") or {}
+    methods: dict[str, dict[str, Any]] = ev.get("methods") or {}
+    if not methods:
+        return "<p class='note'>no evaluation in metrics.json</p>"
+    cols = list(next(iter(methods.values())))
+    best: dict[str, float] = {}
+    for c in cols:
+        values = [v[c] for v in methods.values() if isinstance(v.get(c), (int, float)) and math.isfinite(v[c])]
+        if values and not c.startswith(_NOT_RANKED):
+            best[c] = min(values) if c in _LOWER_IS_BETTER else max(values)
+    head = "<tr><th>method</th>" + "".join(f"<th>{_e(c)}</th>" for c in cols) + "</tr>"
+    body = []
+    for k, (name, row) in enumerate(methods.items()):
+        cells = []
+        for c in cols:
+            v = row.get(c)
+            mark = c in best and isinstance(v, (int, float)) and v == best[c]
+            cells.append(f"<td class='{'best' if mark else ''}'>{_num(v)}{' ★' if mark else ''}</td>")
+        body.append(f"<tr class='{'model' if k == 0 else ''}'><td>{_e(name)}</td>{''.join(cells)}</tr>")
+    return (f"<table id='evaluation' class='grid'>{head}{''.join(body)}</table><p class='note'>Top-{_e(ev.get('n'))} "
+            f"lists over items the user did not rate in training; a validation item is relevant when rated at least "
+            f"{_e(ev.get('relevance'))}. The model's row is highlighted; ★ marks the best value of each column "
+            "(lowest RMSE/MAE, highest otherwise; popularity is left unmarked: lower means less popularity bias).</p>")
+
+
+def _biases(cf: CollabModel) -> str:
+    from .interpret import biases
+
+    try:
+        floor = _min_ratings(cf)
+        table = biases(cf, 8, min_ratings=floor)
+    except CflearnError as e:
+        return f"<p class='note'>{_e(e)}</p>"
+    cols = [c for c in ("item", "title", "bias", "n_ratings", "mean_rating") if c in table.columns]
+    hi, lo = table[table["end"] == "highest"][cols], table[table["end"] == "lowest"][cols]
+    return (f"<p>Items with at least {floor} training ratings. A high bias with an ordinary mean rating is a film liked "
+            "beyond its average once the raters' leniency is accounted for.</p><div class='pair'>"
+            f"<div><h3>highest</h3>{_frame(hi)}</div><div><h3>lowest</h3>{_frame(lo)}</div></div>")
+
+
+def _factor_map(cf: CollabModel) -> str:
+    from .interpret import factor_map
+
+    try:
+        fig = factor_map(cf, 60, labels=25)
+    except CflearnError as e:
+        return f"<p class='note'>{_e(e)}</p>"
+    buf = BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    return _img(buf.getvalue(), "the most-rated items by the first two principal components of their factors")
+
+
+def _recommendations(cf: CollabModel, m: dict[str, Any]) -> str:
+    users = (m.get("samples") or {}).get("users") or []
+    if not users:
+        return "<p class='note'>no sample users in metrics.json</p>"
+    blocks = []
+    for s in users:
+        try:
+            top = recommend(cf, s["user"], n=5)
+        except CflearnError as e:
+            blocks.append(f"<p class='note'>user {_e(s['user'])}: {_e(e)}</p>")
+            continue
+        own = pd.DataFrame(s["top_rated"], columns=["item", "rating"])
+        own = _titled(cf, own)
+        rec = _titled(cf, top[["item", "score"]])
+        blocks.append(f"<h3>user {_e(s['user'])} ({_e(s.get('n_ratings'))} ratings)</h3><div class='pair'>"
+                      f"<div><h4>their top-rated</h4>{_frame(own)}</div><div><h4>recommended</h4>{_frame(rec)}</div>"
+                      "</div>")
+    return "".join(blocks)
+
+
+def _similar(cf: CollabModel) -> str:
+    if cf.item_counts is None:
+        return "<p class='note'>this model was saved without rating counts</p>"
+    popular = cf.items.decode(cf.item_counts.argsort(descending=True)[:3].numpy())
+    blocks = []
+    for item in popular:
+        try:
+            sim = similar_items(cf, item, n=5, min_ratings=_min_ratings(cf))
+        except CflearnError as e:
+            return f"<p class='note'>{_e(e)}</p>"
+        name = _titled(cf, pd.DataFrame({"item": [item]}))
+        label = name["title"].iloc[0] if "title" in name.columns else item
+        blocks.append(f"<div><h4>like {_e(label)}</h4>{_frame(_titled(cf, sim[['item', 'similarity']]))}</div>")
+    return "<p>Cosine similarity of the item vectors the model scores with.</p><div class='triple'>" + \
+        "".join(blocks) + "</div>"
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+def _min_ratings(cf: CollabModel) -> int:
+    """Hide the noise of items rated once or twice: at least 10 ratings on sizable data."""
+    if cf.item_counts is None:
+        return 1
+    return 10 if int((cf.item_counts >= 10).sum()) >= 20 else 1
+
+
+def _titled(cf: CollabModel, frame: pd.DataFrame) -> pd.DataFrame:
+    info = cf.item_info
+    if info is None or "title" not in info.columns or "title" in frame.columns:
+        return frame
+    out = frame.copy()
+    out.insert(1, "title", info["title"].reindex(out["item"].to_numpy()).to_numpy())
+    return out
+
+
+def _frame(frame: pd.DataFrame) -> str:
+    head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
+    rows = "".join("<tr>" + "".join(f"<td>{_num(v, 4) if isinstance(v, float) else _e(v)}</td>" for v in r) +
+                   "</tr>" for r in frame.itertuples(index=False))
+    return f"<table class='grid'><tr>{head}</tr>{rows}</table>"
+
+
+def _kv_table(rows: list[tuple[str, Any]]) -> str:
+    body = "".join(f"<tr><th>{_e(k)}</th><td>{_num(v, 4)}</td></tr>" for k, v in rows if v is not None)
+    return f"<table class='kv'>{body}</table>"
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section><h2>{_e(title)}</h2>{body}</section>"
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f"<img alt='{_e(alt)}' src='data:image/png;base64,{data}'>"
+
+
+def _e(value: Any) -> str:
+    """Any value as escaped HTML text (quotes too: safe inside attributes)."""
+    if isinstance(value, (list, tuple)):
+        value = ", ".join(str(v) for v in value)
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _num(v: Any, digits: int | None = None) -> str:
+    """Numbers for people: thousands separators, 4 decimals (or ``digits`` significant ones); text escaped."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return _e(v if v is not None else "-")
+    if isinstance(v, float) and not math.isfinite(v):
+        return "-"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return f"{v:.{digits}g}" if digits else f"{v:.4f}"
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+_CSS = """
+body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d2330;margin:0 auto;max-width:1100px;
+padding:0 24px 48px;background:#fff}
+header{border-bottom:2px solid #4C72B0;margin-bottom:8px}h1{font-size:24px;margin:24px 0 4px}
+h2{font-size:19px;margin:28px 0 8px;color:#2c3e66}h3{font-size:15px;margin:14px 0 6px}h4{font-size:14px;margin:8px 0 4px}
+.note{color:#5b6475;font-size:13px}
+table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}
+th,td{padding:4px 9px;text-align:left;border-bottom:1px solid #e3e6ec;vertical-align:top}
+table.kv th{color:#5b6475;font-weight:600;white-space:nowrap}
+table.grid tr:first-child th{background:#f3f5f9}
+tr.model td{background:#fff6d6;font-weight:600}td.best{color:#0b6b2b;font-weight:700}
+img{max-width:100%;height:auto;border:1px solid #e3e6ec;margin:6px 0}
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:18px}.triple{display:grid;grid-template-columns:1fr 1fr 1fr;gap:14px}
+@media (max-width:800px){.pair,.triple{grid-template-columns:1fr}}
+"""
