@@ -165,8 +165,8 @@ def _biases(cf: CollabModel) -> str:
         return f"<p class='note'>{_e(e)}</p>"
     cols = [c for c in ("item", "title", "bias", "n_ratings", "mean_rating") if c in table.columns]
     hi, lo = table[table["end"] == "highest"][cols], table[table["end"] == "lowest"][cols]
-    return (f"<p>Items with at least {floor} training ratings. A high bias with an ordinary mean rating is a film liked "
-            "beyond its average once the raters' leniency is accounted for.</p><div class='pair'>"
+    return (f"<p>Items with at least {floor} training ratings. A high bias with an ordinary mean rating is a film "
+            "liked beyond its average once the raters' leniency is accounted for.</p><div class='pair'>"
             f"<div><h3>highest</h3>{_frame(hi)}</div><div><h3>lowest</h3>{_frame(lo)}</div></div>")
 
 
@@ -283,7 +283,8 @@ _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d2330;margin:0 auto;max-width:1100px;
 padding:0 24px 48px;background:#fff}
 header{border-bottom:2px solid #4C72B0;margin-bottom:8px}h1{font-size:24px;margin:24px 0 4px}
-h2{font-size:19px;margin:28px 0 8px;color:#2c3e66}h3{font-size:15px;margin:14px 0 6px}h4{font-size:14px;margin:8px 0 4px}
+h2{font-size:19px;margin:28px 0 8px;color:#2c3e66}h3{font-size:15px;margin:14px 0 6px}
+h4{font-size:14px;margin:8px 0 4px}
 .note{color:#5b6475;font-size:13px}
 table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}
 th,td{padding:4px 9px;text-align:left;border-bottom:1px solid #e3e6ec;vertical-align:top}
@@ -291,6 +292,7 @@ table.kv th{color:#5b6475;font-weight:600;white-space:nowrap}
 table.grid tr:first-child th{background:#f3f5f9}
 tr.model td{background:#fff6d6;font-weight:600}td.best{color:#0b6b2b;font-weight:700}
 img{max-width:100%;height:auto;border:1px solid #e3e6ec;margin:6px 0}
-.pair{display:grid;grid-template-columns:1fr 1fr;gap:18px}.triple{display:grid;grid-template-columns:1fr 1fr 1fr;gap:14px}
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:18px}
+.triple{display:grid;grid-template-columns:1fr 1fr 1fr;gap:14px}
 @media (max-width:800px){.pair,.triple{grid-template-columns:1fr}}
 """

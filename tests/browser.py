@@ -45,7 +45,8 @@ class Page:
         self._proc = subprocess.Popen(
             [self.binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
              "--no-first-run", "--no-default-browser-check", "--remote-debugging-address=127.0.0.1",
-             "--remote-debugging-port=0", f"--user-data-dir={self._profile}", f"--window-size={self.width},{self.height}",
+             "--remote-debugging-port=0", f"--user-data-dir={self._profile}",
+             f"--window-size={self.width},{self.height}",
              "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         port = self._port()
         deadline = time.monotonic() + self.timeout

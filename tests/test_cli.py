@@ -36,7 +36,7 @@ def test_fit_writes_metrics_plot_and_model(ratings_csv, tmp_path):
     assert metrics["preset"] == "fast" and metrics["seed"] == 42 and metrics["n_train"] == 4800
     assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
     assert "valid RMSE" in stdout and "epoch   3/3" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["loss.png", "metrics.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["loss.png", "metrics.json", "model.safetensors", "report.html"]
 
     code, stdout, _ = run_cli("predict", str(out / "model.safetensors"), "--user", "1", "--item", "1", "99999")
     assert code == 0
