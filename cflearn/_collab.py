@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ._distributed import unwrap
 from ._errors import ConfigError
 from ._vocab import Vocab
 from .models import Contract, contract
@@ -117,6 +118,7 @@ def as_collab(obj: Learner | CollabModel) -> CollabModel:
     cf = getattr(obj, "cf", None)
     if isinstance(cf, CollabModel):
         model = getattr(obj, "model", None)
+        model = unwrap(model) if isinstance(model, nn.Module) else model
         if isinstance(model, nn.Module) and model is not cf.model:  # the user swapped learn.model
             cf.model = model
         return cf

@@ -13,6 +13,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from ._collab import CollabModel, as_collab
+from ._distributed import is_main
 from ._errors import ModelFileError
 from ._io import atomic_write_bytes, json_default
 from ._vocab import Vocab
@@ -46,7 +47,8 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
     Args:
         learn: a trained learner from :func:`cflearn.collab_learner` or a loaded model.
         path: the file to write (parent folders are created). An interrupted save leaves the
-            previous file (or none) under this name, never a partial one.
+            previous file (or none) under this name, never a partial one. Under distributed
+            training only rank 0 writes (every rank holds the same weights).
 
     Returns:
         The path written.
@@ -57,6 +59,8 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
     """
     cf = as_collab(learn)
     cf.require_trained()
+    if not is_main():  # distributed training: every rank holds the same weights; rank 0 writes
+        return Path(path)
     config = cf.contract.config()
     if config["kind"] == "custom":
         warnings.warn(f"{Path(path).name} holds the weights of your own {config['class']}; loading it needs the "

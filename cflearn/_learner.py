@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import os
 import sys
 import time
 import warnings
@@ -27,11 +28,12 @@ from torch.nn import functional as F
 
 from ._collab import CollabModel, as_collab
 from ._data import CollabData
+from ._distributed import init_from_env, is_main, rank, unwrap, world
 from ._errors import ColumnError, ConfigError, DataError, check_count, closest
 from ._features import hybrid_items
 from ._loaders import Decoder, fast_loaders
 from ._presets import Preset, get_preset, y_range_for
-from .callbacks import ColdRows, KeepBest, LossHistory, NaNGuard, PresetNote, RowL2, fill_cold_rows
+from .callbacks import ColdRows, DDPTrainer, KeepBest, LossHistory, NaNGuard, PresetNote, RowL2, fill_cold_rows
 from .models import NN, DotBias, HybridDotBias, contract
 from .optim import adamw, lazy_adamw
 
@@ -123,6 +125,15 @@ def collab_learner(
             raise ConfigError("the data has no validation rows (valid_pct=0); training needs some: use valid_pct=0.2")
         raise DataError(f"{len(data.ratings)} rating(s) are too few to hold out validation rows; add ratings")
     dev = resolve_device(device)
+    if init_from_env(dev):  # under torchrun (or your own process group): data-parallel training
+        if p.loader != "fast":
+            raise ConfigError(f"preset {p.name!r} uses fastai's own loaders, which cflearn does not shard across "
+                              "processes; train distributed with a fast preset (fast, best, fast_nn, best_nn)")
+        if dev.type == "cuda":
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            if p.optimizer == "lazy":  # NCCL all-reduces dense gradients only
+                p = p.replace(optimizer="adamw")
+    shard = (rank(), world())
     seed = data.seed if seed is None else seed
     if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
         raise ConfigError(f"seed must be a non-negative integer or None, got {seed!r}")
@@ -138,7 +149,7 @@ def collab_learner(
             items = hyb.items
             decoder = Decoder(data.user, data.item, data.rating, users, items, titles)
             dls: Any = fast_loaders(*hyb.tensors("train"), *hyb.tensors("valid"), bs=p.bs, device=dev, seed=seed,
-                                    decoder=decoder)
+                                    decoder=decoder, shard=shard)
             net: nn.Module = HybridDotBias(p.n_factors, len(users), len(items), hyb.features.idx,
                                            hyb.features.weight, len(hyb.features.names), hyb.trained, y_range=yr,
                                            feature_names=hyb.features.names)
@@ -152,7 +163,7 @@ def collab_learner(
             else:
                 decoder = Decoder(data.user, data.item, data.rating, users, items, titles)
                 dls = fast_loaders(*data.tensors("train"), *data.tensors("valid"), bs=p.bs, device=dev, seed=seed,
-                                   decoder=decoder)
+                                   decoder=decoder, shard=shard)
             if model is not None:
                 net = model
             elif p.use_nn:  # fastai's collab_learner recipe: fastai's embedding-size rule unless emb_szs says
@@ -173,7 +184,8 @@ def collab_learner(
                       f"these callbacks are skipped: {'; '.join(skipped)}", UserWarning, stacklevel=2)
     cold = [ColdRows()] if has_tables else []
     note = [PresetNote(p.to_dict())] if p.loader == "fast" else []
-    cbs = [*cold, LossHistory(), NaNGuard(), *l2, *note, *(learner_kwargs.pop("cbs", None) or [])]
+    distributed = [DDPTrainer()] if shard[1] > 1 else []
+    cbs = [*distributed, *cold, LossHistory(), NaNGuard(), *l2, *note, *(learner_kwargs.pop("cbs", None) or [])]
     learner_kwargs.setdefault("metrics", [RMSE()])
     learner_kwargs.setdefault("opt_func", {"adamw": adamw, "lazy": lazy_adamw}.get(p.optimizer, Adam))
     loss = MSELossFlat() if p.loader == "fastai" else RatingLoss()
@@ -184,7 +196,7 @@ def collab_learner(
         for table in spec.embeddings().values():
             table.sparse = True  # sparse row gradients for LazyAdamW
     learn.model.to(dev)
-    if not progress:
+    if not progress or not is_main():  # one progress report: rank 0's
         learn.remove_cb(ProgressCallback)
         learn.logger = _silent
     learn.cf = CollabModel(
@@ -416,6 +428,7 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
         guard = next((cb for cb in learn.cbs if isinstance(cb, NaNGuard)), None)
         if guard is None:  # the user removed the callback that keeps the last good weights
             raise
+        learn.model = unwrap(learn.model)  # interrupted inside a distributed fit: no after_fit ran
         learn.model.load_state_dict(guard.good)
         fill_cold_rows(learn.model)
         learn.model.eval()

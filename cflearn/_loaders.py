@@ -83,21 +83,30 @@ class TensorLoader(DataLoader):
         drop_last: drop a last, smaller batch.
         seed: seed of the shuffling generator (``None``: drawn from torch's global generator).
         decoder: turns batches back into raw IDs for ``show_batch`` / ``learn.predict``.
+        shard: ``(rank, world)`` for distributed training: a shuffled loader yields this rank's
+            share of each epoch's permutation (the same permutation on every rank, cut to a
+            multiple of ``world`` so that every rank takes the same number of steps).
         **kwargs: fastai ``DataLoader`` arguments (``device``, ...).
     """
 
     n_inp = 1
 
     def __init__(self, dataset: TensorDataset | None = None, bs: int = 64, shuffle: bool = False,
-                 drop_last: bool = False, seed: int | None = None, decoder: Decoder | None = None, **kwargs: Any):
+                 drop_last: bool = False, seed: int | None = None, decoder: Decoder | None = None,
+                 shard: tuple[int, int] = (0, 1), **kwargs: Any):
         kwargs.pop("num_workers", None)  # tensors on the device: no worker processes
         super().__init__(dataset, bs=int(bs), shuffle=shuffle, drop_last=drop_last, num_workers=0, **kwargs)
-        self.seed, self.decoder = seed, decoder
+        self.seed, self.decoder, self.shard = seed, decoder, shard
         self._gen = torch.Generator(device="cpu")
         self._gen.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
 
+    def _rows(self) -> int:
+        """Rows this loader yields per epoch (this rank's share when sharded)."""
+        n, world = len(self.dataset), self.shard[1]
+        return n // world if self.shuffle and world > 1 else n
+
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = self._rows()
         return n // self.bs if self.drop_last else math.ceil(n / self.bs)
 
     def get_idxs(self) -> torch.Tensor | range:
@@ -108,7 +117,9 @@ class TensorLoader(DataLoader):
         """
         n = len(self.dataset)
         if self.shuffle:
-            return torch.randperm(n, generator=self._gen, dtype=torch.int32 if n < 2**31 else torch.int64)
+            perm = torch.randperm(n, generator=self._gen, dtype=torch.int32 if n < 2**31 else torch.int64)
+            rank, world = self.shard
+            return perm[: n - n % world][rank::world] if world > 1 else perm
         return range(n)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
@@ -138,6 +149,7 @@ class TensorLoader(DataLoader):
         """A loader over the same (or another) dataset with some settings changed (fastai's ``new``)."""
         kwargs.setdefault("seed", self.seed)
         kwargs.setdefault("decoder", self.decoder)
+        kwargs.setdefault("shard", self.shard)
         return super().new(dataset, cls, **kwargs)
 
     def one_batch(self) -> tuple[torch.Tensor, ...]:
@@ -268,9 +280,15 @@ def _as_frame(items: Any, d: Decoder) -> pd.DataFrame:
 
 def fast_loaders(x_train: torch.Tensor, y_train: torch.Tensor, x_valid: torch.Tensor, y_valid: torch.Tensor,
                  *, bs: int, decoder: Decoder, device: torch.device | str, seed: int | None = None,
-                 valid_bs: int | None = None) -> CollabLoaders:
-    """:class:`CollabLoaders` of a shuffled training and an ordered validation :class:`TensorLoader`."""
-    train = TensorLoader(TensorDataset(x_train, y_train), bs=bs, shuffle=True, drop_last=len(x_train) > bs,
-                         seed=seed, decoder=decoder)
+                 valid_bs: int | None = None, shard: tuple[int, int] = (0, 1)) -> CollabLoaders:
+    """:class:`CollabLoaders` of a shuffled training and an ordered validation :class:`TensorLoader`.
+
+    With ``shard=(rank, world)`` the training loader yields this rank's share of every epoch with
+    a per-rank batch of ``bs // world`` (a step of all ranks sees ``bs`` rows, as one process);
+    validation is not sharded (every rank validates on all of it).
+    """
+    rank_bs = max(1, bs // shard[1])
+    train = TensorLoader(TensorDataset(x_train, y_train), bs=rank_bs, shuffle=True,
+                         drop_last=len(x_train) // shard[1] > rank_bs, seed=seed, decoder=decoder, shard=shard)
     valid = TensorLoader(TensorDataset(x_valid, y_valid), bs=valid_bs or max(bs, 65536), seed=seed, decoder=decoder)
     return CollabLoaders(train, valid, decoder=decoder, device=torch.device(device))

@@ -14,11 +14,12 @@ from fastai.callback.core import Callback, _events
 from fastai.callback.schedule import LRFinder
 from torch import nn
 
+from ._distributed import ddp, is_main, sync_buffers, unwrap, world
 from ._errors import TrainingError
 from .models import contract
 
-__all__ = ["ColdRows", "RowL2", "LossHistory", "NaNGuard", "KeepBest", "EpochPrinter", "PresetNote", "state_copy",
-           "fill_cold_rows"]
+__all__ = ["ColdRows", "RowL2", "LossHistory", "NaNGuard", "KeepBest", "EpochPrinter", "PresetNote", "DDPTrainer",
+           "state_copy", "fill_cold_rows"]
 
 
 def _skip(self: Callback) -> None:
@@ -123,7 +124,7 @@ class RowL2(_Callback):
     def after_loss(self) -> None:
         if not self.learn.training:
             return
-        rows = getattr(self.learn.model, "last_rows", None)
+        rows = getattr(unwrap(self.learn.model), "last_rows", None)
         if rows is not None:  # DotBias kept its lookups
             u, i, bu, bi = rows
             penalty = self.l2 * (u.pow(2).sum(1) + i.pow(2).sum(1)).mean()
@@ -206,8 +207,9 @@ class LossHistory(_Callback):
 
 
 def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A detached copy of the model's weights (cheap for embedding models: a few MB)."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    """A detached copy of the model's weights (cheap for embedding models: a few MB); the weights of
+    the module inside a DDP wrapper, so the keys are always the model's own."""
+    return {k: v.detach().clone() for k, v in unwrap(model).state_dict().items()}
 
 
 class NaNGuard(_Callback):
@@ -225,7 +227,7 @@ class NaNGuard(_Callback):
 
     def after_batch(self) -> None:
         if self.training and not torch.isfinite(self.learn.loss).item():
-            self.learn.model.load_state_dict(self.good)
+            unwrap(self.learn.model).load_state_dict(self.good)
             lr = self.learn.opt.hypers[-1].get("lr", float("nan")) if self.learn.opt else float("nan")
             raise TrainingError(
                 f"the training loss became {float(self.learn.loss)} at epoch {self.epoch + 1}, batch "
@@ -261,7 +263,7 @@ class KeepBest(_Callback):
 
     def after_fit(self) -> None:
         if self.best is not None:
-            self.learn.model.load_state_dict(self.best)
+            unwrap(self.learn.model).load_state_dict(self.best)
 
 
 class EpochPrinter(_Callback):
@@ -292,6 +294,8 @@ class EpochPrinter(_Callback):
             if values.get(name) is not None:
                 parts.append(f"{name} {float(values[name]):.4f}")
         parts.append(f"{time.perf_counter() - self._t0:.1f}s")
+        if not is_main():
+            return
         print("  ".join(parts), file=self.stream or sys.stdout, flush=True)
 
 
@@ -346,3 +350,31 @@ def _scheduled_lr_max(learn: Any) -> float | None:
             return float(max(np.max(np.asarray(sched(p / 100), dtype=float)) for p in range(100)))
     opt = learn.opt
     return float(opt.hypers[-1]["lr"]) if opt is not None and opt.hypers and "lr" in opt.hypers[-1] else None
+
+
+class DDPTrainer(_Callback):
+    """Wrap ``learn.model`` in ``DistributedDataParallel`` for each real fit (not ``lr_find``), unwrap after.
+
+    fastai's own ``DistributedTrainer`` fails on collab models (it asks the model for ``device``);
+    this one only wraps the model (each rank's training shard is the loader's). Buffers (BatchNorm
+    statistics, feature tables) are copied from rank 0 before each validation and after the fit,
+    so every rank validates, and ends, with identical weights.
+    """
+
+    order = -5  # before the other callbacks see the model
+
+    def before_fit(self) -> None:
+        self._wrapped = world() > 1 and not _finding_lr(self.learn) and not isinstance(
+            self.learn.model, torch.nn.parallel.DistributedDataParallel)
+        if self._wrapped:
+            self.learn.model = ddp(self.learn.model)
+
+    def before_validate(self) -> None:
+        if getattr(self, "_wrapped", False):  # only inside a fit: every rank is here
+            sync_buffers(self.learn.model)
+
+    def after_fit(self) -> None:
+        if getattr(self, "_wrapped", False):
+            self.learn.model = unwrap(self.learn.model)
+            sync_buffers(self.learn.model)
+            self._wrapped = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from io import BytesIO
@@ -62,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--duplicates", default="mean", choices=["mean", "last", "error"],
                      help="repeated (user, item) rows: average, keep last, or fail (default: mean)")
     fit.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    fit.add_argument("--nproc", type=int, metavar="N",
+                     help="train with N processes (data-parallel, DistributedDataParallel): starts torchrun itself; "
+                          "under torchrun (`torchrun --nproc-per-node N -m cflearn fit ...`) leave it out")
     fit.add_argument("--out", required=True, metavar="DIR", help="output folder")
     fit.add_argument("--force", action="store_true", help="write into --out even if it already holds files")
 
@@ -100,12 +104,19 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 cflearn error, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()
         return 2
     from ._errors import CflearnError
 
+    if getattr(args, "nproc", None) is not None:
+        if args.nproc < 1:
+            print(f"cflearn: error: --nproc must be at least 1, got {args.nproc}", file=sys.stderr)
+            return 1
+        if args.nproc > 1 and "LOCAL_RANK" not in os.environ:
+            return _launch(args.nproc, _without_nproc(argv))
     try:
         commands = {"demo": _demo, "fit": _fit, "predict": _predict, "recommend": _recommend, "report": _report,
                     "presets": _presets}
@@ -116,6 +127,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cflearn: interrupted; nothing was written under the final names", file=sys.stderr)
         return 130
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def _launch(nproc: int, argv: list[str]) -> int:
+    """Run ``cflearn <argv>`` under torchrun with ``nproc`` processes; one line if any of them fails."""
+    import re
+    import subprocess
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "--monitor-interval=0.5", "-m", "cflearn", *argv]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1)
+                                                                                     // nproc)))}
+    proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    if proc.returncode == 0:
+        sys.stderr.write("".join(line for line in proc.stderr.splitlines(keepends=True) if not _torchrun_noise(line)))
+        return 0
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("cflearn: error:")]
+    if ours:
+        print(ours[0], file=sys.stderr)
+        return 1
+    cause = proc.stderr.rpartition("Root Cause")[2]  # torchrun's summary: the first process that failed
+    who = re.search(r"\brank\s*:\s*(\d+)", cause)
+    code = re.search(r"\bexitcode\s*:\s*(-?\d+)", cause)
+    if who and code:
+        status = int(code.group(1))
+        how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+        print(f"cflearn: error: training process {who.group(1)} of {nproc} {how}; the run was stopped and no "
+              "outputs were written", file=sys.stderr)
+    else:
+        print(f"cflearn: error: distributed training failed (torchrun exit status {proc.returncode}); no outputs "
+              "were written", file=sys.stderr)
+    return 1
+
+
+def _torchrun_noise(line: str) -> bool:
+    return "OMP_NUM_THREADS" in line or line.startswith("*****") or line.startswith("W") and "torch.distributed" in line
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -226,6 +284,7 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
                      source: str, split: str = "random", duplicates: str = "mean",
                      columns: tuple[str | None, ...] = (None, None, None, None), device: str | None = None) -> int:
     from ._data import Duplicates, from_df
+    from ._distributed import is_main, leave, world
     from ._evaluate import evaluate
     from ._export import save
     from ._io import atomic_write_bytes, atomic_write_json
@@ -238,12 +297,19 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     user, item, rating, timestamp = columns
     data = from_df(source_data, user, item, rating, timestamp, valid_pct=valid_pct, seed=seed,
                    split=cast(SplitName, split), duplicates=cast(Duplicates, duplicates))
-    print(data)
     learn = collab_learner(data, preset, epochs=epochs, seed=seed, device=device, progress=False,
                            cbs=[EpochPrinter(bar=True)])
     p = learn.cf.preset
-    print(f"training: preset {p['name']!r} ({p['epochs']} epochs, bs {p['bs']}) on {learn.cf.device}")
+    n_proc = world()
+    if is_main():
+        print(data)
+        procs = f" x {n_proc} processes (bs {p['bs'] // n_proc} each)" if n_proc > 1 else ""
+        print(f"training: preset {p['name']!r} ({p['epochs']} epochs, bs {p['bs']}) on {learn.cf.device}{procs}")
     fit(learn, interrupt="raise")
+    main_rank = is_main()
+    leave()  # training is over on every rank: leave the group together
+    if not main_rank:  # every rank holds the same model; rank 0 evaluates and writes
+        return 0
     table = evaluate(learn, n=10)
     baseline = float(table["rmse"].iloc[1])
     metrics = {
@@ -251,6 +317,7 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
         "valid_loss": float(learn.loss_history.valid_losses[-1]),
         "n_train": len(data.train_idx), "n_valid": len(data.valid_idx), "cold_valid_rows": data.cold["rows"],
         "fit_seconds": round(learn.cf.fit_seconds, 3), "epochs": p["epochs"], "preset": p["name"], "seed": seed,
+        "processes": n_proc,
         "split": split, "valid_pct": valid_pct, "device": str(learn.cf.device), "data": source,
         "cflearn_version": _version(),
         "evaluation": {"n": 10, "relevance": table.attrs["relevance"],

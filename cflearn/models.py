@@ -29,6 +29,8 @@ from fastai.layers import Embedding, LinBnDrop, SigmoidRange
 from fastai.tabular.model import tabular_config
 from torch import nn
 
+from ._distributed import unwrap
+
 __all__ = [
     "Contract",
     "Foreign",
@@ -333,7 +335,9 @@ class Foreign(Contract):
 
 
 def contract(model: nn.Module) -> Contract:
-    """The model's contract: the model itself for cflearn's kinds, a :class:`Foreign` wrapper otherwise."""
+    """The model's contract: the model itself for cflearn's kinds, a :class:`Foreign` wrapper otherwise
+    (the module inside a ``DistributedDataParallel`` wrapper is the model)."""
+    model = unwrap(model)
     return model if isinstance(model, Contract) else Foreign(model)
 
 

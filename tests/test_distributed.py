@@ -1,0 +1,136 @@
+"""Data-parallel training on this CPU with gloo and 2 processes (torchrun), as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import cflearn
+
+RUN = [sys.executable, "-m", "cflearn"]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+
+
+def _fit_args(csv: Path, out: Path, *extra: str) -> list[str]:
+    return ["fit", str(csv), "--user", "userId", "--item", "movieId", "--rating", "rating", "--seed", "42",
+            "--out", str(out), *extra]
+
+
+def test_two_processes_reach_the_single_process_rmse_and_write_once(ml_path, tmp_path):
+    csv = ml_path / "ml-latest-small" / "ratings.csv"
+    one = subprocess.run([*RUN, *_fit_args(csv, tmp_path / "one")], capture_output=True, text=True, timeout=600)
+    two = subprocess.run([*RUN, *_fit_args(csv, tmp_path / "two", "--nproc", "2")], capture_output=True, text=True,
+                         timeout=600)
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    m1 = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert m2["processes"] == 2 and m1["processes"] == 1
+    assert abs(m2["rmse"] - m1["rmse"]) < 0.01, (m1["rmse"], m2["rmse"])
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["loss.png", "metrics.json", "model.safetensors",
+                                                                     "report.html"]
+    assert two.stdout.count("epoch  10/10") == 1 and two.stdout.count("wrote ") == 1  # rank 0 alone speaks
+    assert "x 2 processes (bs 2048 each)" in two.stdout
+
+
+SCRIPT = textwrap.dedent("""
+    import hashlib, json, sys
+    import torch, torch.distributed as dist
+    import cflearn
+
+    out = sys.argv[1]
+    ds = cflearn.datasets.synthetic(n_users=300, n_items=200, density=0.1, seed=0)
+    data = cflearn.from_df(ds, valid_pct=0.2, seed=42)
+    digests = {}
+    for preset in ("fast", "best", "fast_nn"):
+        learn = cflearn.collab_learner(data, preset, epochs=3, progress=False)   # notices torchrun's group
+        cflearn.fit(learn)
+        h = hashlib.sha256()
+        for k, v in sorted(learn.model.state_dict().items()):
+            h.update(k.encode()); h.update(v.detach().cpu().numpy().tobytes())
+        digests[preset] = [h.hexdigest(), learn.recorder.values[-1][-1], type(learn.model).__name__]
+        cflearn.save(learn, f"{out}/{preset}-rank{dist.get_rank()}.safetensors")
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, digests)
+    if dist.get_rank() == 0:
+        json.dump({"world": dist.get_world_size(), "ranks": gathered}, open(f"{out}/digests.json", "w"))
+""")
+
+
+def test_a_script_under_torchrun_ends_with_identical_weights_on_every_rank(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    proc = subprocess.run([*TORCHRUN, str(script), str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "digests.json").read_text())
+    assert result["world"] == 2
+    rank0, rank1 = result["ranks"]
+    for preset in ("fast", "best", "fast_nn"):
+        assert rank0[preset] == rank1[preset], preset  # same weights (and the same validation RMSE)
+        assert (tmp_path / f"{preset}-rank0.safetensors").is_file()
+        assert not (tmp_path / f"{preset}-rank1.safetensors").exists()  # only rank 0 writes
+    assert rank0["best"][2] == "HybridDotBias" and rank0["fast_nn"][2] == "NN"
+    # each rank's share of a step is half of the one-process batch: one process gives the same run
+    ds = cflearn.datasets.synthetic(n_users=300, n_items=200, density=0.1, seed=0)
+    learn = cflearn.collab_learner(cflearn.from_df(ds, valid_pct=0.2, seed=42), "fast", epochs=3, progress=False)
+    cflearn.fit(learn)
+    assert rank0["fast"][1] == pytest.approx(learn.recorder.values[-1][-1], abs=1e-4)
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _local_rank(pid: int) -> str | None:
+    try:
+        env = (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for item in env:
+        if item.startswith(b"LOCAL_RANK="):
+            return item.split(b"=", 1)[1].decode()
+    return None
+
+
+def test_a_killed_rank_ends_the_run_with_one_clear_error(synth, tmp_path):
+    big = cflearn.datasets.synthetic(n_users=2000, n_items=1000, density=0.05, seed=1)
+    csv = tmp_path / "ratings.csv"
+    big.ratings.rename(columns={"user": "userId", "item": "movieId"}).to_csv(csv, index=False)
+    out = tmp_path / "run"
+    proc = subprocess.Popen([*RUN, *_fit_args(csv, out, "--nproc", "2", "--epochs", "400")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until training is under way
+        if "epoch   3/400" in line:
+            break
+    victim = next(p for p in _descendants(proc.pid) if _local_rank(p) == "1")
+    os.kill(victim, signal.SIGKILL)
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=120)
+    took = time.monotonic() - t0
+    assert proc.returncode == 1
+    assert took < 60, took  # never a hang
+    assert err.strip().count("\n") == 0, err  # one line
+    assert err.startswith("cflearn: error: training process 1 of 2 was killed by signal 9"), err
+    assert not out.exists() or not any(out.iterdir())  # nothing written
