@@ -3,8 +3,8 @@
 cflearn notices ``torchrun`` (its ``RANK``/``WORLD_SIZE`` variables) or a process group you
 started, and then: each rank trains on its own shard of every epoch's shuffled order (the
 per-rank batch is ``bs / N``, so a step sees the same total batch as one process); DDP averages the
-gradients (sparse ones too, on gloo; on NCCL the tables use dense gradients); every rank
-validates on the whole validation set, so losses and metrics are those of one process; only rank
+gradients (dense ones: the tables do not use sparse gradients under DDP); every rank validates
+on the whole validation set, so losses and metrics are those of one process; only rank
 0 writes files. The same seed and the same number of processes give the same result.
 """
 

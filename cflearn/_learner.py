@@ -131,8 +131,8 @@ def collab_learner(
                               "processes; train distributed with a fast preset (fast, best, fast_nn, best_nn)")
         if dev.type == "cuda":
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            if p.optimizer == "lazy":  # NCCL all-reduces dense gradients only
-                p = p.replace(optimizer="adamw")
+        if p.optimizer == "lazy":  # DDP's sparse-gradient path is not reliable (it corrupted memory at 20M
+            p = p.replace(optimizer="adamw")  # ratings on gloo; NCCL has none): dense gradients under DDP
     shard = (rank(), world())
     seed = data.seed if seed is None else seed
     if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
