@@ -3,7 +3,9 @@
 Same data as bench/scale.py (160k users x 60k items, power-law popularity), same seed, preset
 `fast`. Each configuration runs in its own `torchrun` (1 or N processes); every process generates
 the same data, trains, and reports its seconds per epoch and peak RSS; rank 0 reports the
-validation RMSE. Appends the table to bench/RESULTS.md.
+validation RMSE. One process runs twice: with the preset's optimizer (LazyAdamW on sparse
+gradients at this size) and with dense AdamW, which is what the tables use under DDP, so that
+the N-process rows have a like-for-like baseline. Appends the table to bench/RESULTS.md.
 
     python bench/distributed.py [--sizes 5,20] [--nproc 1,2] [--epochs 1] [--no-record]
 """
@@ -21,24 +23,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import append_results, markdown_table  # noqa: E402
-
-N_USERS, N_ITEMS = 160_000, 60_000
+from common import append_results, markdown_table, synthetic_split  # noqa: E402
 
 
-def child(millions: float, epochs: int, out: str) -> None:
+def child(millions: float, epochs: int, out: str, optimizer: str | None) -> None:
     """One process of a run (under torchrun): generate, train, report to out/rank<r>.json."""
     import torch.distributed as dist
 
     import cflearn
 
-    n = int(millions * 1_000_000)
-    t0 = time.perf_counter()
-    ds = cflearn.datasets.synthetic(N_USERS, N_ITEMS, density=n / (N_USERS * N_ITEMS), popularity=1.0, seed=0)
-    data = cflearn.from_df(ds, valid_pct=0.05, seed=0)
-    del ds
-    prep = time.perf_counter() - t0
-    learn = cflearn.collab_learner(data, "fast", epochs=epochs, progress=False)
+    data, prep = synthetic_split(millions)
+    learn = cflearn.collab_learner(data, "fast", epochs=epochs, progress=False,
+                                   **({"optimizer": optimizer} if optimizer else {}))
     cflearn.fit(learn)
     rank = dist.get_rank() if dist.is_initialized() else 0
     world = dist.get_world_size() if dist.is_initialized() else 1
@@ -59,17 +55,21 @@ def main() -> int:
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--child", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--optimizer", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
-        child(args.child, args.epochs, args.out)
+        child(args.child, args.epochs, args.out, args.optimizer)
         return 0
     cores = os.cpu_count() or 1
     rows = []
     for size in [float(s) for s in args.sizes.split(",")]:
-        for nproc in [int(k) for k in args.nproc.split(",")]:
+        configs = [(k, opt) for k in [int(k) for k in args.nproc.split(",")]
+                   for opt in ([None, "adamw"] if k == 1 else [None])]
+        for nproc, optimizer in configs:
             with tempfile.TemporaryDirectory() as out:
                 cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-                       __file__, "--child", str(size), "--epochs", str(args.epochs), "--out", out]
+                       __file__, "--child", str(size), "--epochs", str(args.epochs), "--out", out,
+                       *(["--optimizer", optimizer] if optimizer else [])]
                 env = {**os.environ, "OMP_NUM_THREADS": str(max(1, cores // nproc))}
                 t0 = time.perf_counter()
                 proc = subprocess.run(cmd, capture_output=True, text=True, env=env)

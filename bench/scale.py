@@ -14,24 +14,18 @@ import json
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import append_results, markdown_table  # noqa: E402
-
-N_USERS, N_ITEMS = 160_000, 60_000
+from common import SCALE_ITEMS as N_ITEMS  # noqa: E402
+from common import SCALE_USERS as N_USERS  # noqa: E402
+from common import append_results, markdown_table, synthetic_split  # noqa: E402
 
 
 def one(millions: float, epochs: int, preset: str, optimizer: str | None) -> dict:
     import cflearn
 
-    n = int(millions * 1_000_000)
-    t0 = time.perf_counter()
-    ds = cflearn.datasets.synthetic(N_USERS, N_ITEMS, density=n / (N_USERS * N_ITEMS), popularity=1.0, seed=0)
-    data = cflearn.from_df(ds, valid_pct=0.05, seed=0)
-    del ds
-    prep = time.perf_counter() - t0
+    data, prep = synthetic_split(millions)
     kwargs = {"optimizer": optimizer} if optimizer else {}
     learn = cflearn.collab_learner(data, preset, epochs=epochs, progress=False, **kwargs)
     cflearn.fit(learn)

@@ -134,3 +134,14 @@ def test_a_killed_rank_ends_the_run_with_one_clear_error(synth, tmp_path):
     assert err.strip().count("\n") == 0, err  # one line
     assert err.startswith("cflearn: error: training process 1 of 2 was killed by signal 9"), err
     assert not out.exists() or not any(out.iterdir())  # nothing written
+
+
+def test_bad_input_under_two_processes_is_one_line(ml_path, tmp_path):
+    csv = ml_path / "ml-latest-small" / "ratings.csv"
+    args = _fit_args(csv, tmp_path / "run", "--nproc", "2")
+    args[args.index("userId")] = "userid"
+    proc = subprocess.run([*RUN, *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("cflearn: error: no user column 'userid' in the table (did you mean 'userId'?); "
+                                   "columns are ['userId', 'movieId', 'rating', 'timestamp']")
+    assert not (tmp_path / "run").exists()
