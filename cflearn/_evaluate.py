@@ -46,8 +46,10 @@ def _ranked(cf: CollabModel, uidx: torch.Tensor, n: int, allowed: torch.Tensor,
     out: list[list[int]] = []
     for s in range(0, len(uidx), chunk):
         rows = uidx[s:s + chunk]
-        top = top_n(score_rows(rows), allowed, [cf.seen(int(u)) for u in rows], n)
-        out += top.indices.tolist()
+        scores = score_rows(rows)
+        top = top_n(scores, allowed, [cf.seen(int(u)) for u in rows], min(n, scores.shape[1]))
+        out += [[i for i, v in zip(idx, val) if v > -np.inf] for idx, val in zip(top.indices.tolist(),
+                                                                                 top.values.tolist())]
     return out
 
 

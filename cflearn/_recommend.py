@@ -82,7 +82,8 @@ def recommend_all(
         Long DataFrame ``user, rank, item, score, fallback`` (+ item metadata columns such as
         ``title``, ``genres``). ``score`` is the predicted rating. Unknown users get the most
         popular items (by training ratings) with ``fallback="popular"`` and the average user's
-        predicted ratings as scores.
+        predicted ratings as scores. A user with fewer than ``n`` items left to recommend gets
+        fewer rows: never an item excluded as seen, nor the unknown-item row.
     """
     cf = as_collab(learn)
     cf.require_trained()
@@ -122,6 +123,9 @@ def recommend_all(
         "score": out_scores.reshape(-1).numpy(),
         "fallback": np.repeat(fallback, n_eff),
     })
+    masked = ~np.isfinite(frame["score"].to_numpy())  # fewer unseen candidates than n: no seen or unknown items
+    if masked.any():
+        frame = frame[~masked].reset_index(drop=True)
     return _with_info(cf, frame)
 
 

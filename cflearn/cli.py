@@ -212,6 +212,8 @@ def _recommend(args: argparse.Namespace) -> int:
     top = recommend(cf, user, n=args.n, exclude_seen=not args.include_seen, min_ratings=args.min_ratings)
     if (top["fallback"] == "popular").any():
         print(f"user {user} is not in the training data: showing the most popular items")
+    elif len(top) < args.n:
+        print(f"top {len(top)} for user {user} (only {len(top)} items they have not rated are left to recommend):")
     else:
         print(f"top {len(top)} for user {user}:")
     extra = [c for c in ("title", "genres") if c in top.columns]

@@ -124,3 +124,19 @@ def test_fold_in_input_forms_and_errors(trained):
         cflearn.fold_in(trained, {999999: 3})
     with pytest.raises(cflearn.ConfigError):
         cflearn.fold_in(trained, {})
+
+
+def test_a_small_catalogue_never_lists_seen_items_or_the_unknown_row(tmp_path):
+    """5 items: a user who rated 3 of them gets the 2 others, not seen items or '#na#' at -inf."""
+    rows = [(u, i, float(1 + (u + i) % 5)) for u in range(1, 41) for i in range(1, 6) if (u + i) % 4]
+    df = pd.DataFrame(rows, columns=["user", "item", "rating"])
+    data = cflearn.from_df(df, valid_pct=0.2, seed=0)
+    learn = cflearn.collab_learner(data, "fast", epochs=2, progress=False)
+    cflearn.fit(learn)
+    user = int(data.train["user"].value_counts().idxmax())
+    seen = set(data.train.loc[data.train["user"] == user, "item"])
+    top = cflearn.recommend(learn, user, n=10)
+    assert len(top) == 5 - len(seen) and not seen & set(top["item"])
+    assert "#na#" not in set(top["item"]) and np.isfinite(top["score"]).all()
+    table = cflearn.evaluate(learn, n=10)  # more than the catalogue: capped, not a crash
+    assert np.isfinite(table["ndcg@10"]).all()
