@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ._errors import ConfigError
 
-__all__ = ["world", "rank", "is_main", "init_from_env", "leave", "unwrap", "ddp", "sync_buffers", "barrier"]
+__all__ = ["world", "rank", "is_main", "init_from_env", "leave", "unwrap", "ddp", "sync_buffers"]
 
 TIMEOUT_S = int(os.environ.get("CFLEARN_DIST_TIMEOUT", "120"))
 """Seconds a rank waits for the others in a collective before the run fails (never a hang)."""
@@ -79,12 +79,6 @@ def rank() -> int:
 def is_main() -> bool:
     """Whether this process writes outputs and prints (rank 0)."""
     return rank() == 0
-
-
-def barrier() -> None:
-    """Wait for every rank (no-op without a process group)."""
-    if world() > 1:
-        dist.barrier()
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -33,6 +33,7 @@ from ._errors import ColumnError, ConfigError, DataError, check_count, closest
 from ._features import hybrid_items
 from ._loaders import Decoder, fast_loaders
 from ._presets import Preset, get_preset, y_range_for
+from ._vocab import item_titles
 from .callbacks import ColdRows, DDPTrainer, KeepBest, LossHistory, NaNGuard, PresetNote, RowL2, fill_cold_rows
 from .models import NN, DotBias, HybridDotBias, contract
 from .optim import adamw, lazy_adamw
@@ -140,7 +141,7 @@ def collab_learner(
     yr = _y_range(data, p, y_range)
 
     users, items = data.users, data.items
-    titles = data.item_info["title"] if data.item_info is not None and "title" in data.item_info.columns else None
+    titles = item_titles(data.item_info)
     with torch.random.fork_rng(devices=[]):  # seeded weights, the caller's global generator untouched
         if seed is not None:
             torch.manual_seed(seed)

@@ -23,6 +23,7 @@ from ._errors import CflearnError, ConfigError
 from ._export import load
 from ._io import atomic_write_bytes
 from ._recommend import recommend, similar_items
+from ._vocab import item_titles
 
 __all__ = ["write_report", "report_html", "run_samples"]
 
@@ -228,11 +229,11 @@ def _min_ratings(cf: CollabModel) -> int:
 
 
 def _titled(cf: CollabModel, frame: pd.DataFrame) -> pd.DataFrame:
-    info = cf.item_info
-    if info is None or "title" not in info.columns or "title" in frame.columns:
+    titles = item_titles(cf.item_info)
+    if titles is None or "title" in frame.columns:
         return frame
     out = frame.copy()
-    out.insert(1, "title", info["title"].reindex(out["item"].to_numpy()).to_numpy())
+    out.insert(1, "title", titles.reindex(out["item"].to_numpy()).to_numpy())
     return out
 
 

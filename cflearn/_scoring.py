@@ -12,13 +12,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
 from ._collab import CollabModel
 from ._errors import ConfigError
-from ._vocab import encode_ids
+from ._vocab import encode_ids, item_titles
 
 __all__ = ["eval_mode", "score_pairs", "score_matrix", "item_mask", "top_n", "encode_users", "encode_items"]
 
@@ -42,12 +41,7 @@ def encode_users(cf: CollabModel, raw: Sequence[Any]) -> np.ndarray:
 
 def encode_items(cf: CollabModel, raw: Sequence[Any]) -> np.ndarray:
     """Model indices of raw item IDs (0 = unknown; the wrong type raises, a title gets its ID suggested)."""
-    return encode_ids(cf.items, raw, "item", titles=_titles(cf))
-
-
-def _titles(cf: CollabModel) -> pd.Series | None:
-    info = cf.item_info
-    return info["title"] if info is not None and "title" in info.columns else None
+    return encode_ids(cf.items, raw, "item", titles=item_titles(cf.item_info))
 
 
 def score_pairs(cf: CollabModel, u: np.ndarray, i: np.ndarray, *, clip: bool = True,

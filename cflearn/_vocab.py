@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Vocab", "UNKNOWN", "encode_ids", "find_titles"]
+__all__ = ["Vocab", "UNKNOWN", "encode_ids", "find_titles", "item_titles"]
 
 UNKNOWN = "#na#"
 """Placeholder at index 0 of every vocabulary, as in fastai: unknown IDs map to row 0."""
@@ -93,6 +93,11 @@ class Vocab:
         if not vocab._index.is_unique:
             raise ValueError("vocabulary IDs are not unique")
         return vocab
+
+
+def item_titles(info: pd.DataFrame | None) -> pd.Series | None:
+    """The ``title`` column of an item metadata table (indexed by raw item ID), or ``None``."""
+    return info["title"] if info is not None and "title" in info.columns else None
 
 
 def find_titles(titles: pd.Series, text: str, n: int = 5) -> pd.Series:

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from ._collab import CollabModel, as_collab
 from ._errors import ConfigError, UnknownIDError, check_count
 from ._scoring import encode_items, encode_users, eval_mode
-from ._vocab import find_titles
+from ._vocab import find_titles, item_titles
 from .models import HybridDotBias, Tables
 
 if TYPE_CHECKING:
@@ -40,11 +40,6 @@ def _tables(cf: CollabModel, what: str) -> Tables:
         raise ConfigError(f"{what} needs a model with user/item factor tables (presets fast, best, book); "
                           f"{type(cf.model).__name__} is scored by forward passes only")
     return Tables(*(t.detach().float().cpu() for t in tables))
-
-
-def _titles(cf: CollabModel) -> pd.Series | None:
-    info = cf.item_info
-    return info["title"] if info is not None and "title" in info.columns else None
 
 
 def _side_stats(cf: CollabModel, side: Side) -> tuple[Any, np.ndarray, np.ndarray]:
@@ -86,10 +81,10 @@ def biases(learn: Learner | CollabModel, n: int = 10, *, side: Side = "item", mi
     keep = np.flatnonzero((np.arange(len(vocab)) > 0) & (counts >= max(min_ratings, 1)))  # rows that trained
     order = keep[np.argsort(-bias[keep], kind="stable")]
     ends = [("highest", order[:n]), ("lowest", order[::-1][:n])]
+    titles = item_titles(cf.item_info) if side == "item" else None
     frames = []
     for end, rows in ends:
         frame = pd.DataFrame({"end": end, side: vocab.decode(rows)})
-        titles = _titles(cf) if side == "item" else None
         if titles is not None:
             frame["title"] = titles.reindex(frame[side].to_numpy()).to_numpy()
         frame["bias"], frame["n_ratings"], frame["mean_rating"] = bias[rows], counts[rows], means[rows]
@@ -123,7 +118,7 @@ def factor_coords(learn: Learner | CollabModel, n: int = 50, *, side: Side = "it
     signs = torch.sign(comps.gather(1, comps.abs().argmax(1, keepdim=True)))
     coords = (x @ (comps * signs).T).numpy()
     frame = pd.DataFrame({side: vocab.decode(rows)})
-    titles = _titles(cf) if side == "item" else None
+    titles = item_titles(cf.item_info) if side == "item" else None
     if titles is not None:
         frame["title"] = titles.reindex(frame[side].to_numpy()).to_numpy()
     frame["n_ratings"], frame["pc1"], frame["pc2"] = counts[rows], coords[:, 0], coords[:, 1]
@@ -263,7 +258,7 @@ def title_to_id(learn: Learner | CollabModel, title: str) -> Any:
         ConfigError: the model has no item titles.
     """
     cf = as_collab(learn)
-    titles = _titles(cf)
+    titles = item_titles(cf.item_info)
     if titles is None:
         raise ConfigError("this model has no item titles: build the data with items=... holding a 'title' column")
     found = find_titles(titles, title)
