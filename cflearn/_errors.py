@@ -16,6 +16,7 @@ __all__ = [
     "DownloadError",
     "closest",
     "check_count",
+    "check_number",
 ]
 
 
@@ -69,6 +70,19 @@ def check_count(name: str, value: object) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or int(value) < 1:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def check_number(name: str, value: object, *, positive: bool = False) -> float:
+    """``value`` as a float if it is a finite number ``>= 0`` (``> 0`` with ``positive``), else a
+    :class:`ConfigError` naming ``name``."""
+    import math
+    import numbers
+
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value)) and (
+        float(value) > 0 if positive else float(value) >= 0)
+    if not ok:
+        raise ConfigError(f"{name} must be a {'positive' if positive else 'non-negative'} number, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
 
 
 def closest(name: str, choices: Iterable[str]) -> str:

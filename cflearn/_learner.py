@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from ._collab import CollabModel, as_collab
 from ._data import CollabData
 from ._distributed import init_from_env, is_main, rank, unwrap, world
-from ._errors import ColumnError, ConfigError, DataError, check_count, closest
+from ._errors import ColumnError, ConfigError, DataError, check_count, check_number, closest
 from ._features import hybrid_items
 from ._loaders import Decoder, fast_loaders
 from ._presets import Preset, get_preset, y_range_for
@@ -237,11 +237,7 @@ def _resolve_preset(data: CollabData, p: Preset, given: dict[str, Any], *, custo
     for name in ("bs", "epochs", "n_factors"):
         check_count(name, getattr(p, name))
     for name in ("lr", "wd", "row_l2", "bias_l2"):
-        value = getattr(p, name)
-        if not isinstance(value, (int, float, np.number)) or not math.isfinite(value) or value < 0 or \
-                (name == "lr" and value == 0):
-            raise ConfigError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} number, "
-                              f"got {value!r}")
+        check_number(name, getattr(p, name), positive=name == "lr")
     if "bs" not in given and p.loader == "fast":  # small tables: keep at least ~16 steps per epoch
         p = p.replace(bs=min(p.bs, max(64, 2 ** int(np.log2(max(1, len(data.train_idx) // 16))))))
     if p.optimizer == "auto":  # dense updates cost O(table), lazy ones O(batch): take the cheaper
@@ -415,9 +411,7 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
     cf = as_collab(learn)
     preset = cf.preset
     epochs = check_count("epochs", preset["epochs"] if epochs is None else epochs)
-    lr = preset["lr"] if lr is None else lr
-    if not isinstance(lr, (int, float, np.number)) or not lr > 0 or not math.isfinite(lr):
-        raise ConfigError(f"lr must be a positive number, got {lr!r}")
+    lr = check_number("lr", preset["lr"] if lr is None else lr, positive=True)
     cbs = list(kwargs.pop("cbs", None) or []) + ([KeepBest()] if keep_best else [])
     notes = [cb for cb in learn.cbs if isinstance(cb, PresetNote)]
     for note in notes:
