@@ -13,7 +13,7 @@ export CFLEARN_DATA ?= $(abspath $(CURDIR)/../shared/data)
 endif
 export MPLBACKEND := Agg
 
-.PHONY: demo test bench install clean chromium
+.PHONY: demo test bench bench-peers install clean chromium
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH)
@@ -40,5 +40,16 @@ bench: install
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	$(PY) bench/run.py
 
+# bench/ranking.py's peers (implicit, LensKit) in a venv of their own: LensKit pins pandas < 3.
+PEERS := .venv-peers
+$(PEERS)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --disable-pip-version-check $(TORCH)
+	$(PEERS)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[peers]'
+	touch $@
+
+bench-peers: $(PEERS)/.installed
+	$(PEERS)/bin/python bench/ranking.py
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(PEERS) runs .pytest_cache

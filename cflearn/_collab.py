@@ -43,6 +43,7 @@ class CollabModel:
         seen_indptr, seen_items: CSR lists of the items each user rated in training.
         item_counts: training ratings per item (row 0: unknown).
         user_means, item_means: mean training rating of each user / item (NaN without ratings).
+        implicit: trained on implicit interactions (no ratings).
         trained: whether a training epoch has completed (set by the learner's callbacks; a loaded
             model is trained).
     """
@@ -63,6 +64,7 @@ class CollabModel:
     user_means: torch.Tensor | None = None
     item_means: torch.Tensor | None = None
     trained: bool = False
+    implicit: bool = False
 
     @property
     def contract(self) -> Contract:

@@ -19,9 +19,12 @@ from ._vocab import Vocab
 if TYPE_CHECKING:
     from .datasets import Dataset
 
-__all__ = ["CollabData", "from_df", "from_file", "read_ratings", "Duplicates"]
+__all__ = ["CollabData", "from_df", "from_file", "read_ratings", "Duplicates", "relevance_level", "IMPLICIT_COLUMN"]
 
-Duplicates = Literal["mean", "last", "error"]
+IMPLICIT_COLUMN = "interaction"
+"""Name of the weight column added to implicit data without a ``weight`` column."""
+
+Duplicates = Literal["mean", "sum", "last", "error"]
 
 
 @dataclasses.dataclass(eq=False)
@@ -41,6 +44,9 @@ class CollabData:
         n_duplicates: how many duplicate (user, item) rows were merged.
         item_info: optional item metadata (titles, genres, ...) indexed by raw item ID.
         user_info: optional user attributes indexed by raw user ID.
+        implicit: interactions (clicks, plays, purchases) rather than ratings: the ``rating``
+            column then holds each interaction's weight (1 unless a ``weight`` column was given),
+            only ranking presets train on it, and evaluation reports ranking metrics only.
     """
 
     ratings: pd.DataFrame
@@ -59,6 +65,7 @@ class CollabData:
     n_duplicates: int = 0
     item_info: pd.DataFrame | None = None
     user_info: pd.DataFrame | None = None
+    implicit: bool = False
 
     # -- views --------------------------------------------------------------------------------
     @property
@@ -141,6 +148,14 @@ class CollabData:
     def __repr__(self) -> str:
         s = self.summary()
         cold = s["cold_valid"]
+        if self.implicit:
+            kind = "interactions" if self.rating == IMPLICIT_COLUMN else f"interactions weighted by {self.rating!r}"
+            lines = [f"CollabData: {s['ratings']:,} {kind} (implicit) by {s['users']:,} users of {s['items']:,} items",
+                     f"  columns   user={self.user!r} item={self.item!r}"
+                     + (f" timestamp={self.timestamp!r}" if self.timestamp else ""),
+                     f"  density   {s['density']:.2%} (sparsity {1 - s['density']:.2%})",
+                     f"  split     {self.split}, seed {self.seed}: train {s['train']:,} / valid {s['valid']:,}"]
+            return "\n".join(lines)
         lines = [
             f"CollabData: {s['ratings']:,} ratings by {s['users']:,} users of {s['items']:,} items",
             f"  columns   user={self.user!r} item={self.item!r} rating={self.rating!r}"
@@ -158,6 +173,14 @@ class CollabData:
         if self.n_duplicates:
             lines.append(f"  merged    {self.n_duplicates:,} duplicate (user, item) rows")
         return "\n".join(lines)
+
+
+def relevance_level(scale: tuple[float, float]) -> float:
+    """The rating from which an item counts as liked: 80% up the scale, rounded to a half star on
+    scales at least 2 wide (4.0 on 0.5-5 and 1-5 stars)."""
+    lo, hi = scale
+    level = lo + 0.8 * (hi - lo)
+    return round(level * 2) / 2 if hi - lo >= 2 else level
 
 
 # -- reading files ------------------------------------------------------------------------------
@@ -232,10 +255,13 @@ def from_df(
     seed: int | None = 42,
     split: SplitName = "random",
     n_last: int = 1,
-    duplicates: Duplicates = "mean",
+    duplicates: Duplicates | None = None,
     rating_range: tuple[float, float] | None = None,
     items: pd.DataFrame | None = None,
     users: pd.DataFrame | None = None,
+    implicit: bool | None = None,
+    threshold: float | None = None,
+    weight: str | None = None,
 ) -> CollabData:
     """Validate, de-duplicate, split and encode a ratings table.
 
@@ -248,12 +274,21 @@ def from_df(
         split: ``"random"`` (default), ``"time"``, ``"leave_last"`` (each user's ``n_last`` latest),
             ``"cold_users"`` or ``"cold_items"``.
         n_last: ratings per user held out by ``split="leave_last"``.
-        duplicates: what to do with repeated (user, item) pairs: ``"mean"`` (default) averages their
-            ratings and keeps the latest timestamp; ``"last"`` keeps the latest (by timestamp when
-            given, else the last row); ``"error"`` raises.
+        duplicates: what to do with repeated (user, item) pairs: ``"mean"`` (default for ratings)
+            averages their ratings and keeps the latest timestamp; ``"sum"`` (default for implicit
+            data) adds their weights (two plays weigh 2); ``"last"`` keeps the latest (by timestamp
+            when given, else the last row); ``"error"`` raises.
         rating_range: the declared scale, e.g. ``(1, 5)``; ratings outside it raise. Default: observed.
         items: optional item metadata with the item column (e.g. MovieLens titles and genres).
         users: optional user attributes with the user column.
+        implicit: the table holds interactions (clicks, plays, purchases), not ratings. Default:
+            implicit when there is no rating column (a two-column table, or ``weight`` given);
+            ``implicit=True`` on a table with ratings uses each rating as an interaction (those
+            below ``threshold`` dropped). Implicit data trains ranking presets (``rank``) and is
+            evaluated with ranking metrics only.
+        threshold: with ``implicit=True`` and a rating column: keep the rows rated at least this.
+        weight: optional column of interaction weights (play counts, quantities; positive); it
+            implies ``implicit``.
 
     Returns:
         CollabData: the training data; its ``repr`` summarises counts, scale, sparsity and cold rows.
@@ -269,32 +304,47 @@ def from_df(
         names = ratings.columns
         user, item = user or names["user"], item or names["item"]
         rating, timestamp = rating or names["rating"], timestamp or names.get("timestamp")
+        if names.get("rating") is None and rating is None and implicit is None:
+            implicit = True  # an interactions data set (e.g. datasets.synthetic(implicit=True))
         items = ratings.items if items is None else items
         users = ratings.users if users is None else users
         ratings = ratings.ratings
     if not isinstance(ratings, pd.DataFrame):
         raise DataError(f"ratings must be a pandas DataFrame, got {type(ratings).__name__}; "
                         "for a file use cflearn.from_file(path, ...)")
-    if len(ratings.columns) < 3 and None in (user, item, rating):
+    implicit, rating, threshold = _implicit_mode(ratings, rating, implicit, threshold, weight)
+    if implicit and rating_range is not None:
+        raise ConfigError("rating_range applies to ratings, not to implicit interactions; leave it out (or pass "
+                          "implicit=False if the table holds ratings)")
+    if len(ratings.columns) < 3 and None in (user, item, rating) and not implicit:
         raise DataError(f"the table has {len(ratings.columns)} column(s) {list(ratings.columns)}; it needs user, "
                         "item and rating columns (wrong separator? try sep='\\t' or sep=';')")
     user = _column(ratings, user, 0, "user")
     item = _column(ratings, item, 1, "item")
-    rating = _column(ratings, rating, 2, "rating")
+    rating = _column(ratings, rating, 2, "rating") if rating is not None or not implicit else None
+    value = _column(ratings, weight, None, "weight") if weight is not None else None
     timestamp = _column(ratings, timestamp, None, "timestamp") if timestamp is not None else None
-    if len({user, item, rating} | ({timestamp} if timestamp else set())) < (4 if timestamp else 3):
-        raise ConfigError(f"user, item, rating and timestamp must be different columns, got {user!r}, "
-                          f"{item!r}, {rating!r}, {timestamp!r}")
-    if duplicates not in ("mean", "last", "error"):
-        raise ConfigError(f"duplicates must be 'mean', 'last' or 'error', got {duplicates!r}")
+    named = [c for c in (user, item, rating, value, timestamp) if c is not None]
+    if len(set(named)) < len(named):
+        raise ConfigError(f"user, item, rating, weight and timestamp must be different columns, got {user!r}, "
+                          f"{item!r}, {rating!r}, {value!r}, {timestamp!r}")
+    duplicates = duplicates if duplicates is not None else "sum" if implicit else "mean"
+    if duplicates not in ("mean", "sum", "last", "error"):
+        raise ConfigError(f"duplicates must be 'mean', 'sum', 'last' or 'error', got {duplicates!r}")
+    if duplicates == "sum" and not implicit:
+        raise ConfigError("duplicates='sum' adds interaction weights and applies to implicit data only; for ratings "
+                          "use 'mean', 'last' or 'error'")
     if len(ratings) == 0:
         raise DataError("the ratings table is empty (a header but no rows?); it needs at least one rating")
 
-    cols = [user, item, rating] + ([timestamp] if timestamp else [])
+    cols = [c for c in (user, item, rating, value, timestamp) if c is not None]
     frame = ratings[cols].copy()  # never touch the caller's table
     frame[user] = _clean_ids(frame[user], user)
     frame[item] = _clean_ids(frame[item], item)
-    frame[rating] = _clean_ratings(frame[rating], rating)
+    if implicit:
+        frame, rating = _interactions(frame, rating, value, threshold)
+    else:
+        frame[rating] = _clean_ratings(frame[rating], rating)
     if timestamp is not None and frame[timestamp].isna().any():
         raise DataError(f"column {timestamp!r} has {int(frame[timestamp].isna().sum())} missing timestamps; "
                         "fill or drop them")
@@ -310,7 +360,50 @@ def from_df(
         timestamp=timestamp, users=Vocab(train[user].to_numpy()), items=Vocab(train[item].to_numpy()),
         scale=scale, split=split, seed=seed, valid_pct=valid_pct, n_duplicates=n_dup,
         item_info=_side_table(items, item, "items"), user_info=_side_table(users, user, "users"),
+        implicit=implicit,
     )
+
+
+def _implicit_mode(ratings: pd.DataFrame, rating: str | None, implicit: bool | None, threshold: float | None,
+                   weight: str | None) -> tuple[bool, str | None, float | None]:
+    """Settle whether the table is implicit (see :func:`from_df`); errors for settings that do not apply."""
+    if implicit is None:
+        implicit = weight is not None or (rating is None and len(ratings.columns) == 2)
+    if not implicit:
+        if threshold is not None:
+            raise ConfigError("threshold applies to implicit=True (ratings used as interactions); pass implicit=True "
+                              "or leave threshold out")
+        return False, rating, None
+    if threshold is not None:
+        if rating is None and len(ratings.columns) < 3:
+            raise ConfigError("threshold keeps the rows rated at least that much, but the table has no rating column")
+        if not isinstance(threshold, (int, float, np.number)) or not math.isfinite(threshold):
+            raise ConfigError(f"threshold must be a number (keep rows rated at least this), got {threshold!r}")
+    return True, rating if rating is not None or threshold is None else str(ratings.columns[2]), threshold
+
+
+def _interactions(frame: pd.DataFrame, rating: str | None, weight: str | None,
+                  threshold: float | None) -> tuple[pd.DataFrame, str]:
+    """Implicit rows: drop those rated below ``threshold``, then one weight column (1 by default)."""
+    if rating is not None:
+        frame[rating] = _clean_ratings(frame[rating], rating)
+        if threshold is not None:
+            frame = frame[frame[rating] >= threshold]
+            if len(frame) == 0:
+                raise DataError(f"no rating reaches threshold={threshold:g}; lower it")
+        frame = frame.drop(columns=[rating])
+    if weight is None:
+        weight = IMPLICIT_COLUMN
+        while weight in frame.columns:
+            weight = "_" + weight
+        frame[weight] = 1.0
+    else:
+        frame[weight] = _clean_ratings(frame[weight], weight)
+        bad = frame[weight] <= 0
+        if bad.any():
+            raise DataError(f"column {weight!r} has {int(bad.sum())} weights that are not positive (e.g. "
+                            f"{frame.loc[bad, weight].iloc[0]:g}); interaction weights must be > 0: drop those rows")
+    return frame.reset_index(drop=True), weight
 
 
 _ROLE_WORDS = {
@@ -407,7 +500,7 @@ def _dedupe(frame: pd.DataFrame, user: str, item: str, rating: str, timestamp: s
         order = frame.sort_values(timestamp, kind="stable") if timestamp is not None else frame
         kept = order.drop_duplicates([user, item], keep="last").sort_index()
         return kept.reset_index(drop=True), n_extra
-    agg: dict[str, str] = {rating: "mean"}
+    agg: dict[str, str] = {rating: "sum" if policy == "sum" else "mean"}
     if timestamp is not None:
         agg[timestamp] = "max"
     merged = frame.groupby([user, item], sort=False, as_index=False).agg(agg)  # first-seen order

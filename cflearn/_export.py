@@ -77,6 +77,7 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
         "preset": cf.preset,
         "columns": cf.columns,
         "global_mean": cf.global_mean,
+        "implicit": cf.implicit,
         "item_info": _table_to_json(cf.item_info, cf.items),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in cf.model.state_dict().items()}
@@ -157,6 +158,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
     return CollabModel(model=model, users=users, items=items, scale=scale, preset=meta.get("preset", {}),
                        columns=meta.get("columns", {}), global_mean=float(meta.get("global_mean", sum(scale) / 2)),
                        item_info=_table_from_json(meta.get("item_info")), trained=True,
+                       implicit=meta.get("implicit") is True,
                        **_checked_extra(extra, users, items, path))
 
 

@@ -33,9 +33,10 @@ from ._errors import ColumnError, ConfigError, DataError, check_count, check_num
 from ._features import hybrid_items
 from ._loaders import Decoder, fast_loaders
 from ._presets import Preset, get_preset, y_range_for
+from ._ranking import RANK_ONLY, check_ranking, ranking_parts
 from ._vocab import item_titles
 from .callbacks import ColdRows, DDPTrainer, KeepBest, LossHistory, NaNGuard, PresetNote, RowL2, fill_cold_rows
-from .models import NN, DotBias, HybridDotBias, contract
+from .models import NN, DotBias, HybridDotBias, Ranker, contract
 from .optim import adamw, lazy_adamw
 
 __all__ = ["collab_learner", "fit", "resolve_device"]
@@ -127,6 +128,9 @@ def collab_learner(
         raise DataError(f"{len(data.ratings)} rating(s) are too few to hold out validation rows; add ratings")
     dev = resolve_device(device)
     if init_from_env(dev):  # under torchrun (or your own process group): data-parallel training
+        if p.ranking:
+            raise ConfigError(f"preset {p.name!r} trains in one process (ranking models are not sharded); run it "
+                              "without torchrun / --nproc")
         if p.loader != "fast":
             raise ConfigError(f"preset {p.name!r} uses fastai's own loaders, which cflearn does not shard across "
                               "processes; train distributed with a fast preset (fast, best, fast_nn, best_nn)")
@@ -138,6 +142,8 @@ def collab_learner(
     seed = data.seed if seed is None else seed
     if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
         raise ConfigError(f"seed must be a non-negative integer or None, got {seed!r}")
+    if p.ranking and y_range is not None:
+        raise ConfigError(f"y_range does not apply to preset {p.name!r}: a ranking model's scores are not ratings")
     yr = _y_range(data, p, y_range)
 
     users, items = data.users, data.items
@@ -145,7 +151,11 @@ def collab_learner(
     with torch.random.fork_rng(devices=[]):  # seeded weights, the caller's global generator untouched
         if seed is not None:
             torch.manual_seed(seed)
-        if p.item_features:  # hybrid: items known only from metadata get rows too
+        rank_loss = None
+        if p.ranking:  # a user is the bag of their items; the loss ranks the catalogue
+            decoder = Decoder(data.user, data.item, data.rating, users, items, titles)
+            dls, net, rank_loss, p = ranking_parts(data, p, device=dev, seed=seed, decoder=decoder)
+        elif p.item_features:  # hybrid: items known only from metadata get rows too
             hyb = hybrid_items(data, p.item_features)
             items = hyb.items
             decoder = Decoder(data.user, data.item, data.rating, users, items, titles)
@@ -187,15 +197,17 @@ def collab_learner(
     note = [PresetNote(p.to_dict())] if p.loader == "fast" else []
     distributed = [DDPTrainer()] if shard[1] > 1 else []
     cbs = [*distributed, *cold, LossHistory(), NaNGuard(), *l2, *note, *(learner_kwargs.pop("cbs", None) or [])]
-    learner_kwargs.setdefault("metrics", [RMSE()])
+    learner_kwargs.setdefault("metrics", [] if p.ranking else [RMSE()])
     learner_kwargs.setdefault("opt_func", {"adamw": adamw, "lazy": lazy_adamw}.get(p.optimizer, Adam))
-    loss = MSELossFlat() if p.loader == "fastai" else RatingLoss()
+    loss = rank_loss if rank_loss is not None else MSELossFlat() if p.loader == "fastai" else RatingLoss()
     learn = Learner(dls, net, loss_func=loss, wd=p.wd, cbs=cbs, **learner_kwargs)
     if p.loader == "fast":
         learn.remove_cb(CastToTensor)  # our loaders yield plain tensors: nothing to cast, one callback less
     if p.optimizer == "lazy":
         for table in spec.embeddings().values():
             table.sparse = True  # sparse row gradients for LazyAdamW
+        if isinstance(net, Ranker):
+            net.sparse = True
     learn.model.to(dev)
     if not progress or not is_main():  # one progress report: rank 0's
         learn.remove_cb(ProgressCallback)
@@ -203,7 +215,7 @@ def collab_learner(
     learn.cf = CollabModel(
         model=learn.model, users=users, items=items, scale=data.scale, preset=p.to_dict(),
         columns={"user": data.user, "item": data.item, "rating": data.rating, "timestamp": data.timestamp},
-        global_mean=data.global_mean, item_info=data.item_info, data=data,
+        global_mean=data.global_mean, item_info=data.item_info, data=data, implicit=data.implicit,
     )
     train = data.train
     learn.cf.set_training_rows(torch.from_numpy(users.encode(train[data.user]).astype(np.int32)),
@@ -238,6 +250,11 @@ def _resolve_preset(data: CollabData, p: Preset, given: dict[str, Any], *, custo
         check_count(name, getattr(p, name))
     for name in ("lr", "wd", "row_l2", "bias_l2"):
         check_number(name, getattr(p, name), positive=name == "lr")
+    if data.implicit and not p.ranking:
+        raise ConfigError(f"the data is implicit (interactions, no ratings) and preset {p.name!r} predicts ratings; "
+                          "train a ranking preset: preset='rank'")
+    if p.ranking or any(k in given for k in RANK_ONLY):
+        return check_ranking(p, given, custom=custom)
     if "bs" not in given and p.loader == "fast":  # small tables: keep at least ~16 steps per epoch
         p = p.replace(bs=min(p.bs, max(64, 2 ** int(np.log2(max(1, len(data.train_idx) // 16))))))
     if p.optimizer == "auto":  # dense updates cost O(table), lazy ones O(batch): take the cheaper

@@ -99,7 +99,8 @@ def plot_loss(
                 ax2.plot(np.arange(1, n_ep + 1), h.metric_values[name], marker="o", color=c,
                          ls="-" if metric_names.index(name) == 0 else ":", label=f"{prefix}{name}")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (MSE)")
+    names = {getattr(getattr(r, "loss_func", None), "label", "MSE") for r in runs}
+    ax.set_ylabel(f"loss ({names.pop()})" if len(names) == 1 else "loss")
     if log:
         ax.set_yscale("log")
     ax.set_title("training and validation loss")

@@ -54,9 +54,14 @@ def predict(
         strict: raise :class:`cflearn.UnknownIDError` on any unknown ID instead of the fallback.
         clip: clip predictions to the training data's rating scale.
 
+    A ranking model (preset ``rank``) predicts no ratings: its column is ``rank_score``, a
+    preference that only orders one user's items (higher first), and an unknown user is scored
+    by item popularity (an empty history).
+
     Returns:
-        DataFrame with columns ``user``, ``item``, ``score`` (the predicted rating) and ``fallback``
-        (``""``, ``"average user"``, ``"average item"`` or ``"average user and item"``).
+        DataFrame with columns ``user``, ``item``, ``score`` (the predicted rating; ``rank_score``
+        for ranking models) and ``fallback`` (``""``, ``"average user"``, ``"average item"`` or
+        ``"average user and item"``).
     """
     cf = as_collab(learn)
     cf.require_trained()
@@ -74,10 +79,12 @@ def predict(
         what = "; ".join(s for s in [bad_u and f"users {', '.join(bad_u)}", bad_i and f"items {', '.join(bad_i)}"] if s)
         raise UnknownIDError(f"not in the training data: {what}; pass strict=False to get the average-user/item "
                              "fallback")
-    scores = score_pairs(cf, u, i, clip=clip)
+    ranking = cf.contract.score_kind == "ranking"
+    scores = score_pairs(cf, u, i, clip=clip and not ranking)
     fallback = np.select([(u == 0) & (i == 0), u == 0, i == 0],
                          ["average user and item", "average user", "average item"], "").astype(object)
-    return pd.DataFrame({"user": users, "item": items, "score": scores, "fallback": fallback})
+    column = "rank_score" if ranking else "score"
+    return pd.DataFrame({"user": users, "item": items, column: scores, "fallback": fallback})
 
 
 def score(learn: Learner | CollabModel, data: CollabData | None = None, *, clip: bool = True) -> dict[str, float]:
@@ -88,7 +95,12 @@ def score(learn: Learner | CollabModel, data: CollabData | None = None, *, clip:
     """
     cf = as_collab(learn)
     cf.require_trained()
+    if cf.contract.score_kind != "rating":
+        raise ConfigError(f"score gives RMSE/MAE of predicted ratings; preset {cf.preset.get('name')!r} ranks (its "
+                          "scores are not ratings): use cflearn.evaluate for ranking metrics")
     data = data if data is not None else cf.data
+    if data is not None and data.implicit:
+        raise ConfigError("score gives RMSE/MAE of ratings, and this data holds interactions: use cflearn.evaluate")
     if data is None:
         raise ConfigError("score needs data: a loaded model carries no ratings; pass data=cflearn.from_df(...)")
     valid = data.valid

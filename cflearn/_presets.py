@@ -43,6 +43,15 @@ class Preset:
         y_range_rule: ``"pad"``: (lowest - pad, highest + pad); ``"book"``: (min(0, lowest - pad),
             highest + pad), which is fastbook's ``(0, 5.5)`` on 1-5 and 0.5-5 star data.
         y_pad: padding of the rating scale; ``None`` means 0.5 on scales at least 2 wide, else 10%.
+        loss: ``"mse"`` (predict ratings), or a ranking objective for :class:`cflearn.models.Ranker`
+            trained on batches of users: ``"softmax"`` (each user's items against the catalogue)
+            or ``"bpr"`` (each item against one random item).
+        dropout: ranking models: share of a user's items hidden from the encoder in each step.
+        below_weight: ranking models on explicit ratings: weight, as a training target, of items
+            rated below the relevance level (80% up the scale: 4 of 5 stars); those at or above
+            it weigh 1.
+        negatives: ranking softmax: items sampled per batch; ``None``: the full catalogue up to
+            20,000 items, else 2,048 sampled; 0: always the full catalogue.
     """
 
     name: str
@@ -62,6 +71,15 @@ class Preset:
     item_features: tuple[str, ...] = ()
     y_range_rule: Literal["pad", "book"] = "pad"
     y_pad: float | None = None
+    loss: Literal["mse", "softmax", "bpr"] = "mse"
+    dropout: float = 0.0
+    below_weight: float = 1.0
+    negatives: int | None = None
+
+    @property
+    def ranking(self) -> bool:
+        """Whether the preset trains a ranking model (a ranking ``loss``)."""
+        return self.loss != "mse"
 
     def replace(self, **changes: Any) -> Preset:
         """A copy with some fields changed (``None`` values are ignored)."""
@@ -99,6 +117,12 @@ PRESETS: dict[str, Preset] = {
                loader="fast", bs=2048, epochs=5, lr=1e-2, wd=8.0, use_nn=True, layers=(64,)),
         Preset("best_nn", "EmbeddingNN with smaller batches: slower than fast_nn, more accurate",
                loader="fast", bs=512, epochs=5, lr=1e-2, wd=4.0, use_nn=True, layers=(64,)),
+        Preset("rank", "top-N lists: a user is the bag of their items, softmax over the catalogue (scores are not "
+               "ratings)", loader="fast", bs=64, epochs=30, lr=1e-2, wd=0.0, n_factors=200, optimizer="adamw",
+               loss="softmax", dropout=0.5, below_weight=0.0),
+        Preset("rank_bpr", "'rank' trained with BPR (each item against one random item), for comparison",
+               loader="fast", bs=64, epochs=30, lr=1e-2, wd=0.0, n_factors=200, optimizer="adamw",
+               loss="bpr", dropout=0.5, below_weight=0.0),
     ]
 }
 

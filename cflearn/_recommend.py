@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ._collab import CollabModel, as_collab
+from ._data import relevance_level
 from ._errors import ConfigError, UnknownIDError, check_count
 from ._scoring import encode_items, encode_users, item_mask, score_matrix, top_n
 
@@ -32,7 +33,8 @@ class FoldedUser:
         bias: the user's bias.
         items: model indices of the items the ratings were about (excluded from recommendations).
         unknown_items: raw IDs in the ratings that the model does not know (ignored).
-        loss: final mean squared error on the given ratings.
+        loss: final mean squared error on the given ratings (NaN for a ranking model, which
+            encodes the user from the items without fitting).
     """
 
     vector: torch.Tensor
@@ -42,8 +44,8 @@ class FoldedUser:
     loss: float
 
     def __repr__(self) -> str:
-        return (f"FoldedUser({len(self.items)} ratings used, {len(self.unknown_items)} unknown items ignored, "
-                f"fit MSE {self.loss:.3f})")
+        fit = "encoded from the items" if self.loss != self.loss else f"fit MSE {self.loss:.3f}"
+        return f"FoldedUser({len(self.items)} ratings used, {len(self.unknown_items)} unknown items ignored, {fit})"
 
 
 def _resolve_users(cf: CollabModel, users: Sequence[Any]) -> tuple[torch.Tensor, list[int]]:
@@ -219,6 +221,9 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
 
     The optimisation has ``n_factors + 1`` unknowns, so it takes milliseconds; it starts from the
     average user and minimises squared error plus ``l2`` times the squared norm of the factors.
+    A ranking model (preset ``rank``) needs no fit: its encoder turns the items into the user's
+    vector, each rated item weighing as in training (items rated below the relevance level weigh
+    the preset's ``below_weight``; on implicit data pass any value, e.g. 1).
 
     Args:
         learn: a dot-product learner or model (presets ``fast``, ``best``, ``book``).
@@ -247,6 +252,13 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
     known = idx > 0
     if not known.any():
         raise UnknownIDError(f"none of the rated items is known to the model (e.g. {raw_items[0]!r})")
+    with torch.no_grad():
+        values = np.array([float(ratings[r]) for r, ok in zip(raw_items, known.tolist()) if ok])
+        weights = np.ones(len(values)) if cf.implicit else np.where(
+            values >= relevance_level(cf.scale), 1.0, float(cf.preset.get("below_weight", 1.0)))
+        encoded = spec.fold_vector(idx[known], torch.from_numpy(weights))
+    if encoded is not None:
+        return FoldedUser(encoded.detach().float().cpu(), 0.0, idx[known], unknown, float("nan"))
     U, bu, items, bi = (t.detach().cpu().float() for t in tables)
     q, b_i = items[idx[known]], bi[idx[known]]
     y = torch.tensor([float(ratings[r]) for r, ok in zip(raw_items, known.tolist()) if ok])

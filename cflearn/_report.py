@@ -97,9 +97,18 @@ def report_html(metrics: dict[str, Any], cf: CollabModel, loss_png: bytes | None
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{_e(title)}</title>"
             f"<style>{_CSS}</style></head><body><header><h1>{_e(title)}</h1><p class='note'>written {stamp} by "
-            f"cflearn {_e(metrics.get('cflearn_version', ''))}; valid RMSE <b>{_num(metrics.get('rmse'))}</b> "
-            f"(global mean {_num(metrics.get('baseline_rmse_global_mean'))})</p></header>"
+            f"cflearn {_e(metrics.get('cflearn_version', ''))}; {_headline(metrics)}</p></header>"
             + "".join(sections) + "</body></html>\n")
+
+
+def _headline(m: dict[str, Any]) -> str:
+    """The run's main number: validation RMSE, or NDCG@10 for ranking models and implicit data."""
+    if m.get("rmse") is not None:
+        return f"valid RMSE <b>{_num(m.get('rmse'))}</b> (global mean {_num(m.get('baseline_rmse_global_mean'))})"
+    methods = (m.get("evaluation") or {}).get("methods") or {}
+    best = {k: v.get("ndcg@10") for k, v in methods.items() if k in ("most popular", "EASE")}
+    bars = ", ".join(f"{k} {_num(v)}" for k, v in best.items())
+    return f"valid NDCG@10 <b>{_num(m.get('ndcg@10'))}</b>" + (f" ({bars})" if bars else "")
 
 
 # -- sections -----------------------------------------------------------------------------------------------
@@ -123,7 +132,7 @@ def _data_table(m: dict[str, Any]) -> str:
 
 def _training(m: dict[str, Any], loss_png: bytes | None) -> str:
     facts = _kv_table([("epochs", m.get("epochs")), ("fit seconds", m.get("fit_seconds")),
-                       ("device", m.get("device")), ("final validation loss (MSE)", m.get("valid_loss")),
+                       ("device", m.get("device")), ("final validation loss" + (" (MSE)" if m.get("rmse") is not None else ""), m.get("valid_loss")),
                        ("validation RMSE", m.get("rmse")), ("validation MAE", m.get("mae"))])
     img = _img(loss_png, "training loss per batch and validation loss per epoch") if loss_png else \
         "<p class='note'>no loss.png in the run folder</p>"

@@ -49,7 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("ratings", metavar="RATINGS", help="ratings file (.csv, .tsv, .parquet)")
     fit.add_argument("--user", required=True, metavar="COL", help="user ID column")
     fit.add_argument("--item", required=True, metavar="COL", help="item ID column")
-    fit.add_argument("--rating", required=True, metavar="COL", help="rating column")
+    fit.add_argument("--rating", metavar="COL", help="rating column (leave out for interactions: clicks, plays)")
+    fit.add_argument("--implicit", action="store_true", help="treat the rows as interactions (ranking metrics only; "
+                     "with --rating, every rating is an interaction, or those >= --threshold)")
+    fit.add_argument("--threshold", type=float, metavar="X", help="with --implicit: keep rows rated at least X")
+    fit.add_argument("--weight", metavar="COL", help="interaction weight column (play counts); implies --implicit")
     fit.add_argument("--timestamp", metavar="COL", help="timestamp column (optional)")
     fit.add_argument("--sep", help="column separator (default: sniffed); use '\\t' for tabs")
     fit.add_argument("--no-header", action="store_true", help="the file has no header row (columns are 0, 1, ...)")
@@ -60,8 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--split", default="random", choices=["random", "time", "leave_last", "cold_users", "cold_items"],
                      help="how to hold out validation rows (default: random)")
     fit.add_argument("--seed", type=int, default=42, help="seed (default: 42)")
-    fit.add_argument("--duplicates", default="mean", choices=["mean", "last", "error"],
-                     help="repeated (user, item) rows: average, keep last, or fail (default: mean)")
+    fit.add_argument("--duplicates", choices=["mean", "sum", "last", "error"],
+                     help="repeated (user, item) rows: average, add up (interactions), keep last, or fail "
+                          "(default: mean for ratings, sum for interactions)")
     fit.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     fit.add_argument("--nproc", type=int, metavar="N",
                      help="train with N processes (data-parallel, DistributedDataParallel): starts torchrun itself; "
@@ -195,6 +200,10 @@ def _predict(args: argparse.Namespace) -> int:
     user = _coerce_id(args.user, cf.users)
     items = [_coerce_id(i, cf.items) for i in args.item]
     table = predict(cf, [user] * len(items), items)
+    if "rank_score" in table.columns:
+        print(f"preset {cf.preset.get('name')!r} ranks: these are ranking scores (higher = recommended first), "
+              "not ratings")
+        table = table.rename(columns={"rank_score": "score"})
     for row in table.itertuples():
         fallback = str(row.fallback)
         unknown = fallback.removeprefix("average ")
@@ -279,12 +288,14 @@ def _fit(args: argparse.Namespace) -> int:
     return _train_and_write(frame, out, preset=args.preset, epochs=args.epochs, seed=args.seed,
                             valid_pct=args.valid_pct, split=args.split, duplicates=args.duplicates,
                             columns=(args.user, args.item, args.rating, args.timestamp), device=args.device,
-                            source=str(src))
+                            source=str(src), implicit={"implicit": True if args.implicit else None,
+                                                       "threshold": args.threshold, "weight": args.weight})
 
 
 def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | None, seed: int, valid_pct: float,
-                     source: str, split: str = "random", duplicates: str = "mean",
-                     columns: tuple[str | None, ...] = (None, None, None, None), device: str | None = None) -> int:
+                     source: str, split: str = "random", duplicates: str | None = None,
+                     columns: tuple[str | None, ...] = (None, None, None, None), device: str | None = None,
+                     implicit: dict[str, Any] | None = None) -> int:
     from ._data import Duplicates, from_df
     from ._distributed import is_main, leave, world
     from ._evaluate import evaluate
@@ -298,7 +309,7 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
 
     user, item, rating, timestamp = columns
     data = from_df(source_data, user, item, rating, timestamp, valid_pct=valid_pct, seed=seed,
-                   split=cast(SplitName, split), duplicates=cast(Duplicates, duplicates))
+                   split=cast(SplitName, split), duplicates=cast("Duplicates | None", duplicates), **(implicit or {}))
     learn = collab_learner(data, preset, epochs=epochs, seed=seed, device=device, progress=False,
                            cbs=[EpochPrinter(bar=True)])
     p = learn.cf.preset
@@ -313,9 +324,12 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     if not main_rank:  # every rank holds the same model; rank 0 evaluates and writes
         return 0
     table = evaluate(learn, n=10)
-    baseline = float(table["rmse"].iloc[1])
+    ratings = "rmse" in table.columns and table["rmse"].iloc[0] == table["rmse"].iloc[0]
+    baseline = float(table["rmse"].iloc[1]) if "rmse" in table.columns else float("nan")
     metrics = {
-        "rmse": float(table["rmse"].iloc[0]), "mae": float(table["mae"].iloc[0]), "baseline_rmse_global_mean": baseline,
+        "rmse": float(table["rmse"].iloc[0]) if ratings else None, "mae": float(table["mae"].iloc[0]) if ratings
+        else None, "baseline_rmse_global_mean": baseline if baseline == baseline else None,
+        "ndcg@10": float(table["ndcg@10"].iloc[0]), "implicit": data.implicit,
         "valid_loss": float(learn.loss_history.valid_losses[-1]),
         "n_train": len(data.train_idx), "n_valid": len(data.valid_idx), "cold_valid_rows": data.cold["rows"],
         "fit_seconds": round(learn.cf.fit_seconds, 3), "epochs": p["epochs"], "preset": p["name"], "seed": seed,
@@ -337,12 +351,19 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     atomic_write_json(out / "metrics.json", metrics)
     write_report(out, model=learn.cf)
     print()
-    cols = ["rmse", "mae", "ndcg@10", "recall@10", "coverage@10"]
+    cols = [c for c in ["rmse", "mae", "ndcg@10", "recall@10", "coverage@10"] if c in table.columns]
     print(f"{'validation':<22}" + "".join(f"{c:>12}" for c in cols))
     for name, row in table.iterrows():
         print(f"{name:<22}" + "".join(f"{'-':>12}" if row[c] != row[c] else f"{row[c]:>12.4f}" for c in cols))
-    print(f"\nvalid RMSE {metrics['rmse']:.4f} (global mean: {baseline:.4f}); {metrics['n_train']:,} train / "
-          f"{metrics['n_valid']:,} valid ratings; fit {metrics['fit_seconds']:.2f} s")
+    rows = f"{metrics['n_train']:,} train / {metrics['n_valid']:,} valid {'interactions' if data.implicit else 'ratings'}"
+    if ratings:
+        print(f"\nvalid RMSE {metrics['rmse']:.4f} (global mean: {baseline:.4f}); {rows}; fit "
+              f"{metrics['fit_seconds']:.2f} s")
+    else:
+        why = "the data are interactions" if data.implicit else f"preset {p['name']!r} ranks, its scores are not ratings"
+        print(f"\nvalid NDCG@10 {metrics['ndcg@10']:.4f} (most popular: {float(table.loc['most popular', 'ndcg@10']):.4f},"
+              f" EASE: {float(table.loc['EASE', 'ndcg@10']):.4f}); ranking metrics only ({why}); {rows}; fit "
+              f"{metrics['fit_seconds']:.2f} s")
     print()
     print(f"wrote {out / 'metrics.json'}, {out / 'loss.png'}, {out / 'model.safetensors'}, {out / 'report.html'}")
     return 0

@@ -220,6 +220,8 @@ def synthetic(
     n_genres: int = 6,
     popularity: float = 0.8,
     id_type: Literal["int", "str"] = "int",
+    implicit: bool = False,
+    taste: float = 3.0,
     seed: int = 0,
 ) -> Dataset:
     """A seeded MovieLens-like table with planted structure whose answer is known.
@@ -240,6 +242,10 @@ def synthetic(
         n_genres: number of planted genres.
         popularity: power-law exponent of item popularity.
         id_type: ``"int"`` IDs (1, 2, ...) or ``"str"`` IDs (``"u1"``, ``"i1"``, ...).
+        implicit: interactions instead of ratings: no rating column, and a drawn (user, item)
+            pair is kept with probability ``sigmoid(taste * z)`` where ``z`` is the user's
+            standardised affinity for the item, so what users interact with follows their tastes.
+        taste: strength of that preference (0: interactions follow popularity only).
         seed: same seed, same table.
 
     Returns:
@@ -270,9 +276,13 @@ def synthetic(
     pop = (np.arange(1, n_items + 1) ** -popularity)[rng.permutation(n_items)]
     act = (np.arange(1, n_users + 1) ** -0.5)[rng.permutation(n_users)]
     seen = np.zeros(0, dtype=np.int64)
-    for _ in range(50 if density < 0.5 else 0):  # weighted draws; dense tables are drawn uniformly
-        m = 2 * (n_obs - len(seen)) + 16
+    aff_sd = float(np.sqrt((user_factors**2).sum(1).mean() * (item_factors**2).sum(1).mean() / k)) or 1.0
+    for _ in range(50 if density < 0.5 or implicit else 0):  # weighted draws; dense tables are drawn uniformly
+        m = (6 if implicit else 2) * (n_obs - len(seen)) + 16
         pairs = rng.choice(n_users, m, p=act / act.sum()) * n_items + rng.choice(n_items, m, p=pop / pop.sum())
+        if implicit:  # keep a pair with a probability that grows with the user's affinity for the item
+            aff = (user_factors[pairs // n_items] * item_factors[pairs % n_items]).sum(1) / aff_sd
+            pairs = pairs[rng.random(m) < 1 / (1 + np.exp(-taste * aff))]
         seen = pd.unique(np.concatenate([seen, pairs]))
         if len(seen) >= n_obs:
             break
@@ -294,10 +304,11 @@ def synthetic(
            else np.arange(1, n_items + 1))
     genre_names = np.array([f"genre{g}" for g in range(n_genres)], dtype=object)
     genres = [genre_names[g] + (f"|{genre_names[s]}" if s >= 0 and s != g else "") for g, s in zip(item_genre, second)]
+    table = pd.DataFrame({"user": uid[u], "item": iid[i], "rating": ratings, "timestamp": ts})
     return Dataset(
-        "synthetic",
-        pd.DataFrame({"user": uid[u], "item": iid[i], "rating": ratings, "timestamp": ts}),
-        {"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"},
+        "synthetic-implicit" if implicit else "synthetic",
+        table.drop(columns=["rating"]) if implicit else table,
+        {"user": "user", "item": "item", "rating": None if implicit else "rating", "timestamp": "timestamp"},
         items=pd.DataFrame({"item": iid, "genres": genres}),
         users=pd.DataFrame({"user": uid, "group": [f"g{g}" for g in user_group]}),
         truth={"user_ids": uid, "item_ids": iid, "user_bias": user_bias, "item_bias": item_bias,

@@ -64,15 +64,27 @@ def has_tables(learn) -> bool:
     return learn.cf.contract.tables() is not None
 
 
+def ranks(learn) -> bool:
+    """A ranking model: scores order items and are not ratings (column ``rank_score`` in predict)."""
+    return learn.cf.contract.score_kind == "ranking"
+
+
+def col(learn) -> str:
+    return "rank_score" if ranks(learn) else "score"
+
+
 def test_finite_scores_for_known_and_unknown_ids(learned, data):
     _, learn = learned
     users = data.valid["user"].tolist()[:20] + [10**9, 1]
     items = data.valid["item"].tolist()[:20] + [1, 10**9]
     out = cflearn.predict(learn, users, items)
-    assert np.isfinite(out.score).all()
+    assert np.isfinite(out[col(learn)]).all()
     assert out.fallback.tolist()[-2:] == ["average user", "average item"]
     lo, hi = data.scale
-    assert out.score.between(lo, hi).all()
+    if ranks(learn):  # preferences, not ratings: not squeezed into the scale, and never called a score
+        assert "score" not in out.columns and not out.rank_score.between(lo, hi).all()
+    else:
+        assert out.score.between(lo, hi).all()
 
 
 def test_recommend_scores_equal_predict(learned, data):
@@ -83,7 +95,7 @@ def test_recommend_scores_equal_predict(learned, data):
     seen = set(data.train.loc[data.train["user"] == user, "item"])
     assert not seen & set(top["item"])
     pred = cflearn.predict(learn, [user] * 5, top["item"].tolist())
-    np.testing.assert_allclose(top["score"], pred["score"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(top["score"], pred[col(learn)], rtol=1e-5, atol=1e-5)
 
 
 def test_save_load_identical(learned, data, tmp_path):
@@ -134,7 +146,11 @@ def test_test_dl_and_get_preds_equal_predict(learned, data):
     preds, _ = learn.get_preds(dl=dl)
     ref = cflearn.predict(learn, rows["user"].tolist(), rows["item"].tolist(), clip=False)
     assert preds.numel() == 3
-    np.testing.assert_allclose(preds.reshape(-1).numpy(), ref.score.to_numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(preds.reshape(-1).numpy(), ref[col(learn)].to_numpy(), rtol=1e-5, atol=1e-5)
+    if ranks(learn):  # a ranking loss is over a user's catalogue: no per-row loss against ratings
+        with pytest.raises(cflearn.ConfigError, match="per-row losses"):
+            learn.get_preds(dl=learn.dls.test_dl(rows, with_labels=True), with_loss=True)
+        return
     # with labels, the targets are the three ratings, and per-row losses are their squared errors
     _, targs, losses = learn.get_preds(dl=learn.dls.test_dl(rows, with_labels=True), with_loss=True)
     np.testing.assert_allclose(targs.reshape(-1).numpy(), rows["rating"].to_numpy())
@@ -187,6 +203,10 @@ def test_fastbook_interpretation_code_gives_the_models_answers(learned, data):
     if book_answer != "#na#":  # row 0 is the average item (ColdRows), which cflearn never recommends
         assert cflearn.similar_items(learn, top_movies[0], n=1, min_ratings=0)["item"].iloc[0] == book_answer
     u, i = learn.cf.users.encode([1])[0], learn.cf.items.encode([top_movies[0]])[0]
+    if ranks(learn):  # users are encoded from their items: the user side is tables().users
+        raw = (tables.users[u] * learn.model.i_weight.weight[i]).sum() + learn.model.i_bias.weight[i, 0]
+        assert float(raw) == pytest.approx(cflearn.predict(learn, 1, top_movies[0]).rank_score.iloc[0], rel=1e-5)
+        return
     raw = (learn.model.u_weight.weight[u] * learn.model.i_weight.weight[i]).sum() + \
         learn.model.u_bias.weight[u, 0] + learn.model.i_bias.weight[i, 0]
     lo, hi = learn.model.y_range
@@ -197,7 +217,10 @@ def test_fastbook_interpretation_code_gives_the_models_answers(learned, data):
 def test_evaluate_and_plot_loss_work(learned):
     _, learn = learned
     table = cflearn.evaluate(learn, n=5)
-    assert np.isfinite(table["rmse"]).all() and "ndcg@5" in table.columns
+    rating_rows = table.drop(index=[table.index[0]] if ranks(learn) else []).drop(index=["EASE", "item-kNN"])
+    assert np.isfinite(rating_rows["rmse"]).all() and "ndcg@5" in table.columns
+    assert np.isnan(table["rmse"].iloc[0]) == ranks(learn)  # a ranking model predicts no ratings
+    assert np.isfinite(table["ndcg@5"]).all()
     assert cflearn.plot_loss(learn).axes
 
 
@@ -338,4 +361,4 @@ def test_explain_parts_add_up_to_the_raw_score(learned, data):
         return
     e = cflearn.interpret.explain(learn, user, item)
     assert e.parts["value"].sum() == pytest.approx(e.raw, abs=1e-5)
-    assert e.score == pytest.approx(cflearn.predict(learn, user, item, clip=False).score.iloc[0], rel=1e-5)
+    assert e.score == pytest.approx(cflearn.predict(learn, user, item, clip=False)[col(learn)].iloc[0], rel=1e-5)

@@ -1,0 +1,109 @@
+"""Choose the ``rank`` preset's settings on inner splits of *training* rows only.
+
+For each data set, the evaluation split's training rows are split again (the inner split); each
+candidate trains on the inner training rows and is scored by NDCG@10 on the inner validation rows.
+The evaluation split is never looked at. Candidates vary one setting at a time around the preset.
+
+Data sets: ml-latest-small (random 80/20 seed 42; and each user's last 5 ratings held out), and a
+synthetic implicit table of another shape (more users than items, no ratings).
+
+    python bench/tune_rank.py            # prints the table; --record appends it to bench/RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import append_results, markdown_table  # noqa: E402
+
+import cflearn  # noqa: E402
+from cflearn._evaluate import _ranked  # noqa: E402
+from cflearn._scoring import item_mask, score_matrix  # noqa: E402
+from cflearn.metrics import ranking_metrics  # noqa: E402
+
+CANDIDATES: list[dict[str, object]] = [
+    {},
+    {"epochs": 20}, {"epochs": 40},
+    {"lr": 5e-3}, {"lr": 2e-2},
+    {"n_factors": 128}, {"n_factors": 300},
+    {"dropout": 0.3}, {"dropout": 0.7},
+    {"below_weight": 0.0}, {"below_weight": 0.5}, {"below_weight": 1.0},
+    {"bs": 128},
+]
+
+
+def outer_sets() -> dict[str, cflearn.CollabData]:
+    ml = cflearn.datasets.movielens("ml-latest-small")
+    syn = cflearn.datasets.synthetic(4000, 1500, density=0.02, implicit=True, popularity=0.9, seed=3)
+    return {"ml-latest-small random": cflearn.from_df(ml, seed=42),
+            "ml-latest-small last 5": cflearn.from_df(ml, split="leave_last", n_last=5),
+            "synthetic implicit": cflearn.from_df(syn, seed=42)}
+
+
+def inner(data: cflearn.CollabData) -> cflearn.CollabData:
+    """The inner split of the outer training rows (same protocol as the outer split)."""
+    train = data.train
+    kw = dict(user=data.user, item=data.item, timestamp=data.timestamp, implicit=data.implicit or None)
+    if data.implicit:
+        kw["weight"] = None
+    else:
+        kw["rating"] = data.rating
+    if data.split == "leave_last":
+        return cflearn.from_df(train, split="leave_last", n_last=5, **kw)
+    return cflearn.from_df(train, seed=1, **kw)
+
+
+def ndcg(learn, data: cflearn.CollabData, n: int = 10) -> float:
+    cf = learn.cf
+    relevance = cflearn._data.relevance_level(cf.scale)
+    vu, vi = cf.users.encode(data.valid[data.user]), cf.items.encode(data.valid[data.item])
+    vals = data.valid[data.rating].to_numpy()
+    rel: dict[int, set[int]] = {}
+    for u, i, r in zip(vu, vi, vals):
+        if u > 0 and (data.implicit or r >= relevance):
+            rel.setdefault(int(u), set()).add(int(i))
+    users = sorted(rel)
+    top = _ranked(cf, torch.tensor(users), n, item_mask(cf, None, 1), lambda rows: score_matrix(cf, rows))
+    return ranking_metrics(top, [rel[u] for u in users], n)[f"ndcg@{n}"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--record", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    sets = {name: inner(d) for name, d in outer_sets().items()}
+    header = ["change from preset 'rank'"] + list(sets) + ["mean", "fit s (ml random)"]
+    rows = []
+    for cand in CANDIDATES:
+        scores, secs = [], 0.0
+        for name, d in sets.items():
+            if d.implicit and "below_weight" in cand:
+                scores.append(float("nan"))
+                continue
+            learn = cflearn.collab_learner(d, "rank", progress=False, **cand)
+            t = time.perf_counter()
+            cflearn.fit(learn)
+            if name.endswith("random"):
+                secs = time.perf_counter() - t
+            scores.append(ndcg(learn, d))
+        label = ", ".join(f"{k}={v}" for k, v in cand.items()) or "(preset)"
+        rows.append([label] + [f"{s:.4f}" for s in scores] + [f"{np.nanmean(scores):.4f}", f"{secs:.1f}"])
+        print(" | ".join(rows[-1]), flush=True)
+    table = markdown_table(header, rows)
+    print(table)
+    if args.record:
+        append_results("rank preset: inner-split tuning (NDCG@10 on inner validation rows of the training data)",
+                       table, "Each column: the outer split's training rows split again (random seed 1, or each "
+                       "user's last 5); the outer validation rows are never used. 2 torch threads.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""Training to rank: user-row loaders and the losses that score a user against the catalogue.
+
+A ranking model (:class:`cflearn.models.Ranker`) is trained on batches of *users*: the loader
+yields user indices, the model turns them into vectors, and :class:`RankLoss` scores each vector
+against the items (all of them, a sample, or one negative per positive) and rewards the user's own
+items. Targets are CSR rows (items and weights): rows ``0..n_users-1`` are the training items of
+each user, rows ``n_users..`` the validation items, so one loss serves both loaders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._data import relevance_level
+from ._distributed import unwrap
+from ._errors import ConfigError, check_count, check_number
+from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader
+from .models import Ranker
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ._data import CollabData
+    from ._presets import Preset
+
+__all__ = ["RankLoss", "RankTargets", "rank_targets", "rank_loaders", "target_weights", "RankLossKind",
+           "check_ranking", "ranking_parts", "RANK_ONLY"]
+
+RankLossKind = Literal["softmax", "bpr"]
+FULL_SOFTMAX_ITEMS = 20_000
+"""Catalogues up to this size get the full softmax; larger ones a sampled one (unless ``negatives`` says)."""
+
+
+@dataclasses.dataclass
+class RankTargets:
+    """CSR rows of target items and weights (``indptr`` has one more entry than rows)."""
+
+    indptr: torch.Tensor
+    items: torch.Tensor
+    weights: torch.Tensor
+
+    def gather(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(row position in the batch, item, weight)`` of every target of ``rows``."""
+        starts, lens = self.indptr[rows], self.indptr[rows + 1] - self.indptr[rows]
+        offsets = torch.cumsum(lens, 0) - lens
+        pos = torch.repeat_interleave(starts - offsets, lens) + torch.arange(int(lens.sum()), device=rows.device)
+        which = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), lens)
+        return which, self.items[pos], self.weights[pos]
+
+    def to(self, device: torch.device) -> RankTargets:
+        return RankTargets(self.indptr.to(device), self.items.to(device), self.weights.to(device))
+
+
+def target_weights(data: CollabData, idx: np.ndarray, below_weight: float, relevance: float) -> np.ndarray:
+    """How much each row counts as a target: implicit weights enter as ``log2(1 + weight)`` (a
+    single play or click counts 1); explicit ratings count 1 at or above ``relevance`` and
+    ``below_weight`` below it (a watched but disliked film is a weaker positive, or none)."""
+    values = data.values[idx].astype(np.float64)
+    if data.implicit:
+        return np.log2(1.0 + values).astype(np.float32)
+    return np.where(values >= relevance, 1.0, below_weight).astype(np.float32)
+
+
+def _csr(users: np.ndarray, items: np.ndarray, weights: np.ndarray, n_rows: int) -> RankTargets:
+    order = np.lexsort((items, users))
+    counts = np.bincount(users, minlength=n_rows)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    return RankTargets(torch.from_numpy(indptr.astype(np.int64)), torch.from_numpy(items[order].astype(np.int64)),
+                       torch.from_numpy(weights[order]))
+
+
+def rank_targets(data: CollabData, below_weight: float, relevance: float) -> tuple[RankTargets, RankTargets]:
+    """``(history, targets)``: each user's training items (the model's input, CSR over users) and
+    the loss's target rows (training rows, then validation rows of users seen in training).
+
+    On explicit ratings, an item rated below ``relevance`` weighs ``below_weight`` in both (0:
+    the model ignores it, though it is still never recommended back); implicit interactions
+    weigh 1 as inputs and ``log2(1 + weight)`` as targets.
+    """
+    n = len(data.users)
+    codes = data.codes
+    tr, va = codes[data.train_idx], codes[data.valid_idx]
+    known = (va[:, 0] > 0) & (va[:, 1] > 0)
+    w_tr = target_weights(data, data.train_idx, below_weight, relevance)
+    w_va = target_weights(data, data.valid_idx, below_weight, relevance)[known]
+    w_in = np.ones(len(tr), np.float32) if data.implicit else w_tr
+    used = w_in > 0
+    history = _csr(tr[used, 0].astype(np.int64), tr[used, 1].astype(np.int64), w_in[used], n)
+    targets = _csr(np.concatenate([tr[:, 0], va[known, 0] + n]).astype(np.int64),
+                   np.concatenate([tr[:, 1], va[known, 1]]).astype(np.int64), np.concatenate([w_tr, w_va]), 2 * n)
+    return history, targets
+
+
+def rank_loaders(targets: RankTargets, n_users: int, *, bs: int, device: torch.device, seed: int | None,
+                 decoder: Decoder) -> CollabLoaders:
+    """Shuffled batches of the users with training items; validation over users with validation items.
+
+    Each batch is ``(user indices, target rows)``: the same indices for training, shifted by
+    ``n_users`` (the validation rows of :func:`rank_targets`) for validation.
+    """
+    lens = targets.indptr[1:] - targets.indptr[:-1]
+    train_users = torch.nonzero(lens[:n_users] > 0).view(-1)
+    valid_users = torch.nonzero(lens[n_users:] > 0).view(-1)
+    train = TensorLoader(TensorDataset(train_users, train_users), bs=bs, shuffle=True, seed=seed, decoder=decoder)
+    valid = TensorLoader(TensorDataset(valid_users, valid_users + n_users), bs=max(bs, 1024), seed=seed,
+                         decoder=decoder)
+    return CollabLoaders(train, valid, decoder=decoder, device=device)
+
+
+class RankLoss:
+    """Negative log-likelihood of each user's items given the user's vector (fastai ``loss_func``).
+
+    ``kind="softmax"``: a softmax over the catalogue per user (the multinomial likelihood of
+    Mult-DAE): over every item when ``negatives`` is 0, else over the user's own items and
+    ``negatives`` items drawn uniformly for the batch, their share of the partition function
+    scaled up to the catalogue (cost per batch independent of the catalogue's size).
+    ``kind="bpr"``: Bayesian personalised ranking (Rendle et al. 2009), each target item against
+    one uniformly drawn item. The loss is summed over each user's target items and averaged over
+    the users (Mult-DAE's objective): large gradients, which Adam's ``eps`` does not blur. A
+    validation user has fewer target items (the held-out ones) than a training row, so the
+    validation loss sits below the training loss: compare its trend, not its level.
+
+    Args:
+        model: the :class:`cflearn.models.Ranker` whose item tables score the users.
+        targets: the target rows (see :func:`rank_targets`).
+        kind: ``"softmax"`` or ``"bpr"``.
+        negatives: sampled items per batch for the softmax (0: all items).
+        seed: seed of the sampling generator.
+    """
+
+    reduction: str = "mean"
+
+    def __init__(self, model: nn.Module, targets: RankTargets, kind: RankLossKind = "softmax", negatives: int = 0,
+                 seed: int | None = None):
+        self.model, self.targets, self.kind, self.negatives = model, targets, kind, int(negatives)
+        self._gen: torch.Generator | None = None
+        self._seed = seed
+
+    def _draw(self, n: int, n_items: int, device: torch.device) -> torch.Tensor:
+        if self._gen is None or self._gen.device != device:
+            self._gen = torch.Generator(device=device)
+            self._gen.manual_seed(self._seed if self._seed is not None else int(torch.randint(0, 2**62, (1,))))
+        return torch.randint(1, n_items, (n,), generator=self._gen, device=device)
+
+    def __call__(self, h: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        if h.dim() != 2:
+            raise ConfigError("per-row losses need a rating model: a ranking model's loss scores a user against the "
+                              "catalogue (its loaders yield users, not (user, item, rating) rows)")
+        model = unwrap(self.model)
+        if self.targets.indptr.device != h.device:
+            self.targets = self.targets.to(h.device)
+        which, items, w = self.targets.gather(rows.view(-1))
+        n_items = model.i_weight.weight.shape[0]
+        if self.kind == "softmax" and (self.negatives <= 0 or self.negatives >= n_items - 1):
+            logits = torch.addmm(model.i_bias.weight[:, 0], h, model.i_weight.weight.T)
+            per_item = (logits - torch.logsumexp(logits, dim=1, keepdim=True))[which, items]
+            return self._reduce(-(w * per_item), which, rows)
+        v, b = model.item_rows(items)
+        pos = (h[which] * v).sum(1) + b
+        if self.kind == "bpr":
+            v_neg, b_neg = model.item_rows(self._draw(len(items), n_items, h.device))
+            per_item = F.logsigmoid(pos - (h[which] * v_neg).sum(1) - b_neg)
+        else:
+            v_neg, b_neg = model.item_rows(self._draw(self.negatives, n_items, h.device))
+            sampled = h @ v_neg.T + b_neg + float(np.log((n_items - 1) / self.negatives))
+            top = torch.maximum(sampled.max(1).values, torch.full_like(sampled[:, 0], -torch.inf).scatter_reduce(
+                0, which, pos, "amax")).detach()
+            z = torch.exp(sampled - top[:, None]).sum(1) + torch.zeros_like(top).index_add(
+                0, which, torch.exp(pos - top[which]))
+            per_item = pos - (torch.log(z) + top)[which]
+        return self._reduce(-(w * per_item), which, rows)
+
+    def _reduce(self, loss: torch.Tensor, which: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        if self.reduction == "none":
+            return torch.zeros(len(rows), device=loss.device).index_add(0, which, loss)
+        return loss.sum() / max(1, len(rows))
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def decodes(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    @property
+    def label(self) -> str:
+        """What the loss is, for plots."""
+        return "cross-entropy per user" if self.kind == "softmax" else "BPR loss per user"
+
+    def __repr__(self) -> str:
+        how = "all items" if self.negatives <= 0 else f"{self.negatives} sampled items"
+        return f"RankLoss({self.kind}, {how})" if self.kind == "softmax" else "RankLoss(bpr)"
+
+
+RANK_ONLY = ("dropout", "below_weight", "negatives")
+"""Preset fields that apply to ranking presets only."""
+_NOT_FOR_RANKING = {"use_nn": "the ranking model is its own architecture", "emb_szs": "the NN model only",
+                    "layers": "the NN model only", "item_features": "rating models only (preset 'best')",
+                    "row_l2": "rating models; regularise a ranking model with dropout= or wd=",
+                    "bias_l2": "rating models; regularise a ranking model with dropout= or wd=",
+                    "y_pad": "ratings (a ranking model's scores are not ratings)"}
+
+
+def check_ranking(p: Preset, given: dict[str, Any], *, custom: bool) -> Preset:
+    """Check a preset's ranking settings (errors for those that do not apply); ``auto`` -> ``adamw``."""
+    if not p.ranking:
+        wrong = [k for k in RANK_ONLY if k in given]
+        raise ConfigError(f"{', '.join(wrong)} appl(y/ies) to ranking presets only (loss='softmax' or 'bpr', e.g. "
+                          f"preset='rank'); preset {p.name!r} predicts ratings")
+    if custom:
+        raise ConfigError(f"preset {p.name!r} trains cflearn's Ranker; your own model= trains with a rating preset "
+                          "(e.g. 'fast')")
+    for name, why in _NOT_FOR_RANKING.items():
+        if given.get(name):
+            raise ConfigError(f"{name} does not apply to ranking preset {p.name!r}: it is for {why}")
+    if p.loader != "fast":
+        raise ConfigError(f"ranking presets need loader='fast', got {p.loader!r}")
+    if p.loss not in ("softmax", "bpr"):
+        raise ConfigError(f"loss must be 'mse', 'softmax' or 'bpr', got {p.loss!r}")
+    for name in ("bs", "epochs", "n_factors"):
+        check_count(name, getattr(p, name))
+    check_number("lr", p.lr, positive=True)
+    check_number("wd", p.wd)
+    check_number("below_weight", p.below_weight)
+    if not (isinstance(p.dropout, (int, float)) and 0 <= p.dropout < 1):
+        raise ConfigError(f"dropout must be in [0, 1), got {p.dropout!r}")
+    if p.negatives is not None and (not isinstance(p.negatives, int) or p.negatives < 0):
+        raise ConfigError(f"negatives must be a non-negative integer (0: all items) or None, got {p.negatives!r}")
+    return p
+
+
+def _optimizer(p: Preset, n_items: int, negatives: int) -> str:
+    """``auto``: dense AdamW when each step touches the whole item table (full softmax) or the
+    table is small; lazy (sparse) AdamW when a step touches only sampled rows of a large table."""
+    if p.optimizer != "auto":
+        return p.optimizer
+    sampled = p.loss == "bpr" or negatives > 0
+    return "lazy" if sampled and n_items > 16 * max(negatives, p.bs) else "adamw"
+
+
+def ranking_parts(data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
+                  decoder: Decoder) -> tuple[CollabLoaders, Ranker, RankLoss, Preset]:
+    """Loaders, model, loss and the settled preset (``negatives``, ``optimizer``) of a ranking preset."""
+    history, targets = rank_targets(data, p.below_weight, relevance_level(data.scale))
+    n_users, n_items = len(data.users), len(data.items)
+    negatives = p.negatives if p.negatives is not None else 0 if n_items <= FULL_SOFTMAX_ITEMS else 2048
+    negatives = negatives if p.loss == "softmax" else 0
+    p = p.replace(negatives=negatives, optimizer=_optimizer(p, n_items, negatives))
+    if p.optimizer == "lazy" and p.loss == "softmax" and negatives == 0:
+        raise ConfigError("optimizer='lazy' does not apply to the full softmax (every step updates the whole item "
+                          "table); use 'adamw', or sample: negatives=2048")
+    net = Ranker(p.n_factors, n_users, n_items, history.indptr, history.items, history.weights, dropout=p.dropout,
+                 seed=seed)
+    loss = RankLoss(net, targets, p.loss, negatives=negatives, seed=seed)
+    dls = rank_loaders(targets, n_users, bs=p.bs, device=device, seed=seed, decoder=decoder)
+    return dls, net, loss, p
