@@ -28,13 +28,13 @@ SCALE_USERS, SCALE_ITEMS = 160_000, 60_000
 """The scale benchmarks' MovieLens-25M-like shape."""
 
 
-def synthetic_split(millions: float) -> tuple[cflearn.CollabData, float]:
-    """The scale benchmarks' data: ``millions`` synthetic ratings (power-law popularity, seed 0), 5% held
-    out; and the seconds it took to generate and encode them."""
+def synthetic_split(millions: float, implicit: bool = False) -> tuple[cflearn.CollabData, float]:
+    """The scale benchmarks' data: ``millions`` synthetic ratings (or interactions: ``implicit``; power-law
+    popularity, seed 0), 5% held out; and the seconds it took to generate and encode them."""
     t0 = time.perf_counter()
     n = int(millions * 1_000_000)
     ds = cflearn.datasets.synthetic(SCALE_USERS, SCALE_ITEMS, density=n / (SCALE_USERS * SCALE_ITEMS), popularity=1.0,
-                                    seed=0)
+                                    implicit=implicit, seed=0)
     data = cflearn.from_df(ds, valid_pct=0.05, seed=0)
     return data, time.perf_counter() - t0
 

@@ -25,7 +25,7 @@ def main() -> int:
     args = ap.parse_args()
     data = movielens_split()
     rows = []
-    for preset in ["fast", "best", "fast_nn"]:
+    for preset in ["fast", "best", "fast_nn", "rank"]:
         learn = cflearn.collab_learner(data, preset, progress=False)
         cflearn.fit(learn)
         rec_t, eval_t = [], []

@@ -5,6 +5,9 @@ Each size runs in its own subprocess (so peak RSS is that size's: data generatio
 encoding and training together). Records the device. Appends the table to bench/RESULTS.md.
 
     python bench/scale.py [--sizes 1,5,20] [--epochs 2] [--preset fast] [--optimizer lazy] [--no-record]
+
+A ranking preset (``--preset rank``) trains on synthetic *implicit* data of the same shape (interactions
+that follow planted tastes); its last column is then the validation loss, not RMSE.
 """
 
 from __future__ import annotations
@@ -21,17 +24,18 @@ from common import SCALE_ITEMS as N_ITEMS  # noqa: E402
 from common import SCALE_USERS as N_USERS  # noqa: E402
 from common import append_results, markdown_table, synthetic_split  # noqa: E402
 
+import cflearn  # noqa: E402
+
 
 def one(millions: float, epochs: int, preset: str, optimizer: str | None) -> dict:
-    import cflearn
-
-    data, prep = synthetic_split(millions)
+    data, prep = synthetic_split(millions, implicit=cflearn.PRESETS[preset].ranking)
     kwargs = {"optimizer": optimizer} if optimizer else {}
     learn = cflearn.collab_learner(data, preset, epochs=epochs, progress=False, **kwargs)
     cflearn.fit(learn)
     hist = learn.loss_history
     return {"ratings": len(data.ratings), "n_train": len(data.train_idx), "prep_s": prep,
-            "fit_s": learn.cf.fit_seconds, "epochs": epochs, "valid_rmse": hist.metric_values["rmse"][-1],
+            "fit_s": learn.cf.fit_seconds, "epochs": epochs,
+            "valid_rmse": hist.metric_values.get("rmse", hist.valid_losses)[-1],
             "device": str(learn.cf.device), "optimizer": learn.cf.preset["optimizer"], "bs": learn.cf.preset["bs"],
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2}
 
@@ -69,7 +73,8 @@ def main() -> int:
     for row, r in zip(rows, results):
         row.insert(4, f"{(1e6 * r['fit_s'] / r['epochs'] / r['n_train']) / base:.2f}")
     table = markdown_table(["ratings", "s / epoch", "ratings / s", "µs / rating", "cost vs smallest", "peak RSS GB",
-                            "valid RMSE", "data prep s", "device", "optimizer"], rows)
+                            "valid loss" if cflearn.PRESETS[args.preset].ranking else "valid RMSE",
+                            "data prep s", "device", "optimizer"], rows)
     print(table)
     if not args.no_record:
         append_results(f"scale: synthetic {N_USERS // 1000}k users x {N_ITEMS // 1000}k items, preset "

@@ -342,21 +342,22 @@ def from_df(
     frame[user] = _clean_ids(frame[user], user)
     frame[item] = _clean_ids(frame[item], item)
     if implicit:
-        frame, rating = _interactions(frame, rating, value, threshold)
+        frame, value_col = _interactions(frame, rating, value, threshold)
     else:
-        frame[rating] = _clean_ratings(frame[rating], rating)
+        value_col = str(rating)
+        frame[value_col] = _clean_ratings(frame[value_col], value_col)
     if timestamp is not None and frame[timestamp].isna().any():
         raise DataError(f"column {timestamp!r} has {int(frame[timestamp].isna().sum())} missing timestamps; "
                         "fill or drop them")
-    scale = _scale(frame[rating], rating, rating_range)
-    frame, n_dup = _dedupe(frame, user, item, rating, timestamp, duplicates)
+    scale = _scale(frame[value_col], value_col, rating_range)
+    frame, n_dup = _dedupe(frame, user, item, value_col, timestamp, duplicates)
 
     train_idx, valid_idx = split_rows(frame, split, user=user, item=item, timestamp=timestamp,
                                       valid_pct=valid_pct, seed=seed, n_last=n_last)
     check_split(train_idx, len(frame))
     train = frame.iloc[train_idx]
     return CollabData(
-        ratings=frame, train_idx=train_idx, valid_idx=valid_idx, user=user, item=item, rating=rating,
+        ratings=frame, train_idx=train_idx, valid_idx=valid_idx, user=user, item=item, rating=value_col,
         timestamp=timestamp, users=Vocab(train[user].to_numpy()), items=Vocab(train[item].to_numpy()),
         scale=scale, split=split, seed=seed, valid_pct=valid_pct, n_duplicates=n_dup,
         item_info=_side_table(items, item, "items"), user_info=_side_table(users, user, "users"),

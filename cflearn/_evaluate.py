@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ._baselines import bias_baseline, choose_ease_lambda, ease, interactions, item_knn
 from ._collab import CollabModel, as_collab
 from ._data import relevance_level
-from ._baselines import bias_baseline, choose_ease_lambda, ease, interactions, item_knn
 from ._errors import ConfigError, check_count
 from ._scoring import item_mask, score_matrix, score_pairs, top_n
 from .metrics import Empty, catalog_coverage, mae, popularity_bias, ranking_metrics, rmse

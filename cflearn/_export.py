@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,6 +105,9 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
         ModelFileError: missing, truncated or corrupted file, not a cflearn model, a newer format
             version, tampered metadata, or tensors whose shapes do not match the config.
     """
+    from ._learner import resolve_device
+
+    dev = resolve_device(device)
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
@@ -128,35 +132,49 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
         if version < 1:
             raise ValueError(f"bad format_version {version}")
         config = meta["model"]
+        if not isinstance(config, dict) or not isinstance(config.get("kind"), str):
+            raise ValueError("the model config is not an object with a 'kind'")
         users, items = Vocab.from_list(meta["users"]), Vocab.from_list(meta["items"])
         scale = (float(meta["scale"][0]), float(meta["scale"][1]))
-        model = _model_for(config, model, path)
+        global_mean = float(meta.get("global_mean", sum(scale) / 2))
+        if not all(math.isfinite(v) for v in (*scale, global_mean)):
+            raise ValueError(f"non-finite scale {scale} or global mean {global_mean}")
         if version == 1 and config["kind"] == "hybrid":
             tensors = {_V1_HYBRID.get(k, k): v for k, v in tensors.items()}
+        with torch.device("meta"):  # the sizes the header claims, checked before anything is allocated
+            probe = _model_for(config, None if model is None else model, path, probe=True)
+        expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
     except ModelFileError:
         raise
-    except (ValueError, KeyError, TypeError, IndexError) as e:
-        raise ModelFileError(f"{path} has damaged or tampered metadata ({type(e).__name__}: {e}); "
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError, OverflowError,
+            RecursionError) as e:
+        raise ModelFileError(f"{path} has damaged or tampered metadata ({type(e).__name__}: {str(e)[:200]}); "
                              "re-save the model from its learner") from None
     extra = {name: tensors.pop(f"{_KEY}.{name}", None) for name in _EXTRA}
-    expected = model.state_dict()
-    problems = [k for k in expected if k not in tensors or tensors[k].shape != expected[k].shape]
+    problems = [k for k in expected if k not in tensors or tuple(tensors[k].shape) != expected[k]]
     problems += [k for k in tensors if k not in expected]
     if problems:
         k = problems[0]
         got = tuple(tensors[k].shape) if k in tensors else "missing"
-        want = tuple(expected[k].shape) if k in expected else "unexpected"
+        want = expected[k] if k in expected else "unexpected"
         raise ModelFileError(f"{path}: weights do not match the model config ({k}: file {got}, config {want}); "
                              "the file was altered or mixed with another model")
+    means = {n: t for n, t in extra.items() if t is not None and n.endswith("_means")}  # NaN: no ratings
+    bad = next((k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())),
+               next((k for k, t in means.items() if t.is_floating_point() and bool(torch.isinf(t).any())), None))
+    if bad is not None:
+        raise ModelFileError(f"{path}: tensor {bad!r} holds NaN or infinite values; the file was altered or the "
+                             "model diverged: retrain and save it again")
+    model = _model_for(config, model, path)
     for (col, name), table in contract(model).embeddings().items():
         rows, vocab = table.num_embeddings, (users, items)[col]
         if rows != len(vocab):
             raise ModelFileError(f"{path}: the {('user', 'item')[col]} vocabulary ({len(vocab) - 1} IDs) does not "
                                  f"match the weights ({name}: {rows - 1} rows); the metadata was altered")
     model.load_state_dict(tensors)
-    model.to(torch.device(device)).eval()
+    model.to(dev).eval()
     return CollabModel(model=model, users=users, items=items, scale=scale, preset=meta.get("preset", {}),
-                       columns=meta.get("columns", {}), global_mean=float(meta.get("global_mean", sum(scale) / 2)),
+                       columns=meta.get("columns", {}), global_mean=global_mean,
                        item_info=_table_from_json(meta.get("item_info")), trained=True,
                        implicit=meta.get("implicit") is True,
                        **_checked_extra(extra, users, items, path))
@@ -165,8 +183,12 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
 _V1_HYBRID = {"i_weight.weight": "i_cf_weight.weight", "i_bias.weight": "i_cf_bias.weight"}
 
 
-def _model_for(config: dict[str, Any], given: torch.nn.Module | None, path: Path) -> torch.nn.Module:
-    """The module to load the weights into: built from the config, or the caller's for a custom kind."""
+def _model_for(config: dict[str, Any], given: torch.nn.Module | None, path: Path, *,
+               probe: bool = False) -> torch.nn.Module:
+    """The module to load the weights into: built from the config, or the caller's for a custom kind
+    (``probe``: only its shapes are needed, so the caller's module is returned as it is)."""
+    if probe and given is not None and config["kind"] == "custom":
+        return given
     if config["kind"] == "custom":
         if given is None:
             raise ModelFileError(f"{path} holds the weights of your own module {config.get('class')!r}; pass a "

@@ -52,6 +52,10 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         raise ConfigError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:0'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device='cuda' was asked for but torch sees no CUDA GPU; use device='cpu'")
+    if dev.type == "meta":
+        raise ConfigError("device='meta' holds no data, so nothing can train or predict on it; use 'cpu' or 'cuda'")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device='mps' (Apple GPU) is not available in this torch build; use device='cpu'")
     return dev
 
 
@@ -152,16 +156,19 @@ def collab_learner(
         if seed is not None:
             torch.manual_seed(seed)
         rank_loss = None
+        dls: Any
+        net: nn.Module
         if p.ranking:  # a user is the bag of their items; the loss ranks the catalogue
             decoder = Decoder(data.user, data.item, data.rating, users, items, titles)
-            dls, net, rank_loss, p = ranking_parts(data, p, device=dev, seed=seed, decoder=decoder)
+            dls, ranker, rank_loss, p = ranking_parts(data, p, device=dev, seed=seed, decoder=decoder)
+            net = ranker
         elif p.item_features:  # hybrid: items known only from metadata get rows too
             hyb = hybrid_items(data, p.item_features)
             items = hyb.items
             decoder = Decoder(data.user, data.item, data.rating, users, items, titles)
-            dls: Any = fast_loaders(*hyb.tensors("train"), *hyb.tensors("valid"), bs=p.bs, device=dev, seed=seed,
-                                    decoder=decoder, shard=shard)
-            net: nn.Module = HybridDotBias(p.n_factors, len(users), len(items), hyb.features.idx,
+            dls = fast_loaders(*hyb.tensors("train"), *hyb.tensors("valid"), bs=p.bs, device=dev, seed=seed,
+                               decoder=decoder, shard=shard)
+            net = HybridDotBias(p.n_factors, len(users), len(items), hyb.features.idx,
                                            hyb.features.weight, len(hyb.features.names), hyb.trained, y_range=yr,
                                            feature_names=hyb.features.names)
         else:

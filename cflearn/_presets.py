@@ -50,8 +50,9 @@ class Preset:
         below_weight: ranking models on explicit ratings: weight, as a training target, of items
             rated below the relevance level (80% up the scale: 4 of 5 stars); those at or above
             it weigh 1.
-        negatives: ranking softmax: items sampled per batch; ``None``: the full catalogue up to
-            20,000 items, else 2,048 sampled; 0: always the full catalogue.
+        negatives: ranking softmax: items sampled per batch; 0: the full catalogue; ``None``: the full
+            catalogue while it is small (up to 20,000 items, and steps per epoch x items up to 5M, as
+            on MovieLens-small), else 2,048 sampled with sparse (``lazy``) updates.
     """
 
     name: str
@@ -118,10 +119,10 @@ PRESETS: dict[str, Preset] = {
         Preset("best_nn", "EmbeddingNN with smaller batches: slower than fast_nn, more accurate",
                loader="fast", bs=512, epochs=5, lr=1e-2, wd=4.0, use_nn=True, layers=(64,)),
         Preset("rank", "top-N lists: a user is the bag of their items, softmax over the catalogue (scores are not "
-               "ratings)", loader="fast", bs=64, epochs=30, lr=1e-2, wd=0.0, n_factors=200, optimizer="adamw",
-               loss="softmax", dropout=0.5, below_weight=0.0),
+               "ratings)", loader="fast", bs=64, epochs=30, lr=1e-2, wd=0.0, n_factors=200, optimizer="auto",
+               loss="softmax", dropout=0.7, below_weight=0.0),
         Preset("rank_bpr", "'rank' trained with BPR (each item against one random item), for comparison",
-               loader="fast", bs=64, epochs=30, lr=1e-2, wd=0.0, n_factors=200, optimizer="adamw",
+               loader="fast", bs=64, epochs=30, lr=1e-2, wd=0.0, n_factors=200, optimizer="auto",
                loss="bpr", dropout=0.5, below_weight=0.0),
     ]
 }

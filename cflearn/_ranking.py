@@ -10,6 +10,7 @@ each user, rows ``n_users..`` the validation items, so one loss serves both load
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -33,7 +34,9 @@ __all__ = ["RankLoss", "RankTargets", "rank_targets", "rank_loaders", "target_we
 
 RankLossKind = Literal["softmax", "bpr"]
 FULL_SOFTMAX_ITEMS = 20_000
-"""Catalogues up to this size get the full softmax; larger ones a sampled one (unless ``negatives`` says)."""
+"""Catalogues up to this size may get the full softmax (see :func:`auto_negatives`)."""
+FULL_SOFTMAX_COST = 5_000_000
+"""... when steps per epoch x items stays below this (each full-softmax step updates every item row)."""
 
 
 @dataclasses.dataclass
@@ -151,7 +154,7 @@ class RankLoss:
         if h.dim() != 2:
             raise ConfigError("per-row losses need a rating model: a ranking model's loss scores a user against the "
                               "catalogue (its loaders yield users, not (user, item, rating) rows)")
-        model = unwrap(self.model)
+        model: Ranker = unwrap(self.model)  # type: ignore[assignment]
         if self.targets.indptr.device != h.device:
             self.targets = self.targets.to(h.device)
         which, items, w = self.targets.gather(rows.view(-1))
@@ -233,13 +236,22 @@ def check_ranking(p: Preset, given: dict[str, Any], *, custom: bool) -> Preset:
     return p
 
 
-def _optimizer(p: Preset, n_items: int, negatives: int) -> str:
-    """``auto``: dense AdamW when each step touches the whole item table (full softmax) or the
-    table is small; lazy (sparse) AdamW when a step touches only sampled rows of a large table."""
+def auto_negatives(n_users: int, n_items: int, bs: int) -> int:
+    """``negatives=None``: the full softmax (0) while the catalogue is small and an epoch's dense updates
+    (steps x items) stay cheap, as on MovieLens-small; else 2,048 sampled items per batch, with
+    sparse updates, so that a step costs the same however large the catalogue."""
+    steps = math.ceil(n_users / bs)
+    if n_items - 1 <= 2048 or (n_items <= FULL_SOFTMAX_ITEMS and steps * n_items <= FULL_SOFTMAX_COST):
+        return 0
+    return 2048
+
+
+def _optimizer(p: Preset, negatives: int) -> str:
+    """``auto``: dense AdamW when each step touches the whole item table (full softmax); lazy (sparse)
+    AdamW when a step touches only the batch's own and sampled rows (sampled softmax, BPR)."""
     if p.optimizer != "auto":
         return p.optimizer
-    sampled = p.loss == "bpr" or negatives > 0
-    return "lazy" if sampled and n_items > 16 * max(negatives, p.bs) else "adamw"
+    return "lazy" if p.loss == "bpr" or negatives > 0 else "adamw"
 
 
 def ranking_parts(data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
@@ -247,14 +259,14 @@ def ranking_parts(data: CollabData, p: Preset, *, device: torch.device, seed: in
     """Loaders, model, loss and the settled preset (``negatives``, ``optimizer``) of a ranking preset."""
     history, targets = rank_targets(data, p.below_weight, relevance_level(data.scale))
     n_users, n_items = len(data.users), len(data.items)
-    negatives = p.negatives if p.negatives is not None else 0 if n_items <= FULL_SOFTMAX_ITEMS else 2048
+    negatives = p.negatives if p.negatives is not None else auto_negatives(n_users, n_items, p.bs)
     negatives = negatives if p.loss == "softmax" else 0
-    p = p.replace(negatives=negatives, optimizer=_optimizer(p, n_items, negatives))
+    p = p.replace(negatives=negatives, optimizer=_optimizer(p, negatives))
     if p.optimizer == "lazy" and p.loss == "softmax" and negatives == 0:
         raise ConfigError("optimizer='lazy' does not apply to the full softmax (every step updates the whole item "
                           "table); use 'adamw', or sample: negatives=2048")
     net = Ranker(p.n_factors, n_users, n_items, history.indptr, history.items, history.weights, dropout=p.dropout,
                  seed=seed)
-    loss = RankLoss(net, targets, p.loss, negatives=negatives, seed=seed)
+    loss = RankLoss(net, targets, "bpr" if p.loss == "bpr" else "softmax", negatives=negatives, seed=seed)
     dls = rank_loaders(targets, n_users, bs=p.bs, device=device, seed=seed, decoder=decoder)
     return dls, net, loss, p

@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "presets": _presets}
         return commands[args.command](args)
     except CflearnError as e:
-        print(f"cflearn: error: {e}", file=sys.stderr)
+        print(f"cflearn: error: {_shown(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("cflearn: interrupted; nothing was written under the final names", file=sys.stderr)
@@ -208,7 +208,7 @@ def _predict(args: argparse.Namespace) -> int:
         fallback = str(row.fallback)
         unknown = fallback.removeprefix("average ")
         flag = f"  (fallback: unknown {unknown}, scored as the {fallback})" if fallback else ""
-        print(f"user {row.user!s} item {row.item!s}: {row.score:.3f}{flag}")
+        print(f"user {_shown(row.user)} item {_shown(row.item)}: {row.score:.3f}{flag}")
     return 0
 
 
@@ -220,15 +220,16 @@ def _recommend(args: argparse.Namespace) -> int:
     user = _coerce_id(args.user, cf.users)
     top = recommend(cf, user, n=args.n, exclude_seen=not args.include_seen, min_ratings=args.min_ratings)
     if (top["fallback"] == "popular").any():
-        print(f"user {user} is not in the training data: showing the most popular items")
+        print(f"user {_shown(user)} is not in the training data: showing the most popular items")
     elif len(top) < args.n:
-        print(f"top {len(top)} for user {user} (only {len(top)} items they have not rated are left to recommend):")
+        print(f"top {len(top)} for user {_shown(user)} (only {len(top)} items they have not rated are left to "
+              "recommend):")
     else:
-        print(f"top {len(top)} for user {user}:")
+        print(f"top {len(top)} for user {_shown(user)}:")
     extra = [c for c in ("title", "genres") if c in top.columns]
     for row in top.itertuples():
-        label = " ".join(str(getattr(row, c)) for c in extra)
-        print(f"{row.rank:>3}. {row.item!s:<10} {row.score:5.2f}  {label}".rstrip())
+        label = " ".join(_shown(getattr(row, c)) for c in extra)
+        print(f"{row.rank:>3}. {_shown(row.item):<10} {row.score:5.2f}  {label}".rstrip())
     return 0
 
 
@@ -238,6 +239,12 @@ def _report(args: argparse.Namespace) -> int:
     path = write_report(args.run_dir, out=args.out)
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
     return 0
+
+
+def _shown(value: Any) -> str:
+    """Text safe for a terminal: control characters (ESC, newlines, ...) from the data are escaped, so an
+    ID or title can neither forge a line nor send terminal commands."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
 
 
 def _coerce_id(text: str, vocab: Any) -> Any:
@@ -355,15 +362,17 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     print(f"{'validation':<22}" + "".join(f"{c:>12}" for c in cols))
     for name, row in table.iterrows():
         print(f"{name:<22}" + "".join(f"{'-':>12}" if row[c] != row[c] else f"{row[c]:>12.4f}" for c in cols))
-    rows = f"{metrics['n_train']:,} train / {metrics['n_valid']:,} valid {'interactions' if data.implicit else 'ratings'}"
+    kind = "interactions" if data.implicit else "ratings"
+    rows = f"{metrics['n_train']:,} train / {metrics['n_valid']:,} valid {kind}"
     if ratings:
         print(f"\nvalid RMSE {metrics['rmse']:.4f} (global mean: {baseline:.4f}); {rows}; fit "
               f"{metrics['fit_seconds']:.2f} s")
     else:
-        why = "the data are interactions" if data.implicit else f"preset {p['name']!r} ranks, its scores are not ratings"
-        print(f"\nvalid NDCG@10 {metrics['ndcg@10']:.4f} (most popular: {float(table.loc['most popular', 'ndcg@10']):.4f},"
-              f" EASE: {float(table.loc['EASE', 'ndcg@10']):.4f}); ranking metrics only ({why}); {rows}; fit "
-              f"{metrics['fit_seconds']:.2f} s")
+        why = ("the data are interactions" if data.implicit else
+               f"preset {p['name']!r} ranks, its scores are not ratings")
+        bars = {name: float(table["ndcg@10"].to_dict()[name]) for name in ("most popular", "EASE")}
+        print(f"\nvalid NDCG@10 {metrics['ndcg@10']:.4f} (most popular: {bars['most popular']:.4f}, EASE: "
+              f"{bars['EASE']:.4f}); ranking metrics only ({why}); {rows}; fit {metrics['fit_seconds']:.2f} s")
     print()
     print(f"wrote {out / 'metrics.json'}, {out / 'loss.png'}, {out / 'model.safetensors'}, {out / 'report.html'}")
     return 0

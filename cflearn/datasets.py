@@ -277,11 +277,12 @@ def synthetic(
     act = (np.arange(1, n_users + 1) ** -0.5)[rng.permutation(n_users)]
     seen = np.zeros(0, dtype=np.int64)
     aff_sd = float(np.sqrt((user_factors**2).sum(1).mean() * (item_factors**2).sum(1).mean() / k)) or 1.0
-    for _ in range(50 if density < 0.5 or implicit else 0):  # weighted draws; dense tables are drawn uniformly
-        m = (6 if implicit else 2) * (n_obs - len(seen)) + 16
+    rounds = 10_000 if implicit else 50 if density < 0.5 else 0
+    for _ in range(rounds):  # weighted draws (dense tables of ratings are drawn uniformly)
+        m = (min(4_000_000, 3 * (n_obs - len(seen))) if implicit else 2 * (n_obs - len(seen))) + 16
         pairs = rng.choice(n_users, m, p=act / act.sum()) * n_items + rng.choice(n_items, m, p=pop / pop.sum())
         if implicit:  # keep a pair with a probability that grows with the user's affinity for the item
-            aff = (user_factors[pairs // n_items] * item_factors[pairs % n_items]).sum(1) / aff_sd
+            aff = np.einsum("ij,ij->i", user_factors[pairs // n_items], item_factors[pairs % n_items]) / aff_sd
             pairs = pairs[rng.random(m) < 1 / (1 + np.exp(-taste * aff))]
         seen = pd.unique(np.concatenate([seen, pairs]))
         if len(seen) >= n_obs:

@@ -97,3 +97,26 @@ def test_demo_offline_trains_on_synthetic_and_says_so(tmp_path):
     methods = metrics["evaluation"]["methods"]
     assert set(methods) == {"model (fast)", "global mean", "user+item bias", "most popular"}
     assert metrics["rmse"] == methods["model (fast)"]["rmse"] < metrics["baseline_rmse_global_mean"]
+
+
+def test_printed_ids_and_titles_cannot_forge_lines(tmp_path):
+    """IDs with ESC sequences and newlines are printed escaped (one line per item, no raw control characters)."""
+    import pandas as pd
+
+    users = [f"u{i}" for i in range(30)]
+    items = ["evil\x1b[2J\nitem", "fine", "tab\there"] + [f"i{j}" for j in range(12)]
+    rows = [(u, it, float(1 + (k + j) % 5)) for k, u in enumerate(users) for j, it in enumerate(items) if (k + j) % 3]
+    src = tmp_path / "r.parquet"
+    pd.DataFrame(rows, columns=["user", "item", "rating"]).to_parquet(src)
+    out = tmp_path / "run"
+    code, _, stderr = run_cli("fit", str(src), "--user", "user", "--item", "item", "--rating", "rating", "--epochs",
+                              "1", "--out", str(out))
+    assert code == 0, stderr
+    code, stdout, _ = run_cli("recommend", str(out / "model.safetensors"), "--user", "u1", "-n", "14")
+    assert code == 0 and "\x1b" not in stdout and "\t" not in stdout
+    import re
+
+    lines = stdout.splitlines()
+    assert lines[0].startswith("top ") and all(re.match(r"^\s*\d+\. ", line) for line in lines[1:])
+    code, stdout, _ = run_cli("predict", str(out / "model.safetensors"), "--user", "u1", "--item", "evil\x1b[2J\nitem")
+    assert code == 0 and stdout.count("\n") == 1 and "\\x1b[2J\\nitem" in stdout

@@ -142,3 +142,61 @@ def test_format_1_hybrid_files_still_load(synth_data, tmp_path):
     old = cflearn.load(tmp_path / "v1.safetensors")
     users, items = synth_data.valid["user"].tolist()[:30], synth_data.valid["item"].tolist()[:30]
     assert cflearn.predict(old, users, items).equals(cflearn.predict(learn, users, items))
+
+
+def test_a_hostile_header_costs_nothing_and_is_one_error(trained, tmp_path):
+    """Sizes in the header are checked against the tensors before anything is allocated; tampered
+    values of the wrong type or range, NaN weights and deep JSON are ModelFileErrors."""
+    import resource
+
+    path = tmp_path / "m.safetensors"
+    cflearn.save(trained, path)
+    raw, n, header = _header(path)
+    meta = json.loads(header["__metadata__"]["cflearn"])
+
+    def variant(name, change):
+        m = json.loads(json.dumps(meta))
+        change(m)
+        out = tmp_path / f"{name}.safetensors"
+        _rewrite(out, dict(header, __metadata__={"cflearn": json.dumps(m)}), raw[8 + n:])
+        return out
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    huge = variant("huge", lambda m: m["model"].update(n_factors=20_000, n_users=40_000))
+    with pytest.raises(cflearn.ModelFileError, match="do not match"):
+        cflearn.load(huge)
+    # the 3.5 GB the header claims were never allocated (ru_maxrss is in KiB on Linux)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 500_000
+    cases = {
+        "negative": lambda m: m["model"].update(n_users=-5),
+        "text sizes": lambda m: m["model"].update(n_factors="many"),
+        "text y_range": lambda m: m["model"].update(y_range=["low", "high"]),
+        "nan scale": lambda m: m.update(scale=[float("nan"), 5]),
+        "text mean": lambda m: m.update(global_mean="three"),
+        "config not an object": lambda m: m.update(model=[1, 2]),
+    }
+    for name, change in cases.items():
+        with pytest.raises(cflearn.ModelFileError):
+            cflearn.load(variant(name.replace(" ", "_"), change))
+    deep = tmp_path / "deep.safetensors"
+    _rewrite(deep, dict(header, __metadata__={"cflearn": "[" * 100_000 + "]" * 100_000}), raw[8 + n:])
+    with pytest.raises(cflearn.ModelFileError, match="tampered"):
+        cflearn.load(deep)
+
+
+def test_nan_weights_and_bad_devices_are_refused(trained, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / "m.safetensors"
+    cflearn.save(trained, path)
+    raw, n, header = _header(path)
+    tensors = load_file(path)
+    key = next(k for k in tensors if k.endswith("u_weight.weight"))
+    tensors[key][1, 0] = float("nan")
+    bad = tmp_path / "nan.safetensors"
+    save_file(tensors, bad, metadata=header["__metadata__"])
+    with pytest.raises(cflearn.ModelFileError, match="NaN or infinite"):
+        cflearn.load(bad)
+    for device in ("bogus", "meta"):
+        with pytest.raises(cflearn.ConfigError, match="device"):
+            cflearn.load(path, device=device)

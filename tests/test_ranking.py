@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -186,3 +188,27 @@ def test_ease_and_knn_recommend_within_a_block():
         s[torch.from_numpy(X[[1, 25]].toarray() > 0)] = -torch.inf
         assert int(s[0].argmax()) in range(1, 11) and int(s[1].argmax()) in range(11, 21)
     assert isinstance(X, sp.csr_matrix)
+
+
+# -- the command line ------------------------------------------------------------------------------------
+def test_cli_fit_rank_on_a_file_without_ratings(implicit_ds, tmp_path):
+    from tests.test_cli import run_cli
+
+    src = tmp_path / "clicks.csv"
+    implicit_ds.ratings[["user", "item"]].rename(columns={"user": "uid", "item": "iid"}).to_csv(src, index=False)
+    out = tmp_path / "run"
+    code, stdout, stderr = run_cli("fit", str(src), "--user", "uid", "--item", "iid", "--preset", "rank", "--epochs",
+                                   "3", "--out", str(out))
+    assert code == 0, stderr
+    assert "interactions (implicit)" in stdout and "ranking metrics only (the data are interactions)" in stdout
+    assert "valid NDCG@10" in stdout and "EASE" in stdout and "rmse" not in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["rmse"] is None and metrics["implicit"] is True and metrics["ndcg@10"] > 0
+    assert "valid NDCG@10" in (out / "report.html").read_text()
+    code, stdout, _ = run_cli("predict", str(out / "model.safetensors"), "--user", "1", "--item", "1", "2")
+    assert code == 0 and "ranking scores" in stdout
+    code, stdout, _ = run_cli("recommend", str(out / "model.safetensors"), "--user", "1", "-n", "3")
+    assert code == 0 and stdout.startswith("top 3 for user 1")
+    # a rating preset on the same file: one line naming the fix
+    code, _, stderr = run_cli("fit", str(src), "--user", "uid", "--item", "iid", "--out", str(tmp_path / "r2"))
+    assert code == 1 and stderr.count("\n") == 1 and "preset='rank'" in stderr
