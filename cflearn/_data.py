@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._errors import ColumnError, ConfigError, DataError, closest
+from ._errors import ColumnError, ConfigError, DataError, check_seed, closest
 from ._splits import SplitName, check_split, split_rows
 from ._vocab import Vocab
 
@@ -312,6 +312,7 @@ def from_df(
     if not isinstance(ratings, pd.DataFrame):
         raise DataError(f"ratings must be a pandas DataFrame, got {type(ratings).__name__}; "
                         "for a file use cflearn.from_file(path, ...)")
+    seed = check_seed(seed)
     implicit, rating, threshold = _implicit_mode(ratings, rating, implicit, threshold, weight)
     if implicit and rating_range is not None:
         raise ConfigError("rating_range applies to ratings, not to implicit interactions; leave it out (or pass "
@@ -443,9 +444,17 @@ def _clean_ids(ids: pd.Series, name: str) -> pd.Series:
         return ids.astype(np.int64)
     if ids.dtype.kind == "b":
         return ids.astype(np.int64)
+    if ids.dtype.kind in "mM":
+        raise DataError(f"column {name!r} holds dates or durations; IDs must be integers or strings: convert it, "
+                        f"e.g. df[{name!r}] = df[{name!r}].astype(str)")
     if ids.dtype == object:
         kinds = {("str" if isinstance(v, str) else "number" if isinstance(v, (int, float, np.number)) else
                   type(v).__name__) for v in ids.head(1_000_000)}
+        odd = sorted(kinds - {"str", "number"})
+        if odd:
+            raise DataError(f"column {name!r} holds {odd[0]} values; IDs must be integers or strings (they are "
+                            f"saved with the model and typed on the command line): convert it, e.g. "
+                            f"df[{name!r}] = df[{name!r}].astype(str)")
         if len(kinds) > 1:
             raise DataError(f"column {name!r} mixes {' and '.join(sorted(kinds))} IDs (e.g. 7 and '7' would be "
                             f"different users); convert it to one type: df[{name!r}] = df[{name!r}].astype(str)")

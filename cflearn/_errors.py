@@ -72,6 +72,18 @@ def check_count(name: str, value: object) -> int:
     return int(value)
 
 
+def check_seed(seed: object) -> int | None:
+    """``seed`` if it is ``None`` or an integer in ``[0, 2**63)`` (what torch and numpy both take), else a
+    :class:`ConfigError`."""
+    import numbers
+
+    if seed is None:
+        return None
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= int(seed) < 2**63:
+        raise ConfigError(f"seed must be an integer from 0 to 2**63 - 1 (or None), got {seed!r}")
+    return int(seed)
+
+
 def check_number(name: str, value: object, *, positive: bool = False) -> float:
     """``value`` as a float if it is a finite number ``>= 0`` (``> 0`` with ``positive``), else a
     :class:`ConfigError` naming ``name``."""

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from ._collab import CollabModel, as_collab
 from ._data import CollabData
 from ._distributed import init_from_env, is_main, rank, unwrap, world
-from ._errors import ColumnError, ConfigError, DataError, check_count, check_number, closest
+from ._errors import ColumnError, ConfigError, DataError, check_count, check_number, check_seed, closest
 from ._features import hybrid_items
 from ._loaders import Decoder, fast_loaders
 from ._presets import Preset, get_preset, y_range_for
@@ -144,8 +144,8 @@ def collab_learner(
             p = p.replace(optimizer="adamw")  # ratings on gloo; NCCL has none): dense gradients under DDP
     shard = (rank(), world())
     seed = data.seed if seed is None else seed
-    if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
-        raise ConfigError(f"seed must be a non-negative integer or None, got {seed!r}")
+    seed = check_seed(seed)
+    _check_memory(data, p)
     if p.ranking and y_range is not None:
         raise ConfigError(f"y_range does not apply to preset {p.name!r}: a ranking model's scores are not ratings")
     yr = _y_range(data, p, y_range)
@@ -229,6 +229,22 @@ def collab_learner(
                                torch.from_numpy(items.encode(train[data.item]).astype(np.int32)),
                                torch.from_numpy(train[data.rating].to_numpy(np.float32)))
     return learn
+
+
+def _check_memory(data: CollabData, p: Preset) -> None:
+    """Refuse tables that cannot fit in this machine's memory before allocating them (weights, gradients and
+    two optimizer states: 16 bytes per parameter)."""
+    width = max([p.n_factors, *dict(p.emb_szs or {}).values()])
+    rows = 3 * len(data.items) if p.ranking else len(data.users) + len(data.items)
+    need = 16 * rows * (width + 1)
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not Linux/macOS: no limit known
+        return
+    if need > have:
+        raise ConfigError(f"n_factors={width} on {len(data.users) - 1:,} users and {len(data.items) - 1:,} items needs "
+                          f"about {need / 2**30:,.0f} GB for the weights and optimizer state; this machine has "
+                          f"{have / 2**30:,.0f} GB: use a smaller n_factors (e.g. 64)")
 
 
 def _check_learner_kwargs(kwargs: dict[str, Any], fields: set[str]) -> None:

@@ -21,10 +21,15 @@ if TYPE_CHECKING:
 __all__ = ["predict", "score"]
 
 
-def _as_list(v: Any) -> list[Any]:
+def _as_list(v: Any, what: str = "users and items") -> list[Any]:
     if isinstance(v, (str, bytes)) or np.isscalar(v):
         return [v]
-    return list(v)
+    if v is None:
+        raise ConfigError(f"{what} must be raw IDs (one ID or a list), got None")
+    try:
+        return list(v)
+    except TypeError:
+        raise ConfigError(f"{what} must be raw IDs (one ID or a list), got {type(v).__name__}") from None
 
 
 def predict(
@@ -65,7 +70,7 @@ def predict(
     """
     cf = as_collab(learn)
     cf.require_trained()
-    users, items = _as_list(users), _as_list(items)
+    users, items = _as_list(users, "users"), _as_list(items, "items")
     if len(users) == 1 and len(items) > 1:
         users = users * len(items)
     if len(items) == 1 and len(users) > 1:

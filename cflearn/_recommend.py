@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ._collab import CollabModel, as_collab
 from ._data import relevance_level
-from ._errors import ConfigError, UnknownIDError, check_count
+from ._errors import ConfigError, DataError, UnknownIDError, check_count
 from ._scoring import encode_items, encode_users, item_mask, score_matrix, top_n
 
 if TYPE_CHECKING:
@@ -246,6 +246,10 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
         ratings = dict(zip(ratings[cf.columns["item"]], ratings[cf.columns["rating"]]))
     if not ratings:
         raise ConfigError("fold_in needs at least one rating, e.g. {item_id: 4.0}")
+    for item, value in ratings.items():
+        ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and np.isfinite(value)
+        if not ok:
+            raise DataError(f"fold_in ratings must be finite numbers; item {item!r} has {value!r}")
     raw_items = list(ratings)
     idx = torch.from_numpy(encode_items(cf, raw_items))
     unknown = [r for r, i in zip(raw_items, idx.tolist()) if i == 0]

@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, help="override the preset's epochs")
     demo.add_argument("--seed", type=int, default=42, help="seed of split, weights and shuffling (default: 42)")
     demo.add_argument("--offline", action="store_true", help="never try to download")
+    demo.add_argument("--force", action="store_true", help="replace --out even if it holds something else than an "
+                      "earlier demo run")
 
     fit = sub.add_parser("fit", help="train on a ratings file and write metrics, loss plot and model",
                          description="Train on RATINGS (CSV, TSV or Parquet) and write metrics.json, loss.png and "
@@ -269,10 +271,11 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"MovieLens is not available here ({e})")
         print(f"data: training on a SYNTHETIC MovieLens-like set instead ({len(ds.ratings):,} ratings, planted tastes)")
     out = Path(args.out)
-    if (out / "metrics.json").exists():
-        print(f"note: overwriting the previous demo run's files in {out}")
-    return _train_and_write(ds, out, preset=args.preset, epochs=args.epochs, seed=args.seed, valid_pct=0.2,
-                            source=ds.name)
+    with _run_folder(out, force=args.force, kind="demo") as run:
+        if run is not None and run.out.exists() and any(run.out.iterdir()):
+            print(f"note: replacing the previous run in {out}")
+        return _train_and_write(ds, out, preset=args.preset, epochs=args.epochs, seed=args.seed, valid_pct=0.2,
+                                source=ds.name, run=run, command="demo")
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -280,10 +283,6 @@ def _fit(args: argparse.Namespace) -> int:
     from ._errors import ConfigError
 
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; give a folder")
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise ConfigError(f"--out {out} already holds files; choose a new folder or add --force to overwrite")
     src = Path(args.ratings)
     if out.resolve() == src.resolve().parent and not args.force:
         raise ConfigError("--out is the folder of the ratings file; choose a separate output folder")
@@ -292,19 +291,40 @@ def _fit(args: argparse.Namespace) -> int:
     frame = read_ratings(src, sep=sep, header=None if args.no_header else "infer", **kwargs)
     if args.no_header:
         frame.columns = [str(c) for c in frame.columns]
-    return _train_and_write(frame, out, preset=args.preset, epochs=args.epochs, seed=args.seed,
-                            valid_pct=args.valid_pct, split=args.split, duplicates=args.duplicates,
-                            columns=(args.user, args.item, args.rating, args.timestamp), device=args.device,
-                            source=str(src), implicit={"implicit": True if args.implicit else None,
-                                                       "threshold": args.threshold, "weight": args.weight})
+    with _run_folder(out, force=args.force, kind="fit") as run:
+        return _train_and_write(frame, out, preset=args.preset, epochs=args.epochs, seed=args.seed,
+                                valid_pct=args.valid_pct, split=args.split, duplicates=args.duplicates,
+                                columns=(args.user, args.item, args.rating, args.timestamp), device=args.device,
+                                source=str(src), implicit={"implicit": True if args.implicit else None,
+                                                           "threshold": args.threshold, "weight": args.weight},
+                                run=run, command="fit")
+
+
+def _run_folder(out: Path, *, force: bool, kind: str) -> Any:
+    """The run folder's lock and temporary folder (:class:`RunFolder`), held by the process that writes:
+    rank 0 under torchrun; the other ranks get ``None``."""
+    import contextlib
+
+    from ._runs import RunFolder
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return contextlib.nullcontext(None)
+
+    class _Held(RunFolder):
+        def __enter__(self) -> Any:  # the folder object itself: the caller writes into .tmp and commits
+            super().__enter__()
+            return self
+
+    return _Held(out, force=force, kind=kind)
 
 
 def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | None, seed: int, valid_pct: float,
                      source: str, split: str = "random", duplicates: str | None = None,
                      columns: tuple[str | None, ...] = (None, None, None, None), device: str | None = None,
-                     implicit: dict[str, Any] | None = None) -> int:
+                     implicit: dict[str, Any] | None = None, run: Any = None, command: str = "fit") -> int:
     from ._data import Duplicates, from_df
     from ._distributed import is_main, leave, world
+    from ._errors import CflearnError
     from ._evaluate import evaluate
     from ._export import save
     from ._io import atomic_write_bytes, atomic_write_json
@@ -341,7 +361,7 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
         "n_train": len(data.train_idx), "n_valid": len(data.valid_idx), "cold_valid_rows": data.cold["rows"],
         "fit_seconds": round(learn.cf.fit_seconds, 3), "epochs": p["epochs"], "preset": p["name"], "seed": seed,
         "processes": n_proc,
-        "split": split, "valid_pct": valid_pct, "device": str(learn.cf.device), "data": source,
+        "split": split, "valid_pct": valid_pct, "device": str(learn.cf.device), "data": source, "command": command,
         "cflearn_version": _version(),
         "evaluation": {"n": 10, "relevance": table.attrs["relevance"],
                        "methods": {name: {c: (None if v != v else float(v)) for c, v in row.items()}
@@ -349,14 +369,20 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
         "data_summary": data.summary(),
         "samples": run_samples(learn.cf, data),
     }
-    out.mkdir(parents=True, exist_ok=True)
+    where = run.tmp if run is not None else out  # everything in a private folder, moved into place at the end
     fig = plot_loss(learn, title=f"cflearn {p['name']} on {Path(source).name}")
     buf = BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    atomic_write_bytes(out / "loss.png", buf.getvalue())
-    save(learn, out / "model.safetensors")
-    atomic_write_json(out / "metrics.json", metrics)
-    write_report(out, model=learn.cf)
+    try:
+        atomic_write_bytes(where / "loss.png", buf.getvalue())
+        save(learn, where / "model.safetensors")
+        atomic_write_json(where / "metrics.json", metrics)
+        write_report(where, model=learn.cf)
+        if run is not None:
+            run.commit()
+    except OSError as e:
+        raise CflearnError(f"could not write the run to {out}: {e.strerror or e}"
+                           f"{f' ({e.filename})' if e.filename else ''}; nothing was written there") from None
     print()
     cols = [c for c in ["rmse", "mae", "ndcg@10", "recall@10", "coverage@10"] if c in table.columns]
     print(f"{'validation':<22}" + "".join(f"{c:>12}" for c in cols))

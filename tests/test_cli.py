@@ -87,15 +87,18 @@ def test_help_reads_well():
 def test_demo_offline_trains_on_synthetic_and_says_so(tmp_path):
     env = {"CFLEARN_DATA": str(tmp_path / "nothing"), "CFLEARN_CACHE": str(tmp_path / "cache")}
     (tmp_path / "demo").mkdir()
-    (tmp_path / "demo" / "notes.txt").write_text("mine")  # the demo overwrites its own files only
-    code, stdout, stderr = run_cli("demo", "--offline", "--epochs", "2", "--out", str(tmp_path / "demo"), env=env)
+    (tmp_path / "demo" / "notes.txt").write_text("mine")  # not a demo run: the demo does not replace it
+    code, _, stderr = run_cli("demo", "--offline", "--epochs", "2", "--out", str(tmp_path / "demo"), env=env)
+    assert code == 1 and "already holds files" in stderr and stderr.count("\n") == 1
+    assert (tmp_path / "demo" / "notes.txt").read_text() == "mine"
+    code, stdout, stderr = run_cli("demo", "--offline", "--epochs", "2", "--out", str(tmp_path / "demo2"), env=env)
     assert code == 0, stderr
     assert "SYNTHETIC" in stdout and "valid RMSE" in stdout
-    assert (tmp_path / "demo" / "metrics.json").is_file()
-    assert (tmp_path / "demo" / "notes.txt").read_text() == "mine"
-    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert (tmp_path / "demo2" / "metrics.json").is_file()
+    metrics = json.loads((tmp_path / "demo2" / "metrics.json").read_text())
+    assert metrics["command"] == "demo"
     methods = metrics["evaluation"]["methods"]
-    assert set(methods) == {"model (fast)", "global mean", "user+item bias", "most popular"}
+    assert set(methods) == {"model (fast)", "global mean", "user+item bias", "most popular", "EASE", "item-kNN"}
     assert metrics["rmse"] == methods["model (fast)"]["rmse"] < metrics["baseline_rmse_global_mean"]
 
 

@@ -116,3 +116,32 @@ def test_validate_and_get_preds_leave_the_history_alone(trained):
     trained.validate()
     trained.get_preds()
     assert (hist.train_losses, hist.valid_losses, hist.epoch_ends) == before
+
+
+# -- reliability round two: API inputs that used to escape as raw Python errors ---------------------------
+def test_odd_id_types_are_refused_at_the_door(synth):
+    import datetime
+
+    for col, values, what in [
+        ("user", lambda s: [datetime.datetime(2020, 1, 1 + int(u) % 28) for u in s], "dates"),
+        ("item", lambda s: [str(i).encode() for i in s], "bytes"),
+        ("item", lambda s: [(i, i) for i in s], "tuple"),
+    ]:
+        df = synth.ratings.copy()
+        df[col] = values(df[col])
+        with pytest.raises(cflearn.DataError, match=f"{what}.*IDs must be integers or strings"):
+            cflearn.from_df(df)
+
+
+def test_predict_fold_in_seed_and_memory_refusals(trained, synth_data):
+    with pytest.raises(cflearn.ConfigError, match="users must be raw IDs"):
+        cflearn.predict(trained, None, [1])
+    for bad in (float("nan"), "five", float("inf")):
+        with pytest.raises(cflearn.DataError, match="finite numbers"):
+            cflearn.fold_in(trained, {1: bad, 2: 4.0})
+    with pytest.raises(cflearn.ConfigError, match="2\\*\\*63"):
+        cflearn.collab_learner(synth_data, "fast", seed=2**70, progress=False)
+    with pytest.raises(cflearn.ConfigError, match="2\\*\\*63"):
+        cflearn.from_df(synth_data.ratings, seed=2**64)
+    with pytest.raises(cflearn.ConfigError, match=r"needs about [\d,]+ GB .* this machine has"):
+        cflearn.collab_learner(synth_data, "fast", n_factors=10**9, progress=False)

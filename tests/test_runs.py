@@ -1,0 +1,115 @@
+"""Run folders are all or nothing: a lock, a private temporary folder, one rename at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import cflearn
+from cflearn._runs import RunFolder
+from tests.test_cli import run_cli
+
+
+@pytest.fixture(scope="module")
+def ratings_csv(tmp_path_factory, synth):
+    path = tmp_path_factory.mktemp("in") / "ratings.csv"
+    synth.ratings.to_csv(path, index=False)
+    return path
+
+
+def fit_args(src, out, *extra):
+    return ["fit", str(src), "--user", "user", "--item", "item", "--rating", "rating", "--out", str(out), *extra]
+
+
+def start(args):
+    return subprocess.Popen([sys.executable, "-m", "cflearn.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path, proc, timeout=120):
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < timeout
+        time.sleep(0.05)
+
+
+def test_a_second_run_into_the_same_folder_fails_at_once(ratings_csv, tmp_path):
+    out = tmp_path / "run"
+    first = start(fit_args(ratings_csv, out, "--epochs", "30"))
+    wait_for(tmp_path / ".run.lock", first)
+    t0 = time.time()
+    code, _, stderr = run_cli(*fit_args(ratings_csv, out, "--epochs", "1"))
+    assert code == 1 and "another cflearn run" in stderr and stderr.count("\n") == 1
+    assert time.time() - t0 < 60  # at once: it did not train
+    assert first.wait(timeout=600) == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 30
+    assert not (tmp_path / ".run.lock").exists() and not list(tmp_path.glob(".run.tmp-*"))
+
+
+def test_sigkill_leaves_the_old_run_and_never_blocks_a_rerun(ratings_csv, tmp_path):
+    out = tmp_path / "run"
+    assert run_cli(*fit_args(ratings_csv, out, "--epochs", "1"))[0] == 0
+    before = (out / "model.safetensors").read_bytes()
+    victim = start(fit_args(ratings_csv, out, "--epochs", "30", "--force"))
+    wait_for(tmp_path / ".run.lock", victim)
+    time.sleep(1.0)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert (out / "model.safetensors").read_bytes() == before  # the old run, whole
+    assert (tmp_path / ".run.lock").exists()  # the dead run's lock and temporary folder are left...
+    code, _, stderr = run_cli(*fit_args(ratings_csv, out, "--epochs", "2", "--force"))
+    assert code == 0, stderr  # ... and cleaned up by the next run
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_kill_between_the_two_renames_restores_the_old_run(tmp_path):
+    out = tmp_path / "run"
+    old = tmp_path / f".run.old-{2**22 + 7}"  # what a run killed after moving the old run aside leaves
+    old.mkdir()
+    (old / "metrics.json").write_text("{}")
+    (tmp_path / ".run.tmp-1-x").mkdir()
+    with RunFolder(out, force=True) as tmp:
+        assert (out / "metrics.json").exists()  # the old run is back in place
+        assert not (tmp_path / ".run.tmp-1-x").exists()
+        assert tmp.parent == tmp_path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_force_replaces_the_run_as_a_unit_and_demo_leaves_fit_runs_alone(ratings_csv, tmp_path):
+    out = tmp_path / "run"
+    assert run_cli(*fit_args(ratings_csv, out, "--epochs", "1"))[0] == 0
+    (out / "extra.txt").write_text("old")
+    code, _, stderr = run_cli(*fit_args(ratings_csv, out, "--epochs", "1"))
+    assert code == 1 and "--force" in stderr
+    env = {"CFLEARN_DATA": str(tmp_path / "nothing"), "CFLEARN_CACHE": str(tmp_path / "cache")}
+    (out / "extra.txt").unlink()
+    code, _, stderr = run_cli("demo", "--offline", "--epochs", "1", "--out", str(out), env=env)
+    assert code == 1 and "already holds a `cflearn fit` run" in stderr
+    (out / "extra.txt").write_text("old")
+    assert run_cli(*fit_args(ratings_csv, out, "--epochs", "1", "--force"))[0] == 0
+    assert not (out / "extra.txt").exists()  # replaced as a unit, not file by file
+
+
+def test_output_names_a_file_and_files_follow_the_umask(ratings_csv, tmp_path):
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    code, _, stderr = run_cli(*fit_args(ratings_csv, a_file, "--epochs", "1"))
+    assert code == 1 and "is a file" in stderr and stderr.count("\n") == 1
+    out = tmp_path / "run"
+    old = os.umask(0o022)
+    try:
+        assert run_cli(*fit_args(ratings_csv, out, "--epochs", "1"))[0] == 0
+    finally:
+        os.umask(old)
+    assert oct(out.stat().st_mode & 0o777) == "0o755"
+    assert oct((out / "model.safetensors").stat().st_mode & 0o777) == "0o644"
+    with pytest.raises(cflearn.ConfigError, match="is a file"):
+        RunFolder(a_file).__enter__()
