@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["save", "load", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 2  # 2: hybrid items' collaborative part is i_cf_weight / i_cf_bias (1: i_weight / i_bias)
+FORMAT_VERSION = 3  # 3: vocabularies as tensors; 2: hybrid items' collaborative part is i_cf_weight / i_cf_bias
 _KEY = "cflearn"
 _EXTRA = ("seen_indptr", "seen_items", "item_counts", "user_means", "item_means")  # beside the weights, "cflearn."
 
@@ -72,8 +72,8 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
         "format_version": FORMAT_VERSION,
         "versions": _versions(),
         "model": config,
-        "users": cf.users.to_list(),
-        "items": cf.items.to_list(),
+        "users": None,  # format 3: the vocabularies are tensors ("cflearn.users.*"), not header JSON
+        "items": None,
         "scale": list(cf.scale),
         "preset": cf.preset,
         "columns": cf.columns,
@@ -85,6 +85,11 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
     for name in _EXTRA:
         if getattr(cf, name) is not None:
             tensors[f"{_KEY}.{name}"] = getattr(cf, name).cpu().contiguous()
+    for side, vocab in (("users", cf.users), ("items", cf.items)):
+        kind, arrays = vocab.to_arrays()
+        meta[side] = {"kind": kind}
+        for name, array in arrays.items():
+            tensors[f"{_KEY}.{side}.{name}"] = torch.from_numpy(array)
     blob = safetensors_bytes(tensors, metadata={_KEY: json.dumps(meta, default=json_default)})
     return atomic_write_bytes(path, blob)
 
@@ -134,7 +139,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
         config = meta["model"]
         if not isinstance(config, dict) or not isinstance(config.get("kind"), str):
             raise ValueError("the model config is not an object with a 'kind'")
-        users, items = Vocab.from_list(meta["users"]), Vocab.from_list(meta["items"])
+        users, items = (_vocab(meta, side, tensors) for side in ("users", "items"))
         scale = (float(meta["scale"][0]), float(meta["scale"][1]))
         global_mean = float(meta.get("global_mean", sum(scale) / 2))
         if not all(math.isfinite(v) for v in (*scale, global_mean)):
@@ -181,6 +186,18 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
 
 
 _V1_HYBRID = {"i_weight.weight": "i_cf_weight.weight", "i_bias.weight": "i_cf_bias.weight"}
+
+
+def _vocab(meta: dict[str, Any], side: str, tensors: dict[str, torch.Tensor]) -> Vocab:
+    """A vocabulary from the file: tensors (format 3) or a JSON list (formats 1 and 2)."""
+    spec = meta[side]
+    if isinstance(spec, list):
+        return Vocab.from_list(spec)
+    if not isinstance(spec, dict):
+        raise ValueError(f"the {side} vocabulary is neither a list nor a tensor description")
+    prefix = f"{_KEY}.{side}."
+    arrays = {k[len(prefix):]: tensors.pop(k).numpy() for k in list(tensors) if k.startswith(prefix)}
+    return Vocab.from_arrays(str(spec.get("kind")), arrays)
 
 
 def _model_for(config: dict[str, Any], given: torch.nn.Module | None, path: Path, *,

@@ -246,12 +246,14 @@ def auto_negatives(n_users: int, n_items: int, bs: int) -> int:
     return 2048
 
 
-def _optimizer(p: Preset, negatives: int) -> str:
-    """``auto``: dense AdamW when each step touches the whole item table (full softmax); lazy (sparse)
-    AdamW when a step touches only the batch's own and sampled rows (sampled softmax, BPR)."""
+def _optimizer(p: Preset, n_users: int, n_items: int, negatives: int) -> str:
+    """``auto``: dense AdamW when each step touches the whole item table (full softmax) or an epoch's
+    dense updates are cheap anyway; lazy (sparse) AdamW when a step touches only the batch's own and
+    sampled rows (sampled softmax, BPR) of a table too large to update whole at every step."""
     if p.optimizer != "auto":
         return p.optimizer
-    return "lazy" if p.loss == "bpr" or negatives > 0 else "adamw"
+    sampled = p.loss == "bpr" or negatives > 0
+    return "lazy" if sampled and math.ceil(n_users / p.bs) * n_items > FULL_SOFTMAX_COST else "adamw"
 
 
 def ranking_parts(data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
@@ -261,7 +263,7 @@ def ranking_parts(data: CollabData, p: Preset, *, device: torch.device, seed: in
     n_users, n_items = len(data.users), len(data.items)
     negatives = p.negatives if p.negatives is not None else auto_negatives(n_users, n_items, p.bs)
     negatives = negatives if p.loss == "softmax" else 0
-    p = p.replace(negatives=negatives, optimizer=_optimizer(p, negatives))
+    p = p.replace(negatives=negatives, optimizer=_optimizer(p, n_users, n_items, negatives))
     if p.optimizer == "lazy" and p.loss == "softmax" and negatives == 0:
         raise ConfigError("optimizer='lazy' does not apply to the full softmax (every step updates the whole item "
                           "table); use 'adamw', or sample: negatives=2048")

@@ -85,6 +85,39 @@ class Vocab:
         """Known raw IDs as plain Python values (JSON-ready)."""
         return [v.item() if isinstance(v, np.generic) else v for v in self._index.tolist()]
 
+    def to_arrays(self) -> tuple[str, dict[str, np.ndarray]]:
+        """The IDs as arrays for a model file (no size limit, unlike JSON in its header): ``("int",
+        {"ids": int64})`` or ``("uint", {"ids": uint64 as int64 bits})``, or for text ``("str", {"bytes":
+        UTF-8 of all IDs, "offsets": where each starts})``. :meth:`from_arrays` inverts it."""
+        kind = self._index.dtype.kind
+        if kind in "iu" and len(self._index):
+            return ("int" if kind == "i" else "uint"), {"ids": self._index.to_numpy().view(np.int64).copy()}
+        values = [str(v) for v in self._index.tolist()]
+        if any(not isinstance(v, str) for v in self._index.tolist()):
+            raise ValueError("vocabulary IDs must be all integers or all strings to be saved")
+        encoded = [v.encode("utf-8", "surrogatepass") for v in values]
+        offsets = np.zeros(len(encoded) + 1, np.int64)
+        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        return "str", {"bytes": np.frombuffer(b"".join(encoded), np.uint8).copy(), "offsets": offsets}
+
+    @classmethod
+    def from_arrays(cls, kind: str, arrays: dict[str, np.ndarray]) -> Vocab:
+        """Rebuild from :meth:`to_arrays` (``ValueError`` for damaged arrays)."""
+        if kind in ("int", "uint"):
+            ids = np.asarray(arrays["ids"], np.int64)
+            return cls.from_list(ids.view(np.uint64).tolist() if kind == "uint" else ids.tolist())
+        if kind != "str":
+            raise ValueError(f"unknown vocabulary kind {kind!r}")
+        blob, offsets = bytes(np.asarray(arrays["bytes"], np.uint8)), np.asarray(arrays["offsets"], np.int64)
+        if offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(blob) or (
+                np.diff(offsets) < 0).any():
+            raise ValueError("vocabulary offsets do not match its bytes")
+        bounds = offsets.tolist()
+        ids = [blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(bounds[:-1], bounds[1:])]
+        vocab = cls.from_list(ids)
+        vocab._index = pd.Index(ids, dtype=object) if ids else pd.Index([], dtype=object)
+        return vocab
+
     @classmethod
     def from_list(cls, ids: list[Any]) -> Vocab:
         """Rebuild from :meth:`to_list` without re-sorting (the saved order is the model's)."""

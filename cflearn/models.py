@@ -352,7 +352,7 @@ class Ranker(nn.Module, Contract):
             raise ValueError(f"hist_indptr has {len(hist_indptr)} offsets for {n_users} users")
         self.dropout = float(dropout)
         self.n_users = int(n_users)
-        self.seed = int(torch.randint(0, 2**62, (1,))) if seed is None else int(seed)
+        self.seed = int(torch.randint(0, 2**62, (1,), device="cpu")) if seed is None else int(seed)
         self._gen: torch.Generator | None = None
         self.i_in, self.i_weight = Embedding(n_items, n_factors), Embedding(n_items, n_factors)
         self.i_bias = Embedding(n_items, 1)

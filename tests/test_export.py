@@ -71,8 +71,11 @@ def test_newer_format_truncated_tampered(trained, tmp_path):
         cflearn.load(shapes)
 
     vocab = tmp_path / "vocab.safetensors"
-    meta4 = dict(meta, users=meta["users"][:-1])
-    _rewrite(vocab, dict(header, __metadata__={"cflearn": json.dumps(meta4)}), raw[8 + n :])
+    from safetensors.torch import load_file, save_file
+
+    shorter = load_file(path)
+    shorter["cflearn.users.ids"] = shorter["cflearn.users.ids"][:-1].clone()  # one user ID less
+    save_file(shorter, vocab, metadata=header["__metadata__"])
     with pytest.raises(cflearn.ModelFileError, match="vocabulary"):
         cflearn.load(vocab)
 
@@ -200,3 +203,29 @@ def test_nan_weights_and_bad_devices_are_refused(trained, tmp_path):
     for device in ("bogus", "meta"):
         with pytest.raises(cflearn.ConfigError, match="device"):
             cflearn.load(path, device=device)
+
+
+def test_three_million_string_ids_save_and_load(tmp_path):
+    """Vocabularies travel as tensors, not header JSON (safetensors caps the header at 100 MB, about
+    2.4M UUID-like IDs), so a model of any trainable size can be saved; IDs round-trip exactly."""
+    import torch
+
+    from cflearn._collab import CollabModel
+    from cflearn._vocab import Vocab
+    from cflearn.models import DotBias
+
+    n = 3_000_000
+    ids = np.char.add("user-7f3a9c1e-4b2d-", np.arange(n).astype(str)).tolist()
+    ids[:3] = ["ünïcødé-€", "with\nnewline", "NUL\x00inside"]
+    users = Vocab(ids)
+    items = Vocab([1, 2, 3])
+    model = DotBias(1, len(users), len(items), y_range=(0.5, 5.5))
+    cf = CollabModel(model=model, users=users, items=items, scale=(1.0, 5.0), preset={"name": "fast"},
+                     columns={"user": "u", "item": "i", "rating": "r", "timestamp": None}, global_mean=3.0,
+                     trained=True)
+    path = tmp_path / "big.safetensors"
+    cflearn.save(cf, path)
+    loaded = cflearn.load(path)
+    assert loaded.users == users and loaded.items == items
+    assert loaded.users.decode([1, 2, 3]).tolist() == users.decode([1, 2, 3]).tolist()
+    assert "with\nnewline" in loaded.users and torch.equal(loaded.model.u_weight.weight, model.u_weight.weight)
