@@ -92,13 +92,14 @@ class Vocab:
         kind = self._index.dtype.kind
         if kind in "iu" and len(self._index):
             return ("int" if kind == "i" else "uint"), {"ids": self._index.to_numpy().view(np.int64).copy()}
-        values = [str(v) for v in self._index.tolist()]
-        if any(not isinstance(v, str) for v in self._index.tolist()):
+        raw = self._index.tolist()
+        kind = "str" if all(isinstance(v, str) for v in raw) else "bigint"  # ints beyond 64 bits: as text
+        if kind == "bigint" and not all(isinstance(v, (int, np.integer)) for v in raw):
             raise ValueError("vocabulary IDs must be all integers or all strings to be saved")
-        encoded = [v.encode("utf-8", "surrogatepass") for v in values]
+        encoded = [str(v).encode("utf-8", "surrogatepass") for v in raw]
         offsets = np.zeros(len(encoded) + 1, np.int64)
         np.cumsum([len(b) for b in encoded], out=offsets[1:])
-        return "str", {"bytes": np.frombuffer(b"".join(encoded), np.uint8).copy(), "offsets": offsets}
+        return kind, {"bytes": np.frombuffer(b"".join(encoded), np.uint8).copy(), "offsets": offsets}
 
     @classmethod
     def from_arrays(cls, kind: str, arrays: dict[str, np.ndarray]) -> Vocab:
@@ -106,16 +107,18 @@ class Vocab:
         if kind in ("int", "uint"):
             ids = np.asarray(arrays["ids"], np.int64)
             return cls.from_list(ids.view(np.uint64).tolist() if kind == "uint" else ids.tolist())
-        if kind != "str":
+        if kind not in ("str", "bigint"):
             raise ValueError(f"unknown vocabulary kind {kind!r}")
         blob, offsets = bytes(np.asarray(arrays["bytes"], np.uint8)), np.asarray(arrays["offsets"], np.int64)
         if offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(blob) or (
                 np.diff(offsets) < 0).any():
             raise ValueError("vocabulary offsets do not match its bytes")
         bounds = offsets.tolist()
-        ids = [blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(bounds[:-1], bounds[1:])]
-        vocab = cls.from_list(ids)
-        vocab._index = pd.Index(ids, dtype=object) if ids else pd.Index([], dtype=object)
+        texts = [blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(bounds[:-1], bounds[1:])]
+        if kind == "bigint":
+            return cls.from_list([int(t) for t in texts])
+        vocab = cls.from_list(texts)
+        vocab._index = pd.Index(texts, dtype=object) if texts else pd.Index([], dtype=object)
         return vocab
 
     @classmethod

@@ -7,7 +7,9 @@ from cflearn._evaluate import bias_baseline
 
 def test_evaluate_table_model_and_baselines(trained, synth_data):
     table = cflearn.evaluate(trained, n=5)
-    assert list(table.index) == ["model (fast)", "global mean", "user+item bias", "most popular"]
+    assert list(table.index) == ["model (fast)", "global mean", "user+item bias", "most popular", "EASE", "item-kNN"]
+    assert table.loc[["EASE", "item-kNN"], ["rmse", "mae"]].isna().all().all()  # they predict no ratings
+    table = table.drop(index=["EASE", "item-kNN"])
     for col in ["rmse", "mae", "precision@5", "recall@5", "ndcg@5", "map@5", "mrr@5", "hit_rate@5", "coverage@5",
                 "popularity@5"]:
         assert col in table.columns

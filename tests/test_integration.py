@@ -63,9 +63,12 @@ def test_evaluate_and_recommend_on_movielens(ml_data):
     learn = cflearn.collab_learner(ml_data, "fast", progress=False)
     cflearn.fit(learn)
     table = cflearn.evaluate(learn, n=10)
-    assert list(table.index) == ["model (fast)", "global mean", "user+item bias", "most popular"]
+    assert list(table.index) == ["model (fast)", "global mean", "user+item bias", "most popular", "EASE", "item-kNN"]
     ranked = ["precision@10", "recall@10", "ndcg@10", "map@10", "mrr@10", "hit_rate@10", "coverage@10", "popularity@10"]
-    assert table[["rmse", "mae", *ranked]].notna().all().all()  # every metric, model and three baselines
+    assert table[ranked].notna().all().all()  # every ranking metric, model and five baselines
+    assert table[["rmse", "mae"]].iloc[:4].notna().all().all()  # rating metrics: all but EASE and item-kNN
+    # EASE and item-kNN are the bar for lists: both beat most popular on MovieLens; EASE beats item-kNN
+    assert table.loc["EASE", "ndcg@10"] > table.loc["item-kNN", "ndcg@10"] > table.loc["most popular", "ndcg@10"]
     r = table["rmse"]
     assert r["model (fast)"] < min(r["user+item bias"], r["most popular"], r["global mean"])  # beats every baseline
     assert r["user+item bias"] < r["global mean"]

@@ -66,7 +66,7 @@ def test_y_range_without_padding_warns(synth_data):
     ({"bs": 0}, "bs must be a positive integer"),
     ({"lr": -1.0}, "lr must be a positive number"),
     ({"wd": float("nan")}, "wd must be a non-negative number"),
-    ({"seed": -3}, "seed must be a non-negative integer"),
+    ({"seed": -3}, "seed must be an integer from 0"),
 ])
 def test_bad_numbers(synth_data, kwargs, message):
     with pytest.raises(cflearn.ConfigError, match=message):

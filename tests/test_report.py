@@ -90,7 +90,7 @@ def test_report_in_a_real_browser(run_dir, tmp_path):
         errors = page.errors()
     assert errors == []
     assert len(images) == 2 and all(ok and w > 0 and h > 0 for ok, w, h in images), images
-    assert rows == 5  # header, the model and three baselines
+    assert rows == 7  # header, the model and five baselines
     assert scripts == 0 and "<script>alert(1)</script>" in text  # shown as text, never run
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
