@@ -114,19 +114,24 @@ def _headline(m: dict[str, Any]) -> str:
 # -- sections -----------------------------------------------------------------------------------------------
 def _data_table(m: dict[str, Any]) -> str:
     s = m.get("data_summary", {})
-    rows = [("source", m.get("data")), ("ratings", s.get("ratings")), ("users", s.get("users")),
-            ("items", s.get("items")), ("scale", "{} to {}".format(*s["scale"]) if "scale" in s else None),
-            ("mean rating", s.get("mean_rating")),
-            ("density", f"{s['density']:.2%}" if isinstance(s.get("density"), float) else None),
-            ("split", f"{m.get('split')} (seed {m.get('seed')}, {m.get('valid_pct')} held out)"),
-            ("train / valid ratings", f"{_num(m.get('n_train'))} / {_num(m.get('n_valid'))}"),
-            ("duplicates merged", s.get("duplicates_merged"))]
+    implicit = m.get("implicit") is True
+    what = "interactions" if implicit else "ratings"
+    rows = [("source", m.get("data")), (what, s.get("ratings")), ("users", s.get("users")),
+            ("items", s.get("items"))]
+    if not implicit:
+        rows += [("scale", "{} to {}".format(*s["scale"]) if "scale" in s else None),
+                 ("mean rating", s.get("mean_rating"))]
+    rows += [("density", f"{s['density']:.2%}" if isinstance(s.get("density"), float) else None),
+             ("split", f"{m.get('split')} (seed {m.get('seed')}, {m.get('valid_pct')} held out)"),
+             (f"train / valid {what}", f"{_num(m.get('n_train'))} / {_num(m.get('n_valid'))}"),
+             ("duplicates merged", s.get("duplicates_merged"))]
     cold = s.get("cold_valid") or {}
     text = _kv_table(rows)
     if cold:
-        text += (f"<p>Cold rows in validation: <b>{_e(cold.get('rows'))}</b> validation ratings have a user or item "
-                 f"unseen in training ({_e(cold.get('users'))} users, {_e(cold.get('items'))} items); they are "
-                 "predicted as the average user / item.</p>")
+        how = ("their users are recommended the most popular items, their items are not ranked" if implicit else
+               "they are predicted as the average user / item")
+        text += (f"<p>Cold rows in validation: <b>{_e(cold.get('rows'))}</b> validation {what} have a user or item "
+                 f"unseen in training ({_e(cold.get('users'))} users, {_e(cold.get('items'))} items); {how}.</p>")
     return text
 
 
@@ -160,9 +165,11 @@ def _evaluation(m: dict[str, Any]) -> str:
             mark = c in best and isinstance(v, (int, float)) and v == best[c]
             cells.append(f"<td class='{'best' if mark else ''}'>{_num(v)}{' ★' if mark else ''}</td>")
         body.append(f"<tr class='{'model' if k == 0 else ''}'><td>{_e(name)}</td>{''.join(cells)}</tr>")
+    relevant = ("every validation interaction is relevant (implicit data: no ratings)" if ev.get("relevance") is None
+                else f"a validation item is relevant when rated at least {_e(ev.get('relevance'))}")
     return (f"<table id='evaluation' class='grid'>{head}{''.join(body)}</table><p class='note'>Top-{_e(ev.get('n'))} "
-            f"lists over items the user did not rate in training; a validation item is relevant when rated at least "
-            f"{_e(ev.get('relevance'))}. The model's row is highlighted; ★ marks the best value of each column "
+            f"lists over items the user did not rate in training; {relevant}. EASE and item-kNN rank the items with "
+            f"at least 3 training interactions. The model's row is highlighted; ★ marks the best value of each column "
             "(lowest RMSE/MAE, highest otherwise; popularity is left unmarked: lower means less popularity bias).</p>")
 
 
@@ -174,10 +181,14 @@ def _biases(cf: CollabModel) -> str:
         table = biases(cf, 8, min_ratings=floor)
     except CflearnError as e:
         return f"<p class='note'>{_e(e)}</p>"
-    cols = [c for c in ("item", "title", "bias", "n_ratings", "mean_rating") if c in table.columns]
+    extra = () if cf.implicit else ("mean_rating",)
+    cols = [c for c in ("item", "title", "bias", "n_ratings", *extra) if c in table.columns]
     hi, lo = table[table["end"] == "highest"][cols], table[table["end"] == "lowest"][cols]
-    return (f"<p>Items with at least {floor} training ratings. A high bias with an ordinary mean rating is a film "
-            "liked beyond its average once the raters' leniency is accounted for.</p><div class='pair'>"
+    why = ("A ranking model's item bias is how readily an item is recommended to anyone: mostly popularity among "
+           "the users it learned from." if cf.contract.score_kind == "ranking" else
+           "A high bias with an ordinary mean rating is a film liked beyond its average once the raters' leniency is "
+           "accounted for.")
+    return (f"<p>Items with at least {floor} training ratings. {why}</p><div class='pair'>"
             f"<div><h3>highest</h3>{_frame(hi)}</div><div><h3>lowest</h3>{_frame(lo)}</div></div>")
 
 

@@ -93,13 +93,13 @@ class Vocab:
         if kind in "iu" and len(self._index):
             return ("int" if kind == "i" else "uint"), {"ids": self._index.to_numpy().view(np.int64).copy()}
         raw = self._index.tolist()
-        kind = "str" if all(isinstance(v, str) for v in raw) else "bigint"  # ints beyond 64 bits: as text
-        if kind == "bigint" and not all(isinstance(v, (int, np.integer)) for v in raw):
+        text_kind = "str" if all(isinstance(v, str) for v in raw) else "bigint"  # ints beyond 64 bits: as text
+        if text_kind == "bigint" and not all(isinstance(v, (int, np.integer)) for v in raw):
             raise ValueError("vocabulary IDs must be all integers or all strings to be saved")
         encoded = [str(v).encode("utf-8", "surrogatepass") for v in raw]
         offsets = np.zeros(len(encoded) + 1, np.int64)
         np.cumsum([len(b) for b in encoded], out=offsets[1:])
-        return kind, {"bytes": np.frombuffer(b"".join(encoded), np.uint8).copy(), "offsets": offsets}
+        return text_kind, {"bytes": np.frombuffer(b"".join(encoded), np.uint8).copy(), "offsets": offsets}
 
     @classmethod
     def from_arrays(cls, kind: str, arrays: dict[str, np.ndarray]) -> Vocab:
