@@ -211,6 +211,15 @@ def read_ratings(
     opts: dict[str, Any] = {"sep": sep, "header": header, **read_kwargs}
     if sep is None:
         opts["sep"] = _sniff_sep(path)
+    if "encoding" in opts:
+        import codecs
+
+        try:
+            codecs.lookup(str(opts["encoding"]))
+        except LookupError:
+            raise ConfigError(f"unknown encoding {opts['encoding']!r}; e.g. 'utf-8', 'latin-1' or 'utf-16'") from None
+    if isinstance(opts["sep"], str) and len(opts["sep"]) > 1:
+        opts.setdefault("engine", "python")  # a multi-character separator is a regex: say so (no ParserWarning)
     try:
         return pd.read_csv(path, **opts)
     except UnicodeDecodeError:

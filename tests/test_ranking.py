@@ -212,3 +212,29 @@ def test_cli_fit_rank_on_a_file_without_ratings(implicit_ds, tmp_path):
     # a rating preset on the same file: one line naming the fix
     code, _, stderr = run_cli("fit", str(src), "--user", "uid", "--item", "iid", "--out", str(tmp_path / "r2"))
     assert code == 1 and stderr.count("\n") == 1 and "preset='rank'" in stderr
+
+
+def test_cli_unknown_encoding_is_one_line(implicit_ds, tmp_path):
+    from tests.test_cli import run_cli
+
+    src = tmp_path / "clicks.csv"
+    implicit_ds.ratings[["user", "item"]].to_csv(src, index=False)
+    code, _, stderr = run_cli("fit", str(src), "--user", "user", "--item", "item", "--preset", "rank",
+                              "--encoding", "bogus", "--out", str(tmp_path / "run"))
+    assert code == 1 and stderr == "cflearn: error: unknown encoding 'bogus'; e.g. 'utf-8', 'latin-1' or 'utf-16'\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", "99999999999999999999"], "seed must be an integer from 0 to 2**63 - 1"),
+    (["--device", "meta"], "device='meta' holds no data"),
+    (["--device", "bogus"], "unknown device 'bogus'"),
+], ids=["seed", "meta", "bogus device"])
+def test_cli_out_of_range_settings_are_one_line(implicit_ds, tmp_path, args, message):
+    from tests.test_cli import run_cli
+
+    src = tmp_path / "clicks.csv"
+    implicit_ds.ratings[["user", "item"]].to_csv(src, index=False)
+    code, _, stderr = run_cli("fit", str(src), "--user", "user", "--item", "item", "--preset", "rank",
+                              "--out", str(tmp_path / "run"), *args)
+    assert code == 1 and stderr.count("\n") == 1 and message in stderr
+    assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run*"))  # nothing written, no lock left
