@@ -393,6 +393,10 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     if ratings:
         print(f"\nvalid RMSE {metrics['rmse']:.4f} (global mean: {baseline:.4f}); {rows}; fit "
               f"{metrics['fit_seconds']:.2f} s")
+        ndcg = table["ndcg@10"].to_dict()
+        if ndcg[table.index[0]] < ndcg["most popular"]:
+            print("note: ranked by predicted rating, this model's top-10 lists are worse than the most-popular chart; "
+                  "for lists, train a ranking preset: --preset rank")
     else:
         why = ("the data are interactions" if data.implicit else
                f"preset {p['name']!r} ranks, its scores are not ratings")
