@@ -208,6 +208,8 @@ def collab_learner(
     learner_kwargs.setdefault("opt_func", {"adamw": adamw, "lazy": lazy_adamw}.get(p.optimizer, Adam))
     loss = rank_loss if rank_loss is not None else MSELossFlat() if p.loader == "fastai" else RatingLoss()
     learn = Learner(dls, net, loss_func=loss, wd=p.wd, cbs=cbs, **learner_kwargs)
+    if rank_loss is not None:
+        rank_loss.learn = learn
     if p.loader == "fast":
         learn.remove_cb(CastToTensor)  # our loaders yield plain tensors: nothing to cast, one callback less
     if p.optimizer == "lazy":

@@ -141,6 +141,7 @@ class RankLoss:
     def __init__(self, model: nn.Module, targets: RankTargets, kind: RankLossKind = "softmax", negatives: int = 0,
                  seed: int | None = None):
         self.model, self.targets, self.kind, self.negatives = model, targets, kind, int(negatives)
+        self.learn: Any = None  # set by collab_learner: the loss follows learn.model if it is swapped
         self._gen: torch.Generator | None = None
         self._seed = seed
 
@@ -154,7 +155,10 @@ class RankLoss:
         if h.dim() != 2:
             raise ConfigError("per-row losses need a rating model: a ranking model's loss scores a user against the "
                               "catalogue (its loaders yield users, not (user, item, rating) rows)")
-        model: Ranker = unwrap(self.model)  # type: ignore[assignment]
+        model = unwrap(self.learn.model if self.learn is not None else self.model)
+        if not isinstance(model, Ranker):
+            raise ConfigError(f"a ranking loss scores with a Ranker's item tables; learn.model is now a "
+                              f"{type(model).__name__}: build a new learner for it")
         if self.targets.indptr.device != h.device:
             self.targets = self.targets.to(h.device)
         which, items, w = self.targets.gather(rows.view(-1))

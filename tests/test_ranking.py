@@ -238,3 +238,14 @@ def test_cli_out_of_range_settings_are_one_line(implicit_ds, tmp_path, args, mes
                               "--out", str(tmp_path / "run"), *args)
     assert code == 1 and stderr.count("\n") == 1 and message in stderr
     assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run*"))  # nothing written, no lock left
+
+
+def test_the_loss_follows_a_swapped_model(implicit_data):
+    learn = cflearn.collab_learner(implicit_data, "rank", epochs=1, progress=False)
+    old = learn.model
+    new = cflearn.collab_learner(implicit_data, "rank", epochs=1, seed=5, progress=False).model
+    before = new.i_weight.weight.detach().clone()
+    learn.model = new
+    cflearn.fit(learn)
+    assert not torch.equal(new.i_weight.weight, before)  # the swapped-in model trained
+    assert learn.loss_func.learn is learn and old is not learn.model
