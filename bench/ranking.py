@@ -143,7 +143,7 @@ def score(data: cflearn.CollabData, cf: cflearn.CollabModel, scorer: Scorer, n: 
     users = sorted(set(vu[vu > 0].tolist()))
     rel: dict[int, set[int]] = {u: set() for u in users}
     for u, i, r in zip(vu, vi, vals):
-        if u > 0 and r >= relevance:
+        if u > 0 and (data.implicit or r >= relevance):  # implicit data: every validation interaction
             rel[int(u)].add(int(i))
     allowed = item_mask(cf, None, 1)
     top = _ranked(cf, torch.tensor(users), n, allowed, scorer)

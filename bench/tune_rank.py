@@ -24,11 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import append_results, markdown_table  # noqa: E402
+from ranking import score  # noqa: E402
 
 import cflearn  # noqa: E402
-from cflearn._evaluate import _ranked  # noqa: E402
-from cflearn._scoring import item_mask, score_matrix  # noqa: E402
-from cflearn.metrics import ranking_metrics  # noqa: E402
+from cflearn._scoring import score_matrix  # noqa: E402
 
 CANDIDATES: list[dict[str, object]] = [
     {},
@@ -63,17 +62,8 @@ def inner(data: cflearn.CollabData) -> cflearn.CollabData:
 
 
 def ndcg(learn, data: cflearn.CollabData, n: int = 10) -> float:
-    cf = learn.cf
-    relevance = cflearn._data.relevance_level(cf.scale)
-    vu, vi = cf.users.encode(data.valid[data.user]), cf.items.encode(data.valid[data.item])
-    vals = data.valid[data.rating].to_numpy()
-    rel: dict[int, set[int]] = {}
-    for u, i, r in zip(vu, vi, vals):
-        if u > 0 and (data.implicit or r >= relevance):
-            rel.setdefault(int(u), set()).add(int(i))
-    users = sorted(rel)
-    top = _ranked(cf, torch.tensor(users), n, item_mask(cf, None, 1), lambda rows: score_matrix(cf, rows))
-    return ranking_metrics(top, [rel[u] for u in users], n)[f"ndcg@{n}"]
+    """NDCG@n of the learner on ``data``'s validation rows, by bench/ranking.py's protocol."""
+    return score(data, learn.cf, lambda rows: score_matrix(learn.cf, rows, clip=False).double(), n)[f"ndcg@{n}"]
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ._errors import ConfigError
+from ._io import _umask
 
 __all__ = ["RunFolder"]
 
@@ -143,8 +144,3 @@ def _run_kind(folder: Path) -> str | None:
         return None  # other files too: not only a run
     return "demo" if metrics.get("command") == "demo" else "fit"
 
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
