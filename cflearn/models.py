@@ -362,6 +362,7 @@ class Ranker(nn.Module, Contract):
         self.register_buffer("hist_items", hist_items.long())
         self.register_buffer("hist_weight", torch.ones(len(hist_items)) if hist_weight is None else hist_weight.float())
         self.sparse = False  # sparse row gradients (set for LazyAdamW by the learner)
+        self._users: tuple[tuple[int, ...], torch.Tensor] | None = None  # (weights' versions, user vectors)
 
     def encode(self, items: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """User vectors from weighted bags of item indices (``offsets``: where each bag starts)."""
@@ -402,7 +403,16 @@ class Ranker(nn.Module, Contract):
                 F.embedding(items, self.i_bias.weight, sparse=self.sparse)[:, 0])
 
     def tables(self) -> Tables:
-        users = self.user_vectors(torch.arange(self.n_users, device=self.i_in.weight.device))
+        """Every user's vector is encoded once per state of the weights (scoring users in chunks, as
+        ``recommend_all`` and ``evaluate`` do, reuses it until training or loading changes them)."""
+        tensors = (self.i_in.weight, self.get_buffer("hist_items"), self.get_buffer("hist_weight"),
+                   self.get_buffer("hist_indptr"))
+        key = (int(self.training), *(t._version for t in tensors), *(t.data_ptr() for t in tensors))
+        if self._users is None or self._users[0] != key or torch.is_grad_enabled():
+            users = self.user_vectors(torch.arange(self.n_users, device=self.i_in.weight.device))
+            self._users = None if torch.is_grad_enabled() else (key, users)
+        else:
+            users = self._users[1]
         return Tables(users, users.new_zeros(len(users)), self.i_weight.weight, self.i_bias.weight[:, 0])
 
     def embeddings(self) -> dict[TableKey, nn.Embedding]:

@@ -249,3 +249,16 @@ def test_the_loss_follows_a_swapped_model(implicit_data):
     cflearn.fit(learn)
     assert not torch.equal(new.i_weight.weight, before)  # the swapped-in model trained
     assert learn.loss_func.learn is learn and old is not learn.model
+
+
+def test_user_vectors_are_encoded_once_per_state_of_the_weights(ranked):
+    model = ranked.model.eval()
+    with torch.no_grad():
+        a, b = model.tables().users, model.tables().users
+        assert a is b  # chunked scoring reuses one encoding
+        model.i_in.weight.add_(0.01)  # what an optimizer step or a load does: in place
+        c = model.tables().users
+    assert c is not a and not torch.equal(c, a)
+    torch.testing.assert_close(c, model.user_vectors(torch.arange(model.n_users)).detach())
+    with torch.no_grad():
+        model.i_in.weight.sub_(0.01)
