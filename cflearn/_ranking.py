@@ -21,7 +21,7 @@ from ._data import relevance_level
 from ._distributed import unwrap
 from ._errors import ConfigError, check_count, check_number
 from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader
-from .models import Ranker
+from .models import Ranker, csr_rows
 
 if TYPE_CHECKING:
     from torch import nn
@@ -49,9 +49,7 @@ class RankTargets:
 
     def gather(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(row position in the batch, item, weight)`` of every target of ``rows``."""
-        starts, lens = self.indptr[rows], self.indptr[rows + 1] - self.indptr[rows]
-        offsets = torch.cumsum(lens, 0) - lens
-        pos = torch.repeat_interleave(starts - offsets, lens) + torch.arange(int(lens.sum()), device=rows.device)
+        pos, _, lens = csr_rows(self.indptr, rows)
         which = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), lens)
         return which, self.items[pos], self.weights[pos]
 

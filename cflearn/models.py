@@ -313,6 +313,16 @@ class NN(EmbeddingNN, Contract):
         return cls(emb_szs=[(int(a), int(b)) for a, b in config["emb_szs"]], layers=list(config["layers"]), **cfg)
 
 
+def csr_rows(indptr: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where the entries of some CSR ``rows`` are: ``(positions in the data, offset of each row's first
+    entry in that concatenation, row lengths)``."""
+    starts = indptr[rows]
+    lens = indptr[rows + 1] - starts
+    offsets = torch.cumsum(lens, 0) - lens
+    pos = torch.repeat_interleave(starts - offsets, lens) + torch.arange(int(lens.sum()), device=lens.device)
+    return pos, offsets, lens
+
+
 class Ranker(nn.Module, Contract):
     """A ranking model: a user is the bag of items they interacted with (an item-based encoder).
 
@@ -382,12 +392,8 @@ class Ranker(nn.Module, Contract):
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         """``(len(users), n_factors)`` vectors of users (by index) from their training histories."""
-        indptr, hist = self.get_buffer("hist_indptr"), self.get_buffer("hist_items")
-        starts, ends = indptr[users], indptr[users + 1]
-        lens = ends - starts
-        offsets = torch.cumsum(lens, 0) - lens
-        pos = torch.repeat_interleave(starts - offsets, lens) + torch.arange(int(lens.sum()), device=lens.device)
-        return self.encode(hist[pos], offsets, self.get_buffer("hist_weight")[pos])
+        pos, offsets, _ = csr_rows(self.get_buffer("hist_indptr"), users)
+        return self.encode(self.get_buffer("hist_items")[pos], offsets, self.get_buffer("hist_weight")[pos])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 1:
