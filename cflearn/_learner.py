@@ -33,7 +33,7 @@ from ._errors import ColumnError, ConfigError, DataError, check_count, check_num
 from ._features import hybrid_items
 from ._loaders import Decoder, fast_loaders
 from ._presets import Preset, get_preset, y_range_for
-from ._ranking import RANK_ONLY, check_ranking, ranking_parts
+from ._ranking import RANK_ONLY, TargetItems, check_ranking, ranking_parts
 from ._vocab import item_titles
 from .callbacks import ColdRows, DDPTrainer, KeepBest, LossHistory, NaNGuard, PresetNote, RowL2, fill_cold_rows
 from .models import NN, DotBias, HybridDotBias, Ranker, contract
@@ -203,7 +203,8 @@ def collab_learner(
     cold = [ColdRows()] if has_tables else []
     note = [PresetNote(p.to_dict())] if p.loader == "fast" else []
     distributed = [DDPTrainer()] if shard[1] > 1 else []
-    cbs = [*distributed, *cold, LossHistory(), NaNGuard(), *l2, *note, *(learner_kwargs.pop("cbs", None) or [])]
+    ranked = [TargetItems(rank_loss)] if rank_loss is not None else []
+    cbs = [*distributed, *ranked, *cold, LossHistory(), NaNGuard(), *l2, *note, *(learner_kwargs.pop("cbs", None) or [])]
     learner_kwargs.setdefault("metrics", [] if p.ranking else [RMSE()])
     learner_kwargs.setdefault("opt_func", {"adamw": adamw, "lazy": lazy_adamw}.get(p.optimizer, Adam))
     loss = rank_loss if rank_loss is not None else MSELossFlat() if p.loader == "fastai" else RatingLoss()

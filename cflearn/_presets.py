@@ -119,7 +119,7 @@ PRESETS: dict[str, Preset] = {
         Preset("best_nn", "EmbeddingNN with smaller batches: slower than fast_nn, more accurate",
                loader="fast", bs=512, epochs=5, lr=1e-2, wd=4.0, use_nn=True, layers=(64,)),
         Preset("rank", "top-N lists: a user is the bag of their items, softmax over the catalogue (scores are not "
-               "ratings)", loader="fast", bs=64, epochs=30, lr=1e-2, wd=0.0, n_factors=200, optimizer="auto",
+               "ratings)", loader="fast", bs=64, epochs=30, lr=1e-2, wd=0.0, n_factors=300, optimizer="auto",
                loss="softmax", dropout=0.7, below_weight=0.0),
         Preset("rank_bpr", "'rank' trained with BPR (each item against one random item), for comparison",
                loader="fast", bs=64, epochs=30, lr=1e-2, wd=0.0, n_factors=200, optimizer="auto",

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from ._data import relevance_level
 from ._distributed import unwrap
 from ._errors import ConfigError, check_count, check_number
+from fastai.callback.core import Callback
+
 from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader
 from .models import Ranker, csr_rows
 
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from ._data import CollabData
     from ._presets import Preset
 
-__all__ = ["RankLoss", "RankTargets", "rank_targets", "rank_loaders", "target_weights", "RankLossKind",
+__all__ = ["RankLoss", "TargetItems", "RankTargets", "rank_targets", "rank_loaders", "target_weights", "RankLossKind",
            "check_ranking", "ranking_parts", "RANK_ONLY"]
 
 RankLossKind = Literal["softmax", "bpr"]
@@ -120,6 +122,9 @@ class RankLoss:
     Mult-DAE): over every item when ``negatives`` is 0, else over the user's own items and
     ``negatives`` items drawn uniformly for the batch, their share of the partition function
     scaled up to the catalogue (cost per batch independent of the catalogue's size).
+    The full softmax in training runs over the items that are a target of some training user (on
+    ratings with ``below_weight=0``: items someone rated at or above the relevance level), which
+    saves a third of the work on MovieLens; :class:`TargetItems` places the other items below them.
     ``kind="bpr"``: Bayesian personalised ranking (Rendle et al. 2009), each target item against
     one uniformly drawn item. The loss is summed over each user's target items and averaged over
     the users (Mult-DAE's objective): large gradients, which Adam's ``eps`` does not blur. A
@@ -142,6 +147,17 @@ class RankLoss:
         self.learn: Any = None  # set by collab_learner: the loss follows learn.model if it is swapped
         self._gen: torch.Generator | None = None
         self._seed = seed
+        n_items = unwrap(model).i_weight.weight.shape[0] if isinstance(unwrap(model), Ranker) else 0
+        train_end = int(targets.indptr[len(targets.indptr) // 2])  # rows 0..n_users-1 are the training rows
+        liked = torch.zeros(max(n_items, 1), dtype=torch.bool)
+        liked[targets.items[:train_end][targets.weights[:train_end] > 0]] = True
+        liked[0] = False
+        self.targeted: torch.Tensor | None = None
+        """Items that are a training target (``None``: all of them): the training softmax's catalogue."""
+        if kind == "softmax" and negatives == 0 and 0 < int(liked.sum()) < n_items - 1:
+            self.targeted = torch.nonzero(liked).view(-1)
+            self._where = torch.full((n_items,), -1, dtype=torch.long)  # item -> its column in the softmax
+            self._where[self.targeted] = torch.arange(len(self.targeted))
 
     def _draw(self, n: int, n_items: int, device: torch.device) -> torch.Tensor:
         if self._gen is None or self._gen.device != device:
@@ -162,9 +178,18 @@ class RankLoss:
         which, items, w = self.targets.gather(rows.view(-1))
         n_items = model.i_weight.weight.shape[0]
         if self.kind == "softmax" and (self.negatives <= 0 or self.negatives >= n_items - 1):
-            logits = torch.addmm(model.i_bias.weight[:, 0], h, model.i_weight.weight.T)
-            per_item = (logits - torch.logsumexp(logits, dim=1, keepdim=True))[which, items]
-            return self._reduce(-(w * per_item), which, rows)
+            weight, bias = model.i_weight.weight, model.i_bias.weight
+            if self.targeted is not None and model.training:
+                if self.targeted.device != h.device:
+                    self.targeted, self._where = self.targeted.to(h.device), self._where.to(h.device)
+                weight, bias = F.embedding(self.targeted, weight), F.embedding(self.targeted, bias)
+                items = self._where[items]
+                w = w * (items >= 0).float()  # rows of untargeted items have weight 0 anyway
+                items = items.clamp(min=0)
+            logits = torch.addmm(bias[:, 0], h, weight.T)
+            target = torch.zeros_like(logits).index_put_((which, items), w, accumulate=True)
+            per_user = -(target * F.log_softmax(logits, dim=1)).sum(1)
+            return per_user if self.reduction == "none" else per_user.sum() / max(1, len(rows))
         v, b = model.item_rows(items)
         pos = (h[which] * v).sum(1) + b
         if self.kind == "bpr":
@@ -199,6 +224,36 @@ class RankLoss:
     def __repr__(self) -> str:
         how = "all items" if self.negatives <= 0 else f"{self.negatives} sampled items"
         return f"RankLoss({self.kind}, {how})" if self.kind == "softmax" else "RankLoss(bpr)"
+
+
+class TargetItems(Callback):
+    """Give the items a full-softmax :class:`RankLoss` trains without (never a training target) vector 0
+    and the lowest bias of the trained items: they rank below the items users liked, as an average
+    user's least liked item would. Runs before each validation and after fitting."""
+
+    order = 4  # before ColdRows
+
+    def __init__(self, loss: RankLoss):
+        self.loss = loss
+
+    def before_validate(self) -> None:
+        self._place()
+
+    def after_fit(self) -> None:
+        self._place()
+
+    @torch.no_grad()
+    def _place(self) -> None:
+        model = unwrap(self.learn.model)
+        if self.loss.targeted is None or not isinstance(model, Ranker):
+            return
+        targeted = self.loss.targeted.to(model.i_bias.weight.device)
+        other = torch.ones(model.i_bias.weight.shape[0], dtype=torch.bool, device=targeted.device)
+        other[targeted] = False
+        other[0] = False
+        for table in (model.i_in, model.i_weight):
+            table.weight[other] = 0.0
+        model.i_bias.weight[other] = model.i_bias.weight[targeted].min()
 
 
 RANK_ONLY = ("dropout", "below_weight", "negatives")

@@ -159,6 +159,26 @@ def test_rank_on_explicit_ratings_down_weights_disliked_items(synth_data):
     assert {round(x, 3) for x in learn.model.hist_weight.unique().tolist()} == {0.2, 1.0}
 
 
+def test_items_nobody_liked_rank_below_liked_items():
+    """The training softmax covers the items someone liked; the others get vector 0 and the lowest bias."""
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(60), 12)
+    items = np.concatenate([rng.choice(30, 12, replace=False) for _ in range(60)])
+    ratings = np.where(items < 20, 5.0, 1.0)  # items 20..29 are only ever rated 1
+    df = pd.DataFrame({"user": users, "item": items, "rating": ratings})
+    data = cflearn.from_df(df, seed=0)
+    learn = cflearn.collab_learner(data, "rank", epochs=3, progress=False, n_factors=8)
+    disliked = torch.from_numpy(learn.cf.items.encode(pd.Series(range(20, 30))))
+    loss = learn.loss_func
+    assert loss.targeted is not None and not set(disliked.tolist()) & set(loss.targeted.tolist())
+    cflearn.fit(learn)
+    model = learn.model
+    assert model.i_weight.weight[disliked].abs().sum() == 0 and model.i_in.weight[disliked].abs().sum() == 0
+    assert torch.allclose(model.i_bias.weight[disliked, 0], model.i_bias.weight[loss.targeted, 0].min())
+    recs = cflearn.recommend_all(learn, n=3)
+    assert not set(recs["item"]) & set(range(20, 30))
+
+
 def test_ranking_settings_that_do_not_apply(implicit_data, synth_data):
     with pytest.raises(cflearn.ConfigError, match="ranking presets only"):
         cflearn.collab_learner(synth_data, "fast", dropout=0.3)
