@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -13,6 +14,7 @@ import pandas as pd
 import torch
 
 from ._errors import ColumnError, ConfigError, DataError, check_seed, closest
+from ._read import read_ratings
 from ._splits import SplitName, check_split, split_rows
 from ._vocab import Vocab
 
@@ -184,72 +186,11 @@ def relevance_level(scale: tuple[float, float]) -> float:
 
 
 # -- reading files ------------------------------------------------------------------------------
-def read_ratings(
-    path: str | Path, *, sep: str | None = None, header: int | Literal["infer"] | None = "infer", **read_kwargs: Any
-) -> pd.DataFrame:
-    """Read a ratings table from a CSV/TSV (any separator) or Parquet file. Never modifies it.
-
-    Args:
-        path: the file. ``.parquet``/``.pq`` is read as Parquet, anything else as delimited text.
-        sep: column separator; ``None`` sniffs it (comma, tab, semicolon, pipe, spaces).
-        header: row number of the header, or ``None`` when the file has none (columns are 0, 1, ...).
-        **read_kwargs: passed on to :func:`pandas.read_csv`.
-
-    Raises:
-        DataError: missing, unreadable, empty or non-UTF-8 file (with what to do).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"ratings file not found: {path}")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        try:
-            return pd.read_parquet(path)
-        except Exception as e:  # pyarrow raises many types
-            raise DataError(f"could not read Parquet file {path}: {e}") from None
-    if path.stat().st_size == 0:
-        raise DataError(f"{path} is empty; it needs a header line and one rating per line")
-    opts: dict[str, Any] = {"sep": sep, "header": header, **read_kwargs}
-    if sep is None:
-        opts["sep"] = _sniff_sep(path)
-    if "encoding" in opts:
-        import codecs
-
-        try:
-            codecs.lookup(str(opts["encoding"]))
-        except LookupError:
-            raise ConfigError(f"unknown encoding {opts['encoding']!r}; e.g. 'utf-8', 'latin-1' or 'utf-16'") from None
-    if isinstance(opts["sep"], str) and len(opts["sep"]) > 1:
-        opts.setdefault("engine", "python")  # a multi-character separator is a regex: say so (no ParserWarning)
-    try:
-        return pd.read_csv(path, **opts)
-    except UnicodeDecodeError:
-        raise DataError(
-            f"{path} is not UTF-8 text; pass encoding='latin-1' (CLI: --encoding latin-1) or re-save it as UTF-8"
-        ) from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path} has no data; it needs a header line and one rating per line") from None
-    except (pd.errors.ParserError, ValueError) as e:
-        raise DataError(f"could not parse {path}: {e}; check the separator (sep=...)") from None
-
-
-def _sniff_sep(path: Path) -> str:
-    with open(path, "rb") as f:
-        head = f.read(64 * 1024).decode("utf-8", errors="replace").splitlines()[:20]
-    best, best_score = ",", 0
-    for cand in (",", "\t", ";", "|"):
-        counts = [line.count(cand) for line in head if line.strip()]
-        if counts and min(counts) > 0 and len(set(counts)) == 1 and counts[0] > best_score:
-            best, best_score = cand, counts[0]
-    if best_score == 0 and head and len(head[0].split()) > 1:
-        return r"\s+"
-    return best
-
-
 def from_file(path: str | Path, *, sep: str | None = None, header: int | Literal["infer"] | None = "infer",
-              encoding: str | None = None, **kwargs: Any) -> CollabData:
+              encoding: str | None = None, decimal: str = ".", **kwargs: Any) -> CollabData:
     """Read ``path`` with :func:`read_ratings`, then build :class:`CollabData` with :func:`from_df`."""
-    read_kwargs = {"encoding": encoding} if encoding else {}
-    return from_df(read_ratings(path, sep=sep, header=header, **read_kwargs), **kwargs)
+    read_kwargs: dict[str, Any] = {"encoding": encoding} if encoding else {}
+    return from_df(read_ratings(path, sep=sep, header=header, decimal=decimal, **read_kwargs), **kwargs)
 
 
 # -- building CollabData ------------------------------------------------------------------------
@@ -359,6 +300,8 @@ def from_df(
     if timestamp is not None and frame[timestamp].isna().any():
         raise DataError(f"column {timestamp!r} has {int(frame[timestamp].isna().sum())} missing timestamps; "
                         "fill or drop them")
+    if timestamp is not None:
+        frame[timestamp] = _clean_times(frame[timestamp], timestamp)
     scale = _scale(frame[value_col], value_col, rating_range)
     frame, n_dup = _dedupe(frame, user, item, value_col, timestamp, duplicates)
 
@@ -475,11 +418,19 @@ def _clean_ratings(values: pd.Series, name: str) -> pd.Series:
         numeric = pd.to_numeric(values, errors="coerce")
         bad = numeric.isna() & values.notna()
         if bad.any():
-            examples = ", ".join(repr(v) for v in values[bad].unique()[:3])
+            odd = values[bad].astype(str)
+            examples = ", ".join(repr(v) for v in odd.unique()[:3])
+            if bool(odd.str.fullmatch(r"[-+]?[0-9]*,[0-9]+").all()):
+                raise DataError(f"column {name!r} has ratings with a decimal comma (e.g. {examples}); pass "
+                                "decimal=',' (CLI: --decimal ,) or write them with a decimal point")
             raise DataError(f"column {name!r} has {int(bad.sum())} non-numeric ratings (e.g. {examples}); "
                             "fix or drop those rows, or check the rating column and separator")
         values = numeric
     values = values.astype(np.float64)
+    big = np.isfinite(values) & (values.abs() > np.finfo(np.float32).max)
+    if big.any():
+        raise DataError(f"column {name!r} has {int(big.sum())} ratings beyond float32's range (e.g. "
+                        f"{values[big].iloc[0]:g}); ratings are stored as float32: rescale or drop them")
     n_nan = int(values.isna().sum())
     if n_nan:
         raise DataError(f"column {name!r} has {n_nan} missing (NaN) ratings; drop them first "
@@ -488,6 +439,35 @@ def _clean_ratings(values: pd.Series, name: str) -> pd.Series:
     if n_inf:
         raise DataError(f"column {name!r} has {n_inf} infinite ratings; drop or fix those rows")
     return values
+
+
+def _clean_times(values: pd.Series, name: str) -> pd.Series:
+    """Timestamps as numbers: numbers are kept; dates and date strings (ISO 8601, or month first as
+    pandas reads ``03/04/2020``) become seconds since 1970 (UTC); anything else is a ``DataError``."""
+    if values.dtype.kind in "iuf":
+        return values
+    if values.dtype.kind == "b":
+        raise DataError(f"column {name!r} holds booleans, not timestamps")
+    if values.dtype.kind not in "mM":
+        try:
+            parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+        except (ValueError, TypeError):
+            parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+        if parsed.isna().any():  # other layouts, element by element (slower)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+        bad = parsed.isna()
+        if bad.any():
+            examples = ", ".join(repr(v) for v in values[bad].astype(str).unique()[:3])
+            raise DataError(f"column {name!r} has {int(bad.sum())} timestamps that are neither numbers nor dates "
+                            f"(e.g. {examples}); fix them, or leave timestamp out")
+        values = parsed
+    if values.dtype.kind == "m":
+        raise DataError(f"column {name!r} holds durations, not timestamps")
+    if getattr(values.dt, "tz", None) is None:
+        values = values.dt.tz_localize("UTC")
+    return (values - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
 
 
 def _scale(values: pd.Series, name: str, rating_range: tuple[float, float] | None) -> tuple[float, float]:

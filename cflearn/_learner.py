@@ -204,7 +204,8 @@ def collab_learner(
     note = [PresetNote(p.to_dict())] if p.loader == "fast" else []
     distributed = [DDPTrainer()] if shard[1] > 1 else []
     ranked = [TargetItems(rank_loss)] if rank_loss is not None else []
-    cbs = [*distributed, *ranked, *cold, LossHistory(), NaNGuard(), *l2, *note, *(learner_kwargs.pop("cbs", None) or [])]
+    cbs = [*distributed, *ranked, *cold, LossHistory(), NaNGuard(), *l2, *note,
+           *(learner_kwargs.pop("cbs", None) or [])]
     learner_kwargs.setdefault("metrics", [] if p.ranking else [RMSE()])
     learner_kwargs.setdefault("opt_func", {"adamw": adamw, "lazy": lazy_adamw}.get(p.optimizer, Adam))
     loss = rank_loss if rank_loss is not None else MSELossFlat() if p.loader == "fastai" else RatingLoss()

@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastai.callback.core import Callback
 
 from ._data import relevance_level
 from ._distributed import unwrap
 from ._errors import ConfigError, check_count, check_number
-from fastai.callback.core import Callback
-
 from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader
 from .models import Ranker, csr_rows
 
@@ -147,7 +146,8 @@ class RankLoss:
         self.learn: Any = None  # set by collab_learner: the loss follows learn.model if it is swapped
         self._gen: torch.Generator | None = None
         self._seed = seed
-        n_items = unwrap(model).i_weight.weight.shape[0] if isinstance(unwrap(model), Ranker) else 0
+        net = unwrap(model)
+        n_items = int(net.i_weight.weight.shape[0]) if isinstance(net, Ranker) else 0
         train_end = int(targets.indptr[len(targets.indptr) // 2])  # rows 0..n_users-1 are the training rows
         liked = torch.zeros(max(n_items, 1), dtype=torch.bool)
         liked[targets.items[:train_end][targets.weights[:train_end] > 0]] = True

@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help="train on a ratings file and write metrics, loss plot and model",
                          description="Train on RATINGS (CSV, TSV or Parquet) and write metrics.json, loss.png and "
                                      "model.safetensors to --out. The input file is only read.")
-    fit.add_argument("ratings", metavar="RATINGS", help="ratings file (.csv, .tsv, .parquet)")
+    fit.add_argument("ratings", metavar="RATINGS", help="ratings file: delimited text (also gzip/bz2/xz/zip), "
+                     "Parquet, Feather, JSON or Excel, recognised by content")
     fit.add_argument("--user", required=True, metavar="COL", help="user ID column")
     fit.add_argument("--item", required=True, metavar="COL", help="item ID column")
     fit.add_argument("--rating", metavar="COL", help="rating column (leave out for interactions: clicks, plays)")
@@ -59,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--timestamp", metavar="COL", help="timestamp column (optional)")
     fit.add_argument("--sep", help="column separator (default: sniffed); use '\\t' for tabs")
     fit.add_argument("--no-header", action="store_true", help="the file has no header row (columns are 0, 1, ...)")
-    fit.add_argument("--encoding", help="text encoding, e.g. latin-1 (default: utf-8)")
+    fit.add_argument("--encoding", help="text encoding, e.g. latin-1 (default: utf-8; UTF-16 is recognised)")
+    fit.add_argument("--decimal", default=".", choices=[".", ","], help="decimal mark of the ratings (default: .)")
     fit.add_argument("--preset", default="fast", choices=list(PRESETS), help="training preset (default: fast)")
     fit.add_argument("--epochs", type=int, help="override the preset's epochs")
     fit.add_argument("--valid-pct", type=float, default=0.2, help="fraction held out (default: 0.2)")
@@ -288,7 +290,10 @@ def _fit(args: argparse.Namespace) -> int:
         raise ConfigError("--out is the folder of the ratings file; choose a separate output folder")
     sep = args.sep.encode().decode("unicode_escape") if args.sep else None
     kwargs = {"encoding": args.encoding} if args.encoding else {}
-    frame = read_ratings(src, sep=sep, header=None if args.no_header else "infer", **kwargs)
+    named = [c for c in (args.user, args.item, args.rating, args.timestamp, args.weight) if c is not None]
+    columns = None if args.no_header else named  # only the columns used: less memory on large files
+    frame = read_ratings(src, sep=sep, header=None if args.no_header else "infer", columns=columns,
+                         decimal=args.decimal, **kwargs)
     if args.no_header:
         frame.columns = [str(c) for c in frame.columns]
     with _run_folder(out, force=args.force, kind="fit") as run:

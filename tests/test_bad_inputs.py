@@ -39,6 +39,15 @@ CATALOG = [
     ("duplicates with error policy", (GOOD + "1,1,5\n").encode(), ["--duplicates", "error"], cflearn.DataError,
      r"1 duplicate \(user, item\) rows.*duplicates='mean' or 'last'"),
     ("single rating", b"userId,movieId,rating\n1,1,4\n", [], cflearn.DataError, r"too few to hold out validation"),
+    ("decimal comma, comma-separated (first rows)", b"userId,movieId,rating\n1,2,3,5\n" + GOOD.encode()[22:], [],
+     cflearn.DataError, r"line 2 has 4 fields but the header has 3 names; a decimal comma"),
+    ("decimal comma, comma-separated (later row)", (GOOD + "3,99,3,5\n").encode(), [], cflearn.DataError,
+     r"Expected 3 fields in line 202, saw 4; a decimal comma"),
+    ("decimal comma, semicolon-separated", (GOOD.replace(",", ";") + "3;99;3,5\n").encode(), [], cflearn.DataError,
+     r"ratings with a decimal comma \(e.g. '3,5'\); pass decimal=',' \(CLI: --decimal ,\)"),
+    ("ratings beyond float32", (GOOD + "3,99,1e39\n").encode(), [], cflearn.DataError,
+     r"1 ratings beyond float32's range"),
+    ("binary file named .csv", bytes(range(256)) * 8, [], cflearn.DataError, r"is not text \(binary data\)"),
 ]
 
 
