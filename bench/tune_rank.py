@@ -1,8 +1,9 @@
 """Choose the ``rank`` preset's settings on inner splits of *training* rows only.
 
 For each data set, the evaluation split's training rows are split again (the inner split); each
-candidate trains on the inner training rows and is scored by NDCG@10 on the inner validation rows (random: 10% of the training rows).
-The evaluation split is never looked at. Candidates vary one setting at a time around the preset.
+candidate trains on the inner training rows and is scored by NDCG@10 on the inner validation rows
+(random: 10% of the training rows). The evaluation split is never looked at. Candidates vary one
+setting at a time around the preset.
 
 Data sets: ml-latest-small (random 80/20 seed 42; and each user's last 5 ratings held out), and a
 synthetic implicit table of another shape (more users than items, no ratings).
@@ -105,8 +106,9 @@ def main() -> None:
     print(table)
     if args.record:
         append_results("rank preset: inner-split tuning (NDCG@10 on inner validation rows of the training data)",
-                       table, f"Each column: the outer split's training rows split again (random {INNER_PCT:.0%} with seed 1, or each "
-                       f"user's last 5); the outer validation rows are never used. Model seeds {seeds} (mean). "
+                       table, f"Each column: the outer split's training rows split again (random "
+                       f"{INNER_PCT:.0%} with seed 1, or each user's last 5); the outer validation rows are "
+                       f"never used. Model seeds {seeds} (mean). "
                        "2 torch threads.")
 
 

@@ -468,11 +468,13 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
         if guard is None:  # the user removed the callback that keeps the last good weights
             raise
         learn.model = unwrap(learn.model)  # interrupted inside a distributed fit: no after_fit ran
-        learn.model.load_state_dict(guard.good)
-        fill_cold_rows(learn.model)
+        if hasattr(guard, "good"):  # else interrupted before the first step: the weights are untouched
+            learn.model.load_state_dict(guard.good)
+            fill_cold_rows(learn.model)
         learn.model.eval()
-        print(f"training interrupted: kept the weights after epoch {guard.good_epoch} "
-              f"({'the start' if guard.good_epoch == 0 else 'the last complete epoch'})", file=sys.stderr)
+        epoch = getattr(guard, "good_epoch", 0)
+        print(f"training interrupted: kept the weights after epoch {epoch} "
+              f"({'the start' if epoch == 0 else 'the last complete epoch'})", file=sys.stderr)
         if interrupt == "raise":
             raise
     finally:

@@ -13,16 +13,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from types import TracebackType
 
 from ._errors import ConfigError
 from ._io import _umask
 
-__all__ = ["RunFolder"]
+__all__ = ["RunFolder", "COMMITTED"]
 
 RUN_FILES = ("metrics.json", "loss.png", "model.safetensors", "report.html")
+COMMITTED: list[Path] = []
+"""Run folders this process has put in place (so that an interrupt message can say what was written)."""
 
 
 def _alive(pid: int) -> bool:
@@ -75,14 +79,23 @@ class RunFolder:
         self._release()
 
     def commit(self) -> None:
-        """Put the finished run in place of ``out`` (the old run, if any, goes as a unit)."""
+        """Put the finished run in place of ``out`` (the old run, if any, goes as a unit). Ctrl-C waits
+        until both renames are done; :data:`COMMITTED` then names the folder."""
         assert self.tmp is not None
-        old = None
-        if self.out.exists():
-            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
-            os.rename(self.out, old)
-        os.rename(self.tmp, self.out)
-        self.tmp = None
+        masked = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
+        if masked:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            old = None
+            if self.out.exists():
+                old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
+                os.rename(self.out, old)
+            os.rename(self.tmp, self.out)
+            self.tmp = None
+            COMMITTED.append(self.out)
+        finally:
+            if masked:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 

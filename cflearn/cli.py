@@ -134,7 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cflearn: error: {_shown(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("cflearn: interrupted; nothing was written under the final names", file=sys.stderr)
+        from ._runs import COMMITTED
+
+        done = f"the run was already written to {_shown(COMMITTED[-1])}" if COMMITTED else (
+            "nothing was written (an earlier run in --out is untouched)")
+        print(f"cflearn: interrupted; {done}", file=sys.stderr)
         return 130
 
 

@@ -67,6 +67,8 @@ class Release:
     size: int
     sha256: str
     layout: Literal["latest", "100k", "1m"]
+    rows: tuple[int, ...] = ()
+    """Rating counts of the published versions (a local copy with another count is damaged)."""
 
 
 # sizes and SHA-256 of the official zips (agreeing with TensorFlow Datasets' recorded checksums)
@@ -74,11 +76,11 @@ RELEASES: dict[str, Release] = {
     r.name: r
     for r in [
         Release("ml-latest-small", "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip", 978202,
-                "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436", "latest"),
+                "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436", "latest", (100_836, 100_004)),
         Release("ml-100k", "https://files.grouplens.org/datasets/movielens/ml-100k.zip", 4924029,
-                "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229", "100k"),
+                "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229", "100k", (100_000,)),
         Release("ml-1m", "https://files.grouplens.org/datasets/movielens/ml-1m.zip", 5917549,
-                "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20", "1m"),
+                "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20", "1m", (1_000_209,)),
     ]
 }
 _MARKER = {"latest": "ratings.csv", "100k": "u.data", "1m": "ratings.dat"}
@@ -187,6 +189,28 @@ def fetch(rel: Release, dest: Path, *, timeout: float = 30.0) -> Path:
 
 
 def _read(folder: Path, rel: Release) -> Dataset:
+    """The release in ``folder``, checked: a copy that does not parse, lacks columns or has another
+    number of ratings than the published versions is a ``DataError`` (never a half-read table)."""
+    damaged = (f"; delete {folder} (cflearn downloads a fresh copy) or point CFLEARN_DATA / path= at a complete "
+               f"{rel.name} folder")
+    try:
+        ds = _parse(folder, rel)
+    except (OSError, ValueError, KeyError, IndexError, UnicodeDecodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{folder} holds a damaged {rel.name} copy ({first}){damaged}") from None
+    ratings = ds.ratings
+    numeric = all(ratings[c].dtype.kind in "iuf" for c in ratings.columns)
+    if not numeric or not np.isfinite(ratings.to_numpy(dtype=float)).all():
+        raise DataError(f"{folder} holds a damaged {rel.name} copy (non-numeric or missing values){damaged}")
+    if rel.rows and len(ratings) not in rel.rows:
+        expected = " or ".join(f"{n:,}" for n in rel.rows)
+        raise DataError(f"{folder} holds a damaged {rel.name} copy ({len(ratings):,} ratings, the release has "
+                        f"{expected}){damaged}")
+    return ds
+
+
+def _parse(folder: Path, rel: Release) -> Dataset:
     cols = list(STD_COLUMNS.values())
     if rel.layout == "latest":
         ratings = pd.read_csv(folder / "ratings.csv")

@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 import http.server
 import io
@@ -122,7 +123,36 @@ def test_ml100k_layout_from_download(server, monkeypatch):
     assert ds.items.genres.tolist() == ["Drama", "(no genres listed)"]
 
 
+def _tiny_release(monkeypatch):
+    """ml-latest-small with no published row count, so that tiny test copies load."""
+    rel = datasets.RELEASES["ml-latest-small"]
+    monkeypatch.setitem(datasets.RELEASES, rel.name, dataclasses.replace(rel, rows=()))
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", r"damaged ml-latest-small copy \(No columns to parse"),
+    ("userId,movieId,rating,timestamp\n1,1,4.0,1\n2,1,3.0,2\n", r"2 ratings, the release has 100,836 or 100,004"),
+    ("userId,movieId,rating,timestamp\n1,1,four,1\n", r"non-numeric or missing values"),
+    ("\x00\x01garbage\n", r"damaged ml-latest-small copy"),
+])
+def test_damaged_local_copies_are_refused_with_what_to_do(tmp_path, monkeypatch, capsys, content, message):
+    folder = tmp_path / "ml-latest-small"
+    folder.mkdir()
+    (folder / "ratings.csv").write_text(content)
+    with pytest.raises(cflearn.DataError, match=message) as info:
+        cflearn.datasets.movielens("ml-latest-small", path=tmp_path)
+    assert "delete" in str(info.value) and "\n" not in str(info.value)
+    # the demo says why and trains on synthetic data instead of crashing
+    monkeypatch.setenv("CFLEARN_DATA", str(tmp_path))
+    monkeypatch.setenv("CFLEARN_CACHE", str(tmp_path / "cache"))
+    from cflearn.cli import main
+    assert main(["demo", "--offline", "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "MovieLens is not available here" in out and "damaged ml-latest-small copy" in out and "SYNTHETIC" in out
+
+
 def test_lookup_order_path_then_env(tmp_path, monkeypatch):
+    _tiny_release(monkeypatch)
     a, b = tmp_path / "a" / "ml-latest-small", tmp_path / "b"
     a.mkdir(parents=True)
     b.mkdir()

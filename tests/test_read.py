@@ -100,7 +100,7 @@ def test_date_timestamps_sort_by_time_not_text(tmp_path):
 def test_timestamps_that_are_not_dates_are_one_clear_error(tmp_path):
     path = tmp_path / "r.csv"
     path.write_text("user,item,rating,when\n1,2,3,yesterday\n1,3,4,2020-01-01\n2,3,4,2020-01-02\n")
-    with pytest.raises(cflearn.DataError, match=r"1 timestamps that are neither numbers nor dates \(e.g. 'yesterday'\)"):
+    with pytest.raises(cflearn.DataError, match=r"1 timestamps that are neither numbers nor dates \(e.g. 'yester"):
         cflearn.from_file(path, timestamp="when", split="time")
 
 

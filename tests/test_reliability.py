@@ -49,6 +49,22 @@ def test_interrupt_keeps_last_complete_epoch(synth_data, interrupt, capsys):
     learn.fit_one_cycle(1, 1e-3)  # and training can go on
 
 
+class InterruptFirst(Callback):
+    order = 0  # before NaNGuard has copied any weights
+
+    def before_fit(self):
+        raise KeyboardInterrupt
+
+
+def test_interrupt_before_the_first_step_keeps_the_untouched_weights(synth_data, capsys):
+    learn = cflearn.collab_learner(synth_data, epochs=2, progress=False)
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    assert cflearn.fit(learn, cbs=[InterruptFirst()]) is learn
+    assert "kept the weights after epoch 0 (the start)" in capsys.readouterr().err
+    for k, v in learn.model.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+
+
 def test_keep_best_ends_on_the_best_validation_epoch(synth):
     data = cflearn.from_df(synth.ratings.sample(1500, random_state=0), "user", "item", "rating", seed=0)
     learn = cflearn.collab_learner(data, epochs=12, bs=64, lr=5e-2, row_l2=0, bias_l2=0, wd=0, progress=False)

@@ -113,3 +113,60 @@ def test_output_names_a_file_and_files_follow_the_umask(ratings_csv, tmp_path):
     assert oct((out / "model.safetensors").stat().st_mode & 0o777) == "0o644"
     with pytest.raises(cflearn.ConfigError, match="is a file"):
         RunFolder(a_file).__enter__()
+
+
+def test_disk_full_after_training_is_one_line_and_keeps_the_old_run(ratings_csv, tmp_path, monkeypatch, capsys):
+    import errno
+
+    from cflearn import _export
+    from cflearn.cli import main
+
+    out = tmp_path / "run"
+    assert main(fit_args(ratings_csv, out, "--epochs", "1")) == 0
+    before = (out / "metrics.json").read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / "model.safetensors"))
+
+    monkeypatch.setattr(_export, "save", full)
+    capsys.readouterr()
+    assert main(fit_args(ratings_csv, out, "--epochs", "1", "--force")) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err and "nothing was written there" in err
+    assert (out / "metrics.json").read_bytes() == before  # the old run, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary folder, no lock
+
+
+@pytest.mark.skipif(not hasattr(__import__("resource"), "RLIMIT_FSIZE"), reason="needs RLIMIT_FSIZE (POSIX)")
+def test_file_size_limit_is_one_line(ratings_csv, tmp_path):
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))  # the model file is larger
+
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "cflearn.cli", *fit_args(ratings_csv, out, "--epochs", "1")],
+                          capture_output=True, text=True, preexec_fn=limit, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("cflearn: error: could not write the run") and proc.stderr.count("\n") == 1
+    assert "File too large" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists() and not list(tmp_path.glob(".run.*"))
+
+
+def test_ctrl_c_during_training_says_truthfully_that_nothing_was_written(ratings_csv, tmp_path):
+    out = tmp_path / "run"
+    assert run_cli(*fit_args(ratings_csv, out, "--epochs", "1"))[0] == 0
+    before = (out / "metrics.json").read_bytes()
+    proc = start(fit_args(ratings_csv, out, "--epochs", "500", "--force"))
+    line = ""
+    while not line.startswith("["):  # the first epoch's progress line: training has started
+        line = proc.stdout.readline()
+        assert line or proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "cflearn: interrupted; nothing was written (an earlier run in --out is " \
+                                           "untouched)", err
+    assert "Traceback" not in err
+    assert (out / "metrics.json").read_bytes() == before
+    assert not list(tmp_path.glob(".run.*"))
