@@ -487,9 +487,13 @@ def _scale(values: pd.Series, name: str, rating_range: tuple[float, float] | Non
 
 def _dedupe(frame: pd.DataFrame, user: str, item: str, rating: str, timestamp: str | None,
             policy: Duplicates) -> tuple[pd.DataFrame, int]:
-    dup = frame.duplicated([user, item], keep=False)
-    if not dup.any():
+    key = pd.factorize(frame[user])[0].astype(np.int64) * (int(frame[item].nunique()) + 1) + pd.factorize(
+        frame[item])[0]  # one int64 per (user, item): sorting it finds duplicates in little memory
+    key.sort()
+    if not (key[1:] == key[:-1]).any():
         return frame.reset_index(drop=True), 0
+    del key
+    dup = frame.duplicated([user, item], keep=False)
     n_extra = int(frame.duplicated([user, item]).sum())
     if policy == "error":
         first = frame[dup].iloc[0]

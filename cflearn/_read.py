@@ -17,12 +17,10 @@ import bz2
 import csv
 import gzip
 import lzma
-import re
 import zipfile
 from pathlib import Path
 from typing import IO, Any, Literal
 
-import numpy as np
 import pandas as pd
 
 from ._errors import ConfigError, DataError
@@ -118,7 +116,22 @@ def read_ratings(
         extra = "; a decimal comma ('3,5') in a comma-separated file splits a number in two: use a decimal " \
                 "point, or another separator" if sep == "," else ""
         raise DataError(f"{path}{how}: its rows have more fields than its header has names{extra}")
-    return pd.DataFrame({c: typed(frame[c], decimal) for c in frame.columns})
+    out = {}
+    for name in list(frame.columns):  # one column at a time: its text is freed once it is typed
+        out[name] = typed(frame.pop(name), decimal)
+    del frame
+    _release_arrow_memory()
+    return pd.DataFrame(out)
+
+
+def _release_arrow_memory() -> None:
+    """Hand the memory of freed Arrow strings back to the system (Arrow's pool keeps it otherwise)."""
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except (ImportError, AttributeError):
+        pass
 
 
 def _read_text(path: Path, sep: str, header: int | Literal["infer"] | None, columns: list[str] | None,
@@ -261,25 +274,36 @@ def _sniff_sep(path: Path, compression: str | None = None, encoding: str = "utf-
 def typed(col: pd.Series, decimal: str = ".") -> pd.Series:
     """A text column typed by the module's rule: ``int64`` if every value is a canonical integer (Python
     ints beyond int64), ``float64`` if every value is a number and none looks like a code (``007``),
-    else unchanged text. Empty = missing."""
+    else unchanged text. Empty = missing. Works on Arrow strings (pyarrow compute: no Python objects)."""
     if col.dtype.kind in "iufbmM":
         return col
-    text = col.astype("str") if col.dtype == object else col
-    present = text.notna()
-    values = text if bool(present.all()) else text[present]
-    if values.empty:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.chunked_array(pa.array(col.array, type=pa.string()))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return col  # not all strings (a JSON or Excel column of mixed objects): from_df checks the IDs
+    if arr.null_count == len(arr):
         return col
-    if bool(values.str.fullmatch(CANONICAL_INT).all()):
-        if not present.all():
-            return pd.to_numeric(text, errors="coerce").astype("float64")
+
+    def every(pattern: str, text: Any = arr) -> bool:
+        return bool(pc.all(pc.match_substring_regex(text, f"^(?:{pattern})$", ignore_case=True)).as_py())
+
+    if every(CANONICAL_INT):
+        if arr.null_count:
+            return pd.Series(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), index=col.index,
+                             name=col.name)
         try:
-            return pd.Series(np.asarray(values.astype("int64")), index=col.index, name=col.name)
-        except (OverflowError, ValueError, TypeError):  # beyond int64: exact Python ints
-            return pd.Series([int(v) for v in values], index=col.index, name=col.name, dtype=object)
-    numbers = values.str.replace(",", ".", regex=False) if decimal == "," else values
-    coded = values.str.fullmatch(r"[-+]?0[0-9]+|\+[0-9]+")  # written like a code ("007"): not a number
-    if bool(numbers.str.fullmatch(_NUMBER, flags=re.IGNORECASE).all()) and not bool(coded.any()):
-        out = pd.Series(np.nan, index=col.index, name=col.name)
-        out[present] = pd.to_numeric(numbers, errors="coerce").astype("float64").to_numpy()
-        return out
+            return pd.Series(pc.cast(arr, pa.int64()).to_numpy(), index=col.index, name=col.name)
+        except (pa.ArrowInvalid, OverflowError):  # beyond int64: exact Python ints
+            return pd.Series([int(v) for v in arr.to_pylist()], index=col.index, name=col.name, dtype=object)
+    numbers = pc.replace_substring(arr, ",", ".") if decimal == "," else arr
+    coded = bool(pc.any(pc.match_substring_regex(arr, r"^(?:[-+]?0[0-9]+|\+[0-9]+)$")).as_py() or False)
+    if not coded and every(_NUMBER, numbers):
+        try:
+            values = pc.cast(numbers, pa.float64())
+        except pa.ArrowInvalid:
+            values = pa.chunked_array([pa.array(pd.to_numeric(numbers.to_pandas(), errors="coerce"))])
+        return pd.Series(values.to_numpy(zero_copy_only=False), index=col.index, name=col.name, dtype="float64")
     return col
