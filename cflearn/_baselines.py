@@ -12,6 +12,7 @@ MovieLens this changes EASE's NDCG@10 by less than 0.001).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -20,7 +21,8 @@ import torch
 
 from .metrics import ndcg_at_k
 
-__all__ = ["bias_baseline", "ItemModel", "ease", "item_knn", "choose_ease_lambda", "MIN_COUNT", "MAX_ITEMS"]
+__all__ = ["bias_baseline", "ItemModel", "ease", "item_knn", "choose_ease_lambda", "chunk_rows", "MIN_COUNT",
+           "MAX_ITEMS"]
 
 MIN_COUNT = 3
 """Items need this many training interactions to be scored by EASE and item-kNN."""
@@ -28,6 +30,8 @@ MAX_ITEMS = 8000
 """At most this many (most frequent) items enter EASE and item-kNN: a Cholesky of 8,000 x 8,000 takes seconds."""
 EASE_LAMBDAS = (50.0, 200.0, 800.0, 3200.0)
 """Candidates for EASE's regularisation."""
+LAMBDA_USERS = 5000
+"""At most this many users of the held-out slice (a seeded sample) score EASE's candidate lambdas."""
 
 
 def bias_baseline(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int,
@@ -63,8 +67,12 @@ class ItemModel:
     def scores(self, rows: torch.Tensor) -> torch.Tensor:
         """``(len(rows), n_items)`` scores of users (by index)."""
         out = torch.full((len(rows), self.X.shape[1]), -torch.inf, dtype=torch.float64)
-        x = torch.from_numpy(self._Xk[rows.numpy()].toarray())
-        out[:, torch.from_numpy(self.keep)] = (x @ self.B).double()
+        x = self._Xk[rows.numpy()]  # sparse: the cost follows the users' interactions, not the catalogue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            xt = torch.sparse_csr_tensor(torch.from_numpy(x.indptr).long(), torch.from_numpy(x.indices).long(),
+                                         torch.from_numpy(x.data).float(), size=x.shape)
+        out[:, torch.from_numpy(self.keep)] = (xt @ self.B).double()
         return out
 
 
@@ -138,7 +146,10 @@ def choose_ease_lambda(users: np.ndarray, items: np.ndarray, relevant: np.ndarra
         by_user.setdefault(u, set()).add(i)
     if not by_user:
         return EASE_LAMBDAS[1]
-    uidx = torch.tensor(sorted(by_user))
+    users = np.array(sorted(by_user))
+    if len(users) > LAMBDA_USERS:  # a seeded sample bounds the cost on large data
+        users = np.sort(rng.choice(users, LAMBDA_USERS, replace=False))
+    uidx = torch.from_numpy(users)
     keep = _kept(X, min_count, max_items)
     G = _gram(X, keep)
     best, best_score = EASE_LAMBDAS[1], -1.0
@@ -151,12 +162,22 @@ def choose_ease_lambda(users: np.ndarray, items: np.ndarray, relevant: np.ndarra
     return best
 
 
+def chunk_rows(n_items: int, cap: int = 1024) -> int:
+    """Users scored at once so that a chunk of float64 scores stays near 256 MB."""
+    return max(1, min(cap, 2**25 // max(1, n_items)))
+
+
 def _top(score_rows: Callable[[torch.Tensor], torch.Tensor], X: sp.csr_matrix, uidx: torch.Tensor,
          n: int) -> list[list[int]]:
-    """Top-``n`` unseen items per user (for choosing lambda)."""
-    scores = score_rows(uidx)
-    seen = X[uidx.numpy()].tocoo()
-    scores[torch.from_numpy(seen.row).long(), torch.from_numpy(seen.col).long()] = -torch.inf
-    top = scores.topk(min(n, scores.shape[1]), dim=1)
-    return [[i for i, v in zip(idx, val) if v > -np.inf] for idx, val in zip(top.indices.tolist(),
-                                                                             top.values.tolist())]
+    """Top-``n`` unseen items per user (for choosing lambda), scoring users in chunks."""
+    out: list[list[int]] = []
+    step = chunk_rows(X.shape[1])
+    for s in range(0, len(uidx), step):
+        rows = uidx[s:s + step]
+        scores = score_rows(rows)
+        seen = X[rows.numpy()].tocoo()
+        scores[torch.from_numpy(seen.row).long(), torch.from_numpy(seen.col).long()] = -torch.inf
+        top = scores.topk(min(n, scores.shape[1]), dim=1)
+        out += [[i for i, v in zip(idx, val) if v > -np.inf] for idx, val in zip(top.indices.tolist(),
+                                                                                top.values.tolist())]
+    return out

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._baselines import bias_baseline, choose_ease_lambda, ease, interactions, item_knn
+from ._baselines import bias_baseline, choose_ease_lambda, chunk_rows, ease, interactions, item_knn
 from ._collab import CollabModel, as_collab
 from ._data import relevance_level
 from ._errors import ConfigError, check_count
@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 
     from ._data import CollabData
 
-__all__ = ["evaluate", "bias_baseline"]  # bias_baseline: re-exported for the benches
+__all__ = ["evaluate", "bias_baseline", "MAX_RANKED_USERS"]
+
+MAX_RANKED_USERS = 20_000
+"""Ranking metrics rank at most this many validation users (a seeded sample beyond it)."""
 
 
 def _ranked(cf: CollabModel, uidx: torch.Tensor, n: int, allowed: torch.Tensor,
@@ -29,6 +32,7 @@ def _ranked(cf: CollabModel, uidx: torch.Tensor, n: int, allowed: torch.Tensor,
     """Top-``n`` item indices per user (seen and not-``allowed`` items left out), scoring users in
     chunks with ``score_rows(user indices) -> (len, n_items)``."""
     out: list[list[int]] = []
+    chunk = min(chunk, chunk_rows(len(cf.items)))
     for s in range(0, len(uidx), chunk):
         rows = uidx[s:s + chunk]
         scores = score_rows(rows)
@@ -63,7 +67,9 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
     item's mean rating, shrunk towards the global mean by 10 pseudo-ratings), ``EASE`` (closed
     form, its regularisation chosen on a 10% slice of the training rows) and ``item-kNN``
     (cosine, 20 neighbours); the last two rank items with at least 3 training interactions (see
-    ``cflearn._baselines``). Every training rating counts as an interaction for them.
+    ``cflearn._baselines``). Every training rating counts as an interaction for them. On large
+    data the ranking metrics rank a seeded sample of :data:`MAX_RANKED_USERS` validation users
+    (``attrs["users_sampled"]``); the rating metrics use every validation row.
 
     Args:
         learn: a learner or loaded model.
@@ -76,8 +82,8 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
     Returns:
         DataFrame with one row per method and columns ``rmse, mae, precision@n, recall@n, ndcg@n,
         map@n, mrr@n, hit_rate@n, coverage@n, popularity@n`` (``n`` as given, e.g. ``ndcg@10``).
-        ``attrs`` holds ``n``, ``relevance``, ``users_ranked``, ``n_valid``, ``implicit`` and
-        ``ease_lambda``.
+        ``attrs`` holds ``n``, ``relevance``, ``users_ranked``, ``users_sampled``, ``n_valid``,
+        ``implicit`` and ``ease_lambda``.
     """
     cf = as_collab(learn)
     cf.require_trained()
@@ -117,9 +123,12 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
 
     # ranking metrics over validation users known to the model
     known_users = sorted(set(vu[vu > 0].tolist()))
+    sampled = len(known_users) > MAX_RANKED_USERS
+    if sampled:  # a seeded sample: ranking every user of a large set against the catalogue takes long
+        known_users = sorted(np.random.default_rng(0).choice(known_users, MAX_RANKED_USERS, replace=False).tolist())
     rel_by_user: dict[int, set[int]] = {u: set() for u in known_users}
     for u, i, r in zip(vu, vi, target):
-        if u > 0 and (implicit or r >= relevance):
+        if u > 0 and (implicit or r >= relevance) and int(u) in rel_by_user:
             rel_by_user[int(u)].add(int(i))
     relevant = [rel_by_user[u] for u in known_users]
     allowed = item_mask(cf, None, 1)
@@ -150,6 +159,7 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index = [f"model ({cf.preset.get('name', '?')})"] + names[1:]
     table.attrs.update({"n": n, "relevance": None if implicit else relevance, "implicit": implicit,
+                        "users_sampled": sampled,
                         "ease_lambda": lam, "users_ranked": sum(1 for r in relevant if r) if
                         empty == "skip" else len(relevant), "n_valid": len(valid)})
     return table

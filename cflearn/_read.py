@@ -290,20 +290,28 @@ def typed(col: pd.Series, decimal: str = ".") -> pd.Series:
     def every(pattern: str, text: Any = arr) -> bool:
         return bool(pc.all(pc.match_substring_regex(text, f"^(?:{pattern})$", ignore_case=True)).as_py())
 
-    if every(CANONICAL_INT):
+    try:  # integers: Arrow parses them; canonical when printing them back gives the same text
+        ints = pc.cast(arr, pa.int64())
+        canonical = bool(pc.all(pc.equal(pc.binary_length(arr), pc.binary_length(pc.cast(ints, pa.string())))
+                                ).as_py())
+    except pa.ArrowInvalid:
+        ints, canonical = None, False
+    if ints is not None:
+        if not canonical:
+            return col  # integers written like codes ("007", "+7"): text
         if arr.null_count:
-            return pd.Series(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), index=col.index,
-                             name=col.name)
-        try:
-            return pd.Series(pc.cast(arr, pa.int64()).to_numpy(), index=col.index, name=col.name)
-        except (pa.ArrowInvalid, OverflowError):  # beyond int64: exact Python ints
-            return pd.Series([int(v) for v in arr.to_pylist()], index=col.index, name=col.name, dtype=object)
+            return pd.Series(ints.to_numpy(zero_copy_only=False), index=col.index, name=col.name, dtype="float64")
+        return pd.Series(ints.to_numpy(), index=col.index, name=col.name)
+    if every(CANONICAL_INT):  # beyond int64: exact Python ints
+        return pd.Series([None if v is None else int(v) for v in arr.to_pylist()], index=col.index, name=col.name,
+                         dtype=object)
     numbers = pc.replace_substring(arr, ",", ".") if decimal == "," else arr
-    coded = bool(pc.any(pc.match_substring_regex(arr, r"^(?:[-+]?0[0-9]+|\+[0-9]+)$")).as_py() or False)
-    if not coded and every(_NUMBER, numbers):
-        try:
-            values = pc.cast(numbers, pa.float64())
-        except pa.ArrowInvalid:
-            values = pa.chunked_array([pa.array(pd.to_numeric(numbers.to_pandas(), errors="coerce"))])
-        return pd.Series(values.to_numpy(zero_copy_only=False), index=col.index, name=col.name, dtype="float64")
-    return col
+    try:
+        values = pc.cast(numbers, pa.float64())
+    except pa.ArrowInvalid:
+        if not every(_NUMBER, numbers):
+            return col
+        values = pa.chunked_array([pa.array(pd.to_numeric(numbers.to_pandas(), errors="coerce"))])
+    if bool(pc.any(pc.match_substring_regex(arr, r"^[-+]?0[0-9]|^\+")).as_py() or False):
+        return col  # a number written like a code ("007", "+7") among them: text
+    return pd.Series(values.to_numpy(zero_copy_only=False), index=col.index, name=col.name, dtype="float64")

@@ -133,6 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CflearnError as e:
         print(f"cflearn: error: {_shown(e)}", file=sys.stderr)
         return 1
+    except (MemoryError, RuntimeError) as e:
+        if not isinstance(e, MemoryError) and "allocate" not in str(e) and "out of memory" not in str(e):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "MemoryError"
+        print(f"cflearn: error: out of memory ({_shown(first)[:200]}); use a machine with more memory, or "
+              "fewer ratings", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         from ._runs import COMMITTED
 

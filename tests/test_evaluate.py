@@ -46,3 +46,28 @@ def test_evaluate_needs_data_for_loaded_models(trained, synth_data, tmp_path):
     a = cflearn.evaluate(model, synth_data, n=5)
     b = cflearn.evaluate(trained, n=5)
     assert np.allclose(a.to_numpy(dtype=float), b.to_numpy(dtype=float), equal_nan=True)
+
+
+def test_large_validation_sets_rank_a_seeded_sample_of_users(trained, monkeypatch):
+    from cflearn import _evaluate
+
+    full = cflearn.evaluate(trained)
+    assert full.attrs["users_sampled"] is False and full.attrs["users_ranked"] > 20
+    monkeypatch.setattr(_evaluate, "MAX_RANKED_USERS", 20)
+    a, b = cflearn.evaluate(trained), cflearn.evaluate(trained)
+    assert a.attrs["users_sampled"] is True and a.attrs["users_ranked"] <= 20
+    assert a.equals(b)  # the same sample each time
+    assert a["rmse"].equals(full["rmse"])  # rating metrics still use every validation row
+
+
+def test_cli_out_of_memory_is_one_line(tmp_path, monkeypatch, capsys):
+    from cflearn import cli
+
+    def boom(args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 69077951280 bytes.\nmore")
+
+    monkeypatch.setattr(cli, "_fit", boom)
+    assert cli.main(["fit", "x.csv", "--user", "u", "--item", "i", "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cflearn: error: out of memory (") and err.count("\n") == 1
