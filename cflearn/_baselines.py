@@ -92,16 +92,34 @@ def _kept(X: sp.csr_matrix, min_count: int = MIN_COUNT, max_items: int = MAX_ITE
     return keep
 
 
-def _gram(X: sp.csr_matrix, keep: np.ndarray) -> torch.Tensor:
-    Xk = X[:, keep]
-    return torch.from_numpy((Xk.T @ Xk).toarray().astype(np.float32))
+def _gram(X: sp.csr_matrix, keep: np.ndarray, budget: int = 20_000_000) -> torch.Tensor:
+    """``X'X`` over the kept items, dense float32, summed over chunks of users whose sparse product
+    stays under ``budget`` entries (a user with ``m`` items adds ``m^2``): bounded memory on large data."""
+    Xk = X[:, keep].tocsr()
+    k = len(keep)
+    G = torch.zeros(k * k)
+    per_user = np.diff(Xk.indptr).astype(np.int64) ** 2
+    bounds = np.searchsorted(np.cumsum(per_user), np.arange(budget, int(per_user.sum()) + budget, budget))
+    start = 0
+    for end in [*np.unique(np.minimum(bounds + 1, Xk.shape[0])).tolist(), Xk.shape[0]]:
+        if end <= start:
+            continue
+        part = Xk[start:end]
+        prod = (part.T @ part).tocoo()
+        G.index_add_(0, torch.from_numpy(prod.row.astype(np.int64) * k + prod.col),
+                     torch.from_numpy(prod.data.astype(np.float32)))
+        start = end
+    return G.view(k, k)
 
 
 def _ease_weights(G: torch.Tensor, lam: float) -> torch.Tensor:
-    G = G.clone()
-    G.diagonal().add_(lam)
-    P = torch.cholesky_inverse(torch.linalg.cholesky(G))
-    B = -P / P.diagonal()
+    A = G.clone()
+    A.diagonal().add_(lam)
+    L = torch.linalg.cholesky(A)
+    del A
+    B = torch.cholesky_inverse(L)  # P; then B = -P / diag(P) in place (one k x k matrix at a time)
+    del L
+    B.div_(-B.diagonal().clone())
     B.fill_diagonal_(0.0)
     return B
 

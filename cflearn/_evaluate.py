@@ -96,11 +96,17 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
         raise ConfigError("relevance does not apply to implicit data: every validation interaction is relevant")
     lo, hi = cf.scale
     relevance = relevance_level(cf.scale) if relevance is None else relevance
-    valid, train = data.valid, data.train
-    vu = cf.users.encode(valid[data.user])
-    vi = cf.items.encode(valid[data.item])
-    target, train_ratings = valid[data.rating].to_numpy(), train[data.rating].to_numpy()
-    tu, ti = cf.users.encode(train[data.user]), cf.items.encode(train[data.item])
+    if cf.users is data.users and cf.items is data.items:  # the model's own data: its codes (no copies)
+        codes, values = data.codes, data.values
+        vu, vi = (codes[data.valid_idx, k].astype(np.int64) for k in (0, 1))
+        tu, ti = (codes[data.train_idx, k].astype(np.int64) for k in (0, 1))
+        target, train_ratings = (values[idx].astype(np.float64) for idx in (data.valid_idx, data.train_idx))
+    else:
+        valid, train = data.valid, data.train
+        vu = cf.users.encode(valid[data.user])
+        vi = cf.items.encode(valid[data.item])
+        target, train_ratings = valid[data.rating].to_numpy(), train[data.rating].to_numpy()
+        tu, ti = cf.users.encode(train[data.user]), cf.items.encode(train[data.item])
     n_users, n_items = len(cf.users), len(cf.items)
 
     # rating metrics
@@ -161,5 +167,5 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
     table.attrs.update({"n": n, "relevance": None if implicit else relevance, "implicit": implicit,
                         "users_sampled": sampled,
                         "ease_lambda": lam, "users_ranked": sum(1 for r in relevant if r) if
-                        empty == "skip" else len(relevant), "n_valid": len(valid)})
+                        empty == "skip" else len(relevant), "n_valid": len(target)})
     return table
