@@ -307,8 +307,10 @@ def _fit(args: argparse.Namespace) -> int:
                          decimal=args.decimal, **kwargs)
     if args.no_header:
         frame.columns = [str(c) for c in frame.columns]
+    holder = [frame]  # _train_and_write drops the raw table once it is encoded (less memory on large files)
+    del frame
     with _run_folder(out, force=args.force, kind="fit") as run:
-        return _train_and_write(frame, out, preset=args.preset, epochs=args.epochs, seed=args.seed,
+        return _train_and_write(holder, out, preset=args.preset, epochs=args.epochs, seed=args.seed,
                                 valid_pct=args.valid_pct, split=args.split, duplicates=args.duplicates,
                                 columns=(args.user, args.item, args.rating, args.timestamp), device=args.device,
                                 source=str(src), implicit={"implicit": True if args.implicit else None,
@@ -351,8 +353,10 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     from .callbacks import EpochPrinter
 
     user, item, rating, timestamp = columns
-    data = from_df(source_data, user, item, rating, timestamp, valid_pct=valid_pct, seed=seed,
+    table = source_data.pop() if isinstance(source_data, list) else source_data  # a list: ours to drop
+    data = from_df(table, user, item, rating, timestamp, valid_pct=valid_pct, seed=seed,
                    split=cast(SplitName, split), duplicates=cast("Duplicates | None", duplicates), **(implicit or {}))
+    del table
     learn = collab_learner(data, preset, epochs=epochs, seed=seed, device=device, progress=False,
                            cbs=[EpochPrinter(bar=True)])
     p = learn.cf.preset
