@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "first_line",
     "CflearnError",
     "DataError",
     "ColumnError",
@@ -105,3 +106,10 @@ def closest(name: str, choices: Iterable[str]) -> str:
         return f" (did you mean '{lower[name.lower()]}'?)"
     match = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): pandas and pyarrow
+    messages run over several lines, and cflearn's errors are one line."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -146,18 +146,20 @@ class RankLoss:
         self.learn: Any = None  # set by collab_learner: the loss follows learn.model if it is swapped
         self._gen: torch.Generator | None = None
         self._seed = seed
-        net = unwrap(model)
-        n_items = int(net.i_weight.weight.shape[0]) if isinstance(net, Ranker) else 0
-        train_end = int(targets.indptr[len(targets.indptr) // 2])  # rows 0..n_users-1 are the training rows
-        liked = torch.zeros(max(n_items, 1), dtype=torch.bool)
-        liked[targets.items[:train_end][targets.weights[:train_end] > 0]] = True
-        liked[0] = False
         self.targeted: torch.Tensor | None = None
-        """Items that are a training target (``None``: all of them): the training softmax's catalogue."""
-        if kind == "softmax" and negatives == 0 and 0 < int(liked.sum()) < n_items - 1:
-            self.targeted = torch.nonzero(liked).view(-1)
-            self._where = torch.full((n_items,), -1, dtype=torch.long)  # item -> its column in the softmax
-            self._where[self.targeted] = torch.arange(len(self.targeted))
+        """Items that are a training target (``None``: all of them): the full softmax's catalogue."""
+        self._where = torch.zeros(0, dtype=torch.long)  # item -> its column in the full softmax (-1: none)
+        net = unwrap(model)
+        if kind == "softmax" and self.negatives == 0 and isinstance(net, Ranker):
+            n_items = int(net.i_weight.weight.shape[0])
+            train_end = int(targets.indptr[len(targets.indptr) // 2])  # rows 0..n_users-1: the training rows
+            liked = torch.zeros(n_items, dtype=torch.bool)
+            liked[targets.items[:train_end][targets.weights[:train_end] > 0]] = True
+            liked[0] = False
+            if 0 < int(liked.sum()) < n_items - 1:
+                self.targeted = torch.nonzero(liked).view(-1)
+                self._where = torch.full((n_items,), -1, dtype=torch.long)
+                self._where[self.targeted] = torch.arange(len(self.targeted))
 
     def _draw(self, n: int, n_items: int, device: torch.device) -> torch.Tensor:
         if self._gen is None or self._gen.device != device:

@@ -23,7 +23,7 @@ from typing import IO, Any, Literal
 
 import pandas as pd
 
-from ._errors import ConfigError, DataError
+from ._errors import ConfigError, DataError, first_line
 
 __all__ = ["read_ratings", "sniff_format", "typed", "CANONICAL_INT"]
 
@@ -160,7 +160,7 @@ def _read_text(path: Path, sep: str, header: int | Literal["infer"] | None, colu
         raise DataError(f"{path} is {_NAMES.get(str(compression), 'compressed')}; reading it needs the "
                         f"{e.name} package (pip install {e.name}), or decompress it first") from None
     except Exception as e:  # pandas raises several types for a malformed table
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         if "usecols" in first.lower() or "not in list" in first:
             raise DataError(f"{path}{how}: {first}") from None
         extra = ("; a decimal comma ('3,5') in a comma-separated file splits a number in two: use a decimal "
@@ -198,7 +198,7 @@ def _read_binary(path: Path, kind: str, columns: list[str] | None) -> pd.DataFra
         raise DataError(f"{path} is {what}; reading it needs the {e.name} package (pip install {e.name}), or save "
                         "it as CSV") from None
     except Exception as e:  # pyarrow, openpyxl and the JSON reader raise many types
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise DataError(f"could not read {path} as {what}: {first}") from None
     if columns is not None:
         missing = [c for c in columns if c not in frame.columns]

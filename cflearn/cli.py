@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                       "earlier demo run")
 
     fit = sub.add_parser("fit", help="train on a ratings file and write metrics, loss plot and model",
-                         description="Train on RATINGS (CSV, TSV or Parquet) and write metrics.json, loss.png and "
+                         description="Train on RATINGS (delimited text, Parquet, Feather, JSON or Excel) and write "
+                                     "metrics.json, loss.png and "
                                      "model.safetensors to --out. The input file is only read.")
     fit.add_argument("ratings", metavar="RATINGS", help="ratings file: delimited text (also gzip/bz2/xz/zip), "
                      "Parquet, Feather, JSON or Excel, recognised by content")
@@ -136,8 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (MemoryError, RuntimeError) as e:
         if not isinstance(e, MemoryError) and "allocate" not in str(e) and "out of memory" not in str(e):
             raise
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "MemoryError"
-        print(f"cflearn: error: out of memory ({_shown(first)[:200]}); use a machine with more memory, or "
+        from ._errors import first_line
+
+        print(f"cflearn: error: out of memory ({_shown(first_line(e))[:200]}); use a machine with more memory, or "
               "fewer ratings", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ._errors import ConfigError, DataError, DownloadError, closest
+from ._errors import ConfigError, DataError, DownloadError, closest, first_line
 
 __all__ = ["Dataset", "Release", "RELEASES", "movielens", "synthetic", "cache_dir"]
 
@@ -197,7 +197,7 @@ def _read(folder: Path, rel: Release) -> Dataset:
         ds = _parse(folder, rel)
     except (OSError, ValueError, KeyError, IndexError, UnicodeDecodeError, pd.errors.ParserError,
             pd.errors.EmptyDataError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise DataError(f"{folder} holds a damaged {rel.name} copy ({first}){damaged}") from None
     ratings = ds.ratings
     numeric = all(ratings[c].dtype.kind in "iuf" for c in ratings.columns)
