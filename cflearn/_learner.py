@@ -228,10 +228,16 @@ def collab_learner(
         columns={"user": data.user, "item": data.item, "rating": data.rating, "timestamp": data.timestamp},
         global_mean=data.global_mean, item_info=data.item_info, data=data, implicit=data.implicit,
     )
-    train = data.train
-    learn.cf.set_training_rows(torch.from_numpy(users.encode(train[data.user]).astype(np.int32)),
-                               torch.from_numpy(items.encode(train[data.item]).astype(np.int32)),
-                               torch.from_numpy(train[data.rating].to_numpy(np.float32)))
+    if users is data.users and items is data.items:  # the data's own codes: no copy of the training table
+        codes = data.codes[data.train_idx]
+        learn.cf.set_training_rows(torch.from_numpy(codes[:, 0].astype(np.int32)),
+                                   torch.from_numpy(codes[:, 1].astype(np.int32)),
+                                   torch.from_numpy(data.values[data.train_idx]))
+    else:
+        train = data.train
+        learn.cf.set_training_rows(torch.from_numpy(users.encode(train[data.user]).astype(np.int32)),
+                                   torch.from_numpy(items.encode(train[data.item]).astype(np.int32)),
+                                   torch.from_numpy(train[data.rating].to_numpy(np.float32)))
     return learn
 
 
