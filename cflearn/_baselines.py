@@ -98,17 +98,14 @@ def _gram(X: sp.csr_matrix, keep: np.ndarray, budget: int = 20_000_000) -> torch
     Xk = X[:, keep].tocsr()
     k = len(keep)
     G = torch.zeros(k * k)
-    per_user = np.diff(Xk.indptr).astype(np.int64) ** 2
-    bounds = np.searchsorted(np.cumsum(per_user), np.arange(budget, int(per_user.sum()) + budget, budget))
-    start = 0
-    for end in [*np.unique(np.minimum(bounds + 1, Xk.shape[0])).tolist(), Xk.shape[0]]:
-        if end <= start:
-            continue
+    work = np.cumsum(np.diff(Xk.indptr).astype(np.int64) ** 2)
+    cuts = np.searchsorted(work, np.arange(budget, int(work[-1]) if len(work) else 0, budget), side="right")
+    edges = np.unique(np.concatenate([[0], cuts, [Xk.shape[0]]]))
+    for start, end in zip(edges[:-1].tolist(), edges[1:].tolist()):
         part = Xk[start:end]
         prod = (part.T @ part).tocoo()
         G.index_add_(0, torch.from_numpy(prod.row.astype(np.int64) * k + prod.col),
                      torch.from_numpy(prod.data.astype(np.float32)))
-        start = end
     return G.view(k, k)
 
 

@@ -229,10 +229,8 @@ def collab_learner(
         global_mean=data.global_mean, item_info=data.item_info, data=data, implicit=data.implicit,
     )
     if users is data.users and items is data.items:  # the data's own codes: no copy of the training table
-        codes = data.codes[data.train_idx]
-        learn.cf.set_training_rows(torch.from_numpy(codes[:, 0].astype(np.int32)),
-                                   torch.from_numpy(codes[:, 1].astype(np.int32)),
-                                   torch.from_numpy(data.values[data.train_idx]))
+        x, y = data.tensors("train")
+        learn.cf.set_training_rows(x[:, 0].to(torch.int32), x[:, 1].to(torch.int32), y)
     else:
         train = data.train
         learn.cf.set_training_rows(torch.from_numpy(users.encode(train[data.user]).astype(np.int32)),
