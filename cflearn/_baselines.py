@@ -18,11 +18,12 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 import torch
+from scipy.linalg.lapack import spotrf, spotri
 
 from .metrics import ndcg_at_k
 
-__all__ = ["bias_baseline", "ItemModel", "ease", "item_knn", "choose_ease_lambda", "chunk_rows", "MIN_COUNT",
-           "MAX_ITEMS"]
+__all__ = ["bias_baseline", "ItemModel", "ease", "item_knn", "item_models", "gram", "choose_ease_lambda", "chunk_rows",
+           "MIN_COUNT", "MAX_ITEMS", "LAMBDA_USERS", "LAMBDA_SAMPLE"]
 
 MIN_COUNT = 3
 """Items need this many training interactions to be scored by EASE and item-kNN."""
@@ -32,6 +33,8 @@ EASE_LAMBDAS = (50.0, 200.0, 800.0, 3200.0)
 """Candidates for EASE's regularisation."""
 LAMBDA_USERS = 5000
 """At most this many users of the held-out slice (a seeded sample) score EASE's candidate lambdas."""
+LAMBDA_SAMPLE = 20_000
+"""EASE's lambda is chosen on the rows of at most this many users (a seeded sample; see :func:`choose_ease_lambda`)."""
 
 
 def bias_baseline(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int,
@@ -40,7 +43,7 @@ def bias_baseline(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_u
 
     Returns ``(mean, user biases, item biases)``; index 0 (unknown) keeps bias 0.
     """
-    mu = float(ratings.mean())
+    mu = float(ratings.mean(dtype=np.float64))
     bu, bi = np.zeros(n_users), np.zeros(n_items)
     n_u = np.bincount(users, minlength=n_users) + reg_u
     n_i = np.bincount(items, minlength=n_items) + reg_i
@@ -55,24 +58,29 @@ class ItemModel:
     """An item-item model: a user's scores are their interaction row times an item x item matrix.
 
     Attributes:
-        X: binary ``(n_users, n_items)`` training matrix (CSR).
+        Xk: binary ``(n_users, len(keep))`` training matrix over the covered items (CSR).
         keep: the items the matrix covers (the rest score ``-inf``).
-        B: ``(len(keep), len(keep))`` item-item weights.
+        n_items: the catalogue size (columns of the scores).
+        B: ``(len(keep), len(keep))`` item-item weights: a dense tensor (EASE) or a sparse
+            matrix (item-kNN's ``k`` neighbours per item).
     """
 
-    def __init__(self, X: sp.csr_matrix, keep: np.ndarray, B: torch.Tensor):
-        self.X, self.keep, self.B = X, keep, B
-        self._Xk = X[:, keep].tocsr()
+    def __init__(self, Xk: sp.csr_matrix, keep: np.ndarray, n_items: int, B: torch.Tensor | sp.csr_matrix):
+        self.Xk, self.keep, self.n_items, self.B = Xk, keep, n_items, B
 
     def scores(self, rows: torch.Tensor) -> torch.Tensor:
         """``(len(rows), n_items)`` scores of users (by index)."""
-        out = torch.full((len(rows), self.X.shape[1]), -torch.inf, dtype=torch.float64)
-        x = self._Xk[rows.numpy()]  # sparse: the cost follows the users' interactions, not the catalogue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-            xt = torch.sparse_csr_tensor(torch.from_numpy(x.indptr).long(), torch.from_numpy(x.indices).long(),
-                                         torch.from_numpy(x.data).float(), size=x.shape)
-        out[:, torch.from_numpy(self.keep)] = (xt @ self.B).double()
+        out = torch.full((len(rows), self.n_items), -torch.inf, dtype=torch.float64)
+        x = self.Xk[rows.numpy()]  # sparse: the cost follows the users' interactions, not the catalogue
+        if isinstance(self.B, torch.Tensor):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+                xt = torch.sparse_csr_tensor(torch.from_numpy(x.indptr).long(), torch.from_numpy(x.indices).long(),
+                                             torch.from_numpy(x.data).float(), size=x.shape)
+            part = xt @ self.B
+        else:
+            part = torch.from_numpy((x @ self.B).toarray())
+        out[:, torch.from_numpy(self.keep)] = part.double()
         return out
 
 
@@ -83,8 +91,9 @@ def interactions(users: np.ndarray, items: np.ndarray, n_users: int, n_items: in
     return X
 
 
-def _kept(X: sp.csr_matrix, min_count: int = MIN_COUNT, max_items: int = MAX_ITEMS) -> np.ndarray:
-    counts = np.asarray(X.sum(0)).ravel()
+def _keep(counts: np.ndarray, min_count: int, max_items: int) -> np.ndarray:
+    """The items item models cover: at least ``min_count`` interactions, the ``max_items`` most frequent."""
+    counts = counts.copy()
     counts[0] = 0  # the unknown row
     keep = np.flatnonzero(counts >= min_count)
     if len(keep) > max_items:
@@ -92,59 +101,109 @@ def _kept(X: sp.csr_matrix, min_count: int = MIN_COUNT, max_items: int = MAX_ITE
     return keep
 
 
-def _gram(X: sp.csr_matrix, keep: np.ndarray, budget: int = 20_000_000) -> torch.Tensor:
-    """``X'X`` over the kept items, dense float32, summed over chunks of users whose sparse product
-    stays under ``budget`` entries (a user with ``m`` items adds ``m^2``): bounded memory on large data."""
-    Xk = X[:, keep].tocsr()
-    k = len(keep)
-    G = torch.zeros(k * k)
-    work = np.cumsum(np.diff(Xk.indptr).astype(np.int64) ** 2)
-    cuts = np.searchsorted(work, np.arange(budget, int(work[-1]) if len(work) else 0, budget), side="right")
-    edges = np.unique(np.concatenate([[0], cuts, [Xk.shape[0]]]))
-    for start, end in zip(edges[:-1].tolist(), edges[1:].tolist()):
-        part = Xk[start:end]
-        prod = (part.T @ part).tocoo()
-        G.index_add_(0, torch.from_numpy(prod.row.astype(np.int64) * k + prod.col),
-                     torch.from_numpy(prod.data.astype(np.float32)))
-    return G.view(k, k)
+def _kept(X: sp.csr_matrix, min_count: int = MIN_COUNT, max_items: int = MAX_ITEMS) -> tuple[sp.csc_matrix,
+                                                                                                 np.ndarray]:
+    """The columns of ``X`` that item models cover (CSC), and their indices."""
+    keep = _keep(np.asarray(X.sum(0)).ravel(), min_count, max_items)
+    return X[:, keep].tocsc(), keep
 
 
-def _ease_weights(G: torch.Tensor, lam: float) -> torch.Tensor:
-    A = G.clone()
-    A.diagonal().add_(lam)
-    L = torch.linalg.cholesky(A)
-    del A
-    B = torch.cholesky_inverse(L)  # P; then B = -P / diag(P) in place (one k x k matrix at a time)
-    del L
+def gram(Xc: sp.csc_matrix, width: int = 1024) -> torch.Tensor:
+    """``Xc'Xc``, dense float32, one block of ``width`` columns at a time: each block's sparse
+    product is at most ``k x width`` entries, so memory stays bounded on large data."""
+    Xc = Xc.tocsc()
+    XT = Xc.T  # CSR, sharing Xc's arrays
+    k = Xc.shape[1]
+    G = np.zeros((k, k), np.float32)
+    for a in range(0, k, width):
+        G[:, a:a + width] = (XT @ Xc[:, a:a + width]).toarray()
+    return torch.from_numpy(G)
+
+
+def _ease_weights(G: torch.Tensor, lam: float, *, overwrite: bool = False) -> torch.Tensor:
+    """EASE's ``B = -P / diag(P)`` (zero diagonal), ``P = (G + lam I)^-1``, by LAPACK's Cholesky
+    factorisation and inverse in place: one ``k x k`` matrix (``G``'s own with ``overwrite``)."""
+    A = (G if overwrite else G.clone()).numpy()
+    A[np.diag_indices_from(A)] += lam
+    # A is symmetric, so its transpose (Fortran order, no copy) is the same matrix: LAPACK works in place
+    c, info = spotrf(A.T, lower=1, clean=0, overwrite_a=1)
+    if info == 0:
+        c, info = spotri(c, lower=1, overwrite_c=1)
+    if info != 0:
+        raise ValueError(f"EASE's matrix is not positive definite (LAPACK info {info}); use a larger lambda")
+    P = c.T  # the inverse is in P's upper triangle: mirror it into the lower one, a block of rows at a time
+    k, step = P.shape[0], 512
+    for a in range(0, k, step):
+        b = min(k, a + step)
+        P[b:, a:b] = P[a:b, b:].T
+        block = P[a:b, a:b]
+        block[np.tril_indices(b - a, -1)] = block.T[np.tril_indices(b - a, -1)]
+    B = torch.from_numpy(P)
     B.div_(-B.diagonal().clone())
     B.fill_diagonal_(0.0)
     return B
 
 
+def _knn_weights(G: torch.Tensor, k: int, width: int = 1024) -> sp.csr_matrix:
+    """Item-kNN's weights from the Gram matrix (left unchanged): cosine similarities, each item
+    (column) keeping its ``k`` most similar items; one block of columns at a time."""
+    n = G.shape[0]
+    norm = G.diagonal().clamp(min=1e-12).sqrt()
+    rows, cols, vals = [], [], []
+    for a in range(0, n, width):
+        b = min(n, a + width)
+        S = G[:, a:b] / norm[:, None] / norm[None, a:b]
+        S[torch.arange(a, b), torch.arange(b - a)] = 0.0  # an item is not its own neighbour
+        top = S.topk(min(k, n), dim=0)
+        rows.append(top.indices.flatten())
+        cols.append(torch.arange(a, b).repeat(top.indices.shape[0]))
+        vals.append(top.values.flatten())
+    return sp.csr_matrix((torch.cat(vals).numpy(), (torch.cat(rows).numpy(), torch.cat(cols).numpy())), shape=(n, n))
+
+
+def item_models(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, lam: float, k: int = 20, *,
+                min_count: int = MIN_COUNT, max_items: int = MAX_ITEMS) -> tuple[ItemModel, ItemModel]:
+    """EASE (regularisation ``lam``) and item-kNN (``k`` neighbours) from training rows (distinct
+    (user index, item index) pairs), over the items with at least ``min_count`` of them (at most
+    ``max_items`` items), sharing one interaction matrix and one Gram matrix: on large data the
+    full user x item matrix is never built."""
+    keep = _keep(np.bincount(items, minlength=n_items), min_count, max_items)
+    column = np.full(n_items, -1, np.int64)
+    column[keep] = np.arange(len(keep))
+    col = column[items]
+    rows = col >= 0
+    Xc = sp.csc_matrix((np.ones(int(rows.sum()), np.float32), (users[rows], col[rows])),
+                       shape=(n_users, len(keep)))
+    del col, rows
+    G = gram(Xc)
+    Xk = Xc.tocsr()
+    del Xc
+    knn = ItemModel(Xk, keep, n_items, _knn_weights(G, k))
+    return ItemModel(Xk, keep, n_items, _ease_weights(G, lam, overwrite=True)), knn
+
+
 def ease(X: sp.csr_matrix, lam: float, *, min_count: int = MIN_COUNT, max_items: int = MAX_ITEMS) -> ItemModel:
     """EASE with regularisation ``lam`` on the binary matrix ``X`` (over the items with at least
     ``min_count`` interactions, at most ``max_items`` of them)."""
-    keep = _kept(X, min_count, max_items)
-    return ItemModel(X, keep, _ease_weights(_gram(X, keep), lam))
+    Xc, keep = _kept(X, min_count, max_items)
+    return ItemModel(Xc.tocsr(), keep, X.shape[1], _ease_weights(gram(Xc), lam, overwrite=True))
 
 
 def item_knn(X: sp.csr_matrix, k: int = 20) -> ItemModel:
     """Item-kNN: cosine similarities of items' user sets, each item keeping its ``k`` nearest
     neighbours; a user's score for an item is the sum of its similarities to the user's items."""
-    keep = _kept(X)
-    G = _gram(X, keep)
-    norm = G.diagonal().clamp(min=1e-12).sqrt()
-    S = G / norm[:, None] / norm[None, :]
-    S.fill_diagonal_(0.0)
-    if S.shape[0] > k:
-        top = S.topk(k, dim=0)  # neighbours of each target item (column): the k most similar items
-        S = torch.zeros_like(S).scatter_(0, top.indices, top.values)
-    return ItemModel(X, keep, S)
+    Xc, keep = _kept(X)
+    return ItemModel(Xc.tocsr(), keep, X.shape[1], _knn_weights(gram(Xc), k))
 
 
 def choose_ease_lambda(users: np.ndarray, items: np.ndarray, relevant: np.ndarray, n_users: int, n_items: int,
                        *, seed: int = 0, n: int = 10, min_count: int = MIN_COUNT, max_items: int = MAX_ITEMS) -> float:
     """EASE's ``lambda`` chosen by NDCG@``n`` on a seeded 10% slice of the training rows.
+
+    On large data the choice is made on the rows of a seeded sample of :data:`LAMBDA_SAMPLE`
+    users, each candidate scaled by the sample's share of the users: EASE's weights are unchanged
+    when the Gram matrix and ``lambda`` are scaled together, and a sample's Gram matrix is the
+    full one scaled by that share (in expectation).
 
     Args:
         users, items: encoded training rows.
@@ -153,6 +212,14 @@ def choose_ease_lambda(users: np.ndarray, items: np.ndarray, relevant: np.ndarra
         seed, n, min_count, max_items: the slice's seed, the list length, the items (see :func:`ease`).
     """
     rng = np.random.default_rng(seed)
+    active = np.flatnonzero(np.bincount(users, minlength=n_users))
+    share = 1.0
+    if len(active) > LAMBDA_SAMPLE:  # bounded time and memory on large data
+        picked = np.zeros(n_users, bool)
+        picked[rng.choice(active, LAMBDA_SAMPLE, replace=False)] = True
+        rows = picked[users]
+        users, items, relevant = users[rows], items[rows], relevant[rows]
+        share = LAMBDA_SAMPLE / len(active)
     held = rng.random(len(users)) < 0.1
     X = interactions(users[~held], items[~held], n_users, n_items)
     rel_rows = held & relevant
@@ -161,16 +228,19 @@ def choose_ease_lambda(users: np.ndarray, items: np.ndarray, relevant: np.ndarra
         by_user.setdefault(u, set()).add(i)
     if not by_user:
         return EASE_LAMBDAS[1]
-    users = np.array(sorted(by_user))
-    if len(users) > LAMBDA_USERS:  # a seeded sample bounds the cost on large data
-        users = np.sort(rng.choice(users, LAMBDA_USERS, replace=False))
-    uidx = torch.from_numpy(users)
-    keep = _kept(X, min_count, max_items)
-    G = _gram(X, keep)
+    scored = np.array(sorted(by_user))
+    if len(scored) > LAMBDA_USERS:  # a seeded sample bounds the cost of scoring
+        scored = np.sort(rng.choice(scored, LAMBDA_USERS, replace=False))
+    uidx = torch.from_numpy(scored)
+    Xc, keep = _kept(X, min_count, max_items)
+    G = gram(Xc)
+    Xk = Xc.tocsr()
+    del Xc
     best, best_score = EASE_LAMBDAS[1], -1.0
     for lam in EASE_LAMBDAS:
-        model = ItemModel(X, keep, _ease_weights(G, lam))
+        model = ItemModel(Xk, keep, n_items, _ease_weights(G, lam * share))
         top = _top(model.scores, X, uidx, n)
+        del model
         score = ndcg_at_k(top, [by_user[int(u)] for u in uidx], n)
         if score > best_score:
             best, best_score = lam, score
@@ -178,8 +248,9 @@ def choose_ease_lambda(users: np.ndarray, items: np.ndarray, relevant: np.ndarra
 
 
 def chunk_rows(n_items: int, cap: int = 1024) -> int:
-    """Users scored at once so that a chunk of float64 scores stays near 256 MB."""
-    return max(1, min(cap, 2**25 // max(1, n_items)))
+    """Users scored at once so that a chunk of float64 scores stays near 128 MB (ranking it takes
+    about as much again)."""
+    return max(1, min(cap, 2**24 // max(1, n_items)))
 
 
 def _top(score_rows: Callable[[torch.Tensor], torch.Tensor], X: sp.csr_matrix, uidx: torch.Tensor,

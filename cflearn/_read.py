@@ -24,6 +24,7 @@ from typing import IO, Any, Literal
 import pandas as pd
 
 from ._errors import ConfigError, DataError, first_line
+from ._memory import release_arrow_memory
 
 __all__ = ["read_ratings", "sniff_format", "typed", "CANONICAL_INT"]
 
@@ -120,18 +121,8 @@ def read_ratings(
     for name in list(frame.columns):  # one column at a time: its text is freed once it is typed
         out[name] = typed(frame.pop(name), decimal)
     del frame
-    _release_arrow_memory()
+    release_arrow_memory()
     return pd.DataFrame(out)
-
-
-def _release_arrow_memory() -> None:
-    """Hand the memory of freed Arrow strings back to the system (Arrow's pool keeps it otherwise)."""
-    try:
-        import pyarrow as pa
-
-        pa.default_memory_pool().release_unused()
-    except (ImportError, AttributeError):
-        pass
 
 
 def _read_text(path: Path, sep: str, header: int | Literal["infer"] | None, columns: list[str] | None,

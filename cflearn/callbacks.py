@@ -16,9 +16,11 @@ from torch import nn
 
 from ._distributed import ddp, is_main, sync_buffers, unwrap, world
 from ._errors import TrainingError
+from ._memory import release_memory
 from .models import contract
 
-__all__ = ["ColdRows", "RowL2", "LossHistory", "NaNGuard", "KeepBest", "EpochPrinter", "PresetNote", "DDPTrainer",
+__all__ = ["ColdRows", "RowL2", "LossHistory", "NaNGuard", "KeepBest", "EpochPrinter", "PresetNote", "ReleaseMemory",
+           "DDPTrainer",
            "state_copy", "fill_cold_rows"]
 
 
@@ -297,6 +299,30 @@ class EpochPrinter(_Callback):
         if not is_main():
             return
         print("  ".join(parts), file=self.stream or sys.stdout, flush=True)
+
+
+class ReleaseMemory(_Callback):
+    """Return freed heap to the system every ``every`` training batches and after each epoch.
+
+    On large data glibc keeps the freed batches of a training epoch (about 1 GB over one epoch
+    of 25M ratings), so a process's resident memory grows until the epoch ends;
+    :func:`cflearn._memory.release_memory` gives it back (well under a millisecond a call).
+    ``cflearn fit`` uses it.
+    """
+
+    order = 90
+
+    def __init__(self, every: int = 256) -> None:
+        self.every, self._n = every, 0
+
+    def after_batch(self) -> None:
+        if self.training:
+            self._n += 1
+            if self._n % self.every == 0:
+                release_memory(collect=False)
+
+    def after_epoch(self) -> None:
+        release_memory(collect=False)
 
 
 class PresetNote(_Callback):

@@ -349,18 +349,20 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     from ._export import save
     from ._io import atomic_write_bytes, atomic_write_json
     from ._learner import collab_learner, fit
+    from ._memory import release_memory
     from ._plots import plot_loss
     from ._report import run_samples, write_report
     from ._splits import SplitName
-    from .callbacks import EpochPrinter
+    from .callbacks import EpochPrinter, ReleaseMemory
 
     user, item, rating, timestamp = columns
     table = source_data.pop() if isinstance(source_data, list) else source_data  # a list: ours to drop
     data = from_df(table, user, item, rating, timestamp, valid_pct=valid_pct, seed=seed,
                    split=cast(SplitName, split), duplicates=cast("Duplicates | None", duplicates), **(implicit or {}))
     del table
+    release_memory()  # between steps: a large file's freed text and temporaries go back to the system
     learn = collab_learner(data, preset, epochs=epochs, seed=seed, device=device, progress=False,
-                           cbs=[EpochPrinter(bar=True)])
+                           cbs=[EpochPrinter(bar=True), ReleaseMemory()])
     p = learn.cf.preset
     n_proc = world()
     if is_main():
@@ -372,7 +374,9 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     leave()  # training is over on every rank: leave the group together
     if not main_rank:  # every rank holds the same model; rank 0 evaluates and writes
         return 0
+    release_memory()
     table = evaluate(learn, n=10)
+    release_memory()
     ratings = "rmse" in table.columns and table["rmse"].iloc[0] == table["rmse"].iloc[0]
     baseline = float(table["rmse"].iloc[1]) if "rmse" in table.columns else float("nan")
     metrics = {
