@@ -1,6 +1,6 @@
 """cflearn: collaborative filtering made easy to learn, teach and use, on top of fastai."""
 
-from . import callbacks, datasets, interpret, metrics, models, optim
+from . import callbacks, course, datasets, interpret, metrics, models, optim
 from ._collab import CollabModel
 from ._data import CollabData, from_df, from_file, read_ratings
 from ._errors import (
@@ -27,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "callbacks",
+    "course",
     "datasets",
     "interpret",
     "metrics",

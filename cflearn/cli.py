@@ -103,6 +103,16 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", metavar="FILE", help="write here instead of RUN_DIR/report.html")
 
     sub.add_parser("presets", help="list the training presets", description="List the training presets.")
+
+    crs = sub.add_parser("course", help="hand out the course's notebooks, or grade filled-in exercises",
+                         description="`cflearn course DIR` writes the lessons and the exercises (solutions replaced "
+                                     "by ____) into DIR and puts MovieLens ml-latest-small where the notebooks find "
+                                     "it. `cflearn course --check NOTEBOOK ...` runs each filled-in exercise "
+                                     "notebook (or every notebook in a folder) and prints a score table.")
+    crs.add_argument("dest", nargs="?", metavar="DIR", help="folder for a student's copy of the course")
+    crs.add_argument("--check", nargs="+", metavar="NOTEBOOK", help="grade these exercise notebooks (or folders)")
+    crs.add_argument("--force", action="store_true", help="write into DIR even if it already holds files")
+    crs.add_argument("--timeout", type=int, default=600, help="seconds a notebook cell may run (default: 600)")
     return parser
 
 
@@ -129,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _launch(args.nproc, _without_nproc(argv))
     try:
         commands = {"demo": _demo, "fit": _fit, "predict": _predict, "recommend": _recommend, "report": _report,
-                    "presets": _presets}
+                    "presets": _presets, "course": _course}
         return commands[args.command](args)
     except CflearnError as e:
         print(f"cflearn: error: {_shown(e)}", file=sys.stderr)
@@ -248,6 +258,41 @@ def _recommend(args: argparse.Namespace) -> int:
         label = " ".join(_shown(getattr(row, c)) for c in extra)
         print(f"{row.rank:>3}. {_shown(row.item):<10} {row.score:5.2f}  {label}".rstrip())
     return 0
+
+
+def _course(args: argparse.Namespace) -> int:
+    from ._errors import ConfigError, DataError
+    from .course import check_notebook, copy_course
+
+    if (args.dest is None) == (args.check is None):
+        raise ConfigError("give either DIR (hand out the course) or --check NOTEBOOK ... (grade), not both")
+    if args.dest is not None:
+        written, data = copy_course(args.dest, force=args.force)
+        lessons = sum(1 for p in written if p.parent.name != "exercises")
+        print(f"wrote {lessons} lessons and {len(written) - lessons} exercises to {_shown(args.dest)}; start with "
+              f"{_shown(written[0].name)} (jupyter lab {_shown(args.dest)})")
+        print(_shown(data))
+        return 0
+    paths = [q for p in map(Path, args.check) for q in (sorted(p.glob("*.ipynb")) if p.is_dir() else [p])]
+    if not paths:
+        raise ConfigError(f"no notebooks in {', '.join(args.check)}")
+    failed = 0
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(f"no notebook {path}")
+        try:
+            results = check_notebook(path, timeout=args.timeout)
+        except DataError as e:  # one broken submission does not stop the grading of the others
+            failed += 1
+            print(f"{_shown(path)}: not graded: {_shown(e)}")
+            continue
+        passed = sum(r.passed for r in results)
+        failed += passed < len(results)
+        print(f"{_shown(path)}: {passed}/{len(results)} passed")
+        width = max(len(r.question) for r in results) if results else 2
+        for r in results:
+            print(f"  {r.question:<{width}}  {'passed' if r.passed else r.status:<12}  {_shown(r.message)}")
+    return 0 if not failed else 3
 
 
 def _report(args: argparse.Namespace) -> int:

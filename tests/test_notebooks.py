@@ -30,3 +30,43 @@ def test_notebook_runs_top_to_bottom(path, ml_path, monkeypatch, tmp_path):
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
+
+
+EXERCISES = sorted((Path(__file__).resolve().parents[1] / "notebooks" / "exercises").glob("*.ipynb"))
+
+
+def test_every_exercise_module_has_its_notebook():
+    from cflearn.course import EXERCISES as LESSONS
+
+    assert [p.name[:4] for p in EXERCISES] == [f"ex{n:02d}" for n in LESSONS]
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.name)
+def test_exercise_outputs_are_stripped_in_git(path):
+    test_outputs_are_stripped_in_git(path)
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.name)
+def test_exercise_as_handed_out_runs_and_says_not_answered(path, ml_path, monkeypatch, tmp_path):
+    import json
+
+    from cflearn.course import student_version
+
+    monkeypatch.setenv("CFLEARN_DATA", str(ml_path))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    nb = nbformat.reads(json.dumps(student_version(json.loads(path.read_text()))), as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    checks = [c for c in nb.cells if c.cell_type == "code" and c.source.strip().endswith(".check()")]
+    assert len(checks) >= 3
+    for cell in checks:
+        text = "".join(o.get("text", "") for o in cell.outputs)
+        assert "Not answered yet" in text and "Traceback" not in text, text
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.name)
+def test_exercise_with_its_solutions_passes_every_check(path, ml_path, monkeypatch):
+    from cflearn.course import check_notebook
+
+    monkeypatch.setenv("CFLEARN_DATA", str(ml_path))
+    results = check_notebook(path)
+    assert len(results) >= 3 and all(r.passed for r in results), results

@@ -1,0 +1,211 @@
+"""The course's notebooks: where they are, the student version of an exercise (solutions
+replaced by ``____``), handing them out, and grading a filled-in notebook."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .._errors import ConfigError, DataError
+from .._io import atomic_write_bytes
+from ._question import Result
+
+__all__ = ["material_dir", "exercise_path", "answer_cells", "solutions", "strip_solutions", "setup_code",
+           "student_version", "copy_course",
+           "check_notebook", "BEGIN", "END"]
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+_ASSIGN = re.compile(r"^(\s*)([A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=(?!=)")
+_RESULTS_TAG = "CFLEARN-COURSE-RESULTS "
+
+
+def material_dir() -> Path:
+    """The folder of the lessons (``*.ipynb``) with the exercises' sources in ``exercises/``: the
+    checkout's ``notebooks/`` (an editable install) or ``<prefix>/share/cflearn/notebooks``."""
+    for folder in (Path(__file__).resolve().parents[2] / "notebooks", Path(sys.prefix) / "share/cflearn/notebooks"):
+        if (folder / "exercises").is_dir():
+            return folder
+    raise ConfigError("the course notebooks are not installed here; install cflearn from its repository "
+                      "(pip install -e .) or a wheel built from it")
+
+
+def _stub(lines: list[str]) -> list[str]:
+    """The student's lines for a solution block: ``name = ____`` for each assignment and
+    ``return ____`` for a return at the block's indentation; ``____`` when there is neither."""
+    code = [ln for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+    if not code:
+        return []
+    indent = min(len(ln) - len(ln.lstrip()) for ln in code)
+    pad = " " * indent
+    out = []
+    for ln in code:
+        if len(ln) - len(ln.lstrip()) != indent:
+            continue
+        m = _ASSIGN.match(ln)
+        if m and not ln.lstrip().startswith(("class ", "def ")):
+            out.append(f"{pad}{m.group(2)} = ____\n")
+        elif ln.lstrip().startswith("return"):
+            out.append(f"{pad}return ____\n")
+    return out or [f"{pad}____\n"]
+
+
+def strip_solutions(source: str) -> str:
+    """A code cell's source with each solution block replaced by its stub (see :func:`student_version`)."""
+    lines = source.splitlines(keepends=True)
+    out: list[str] = []
+    block: list[str] | None = None
+    for ln in lines:
+        if ln.strip() == BEGIN:
+            if block is not None:
+                raise DataError(f"nested {BEGIN!r}")
+            block = []
+        elif ln.strip() == END:
+            if block is None:
+                raise DataError(f"{END!r} without {BEGIN!r}")
+            out += _stub(block)
+            block = None
+        elif block is not None:
+            block.append(ln)
+        else:
+            out.append(ln)
+    if block is not None:
+        raise DataError(f"{BEGIN!r} without {END!r}")
+    return "".join(out).rstrip("\n")
+
+
+def student_version(notebook: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an exercise notebook (nbformat 4 JSON) with every solution block replaced by
+    ``____`` stubs and outputs cleared: the notebook a student gets."""
+    nb = json.loads(json.dumps(notebook))
+    for cell in nb["cells"]:
+        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        if cell["cell_type"] == "code":
+            cell["source"] = strip_solutions(src)
+            cell["outputs"], cell["execution_count"] = [], None
+        elif BEGIN in src:
+            raise DataError(f"solution markers belong in code cells: {src[:60]!r}")
+    return nb
+
+
+def exercise_path(lesson: int) -> Path:
+    """The source (with solutions) of lesson ``lesson``'s exercise notebook."""
+    found = sorted((material_dir() / "exercises").glob(f"ex{lesson:02d}_*.ipynb"))
+    if not found:
+        raise ConfigError(f"no exercise notebook for lesson {lesson} in {material_dir() / 'exercises'}")
+    return found[0]
+
+
+def _code_cells(notebook: dict[str, Any]) -> list[str]:
+    return [c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+            for c in notebook["cells"] if c["cell_type"] == "code"]
+
+
+def answer_cells(lesson: int) -> dict[str, list[str]]:
+    """Each question's answer cells (``{"q1": [source, ...]}``, with the solution markers): the
+    cells holding solution blocks between the previous question's ``check()`` and its own."""
+    out: dict[str, list[str]] = {}
+    pending: list[str] = []
+    for src in _code_cells(_read(exercise_path(lesson))):
+        if BEGIN in src:
+            pending.append(src)
+        m = re.search(r"\b(q\d+)\.check\(\)", src)
+        if m and pending:
+            out[m.group(1)], pending = pending, []
+    return out
+
+
+def solutions(lesson: int) -> dict[str, str]:
+    """Each question's reference solution (``{"q1": code, ...}``): its answer cells without the markers."""
+    return {q: "\n\n".join("".join(ln for ln in src.splitlines(keepends=True) if ln.strip() not in (BEGIN, END))
+                            for src in cells) for q, cells in answer_cells(lesson).items()}
+
+
+def setup_code(lesson: int) -> str:
+    """The exercise notebook's setup cell (the one that binds the questions)."""
+    for src in _code_cells(_read(exercise_path(lesson))):
+        if "cflearn.course.exercise(" in src:
+            return src
+    raise DataError(f"{exercise_path(lesson).name} has no setup cell calling cflearn.course.exercise(...)")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read notebook {path}: {e}") from None
+
+
+def copy_course(dest: str | Path, *, force: bool = False) -> tuple[list[Path], str]:
+    """Hand out the course: the lessons and the student version of every exercise into ``dest``,
+    and MovieLens ml-latest-small into cflearn's cache, where the notebooks find it.
+
+    Args:
+        dest: a new or empty folder (``force`` to write into a folder with files; the course's
+            notebooks there are replaced, other files kept).
+
+    Returns:
+        The notebooks written, and a line saying where the data is (or why it is missing).
+    """
+    from .._errors import CflearnError
+    from ..datasets import cache_dir, movielens
+
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise ConfigError(f"{dest} is a file; give a folder for the course")
+    if dest.is_dir() and any(dest.iterdir()) and not force:
+        raise ConfigError(f"{dest} already holds files; choose an empty folder or pass --force")
+    src = material_dir()
+    written = []
+    for lesson in sorted(src.glob("*.ipynb")):
+        written.append(dest / lesson.name)
+        atomic_write_bytes(written[-1], lesson.read_bytes())
+    for ex in sorted((src / "exercises").glob("*.ipynb")):
+        written.append(dest / "exercises" / ex.name)
+        text = json.dumps(student_version(_read(ex)), indent=1, ensure_ascii=False) + "\n"
+        atomic_write_bytes(written[-1], text.encode())
+    cached = cache_dir() / "ml-latest-small"
+    try:
+        found = movielens("ml-latest-small")  # from $CFLEARN_DATA, the cache, or a verified download
+    except CflearnError as e:
+        return written, (f"MovieLens ml-latest-small is not here yet ({e}); the lessons download it on first use, "
+                         "or set CFLEARN_DATA to a folder that holds it")
+    if found.path is not None and not cached.exists():
+        shutil.copytree(found.path, cached)
+    return written, f"MovieLens ml-latest-small is in {cached if cached.exists() else found.path}"
+
+
+def check_notebook(path: str | Path, *, timeout: int = 600) -> list[Result]:
+    """Run a filled-in exercise notebook top to bottom (cells that fail do not stop it) and check
+    every question, as :meth:`Question.check` would.
+
+    Returns:
+        One :class:`Result` per question (``question``, ``status``, ``message``).
+    """
+    try:
+        import nbformat
+        from nbclient import NotebookClient
+    except ImportError:
+        raise ConfigError("grading runs notebooks with nbclient: pip install nbclient nbformat ipykernel") from None
+    path = Path(path)
+    nb = nbformat.reads(json.dumps(_read(path)), as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import json as _json, cflearn.course as _course\n"
+        f"print({_RESULTS_TAG!r} + _json.dumps([r.__dict__ for r in _course.results()]))"))
+    with tempfile.TemporaryDirectory() as tmp:
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                                resources={"metadata": {"path": tmp}})
+        try:
+            client.execute()
+        except Exception as e:
+            raise DataError(f"could not run {path.name}: {type(e).__name__}: {e}") from None
+    for out in nb.cells[-1].get("outputs", []):
+        for line in str(out.get("text", "")).splitlines():
+            if line.startswith(_RESULTS_TAG) and json.loads(line[len(_RESULTS_TAG):]):
+                return [Result(**r) for r in json.loads(line[len(_RESULTS_TAG):])]
+    raise DataError(f"{path.name} never bound its questions: its setup cell (cflearn.course.exercise(...)) failed "
+                    "or is missing")

@@ -1,0 +1,146 @@
+"""Self-checking questions in the pattern of Kaggle Learn's learntools: ``q1.check()``,
+``q1.hint()`` and ``q1.solution()`` in a notebook whose setup cell bound the questions."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+__all__ = ["PLACEHOLDER", "Question", "Result", "NotAnswered", "Wrong"]
+
+
+class _Placeholder:
+    """The ``____`` a student replaces with an answer."""
+
+    def __repr__(self) -> str:
+        return "____"
+
+
+PLACEHOLDER = _Placeholder()
+"""Bound to ``____`` in an exercise notebook: an answer still equal to it is not answered yet."""
+
+
+class NotAnswered(Exception):
+    """The question's answer is still the placeholder (or not defined)."""
+
+
+class Wrong(Exception):
+    """The answer is defined but wrong; the message says what is wrong, kindly."""
+
+
+Status = Literal["correct", "incorrect", "not answered"]
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one check: ``status`` and the message shown to the student."""
+
+    question: str
+    status: Status
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "correct"
+
+    def __str__(self) -> str:
+        mark = {"correct": "Correct", "incorrect": "Incorrect", "not answered": "Not answered yet"}[self.status]
+        return f"{self.question} - {mark}: {self.message}"
+
+
+class Question:
+    """One question, bound to the namespace (the notebook's ``globals()``) that holds the answer.
+
+    Subclasses set ``title``, ``names`` (the variables the student defines) and ``hint_text``,
+    and implement :meth:`verify`, which raises :class:`Wrong` with a specific message or returns a
+    short confirmation. The reference solution is the question's ``### BEGIN SOLUTION`` block in
+    the exercise notebook (one source for the student's notebook and :meth:`solution`).
+    ``wrong`` lists typical wrong answers as edits of that solution, ``(old, new, words)``: the
+    solution with ``old`` replaced by ``new`` (or ``new`` alone when ``old`` is empty) must fail
+    with a message containing ``words``. The test suite runs them; instructors can read them.
+    """
+
+    title: ClassVar[str] = ""
+    names: ClassVar[tuple[str, ...]] = ()
+    hint_text: ClassVar[str] = ""
+    wrong: ClassVar[tuple[tuple[str, str, str], ...]] = ()
+
+    def __init__(self, label: str, namespace: MutableMapping[str, Any], lesson: int | None = None) -> None:
+        self.label, self.namespace, self.lesson = label, namespace, lesson
+
+    # -- what a student calls --------------------------------------------------------------------
+    def check(self) -> None:
+        """Print whether the answer is correct, and what is wrong if it is not."""
+        print(self.result())
+
+    def hint(self) -> None:
+        """Print a hint."""
+        print(f"{self.label} - Hint: {self.hint_text}")
+
+    def solution(self) -> None:
+        """Print a reference solution (from the exercise notebook's solution block)."""
+        from ._material import solutions
+
+        code = solutions(self.lesson).get(self.label) if self.lesson is not None else None
+        print(f"{self.label} - Solution:\n{textwrap.dedent(code).strip()}" if code else
+              f"{self.label} - the solutions are in the course's exercise notebooks (notebooks/exercises)")
+
+    def result(self) -> Result:
+        """The check's outcome, without printing (what graders collect)."""
+        try:
+            message = self.verify()
+        except NotAnswered as e:
+            return Result(self.label, "not answered", str(e) or f"define {self._names()} in the cell above")
+        except Wrong as e:
+            return Result(self.label, "incorrect", str(e))
+        except Exception as e:  # a bug in the student's code surfaces as a message, never a traceback
+            return Result(self.label, "incorrect", f"running your answer raised {type(e).__name__}: {_first(e)}")
+        return Result(self.label, "correct", message or "well done.")
+
+    def __repr__(self) -> str:
+        return f"<{self.label}: {self.title}; call .check(), .hint() or .solution()>"
+
+    # -- what subclasses use ---------------------------------------------------------------------
+    def verify(self) -> str:
+        """Raise :class:`Wrong` or :class:`NotAnswered`, or return a short confirmation."""
+        raise NotImplementedError
+
+    def answer(self, name: str) -> Any:
+        """The student's value of ``name``; :class:`NotAnswered` while it is the placeholder."""
+        value = self.namespace.get(name, PLACEHOLDER)
+        if value is PLACEHOLDER:
+            raise NotAnswered(f"`{name}` is still `____`; replace it with your answer and run the cell")
+        return value
+
+    def call(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call the student's ``fn``; an exception becomes a :class:`Wrong` message naming it,
+        and a result that is the placeholder is :class:`NotAnswered`."""
+        try:
+            out = fn(*args, **kwargs)
+        except NotAnswered:
+            raise
+        except Exception as e:
+            if "_Placeholder" in str(e) or "____" in str(e):  # a `____` left in the code it ran
+                raise NotAnswered(f"`{name}` still uses `____`; replace each one and run the cell") from None
+            raise Wrong(f"calling `{name}` raised {type(e).__name__}: {_first(e)}") from None
+        if out is PLACEHOLDER:
+            raise NotAnswered(f"`{name}` still returns `____`; write the code and run the cell")
+        return out
+
+    def _names(self) -> str:
+        return ", ".join(f"`{n}`" for n in self.names) or "your answer"
+
+
+def _first(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else "(no message)"
+
+
+def close(a: float, b: float, tol: float = 1e-4) -> bool:
+    """Whether two numbers agree to ``tol`` (relative or absolute); NaN equals NaN."""
+    if math.isnan(a) and math.isnan(b):
+        return True
+    return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
