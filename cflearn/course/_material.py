@@ -26,8 +26,12 @@ _RESULTS_TAG = "CFLEARN-COURSE-RESULTS "
 
 def material_dir() -> Path:
     """The folder of the lessons (``*.ipynb``) with the exercises' sources in ``exercises/``: the
-    checkout's ``notebooks/`` (an editable install) or ``<prefix>/share/cflearn/notebooks``."""
-    for folder in (Path(__file__).resolve().parents[2] / "notebooks", Path(sys.prefix) / "share/cflearn/notebooks"):
+    checkout's ``notebooks/`` (an editable install) or ``share/cflearn/notebooks`` under the
+    environment's prefix or the user's base (a wheel's data files)."""
+    import site
+
+    for folder in (Path(__file__).resolve().parents[2] / "notebooks",
+                   *(Path(base) / "share/cflearn/notebooks" for base in (sys.prefix, site.USER_BASE) if base)):
         if (folder / "exercises").is_dir():
             return folder
     raise ConfigError("the course notebooks are not installed here; install cflearn from its repository "
