@@ -44,6 +44,8 @@ class CollabModel:
         item_counts: training ratings per item (row 0: unknown).
         user_means, item_means: mean training rating of each user / item (NaN without ratings).
         implicit: trained on implicit interactions (no ratings).
+        fold_noise: the squared error fold-in expects on a new rating (see
+            :func:`cflearn._fold.rating_noise`; computed on first use, saved with the model).
         trained: whether a training epoch has completed (set by the learner's callbacks; a loaded
             model is trained).
     """
@@ -65,6 +67,7 @@ class CollabModel:
     item_means: torch.Tensor | None = None
     trained: bool = False
     implicit: bool = False
+    fold_noise: float | None = None
 
     @property
     def contract(self) -> Contract:

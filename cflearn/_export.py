@@ -16,6 +16,7 @@ from safetensors.torch import save as safetensors_bytes
 from ._collab import CollabModel, as_collab
 from ._distributed import is_main
 from ._errors import ModelFileError
+from ._fold import rating_noise
 from ._io import atomic_write_bytes, json_default
 from ._vocab import Vocab
 from .models import build_model, contract
@@ -80,6 +81,7 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
         "global_mean": cf.global_mean,
         "implicit": cf.implicit,
         "item_info": _table_to_json(cf.item_info, cf.items),
+        "fold_noise": None if cf.implicit else rating_noise(cf),  # fold-in's prior travels with the model
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in cf.model.state_dict().items()}
     for name in _EXTRA:
@@ -144,6 +146,10 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
         global_mean = float(meta.get("global_mean", sum(scale) / 2))
         if not all(math.isfinite(v) for v in (*scale, global_mean)):
             raise ValueError(f"non-finite scale {scale} or global mean {global_mean}")
+        fold_noise = meta.get("fold_noise")
+        if fold_noise is not None and not (isinstance(fold_noise, (int, float)) and math.isfinite(fold_noise)
+                                           and fold_noise > 0):
+            raise ValueError(f"fold_noise must be a positive number, got {fold_noise!r}")
         if version == 1 and config["kind"] == "hybrid":
             tensors = {_V1_HYBRID.get(k, k): v for k, v in tensors.items()}
         with torch.device("meta"):  # the sizes the header claims, checked before anything is allocated
@@ -182,6 +188,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
                        columns=meta.get("columns", {}), global_mean=global_mean,
                        item_info=_table_from_json(meta.get("item_info")), trained=True,
                        implicit=meta.get("implicit") is True,
+                       fold_noise=None if fold_noise is None else float(fold_noise),
                        **_checked_extra(extra, users, items, path))
 
 

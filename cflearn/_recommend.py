@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from ._collab import CollabModel, as_collab
 from ._data import relevance_level
-from ._errors import ConfigError, DataError, UnknownIDError, check_count
+from ._errors import ConfigError, DataError, UnknownIDError, check_count, check_number
+from ._fold import user_prior
 from ._scoring import encode_items, encode_users, item_mask, score_matrix, top_n
 
 if TYPE_CHECKING:
@@ -216,11 +217,16 @@ def similar_users(learn: Learner | CollabModel, user: Any, n: int = 10) -> pd.Da
 
 
 def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.DataFrame, *,
-            l2: float | None = None, steps: int = 100) -> FoldedUser:
+            l2: float | None = None, strength: float = 1.0, steps: int = 100) -> FoldedUser:
     """Fit a new user's factors and bias from a few ratings, keeping every item factor frozen.
 
-    The optimisation has ``n_factors + 1`` unknowns, so it takes milliseconds; it starts from the
-    average user and minimises squared error plus ``l2`` times the squared norm of the factors.
+    The optimisation has ``n_factors + 1`` unknowns, so it takes milliseconds. By default it is
+    empirical Bayes: the trained users are the prior (their mean and covariance of vectors, the
+    spread of their biases) and the rating noise is measured on held-out ratings
+    (:func:`cflearn._fold.rating_noise`), so a user with few ratings stays near the average user
+    and each rating moves them as far as the noise allows. On ml-latest-small (10% of users held
+    out, 5 ratings each) this beats the average-user fallback; a plain L2 fit did not
+    (``bench/fold_in.py``).
     A ranking model (preset ``rank``) needs no fit: its encoder turns the items into the user's
     vector, each rated item weighing as in training (items rated below the relevance level weigh
     the preset's ``below_weight``; on implicit data pass any value, e.g. 1).
@@ -228,7 +234,10 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
     Args:
         learn: a dot-product learner or model (presets ``fast``, ``best``, ``book``).
         ratings: ``{raw item ID: rating}``, or a DataFrame with the model's item and rating columns.
-        l2: regularisation (default: the preset's ``row_l2``, or 0.05).
+        l2: instead of the prior, a plain L2 penalty on the factors and bias (mean squared error
+            plus ``l2 * (|u|^2 + b^2)``), for comparison.
+        strength: weight of the prior (1 = the posterior mode; larger keeps the user nearer the
+            average user).
         steps: L-BFGS iterations.
 
     Returns:
@@ -263,18 +272,27 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
         encoded = spec.fold_vector(idx[known], torch.from_numpy(weights))
     if encoded is not None:
         return FoldedUser(encoded.detach().float().cpu(), 0.0, idx[known], unknown, float("nan"))
+    if l2 is not None:
+        check_number("l2", l2)
+    check_number("strength", strength)
     U, bu, items, bi = (t.detach().cpu().float() for t in tables)
     q, b_i = items[idx[known]], bi[idx[known]]
     y = torch.tensor([float(ratings[r]) for r, ok in zip(raw_items, known.tolist()) if ok])
-    l2 = float(cf.preset.get("row_l2") or 0.05) if l2 is None else l2
-    u = U[0].clone().requires_grad_(True)  # row 0: the average user
-    b = bu[0].clone().reshape(1).requires_grad_(True)
+    prior = user_prior(cf, U, bu) if l2 is None else None
+    start_u, start_b = (U[0], bu.reshape(-1)[0]) if prior is None else (prior.mean, torch.tensor(prior.bias_mean))
+    u = start_u.clone().requires_grad_(True)  # the average user
+    b = start_b.clone().float().reshape(1).requires_grad_(True)
     opt = torch.optim.LBFGS([u, b], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        pred = spec.output(q @ u + b + b_i)
-        loss = F.mse_loss(pred, y) + l2 * u.pow(2).sum()
+        err = spec.output(q @ u + b + b_i) - y
+        if prior is None:
+            loss = err.pow(2).mean() + float(l2 or 0.0) * (u.pow(2).sum() + b.pow(2).sum())
+        else:
+            d = u - prior.mean
+            loss = err.pow(2).sum() / prior.noise + strength * (
+                (b - prior.bias_mean).pow(2).sum() / prior.bias_var + d @ prior.precision @ d)
         loss.backward()
         return loss
 

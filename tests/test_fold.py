@@ -1,0 +1,110 @@
+"""Fold-in's empirical-Bayes prior: new users from a few ratings beat the average user, on planted data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import cflearn
+from cflearn._fold import TRAIN_TO_HELD_OUT, rating_noise, user_prior
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    """Planted tastes; 10% of the users never seen in training; the model trains on the others."""
+    ds = cflearn.datasets.synthetic(600, 200, density=0.1, noise=0.3, seed=5)
+    users = np.sort(ds.ratings["user"].unique())
+    out = set(np.random.default_rng(0).choice(users, 60, replace=False).tolist())
+    data = cflearn.from_df(ds.ratings[~ds.ratings["user"].isin(out)], seed=42)
+    learn = cflearn.collab_learner(data, "fast", progress=False, seed=0)
+    cflearn.fit(learn)
+    return learn, ds.ratings[ds.ratings["user"].isin(out)]
+
+
+def _rmse(learn, held, **kwargs):
+    """RMSE on each held-out user's ratings after their 5 earliest, folded in (or the fallback)."""
+    errors, biases = [], []
+    for _, rows in held.groupby("user"):
+        rows = rows.sort_values("timestamp", kind="stable")
+        given, rest = rows.iloc[:5], rows.iloc[5:]
+        rest = rest[learn.cf.items.encode(rest["item"]) > 0]
+        if kwargs.get("fallback"):
+            pred = cflearn.predict(learn, [-1] * len(rest), rest["item"].tolist()).score.to_numpy()
+        else:
+            folded = cflearn.fold_in(learn, dict(zip(given["item"], given["rating"])), **kwargs)
+            biases.append(folded.bias)
+            rec = cflearn.recommend(learn, folded, n=len(rest), candidates=rest["item"].tolist(), min_ratings=0)
+            pred = np.clip(rest["item"].map(dict(zip(rec["item"], rec["score"]))).to_numpy(float), *learn.cf.scale)
+        errors.append(pred - rest["rating"].to_numpy(float))
+    return float(np.sqrt(np.mean(np.concatenate(errors) ** 2))), np.std(biases) if biases else np.nan
+
+
+def test_five_ratings_beat_the_average_user(held_out):
+    learn, held = held_out
+    fallback, _ = _rmse(learn, held, fallback=True)
+    bayes, bias_sd = _rmse(learn, held)
+    assert bayes < 0.9 * fallback, (bayes, fallback)
+    # the prior keeps folded biases as spread as the trained users' biases, not wider (the old fit's fault)
+    trained_sd = float(learn.model.u_bias.weight[1:].std())
+    assert bias_sd < 1.5 * trained_sd, (bias_sd, trained_sd)
+
+
+def test_a_strong_prior_is_the_average_user_and_no_prior_overfits(held_out):
+    learn, held = held_out
+    fallback, _ = _rmse(learn, held, fallback=True)
+    shrunk, _ = _rmse(learn, held, strength=1e6)
+    assert shrunk == pytest.approx(fallback, abs=0.01)  # nothing learnt from 5 ratings: the average user
+    loose, loose_sd = _rmse(learn, held, l2=0.0)
+    bayes, bias_sd = _rmse(learn, held)
+    assert bayes < loose and bias_sd < loose_sd
+
+
+def test_the_prior_comes_from_the_trained_users_and_the_held_out_noise(held_out):
+    learn, _ = held_out
+    cf = learn.cf
+    U, bu, _, _ = (t.detach() for t in cf.contract.tables())
+    prior = user_prior(cf, U, bu)
+    torch.testing.assert_close(prior.mean, U[1:].mean(0))
+    assert prior.bias_var == pytest.approx(float(bu.reshape(-1)[1:].double().var()), rel=1e-4)
+    data = cf.data
+    known = data.valid_idx[(data.codes[data.valid_idx] > 0).all(axis=1)]
+    pred = cflearn.predict(learn, data.ratings["user"].to_numpy()[known], data.ratings["item"].to_numpy()[known])
+    assert prior.noise == pytest.approx(float(np.mean((pred.score - data.values[known]) ** 2)), rel=1e-3)
+
+
+def test_noise_without_held_out_ratings_is_scaled_training_error(synth):
+    data = cflearn.from_df(synth, valid_pct=0.0001, seed=1)
+    learn = cflearn.collab_learner(data, "fast", epochs=3, progress=False)
+    cflearn.fit(learn)
+    train = data.train
+    pred = cflearn.predict(learn, train["user"].tolist(), train["item"].tolist()).score.to_numpy()
+    mse = float(np.mean((pred - train["rating"].to_numpy()) ** 2))
+    assert rating_noise(learn.cf) == pytest.approx(TRAIN_TO_HELD_OUT * mse, rel=1e-3)
+
+
+def test_saved_model_folds_in_the_same_user(held_out, tmp_path):
+    learn, held = held_out
+    rows = held[held["user"] == held["user"].iloc[0]].iloc[:5]
+    ratings = dict(zip(rows["item"], rows["rating"]))
+    cflearn.save(learn, tmp_path / "m.safetensors")
+    loaded = cflearn.load(tmp_path / "m.safetensors")
+    assert loaded.fold_noise == pytest.approx(rating_noise(learn.cf))
+    a, b = cflearn.fold_in(learn, ratings), cflearn.fold_in(loaded, ratings)
+    torch.testing.assert_close(a.vector, b.vector, rtol=1e-4, atol=1e-5)
+    assert a.bias == pytest.approx(b.bias, abs=1e-5)
+
+
+@pytest.mark.parametrize("kwargs", [{"strength": -1.0}, {"l2": float("nan")}, {"strength": "high"}])
+def test_bad_settings_are_config_errors(trained, kwargs):
+    with pytest.raises(cflearn.ConfigError):
+        cflearn.fold_in(trained, {1: 4.0}, **kwargs)
+
+
+def test_retraining_measures_the_noise_again(synth_data):
+    learn = cflearn.collab_learner(synth_data, "fast", epochs=1, progress=False)
+    cflearn.fit(learn)
+    first = rating_noise(learn.cf)
+    cflearn.fit(learn, epochs=3)
+    assert learn.cf.fold_noise is None or learn.cf.fold_noise != first
+    assert rating_noise(learn.cf) < first  # more training: less error on held-out ratings of known users
