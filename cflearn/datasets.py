@@ -21,6 +21,11 @@ from ._errors import ConfigError, DataError, DownloadError, closest, first_line
 __all__ = ["Dataset", "Release", "RELEASES", "movielens", "synthetic", "cache_dir"]
 
 STD_COLUMNS = {"user": "userId", "item": "movieId", "rating": "rating", "timestamp": "timestamp"}
+ML1M_OCCUPATIONS = ["other", "academic/educator", "artist", "clerical/admin", "college/grad student",
+                    "customer service", "doctor/health care", "executive/managerial", "farmer", "homemaker",
+                    "K-12 student", "lawyer", "programmer", "retired", "sales/marketing", "scientist", "self-employed",
+                    "technician/engineer", "tradesman/craftsman", "unemployed", "writer"]
+"""ml-1m's occupation codes 0-20 (its README)."""
 ML100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
                  "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
                  "War", "Western"]
@@ -117,7 +122,10 @@ def movielens(name: str = "ml-latest-small", path: str | Path | None = None, *, 
 
     Returns:
         Dataset: ``ratings`` with columns ``userId, movieId, rating, timestamp`` for every release,
-        and ``items`` with ``movieId, title, genres`` (genres joined by ``|``).
+        and ``items`` with ``movieId, title, genres`` (genres joined by ``|``), plus ``tags`` (each
+        movie's distinct tags, lower case, joined by ``|``) on ml-latest-small and ``release_date``
+        on ml-100k. ml-100k and ml-1m also give ``users``: ``userId, age, gender, occupation,
+        zip`` (ml-1m's age is its bucket's lower bound: 1, 18, 25, 35, 45, 50, 56).
 
     Raises:
         ConfigError: unknown release name.
@@ -212,9 +220,12 @@ def _read(folder: Path, rel: Release) -> Dataset:
 
 def _parse(folder: Path, rel: Release) -> Dataset:
     cols = list(STD_COLUMNS.values())
+    users = None
     if rel.layout == "latest":
         ratings = pd.read_csv(folder / "ratings.csv")
         items = pd.read_csv(folder / "movies.csv") if (folder / "movies.csv").is_file() else None
+        if items is not None and (folder / "tags.csv").is_file():
+            items = items.merge(_tags(pd.read_csv(folder / "tags.csv")), on="movieId", how="left")
     elif rel.layout == "100k":
         ratings = pd.read_csv(folder / "u.data", sep="\t", header=None, names=cols)
         items = None
@@ -222,14 +233,30 @@ def _parse(folder: Path, rel: Release) -> Dataset:
             raw = pd.read_csv(folder / "u.item", sep="|", header=None, encoding="latin-1")
             flags = raw.iloc[:, 5:5 + len(ML100K_GENRES)].to_numpy(dtype=bool)
             genres = ["|".join(g for g, f in zip(ML100K_GENRES, row) if f) or "(no genres listed)" for row in flags]
-            items = pd.DataFrame({"movieId": raw[0], "title": raw[1], "genres": genres})
+            items = pd.DataFrame({"movieId": raw[0], "title": raw[1], "genres": genres,
+                                  "release_date": pd.to_datetime(raw[2], format="%d-%b-%Y", errors="coerce")})
+        if (folder / "u.user").is_file():
+            users = pd.read_csv(folder / "u.user", sep="|", header=None, encoding="latin-1", dtype={4: str},
+                                names=["userId", "age", "gender", "occupation", "zip"])
     else:
         ratings = pd.read_csv(folder / "ratings.dat", sep="::", header=None, names=cols, engine="python")
         items = None
         if (folder / "movies.dat").is_file():
             items = pd.read_csv(folder / "movies.dat", sep="::", header=None, names=["movieId", "title", "genres"],
                                 engine="python", encoding="latin-1")
-    return Dataset(rel.name, ratings[cols], dict(STD_COLUMNS), items=items, path=folder)
+        if (folder / "users.dat").is_file():
+            users = pd.read_csv(folder / "users.dat", sep="::", header=None, engine="python", encoding="latin-1",
+                                names=["userId", "gender", "age", "occupation", "zip"], dtype={"zip": str})
+            users["occupation"] = users["occupation"].map(dict(enumerate(ML1M_OCCUPATIONS))).fillna("other")
+    return Dataset(rel.name, ratings[cols], dict(STD_COLUMNS), items=items, users=users, path=folder)
+
+
+def _tags(tags: pd.DataFrame) -> pd.DataFrame:
+    """Each movie's distinct tags (lower case, ``|`` between them), as a multi-valued ``tags`` column."""
+    text = tags["tag"].astype(str).str.strip().str.lower().str.replace("|", "/", regex=False)
+    per = pd.DataFrame({"movieId": tags["movieId"], "tag": text})
+    per = per[per["tag"] != ""].drop_duplicates()
+    return per.groupby("movieId")["tag"].agg(lambda t: "|".join(sorted(t))).rename("tags").reset_index()
 
 
 def synthetic(

@@ -32,6 +32,7 @@ def _100k_zip() -> bytes:
         z.writestr("ml-100k/u.data", "1\t10\t4\t100\n2\t10\t5\t102\n2\t20\t2\t103\n")
         z.writestr("ml-100k/u.item", (f"10|Caf\xe9 (1995)|01-Jan-1995||http://x|{drama}\n"
                                       f"20|B (1996)|01-Jan-1996||http://y|{flags}\n").encode("latin-1"))
+        z.writestr("ml-100k/u.user", "1|24|M|technician|85711\n2|53|F|other|01002\n")
     return buf.getvalue()
 
 
@@ -121,6 +122,35 @@ def test_ml100k_layout_from_download(server, monkeypatch):
     assert ds.ratings.rating.tolist() == [4, 5, 2]
     assert ds.items.title.tolist() == ["Café (1995)", "B (1996)"]
     assert ds.items.genres.tolist() == ["Drama", "(no genres listed)"]
+    assert ds.items.release_date.dt.year.tolist() == [1995, 1996]
+    assert ds.users.to_dict("list") == {"userId": [1, 2], "age": [24, 53], "gender": ["M", "F"],
+                                        "occupation": ["technician", "other"], "zip": ["85711", "01002"]}
+    data = cflearn.from_df(ds, valid_pct=0.34, seed=0)
+    assert data.user_info is not None and data.user_info.loc[2, "occupation"] == "other"
+
+
+def test_ml1m_layout_users_and_movies(tmp_path):
+    folder = tmp_path / "ml-1m"
+    folder.mkdir()
+    (folder / "ratings.dat").write_text("1::10::4::100\n2::10::5::101\n2::20::2::102\n")
+    (folder / "movies.dat").write_bytes("10::Caf\xe9 (1995)::Drama|Comedy\n20::B (1996)::Action\n".encode("latin-1"))
+    (folder / "users.dat").write_text("1::F::1::10::48067\n2::M::56::16::70072\n")
+    rel = datasets.RELEASES["ml-1m"]
+    ds = datasets._read(folder, dataclasses.replace(rel, rows=()))
+    assert ds.items.genres.tolist() == ["Drama|Comedy", "Action"] and ds.items.title[0] == "Café (1995)"
+    assert ds.users.to_dict("list") == {"userId": [1, 2], "gender": ["F", "M"], "age": [1, 56],
+                                        "occupation": ["K-12 student", "self-employed"], "zip": ["48067", "70072"]}
+
+
+def test_latest_layout_aggregates_tags_per_movie(tmp_path, monkeypatch):
+    _tiny_release(monkeypatch)
+    folder = tmp_path / "ml-latest-small"
+    folder.mkdir()
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,1\n2,2,3.0,2\n")
+    (folder / "movies.csv").write_text("movieId,title,genres\n1,A (1990),Drama\n2,B (1991),Comedy\n")
+    (folder / "tags.csv").write_text("userId,movieId,tag,timestamp\n1,1,Funny ,5\n2,1,funny,6\n2,1,a|b,7\n")
+    ds = cflearn.datasets.movielens("ml-latest-small", path=folder)
+    assert ds.items["tags"].tolist()[0] == "a/b|funny" and ds.items["tags"].isna().tolist() == [False, True]
 
 
 def _tiny_release(monkeypatch):
