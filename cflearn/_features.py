@@ -1,8 +1,9 @@
-"""Item side features (genres, categories) as a padded item -> feature table for hybrid models."""
+"""Item side features (genres, tags, year, categories) as a padded item -> feature table for hybrid models."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -16,7 +17,7 @@ from ._vocab import Vocab
 if TYPE_CHECKING:
     from ._data import CollabData
 
-__all__ = ["ItemFeatures", "item_features", "HybridItems", "hybrid_items"]
+__all__ = ["ItemFeatures", "item_features", "HybridItems", "hybrid_items", "title_year", "has_feature", "N_BUCKETS"]
 
 
 @dataclasses.dataclass
@@ -34,33 +35,83 @@ class ItemFeatures:
     weight: torch.Tensor
 
 
+N_BUCKETS = 10
+"""Numeric item columns (year, runtime, price) become at most this many quantile buckets."""
+_YEAR = re.compile(r"\((\d{4})\)\s*$")
+
+
 def _labels(value: object, col: str) -> list[str]:
     if value is None or (isinstance(value, float) and np.isnan(value)):
-        return []
+        return [f"{col}=unknown"]
     if isinstance(value, str):
         parts = [p.strip() for p in value.split("|")]
-        return [f"{col}={p}" for p in parts if p and p != "(no genres listed)"]
+        labels = [f"{col}={p}" for p in parts if p and p != "(no genres listed)"]
+        return labels or [f"{col}=unknown"]
     return [f"{col}={value}"]
+
+
+def title_year(titles: pd.Series) -> pd.Series:
+    """The release year at the end of MovieLens titles, ``"Heat (1995)"`` -> 1995 (NaN if none)."""
+    return pd.to_numeric(titles.astype("string").str.extract(_YEAR, expand=False), errors="coerce")
+
+
+def _column(info: pd.DataFrame, col: str) -> pd.Series:
+    if col not in info.columns and col == "year" and "title" in info.columns:
+        return title_year(info["title"])  # the year a MovieLens title ends with
+    values = info[col]
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.dt.year.astype("float64")  # a date: its year
+    return values
+
+
+def _buckets(values: pd.Series, col: str) -> list[list[str]]:
+    """Quantile buckets of a numeric column (at most :data:`N_BUCKETS`), missing values ``unknown``."""
+    v = values.to_numpy(dtype="float64", na_value=np.nan)
+    finite = v[np.isfinite(v)]
+    if len(finite) == 0:
+        return [[f"{col}=unknown"] for _ in v]
+    edges = np.unique(np.quantile(finite, np.linspace(0, 1, N_BUCKETS + 1)))
+    inner = edges[1:-1]
+    out = []
+    for x in v:
+        if not np.isfinite(x):
+            out.append([f"{col}=unknown"])
+            continue
+        k = int(np.searchsorted(inner, x, side="right"))
+        lo, hi = edges[k], edges[k + 1] if k + 1 < len(edges) else edges[-1]
+        out.append([f"{col}=[{lo:g}, {hi:g}{']' if k + 1 >= len(edges) - 1 else ')'}"])
+    return out
+
+
+def has_feature(info: pd.DataFrame, col: str) -> bool:
+    """Whether ``col`` is a column of ``info`` or derived from one (``year`` from ``title``)."""
+    return col in info.columns or (col == "year" and "title" in info.columns)
 
 
 def item_features(info: pd.DataFrame, columns: Sequence[str], items: Vocab) -> ItemFeatures:
     """Build the padded feature table of the vocabulary's items from metadata columns.
 
-    A text column may hold several labels separated by ``|`` (MovieLens genres); any other value is
-    one categorical label. Items missing from ``info`` (and row 0, the unknown item) get none.
+    Kinds of column: text may hold several labels separated by ``|`` (MovieLens genres, tags);
+    numbers and dates (their year) become quantile buckets (at most :data:`N_BUCKETS`); anything
+    else is one categorical label. ``year`` may also be derived from a ``title`` ending in
+    ``(1995)``. A missing value, and an item missing from ``info``, get the column's own
+    ``unknown`` feature; row 0 (the unknown item) gets none.
 
     Raises:
         ColumnError: a requested column is not in ``info``.
     """
     for col in columns:
-        if col not in info.columns:
+        if not has_feature(info, col):
             raise ColumnError(f"no item feature column {col!r} in the items table"
                               f"{closest(col, map(str, info.columns))}; columns are {list(info.columns)}")
     rows = info.reindex(items.ids)
     per_item: list[list[str]] = [[] for _ in range(len(items))]
     for col in columns:
-        for r, value in enumerate(rows[col].tolist(), start=1):
-            per_item[r].extend(_labels(value, col))
+        values = _column(rows, col)
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        column = _buckets(values, col) if numeric else [_labels(v, col) for v in values.tolist()]
+        for r, item_labels in enumerate(column, start=1):
+            per_item[r].extend(item_labels)
     names = sorted({f for labels in per_item for f in labels})
     index = {n: j for j, n in enumerate(names)}
     width = max(1, max((len(labels) for labels in per_item), default=1))

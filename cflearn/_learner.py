@@ -29,10 +29,10 @@ from torch.nn import functional as F
 from ._collab import CollabModel, as_collab
 from ._data import CollabData
 from ._distributed import init_from_env, is_main, rank, unwrap, world
-from ._errors import ColumnError, ConfigError, DataError, check_count, check_number, check_seed, closest
-from ._features import hybrid_items
+from ._errors import CflearnError, ColumnError, ConfigError, DataError, check_count, check_number, check_seed, closest
+from ._features import has_feature, hybrid_items
 from ._loaders import Decoder, fast_loaders
-from ._presets import Preset, get_preset, y_range_for
+from ._presets import PRESETS, Preset, get_preset, y_range_for
 from ._ranking import RANK_ONLY, TargetItems, check_ranking, ranking_parts
 from ._vocab import item_titles
 from .callbacks import ColdRows, DDPTrainer, KeepBest, LossHistory, NaNGuard, PresetNote, RowL2, fill_cold_rows
@@ -126,6 +126,10 @@ def collab_learner(
     if model is not None:
         _check_own_model(model, given, y_range)
     p = _resolve_preset(data, base.replace(**given), given, custom=model is not None)
+    selection: dict[str, Any] = {}
+    if p.select_features and p.item_features and "item_features" not in given and model is None and \
+            int(os.environ.get("WORLD_SIZE", "1")) == 1:  # one process (under torchrun: the preset as it is)
+        p, selection = _select_features(data, p, seed, keep_bias_l2="bias_l2" in given)
     if len(data.valid_idx) == 0:
         if not data.valid_pct:
             raise ConfigError("the data has no validation rows (valid_pct=0); training needs some: use valid_pct=0.2")
@@ -224,7 +228,8 @@ def collab_learner(
         learn.remove_cb(ProgressCallback)
         learn.logger = _silent
     learn.cf = CollabModel(
-        model=learn.model, users=users, items=items, scale=data.scale, preset=p.to_dict(),
+        model=learn.model, users=users, items=items, scale=data.scale,
+        preset=p.to_dict() | ({"feature_selection": selection} if selection else {}),
         columns={"user": data.user, "item": data.item, "rating": data.rating, "timestamp": data.timestamp},
         global_mean=data.global_mean, item_info=data.item_info, data=data, implicit=data.implicit,
     )
@@ -324,17 +329,53 @@ def _usable_features(data: CollabData, p: Preset, *, explicit: bool) -> tuple[st
     if info is None:
         why = f"item_features={feats} need an items table: pass items=... to cflearn.from_df"
     else:
-        missing = [f for f in feats if f not in info.columns]
+        missing = [f for f in feats if not has_feature(info, f)]
         if not missing:
             return feats
         why = (f"item_features={feats}: {missing[0]!r} is not in the items table{closest(missing[0], cols)}; "
                f"columns are {cols}")
     if explicit:
         raise ColumnError(why) if info is not None else ConfigError(why)
-    kept = tuple(f for f in feats if info is not None and f in info.columns)
+    kept = tuple(f for f in feats if info is not None and has_feature(info, f))
+    if p.select_features:  # 'the features the data has': the others are not expected
+        return kept
     using = f"item features {kept}" if kept else "no item features (the plain dot-product model, as preset fast)"
     warnings.warn(f"preset {p.name!r}: {why}; training with {using}", UserWarning, stacklevel=3)
     return kept
+
+
+def _select_features(data: CollabData, p: Preset, seed: int | None, *,
+                     keep_bias_l2: bool = False) -> tuple[Preset, dict[str, Any]]:
+    """The preset with its item features, or the plain dot-product model (``fast``'s bias penalty
+    unless the caller set one) when they do not help: both train on 90% of the training rows and
+    are compared on the other 10% (seeded)."""
+    from ._data import from_df
+    from ._predict import predict
+    from .metrics import rmse
+
+    items = data.item_info.reset_index() if data.item_info is not None else None
+    try:
+        inner = from_df(data.train, data.user, data.item, data.rating, data.timestamp, valid_pct=0.1,
+                        seed=0 if seed is None else seed, items=items)
+    except CflearnError:  # too few rows to hold some out: keep the features
+        return p, {}
+    valid = inner.valid
+    plain = p.replace(item_features=(), bias_l2=p.bias_l2 if keep_bias_l2 else PRESETS["fast"].bias_l2)
+    scores = {}
+    for feats, cand in ((p.item_features, p), ((), plain)):
+        learn = collab_learner(inner, cand.replace(select_features=False), seed=seed, progress=False)
+        fit(learn)
+        pred = predict(learn, valid[inner.user].tolist(), valid[inner.item].tolist())
+        scores[feats] = rmse(pred["score"].to_numpy(), valid[inner.rating].to_numpy())
+    keep = scores[p.item_features] <= scores[()]
+    note = {"kept": keep, "features": list(p.item_features), "inner_rmse_with": scores[p.item_features],
+            "inner_rmse_without": scores[()], "inner_valid_rows": len(valid)}
+    if not keep:
+        warnings.warn(f"preset {p.name!r}: the item features {p.item_features} did not help on an inner split of the "
+                      f"training rows (RMSE {scores[p.item_features]:.4f} with them, {scores[()]:.4f} without); "
+                      "training without them (pass item_features=... to insist)", UserWarning, stacklevel=3)
+        p = plain
+    return p, note
 
 
 def _y_range(data: CollabData, p: Preset, y_range: Any) -> tuple[float, float]:
