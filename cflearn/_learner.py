@@ -337,7 +337,7 @@ def _usable_features(data: CollabData, p: Preset, *, explicit: bool) -> tuple[st
     if explicit:
         raise ColumnError(why) if info is not None else ConfigError(why)
     kept = tuple(f for f in feats if info is not None and has_feature(info, f))
-    if p.select_features:  # 'the features the data has': the others are not expected
+    if p.select_features and kept:  # 'the features the data has': the others are not expected
         return kept
     using = f"item features {kept}" if kept else "no item features (the plain dot-product model, as preset fast)"
     warnings.warn(f"preset {p.name!r}: {why}; training with {using}", UserWarning, stacklevel=3)

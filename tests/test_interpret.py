@@ -135,7 +135,7 @@ def test_models_without_tables_say_so(titled):
 
 
 def test_hybrid_explanation_names_each_feature(titled):
-    best = cflearn.collab_learner(titled, "best", epochs=2, progress=False)
+    best = cflearn.collab_learner(titled, "best", epochs=2, progress=False, item_features=("genres",))
     cflearn.fit(best)
     e = interpret.explain(best, 1, 5)
     features = [p for p in e.parts["part"] if p.startswith("feature genres=")]
