@@ -83,6 +83,11 @@ def _buckets(values: pd.Series, col: str) -> list[list[str]]:
     return out
 
 
+def _whole(values: pd.Series) -> bool:
+    v = values.dropna().to_numpy(dtype="float64")
+    return bool(np.all(np.mod(v, 1) == 0))
+
+
 def has_feature(info: pd.DataFrame, col: str) -> bool:
     """Whether ``col`` is a column of ``info`` or derived from one (``year`` from ``title``)."""
     return col in info.columns or (col == "year" and "title" in info.columns)
@@ -92,10 +97,11 @@ def item_features(info: pd.DataFrame, columns: Sequence[str], items: Vocab) -> I
     """Build the padded feature table of the vocabulary's items from metadata columns.
 
     Kinds of column: text may hold several labels separated by ``|`` (MovieLens genres, tags);
-    numbers and dates (their year) become quantile buckets (at most :data:`N_BUCKETS`); anything
-    else is one categorical label. ``year`` may also be derived from a ``title`` ending in
-    ``(1995)``. A missing value, and an item missing from ``info``, get the column's own
-    ``unknown`` feature; row 0 (the unknown item) gets none.
+    numbers and dates (their year) become quantile buckets (at most :data:`N_BUCKETS`), unless
+    they take at most that many distinct values (codes: each value is a category); anything else
+    is one categorical label (pass numbers as text to force categories). ``year`` may also be
+    derived from a ``title`` ending in ``(1995)``. A missing value, and an item missing from
+    ``info``, get the column's own ``unknown`` feature; row 0 (the unknown item) gets none.
 
     Raises:
         ColumnError: a requested column is not in ``info``.
@@ -109,6 +115,9 @@ def item_features(info: pd.DataFrame, columns: Sequence[str], items: Vocab) -> I
     for col in columns:
         values = _column(rows, col)
         numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        if numeric and values.nunique() <= N_BUCKETS:  # a few codes (a rating class, a studio number): categories
+            values, numeric = values.astype("Int64" if _whole(values) else "Float64").astype(object), False
+            values = values.where(values.notna(), None)
         column = _buckets(values, col) if numeric else [_labels(v, col) for v in values.tolist()]
         for r, item_labels in enumerate(column, start=1):
             per_item[r].extend(item_labels)

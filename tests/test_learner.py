@@ -215,7 +215,8 @@ def test_hybrid_uses_genres_and_helps_cold_items(synth):
 
 def test_best_without_item_metadata_falls_back_to_plain_and_says_so(synth):
     data = cflearn.from_df(synth.ratings, "user", "item", "rating")
-    with pytest.warns(UserWarning, match=r"preset 'best': item_features=\('genres', 'year', 'tags'\) need an items table"):
+    with pytest.warns(UserWarning, match=r"preset 'best': item_features=\('genres', 'year', 'tags'\) need an items "
+                      "table"):
         learn = cflearn.collab_learner(data, "best", progress=False)
     assert type(learn.model).__name__ == "DotBias" and learn.cf.preset["item_features"] == []
 

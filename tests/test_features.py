@@ -1,0 +1,85 @@
+"""Item side features: kinds of column, and best's data-driven choice to keep them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cflearn
+from cflearn._features import N_BUCKETS, item_features, title_year
+from cflearn._vocab import Vocab
+
+
+def test_title_year():
+    years = title_year(pd.Series(["Heat (1995)", "Les Misérables (1935) ", "No year", None, "(1995) Odd"]))
+    assert years.iloc[:2].tolist() == [1995, 1935] and years.iloc[2:].isna().all()
+
+
+def test_kinds_of_column_and_unknown_values():
+    n = 14
+    info = pd.DataFrame({"genres": ["Drama|Comedy", "", None, "Action"] + ["Drama"] * (n - 4),
+                         "runtime": [90.0, 120.0, np.nan] + [60.0 + 7 * k for k in range(n - 3)],
+                         "released": pd.to_datetime(["1995-01-01", None]
+                                                    + [f"{1960 + 3 * k}-06-01" for k in range(n - 2)]),
+                         "studio": [1, 2, 1] + [3] * (n - 3)},
+                        index=pd.Index(range(10, 10 + n), name="item"))
+    items = Vocab(np.arange(10, 11 + n))  # the last item has no metadata
+    f = item_features(info, ["genres", "runtime", "released", "studio"], items)
+    per_item = [{f.names[j] for j, w in zip(row, ws) if w > 0} for row, ws in zip(f.idx.tolist(), f.weight.tolist())]
+    row = {iid: per_item[int(items.encode([iid])[0])] for iid in [10, 11, 12, 10 + n]}
+    assert per_item[0] == set()  # the unknown item: the average item, no features
+    assert {"genres=Drama", "genres=Comedy", "studio=1"} <= row[10]  # a few numeric codes: categories
+    assert {"genres=unknown", "released=unknown"} <= row[11] and "runtime=unknown" in row[12]
+    assert row[10 + n] == {"genres=unknown", "runtime=unknown", "released=unknown", "studio=unknown"}
+    for col in ("runtime", "released"):  # many distinct numbers (or years): quantile buckets, one per item
+        buckets = {name for name in f.names if name.startswith(f"{col}=[")}
+        assert 2 < len(buckets) <= N_BUCKETS and all(len(r & buckets) <= 1 for r in per_item), (col, buckets)
+    np.testing.assert_allclose(f.weight.sum(1)[1:].numpy(), 1.0, rtol=1e-6)  # each item: the mean of its features
+
+
+@pytest.fixture(scope="module")
+def titled(synth):
+    items = synth.items.copy()
+    items["title"] = [f"Film number {i} ({1950 + i % 60})" for i in items["item"]]
+    return cflearn.from_df(synth.ratings, "user", "item", "rating", items=items)
+
+
+def test_year_from_the_title_and_unknown_columns(titled):
+    learn = cflearn.collab_learner(titled, "best", item_features=("genres", "year"), epochs=1, progress=False)
+    assert type(learn.model).__name__ == "HybridDotBias"
+    assert any(n.startswith("year=[") for n in learn.model.feature_names)
+    with pytest.raises(cflearn.ColumnError, match="did you mean 'genres'"):
+        cflearn.collab_learner(titled, "best", item_features=("genre",), progress=False)
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return cflearn.datasets.synthetic(500, 300, density=0.06, seed=3)
+
+
+def test_best_keeps_features_that_help(planted):
+    data = cflearn.from_df(planted, seed=42)
+    learn = cflearn.collab_learner(data, "best", progress=False)
+    sel = learn.cf.preset["feature_selection"]
+    assert sel["kept"] and sel["features"] == ["genres"] and sel["inner_rmse_with"] < sel["inner_rmse_without"]
+    assert type(learn.model).__name__ == "HybridDotBias"
+
+
+def test_best_drops_features_that_do_not_help_and_says_so(planted, tmp_path):
+    items = planted.items.copy()
+    items["genres"] = items["genres"].sample(frac=1, random_state=0).to_numpy()  # no link to the ratings left
+    data = cflearn.from_df(dataclasses.replace(planted, items=items), seed=42)
+    with pytest.warns(UserWarning, match=r"did not help on an inner split .* training without them"):
+        learn = cflearn.collab_learner(data, "best", progress=False)
+    sel = learn.cf.preset["feature_selection"]
+    assert not sel["kept"] and sel["inner_rmse_with"] > sel["inner_rmse_without"]
+    assert type(learn.model).__name__ == "DotBias" and learn.cf.preset["bias_l2"] == cflearn.PRESETS["fast"].bias_l2
+    cflearn.fit(learn)
+    cflearn.save(learn, tmp_path / "m.safetensors")
+    assert cflearn.load(tmp_path / "m.safetensors").preset["feature_selection"] == sel
+    # features you name are never dropped
+    named = cflearn.collab_learner(data, "best", item_features=("genres",), progress=False)
+    assert type(named.model).__name__ == "HybridDotBias" and "feature_selection" not in named.cf.preset
