@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+import cflearn
 from cflearn.cli import main
 
 
@@ -123,3 +124,23 @@ def test_printed_ids_and_titles_cannot_forge_lines(tmp_path):
     assert lines[0].startswith("top ") and all(re.match(r"^\s*\d+\. ", line) for line in lines[1:])
     code, stdout, _ = run_cli("predict", str(out / "model.safetensors"), "--user", "u1", "--item", "evil\x1b[2J\nitem")
     assert code == 0 and stdout.count("\n") == 1 and "\\x1b[2J\\nitem" in stdout
+
+
+def test_fit_with_an_items_table_and_named_features(ratings_csv, synth, tmp_path):
+    items = tmp_path / "items.csv"
+    synth.items.rename(columns={"item": "iid"}).to_csv(items, index=False)
+    out = tmp_path / "run"
+    code, stdout, stderr = run_cli("fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
+                                   "--preset", "best", "--epochs", "2", "--items", str(items), "--item-features",
+                                   "genres", "--out", str(out))
+    assert code == 0, stderr
+    model = cflearn.load(out / "model.safetensors")
+    assert type(model.model).__name__ == "HybridDotBias" and model.preset["item_features"] == ["genres"]
+    assert any(n.startswith("genres=") for n in model.model.feature_names)
+    code, _, stderr = run_cli("fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
+                              "--item-features", "genres", "--out", str(tmp_path / "x"))
+    assert code == 1 and "--item-features needs --items" in stderr and stderr.count("\n") == 1
+    code, _, stderr = run_cli("fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
+                              "--preset", "best", "--items", str(items), "--item-features", "genre", "--out",
+                              str(tmp_path / "y"))
+    assert code == 1 and "did you mean 'genres'" in stderr and stderr.count("\n") == 1
