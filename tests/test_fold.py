@@ -13,9 +13,9 @@ from cflearn._fold import TRAIN_TO_HELD_OUT, rating_noise, user_prior
 @pytest.fixture(scope="module")
 def held_out():
     """Planted tastes; 10% of the users never seen in training; the model trains on the others."""
-    ds = cflearn.datasets.synthetic(600, 200, density=0.1, noise=0.3, seed=5)
+    ds = cflearn.datasets.synthetic(400, 200, density=0.1, noise=0.3, seed=5)
     users = np.sort(ds.ratings["user"].unique())
-    out = set(np.random.default_rng(0).choice(users, 60, replace=False).tolist())
+    out = set(np.random.default_rng(0).choice(users, 40, replace=False).tolist())
     data = cflearn.from_df(ds.ratings[~ds.ratings["user"].isin(out)], seed=42)
     learn = cflearn.collab_learner(data, "fast", progress=False, seed=0)
     cflearn.fit(learn)
