@@ -9,7 +9,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-__all__ = ["PLACEHOLDER", "Question", "Result", "NotAnswered", "Wrong"]
+__all__ = ["PLACEHOLDER", "Question", "Result", "NotAnswered", "Wrong", "plain", "close"]
 
 
 class _Placeholder:
@@ -132,6 +132,11 @@ class Question:
 
     def _names(self) -> str:
         return ", ".join(f"`{n}`" for n in self.names) or "your answer"
+
+
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it prints as (``1``, not ``np.int64(1)``)."""
+    return value.item() if hasattr(value, "item") else value
 
 
 def _first(e: BaseException) -> str:

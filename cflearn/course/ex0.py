@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._question import NotAnswered, Question, Wrong
+from ._question import NotAnswered, Question, Wrong, plain
 
 __all__ = ["EncodeIds", "EmbeddingDotModel", "PaddedRange", "DotBiasModel", "QUESTIONS"]
 
@@ -40,10 +40,10 @@ class EncodeIds(Question):
         missing, extra = users - set(fwd), set(fwd) - users
         if missing:
             raise Wrong(f"{len(missing)} user IDs of `ratings` are missing from `user2idx` (e.g. "
-                        f"{_plain(min(missing))}); every user needs a row")
+                        f"{plain(min(missing))}); every user needs a row")
         if extra:
             raise Wrong(f"`user2idx` has {len(extra)} keys that are not users of `ratings` (e.g. "
-                        f"{_plain(min(extra, key=str))!r})")
+                        f"{plain(min(extra, key=str))!r})")
         rows = sorted(fwd.values())
         if rows != list(range(len(users))):
             if rows and rows[0] == 1 and rows == list(range(1, len(users) + 1)):
@@ -53,14 +53,9 @@ class EncodeIds(Question):
                         f"rows from {rows[0]} to {rows[-1]}")
         for u, i in fwd.items():
             if back.get(i, object()) != u:
-                raise Wrong(f"idx2user[user2idx[{_plain(u)!r}]] is {_plain(back.get(i))!r}, not {_plain(u)!r}: build "
+                raise Wrong(f"idx2user[user2idx[{plain(u)!r}]] is {plain(back.get(i))!r}, not {plain(u)!r}: build "
                             "idx2user by swapping user2idx's keys and values")
         return f"{len(users)} users map to rows 0..{len(users) - 1} and back."
-
-
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python value it prints as (``1``, not ``np.int64(1)``)."""
-    return value.item() if hasattr(value, "item") else value
 
 
 def _embeddings(model: nn.Module) -> list[nn.Embedding]:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._question import Question, Wrong
+from ._question import Question, Wrong, plain
 
 __all__ = ["TopBiases", "MostSimilar", "Pca2", "QUESTIONS"]
 
@@ -34,7 +34,7 @@ class TopBiases(Question):
         learn = _learner(self)
         got = self.answer("top_biased")
         try:
-            got = [v.item() if hasattr(v, "item") else v for v in list(got)]
+            got = [plain(v) for v in list(got)]
         except TypeError:
             raise Wrong(f"`top_biased` is a {type(got).__name__}; make it a list of 5 item IDs") from None
         cf = learn.cf
@@ -53,7 +53,7 @@ class TopBiases(Question):
         data = self.namespace.get("data")
         if data is not None:
             means = data.train.groupby(data.item)[data.rating].mean().nlargest(5).index.tolist()
-            if got == [v.item() if hasattr(v, "item") else v for v in means]:
+            if got == [plain(v) for v in means]:
                 raise Wrong("these are the highest mean ratings; the question asks for the learned bias "
                             "(learn.model.i_bias), which discounts who rated the item")
         raise Wrong("these are not the 5 items with the largest learned bias (learn.model.i_bias)")

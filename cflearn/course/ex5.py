@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics
-from ._question import Question, Wrong, close
+from ._question import Question, Wrong, close, plain
 
 __all__ = ["Rmse", "PrecisionAtK", "TimeSplit", "RecommendUnseen", "QUESTIONS"]
 
@@ -168,7 +168,7 @@ class RecommendUnseen(Question):
         scores, seen = _scores()
         got = self.call("recommend_unseen(scores, seen, 3)", fn, scores.copy(), set(seen), 3)
         try:
-            got = [v.item() if hasattr(v, "item") else v for v in list(got)]
+            got = [plain(v) for v in list(got)]
         except TypeError:
             raise Wrong(f"recommend_unseen returned {got!r}; return a list of item IDs") from None
         if got and all(isinstance(v, float) for v in got) and set(got) <= set(scores.tolist()):
