@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ._collab import CollabModel, as_collab
 from ._errors import ConfigError, UnknownIDError
@@ -65,8 +66,9 @@ def predict(
 
     Returns:
         DataFrame with columns ``user``, ``item``, ``score`` (the predicted rating; ``rank_score``
-        for ranking models) and ``fallback`` (``""``, ``"average user"``, ``"average item"`` or
-        ``"average user and item"``).
+        for ranking models) and ``fallback`` (``""``, ``"average user"``, ``"average item"``,
+        ``"average user and item"``; with a hybrid model, ``"item features"`` for an item known
+        only from the items table, scored by its features: ``"average user, item features"``).
     """
     cf = as_collab(learn)
     cf.require_trained()
@@ -86,8 +88,11 @@ def predict(
                              "fallback")
     ranking = cf.contract.score_kind == "ranking"
     scores = score_pairs(cf, u, i, clip=clip and not ranking)
-    fallback = np.select([(u == 0) & (i == 0), u == 0, i == 0],
-                         ["average user and item", "average user", "average item"], "").astype(object)
+    trained = cf.contract.trained_rows(1)  # a hybrid model's items known only from metadata: scored by features
+    content = (i > 0) & ~trained.cpu().numpy()[i] if isinstance(trained, torch.Tensor) else np.zeros(len(i), bool)
+    fallback = np.select([(u == 0) & (i == 0), (u == 0) & content, u == 0, i == 0, content],
+                         ["average user and item", "average user, item features", "average user", "average item",
+                          "item features"], "").astype(object)
     column = "rank_score" if ranking else "score"
     return pd.DataFrame({"user": users, "item": items, column: scores, "fallback": fallback})
 

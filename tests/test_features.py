@@ -83,3 +83,20 @@ def test_best_drops_features_that_do_not_help_and_says_so(planted, tmp_path):
     # features you name are never dropped
     named = cflearn.collab_learner(data, "best", item_features=("genres",), progress=False)
     assert type(named.model).__name__ == "HybridDotBias" and "feature_selection" not in named.cf.preset
+
+
+def test_an_item_with_metadata_and_no_ratings_is_scored_by_its_features(planted):
+    """Content-based: a new item that shares a genre with others sits among them."""
+    genre = planted.items["genres"].iloc[0]
+    new = pd.DataFrame({"item": [9001], "genres": [genre]})
+    data = cflearn.from_df(planted.ratings, "user", "item", "rating",
+                           items=pd.concat([planted.items, new], ignore_index=True), seed=42)
+    learn = cflearn.collab_learner(data, "best", item_features=("genres",), progress=False)
+    cflearn.fit(learn)
+    sim = cflearn.similar_items(learn, 9001, n=5)
+    assert (sim["genres"].str.split("|").map(lambda g: genre in g)).all(), sim
+    out = cflearn.predict(learn, [planted.ratings["user"].iloc[0], -1, -1], [9001, 9001, 123456])
+    assert out["fallback"].tolist() == ["item features", "average user, item features", "average user and item"]
+    assert out["score"].between(*learn.cf.scale).all()
+    assert 9001 in cflearn.recommend(learn, planted.ratings["user"].iloc[0], n=10**4, min_ratings=0)["item"].tolist()
+    assert 9001 not in cflearn.recommend(learn, planted.ratings["user"].iloc[0], n=10**4)["item"].tolist()
