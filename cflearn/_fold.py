@@ -57,19 +57,21 @@ def rating_noise(cf: CollabModel) -> float:
         return cf.fold_noise
     data = cf.data
     lo, hi = cf.scale
-    if data is None or data.users is not cf.users or data.items is not cf.items or cf.implicit:
+    if data is None or cf.implicit:
         return max(1e-6, 0.75 * ((hi - lo) / 4.5) ** 2)
-    codes, values = data.codes, data.values
-    valid = data.valid_idx[(codes[data.valid_idx] > 0).all(axis=1)]
+    valid = data.valid_idx[(data.codes[data.valid_idx] > 0).all(axis=1)]  # user and item trained
     if len(valid) >= MIN_HELD_OUT:
         rows, factor = valid, 1.0
     else:
         rows, factor = data.train_idx, TRAIN_TO_HELD_OUT
         if len(rows) > _TRAIN_SAMPLE:
             rows = np.sort(np.random.default_rng(0).choice(rows, _TRAIN_SAMPLE, replace=False))
-    pred = score_pairs(cf, codes[rows, 0], codes[rows, 1])
+    frame = data.ratings  # encoded with the model's own vocabularies (a hybrid model's extend the data's)
+    users = cf.users.encode(frame[data.user].to_numpy()[rows])
+    items = cf.items.encode(frame[data.item].to_numpy()[rows])
+    pred = score_pairs(cf, users, items)
     floor = max(1e-6, (0.01 * (hi - lo)) ** 2)  # a model that fits perfectly still leaves the prior a say
-    cf.fold_noise = max(floor, float(np.mean((pred - values[rows]) ** 2) * factor))
+    cf.fold_noise = max(floor, float(np.mean((pred - data.values[rows]) ** 2) * factor))
     return cf.fold_noise
 
 

@@ -108,3 +108,14 @@ def test_retraining_measures_the_noise_again(synth_data):
     cflearn.fit(learn, epochs=3)
     assert learn.cf.fold_noise is None or learn.cf.fold_noise != first
     assert rating_noise(learn.cf) < first  # more training: less error on held-out ratings of known users
+
+
+def test_a_hybrid_model_measures_its_noise_too(synth):
+    """best's item vocabulary extends the data's (items known from the items table): noise is still measured."""
+    data = cflearn.from_df(synth, seed=3)
+    learn = cflearn.collab_learner(data, "best", item_features=("genres",), epochs=3, progress=False)
+    cflearn.fit(learn)
+    assert learn.cf.items is not data.items
+    known = data.valid_idx[(data.codes[data.valid_idx] > 0).all(axis=1)]
+    pred = cflearn.predict(learn, data.ratings["user"].to_numpy()[known], data.ratings["item"].to_numpy()[known])
+    assert rating_noise(learn.cf) == pytest.approx(float(np.mean((pred.score - data.values[known]) ** 2)), rel=1e-3)
