@@ -45,7 +45,8 @@ class Preset:
             ``item_features=`` passed to :func:`cflearn.collab_learner` must all exist.
         select_features: keep the preset's own item features only if a model with them beats
             the plain model on an inner split of the training rows (10%, seeded); the choice
-            and both RMSEs are recorded in ``learn.cf.preset["feature_selection"]``.
+            and both RMSEs are recorded in ``learn.cf.preset["feature_selection"]``. Under
+            torchrun (several processes) the features are kept without the check.
         y_range_rule: ``"pad"``: (lowest - pad, highest + pad); ``"book"``: (min(0, lowest - pad),
             highest + pad), which is fastbook's ``(0, 5.5)`` on 1-5 and 0.5-5 star data.
         y_pad: padding of the rating scale; ``None`` means 0.5 on scales at least 2 wide, else 10%.

@@ -4,6 +4,7 @@ replaced by ``____``), handing them out, and grading a filled-in notebook."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
@@ -178,8 +179,13 @@ def copy_course(dest: str | Path, *, force: bool = False) -> tuple[list[Path], s
     except CflearnError as e:
         return written, (f"MovieLens ml-latest-small is not here yet ({e}); the lessons download it on first use, "
                          "or set CFLEARN_DATA to a folder that holds it")
-    if found.path is not None and not cached.exists():
-        shutil.copytree(found.path, cached)
+    if found.path is not None and not cached.exists():  # copied aside, then renamed: never a half copy
+        part = cached.with_name(f".{cached.name}.part-{os.getpid()}")
+        shutil.copytree(found.path, part)
+        try:
+            os.replace(part, cached)
+        except OSError:  # another process put it there first
+            shutil.rmtree(part, ignore_errors=True)
     return written, f"MovieLens ml-latest-small is in {cached if cached.exists() else found.path}"
 
 
