@@ -129,7 +129,7 @@ def collab_learner(
     selection: dict[str, Any] = {}
     if p.select_features and p.item_features and "item_features" not in given and model is None and \
             int(os.environ.get("WORLD_SIZE", "1")) == 1:  # one process (under torchrun: the preset as it is)
-        p, selection = _select_features(data, p, seed, keep_bias_l2="bias_l2" in given)
+        p, selection = _select_features(data, p, seed, device=device, keep_bias_l2="bias_l2" in given)
     if len(data.valid_idx) == 0:
         if not data.valid_pct:
             raise ConfigError("the data has no validation rows (valid_pct=0); training needs some: use valid_pct=0.2")
@@ -344,7 +344,7 @@ def _usable_features(data: CollabData, p: Preset, *, explicit: bool) -> tuple[st
     return kept
 
 
-def _select_features(data: CollabData, p: Preset, seed: int | None, *,
+def _select_features(data: CollabData, p: Preset, seed: int | None, *, device: Any = None,
                      keep_bias_l2: bool = False) -> tuple[Preset, dict[str, Any]]:
     """The preset with its item features, or the plain dot-product model (``fast``'s bias penalty
     unless the caller set one) when they do not help: both train on 90% of the training rows and
@@ -363,7 +363,8 @@ def _select_features(data: CollabData, p: Preset, seed: int | None, *,
     plain = p.replace(item_features=(), bias_l2=p.bias_l2 if keep_bias_l2 else PRESETS["fast"].bias_l2)
     scores = {}
     for feats, cand in ((p.item_features, p), ((), plain)):
-        learn = collab_learner(inner, cand.replace(select_features=False), seed=seed, progress=False)
+        learn = collab_learner(inner, cand.replace(select_features=False), seed=seed, device=device,
+                               progress=False)
         fit(learn)
         pred = predict(learn, valid[inner.user].tolist(), valid[inner.item].tolist())
         scores[feats] = rmse(pred["score"].to_numpy(), valid[inner.rating].to_numpy())
