@@ -208,9 +208,9 @@ def test_hybrid_uses_genres_and_helps_cold_items(synth):
     assert all(n.startswith("genres=") for n in hybrid.model.feature_names)
     s_plain, s_hybrid = score(plain)["rmse"], score(hybrid)["rmse"]
     assert s_hybrid < s_plain - 0.02, (s_plain, s_hybrid)
-    # cold items known from metadata are flagged known (they have a feature row); unknown ones are not
+    # cold items known from metadata are scored by their features (and say so); unknown ones get the average item
     out = cflearn.predict(hybrid, [1, 1], [data.valid["item"].iloc[0], 10**9])
-    assert out.fallback.tolist() == ["", "average item"]
+    assert out.fallback.tolist() == ["item features", "average item"]
 
 
 def test_best_without_item_metadata_falls_back_to_plain_and_says_so(synth):
