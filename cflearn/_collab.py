@@ -46,6 +46,8 @@ class CollabModel:
         implicit: trained on implicit interactions (no ratings).
         fold_noise: the squared error fold-in expects on a new rating (see
             :func:`cflearn._fold.rating_noise`; computed on first use, saved with the model).
+        fold_prior: fold-in's prior from the trained users (:func:`cflearn._fold.user_prior`),
+            computed on first use; both are cleared when the model trains again.
         trained: whether a training epoch has completed (set by the learner's callbacks; a loaded
             model is trained).
     """
@@ -68,6 +70,7 @@ class CollabModel:
     trained: bool = False
     implicit: bool = False
     fold_noise: float | None = None
+    fold_prior: Any = None
 
     @property
     def contract(self) -> Contract:

@@ -278,7 +278,9 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
     U, bu, items, bi = (t.detach().cpu().float() for t in tables)
     q, b_i = items[idx[known]], bi[idx[known]]
     y = torch.tensor([float(ratings[r]) for r, ok in zip(raw_items, known.tolist()) if ok])
-    prior = user_prior(cf, U, bu) if l2 is None else None
+    if l2 is None and cf.fold_prior is None:  # O(users x factors^2): once per trained model, not per new user
+        cf.fold_prior = user_prior(cf, U, bu)
+    prior = cf.fold_prior if l2 is None else None
     start_u, start_b = (U[0], bu.reshape(-1)[0]) if prior is None else (prior.mean, torch.tensor(prior.bias_mean))
     u = start_u.clone().requires_grad_(True)  # the average user
     b = start_b.clone().float().reshape(1).requires_grad_(True)

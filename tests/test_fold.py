@@ -105,7 +105,11 @@ def test_retraining_measures_the_noise_again(synth_data):
     learn = cflearn.collab_learner(synth_data, "fast", epochs=1, progress=False)
     cflearn.fit(learn)
     first = rating_noise(learn.cf)
+    a = cflearn.fold_in(learn, {1: 4.0, 2: 2.0})
+    prior = learn.cf.fold_prior
+    assert prior is not None and cflearn.fold_in(learn, {1: 4.0, 2: 2.0}).bias == a.bias  # cached, same answer
     cflearn.fit(learn, epochs=3)
+    assert learn.cf.fold_prior is None  # the trained users changed: the prior is computed again
     assert learn.cf.fold_noise is None or learn.cf.fold_noise != first
     assert rating_noise(learn.cf) < first  # more training: less error on held-out ratings of known users
 
