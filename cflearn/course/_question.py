@@ -9,7 +9,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-__all__ = ["PLACEHOLDER", "Question", "Result", "NotAnswered", "Wrong", "plain", "close"]
+__all__ = ["PLACEHOLDER", "Question", "Result", "NotAnswered", "Wrong", "plain", "close", "require_init"]
 
 
 class _Placeholder:
@@ -132,6 +132,12 @@ class Question:
 
     def _names(self) -> str:
         return ", ".join(f"`{n}`" for n in self.names) or "your answer"
+
+
+def require_init(model: object, cls: str) -> None:
+    """:class:`NotAnswered` while the student's ``__init__`` still assigns ``____`` to an attribute."""
+    if any(v is PLACEHOLDER for v in vars(model).values()):
+        raise NotAnswered(f"`{cls}.__init__` still has `____`; replace each one and run the cell")
 
 
 def plain(value: Any) -> Any:

@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._question import NotAnswered, Question, Wrong, plain
+from ._question import Question, Wrong, plain, require_init
 
 __all__ = ["EncodeIds", "EmbeddingDotModel", "PaddedRange", "DotBiasModel", "QUESTIONS"]
 
@@ -62,11 +62,6 @@ def _embeddings(model: nn.Module) -> list[nn.Embedding]:
     return [m for m in model.modules() if isinstance(m, nn.Embedding)]
 
 
-def _unanswered(model: nn.Module, cls: str) -> None:
-    if any(v is not None and repr(v) == "____" for v in vars(model).values()):
-        raise NotAnswered(f"`{cls}.__init__` still has `____`; create the embeddings and run the cell")
-
-
 def _by_shape(model: nn.Module, cls: str, shapes: dict[str, tuple[int, int]]) -> dict[str, nn.Embedding]:
     found = {tuple(e.weight.shape): e for e in _embeddings(model)}
     out = {}
@@ -111,7 +106,7 @@ class EmbeddingDotModel(Question):
     def verify(self) -> str:
         cls = self.answer("EmbeddingDot")
         model = self.call("EmbeddingDot(7, 5, 3)", cls, 7, 5, 3)
-        _unanswered(model, "EmbeddingDot")
+        require_init(model, "EmbeddingDot")
         emb = _by_shape(model, "EmbeddingDot", {"users": (7, 3), "movies": (5, 3)})
         for what, e in emb.items():
             lo, hi = float(e.weight.detach().min()), float(e.weight.detach().max())
@@ -184,7 +179,7 @@ class DotBiasModel(Question):
         cls = self.answer("DotBias")
         lo, hi = 0.5, 5.5
         model = self.call("DotBias(7, 5, 3, y_range=(0.5, 5.5))", cls, 7, 5, 3, y_range=(lo, hi))
-        _unanswered(model, "DotBias")
+        require_init(model, "DotBias")
         emb = _by_shape(model, "DotBias", {"user factors": (7, 3), "movie factors": (5, 3), "user biases": (7, 1),
                                            "movie biases": (5, 1)})
         U, M, bu, bm = _known((7, 3), 0.0), _known((5, 3), 1.0), _known((7, 1), 2.0), _known((5, 1), -1.0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._question import NotAnswered, Question, Wrong
+from ._question import Question, Wrong, require_init
 
 __all__ = ["EmbSize", "CollabNNModel", "DotBiasParams", "QUESTIONS"]
 
@@ -67,8 +67,7 @@ class CollabNNModel(Question):
         torch.manual_seed(0)
         model = self.call("CollabNN((7, 4), (5, 3), y_range=(0.5, 5.5), n_act=8)", cls, (7, 4), (5, 3),
                           y_range=(lo, hi), n_act=8)
-        if any(repr(v) == "____" for v in vars(model).values()):
-            raise NotAnswered("`CollabNN.__init__` still has `____`; build the layers and run the cell")
+        require_init(model, "CollabNN")
         shapes = {tuple(m.weight.shape) for m in model.modules() if isinstance(m, nn.Embedding)}
         if not {(7, 4), (5, 3)} <= shapes:
             raise Wrong(f"CollabNN((7, 4), (5, 3)) needs nn.Embedding(7, 4) and nn.Embedding(5, 3); it has "
