@@ -19,7 +19,7 @@ from ._learner import collab_learner, fit
 from ._plots import plot_loss
 from ._predict import predict
 from ._presets import PRESETS, Preset, y_range_for
-from ._recommend import FoldedUser, fold_in, recommend, recommend_all, similar_items, similar_users
+from ._recommend import FoldedUser, cold_user, fold_in, recommend, recommend_all, similar_items, similar_users
 from ._report import write_report
 from ._vocab import Vocab
 
@@ -50,6 +50,7 @@ __all__ = [
     "similar_items",
     "similar_users",
     "fold_in",
+    "cold_user",
     "FoldedUser",
     "evaluate",
     "plot_loss",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -14,6 +15,7 @@ import pandas as pd
 import torch
 
 from ._errors import ColumnError, ConfigError, DataError, check_seed, closest
+from ._features import check_feature_columns
 from ._read import read_ratings
 from ._splits import SplitName, check_split, split_rows
 from ._vocab import Vocab
@@ -49,6 +51,8 @@ class CollabData:
         implicit: interactions (clicks, plays, purchases) rather than ratings: the ``rating``
             column then holds each interaction's weight (1 unless a ``weight`` column was given),
             only ranking presets train on it, and evaluation reports ranking metrics only.
+        user_features, item_features: side-feature columns declared on the data (``None``: item
+            features not declared, so a preset's own list applies).
     """
 
     ratings: pd.DataFrame
@@ -68,6 +72,8 @@ class CollabData:
     item_info: pd.DataFrame | None = None
     user_info: pd.DataFrame | None = None
     implicit: bool = False
+    user_features: tuple[str, ...] = ()
+    item_features: tuple[str, ...] | None = None
 
     # -- views --------------------------------------------------------------------------------
     @property
@@ -174,7 +180,23 @@ class CollabData:
             )
         if self.n_duplicates:
             lines.append(f"  merged    {self.n_duplicates:,} duplicate (user, item) rows")
+        lines += [f"  features  {line}" for line in self.feature_coverage()]
         return "\n".join(lines)
+
+    def feature_coverage(self) -> list[str]:
+        """One line per side with declared features: the columns, rated IDs without a metadata row,
+        and metadata rows of IDs that have no rating (they still get rows in a hybrid model)."""
+        lines = []
+        for side, cols, info, col in (("users", self.user_features, self.user_info, self.user),
+                                      ("items", self.item_features, self.item_info, self.item)):
+            if not cols or info is None:
+                continue
+            rated = pd.unique(self.ratings[col])
+            missing = int((~pd.Index(rated).isin(info.index)).sum())
+            extra = int((~info.index.isin(rated)).sum())
+            lines.append(f"{side}: {', '.join(cols)}; {missing:,} rated {side} have no row in the {side} table "
+                         f"('unknown' features), {extra:,} {side} of the table have no rating (scored by features)")
+        return lines
 
 
 def relevance_level(scale: tuple[float, float]) -> float:
@@ -209,6 +231,8 @@ def from_df(
     rating_range: tuple[float, float] | None = None,
     items: pd.DataFrame | None = None,
     users: pd.DataFrame | None = None,
+    user_features: Sequence[str] | None = None,
+    item_features: Sequence[str] | None = None,
     implicit: bool | None = None,
     threshold: float | None = None,
     weight: str | None = None,
@@ -231,6 +255,12 @@ def from_df(
         rating_range: the declared scale, e.g. ``(1, 5)``; ratings outside it raise. Default: observed.
         items: optional item metadata with the item column (e.g. MovieLens titles and genres).
         users: optional user attributes with the user column.
+        user_features, item_features: columns of ``users`` / ``items`` to use as side features
+            (declared once here; presets with side features, ``best`` and ``content``, use them).
+            Kinds: categories, ``|``-separated labels (genres, tags), numbers and dates (quantile
+            buckets), ``year`` from a title ending in ``(1995)``. A missing value is the column's
+            ``unknown`` feature; the ``repr`` says how many rated IDs have no metadata row and how
+            many metadata rows have no rating.
         implicit: the table holds interactions (clicks, plays, purchases), not ratings. Default:
             implicit when there is no rating column (a two-column table, or ``weight`` given);
             ``implicit=True`` on a table with ratings uses each rating as an interaction (those
@@ -309,12 +339,15 @@ def from_df(
                                       valid_pct=valid_pct, seed=seed, n_last=n_last)
     check_split(train_idx, len(frame))
     train = frame.iloc[train_idx]
+    item_info = _side_table(items, item, "items", unique=bool(item_features))
+    user_info = _side_table(users, user, "users", unique=bool(user_features))
+    user_cols, item_cols = _declared(user_features, user_info, "user"), _declared(item_features, item_info, "item")
     return CollabData(
         ratings=frame, train_idx=train_idx, valid_idx=valid_idx, user=user, item=item, rating=value_col,
         timestamp=timestamp, users=Vocab(train[user].to_numpy()), items=Vocab(train[item].to_numpy()),
         scale=scale, split=split, seed=seed, valid_pct=valid_pct, n_duplicates=n_dup,
-        item_info=_side_table(items, item, "items"), user_info=_side_table(users, user, "users"),
-        implicit=implicit,
+        item_info=item_info, user_info=user_info, implicit=implicit,
+        user_features=user_cols or (), item_features=item_cols,
     )
 
 
@@ -510,14 +543,33 @@ def _dedupe(frame: pd.DataFrame, user: str, item: str, rating: str, timestamp: s
     return merged[frame.columns].reset_index(drop=True), n_extra
 
 
-def _side_table(table: pd.DataFrame | None, key: str, role: str) -> pd.DataFrame | None:
+def _side_table(table: pd.DataFrame | None, key: str, role: str, *, unique: bool = False) -> pd.DataFrame | None:
+    """The metadata table indexed by ID; with declared features its IDs must be unique (which row
+    would be the features?), else the first row of a repeated ID is kept."""
     if table is None:
         return None
     if not isinstance(table, pd.DataFrame):
         raise DataError(f"{role} must be a DataFrame with a {key!r} column, got {type(table).__name__}")
-    if key in table.columns:
-        table = table.drop_duplicates(key).set_index(key)
-    elif table.index.name != key:
+    if key not in table.columns and table.index.name != key:
         raise ColumnError(f"the {role} table needs a {key!r} column (or index) to match the ratings"
                           f"{closest(key, map(str, table.columns))}")
-    return table
+    ids = table[key] if key in table.columns else table.index.to_series()
+    repeated = ids[ids.duplicated()]
+    if unique and len(repeated):
+        raise DataError(f"the {role} table has {repeated.nunique():,} {key!r} value(s) on several rows (e.g. "
+                        f"{repeated.iloc[0]!r}); side features need one row per ID: drop or merge the repeats")
+    if key in table.columns:
+        return table.drop_duplicates(key).set_index(key)
+    return table[~table.index.duplicated()]
+
+
+def _declared(columns: Sequence[str] | None, info: pd.DataFrame | None, side: Literal["user", "item"]
+              ) -> tuple[str, ...] | None:
+    """Declared feature columns, checked against the side's table."""
+    if columns is None:
+        return None
+    if isinstance(columns, str):
+        columns = [columns]
+    cols = tuple(columns)
+    check_feature_columns(info, cols, side)
+    return cols

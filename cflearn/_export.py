@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["save", "load", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 3  # 3: vocabularies as tensors; 2: hybrid items' collaborative part is i_cf_weight / i_cf_bias
+FORMAT_VERSION = 4  # 4: hybrid models have user features too; 3: vocabularies as tensors; 2: hybrid items'
+# collaborative part is i_cf_weight / i_cf_bias
 _KEY = "cflearn"
 _EXTRA = ("seen_indptr", "seen_items", "item_counts", "user_means", "item_means")  # beside the weights, "cflearn."
 
@@ -150,8 +151,8 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
         if fold_noise is not None and not (isinstance(fold_noise, (int, float)) and math.isfinite(fold_noise)
                                            and fold_noise > 0):
             raise ValueError(f"fold_noise must be a positive number, got {fold_noise!r}")
-        if version == 1 and config["kind"] == "hybrid":
-            tensors = {_V1_HYBRID.get(k, k): v for k, v in tensors.items()}
+        if version < 4 and config["kind"] == "hybrid":
+            tensors = _old_hybrid(tensors, version, config)
         with torch.device("meta"):  # the sizes the header claims, checked before anything is allocated
             probe = _model_for(config, None if model is None else model, path, probe=True)
         expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
@@ -193,6 +194,22 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
 
 
 _V1_HYBRID = {"i_weight.weight": "i_cf_weight.weight", "i_bias.weight": "i_cf_bias.weight"}
+_V3_HYBRID = {"u_weight.weight": "u_cf_weight.weight", "u_bias.weight": "u_cf_bias.weight",
+              "f_weight.weight": "i_f_weight.weight", "f_bias.weight": "i_f_bias.weight", "feat_idx": "i_feat_idx",
+              "feat_w": "i_feat_w"}
+
+
+def _old_hybrid(tensors: dict[str, torch.Tensor], version: int, config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """A hybrid model saved before format 4 (item features only) in today's layout: its users get no
+    features (zero weights), every user row but the unknown one counts as trained."""
+    renamed = {_V1_HYBRID.get(k, k): v for k, v in tensors.items()} if version == 1 else dict(tensors)
+    renamed = {_V3_HYBRID.get(k, k): v for k, v in renamed.items()}
+    n_users, k = int(config["n_users"]), int(config["n_factors"])
+    trained = torch.ones(n_users, dtype=torch.bool)
+    trained[0] = False
+    return renamed | {"u_f_weight.weight": torch.zeros(1, k), "u_f_bias.weight": torch.zeros(1, 1),
+                      "u_feat_idx": torch.zeros(n_users, 1, dtype=torch.int64), "u_feat_w": torch.zeros(n_users, 1),
+                      "trained_users": trained}
 
 
 def _vocab(meta: dict[str, Any], side: str, tensors: dict[str, torch.Tensor]) -> Vocab:

@@ -1,11 +1,16 @@
-"""Item side features (genres, tags, year, categories) as a padded item -> feature table for hybrid models."""
+"""Side features of users and items (genres, tags, year, age, occupation) as padded row -> feature tables.
+
+Each column is read once, on the training metadata, into a *spec* (its kind, and the bucket edges
+of a numeric column); the spec is saved with the model, so a new user's or item's metadata, given
+after training, is encoded exactly as the training rows were.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -17,42 +22,57 @@ from ._vocab import Vocab
 if TYPE_CHECKING:
     from ._data import CollabData
 
-__all__ = ["ItemFeatures", "item_features", "HybridItems", "hybrid_items", "title_year", "has_feature", "N_BUCKETS"]
+__all__ = ["SideFeatures", "side_features", "encode_rows", "as_rows", "HybridData", "hybrid_data", "title_year",
+           "has_feature", "check_feature_columns", "N_BUCKETS"]
+
+Side = Literal["user", "item"]
 
 
 @dataclasses.dataclass
-class ItemFeatures:
-    """Which features each item has, padded to the largest count.
+class SideFeatures:
+    """Which features each row (user or item) has, padded to the largest count.
 
     Attributes:
-        names: feature names, e.g. ``"genres=Drama"``.
-        idx: ``(n_items, width)`` feature indices per item row (padding has weight 0).
-        weight: ``(n_items, width)`` 1 / (number of the item's features), 0 for padding.
+        names: feature names, e.g. ``"genres=Drama"``, ``"age=[25, 35)"``.
+        idx: ``(n_rows, width)`` feature indices per row (padding has weight 0).
+        weight: ``(n_rows, width)`` 1 / (number of the row's features), 0 for padding.
+        spec: how each column was read (``{"column", "kind", ...}``), to encode new rows alike.
     """
 
     names: list[str]
     idx: torch.Tensor
     weight: torch.Tensor
+    spec: list[dict[str, Any]]
 
 
 N_BUCKETS = 10
-"""Numeric item columns (year, runtime, price) become at most this many quantile buckets."""
+"""Numeric columns (year, age, runtime) become at most this many quantile buckets."""
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
-
-
-def _labels(value: object, col: str) -> list[str]:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return [f"{col}=unknown"]
-    if isinstance(value, str):
-        parts = [p.strip() for p in value.split("|")]
-        labels = [f"{col}={p}" for p in parts if p and p != "(no genres listed)"]
-        return labels or [f"{col}=unknown"]
-    return [f"{col}={value}"]
 
 
 def title_year(titles: pd.Series) -> pd.Series:
     """The release year at the end of MovieLens titles, ``"Heat (1995)"`` -> 1995 (NaN if none)."""
     return pd.to_numeric(titles.astype("string").str.extract(_YEAR, expand=False), errors="coerce")
+
+
+def has_feature(info: pd.DataFrame, col: str) -> bool:
+    """Whether ``col`` is a column of ``info`` or derived from one (``year`` from ``title``)."""
+    return col in info.columns or (col == "year" and "title" in info.columns)
+
+
+def check_feature_columns(info: pd.DataFrame | None, columns: Sequence[str], side: Side) -> None:
+    """Every requested column exists in the side's table (else the closest name and the columns)."""
+    if not columns:
+        return
+    if info is None:
+        raise ConfigError(f"{side}_features={tuple(columns)} need a {side}s table: pass {side}s=... to "
+                          "cflearn.from_df")
+    for col in columns:
+        if not isinstance(col, str):
+            raise ConfigError(f"{side}_features must be column names, got {col!r}")
+        if not has_feature(info, col):
+            raise ColumnError(f"no {side} feature column {col!r} in the {side}s table"
+                              f"{closest(col, map(str, info.columns))}; columns are {list(info.columns)}")
 
 
 def _column(info: pd.DataFrame, col: str) -> pd.Series:
@@ -64,91 +84,175 @@ def _column(info: pd.DataFrame, col: str) -> pd.Series:
     return values
 
 
-def _buckets(values: pd.Series, col: str) -> list[list[str]]:
-    """Quantile buckets of a numeric column (at most :data:`N_BUCKETS`), missing values ``unknown``."""
-    v = values.to_numpy(dtype="float64", na_value=np.nan)
-    finite = v[np.isfinite(v)]
-    if len(finite) == 0:
-        return [[f"{col}=unknown"] for _ in v]
-    edges = np.unique(np.quantile(finite, np.linspace(0, 1, N_BUCKETS + 1)))
-    inner = edges[1:-1]
-    out = []
-    for x in v:
-        if not np.isfinite(x):
-            out.append([f"{col}=unknown"])
-            continue
-        k = int(np.searchsorted(inner, x, side="right"))
-        lo, hi = edges[k], edges[k + 1] if k + 1 < len(edges) else edges[-1]
-        out.append([f"{col}=[{lo:g}, {hi:g}{']' if k + 1 >= len(edges) - 1 else ')'}"])
-    return out
-
-
 def _whole(values: pd.Series) -> bool:
     v = values.dropna().to_numpy(dtype="float64")
     return bool(np.all(np.mod(v, 1) == 0))
 
 
-def has_feature(info: pd.DataFrame, col: str) -> bool:
-    """Whether ``col`` is a column of ``info`` or derived from one (``year`` from ``title``)."""
-    return col in info.columns or (col == "year" and "title" in info.columns)
+def _read_spec(values: pd.Series, col: str) -> dict[str, Any]:
+    """How a training column is read: numbers with many values -> quantile buckets, a few -> codes, else labels."""
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if not numeric:
+        return {"column": col, "kind": "labels"}
+    if values.nunique() <= N_BUCKETS:  # a few codes (a rating class, a studio number): categories
+        return {"column": col, "kind": "codes", "whole": _whole(values)}
+    v = values.to_numpy(dtype="float64", na_value=np.nan)
+    finite = v[np.isfinite(v)]
+    edges = np.unique(np.quantile(finite, np.linspace(0, 1, N_BUCKETS + 1))) if len(finite) else np.zeros(0)
+    return {"column": col, "kind": "buckets", "edges": [float(e) for e in edges]}
 
 
-def item_features(info: pd.DataFrame, columns: Sequence[str], items: Vocab) -> ItemFeatures:
-    """Build the padded feature table of the vocabulary's items from metadata columns.
+def _labels(value: object, col: str) -> list[str]:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return [f"{col}=unknown"]
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split("|")]
+        labels = [f"{col}={p}" for p in parts if p and p != "(no genres listed)"]
+        return labels or [f"{col}=unknown"]
+    return [f"{col}={value}"]
+
+
+def _bucket(x: float, edges: list[float], col: str) -> str:
+    if not np.isfinite(x) or not edges:
+        return f"{col}=unknown"
+    k = min(int(np.searchsorted(edges[1:-1], x, side="right")), max(0, len(edges) - 2))
+    lo, hi = edges[k], edges[min(k + 1, len(edges) - 1)]
+    return f"{col}=[{lo:g}, {hi:g}{']' if k + 1 >= len(edges) - 1 else ')'}"
+
+
+def _apply_spec(values: pd.Series, spec: Mapping[str, Any]) -> list[list[str]]:
+    """Labels of each value of a column, read as ``spec`` says."""
+    col, kind = spec["column"], spec["kind"]
+    if kind == "buckets":
+        v = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        return [[_bucket(x, spec["edges"], col)] for x in v]
+    if kind == "codes":
+        codes = pd.Series(pd.to_numeric(values, errors="coerce"), dtype="float64")
+        whole = spec.get("whole") and bool(np.all(np.mod(codes.dropna(), 1) == 0))
+        out = codes.astype("Int64" if whole else "Float64").astype(object)
+        return [_labels(None if x is pd.NA else x, col) for x in out.tolist()]
+    return [_labels(x, col) for x in values.tolist()]
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    """A new row's number given as text (``"25"``) or a date (``"1995-07-01"``: its year)."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().sum() < values.notna().sum():
+        dates = pd.to_datetime(values, errors="coerce", format="mixed")
+        numbers = numbers.fillna(dates.dt.year.astype("float64"))
+    return numbers
+
+
+def _pad(per_row: list[list[int]], n_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(1, max((len(r) for r in per_row), default=1))
+    idx = np.zeros((n_rows, width), dtype=np.int64)
+    weight = np.zeros((n_rows, width), dtype=np.float32)
+    for r, feats in enumerate(per_row):
+        if feats:
+            idx[r, : len(feats)] = feats
+            weight[r, : len(feats)] = 1.0 / len(feats)
+    return torch.from_numpy(idx), torch.from_numpy(weight)
+
+
+def side_features(info: pd.DataFrame, columns: Sequence[str], vocab: Vocab, side: Side = "item") -> SideFeatures:
+    """Build the padded feature table of the vocabulary's rows from metadata columns.
 
     Kinds of column: text may hold several labels separated by ``|`` (MovieLens genres, tags);
     numbers and dates (their year) become quantile buckets (at most :data:`N_BUCKETS`), unless
     they take at most that many distinct values (codes: each value is a category); anything else
     is one categorical label (pass numbers as text to force categories). ``year`` may also be
-    derived from a ``title`` ending in ``(1995)``. A missing value, and an item missing from
-    ``info``, get the column's own ``unknown`` feature; row 0 (the unknown item) gets none.
+    derived from a ``title`` ending in ``(1995)``. A missing value, and a row missing from
+    ``info``, get the column's own ``unknown`` feature; row 0 (the unknown ID) gets none.
 
     Raises:
         ColumnError: a requested column is not in ``info``.
     """
-    for col in columns:
-        if not has_feature(info, col):
-            raise ColumnError(f"no item feature column {col!r} in the items table"
-                              f"{closest(col, map(str, info.columns))}; columns are {list(info.columns)}")
-    rows = info.reindex(items.ids)
-    per_item: list[list[str]] = [[] for _ in range(len(items))]
+    check_feature_columns(info, columns, side)
+    rows = info.reindex(vocab.ids)
+    per_row: list[list[str]] = [[] for _ in range(len(vocab))]
+    spec = []
     for col in columns:
         values = _column(rows, col)
-        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-        if numeric and values.nunique() <= N_BUCKETS:  # a few codes (a rating class, a studio number): categories
-            values, numeric = values.astype("Int64" if _whole(values) else "Float64").astype(object), False
-            values = values.where(values.notna(), None)
-        column = _buckets(values, col) if numeric else [_labels(v, col) for v in values.tolist()]
-        for r, item_labels in enumerate(column, start=1):
-            per_item[r].extend(item_labels)
-    names = sorted({f for labels in per_item for f in labels})
+        spec.append(_read_spec(values, col))
+        for r, labels in enumerate(_apply_spec(values, spec[-1]), start=1):
+            per_row[r].extend(labels)
+    names = sorted({f for labels in per_row for f in labels})
     index = {n: j for j, n in enumerate(names)}
-    width = max(1, max((len(labels) for labels in per_item), default=1))
-    idx = np.zeros((len(items), width), dtype=np.int64)
-    weight = np.zeros((len(items), width), dtype=np.float32)
-    for r, labels in enumerate(per_item):
-        if labels:
-            idx[r, : len(labels)] = [index[f] for f in labels]
-            weight[r, : len(labels)] = 1.0 / len(labels)
-    return ItemFeatures(names, torch.from_numpy(idx), torch.from_numpy(weight))
+    idx, weight = _pad([[index[f] for f in labels] for labels in per_row], len(vocab))
+    return SideFeatures(names, idx, weight, spec)
+
+
+def as_rows(features: Mapping[str, Any] | pd.Series | pd.DataFrame, side: Side) -> pd.DataFrame:
+    """New rows' metadata as a table: one mapping (``{"age": 25, "gender": "F"}``), a row of a users /
+    items table (a Series), or a table."""
+    if isinstance(features, pd.DataFrame):
+        return features
+    if isinstance(features, pd.Series):
+        return features.to_frame().T.infer_objects()
+    if isinstance(features, Mapping):
+        return pd.DataFrame([dict(features)])
+    raise ConfigError(f"{side} features must be a mapping like {{'column': value}}, a row of the {side}s table "
+                      f"(a pandas Series) or a table, got {type(features).__name__}")
+
+
+def encode_rows(spec: Sequence[Mapping[str, Any]], names: Sequence[str], rows: pd.DataFrame,
+                side: Side) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Encode new rows' metadata as training encoded its rows: ``(idx, weight, ignored)``.
+
+    A column left out or a missing value gets the column's ``unknown`` feature (when training had
+    one); a value training never saw (a new occupation; a number outside the buckets still goes to
+    the nearest) is ignored and listed in ``ignored``; a row left with no known feature has none
+    (weights 0); a column the model was not trained with raises.
+    """
+    if not spec:
+        raise ConfigError(f"this model was trained without {side} features; train with {side}_features=... "
+                          f"(declared on cflearn.from_df, preset 'best') to score new {side}s from metadata")
+    trained = [s["column"] for s in spec]
+    for col in rows.columns:
+        if col not in trained and not (col == "title" and "year" in trained):
+            raise ColumnError(f"the model has no {side} feature {col!r}{closest(str(col), trained)}; its {side} "
+                              f"features are {trained}")
+    index = {n: j for j, n in enumerate(names)}
+    per_row: list[list[int]] = [[] for _ in range(len(rows))]
+    ignored: list[str] = []
+    for s in spec:
+        col = s["column"]
+        if has_feature(rows, col):
+            values = _column(rows, col)
+            if s["kind"] != "labels" and not pd.api.types.is_numeric_dtype(values):
+                values = _numbers(values)
+        else:
+            values = pd.Series([None] * len(rows), dtype=object)
+        for r, labels in enumerate(_apply_spec(values.reset_index(drop=True), s)):
+            known = [index[f] for f in labels if f in index]
+            ignored += [f for f in labels if f not in index]
+            if not known and f"{col}=unknown" in index and labels:
+                known = [index[f"{col}=unknown"]]
+            per_row[r].extend(known)
+    idx, weight = _pad(per_row, len(rows))
+    return idx, weight, sorted(set(ignored))
 
 
 @dataclasses.dataclass
-class HybridItems:
+class HybridData:
     """What a hybrid model needs beyond :class:`cflearn.CollabData`.
 
     Attributes:
-        items: item vocabulary over the training items *and* the items of the metadata table.
-        features: the padded item -> feature table for that vocabulary.
-        trained: ``(len(items),)`` bool, items with training ratings.
-        codes: ``(n, 2)`` (user, item) indices of every rating under this vocabulary.
+        users, items: vocabularies over the training IDs *and* the IDs of a side's metadata table
+            when that side has features.
+        user_features, item_features: the padded feature tables (``None``: the side has none).
+        trained_users, trained_items: ``(len(vocab),)`` bool, rows with training ratings.
+        codes: ``(n, 2)`` (user, item) indices of every rating under these vocabularies.
         values: ratings, aligned with ``codes``.
         train_idx, valid_idx: the split of the data.
     """
 
+    users: Vocab
     items: Vocab
-    features: ItemFeatures
-    trained: torch.Tensor
+    user_features: SideFeatures | None
+    item_features: SideFeatures | None
+    trained_users: torch.Tensor
+    trained_items: torch.Tensor
     codes: torch.Tensor
     values: torch.Tensor
     train_idx: np.ndarray
@@ -160,15 +264,28 @@ class HybridItems:
         return self.codes[idx], self.values[idx]
 
 
-def hybrid_items(data: CollabData, columns: Sequence[str]) -> HybridItems:
-    """Extend the item vocabulary with the metadata's items and build their feature table."""
-    info = data.item_info
-    if info is None:
-        raise ConfigError("item features need an items table: pass items=... to cflearn.from_df")
-    items = Vocab(np.concatenate([data.train[data.item].to_numpy(), info.index.to_numpy()]))
-    trained = torch.zeros(len(items), dtype=torch.bool)
-    trained[items.encode(data.train[data.item])] = True
-    item_codes = items.encode(data.ratings[data.item]).astype(data.codes.dtype)
-    codes = torch.from_numpy(np.stack([data.codes[:, 0], item_codes], axis=1))
-    return HybridItems(items, item_features(info, columns, items), trained, codes, torch.from_numpy(data.values),
-                       data.train_idx, data.valid_idx)
+def _side(data: CollabData, side: Side, columns: Sequence[str]) -> tuple[Vocab, SideFeatures | None, torch.Tensor,
+                                                                          np.ndarray]:
+    col, info, vocab = ((data.user, data.user_info, data.users) if side == "user"
+                        else (data.item, data.item_info, data.items))
+    feats = None
+    if columns:
+        check_feature_columns(info, columns, side)
+        assert info is not None
+        vocab = Vocab(np.concatenate([data.train[col].to_numpy(), info.index.to_numpy()]))
+        feats = side_features(info, columns, vocab, side)
+    trained = torch.zeros(len(vocab), dtype=torch.bool)
+    trained[vocab.encode(data.train[col])] = True
+    codes = data.codes[:, 0 if side == "user" else 1]
+    if columns:
+        codes = vocab.encode(data.ratings[col]).astype(data.codes.dtype)
+    return vocab, feats, trained, codes
+
+
+def hybrid_data(data: CollabData, item_columns: Sequence[str], user_columns: Sequence[str] = ()) -> HybridData:
+    """Extend each side's vocabulary with its metadata's IDs and build its feature table."""
+    users, u_feats, u_trained, u_codes = _side(data, "user", user_columns)
+    items, i_feats, i_trained, i_codes = _side(data, "item", item_columns)
+    codes = torch.from_numpy(np.stack([u_codes, i_codes], axis=1))
+    return HybridData(users, items, u_feats, i_feats, u_trained, i_trained, codes, torch.from_numpy(data.values),
+                      data.train_idx, data.valid_idx)

@@ -75,10 +75,13 @@ def rating_noise(cf: CollabModel) -> float:
     return cf.fold_noise
 
 
-def user_prior(cf: CollabModel, users: torch.Tensor, bias: torch.Tensor) -> UserPrior:
-    """The empirical prior from the trained users' rows (``users``, ``bias``; row 0, the unknown
-    user, left out), with a small ridge so that the covariance is invertible."""
-    U, b = users[1:].double(), bias.reshape(-1)[1:].double()
+def user_prior(cf: CollabModel, users: torch.Tensor, bias: torch.Tensor,
+               trained: torch.Tensor | slice = slice(1, None)) -> UserPrior:
+    """The empirical prior from the trained users' rows (``users``, ``bias``; by default every row
+    but row 0, the unknown user), with a small ridge so that the covariance is invertible."""
+    if isinstance(trained, torch.Tensor):
+        trained = trained.cpu()
+    U, b = users[trained].double(), bias.reshape(-1)[trained].double()
     if len(U) < 2:  # one trained user: no spread to learn from; a unit prior around them
         return UserPrior(users[0].float(), torch.eye(users.shape[1]), float(bias.reshape(-1)[0]), 1.0,
                          rating_noise(cf))

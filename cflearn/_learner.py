@@ -30,7 +30,7 @@ from ._collab import CollabModel, as_collab
 from ._data import CollabData
 from ._distributed import init_from_env, is_main, rank, unwrap, world
 from ._errors import CflearnError, ColumnError, ConfigError, DataError, check_count, check_number, check_seed, closest
-from ._features import has_feature, hybrid_items
+from ._features import check_feature_columns, has_feature, hybrid_data
 from ._loaders import Decoder, fast_loaders
 from ._presets import PRESETS, Preset, get_preset, y_range_for
 from ._ranking import RANK_ONLY, TargetItems, check_ranking, ranking_parts
@@ -59,7 +59,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
-_ARCH = ("n_factors", "use_nn", "emb_szs", "layers", "item_features", "y_range", "y_pad", "y_range_rule")
+_ARCH = ("n_factors", "use_nn", "emb_szs", "layers", "item_features", "user_features", "content_based", "y_range",
+         "y_pad", "y_range_rule")
 
 
 def collab_learner(
@@ -127,8 +128,8 @@ def collab_learner(
         _check_own_model(model, given, y_range)
     p = _resolve_preset(data, base.replace(**given), given, custom=model is not None)
     selection: dict[str, Any] = {}
-    if p.select_features and p.item_features and "item_features" not in given and model is None and \
-            int(os.environ.get("WORLD_SIZE", "1")) == 1:  # one process (under torchrun: the preset as it is)
+    if p.select_features and (p.item_features or p.user_features) and not {"item_features", "user_features"} & \
+            set(given) and model is None and int(os.environ.get("WORLD_SIZE", "1")) == 1:  # under torchrun: as is
         p, selection = _select_features(data, p, seed, device=device, keep_bias_l2="bias_l2" in given)
     if len(data.valid_idx) == 0:
         if not data.valid_pct:
@@ -166,15 +167,13 @@ def collab_learner(
             decoder = Decoder(data.user, data.item, data.rating, users, items, titles)
             dls, ranker, rank_loss, p = ranking_parts(data, p, device=dev, seed=seed, decoder=decoder)
             net = ranker
-        elif p.item_features:  # hybrid: items known only from metadata get rows too
-            hyb = hybrid_items(data, p.item_features)
-            items = hyb.items
+        elif p.item_features or p.user_features or p.content_based:  # hybrid: rows known only from metadata too
+            hyb = hybrid_data(data, p.item_features, p.user_features)
+            users, items = hyb.users, hyb.items
             decoder = Decoder(data.user, data.item, data.rating, users, items, titles)
             dls = fast_loaders(*hyb.tensors("train"), *hyb.tensors("valid"), bs=p.bs, device=dev, seed=seed,
                                decoder=decoder, shard=shard)
-            net = HybridDotBias(p.n_factors, len(users), len(items), hyb.features.idx,
-                                           hyb.features.weight, len(hyb.features.names), hyb.trained, y_range=yr,
-                                           feature_names=hyb.features.names)
+            net = _hybrid(p, hyb, yr)
         else:
             if p.loader == "fastai":
                 dls = _fastai_loaders(data, p.bs, dev, seed)
@@ -244,6 +243,19 @@ def collab_learner(
     return learn
 
 
+def _hybrid(p: Preset, hyb: Any, yr: tuple[float, float]) -> HybridDotBias:
+    """The hybrid model of a preset with side features."""
+    def side(f: Any) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+        return None if f is None else (f.idx, f.weight, len(f.names))
+
+    fi, fu = hyb.item_features, hyb.user_features
+    return HybridDotBias(p.n_factors, len(hyb.users), len(hyb.items), items=side(fi), users=side(fu),
+                         trained_items=hyb.trained_items, trained_users=hyb.trained_users, y_range=yr,
+                         feature_names=fi.names if fi else None, user_feature_names=fu.names if fu else None,
+                         item_spec=fi.spec if fi else None, user_spec=fu.spec if fu else None,
+                         item_cf=not p.content_based)
+
+
 def _check_memory(data: CollabData, p: Preset) -> None:
     """Refuse tables that cannot fit in this machine's memory before allocating them (weights, gradients and
     two optimizer states: 16 bytes per parameter)."""
@@ -290,14 +302,14 @@ def _resolve_preset(data: CollabData, p: Preset, given: dict[str, Any], *, custo
         raise ConfigError(f"the data is implicit (interactions, no ratings) and preset {p.name!r} predicts ratings; "
                           "train a ranking preset: preset='rank'")
     if p.ranking or any(k in given for k in RANK_ONLY):
-        return check_ranking(p, given, custom=custom)
+        return _side_features(data, check_ranking(p, given, custom=custom), given)
     if "bs" not in given and p.loader == "fast":  # small tables: keep at least ~16 steps per epoch
         p = p.replace(bs=min(p.bs, max(64, 2 ** int(np.log2(max(1, len(data.train_idx) // 16))))))
     if p.optimizer == "auto":  # dense updates cost O(table), lazy ones O(batch): take the cheaper
         small = len(data.users) + len(data.items) < 16 * p.bs
         p = p.replace(optimizer="adamw" if small or custom else "lazy")
     if custom:
-        return p.replace(item_features=())
+        return p.replace(item_features=(), user_features=())
     if not p.use_nn:
         for name in ("emb_szs", "layers"):
             if name in given and given[name]:
@@ -310,8 +322,37 @@ def _resolve_preset(data: CollabData, p: Preset, given: dict[str, Any], *, custo
                                   f"{closest(str(key), [data.user, data.item])}; use "
                                   f"{{{data.user!r}: ..., {data.item!r}: ...}}")
             check_count(f"emb_szs[{key!r}]", size)
-    if p.item_features:
-        p = p.replace(item_features=_usable_features(data, p, explicit="item_features" in given))
+    return _side_features(data, p, given)
+
+
+def _side_features(data: CollabData, p: Preset, given: dict[str, Any]) -> Preset:
+    """Settle the side features: those declared on the data replace a feature preset's own list; a
+    preset without side features says it leaves declared ones unused; every column must exist."""
+    uses = bool(p.item_features or p.user_features or p.content_based)
+    declared = [f"{side} features {cols}" for side, cols in (("user", data.user_features),
+                                                             ("item", data.item_features)) if cols]
+    if not uses and declared:
+        warnings.warn(f"preset {p.name!r} has no side features, so the data's {' and '.join(declared)} are not used; "
+                      "use preset='best' (hybrid) or 'content' (content-based)", UserWarning, stacklevel=4)
+        return p
+    if not uses:
+        return p
+    if p.use_nn:
+        raise ConfigError(f"the NN model takes no side features, so item_features={tuple(p.item_features)} / "
+                          f"user_features={tuple(p.user_features)} would be dropped; use preset='best_nn' or "
+                          "'fast_nn', or pass item_features=() to train without them")
+    if p.loader != "fast":
+        raise ConfigError("side features need the fast loader (loader='fast')")
+    if "item_features" not in given and data.item_features is not None:
+        p = p.replace(item_features=data.item_features)
+    if "user_features" not in given and data.user_features:
+        p = p.replace(user_features=data.user_features)
+    check_feature_columns(data.user_info, p.user_features, "user")
+    explicit = "item_features" in given or data.item_features is not None
+    p = p.replace(item_features=_usable_features(data, p, explicit=explicit)) if p.item_features else p
+    if p.content_based and not p.item_features:
+        raise ConfigError(f"preset {p.name!r} is content-based: it needs item features (e.g. genres); pass "
+                          "items=... and item_features=... to cflearn.from_df")
     return p
 
 
@@ -319,11 +360,6 @@ def _usable_features(data: CollabData, p: Preset, *, explicit: bool) -> tuple[st
     """The preset's item features that apply to ``data``: errors for the ones you asked for, a warning
     for a preset's defaults that this data lacks."""
     feats = tuple(p.item_features)
-    if p.use_nn:
-        raise ConfigError(f"the NN model takes no item features, so item_features={feats} would be dropped; use "
-                          f"preset='best_nn' or 'fast_nn', or pass item_features=() to train without them")
-    if p.loader != "fast":
-        raise ConfigError("item_features need the fast loader (loader='fast')")
     info = data.item_info
     cols = [] if info is None else [str(c) for c in info.columns]
     if info is None:
@@ -346,36 +382,45 @@ def _usable_features(data: CollabData, p: Preset, *, explicit: bool) -> tuple[st
 
 def _select_features(data: CollabData, p: Preset, seed: int | None, *, device: Any = None,
                      keep_bias_l2: bool = False) -> tuple[Preset, dict[str, Any]]:
-    """The preset with its item features, or the plain dot-product model (``fast``'s bias penalty
-    unless the caller set one) when they do not help: both train on 90% of the training rows and
-    are compared on the other 10% (seeded)."""
+    """The preset with all its side features, with its item features only (when it has user features
+    too), or the plain dot-product model (``fast``'s bias penalty unless the caller set one): whichever
+    predicts best when trained on 90% of the training rows and scored on the other 10% (seeded); ties
+    keep more features."""
     from ._data import from_df
     from ._predict import predict
     from .metrics import rmse
 
-    items = data.item_info.reset_index() if data.item_info is not None else None
-    try:
+    items, users = (info.reset_index() if info is not None else None for info in (data.item_info, data.user_info))
+    try:  # features not declared here: each candidate names its own
         inner = from_df(data.train, data.user, data.item, data.rating, data.timestamp, valid_pct=0.1,
-                        seed=0 if seed is None else seed, items=items)
+                        seed=0 if seed is None else seed, items=items, users=users)
     except CflearnError:  # too few rows to hold some out: keep the features
         return p, {}
     valid = inner.valid
-    plain = p.replace(item_features=(), bias_l2=p.bias_l2 if keep_bias_l2 else PRESETS["fast"].bias_l2)
+    everything = (*p.item_features, *p.user_features)
+    candidates = {everything: p}
+    if p.user_features and p.item_features:
+        candidates[tuple(p.item_features)] = p.replace(user_features=())
+    candidates[()] = p.replace(item_features=(), user_features=(),
+                               bias_l2=p.bias_l2 if keep_bias_l2 else PRESETS["fast"].bias_l2)
     scores = {}
-    for feats, cand in ((p.item_features, p), ((), plain)):
+    for feats, cand in candidates.items():
         learn = collab_learner(inner, cand.replace(select_features=False), seed=seed, device=device,
                                progress=False)
         fit(learn)
         pred = predict(learn, valid[inner.user].tolist(), valid[inner.item].tolist())
         scores[feats] = rmse(pred["score"].to_numpy(), valid[inner.rating].to_numpy())
-    keep = scores[p.item_features] <= scores[()]
-    note = {"kept": keep, "features": list(p.item_features), "inner_rmse_with": scores[p.item_features],
-            "inner_rmse_without": scores[()], "inner_valid_rows": len(valid)}
-    if not keep:
-        warnings.warn(f"preset {p.name!r}: the item features {p.item_features} did not help on an inner split of the "
-                      f"training rows (RMSE {scores[p.item_features]:.4f} with them, {scores[()]:.4f} without); "
-                      "training without them (pass item_features=... to insist)", UserWarning, stacklevel=3)
-        p = plain
+    chosen = min(candidates, key=lambda f: (scores[f], -len(f)))
+    note = {"kept": chosen == everything, "features": list(everything), "chosen": list(chosen),
+            "inner_rmse": {", ".join(f) or "none": scores[f] for f in candidates},
+            "inner_rmse_with": scores[everything], "inner_rmse_without": scores[()], "inner_valid_rows": len(valid)}
+    if chosen != everything:
+        dropped = [f for f in everything if f not in chosen]
+        tried = "; ".join(f"{', '.join(f) or 'none'}: {scores[f]:.4f}" for f in candidates)
+        warnings.warn(f"preset {p.name!r}: the side features {tuple(dropped)} did not help on an inner split of the "
+                      f"training rows (RMSE {tried}); training without them (pass item_features=... / "
+                      "user_features=... to insist)", UserWarning, stacklevel=3)
+        p = candidates[chosen]
     return p, note
 
 

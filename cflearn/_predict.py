@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 
+from ._cold import feature_rows
 from ._collab import CollabModel, as_collab
 from ._errors import ConfigError, UnknownIDError
-from ._scoring import encode_items, encode_users, score_pairs
+from ._scoring import encode_items, encode_users, eval_mode, score_pairs
 from .metrics import mae, rmse
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ def predict(
     *,
     strict: bool = False,
     clip: bool = True,
+    user_info: pd.DataFrame | None = None,
+    item_info: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Predict ratings for (user, item) pairs given by raw ID.
 
@@ -59,6 +62,9 @@ def predict(
         items: raw item IDs.
         strict: raise :class:`cflearn.UnknownIDError` on any unknown ID instead of the fallback.
         clip: clip predictions to the training data's rating scale.
+        user_info, item_info: updated users / items tables (with the ID column or indexed by ID):
+            an ID the model does not know but the table holds is scored from its features by a
+            model trained with that side's features (cold start from metadata).
 
     A ranking model (preset ``rank``) predicts no ratings: its column is ``rank_score``, a
     preference that only orders one user's items (higher first), and an unknown user is scored
@@ -68,7 +74,8 @@ def predict(
         DataFrame with columns ``user``, ``item``, ``score`` (the predicted rating; ``rank_score``
         for ranking models) and ``fallback`` (``""``, ``"average user"``, ``"average item"``,
         ``"average user and item"``; with a hybrid model, ``"item features"`` for an item known
-        only from the items table, scored by its features: ``"average user, item features"``).
+        only from metadata, scored by its features (``"average user, item features"``), and
+        ``"user features"`` for a new user scored from ``user_info``).
     """
     cf = as_collab(learn)
     cf.require_trained()
@@ -88,13 +95,63 @@ def predict(
                              "fallback")
     ranking = cf.contract.score_kind == "ranking"
     scores = score_pairs(cf, u, i, clip=clip and not ranking)
-    trained = cf.contract.trained_rows(1)  # a hybrid model's items known only from metadata: scored by features
-    content = (i > 0) & ~trained.cpu().numpy()[i] if isinstance(trained, torch.Tensor) else np.zeros(len(i), bool)
-    fallback = np.select([(u == 0) & (i == 0), (u == 0) & content, u == 0, i == 0, content],
-                         ["average user and item", "average user, item features", "average user", "average item",
-                          "item features"], "").astype(object)
+    by_u, by_i = _from_metadata(cf, "user", users, u, user_info), _from_metadata(cf, "item", items, i, item_info)
+    if by_u[0].any() or by_i[0].any():
+        scores = _rescore(cf, u, i, by_u, by_i, scores, clip=clip)
+    u_part = np.select([by_u[0] | _metadata_only(cf, 0, u), u == 0], ["user features", "average user"], "")
+    i_part = np.select([by_i[0] | _metadata_only(cf, 1, i), i == 0], ["item features", "average item"], "")
+    both = (u_part != "") & (i_part != "")
+    fallback = np.where(both, np.char.add(np.char.add(u_part.astype(str), ", "), i_part.astype(str)),
+                        np.char.add(u_part.astype(str), i_part.astype(str))).astype(object)
+    fallback[(u_part == "average user") & (i_part == "average item")] = "average user and item"
     column = "rank_score" if ranking else "score"
     return pd.DataFrame({"user": users, "item": items, column: scores, "fallback": fallback})
+
+
+def _metadata_only(cf: CollabModel, col: int, codes: np.ndarray) -> np.ndarray:
+    """Rows of a hybrid model known only from metadata (no training rating): scored by their features."""
+    trained = cf.contract.trained_rows(col)
+    if not isinstance(trained, torch.Tensor):
+        return np.zeros(len(codes), dtype=bool)
+    return (codes > 0) & ~trained.cpu().numpy()[codes]
+
+
+def _from_metadata(cf: CollabModel, side: Literal["user", "item"], raw: list[Any], codes: np.ndarray,
+                   info: pd.DataFrame | None) -> tuple[np.ndarray, torch.Tensor | None, torch.Tensor | None]:
+    """Rows whose ID the model does not know but ``info`` (an updated users / items table) holds:
+    a mask, and their vectors and biases from their features."""
+    mask = np.zeros(len(raw), dtype=bool)
+    if info is None:
+        return mask, None, None
+    if not isinstance(info, pd.DataFrame):
+        raise ConfigError(f"{side}_info must be a DataFrame of {side} metadata, got {type(info).__name__}")
+    key = cf.columns[side]
+    table = info.set_index(key) if key in info.columns else info
+    table = table[~table.index.duplicated()]
+    mask = (codes == 0) & pd.Index(table.index).get_indexer(pd.Index(raw, dtype=object)) >= 0
+    if not mask.any():
+        return mask, None, None
+    vec, bias = feature_rows(cf, side, table.loc[[raw[k] for k in np.flatnonzero(mask)]])
+    return mask, vec, bias
+
+
+def _rescore(cf: CollabModel, u: np.ndarray, i: np.ndarray, by_u: tuple, by_i: tuple, scores: np.ndarray, *,
+             clip: bool) -> np.ndarray:
+    """Scores of the rows where a user or item is scored from metadata (the rest are kept)."""
+    rows = np.flatnonzero(by_u[0] | by_i[0])
+    with eval_mode(cf.model):
+        tables = cf.contract.tables()
+        assert tables is not None  # feature_rows checked the model is hybrid
+        pu, bu = tables.users[u[rows]].float().cpu(), tables.user_bias[u[rows]].float().cpu()
+        qi, bi = tables.items[i[rows]].float().cpu(), tables.item_bias[i[rows]].float().cpu()
+        for (mask, vec, bias), vecs, biases in ((by_u, pu, bu), (by_i, qi, bi)):
+            if vec is not None:
+                sub = mask[rows]
+                vecs[torch.from_numpy(sub)], biases[torch.from_numpy(sub)] = vec, bias
+        out = cf.contract.output((pu * qi).sum(1) + bu + bi).numpy()
+    scores = scores.copy()
+    scores[rows] = np.clip(out, *cf.scale) if clip else out
+    return scores
 
 
 def score(learn: Learner | CollabModel, data: CollabData | None = None, *, clip: bool = True) -> dict[str, float]:

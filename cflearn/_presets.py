@@ -42,8 +42,13 @@ class Preset:
             (:class:`cflearn.models.HybridDotBias`): multi-valued text (``|``), numbers and dates
             (quantile buckets), categories; ``year`` may come from a title ending in ``(1995)``.
             A preset's own list uses the columns the data has (with a warning for the others);
-            ``item_features=`` passed to :func:`cflearn.collab_learner` must all exist.
-        select_features: keep the preset's own item features only if a model with them beats
+            ``item_features=`` passed to :func:`cflearn.collab_learner` must all exist. Features
+            declared on the data (``cflearn.from_df(..., item_features=...)``) replace a preset's own list.
+        user_features: user metadata columns (age, gender, occupation) for the same hybrid model;
+            a preset with side features (``best``, ``content``) uses those declared on the data.
+        content_based: items are their features alone (no collaborative part): content-based
+            recommendations, for comparison with collaborative and hybrid models.
+        select_features: keep the preset's side features only if a model with them beats
             the plain model on an inner split of the training rows (10%, seeded); the choice
             and both RMSEs are recorded in ``learn.cf.preset["feature_selection"]``. Under
             torchrun (several processes) the features are kept without the check.
@@ -77,6 +82,8 @@ class Preset:
     emb_szs: dict[str, int] | None = None
     layers: tuple[int, ...] = ()
     item_features: tuple[str, ...] = ()
+    user_features: tuple[str, ...] = ()
+    content_based: bool = False
     select_features: bool = False
     y_range_rule: Literal["pad", "book"] = "pad"
     y_pad: float | None = None
@@ -96,7 +103,7 @@ class Preset:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise ConfigError(f"unknown preset field(s) {sorted(unknown)}")
-        for key in ("layers", "item_features"):
+        for key in ("layers", "item_features", "user_features"):
             if key in changes:
                 changes[key] = tuple(changes[key])
         return dataclasses.replace(self, **changes)
@@ -106,6 +113,7 @@ class Preset:
         d = dataclasses.asdict(self)
         d["layers"] = list(self.layers)
         d["item_features"] = list(self.item_features)
+        d["user_features"] = list(self.user_features)
         return d
 
 
@@ -119,10 +127,14 @@ PRESETS: dict[str, Preset] = {
         Preset("fast", "default: dot product, large batches, L2 on the rows each batch uses, lazy AdamW",
                loader="fast", bs=4096, epochs=10, lr=3e-2, wd=0.0, row_l2=0.15, bias_l2=0.02, n_factors=64,
                optimizer="auto"),
-        Preset("best", "'fast' plus the item features the data has (genres, year, tags) in a hybrid model, kept "
-               "when they help on an inner split of the training rows",
+        Preset("best", "'fast' plus the side features the data has (items: genres, year, tags; users: the declared "
+               "columns) in a hybrid model, kept when they help on an inner split of the training rows",
                loader="fast", bs=4096, epochs=10, lr=3e-2, wd=0.0, row_l2=0.15, bias_l2=0.05, n_factors=64,
                optimizer="auto", item_features=("genres", "year", "tags"), select_features=True),
+        Preset("content", "content-based: an item is its features alone (genres, year, tags, or the declared "
+               "columns); each user learns a taste for them", loader="fast", bs=4096, epochs=10, lr=3e-2, wd=0.0,
+               row_l2=0.15, bias_l2=0.05, n_factors=64, optimizer="auto", item_features=("genres", "year", "tags"),
+               content_based=True),
         Preset("fast_nn", "fastai's EmbeddingNN on the fast loader, strong weight decay",
                loader="fast", bs=2048, epochs=5, lr=1e-2, wd=8.0, use_nn=True, layers=(64,)),
         Preset("best_nn", "EmbeddingNN with smaller batches: slower than fast_nn, more accurate",

@@ -262,6 +262,8 @@ RANK_ONLY = ("dropout", "below_weight", "negatives")
 """Preset fields that apply to ranking presets only."""
 _NOT_FOR_RANKING = {"use_nn": "the ranking model is its own architecture", "emb_szs": "the NN model only",
                     "layers": "the NN model only", "item_features": "rating models only (preset 'best')",
+                    "user_features": "rating models only (preset 'best')",
+                    "content_based": "rating models only (preset 'content')",
                     "row_l2": "rating models; regularise a ranking model with dropout= or wd=",
                     "bias_l2": "rating models; regularise a ranking model with dropout= or wd=",
                     "y_pad": "ratings (a ranking model's scores are not ratings)"}

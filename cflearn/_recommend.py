@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ._cold import FeatureInput, feature_part, feature_rows
 from ._collab import CollabModel, as_collab
 from ._data import relevance_level
 from ._errors import ConfigError, DataError, UnknownIDError, check_count, check_number
-from ._fold import user_prior
+from ._fold import UserPrior, user_prior
 from ._scoring import encode_items, encode_users, item_mask, score_matrix, top_n
+from .models import HybridDotBias
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
 
-__all__ = ["recommend", "recommend_all", "similar_items", "similar_users", "fold_in", "FoldedUser"]
+__all__ = ["recommend", "recommend_all", "similar_items", "similar_users", "fold_in", "cold_user", "FoldedUser"]
 
 
 @dataclasses.dataclass
@@ -35,7 +37,10 @@ class FoldedUser:
         items: model indices of the items the ratings were about (excluded from recommendations).
         unknown_items: raw IDs in the ratings that the model does not know (ignored).
         loss: final mean squared error on the given ratings (NaN for a ranking model, which
-            encodes the user from the items without fitting).
+            encodes the user from the items without fitting, and for a user scored from features alone).
+        source: how the user was scored, shown as ``fallback`` in recommendations: ``"fold-in"``,
+            ``"fold-in + user features"`` (the fit started from their features) or ``"user features"``
+            (metadata alone, :func:`cold_user`).
     """
 
     vector: torch.Tensor
@@ -43,10 +48,14 @@ class FoldedUser:
     items: torch.Tensor
     unknown_items: list[Any]
     loss: float
+    source: str = "fold-in"
 
     def __repr__(self) -> str:
+        if not len(self.items):
+            return "FoldedUser(no ratings: scored from user features)"
         fit = "encoded from the items" if self.loss != self.loss else f"fit MSE {self.loss:.3f}"
-        return f"FoldedUser({len(self.items)} ratings used, {len(self.unknown_items)} unknown items ignored, {fit})"
+        return (f"FoldedUser({len(self.items)} ratings used, {len(self.unknown_items)} unknown items ignored, {fit}"
+                f"{', started from user features' if 'features' in self.source else ''})")
 
 
 def _resolve_users(cf: CollabModel, users: Sequence[Any]) -> tuple[torch.Tensor, list[int]]:
@@ -85,8 +94,10 @@ def recommend_all(
         Long DataFrame ``user, rank, item, score, fallback`` (+ item metadata columns such as
         ``title``, ``genres``). ``score`` is the predicted rating. Unknown users get the most
         popular items (by training ratings) with ``fallback="popular"`` and the average user's
-        predicted ratings as scores. A user with fewer than ``n`` items left to recommend gets
-        fewer rows: never an item excluded as seen, nor the unknown-item row.
+        predicted ratings as scores; a :class:`FoldedUser`'s rows say how it was scored
+        (``"fold-in"``, ``"fold-in + user features"``, ``"user features"``), as do a hybrid
+        model's users known only from metadata. A user with fewer than ``n`` items left to
+        recommend gets fewer rows: never an item excluded as seen, nor the unknown-item row.
     """
     cf = as_collab(learn)
     cf.require_trained()
@@ -119,6 +130,12 @@ def recommend_all(
         for k in range(len(users)):
             if uidx[k] == 0 and k not in folded:
                 out_items[k], out_scores[k], fallback[k] = popular, avg[popular], "popular"
+    for k in folded:
+        fallback[k] = users[k].source
+    trained = cf.contract.trained_rows(0)  # a hybrid model's users known only from metadata
+    if isinstance(trained, torch.Tensor):
+        metadata_only = (uidx > 0) & ~trained.cpu()[uidx]
+        fallback[metadata_only.numpy()] = "user features"
     frame = pd.DataFrame({
         "user": np.repeat(np.array(users, dtype=object), n_eff),
         "rank": np.tile(np.arange(1, n_eff + 1), len(users)),
@@ -157,12 +174,28 @@ def recommend(
     candidates: Sequence[Any] | None = None,
     min_ratings: int = 1,
     strict: bool = False,
+    features: FeatureInput | None = None,
 ) -> pd.DataFrame:
     """Top-``n`` items for one user (a raw ID or a :class:`FoldedUser`), best first.
 
     See :func:`recommend_all` for the options; the result has columns ``rank, item, score,
     fallback`` plus item metadata (e.g. MovieLens ``title`` and ``genres``).
+
+    Cold start from metadata: ``recommend(learn, None, features={"age": 25, "occupation":
+    "writer"})`` (or ``features=users.loc[new_id]``, a row of an updated users table) scores a new
+    user from their features with a model trained with user features (:func:`cold_user`);
+    ``fallback`` then says ``"user features"``. A known ``user`` with ``features`` is an error
+    (which would count?).
     """
+    if features is not None:
+        if user is not None and not isinstance(user, FoldedUser) and int(encode_users(as_collab(learn), [user])[0]):
+            raise ConfigError(f"user {user!r} is known to the model, so features= would be ignored; pass user=None "
+                              "(or a new ID) to score a new user from their features")
+        if isinstance(user, FoldedUser):
+            raise ConfigError("a FoldedUser already holds its features: pass features= to cflearn.fold_in instead")
+        user = cold_user(learn, features)
+    elif user is None:
+        raise ConfigError("user is None: pass a raw user ID, a FoldedUser, or features={...} for a new user")
     frame = recommend_all(learn, [user], n, exclude_seen=exclude_seen, candidates=candidates,
                           min_ratings=min_ratings, strict=strict)
     return frame.drop(columns="user").reset_index(drop=True)
@@ -216,8 +249,30 @@ def similar_users(learn: Learner | CollabModel, user: Any, n: int = 10) -> pd.Da
     return _similar(cf, 0, user, n, ok)
 
 
+def cold_user(learn: Learner | CollabModel, features: FeatureInput) -> FoldedUser:
+    """A new user scored from their metadata alone (no ratings), for :func:`recommend`.
+
+    The model must have user features (declared with ``cflearn.from_df(..., users=...,
+    user_features=[...])``, preset ``best``). The user's vector and bias are the trained users'
+    mean collaborative part plus the mean embedding of *their* features, encoded as training
+    encoded its users (same buckets and labels). A column left out counts as ``unknown``; a value
+    the model never saw is ignored with a warning.
+
+    Args:
+        learn: a hybrid learner or model with user features.
+        features: ``{"age": 25, "gender": "F", "occupation": "writer"}``, or a row of a users table.
+    """
+    cf = as_collab(learn)
+    cf.require_trained()
+    vec, bias = feature_rows(cf, "user", features)
+    if len(vec) != 1:
+        raise ConfigError(f"cold_user scores one user; got features for {len(vec)} (pass one row or mapping)")
+    return FoldedUser(vec[0], float(bias[0]), torch.zeros(0, dtype=torch.long), [], float("nan"), "user features")
+
+
 def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.DataFrame, *,
-            l2: float | None = None, strength: float = 1.0, steps: int = 100) -> FoldedUser:
+            features: FeatureInput | None = None, l2: float | None = None, strength: float = 1.0,
+            steps: int = 100) -> FoldedUser:
     """Fit a new user's factors and bias from a few ratings, keeping every item factor frozen.
 
     The optimisation has ``n_factors + 1`` unknowns, so it takes milliseconds. By default it is
@@ -234,6 +289,10 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
     Args:
         learn: a dot-product learner or model (presets ``fast``, ``best``, ``book``).
         ratings: ``{raw item ID: rating}``, or a DataFrame with the model's item and rating columns.
+        features: the new user's metadata (as for :func:`cold_user`), for a model with user
+            features: the prior is then centred on where their features place them (the trained
+            users' mean collaborative part + their feature mean, with the spread of the trained
+            users' collaborative parts), so a few ratings refine a start that already fits them.
         l2: instead of the prior, a plain L2 penalty on the factors and bias (mean squared error
             plus ``l2 * (|u|^2 + b^2)``), for comparison.
         strength: weight of the prior (1 = the posterior mode; larger keeps the user nearer the
@@ -253,8 +312,11 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
                           f"{type(cf.model).__name__} is scored by forward passes only")
     if isinstance(ratings, pd.DataFrame):
         ratings = dict(zip(ratings[cf.columns["item"]], ratings[cf.columns["rating"]]))
+    if not ratings and features is not None:
+        return cold_user(cf, features)  # metadata alone
     if not ratings:
-        raise ConfigError("fold_in needs at least one rating, e.g. {item_id: 4.0}")
+        raise ConfigError("fold_in needs at least one rating, e.g. {item_id: 4.0} (or features= for a model with "
+                          "user features)")
     for item, value in ratings.items():
         ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and np.isfinite(value)
         if not ok:
@@ -278,9 +340,9 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
     U, bu, items, bi = (t.detach().cpu().float() for t in tables)
     q, b_i = items[idx[known]], bi[idx[known]]
     y = torch.tensor([float(ratings[r]) for r, ok in zip(raw_items, known.tolist()) if ok])
-    if l2 is None and cf.fold_prior is None:  # O(users x factors^2): once per trained model, not per new user
-        cf.fold_prior = user_prior(cf, U, bu)
-    prior = cf.fold_prior if l2 is None else None
+    prior = _prior(cf, U, bu, features) if l2 is None else None
+    if features is not None and l2 is not None:
+        raise ConfigError("features= sets fold-in's prior and l2= replaces the prior by a plain penalty; pass one")
     start_u, start_b = (U[0], bu.reshape(-1)[0]) if prior is None else (prior.mean, torch.tensor(prior.bias_mean))
     u = start_u.clone().requires_grad_(True)  # the average user
     b = start_b.clone().float().reshape(1).requires_grad_(True)
@@ -301,4 +363,27 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
     opt.step(closure)
     with torch.no_grad():
         mse = float(F.mse_loss(spec.output(q @ u + b + b_i), y))
-    return FoldedUser(u.detach(), float(b.detach()), idx[known], unknown, mse)
+    source = "fold-in" if features is None else "fold-in + user features"
+    return FoldedUser(u.detach(), float(b.detach()), idx[known], unknown, mse, source)
+
+
+def _prior(cf: CollabModel, users: torch.Tensor, bias: torch.Tensor, features: FeatureInput | None) -> UserPrior:
+    """Fold-in's prior, cached per trained model (it costs O(users x factors^2)): the trained users'
+    whole rows; with features, their collaborative parts, centred on the new user's features."""
+    cache = cf.fold_prior if isinstance(cf.fold_prior, dict) else {}
+    cf.fold_prior = cache
+    trained = cf.contract.trained_rows(0)
+    if features is None:
+        if "rows" not in cache:
+            cache["rows"] = user_prior(cf, users, bias, trained)
+        return cast(UserPrior, cache["rows"])
+    vec, b = feature_part(cf, "user", features)
+    if len(vec) != 1:
+        raise ConfigError(f"fold_in folds in one user; got features for {len(vec)} (pass one row or mapping)")
+    if "cf" not in cache:
+        model = cast(HybridDotBias, cf.model)
+        with torch.no_grad():
+            cache["cf"] = user_prior(cf, model.cf_part("u", slice(None), False).detach().float().cpu(),
+                                     model.cf_part("u", slice(None), True).detach().float().cpu(), trained)
+    base = cast(UserPrior, cache["cf"])
+    return dataclasses.replace(base, mean=base.mean + vec[0], bias_mean=base.bias_mean + float(b[0]))

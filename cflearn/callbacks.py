@@ -93,11 +93,12 @@ def _note_once(cb: Callback, name: str, why: str) -> None:
 
 @torch.no_grad()
 def fill_cold_rows(model: nn.Module) -> bool:
-    """Rows no training rating reaches (row 0, and items known only from side features) := mean of
-    the trained rows. Returns ``False`` when the model has no tables to fill."""
+    """Rows no training rating reaches (row 0, and rows known only from side features) := mean of
+    the trained rows (for a hybrid model's row without features, plus the trained rows' mean
+    feature part). Returns ``False`` when the model has no tables to fill."""
     spec = contract(model)
     tables = spec.embeddings()
-    for (col, _), table in tables.items():
+    for (col, name), table in tables.items():
         trained = spec.trained_rows(col)
         w = table.weight
         if w.shape[0] < 2 or (isinstance(trained, torch.Tensor) and not trained.any()):
@@ -105,6 +106,10 @@ def fill_cold_rows(model: nn.Module) -> bool:
         cold = torch.ones(w.shape[0], dtype=torch.bool, device=w.device)
         cold[trained] = False
         w[cold] = w[trained].mean(0)
+        shift = getattr(spec, "featureless_shift", None)  # a hybrid side: the unknown row is the average row,
+        if shift is not None:  # features included; a row known from its features keeps them on the mean
+            featureless, mean_features = shift(col, name)
+            w[cold & featureless.to(w.device)] += mean_features.to(w)
     return bool(tables)
 
 

@@ -63,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
                      "year, tags, ...): preset best uses the genres, year and tags it finds")
     fit.add_argument("--item-features", metavar="COLS", help="comma-separated columns of --items for the hybrid "
                      "model (multi-valued text with |, numbers, categories; 'year' from a title)")
+    fit.add_argument("--users", metavar="FILE", help="user metadata table with the --user column (age, gender, "
+                     "occupation, ...)")
+    fit.add_argument("--user-features", metavar="COLS", help="comma-separated columns of --users for the hybrid "
+                     "model (new users can then be scored from their metadata)")
     fit.add_argument("--sep", help="column separator (default: sniffed); use '\\t' for tabs")
     fit.add_argument("--no-header", action="store_true", help="the file has no header row (columns are 0, 1, ...)")
     fit.add_argument("--encoding", help="text encoding, e.g. latin-1 (default: utf-8; UTF-16 is recognised)")
@@ -360,23 +364,34 @@ def _fit(args: argparse.Namespace) -> int:
         frame.columns = [str(c) for c in frame.columns]
     holder = [frame]  # _train_and_write drops the raw table once it is encoded (less memory on large files)
     del frame
-    if args.item_features is not None and args.items is None:
-        raise ConfigError("--item-features needs --items FILE (the table that holds those columns)")
-    items = None
-    if args.items is not None:
-        if not Path(args.items).is_file():
-            raise ConfigError(f"items file not found: {args.items}")
-        items = read_ratings(args.items, **kwargs)
-    features = None if args.item_features is None else tuple(c.strip() for c in args.item_features.split(",")
-                                                              if c.strip())
+    items, item_features = _side_table(args.items, args.item_features, "item", kwargs)
+    users, user_features = _side_table(args.users, args.user_features, "user", kwargs)
     with _run_folder(out, force=args.force, kind="fit") as run:
         return _train_and_write(holder, out, preset=args.preset, epochs=args.epochs, seed=args.seed,
-                                items=items, item_features=features,
+                                items=items, item_features=item_features, users=users,
+                                user_features=user_features,
                                 valid_pct=args.valid_pct, split=args.split, duplicates=args.duplicates,
                                 columns=(args.user, args.item, args.rating, args.timestamp), device=args.device,
                                 source=str(src), implicit={"implicit": True if args.implicit else None,
                                                            "threshold": args.threshold, "weight": args.weight},
                                 run=run, command="fit")
+
+
+def _side_table(path: str | None, features: str | None, side: str,
+                kwargs: dict[str, Any]) -> tuple[Any, tuple[str, ...] | None]:
+    """A ``--items`` / ``--users`` table and its ``--*-features`` columns."""
+    from ._errors import ConfigError
+    from ._read import read_ratings
+
+    if features is not None and path is None:
+        raise ConfigError(f"--{side}-features needs --{side}s FILE (the table that holds those columns)")
+    table = None
+    if path is not None:
+        if not Path(path).is_file():
+            raise ConfigError(f"{side}s file not found: {path}")
+        table = read_ratings(path, **kwargs)
+    cols = None if features is None else tuple(c.strip() for c in features.split(",") if c.strip())
+    return table, cols
 
 
 def _run_folder(out: Path, *, force: bool, kind: str) -> Any:
@@ -399,7 +414,8 @@ def _run_folder(out: Path, *, force: bool, kind: str) -> Any:
 
 def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | None, seed: int, valid_pct: float,
                      source: str, split: str = "random", duplicates: str | None = None, items: Any = None,
-                     item_features: tuple[str, ...] | None = None,
+                     item_features: tuple[str, ...] | None = None, users: Any = None,
+                     user_features: tuple[str, ...] | None = None,
                      columns: tuple[str | None, ...] = (None, None, None, None), device: str | None = None,
                      implicit: dict[str, Any] | None = None, run: Any = None, command: str = "fit") -> int:
     from ._data import Duplicates, from_df
@@ -419,10 +435,11 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     table = source_data.pop() if isinstance(source_data, list) else source_data  # a list: ours to drop
     data = from_df(table, user, item, rating, timestamp, valid_pct=valid_pct, seed=seed,
                    split=cast(SplitName, split), duplicates=cast("Duplicates | None", duplicates), items=items,
-                   **(implicit or {}))
+                   users=users, **(implicit or {}))
     del table
     release_memory()  # between steps: a large file's freed text and temporaries go back to the system
-    extra: dict[str, Any] = {} if item_features is None else {"item_features": item_features}
+    extra: dict[str, Any] = {k: v for k, v in (("item_features", item_features), ("user_features", user_features))
+                             if v is not None}
     learn = collab_learner(data, preset, epochs=epochs, seed=seed, device=device, progress=False,
                            cbs=[EpochPrinter(bar=True), ReleaseMemory()], **extra)
     p = learn.cf.preset

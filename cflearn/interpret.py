@@ -203,7 +203,8 @@ def explain(learn: Learner | CollabModel, user: Any, item: Any, *, top: int = 3)
 
     Parts: ``global offset`` (the average trained user bias + average trained item bias),
     ``user bias`` and ``item bias`` relative to those averages, and ``dot product`` of the
-    vectors; for a hybrid model the item's parts are split into its collaborative part and one
+    vectors (a hybrid user's whole vector and bias, features included); for a hybrid model the
+    item's parts are split into its collaborative part and one
     part per side feature (the feature's share of the item's feature mean: its bias and its dot
     product with the user). They add up to the raw score; the output transform turns it into
     the prediction.
@@ -226,10 +227,12 @@ def explain(learn: Learner | CollabModel, user: Any, item: Any, *, top: int = 3)
     model = cf.model
     if isinstance(model, HybridDotBias):
         with torch.no_grad():
-            own_b = float(model.i_cf_bias.weight[i, 0])
-            own_q = model.i_cf_weight.weight[i].detach().float().cpu()
-            fi, fw = model.get_buffer("feat_idx")[i].cpu(), model.get_buffer("feat_w")[i].cpu()
-            fvec, fbias = model.f_weight.weight.detach().float().cpu(), model.f_bias.weight.detach().float().cpu()
+            row = torch.tensor([i], device=model.get_buffer("i_feat_idx").device)
+            own_b = float(model.cf_part("i", row, True).reshape(-1)[0])
+            own_q = model.cf_part("i", row, False)[0].detach().float().cpu()
+            fi, fw = model.get_buffer("i_feat_idx")[i].cpu(), model.get_buffer("i_feat_w")[i].cpu()
+            fvec = model.get_parameter("i_f_weight.weight").detach().float().cpu()
+            fbias = model.get_parameter("i_f_bias.weight").detach().float().cpu()
         rows.append(("item bias (vs the average item)", own_b - mu_i))
         rows.append(("dot product (collaborative part)", float(pu @ own_q)))
         names = model.feature_names

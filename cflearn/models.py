@@ -2,7 +2,7 @@
 
 cflearn trains fastai's own modules, so a cflearn model is a fastai model: :class:`DotBias` is
 fastai's ``EmbeddingDotBias`` and :class:`NN` its ``EmbeddingNN`` (same parameters, same forward,
-same ``state_dict`` keys). :class:`HybridDotBias` adds item side features. Each of them implements
+same ``state_dict`` keys). :class:`HybridDotBias` adds user and item side features. Each of them implements
 the contract (:class:`Contract`) that predict / recommend / fold-in / evaluate / save rely on, so
 those never branch on the class:
 
@@ -143,129 +143,201 @@ class DotBias(EmbeddingDotBias, Contract):
 
 
 class TableView:
-    """A read-only item table of a hybrid model: collaborative part + the item's feature mean.
+    """A read-only table of a hybrid model: a side's collaborative part + each row's feature mean.
 
     It answers what fastbook's code asks of an embedding (``.weight``, a call on indices,
     ``num_embeddings``, ``embedding_dim``), so ``learn.model.i_weight.weight`` and
     ``learn.model.i_bias.weight`` are the vectors and biases the model really scores with.
     """
 
-    def __init__(self, model: HybridDotBias, bias: bool):
-        self._model, self._bias = model, bias
+    def __init__(self, model: HybridDotBias, side: Literal["u", "i"], bias: bool):
+        self._model, self._side, self._bias = model, side, bias
 
     @property
     def weight(self) -> torch.Tensor:
-        """The whole table, ``(n_items, n_factors)`` (or ``(n_items, 1)`` for biases)."""
+        """The whole table, ``(n_rows, n_factors)`` (or ``(n_rows, 1)`` for biases)."""
         return self(slice(None))
 
-    def __call__(self, items: torch.Tensor | slice) -> torch.Tensor:
-        m = self._model
-        f, c = m.features(items)
-        if self._bias:
-            return m.i_cf_bias.weight[items] + c.unsqueeze(-1)
-        return m.i_cf_weight.weight[items] + f
+    def __call__(self, rows: torch.Tensor | slice) -> torch.Tensor:
+        m, s = self._model, self._side
+        f, c = m.features(s, rows)
+        own = m.cf_part(s, rows, self._bias)
+        return own + (c.unsqueeze(-1) if self._bias else f)
 
     @property
     def num_embeddings(self) -> int:
-        return int(self._model.i_cf_weight.num_embeddings)
+        return int(self._model.get_buffer(f"{self._side}_feat_idx").shape[0])
 
     @property
     def embedding_dim(self) -> int:
-        return 1 if self._bias else int(self._model.i_cf_weight.embedding_dim)
+        return 1 if self._bias else int(self._model.u_cf_weight.embedding_dim)
 
     def __repr__(self) -> str:
         return f"TableView({self.num_embeddings}, {self.embedding_dim}, collaborative part + features)"
 
 
 class HybridDotBias(nn.Module, Contract):
-    """Dot product and biases where each item also gets the mean embedding of its side features.
+    """Dot product and biases where users and items also get the mean embedding of their side features.
 
-    ``score = sigmoid(<p_u, q_i + f_i> + b_u + b_i + c_i)`` scaled to ``y_range``, where ``f_i`` and
-    ``c_i`` are the means of the item's feature vectors and feature biases (e.g. its genres).
-    Rare items borrow strength from items of the same genres, and an item that has features but
-    no training ratings still gets a meaningful score.
+    ``score = sigmoid(<p_u + g_u, q_i + f_i> + b_u + d_u + b_i + c_i)`` scaled to ``y_range``, where
+    ``f_i, c_i`` are the means of the item's feature vectors and biases (its genres, year, tags) and
+    ``g_u, d_u`` the user's (age, occupation). Rare rows borrow strength from rows with the same
+    features, and a row that has features but no training ratings still gets a meaningful score. A
+    side without features has none (its feature means are 0). With ``item_cf=False`` items are
+    their features alone (content-based: ``q_i = 0, b_i = 0``).
 
-    Parameters: ``u_weight``, ``u_bias`` (users, as fastai's ``EmbeddingDotBias``), ``i_cf_weight``,
-    ``i_cf_bias`` (the items' collaborative part) and ``f_weight``, ``f_bias`` (features).
-    ``i_weight`` and ``i_bias`` are :class:`TableView` s of the *whole* item vectors and biases
-    (collaborative part + features), so fastbook's bias and neighbour code gives the model's answers.
-    The item->feature table and the mask of items seen in training are buffers.
+    Parameters per side ``s`` in ``u``, ``i``: ``{s}_cf_weight``, ``{s}_cf_bias`` (the collaborative
+    part) and ``{s}_f_weight``, ``{s}_f_bias`` (the features). ``u_weight``, ``u_bias``, ``i_weight``
+    and ``i_bias`` are :class:`TableView` s of the *whole* vectors and biases (collaborative part +
+    features), so fastbook's bias and neighbour code gives the model's answers. The row->feature
+    tables (``{s}_feat_idx``, ``{s}_feat_w``) and the masks of rows seen in training
+    (``trained_users``, ``trained_items``) are buffers.
 
     Args:
         n_factors: latent factors.
         n_users, n_items: rows of the user and item tables (index 0 = unknown).
-        feat_idx: ``(n_items, max_features)`` feature indices of each item (padding: weight 0).
-        feat_w: ``(n_items, max_features)`` weights (1 / number of the item's features, or 0).
-        n_features: number of distinct features.
-        trained_items: ``(n_items,)`` bool, items with training ratings.
+        items, users: each side's features as ``(idx, weight, n_features)`` (``idx`` and ``weight``
+            ``(n_rows, width)``; padding has weight 0), or ``None`` for none.
+        trained_items, trained_users: ``(n_rows,)`` bool, rows with training ratings (default: all
+            but row 0).
         y_range: sigmoid range, or ``None`` for a linear output.
-        feature_names: the features' names (saved with the model).
+        feature_names, user_feature_names: the features' names (saved with the model).
+        item_spec, user_spec: how each metadata column was read (to encode new rows alike).
+        item_cf: give items a collaborative part (``False``: content-based).
     """
 
     kind = "hybrid"
 
-    def __init__(self, n_factors: int, n_users: int, n_items: int, feat_idx: torch.Tensor, feat_w: torch.Tensor,
-                 n_features: int, trained_items: torch.Tensor, y_range: tuple[float, float] | None = None,
-                 feature_names: list[str] | None = None):
+    def __init__(self, n_factors: int, n_users: int, n_items: int, *,
+                 items: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+                 users: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+                 trained_items: torch.Tensor | None = None, trained_users: torch.Tensor | None = None,
+                 y_range: tuple[float, float] | None = None, feature_names: list[str] | None = None,
+                 user_feature_names: list[str] | None = None, item_spec: list[dict[str, Any]] | None = None,
+                 user_spec: list[dict[str, Any]] | None = None, item_cf: bool = True):
         super().__init__()
-        self.y_range = y_range
-        self.u_weight, self.i_cf_weight = Embedding(n_users, n_factors), Embedding(n_items, n_factors)
-        self.u_bias, self.i_cf_bias = Embedding(n_users, 1), Embedding(n_items, 1)
-        self.f_weight, self.f_bias = Embedding(max(1, n_features), n_factors), Embedding(max(1, n_features), 1)
-        self.register_buffer("feat_idx", feat_idx.long())
-        self.register_buffer("feat_w", feat_w.float())
-        self.register_buffer("trained_items", trained_items.bool())
-        self.feature_names = list(feature_names or [])
+        self.y_range, self.item_cf = y_range, bool(item_cf)
+        self.u_cf_weight, self.u_cf_bias = Embedding(n_users, n_factors), Embedding(n_users, 1)
+        n_cf_items = n_items if item_cf else 1  # content-based: no collaborative item part to learn
+        self.i_cf_weight, self.i_cf_bias = Embedding(n_cf_items, n_factors), Embedding(n_cf_items, 1)
+        if not item_cf:
+            for table in (self.i_cf_weight, self.i_cf_bias):
+                table.weight.data.zero_()
+                table.weight.requires_grad_(False)
+        for s, n_rows, given, trained in (("u", n_users, users, trained_users), ("i", n_items, items, trained_items)):
+            idx, w, n_feat = given if given is not None else (torch.zeros(n_rows, 1), torch.zeros(n_rows, 1), 0)
+            setattr(self, f"{s}_f_weight", Embedding(max(1, n_feat), n_factors))
+            setattr(self, f"{s}_f_bias", Embedding(max(1, n_feat), 1))
+            self.register_buffer(f"{s}_feat_idx", idx.long())
+            self.register_buffer(f"{s}_feat_w", w.float())
+            if trained is None:
+                trained = torch.ones(n_rows, dtype=torch.bool)
+                trained[0] = False
+            self.register_buffer("trained_users" if s == "u" else "trained_items", trained.bool())
+        self.feature_names, self.user_feature_names = list(feature_names or []), list(user_feature_names or [])
+        self.item_spec, self.user_spec = list(item_spec or []), list(user_spec or [])
         self.last_rows: tuple[torch.Tensor, ...] | None = None
+
+    @property
+    def u_weight(self) -> TableView:
+        """User vectors the model scores with (collaborative part + feature mean)."""
+        return TableView(self, "u", bias=False)
+
+    @property
+    def u_bias(self) -> TableView:
+        """User biases the model scores with (collaborative part + feature mean)."""
+        return TableView(self, "u", bias=True)
 
     @property
     def i_weight(self) -> TableView:
         """Item vectors the model scores with (collaborative part + feature mean)."""
-        return TableView(self, bias=False)
+        return TableView(self, "i", bias=False)
 
     @property
     def i_bias(self) -> TableView:
         """Item biases the model scores with (collaborative part + feature mean)."""
-        return TableView(self, bias=True)
+        return TableView(self, "i", bias=True)
 
-    def features(self, items: torch.Tensor | slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean feature vectors ``(len(items), n_factors)`` and biases ``(len(items),)`` of items."""
-        feat_idx, feat_w = self.get_buffer("feat_idx"), self.get_buffer("feat_w")
-        fi, fw = feat_idx[items], feat_w[items].unsqueeze(-1)
-        return (self.f_weight(fi) * fw).sum(1), (self.f_bias(fi) * fw).sum((1, 2))
+    def features(self, side: Literal["u", "i"] = "i",
+                 rows: torch.Tensor | slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean feature vectors ``(len(rows), n_factors)`` and biases ``(len(rows),)`` of one side's rows."""
+        feat_idx, feat_w = self.get_buffer(f"{side}_feat_idx"), self.get_buffer(f"{side}_feat_w")
+        return self.feature_mean(side, feat_idx[rows], feat_w[rows])
+
+    def feature_mean(self, side: Literal["u", "i"], idx: torch.Tensor,
+                     weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean feature vector and bias of rows given as ``(idx, weight)`` (e.g. a new user's)."""
+        fw = weight.to(self.u_cf_weight.weight).unsqueeze(-1)
+        fi = idx.to(self.get_buffer("u_feat_idx"))
+        vec, bias = getattr(self, f"{side}_f_weight"), getattr(self, f"{side}_f_bias")
+        return (vec(fi) * fw).sum(1), (bias(fi) * fw).sum((1, 2))
+
+    def cf_part(self, side: Literal["u", "i"], rows: torch.Tensor | slice, bias: bool) -> torch.Tensor:
+        """The collaborative part of one side's rows (0 for content-based items)."""
+        table = getattr(self, f"{side}_cf_{'bias' if bias else 'weight'}")
+        if side == "i" and not self.item_cf:
+            n = self.get_buffer("i_feat_idx")[rows].shape[0]
+            return table.weight[:1].expand(n, -1)
+        return table(rows) if isinstance(rows, torch.Tensor) else table.weight[rows]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         users, items = x[:, 0], x[:, 1]
-        u, i = self.u_weight(users), self.i_cf_weight(items)
-        bu, bi = self.u_bias(users).view(-1), self.i_cf_bias(items).view(-1)
-        f, c = self.features(items)
+        u, i = self.cf_part("u", users, False), self.cf_part("i", items, False)
+        bu, bi = self.cf_part("u", users, True).view(-1), self.cf_part("i", items, True).view(-1)
+        g, d = self.features("u", users)
+        f, c = self.features("i", items)
         self.last_rows = (u, i, bu, bi) if self.training else None
-        return self.output((u * (i + f)).sum(1) + bu + bi + c)
+        return self.output(((u + g) * (i + f)).sum(1) + bu + d + bi + c)
 
     def tables(self) -> Tables:
-        f, c = self.features()
-        return Tables(self.u_weight.weight, self.u_bias.weight[:, 0], self.i_cf_weight.weight + f,
-                      self.i_cf_bias.weight[:, 0] + c)
+        g, d = self.features("u")
+        f, c = self.features("i")
+        return Tables(self.cf_part("u", slice(None), False) + g, self.cf_part("u", slice(None), True)[:, 0] + d,
+                      self.cf_part("i", slice(None), False) + f, self.cf_part("i", slice(None), True)[:, 0] + c)
 
     def embeddings(self) -> dict[TableKey, nn.Embedding]:
-        return {(0, "u_weight"): self.u_weight, (1, "i_cf_weight"): self.i_cf_weight,
-                (0, "u_bias"): self.u_bias, (1, "i_cf_bias"): self.i_cf_bias}
+        own = {(0, "u_cf_weight"): self.u_cf_weight, (0, "u_cf_bias"): self.u_cf_bias}
+        if self.item_cf:
+            own.update({(1, "i_cf_weight"): self.i_cf_weight, (1, "i_cf_bias"): self.i_cf_bias})
+        return own
 
     def trained_rows(self, col: int) -> torch.Tensor | slice:
-        return self.get_buffer("trained_items") if col == 1 else slice(1, None)
+        return self.get_buffer("trained_items" if col == 1 else "trained_users")
+
+    def featureless_shift(self, col: int, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Rows without features (row 0, the unknown ID) and the trained rows' mean feature part:
+        a cold featureless row gets it on top of the collaborative mean, so it is the average row."""
+        side: Literal["u", "i"] = "u" if col == 0 else "i"
+        rows = self.get_buffer(f"{side}_feat_w").sum(1) == 0
+        f, c = self.features(side, self.trained_rows(col))
+        return rows, (c.mean().reshape(1) if "bias" in name else f.mean(0))
 
     def config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "n_factors": self.u_weight.embedding_dim, "n_users": self.u_weight.num_embeddings,
-                "n_items": self.i_cf_weight.num_embeddings, "y_range": _range_list(self.y_range),
-                "n_features": self.f_weight.num_embeddings, "max_features": self.get_buffer("feat_idx").shape[1],
-                "feature_names": list(self.feature_names)}
+        return {"kind": self.kind, "n_factors": self.u_cf_weight.embedding_dim,
+                "n_users": self.get_buffer("u_feat_idx").shape[0], "n_items": self.get_buffer("i_feat_idx").shape[0],
+                "y_range": _range_list(self.y_range), "item_cf": self.item_cf,
+                "n_features": self.get_parameter("i_f_weight.weight").shape[0],
+                "max_features": self.get_buffer("i_feat_idx").shape[1],
+                "feature_names": list(self.feature_names), "item_spec": list(self.item_spec),
+                "n_user_features": self.get_parameter("u_f_weight.weight").shape[0],
+                "max_user_features": self.get_buffer("u_feat_idx").shape[1],
+                "user_feature_names": list(self.user_feature_names), "user_spec": list(self.user_spec)}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> HybridDotBias:
-        n_items, width = config["n_items"], config["max_features"]
-        return cls(config["n_factors"], config["n_users"], n_items, torch.zeros(n_items, width),
-                   torch.zeros(n_items, width), config["n_features"], torch.zeros(n_items), _range(config),
-                   list(config.get("feature_names", [])))
+        n_users, n_items = config["n_users"], config["n_items"]
+
+        def side(n_rows: int, width: int, n_feat: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+            return torch.zeros(n_rows, width), torch.zeros(n_rows, width), n_feat
+
+        return cls(config["n_factors"], n_users, n_items,
+                   items=side(n_items, config["max_features"], config["n_features"]),
+                   users=side(n_users, config.get("max_user_features", 1), config.get("n_user_features", 1)),
+                   trained_items=torch.zeros(n_items), trained_users=torch.zeros(n_users), y_range=_range(config),
+                   feature_names=list(config.get("feature_names", [])),
+                   user_feature_names=list(config.get("user_feature_names", [])),
+                   item_spec=list(config.get("item_spec", [])), user_spec=list(config.get("user_spec", [])),
+                   item_cf=bool(config.get("item_cf", True)))
 
 
 class NN(EmbeddingNN, Contract):

@@ -127,8 +127,10 @@ def test_hybrid_round_trip(synth, tmp_path):
     assert model.model.feature_names == learn.model.feature_names
 
 
-def test_format_1_hybrid_files_still_load(synth_data, tmp_path):
-    """Format 1 named the hybrid items' collaborative part i_weight/i_bias; format 2 i_cf_weight/i_cf_bias."""
+@pytest.mark.parametrize("version", [1, 3])
+def test_older_hybrid_files_still_load(synth_data, tmp_path, version):
+    """Format 1 named the hybrid items' collaborative part i_weight/i_bias; formats 2-3 i_cf_weight/i_cf_bias
+    and had no user features (users u_weight/u_bias, item features f_weight/f_bias/feat_idx/feat_w)."""
     import json
 
     from safetensors import safe_open
@@ -136,13 +138,22 @@ def test_format_1_hybrid_files_still_load(synth_data, tmp_path):
 
     learn = cflearn.collab_learner(synth_data, "best", epochs=1, progress=False)
     cflearn.fit(learn)
-    new = cflearn.save(learn, tmp_path / "v2.safetensors")
+    new = cflearn.save(learn, tmp_path / "v4.safetensors")
+    renames = {"u_cf_": "u_", "i_f_": "f_", "i_feat_": "feat_"} | ({"i_cf_": "i_"} if version == 1 else {})
     with safe_open(str(new), framework="pt") as f:
         meta = json.loads(f.metadata()["cflearn"])
-        tensors = {k.replace("i_cf_", "i_"): f.get_tensor(k) for k in f.keys()}
-    meta["format_version"] = 1
-    save_file(tensors, str(tmp_path / "v1.safetensors"), metadata={"cflearn": json.dumps(meta)})
-    old = cflearn.load(tmp_path / "v1.safetensors")
+        tensors = {}
+        for k in f.keys():
+            if k.startswith(("u_f_", "u_feat_", "trained_users")):
+                continue  # no user features before format 4
+            name = k
+            for a, b in renames.items():
+                name = name.replace(a, b) if name.startswith(a) else name
+            tensors[name] = f.get_tensor(k)
+    meta["format_version"] = version
+    meta["model"] = {k: v for k, v in meta["model"].items() if "user_" not in k and k not in ("item_cf", "item_spec")}
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata={"cflearn": json.dumps(meta)})
+    old = cflearn.load(tmp_path / "old.safetensors")
     users, items = synth_data.valid["user"].tolist()[:30], synth_data.valid["item"].tolist()[:30]
     assert cflearn.predict(old, users, items).equals(cflearn.predict(learn, users, items))
 

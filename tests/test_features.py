@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import cflearn
-from cflearn._features import N_BUCKETS, item_features, title_year
+from cflearn._features import N_BUCKETS, side_features, title_year
 from cflearn._vocab import Vocab
 
 
@@ -27,7 +27,7 @@ def test_kinds_of_column_and_unknown_values():
                          "studio": [1, 2, 1] + [3] * (n - 3)},
                         index=pd.Index(range(10, 10 + n), name="item"))
     items = Vocab(np.arange(10, 11 + n))  # the last item has no metadata
-    f = item_features(info, ["genres", "runtime", "released", "studio"], items)
+    f = side_features(info, ["genres", "runtime", "released", "studio"], items)
     per_item = [{f.names[j] for j, w in zip(row, ws) if w > 0} for row, ws in zip(f.idx.tolist(), f.weight.tolist())]
     row = {iid: per_item[int(items.encode([iid])[0])] for iid in [10, 11, 12, 10 + n]}
     assert per_item[0] == set()  # the unknown item: the average item, no features

@@ -40,7 +40,7 @@ def test_item_features_typo_and_missing_table(synth, synth_data):
 
 
 def test_nn_on_best_would_drop_the_genres(synth_data):
-    with pytest.raises(cflearn.ConfigError, match="NN model takes no item features.*best_nn"):
+    with pytest.raises(cflearn.ConfigError, match="NN model takes no side features.*best_nn"):
         cflearn.collab_learner(synth_data, "best", use_nn=True)
 
 
