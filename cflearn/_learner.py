@@ -309,6 +309,9 @@ def _resolve_preset(data: CollabData, p: Preset, given: dict[str, Any], *, custo
         small = len(data.users) + len(data.items) < 16 * p.bs
         p = p.replace(optimizer="adamw" if small or custom else "lazy")
     if custom:
+        if data.user_features or data.item_features:
+            warnings.warn("your own model= takes (user, item) indices only, so the side features declared on the "
+                          "data are not used", UserWarning, stacklevel=3)
         return p.replace(item_features=(), user_features=())
     if not p.use_nn:
         for name in ("emb_szs", "layers"):

@@ -231,14 +231,34 @@ def _vectors(cf: CollabModel, side: int) -> torch.Tensor:
     return own[0].weight.detach().float().cpu()
 
 
-def similar_items(learn: Learner | CollabModel, item: Any, n: int = 10, *, min_ratings: int = 1) -> pd.DataFrame:
+def similar_items(learn: Learner | CollabModel, item: Any, n: int = 10, *, min_ratings: int = 1,
+                  features: FeatureInput | None = None) -> pd.DataFrame:
     """The ``n`` items whose vectors (those the model scores with) are most cosine-similar to ``item``'s.
+
+    With ``features=`` (and ``item=None``), the item is a new one known only from its metadata
+    (``{"genres": "Comedy|Romance", "year": 1999}`` or a row of an updated items table), placed by a
+    model with item features (``best``, ``content``): content-based neighbours of an item nobody
+    has rated.
 
     Returns a DataFrame ``item, similarity`` (+ item metadata). Raises :class:`cflearn.UnknownIDError`
     for an item not in the model.
     """
     cf = as_collab(learn)
-    return _with_info(cf, _similar(cf, 1, item, n, item_mask(cf, None, min_ratings)))
+    ok = item_mask(cf, None, min_ratings)
+    if features is None:
+        return _with_info(cf, _similar(cf, 1, item, n, ok))
+    if item is not None:
+        raise ConfigError("pass either an item ID or features= for a new item, not both")
+    cf.require_trained()
+    check_count("n", n)
+    vec, _ = feature_rows(cf, "item", features)
+    if len(vec) != 1:
+        raise ConfigError(f"similar_items places one new item; got features for {len(vec)}")
+    sims = F.cosine_similarity(_vectors(cf, 1), vec, dim=1)
+    sims[~ok] = -torch.inf
+    top = sims.topk(min(int(n), int(ok.sum())))
+    return _with_info(cf, pd.DataFrame({"item": cf.items.decode(top.indices.numpy()),
+                                        "similarity": top.values.numpy()}))
 
 
 def similar_users(learn: Learner | CollabModel, user: Any, n: int = 10) -> pd.DataFrame:

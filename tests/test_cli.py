@@ -127,16 +127,22 @@ def test_printed_ids_and_titles_cannot_forge_lines(tmp_path):
 
 
 def test_fit_with_an_items_table_and_named_features(ratings_csv, synth, tmp_path):
-    items = tmp_path / "items.csv"
+    items, users = tmp_path / "items.csv", tmp_path / "users.csv"
     synth.items.rename(columns={"item": "iid"}).to_csv(items, index=False)
+    synth.users.rename(columns={"user": "uid"}).to_csv(users, index=False)
     out = tmp_path / "run"
     code, stdout, stderr = run_cli("fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
                                    "--preset", "best", "--epochs", "2", "--items", str(items), "--item-features",
-                                   "genres", "--out", str(out))
+                                   "genres", "--users", str(users), "--user-features", "group", "--out", str(out))
     assert code == 0, stderr
     model = cflearn.load(out / "model.safetensors")
     assert type(model.model).__name__ == "HybridDotBias" and model.preset["item_features"] == ["genres"]
     assert any(n.startswith("genres=") for n in model.model.feature_names)
+    assert model.preset["user_features"] == ["group"] and "group=g1" in model.model.user_feature_names
+    assert (cflearn.recommend(model, None, n=3, features={"group": "g1"})["fallback"] == "user features").all()
+    code, _, stderr = run_cli("fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
+                              "--user-features", "group", "--out", str(tmp_path / "z"))
+    assert code == 1 and "--user-features needs --users" in stderr and stderr.count("\n") == 1
     code, _, stderr = run_cli("fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
                               "--item-features", "genres", "--out", str(tmp_path / "x"))
     assert code == 1 and "--item-features needs --items" in stderr and stderr.count("\n") == 1

@@ -127,5 +127,7 @@ def test_content_based_items_are_their_features(planted):
         warnings.simplefilter("error")
         sim = cflearn.similar_items(learn, genres.index[0], n=3)
     assert (sim["similarity"] > 0.999).all()
+    new = cflearn.similar_items(learn, None, n=3, features={"genres": genres.iloc[0]})  # an item nobody rated
+    assert (new["genres"] == genres.iloc[0]).all() and (new["similarity"] > 0.999).all()
     with pytest.raises(cflearn.ConfigError, match="content-based: it needs item features"):
         cflearn.collab_learner(cflearn.from_df(planted.ratings), "content", progress=False)

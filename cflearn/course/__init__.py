@@ -20,7 +20,7 @@ from ._question import PLACEHOLDER, NotAnswered, Question, Result, Wrong
 __all__ = ["exercise", "results", "EXERCISES", "PLACEHOLDER", "Question", "Result", "NotAnswered", "Wrong",
            "copy_course", "check_notebook", "student_version"]
 
-EXERCISES = {0: "ex0", 2: "ex2", 3: "ex3", 5: "ex5"}
+EXERCISES = {0: "ex0", 2: "ex2", 3: "ex3", 4: "ex4", 5: "ex5"}
 """Lesson number -> module of its questions (``cflearn.course.ex0`` ...)."""
 
 _bound: list[Question] = []
