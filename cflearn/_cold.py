@@ -41,13 +41,15 @@ def feature_part(cf: CollabModel, side: Literal["user", "item"],
                  features: FeatureInput) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean feature vectors ``(n, k)`` and biases ``(n,)`` of new rows' metadata (a mapping, a row of a
     metadata table, or a table). Values the model never saw are ignored with a warning; a row with
-    no known feature gets the trained rows' mean (the average row)."""
+    no known feature gets the trained rows' mean (the average row). A mapping's keys must be
+    feature columns (a typo raises); a table's other columns (the ID, a zip code) are skipped."""
     model = _hybrid(cf, side)
     s: Literal["u", "i"] = "u" if side == "user" else "i"
     rows = as_rows(features, side)
     spec, names = (model.user_spec, model.user_feature_names) if side == "user" else \
         (model.item_spec, model.feature_names)
-    idx, weight, ignored = encode_rows(spec, names, rows, side)
+    strict = not isinstance(features, (pd.Series, pd.DataFrame))  # a hand-written mapping: a typo is an error
+    idx, weight, ignored = encode_rows(spec, names, rows, side, strict=strict)
     if ignored:
         warnings.warn(f"{side} feature values the model never saw are ignored: {', '.join(ignored[:5])}"
                       f"{' ...' if len(ignored) > 5 else ''}", UserWarning, stacklevel=3)

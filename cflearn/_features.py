@@ -196,19 +196,20 @@ def as_rows(features: Mapping[str, Any] | pd.Series | pd.DataFrame, side: Side) 
 
 
 def encode_rows(spec: Sequence[Mapping[str, Any]], names: Sequence[str], rows: pd.DataFrame,
-                side: Side) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+                side: Side, *, strict: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Encode new rows' metadata as training encoded its rows: ``(idx, weight, ignored)``.
 
     A column left out or a missing value gets the column's ``unknown`` feature (when training had
     one); a value training never saw (a new occupation; a number outside the buckets still goes to
     the nearest) is ignored and listed in ``ignored``; a row left with no known feature has none
-    (weights 0); a column the model was not trained with raises.
+    (weights 0); a column the model was not trained with raises when ``strict`` (features written
+    by hand, where it is a typo), else it is one of the table's other columns and is skipped.
     """
     if not spec:
         raise ConfigError(f"this model was trained without {side} features; train with {side}_features=... "
                           f"(declared on cflearn.from_df, preset 'best') to score new {side}s from metadata")
     trained = [s["column"] for s in spec]
-    for col in rows.columns:
+    for col in rows.columns if strict else ():
         if col not in trained and not (col == "title" and "year" in trained):
             raise ColumnError(f"the model has no {side} feature {col!r}{closest(str(col), trained)}; its {side} "
                               f"features are {trained}")

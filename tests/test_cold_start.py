@@ -87,6 +87,8 @@ def test_cold_start_mistakes_are_clear(cold, planted, synth_data):
     learn, _ = cold
     with pytest.raises(cflearn.ColumnError, match="did you mean 'group'"):
         cflearn.cold_user(learn, {"grup": "g1"})
+    row = planted.users.assign(zip="01002").iloc[0]  # a table's row: its other columns (ID, zip) are not features
+    assert cflearn.cold_user(learn, row).vector.shape == (learn.model.u_cf_weight.embedding_dim,)
     with pytest.warns(UserWarning, match="never saw.*group=astronaut"):
         odd = cflearn.cold_user(learn, {"group": "astronaut"})
     average = cflearn.predict(learn, [-1], [planted.items["item"].iloc[0]])["score"].iloc[0]

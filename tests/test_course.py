@@ -95,7 +95,7 @@ def test_student_version_has_no_solutions_and_no_outputs():
 
 
 def test_unknown_lesson_is_a_config_error():
-    with pytest.raises(cflearn.ConfigError, match="exercises exist for lessons 0, 2, 3, 5"):
+    with pytest.raises(cflearn.ConfigError, match="exercises exist for lessons 0, 2, 3, 4, 5"):
         course.exercise(1, {})
 
 
