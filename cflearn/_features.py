@@ -200,10 +200,11 @@ def encode_rows(spec: Sequence[Mapping[str, Any]], names: Sequence[str], rows: p
     """Encode new rows' metadata as training encoded its rows: ``(idx, weight, ignored)``.
 
     A column left out or a missing value gets the column's ``unknown`` feature (when training had
-    one); a value training never saw (a new occupation; a number outside the buckets still goes to
-    the nearest) is ignored and listed in ``ignored``; a row left with no known feature has none
-    (weights 0); a column the model was not trained with raises when ``strict`` (features written
-    by hand, where it is a typo), else it is one of the table's other columns and is skipped.
+    one, else nothing from that column); a value training never saw (a new occupation; a number
+    outside the buckets still goes to the nearest) is ignored and listed in ``ignored``; a row left
+    with no known feature has none (weights 0); a column the model was not trained with raises
+    when ``strict`` (features written by hand: a typo), else it is one of the table's other
+    columns and is skipped.
     """
     if not spec:
         raise ConfigError(f"this model was trained without {side} features; train with {side}_features=... "
@@ -226,7 +227,7 @@ def encode_rows(spec: Sequence[Mapping[str, Any]], names: Sequence[str], rows: p
             values = pd.Series([None] * len(rows), dtype=object)
         for r, labels in enumerate(_apply_spec(values.reset_index(drop=True), s)):
             known = [index[f] for f in labels if f in index]
-            ignored += [f for f in labels if f not in index]
+            ignored += [f for f in labels if f not in index and f != f"{col}=unknown"]  # missing is not unseen
             if not known and f"{col}=unknown" in index and labels:
                 known = [index[f"{col}=unknown"]]
             per_row[r].extend(known)

@@ -128,7 +128,7 @@ def _from_metadata(cf: CollabModel, side: Literal["user", "item"], raw: list[Any
     key = cf.columns[side]
     table = info.set_index(key) if key in info.columns else info
     table = table[~table.index.duplicated()]
-    mask = (codes == 0) & pd.Index(table.index).get_indexer(pd.Index(raw, dtype=object)) >= 0
+    mask = (codes == 0) & (pd.Index(table.index).get_indexer(pd.Index(raw, dtype=object)) >= 0)
     if not mask.any():
         return mask, None, None
     vec, bias = feature_rows(cf, side, table.loc[[raw[k] for k in np.flatnonzero(mask)]])

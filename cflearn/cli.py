@@ -447,7 +447,10 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     if is_main():
         print(data)
         procs = f" x {n_proc} processes (bs {p['bs'] // n_proc} each)" if n_proc > 1 else ""
-        print(f"training: preset {p['name']!r} ({p['epochs']} epochs, bs {p['bs']}) on {learn.cf.device}{procs}")
+        sides = "; ".join(f"{side} features {', '.join(p.get(f'{side}_features') or [])}"
+                          for side in ("item", "user") if p.get(f"{side}_features"))
+        print(f"training: preset {p['name']!r} ({p['epochs']} epochs, bs {p['bs']}) on {learn.cf.device}{procs}"
+              + (f"; {sides}" if sides else ""))
     fit(learn, interrupt="raise")
     main_rank = is_main()
     leave()  # training is over on every rank: leave the group together

@@ -42,6 +42,8 @@ def test_new_users_scored_from_metadata_beat_the_average_user(cold, planted):
     plain = cflearn.predict(learn, users, items)
     feats = cflearn.predict(learn, users, items, user_info=planted.users)
     assert (plain["fallback"] == "average user").all() and (feats["fallback"] == "user features").all()
+    mixed = cflearn.predict(learn, [users[0], learn.cf.users.ids[1], -5], items[:3], user_info=planted.users)
+    assert mixed["fallback"].tolist() == ["user features", "", "average user"]  # only unknown IDs in the table
     assert rmse(feats["score"], held["rating"]) < 0.85 * rmse(plain["score"], held["rating"])
     # the same user through recommend(features=...): same scores, and it says which path it took
     user = users[0]
@@ -94,6 +96,10 @@ def test_cold_start_mistakes_are_clear(cold, planted, synth_data):
     average = cflearn.predict(learn, [-1], [planted.items["item"].iloc[0]])["score"].iloc[0]
     mine = cflearn.recommend_all(learn, [odd], n=len(learn.cf.items), exclude_seen=False, min_ratings=0)
     assert mine.set_index("item")["score"][planted.items["item"].iloc[0]] == pytest.approx(average, abs=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a column left out is missing, not an unseen value: no warning
+        blank = cflearn.cold_user(learn, {})
+    torch.testing.assert_close(blank.vector, odd.vector)  # nothing known: the average user, both ways
     known = learn.cf.users.ids[1]
     with pytest.raises(cflearn.ConfigError, match="is known to the model"):
         cflearn.recommend(learn, known, features={"group": "g1"})
