@@ -24,7 +24,7 @@ def ratings_csv(tmp_path_factory, synth):
     return path
 
 
-def test_fit_writes_metrics_plot_and_model(ratings_csv, tmp_path):
+def test_fit_writes_metrics_plot_and_model(ratings_csv, tmp_path, capsys):
     before = ratings_csv.read_bytes()
     out = tmp_path / "run"
     code, stdout, stderr = run_cli("fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
@@ -39,20 +39,24 @@ def test_fit_writes_metrics_plot_and_model(ratings_csv, tmp_path):
     assert "valid RMSE" in stdout and "epoch   3/3" in stdout
     assert sorted(p.name for p in out.iterdir()) == ["loss.png", "metrics.json", "model.safetensors", "report.html"]
 
-    code, stdout, _ = run_cli("predict", str(out / "model.safetensors"), "--user", "1", "--item", "1", "99999")
-    assert code == 0
+    # the quick commands in this process (the same main() the console script runs; one import of torch)
+    assert main(["predict", str(out / "model.safetensors"), "--user", "1", "--item", "1", "99999"]) == 0
+    stdout = capsys.readouterr().out
     assert "user 1 item 1:" in stdout and "fallback: unknown item" in stdout
     assert main(["recommend", str(out / "model.safetensors"), "--user", "1", "-n", "3"]) == 0
-    code, stdout, _ = run_cli("recommend", str(out / "model.safetensors"), "--user", "99999", "-n", "3")
-    assert code == 0 and "most popular" in stdout and stdout.count("\n") == 4
-    code, _, stderr = run_cli("recommend", str(out / "model.safetensors"), "--user", "stranger")
-    assert code == 1 and stderr.strip() == ("cflearn: error: user 'stranger' is a string, but the user IDs are ints: "
-                                            "pass an ID")
+    capsys.readouterr()
+    assert main(["recommend", str(out / "model.safetensors"), "--user", "99999", "-n", "3"]) == 0
+    stdout = capsys.readouterr().out
+    assert "most popular" in stdout and stdout.count("\n") == 4
+    assert main(["recommend", str(out / "model.safetensors"), "--user", "stranger"]) == 1
+    stderr = capsys.readouterr().err
+    assert stderr.strip() == "cflearn: error: user 'stranger' is a string, but the user IDs are ints: pass an ID"
 
     # an existing output folder is not overwritten without --force
-    code, _, stderr = run_cli("fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
-                              "--out", str(out))
-    assert code == 1 and "--force" in stderr and "Traceback" not in stderr
+    assert main(["fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
+                 "--out", str(out)]) == 1
+    stderr = capsys.readouterr().err
+    assert "--force" in stderr and "Traceback" not in stderr and stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize("args, message", [
@@ -103,7 +107,7 @@ def test_demo_offline_trains_on_synthetic_and_says_so(tmp_path):
     assert metrics["rmse"] == methods["model (fast)"]["rmse"] < metrics["baseline_rmse_global_mean"]
 
 
-def test_printed_ids_and_titles_cannot_forge_lines(tmp_path):
+def test_printed_ids_and_titles_cannot_forge_lines(tmp_path, capsys):
     """IDs with ESC sequences and newlines are printed escaped (one line per item, no raw control characters)."""
     import pandas as pd
 
@@ -116,17 +120,19 @@ def test_printed_ids_and_titles_cannot_forge_lines(tmp_path):
     code, _, stderr = run_cli("fit", str(src), "--user", "user", "--item", "item", "--rating", "rating", "--epochs",
                               "1", "--out", str(out))
     assert code == 0, stderr
-    code, stdout, _ = run_cli("recommend", str(out / "model.safetensors"), "--user", "u1", "-n", "14")
-    assert code == 0 and "\x1b" not in stdout and "\t" not in stdout
+    assert main(["recommend", str(out / "model.safetensors"), "--user", "u1", "-n", "14"]) == 0  # in this process
+    stdout = capsys.readouterr().out
+    assert "\x1b" not in stdout and "\t" not in stdout
     import re
 
     lines = stdout.splitlines()
     assert lines[0].startswith("top ") and all(re.match(r"^\s*\d+\. ", line) for line in lines[1:])
-    code, stdout, _ = run_cli("predict", str(out / "model.safetensors"), "--user", "u1", "--item", "evil\x1b[2J\nitem")
-    assert code == 0 and stdout.count("\n") == 1 and "\\x1b[2J\\nitem" in stdout
+    assert main(["predict", str(out / "model.safetensors"), "--user", "u1", "--item", "evil\x1b[2J\nitem"]) == 0
+    stdout = capsys.readouterr().out
+    assert stdout.count("\n") == 1 and "\\x1b[2J\\nitem" in stdout
 
 
-def test_fit_with_an_items_table_and_named_features(ratings_csv, synth, tmp_path):
+def test_fit_with_an_items_table_and_named_features(ratings_csv, synth, tmp_path, capsys):
     items, users = tmp_path / "items.csv", tmp_path / "users.csv"
     synth.items.rename(columns={"item": "iid"}).to_csv(items, index=False)
     synth.users.rename(columns={"user": "uid"}).to_csv(users, index=False)
@@ -140,13 +146,11 @@ def test_fit_with_an_items_table_and_named_features(ratings_csv, synth, tmp_path
     assert any(n.startswith("genres=") for n in model.model.feature_names)
     assert model.preset["user_features"] == ["group"] and "group=g1" in model.model.user_feature_names
     assert (cflearn.recommend(model, None, n=3, features={"group": "g1"})["fallback"] == "user features").all()
-    code, _, stderr = run_cli("fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
-                              "--user-features", "group", "--out", str(tmp_path / "z"))
-    assert code == 1 and "--user-features needs --users" in stderr and stderr.count("\n") == 1
-    code, _, stderr = run_cli("fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
-                              "--item-features", "genres", "--out", str(tmp_path / "x"))
-    assert code == 1 and "--item-features needs --items" in stderr and stderr.count("\n") == 1
-    code, _, stderr = run_cli("fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
-                              "--preset", "best", "--items", str(items), "--item-features", "genre", "--out",
-                              str(tmp_path / "y"))
-    assert code == 1 and "did you mean 'genres'" in stderr and stderr.count("\n") == 1
+    base = ["fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars"]
+    for extra, message in [(["--user-features", "group"], "--user-features needs --users"),  # in this process
+                           (["--item-features", "genres"], "--item-features needs --items"),
+                           (["--preset", "best", "--items", str(items), "--item-features", "genre"],
+                            "did you mean 'genres'")]:
+        assert main([*base, *extra, "--out", str(tmp_path / "x")]) == 1
+        stderr = capsys.readouterr().err
+        assert message in stderr and stderr.count("\n") == 1, stderr
