@@ -95,9 +95,13 @@ def _parser() -> argparse.ArgumentParser:
 
     rec = sub.add_parser("recommend", help="top-N items for a user from a saved model",
                          description="Print the top-N items for USER (unseen in training), best first. An unknown "
-                                     "user gets the most popular items, and the output says so.")
+                                     "user gets the most popular items, and the output says so. A new user known "
+                                     "only by metadata: --features col=value ... (a model fit with --user-features).")
     rec.add_argument("model", metavar="MODEL", help="model.safetensors written by `cflearn fit`")
-    rec.add_argument("--user", required=True, help="raw user ID")
+    who = rec.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="raw user ID")
+    who.add_argument("--features", nargs="+", metavar="COL=VALUE",
+                     help="a new user's metadata, e.g. age=25 gender=F occupation=writer")
     rec.add_argument("-n", type=int, default=10, help="how many items (default: 10)")
     rec.add_argument("--include-seen", action="store_true", help="also list items the user rated in training")
     rec.add_argument("--min-ratings", type=int, default=1,
@@ -252,9 +256,14 @@ def _recommend(args: argparse.Namespace) -> int:
     from ._recommend import recommend
 
     cf = load(args.model)
-    user = _coerce_id(args.user, cf.users)
-    top = recommend(cf, user, n=args.n, exclude_seen=not args.include_seen, min_ratings=args.min_ratings)
-    if (top["fallback"] == "popular").any():
+    features = None if args.features is None else _pairs(args.features)
+    user = None if features is not None else _coerce_id(args.user, cf.users)
+    top = recommend(cf, user, n=args.n, exclude_seen=not args.include_seen, min_ratings=args.min_ratings,
+                    features=features)
+    if features is not None:
+        shown = ", ".join(f"{k}={_shown(v)}" for k, v in features.items())
+        print(f"top {len(top)} for a new user ({shown}), scored from their features:")
+    elif (top["fallback"] == "popular").any():
         print(f"user {_shown(user)} is not in the training data: showing the most popular items")
     elif len(top) < args.n:
         print(f"top {len(top)} for user {_shown(user)} (only {len(top)} items they have not rated are left to "
@@ -266,6 +275,19 @@ def _recommend(args: argparse.Namespace) -> int:
         label = " ".join(_shown(getattr(row, c)) for c in extra)
         print(f"{row.rank:>3}. {_shown(row.item):<10} {row.score:5.2f}  {label}".rstrip())
     return 0
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    """``["age=25", "gender=F"]`` -> ``{"age": "25", "gender": "F"}``."""
+    from ._errors import ConfigError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--features takes COL=VALUE pairs, got {item!r} (e.g. --features age=25 gender=F)")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def _course(args: argparse.Namespace) -> int:

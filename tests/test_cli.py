@@ -146,6 +146,9 @@ def test_fit_with_an_items_table_and_named_features(ratings_csv, synth, tmp_path
     assert any(n.startswith("genres=") for n in model.model.feature_names)
     assert model.preset["user_features"] == ["group"] and "group=g1" in model.model.user_feature_names
     assert (cflearn.recommend(model, None, n=3, features={"group": "g1"})["fallback"] == "user features").all()
+    assert main(["recommend", str(out / "model.safetensors"), "--features", "group=g1", "-n", "3"]) == 0
+    stdout = capsys.readouterr().out
+    assert "a new user (group=g1), scored from their features" in stdout and stdout.count("\n") == 4
     base = ["fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars"]
     for extra, message in [(["--user-features", "group"], "--user-features needs --users"),  # in this process
                            (["--item-features", "genres"], "--item-features needs --items"),
