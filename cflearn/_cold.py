@@ -56,8 +56,8 @@ def feature_part(cf: CollabModel, side: Literal["user", "item"],
     vec, bias = model.feature_mean(s, idx, weight)
     none = weight.sum(1) == 0  # nothing known about the row: the trained rows' mean feature part
     if none.any():
-        f, c = model.features(s, model.trained_rows(0 if side == "user" else 1))
-        vec[none.to(vec.device)], bias[none.to(bias.device)] = f.mean(0), c.mean()
+        f, c = model.mean_features(s)
+        vec[none.to(vec.device)], bias[none.to(bias.device)] = f, c
     return vec.detach().float().cpu(), bias.detach().float().cpu()
 
 

@@ -12,7 +12,7 @@ import torch
 from ._cold import feature_rows
 from ._collab import CollabModel, as_collab
 from ._errors import ConfigError, UnknownIDError
-from ._scoring import encode_items, encode_users, eval_mode, score_pairs
+from ._scoring import encode_items, encode_users, eval_mode, metadata_only, score_pairs
 from .metrics import mae, rmse
 
 if TYPE_CHECKING:
@@ -98,22 +98,14 @@ def predict(
     by_u, by_i = _from_metadata(cf, "user", users, u, user_info), _from_metadata(cf, "item", items, i, item_info)
     if by_u[0].any() or by_i[0].any():
         scores = _rescore(cf, u, i, by_u, by_i, scores, clip=clip)
-    u_part = np.select([by_u[0] | _metadata_only(cf, 0, u), u == 0], ["user features", "average user"], "")
-    i_part = np.select([by_i[0] | _metadata_only(cf, 1, i), i == 0], ["item features", "average item"], "")
+    u_part = np.select([by_u[0] | metadata_only(cf, 0, u), u == 0], ["user features", "average user"], "")
+    i_part = np.select([by_i[0] | metadata_only(cf, 1, i), i == 0], ["item features", "average item"], "")
     both = (u_part != "") & (i_part != "")
     fallback = np.where(both, np.char.add(np.char.add(u_part.astype(str), ", "), i_part.astype(str)),
                         np.char.add(u_part.astype(str), i_part.astype(str))).astype(object)
     fallback[(u_part == "average user") & (i_part == "average item")] = "average user and item"
     column = "rank_score" if ranking else "score"
     return pd.DataFrame({"user": users, "item": items, column: scores, "fallback": fallback})
-
-
-def _metadata_only(cf: CollabModel, col: int, codes: np.ndarray) -> np.ndarray:
-    """Rows of a hybrid model known only from metadata (no training rating): scored by their features."""
-    trained = cf.contract.trained_rows(col)
-    if not isinstance(trained, torch.Tensor):
-        return np.zeros(len(codes), dtype=bool)
-    return (codes > 0) & ~trained.cpu().numpy()[codes]
 
 
 def _from_metadata(cf: CollabModel, side: Literal["user", "item"], raw: list[Any], codes: np.ndarray,

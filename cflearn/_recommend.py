@@ -16,7 +16,7 @@ from ._collab import CollabModel, as_collab
 from ._data import relevance_level
 from ._errors import ConfigError, DataError, UnknownIDError, check_count, check_number
 from ._fold import UserPrior, user_prior
-from ._scoring import encode_items, encode_users, item_mask, score_matrix, top_n
+from ._scoring import encode_items, encode_users, item_mask, metadata_only, score_matrix, top_n
 from .models import HybridDotBias
 
 if TYPE_CHECKING:
@@ -132,10 +132,7 @@ def recommend_all(
                 out_items[k], out_scores[k], fallback[k] = popular, avg[popular], "popular"
     for k in folded:
         fallback[k] = users[k].source
-    trained = cf.contract.trained_rows(0)  # a hybrid model's users known only from metadata
-    if isinstance(trained, torch.Tensor):
-        metadata_only = (uidx > 0) & ~trained.cpu()[uidx]
-        fallback[metadata_only.numpy()] = "user features"
+    fallback[metadata_only(cf, 0, uidx.numpy())] = "user features"  # a hybrid's users known only from metadata
     frame = pd.DataFrame({
         "user": np.repeat(np.array(users, dtype=object), n_eff),
         "rank": np.tile(np.arange(1, n_eff + 1), len(users)),

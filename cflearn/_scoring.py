@@ -19,7 +19,8 @@ from ._collab import CollabModel
 from ._errors import ConfigError
 from ._vocab import encode_ids, item_titles
 
-__all__ = ["eval_mode", "score_pairs", "score_matrix", "item_mask", "top_n", "encode_users", "encode_items"]
+__all__ = ["eval_mode", "score_pairs", "score_matrix", "item_mask", "top_n", "encode_users", "encode_items",
+           "metadata_only"]
 
 
 @contextmanager
@@ -87,6 +88,16 @@ def _forward_matrix(cf: CollabModel, uidx: torch.Tensor) -> torch.Tensor:
         pairs = torch.stack([us.repeat_interleave(n_items), item_col.repeat(len(us))], 1)
         rows.append(cf.model(pairs).reshape(len(us), n_items).float().cpu())
     return torch.cat(rows) if rows else torch.zeros(0, n_items)
+
+
+def metadata_only(cf: CollabModel, col: int, codes: np.ndarray) -> np.ndarray:
+    """Which encoded rows of a side (``col`` 0: users, 1: items) a hybrid model knows only from
+    metadata (a row but no training rating): they are scored by their features."""
+    trained = cf.contract.trained_rows(col)
+    if not isinstance(trained, torch.Tensor):
+        return np.zeros(len(codes), dtype=bool)
+    codes = np.asarray(codes)
+    return (codes > 0) & ~trained.cpu().numpy()[codes]
 
 
 def item_mask(cf: CollabModel, candidates: Sequence[Any] | None, min_ratings: int) -> torch.Tensor:

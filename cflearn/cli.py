@@ -386,8 +386,8 @@ def _fit(args: argparse.Namespace) -> int:
         frame.columns = [str(c) for c in frame.columns]
     holder = [frame]  # _train_and_write drops the raw table once it is encoded (less memory on large files)
     del frame
-    items, item_features = _side_table(args.items, args.item_features, "item", kwargs)
-    users, user_features = _side_table(args.users, args.user_features, "user", kwargs)
+    items, item_features = _read_side_table(args.items, args.item_features, "item", kwargs)
+    users, user_features = _read_side_table(args.users, args.user_features, "user", kwargs)
     with _run_folder(out, force=args.force, kind="fit") as run:
         return _train_and_write(holder, out, preset=args.preset, epochs=args.epochs, seed=args.seed,
                                 items=items, item_features=item_features, users=users,
@@ -399,7 +399,7 @@ def _fit(args: argparse.Namespace) -> int:
                                 run=run, command="fit")
 
 
-def _side_table(path: str | None, features: str | None, side: str,
+def _read_side_table(path: str | None, features: str | None, side: str,
                 kwargs: dict[str, Any]) -> tuple[Any, tuple[str, ...] | None]:
     """A ``--items`` / ``--users`` table and its ``--*-features`` columns."""
     from ._errors import ConfigError

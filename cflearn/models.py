@@ -309,8 +309,14 @@ class HybridDotBias(nn.Module, Contract):
         a cold featureless row gets it on top of the collaborative mean, so it is the average row."""
         side: Literal["u", "i"] = "u" if col == 0 else "i"
         rows = self.get_buffer(f"{side}_feat_w").sum(1) == 0
-        f, c = self.features(side, self.trained_rows(col))
-        return rows, (c.mean().reshape(1) if "bias" in name else f.mean(0))
+        f, c = self.mean_features(side)
+        return rows, (c.reshape(1) if "bias" in name else f)
+
+    def mean_features(self, side: Literal["u", "i"]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The trained rows' mean feature vector ``(n_factors,)`` and bias (a scalar tensor): the
+        feature part of the average row."""
+        f, c = self.features(side, self.trained_rows(0 if side == "u" else 1))
+        return f.mean(0), c.mean()
 
     def config(self) -> dict[str, Any]:
         return {"kind": self.kind, "n_factors": self.u_cf_weight.embedding_dim,
