@@ -145,6 +145,14 @@ def plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def id_list(value: Any, wrong: str) -> list[Any]:
+    """A student's list of IDs as plain values; :class:`Wrong` with ``wrong`` when it is not a sequence."""
+    try:
+        return [plain(v) for v in list(value)]
+    except TypeError:
+        raise Wrong(wrong) from None
+
+
 def _first(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else "(no message)"

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._question import Question, Wrong, plain
+from ._question import Question, Wrong, id_list, plain
 
 __all__ = ["TopBiases", "MostSimilar", "Pca2", "QUESTIONS"]
 
@@ -33,10 +33,7 @@ class TopBiases(Question):
     def verify(self) -> str:
         learn = _learner(self)
         got = self.answer("top_biased")
-        try:
-            got = [plain(v) for v in list(got)]
-        except TypeError:
-            raise Wrong(f"`top_biased` is a {type(got).__name__}; make it a list of 5 item IDs") from None
+        got = id_list(got, f"`top_biased` is a {type(got).__name__}; make it a list of 5 item IDs")
         cf = learn.cf
         bias = learn.model.i_bias.weight.detach()[:, 0].clone()
         bias[0] = -torch.inf  # the unknown item is not a film

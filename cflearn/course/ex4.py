@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .._features import title_year
-from ._question import Question, Wrong, plain
+from ._question import Question, Wrong, id_list, plain
 
 __all__ = ["ReleaseYear", "GenreMatrix", "ContentSimilar", "NewUser", "QUESTIONS"]
 
@@ -111,10 +111,7 @@ class ContentSimilar(Question):
         onehot = _onehot()
         m = onehot.to_numpy(float)
         got = self.call("content_similar(1, onehot, 3)", fn, 1, onehot.copy(), 3)
-        try:
-            got = [plain(i) for i in list(got)]
-        except TypeError:
-            raise Wrong(f"content_similar returned {got!r}; return a list of item IDs") from None
+        got = id_list(got, f"content_similar returned {got!r}; return a list of item IDs")
         if 1 in got:
             raise Wrong("the list holds the item itself (its similarity is 1); leave it out")
         if len(got) != 3 or not set(got) <= set(onehot.index):

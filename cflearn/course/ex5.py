@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics
-from ._question import Question, Wrong, close, plain
+from ._question import Question, Wrong, close, id_list
 
 __all__ = ["Rmse", "PrecisionAtK", "TimeSplit", "RecommendUnseen", "QUESTIONS"]
 
@@ -167,10 +167,7 @@ class RecommendUnseen(Question):
         fn = self.answer("recommend_unseen")
         scores, seen = _scores()
         got = self.call("recommend_unseen(scores, seen, 3)", fn, scores.copy(), set(seen), 3)
-        try:
-            got = [plain(v) for v in list(got)]
-        except TypeError:
-            raise Wrong(f"recommend_unseen returned {got!r}; return a list of item IDs") from None
+        got = id_list(got, f"recommend_unseen returned {got!r}; return a list of item IDs")
         if got and all(isinstance(v, float) for v in got) and set(got) <= set(scores.tolist()):
             raise Wrong("these are scores; return the item IDs (the Series' index) of the best items")
         if set(got) & seen:
