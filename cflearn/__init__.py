@@ -5,9 +5,12 @@ from ._collab import CollabModel
 from ._data import CollabData, from_df, from_file, read_ratings
 from ._errors import (
     CflearnError,
+    CflearnWarning,
     ColumnError,
     ConfigError,
+    ConfigWarning,
     DataError,
+    DataWarning,
     DownloadError,
     ModelFileError,
     TrainingError,
@@ -65,5 +68,8 @@ __all__ = [
     "TrainingError",
     "ModelFileError",
     "DownloadError",
+    "CflearnWarning",
+    "DataWarning",
+    "ConfigWarning",
     "__version__",
 ]

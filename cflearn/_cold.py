@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from ._collab import CollabModel
-from ._errors import ConfigError
+from ._errors import ConfigError, DataWarning, printable
 from ._features import as_rows, encode_rows
 from .models import HybridDotBias
 
@@ -51,8 +51,8 @@ def feature_part(cf: CollabModel, side: Literal["user", "item"],
     strict = not isinstance(features, (pd.Series, pd.DataFrame))  # a hand-written mapping: a typo is an error
     idx, weight, ignored = encode_rows(spec, names, rows, side, strict=strict)
     if ignored:
-        warnings.warn(f"{side} feature values the model never saw are ignored: {', '.join(ignored[:5])}"
-                      f"{' ...' if len(ignored) > 5 else ''}", UserWarning, stacklevel=3)
+        warnings.warn(f"{side} feature values the model never saw are ignored: {', '.join(printable(v) for v in ignored[:5])}"
+                      f"{' ...' if len(ignored) > 5 else ''}", DataWarning, stacklevel=3)
     vec, bias = model.feature_mean(s, idx, weight)
     none = weight.sum(1) == 0  # nothing known about the row: the trained rows' mean feature part
     if none.any():

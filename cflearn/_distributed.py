@@ -1,6 +1,6 @@
 """Data-parallel training with PyTorch's DistributedDataParallel, launched by ``torchrun``.
 
-cflearn notices ``torchrun`` (its ``RANK``/``WORLD_SIZE`` variables) or a process group you
+cflearn notices ``torchrun`` (the whole set of variables it sets, :func:`cflearn._launch.torchrun_env`) or a process group you
 started, and then: each rank trains on its own shard of every epoch's shuffled order (the
 per-rank batch is ``bs / N``, so a step sees the same total batch as one process); DDP averages the
 gradients (dense ones: the tables do not use sparse gradients under DDP); every rank validates
@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ._errors import ConfigError
+from ._launch import torchrun_env
 
 __all__ = ["world", "rank", "is_main", "init_from_env", "leave", "unwrap", "ddp", "sync_buffers"]
 
@@ -36,13 +37,14 @@ def init_from_env(device: torch.device | None = None) -> bool:
     """
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size() > 1
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    job = torchrun_env()
+    if job is None or job.world <= 1:
         return False
     if not dist.is_available():
         raise ConfigError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
     cuda = device is not None and device.type == "cuda"
     if cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(job.local_rank)
     dist.init_process_group("nccl" if cuda else "gloo", timeout=dt.timedelta(seconds=TIMEOUT_S))
     atexit.register(leave, timeout=10)  # a gloo group torn down alone at exit can abort the process
     return dist.get_world_size() > 1

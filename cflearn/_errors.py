@@ -18,6 +18,10 @@ __all__ = [
     "closest",
     "check_count",
     "check_number",
+    "printable",
+    "CflearnWarning",
+    "DataWarning",
+    "ConfigWarning",
 ]
 
 
@@ -62,6 +66,24 @@ class ModelFileError(CflearnError, ValueError):
 
 class DownloadError(CflearnError, OSError):
     """A dataset could not be downloaded or did not pass its checks."""
+
+
+class CflearnWarning(UserWarning):
+    """Base class of every warning cflearn gives (filter this one)."""
+
+
+class DataWarning(CflearnWarning):
+    """Something in the data was dropped, guessed or is unusual (e.g. a feature value never seen)."""
+
+
+class ConfigWarning(CflearnWarning):
+    """A setting will probably not do what was meant (e.g. side features a preset does not use)."""
+
+
+def printable(value: object) -> str:
+    """``str(value)`` safe for a terminal: control characters (ESC, newlines, ...) are escaped, so an ID,
+    title or file name from the data can neither forge a line nor send terminal commands."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
 
 
 def check_count(name: str, value: object) -> int:

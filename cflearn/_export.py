@@ -15,7 +15,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from ._collab import CollabModel, as_collab
 from ._distributed import is_main
-from ._errors import ModelFileError
+from ._errors import ConfigWarning, ModelFileError
 from ._fold import rating_noise
 from ._io import atomic_write_bytes, json_default
 from ._vocab import Vocab
@@ -68,7 +68,7 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
     if config["kind"] == "custom":
         warnings.warn(f"{Path(path).name} holds the weights of your own {config['class']}; loading it needs the "
                       f"class: cflearn.load(path, model={type(cf.model).__name__}(...)) with the same sizes",
-                      UserWarning, stacklevel=2)
+                      ConfigWarning, stacklevel=2)
     meta = {
         "format": "cflearn-model",
         "format_version": FORMAT_VERSION,
@@ -205,6 +205,10 @@ def _old_hybrid(tensors: dict[str, torch.Tensor], version: int, config: dict[str
     renamed = {_V1_HYBRID.get(k, k): v for k, v in tensors.items()} if version == 1 else dict(tensors)
     renamed = {_V3_HYBRID.get(k, k): v for k, v in renamed.items()}
     n_users, k = int(config["n_users"]), int(config["n_factors"])
+    users = renamed.get("u_cf_weight.weight")  # the sizes the header claims, checked before anything is allocated
+    if users is None or tuple(users.shape) != (n_users, k):
+        raise ValueError(f"the header claims {n_users} users x {k} factors but the user table is "
+                         f"{'missing' if users is None else tuple(users.shape)}")
     trained = torch.ones(n_users, dtype=torch.bool)
     trained[0] = False
     return renamed | {"u_f_weight.weight": torch.zeros(1, k), "u_f_bias.weight": torch.zeros(1, 1),

@@ -29,8 +29,19 @@ from torch.nn import functional as F
 from ._collab import CollabModel, as_collab
 from ._data import CollabData
 from ._distributed import init_from_env, is_main, rank, unwrap, world
-from ._errors import CflearnError, ColumnError, ConfigError, DataError, check_count, check_number, check_seed, closest
+from ._errors import (
+    CflearnError,
+    ColumnError,
+    ConfigError,
+    ConfigWarning,
+    DataError,
+    check_count,
+    check_number,
+    check_seed,
+    closest,
+)
 from ._features import check_feature_columns, has_feature, hybrid_data
+from ._launch import TorchrunEnv, torchrun_env
 from ._loaders import Decoder, fast_loaders
 from ._presets import PRESETS, Preset, get_preset, y_range_for
 from ._ranking import RANK_ONLY, TargetItems, check_ranking, ranking_parts
@@ -129,7 +140,7 @@ def collab_learner(
     p = _resolve_preset(data, base.replace(**given), given, custom=model is not None)
     selection: dict[str, Any] = {}
     if p.select_features and (p.item_features or p.user_features) and not {"item_features", "user_features"} & \
-            set(given) and model is None and int(os.environ.get("WORLD_SIZE", "1")) == 1:  # under torchrun: as is
+            set(given) and model is None and torchrun_env() is None:  # under torchrun: as is
         p, selection = _select_features(data, p, seed, device=device, keep_bias_l2="bias_l2" in given)
     if len(data.valid_idx) == 0:
         if not data.valid_pct:
@@ -144,7 +155,7 @@ def collab_learner(
             raise ConfigError(f"preset {p.name!r} uses fastai's own loaders, which cflearn does not shard across "
                               "processes; train distributed with a fast preset (fast, best, fast_nn, best_nn)")
         if dev.type == "cuda":
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            dev = torch.device("cuda", (torchrun_env() or TorchrunEnv(0, 1, 0)).local_rank)
         if p.optimizer == "lazy":  # DDP's sparse-gradient path is not reliable (it corrupted memory at 20M
             p = p.replace(optimizer="adamw")  # ratings on gloo; NCCL has none): dense gradients under DDP
     shard = (rank(), world())
@@ -202,7 +213,7 @@ def collab_learner(
         if p.row_l2 > 0 or p.bias_l2 > 0:
             skipped.append(f"RowL2 (row_l2={p.row_l2:g}; regularise with wd=... instead)")
         warnings.warn(f"your {type(model).__name__} has no user/item tables cflearn knows (Contract.embeddings), so "
-                      f"these callbacks are skipped: {'; '.join(skipped)}", UserWarning, stacklevel=2)
+                      f"these callbacks are skipped: {'; '.join(skipped)}", ConfigWarning, stacklevel=2)
     cold = [ColdRows()] if has_tables else []
     note = [PresetNote(p.to_dict())] if p.loader == "fast" else []
     distributed = [DDPTrainer()] if shard[1] > 1 else []
@@ -311,7 +322,7 @@ def _resolve_preset(data: CollabData, p: Preset, given: dict[str, Any], *, custo
     if custom:
         if data.user_features or data.item_features:
             warnings.warn("your own model= takes (user, item) indices only, so the side features declared on the "
-                          "data are not used", UserWarning, stacklevel=3)
+                          "data are not used", ConfigWarning, stacklevel=3)
         return p.replace(item_features=(), user_features=())
     if not p.use_nn:
         for name in ("emb_szs", "layers"):
@@ -336,7 +347,7 @@ def _side_features(data: CollabData, p: Preset, given: dict[str, Any]) -> Preset
                                                              ("item", data.item_features)) if cols]
     if not uses and declared:
         warnings.warn(f"preset {p.name!r} has no side features, so the data's {' and '.join(declared)} are not used; "
-                      "use preset='best' (hybrid) or 'content' (content-based)", UserWarning, stacklevel=4)
+                      "use preset='best' (hybrid) or 'content' (content-based)", ConfigWarning, stacklevel=4)
         return p
     if not uses:
         return p
@@ -379,7 +390,7 @@ def _usable_features(data: CollabData, p: Preset, *, explicit: bool) -> tuple[st
     if p.select_features and kept:  # 'the features the data has': the others are not expected
         return kept
     using = f"item features {kept}" if kept else "no item features (the plain dot-product model, as preset fast)"
-    warnings.warn(f"preset {p.name!r}: {why}; training with {using}", UserWarning, stacklevel=3)
+    warnings.warn(f"preset {p.name!r}: {why}; training with {using}", ConfigWarning, stacklevel=3)
     return kept
 
 
@@ -422,7 +433,7 @@ def _select_features(data: CollabData, p: Preset, seed: int | None, *, device: A
         tried = "; ".join(f"{', '.join(f) or 'none'}: {scores[f]:.4f}" for f in candidates)
         warnings.warn(f"preset {p.name!r}: the side features {tuple(dropped)} did not help on an inner split of the "
                       f"training rows (RMSE {tried}); training without them (pass item_features=... / "
-                      "user_features=... to insist)", UserWarning, stacklevel=3)
+                      "user_features=... to insist)", ConfigWarning, stacklevel=3)
         p = candidates[chosen]
     return p, note
 
@@ -444,7 +455,7 @@ def _y_range(data: CollabData, p: Preset, y_range: Any) -> tuple[float, float]:
         warnings.warn(f"y_range ({a:g}, {b:g}) ends at the rating scale {lo:g}-{hi:g}, and a sigmoid never reaches "
                       "its ends, so the extreme ratings cannot be predicted; pad it, e.g. "
                       f"({lo - 0.5:g}, {hi + 0.5:g})",
-                      UserWarning, stacklevel=3)
+                      ConfigWarning, stacklevel=3)
     return (a, b)
 
 

@@ -1,11 +1,17 @@
-"""Run folders that are all or nothing: a lock, a private temporary folder, one rename at the end.
+"""Run folders that are all or nothing, and that never take what cflearn did not write.
 
-``cflearn fit --out DIR`` (and ``cflearn demo``) hold ``.DIR.lock`` beside ``DIR`` while they run, so
-a second run into the same folder fails at once. Every file of the run is written into a private
-``.DIR.tmp-*`` folder next to ``DIR``; at the end the old run (if replaced) moves aside to
-``.DIR.old-*``, the new folder takes its name, and the old one is deleted. Whatever kills the
-process, ``DIR`` is the old run or the new one, never a mix; the next run removes what a dead run
-left behind (restoring the old run if the kill fell between the two renames).
+``cflearn fit --out DIR`` (and ``cflearn demo``) hold a lock on ``.DIR.lock`` beside ``DIR`` while
+they run (``flock``: the kernel drops it when the process dies, so a dead run never blocks the
+next), so a second run into the same folder fails at once. Every file of the run is written into a
+private ``.DIR.tmp-*`` folder next to ``DIR``; at the end the old run (if replaced) moves aside to
+``.DIR.old-*``, the new folder takes its name, and the old one is deleted file by file. Whatever
+kills the process, ``DIR`` is the old run or the new one, never a mix; the next run removes what a
+dead run left behind (restoring the old run if the kill fell between the two renames).
+
+A run folder carries its own marker file (:data:`MARKER`). ``--force`` replaces a folder only when
+it is a cflearn run holding nothing but the files cflearn wrote; it never replaces a folder that
+holds other files, the input, the checkout, a home folder or the working directory
+(:func:`check_target`).
 """
 
 from __future__ import annotations
@@ -16,17 +22,75 @@ import shutil
 import signal
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from ._errors import ConfigError
-from ._io import _umask
+from ._errors import ConfigError, printable
+from ._io import _umask, atomic_write_json
 
-__all__ = ["RunFolder", "COMMITTED"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: O_EXCL lock files (see _acquire)
+    fcntl = None  # type: ignore[assignment]
 
+__all__ = ["RunFolder", "COMMITTED", "MARKER", "check_target", "owned_files"]
+
+MARKER = ".cflearn-run"
+"""The file every run folder holds: JSON naming the command that wrote it."""
 RUN_FILES = ("metrics.json", "loss.png", "model.safetensors", "report.html")
 COMMITTED: list[Path] = []
 """Run folders this process has put in place (so that an interrupt message can say what was written)."""
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_target(out: str | Path, inputs: Iterable[str | Path | None] = (), *, what: str = "--out") -> Path:
+    """Refuse, whatever ``--force`` says, an output folder whose replacement would take what is not a
+    run: one that is or holds an input file, the cflearn checkout (or the installed package), a home
+    folder, the working directory or the file system's root. Returns the resolved folder."""
+    path = Path(out).expanduser()
+    resolved = path.resolve()
+    for src in inputs:
+        if src is not None and _is_within(Path(src).expanduser().resolve(), resolved):
+            held = "is" if Path(src).expanduser().resolve() == resolved else "holds"
+            raise ConfigError(f"{what} {printable(path)} {held} the input {printable(src)}; a run replaces its folder "
+                              "as a unit, so choose a separate output folder")
+    package = Path(__file__).resolve().parent
+    checkout = package.parent if (package.parent / "pyproject.toml").is_file() else package
+    protected = {"the cflearn checkout": checkout, "your home folder": Path.home().resolve(),
+                 "the working directory": Path.cwd().resolve(), "the file system's root": Path(resolved.anchor)}
+    for name, folder in protected.items():
+        if _is_within(folder, resolved):
+            held = "is" if folder == resolved else "holds"
+            raise ConfigError(f"{what} {printable(path)} {held} {name}; choose a new folder for the run (e.g. "
+                              "runs/NAME)")
+    return resolved
+
+
+def owned_files(folder: Path) -> tuple[str | None, list[str]]:
+    """``(kind, foreign)``: ``"fit"`` / ``"demo"`` when ``folder`` is a cflearn run (``None`` otherwise),
+    and the names in it that cflearn did not write there (sorted; sub-folders count as foreign).
+
+    A run folder holds :data:`MARKER`; one written before the marker existed is recognised by its
+    ``metrics.json`` (with the ``command`` that wrote it) and holding only run files."""
+    names = sorted(p.name for p in folder.iterdir())
+    kind = None
+    try:
+        marker = json.loads((folder / MARKER).read_text())
+        kind = marker.get("command") if isinstance(marker, dict) else None
+    except (OSError, ValueError):
+        try:
+            metrics = json.loads((folder / "metrics.json").read_text())
+            if isinstance(metrics, dict) and set(names) <= set(RUN_FILES) and "command" in metrics:
+                kind = metrics["command"]
+        except (OSError, ValueError):
+            pass
+    if kind not in ("fit", "demo"):
+        return None, names
+    return str(kind), [n for n in names if n not in (*RUN_FILES, MARKER) or not (folder / n).is_file()]
 
 
 def _alive(pid: int) -> bool:
@@ -44,30 +108,36 @@ class RunFolder:
 
     Args:
         out: the run folder.
-        force: replace a folder that holds files (as a unit).
+        force: replace a cflearn run that is already there (as a unit).
         kind: ``"fit"`` or ``"demo"``; a demo replaces an earlier *demo* run without ``force``.
+        inputs: files the run reads (``out`` must not hold them).
     """
 
-    def __init__(self, out: str | Path, *, force: bool = False, kind: str = "fit"):
-        self.out, self.force, self.kind = Path(out), force, kind
+    def __init__(self, out: str | Path, *, force: bool = False, kind: str = "fit",
+                 inputs: Iterable[str | Path | None] = ()):
+        self.out, self.force, self.kind, self.inputs = Path(out), force, kind, list(inputs)
         self.lock = self.out.parent / f".{self.out.name}.lock"
         self.tmp: Path | None = None
-        self._held = False
+        self._fd: int | None = None
 
     def __enter__(self) -> Path:
         if self.out.exists() and not self.out.is_dir():
-            raise ConfigError(f"--out {self.out} is a file; give a folder")
+            raise ConfigError(f"--out {printable(self.out)} is a file; give a folder")
+        check_target(self.out, self.inputs)
         try:
             self.out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise ConfigError(f"cannot create the folder of --out {self.out}: {e.strerror or e}") from None
+            raise ConfigError(f"cannot create the folder of --out {printable(self.out)}: {e.strerror or e}") from None
         self._acquire()
         try:
             self._recover()
             self._check_replaceable()
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-{os.getpid()}-", dir=self.out.parent))
             os.chmod(self.tmp, 0o777 & ~_umask())
+            atomic_write_json(self.tmp / MARKER, {"command": self.kind, "written_by": "cflearn"})
         except BaseException:
+            if self.tmp is not None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
             self._release()
             raise
         return self.tmp
@@ -80,11 +150,18 @@ class RunFolder:
 
     def commit(self) -> None:
         """Put the finished run in place of ``out`` (the old run, if any, goes as a unit). Ctrl-C waits
-        until both renames are done; :data:`COMMITTED` then names the folder."""
+        until both renames are done; :data:`COMMITTED` then names the folder.
+
+        Raises:
+            ConfigError: files that cflearn did not write appeared in ``out`` during the run (nothing
+                is replaced then).
+        """
         assert self.tmp is not None
+        if self.out.exists():
+            self._check_replaceable()  # someone may have put files there while the run trained
         masked = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
         if masked:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             old = None
             if self.out.exists():
@@ -95,65 +172,105 @@ class RunFolder:
             COMMITTED.append(self.out)
         finally:
             if masked:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            _remove_run(old)
 
     # -- internals ------------------------------------------------------------------------------------
     def _acquire(self) -> None:
-        for _ in range(2):
+        """Take the lock. With ``flock`` the lock file may stay or go: the lock is the kernel's, held
+        while this process lives, and a file replaced under our feet is detected (inode check)."""
+        if fcntl is None:  # pragma: no cover
+            return self._acquire_exclusive()
+        for _ in range(100):
             try:
-                fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    pid = int(self.lock.read_text().strip() or 0)
-                except (OSError, ValueError):
-                    pid = 0
-                if pid and _alive(pid):
-                    raise ConfigError(f"another cflearn run (process {pid}) is writing to {self.out}; wait for it or "
-                                      "choose another --out") from None
-                self.lock.unlink(missing_ok=True)  # a dead run's lock
-                continue
+                fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as e:
-                raise ConfigError(f"cannot write beside --out {self.out}: {e.strerror or e}") from None
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            self._held = True
+                raise ConfigError(f"cannot write beside --out {printable(self.out)}: {e.strerror or e}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _read_pid(fd)
+                os.close(fd)
+                who = f" (process {holder})" if holder and _alive(holder) else ""
+                raise ConfigError(f"another cflearn run{who} is writing to {printable(self.out)}; wait for it or "
+                                  "choose another --out") from None
+            try:
+                same = os.stat(self.lock).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the holder before us removed the file as it left: take the new one
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            self._fd = fd
             return
-        raise ConfigError(f"could not take the lock {self.lock}; remove it if no cflearn run is writing there")
+        raise ConfigError(f"could not take the lock {printable(self.lock)}; remove it if no cflearn run is writing "
+                          "there")
+
+    def _acquire_exclusive(self) -> None:  # pragma: no cover - platforms without flock
+        try:
+            fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            raise ConfigError(f"another cflearn run is writing to {printable(self.out)} (or one died: remove "
+                              f"{printable(self.lock)})") from None
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
 
     def _release(self) -> None:
-        if self._held:
-            self.lock.unlink(missing_ok=True)
-            self._held = False
+        if self._fd is not None:
+            self.lock.unlink(missing_ok=True)  # still holding the lock: nobody can be half-way in
+            os.close(self._fd)
+            self._fd = None
 
     def _recover(self) -> None:
         """Remove what dead runs left: temporary folders; an old run moved aside goes back if ``out`` is gone."""
         parent, name = self.out.parent, self.out.name
-        olds = sorted(parent.glob(f".{name}.old-*"))
+        olds = sorted(p for p in parent.glob(f".{name}.old-*") if p.is_dir() and owned_files(p)[0] is not None)
         if olds and not self.out.exists():
             os.rename(olds[0], self.out)
             olds = olds[1:]
-        for stale in [*parent.glob(f".{name}.tmp-*"), *olds]:
-            shutil.rmtree(stale, ignore_errors=True)
+        for old in olds:
+            _remove_run(old)
+        for stale in parent.glob(f".{name}.tmp-*"):
+            if stale.is_dir() and (not any(stale.iterdir()) or (stale / MARKER).is_file()):
+                shutil.rmtree(stale, ignore_errors=True)  # our own private folder (empty, or marked)
 
     def _check_replaceable(self) -> None:
-        if not self.out.exists() or not any(self.out.iterdir()) or self.force:
+        if not self.out.exists() or not any(self.out.iterdir()):
             return
-        if self.kind == "demo" and _run_kind(self.out) == "demo":
+        kind, foreign = owned_files(self.out)
+        if kind is None or foreign:
+            shown = ", ".join(printable(n) for n in foreign[:3])
+            more = " ..." if len(foreign) > 3 else ""
+            what = "files cflearn did not write" if kind is None else "a cflearn run and other files"
+            raise ConfigError(f"--out {printable(self.out)} holds {what} ({shown}{more}); choose a new folder "
+                              "(--force replaces only a folder cflearn wrote)")
+        if self.force or (self.kind == "demo" and kind == "demo"):
             return
-        what = "a `cflearn fit` run" if _run_kind(self.out) == "fit" else "files"
-        raise ConfigError(f"--out {self.out} already holds {what}; choose a new folder or add --force to replace it")
+        raise ConfigError(f"--out {printable(self.out)} already holds a `cflearn {kind}` run; choose a new folder or "
+                          "add --force to replace it")
 
 
-def _run_kind(folder: Path) -> str | None:
-    """``"demo"`` or ``"fit"`` for a cflearn run folder, else ``None``."""
+def _read_pid(fd: int) -> int:
     try:
-        metrics = json.loads((folder / "metrics.json").read_text())
+        os.lseek(fd, 0, os.SEEK_SET)
+        return int(os.read(fd, 32).decode().strip() or 0)
     except (OSError, ValueError):
-        return None
-    names = {p.name for p in folder.iterdir()}
-    if not names <= set(RUN_FILES):
-        return None  # other files too: not only a run
-    return "demo" if metrics.get("command") == "demo" else "fit"
+        return 0
 
+
+def _remove_run(folder: Path) -> None:
+    """Delete a run folder cflearn wrote, file by file: only its own files, then the folder if empty."""
+    for name in (*RUN_FILES, MARKER):
+        try:
+            (folder / name).unlink()
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            pass
+    for stray in folder.glob(".*.tmp"):  # an atomic write that a kill interrupted
+        stray.unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # something else is in it: leave it

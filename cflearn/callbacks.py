@@ -15,7 +15,7 @@ from fastai.callback.schedule import LRFinder
 from torch import nn
 
 from ._distributed import ddp, is_main, sync_buffers, unwrap, world
-from ._errors import TrainingError
+from ._errors import ConfigWarning, TrainingError
 from ._memory import release_memory
 from .models import contract
 
@@ -88,7 +88,7 @@ def _note_once(cb: Callback, name: str, why: str) -> None:
     """Warn once per callback that it does not apply to the learner's model."""
     if not getattr(cb, "_noted", False):
         cb._noted = True
-        warnings.warn(f"{name} skipped: {why}", UserWarning, stacklevel=2)
+        warnings.warn(f"{name} skipped: {why}", ConfigWarning, stacklevel=2)
 
 
 @torch.no_grad()
@@ -371,7 +371,7 @@ class PresetNote(_Callback):
             + (f", row_l2={p['row_l2']:g}" if p.get("row_l2") else "")
             + f"; this fit uses {', '.join(off)}, which usually gives a worse model. Train with cflearn.fit(learn) "
             f"(or learn.fit_one_cycle({p['epochs']}, {p['lr']:g}, wd={p['wd']:g})); for the book's own recipe "
-            "use preset='book'", UserWarning, stacklevel=2)
+            "use preset='book'", ConfigWarning, stacklevel=2)
 
 
 def _scheduled_lr_max(learn: Any) -> float | None:

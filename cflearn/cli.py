@@ -143,81 +143,107 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from ._errors import CflearnError
 
-    if getattr(args, "nproc", None) is not None:
-        if args.nproc < 1:
-            print(f"cflearn: error: --nproc must be at least 1, got {args.nproc}", file=sys.stderr)
+    with _cflearn_warnings(), _terminated() as stopped:
+        try:
+            if getattr(args, "nproc", None) is not None:
+                code = _start_processes(args, argv)
+                if code is not None:
+                    return code
+            from ._launch import torchrun_env, watch_launcher
+
+            if torchrun_env() is not None:
+                watch_launcher()
+            commands = {"demo": _demo, "fit": _fit, "predict": _predict, "recommend": _recommend,
+                        "report": _report, "presets": _presets, "course": _course}
+            return commands[args.command](args)
+        except CflearnError as e:
+            print(f"cflearn: error: {_shown(e)}", file=sys.stderr)
             return 1
-        if args.nproc > 1 and "LOCAL_RANK" not in os.environ:
-            return _launch(args.nproc, _without_nproc(argv))
-    try:
-        commands = {"demo": _demo, "fit": _fit, "predict": _predict, "recommend": _recommend, "report": _report,
-                    "presets": _presets, "course": _course}
-        return commands[args.command](args)
-    except CflearnError as e:
-        print(f"cflearn: error: {_shown(e)}", file=sys.stderr)
-        return 1
-    except (MemoryError, RuntimeError) as e:
-        if not isinstance(e, MemoryError) and "allocate" not in str(e) and "out of memory" not in str(e):
-            raise
-        from ._errors import first_line
+        except (MemoryError, RuntimeError) as e:
+            if not isinstance(e, MemoryError) and "allocate" not in str(e) and "out of memory" not in str(e):
+                raise
+            from ._errors import first_line
 
-        print(f"cflearn: error: out of memory ({_shown(first_line(e))[:200]}); use a machine with more memory, or "
-              "fewer ratings", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        from ._runs import COMMITTED
+            print(f"cflearn: error: out of memory ({_shown(first_line(e))[:200]}); use a machine with more memory, "
+                  "or fewer ratings", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            from ._runs import COMMITTED
 
-        done = f"the run was already written to {_shown(COMMITTED[-1])}" if COMMITTED else (
-            "nothing was written (an earlier run in --out is untouched)")
-        print(f"cflearn: interrupted; {done}", file=sys.stderr)
-        return 130
+            done = f"the run was already written to {_shown(COMMITTED[-1])}" if COMMITTED else (
+                "nothing was written (an earlier run in --out is untouched)")
+            print(f"cflearn: interrupted; {done}", file=sys.stderr)
+            return 143 if stopped else 130
 
 
-def _without_nproc(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--nproc":
-            skip = True
-        elif not a.startswith("--nproc="):
-            out.append(a)
-    return out
+class _terminated:
+    """While a command runs in the main thread, SIGTERM interrupts it as Ctrl-C does (the run's temporary
+    folder is removed, one line is printed); the list it yields is non-empty once SIGTERM came."""
+
+    def __enter__(self) -> list[int]:
+        import signal
+        import threading
+
+        self.got: list[int] = []
+        self._previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            def stop(signum: int, _frame: object) -> None:
+                self.got.append(signum)
+                raise KeyboardInterrupt
+
+            self._previous = signal.signal(signal.SIGTERM, stop)
+        return self.got
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
 
 
-def _launch(nproc: int, argv: list[str]) -> int:
-    """Run ``cflearn <argv>`` under torchrun with ``nproc`` processes; one line if any of them fails."""
-    import re
-    import subprocess
+def _start_processes(args: argparse.Namespace, argv: list[str]) -> int | None:
+    """``--nproc N``: start torchrun with N processes (its exit code), or ``None`` to run here (N = 1, or
+    already under torchrun with N processes)."""
+    from ._errors import ConfigError
+    from ._launch import launch, max_processes, torchrun_env, without_nproc
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "--monitor-interval=0.5", "-m", "cflearn", *argv]
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1)
-                                                                                     // nproc)))}
-    proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, env=env)
-    if proc.returncode == 0:
-        sys.stderr.write("".join(line for line in proc.stderr.splitlines(keepends=True) if not _torchrun_noise(line)))
-        return 0
-    ours = [line for line in proc.stderr.splitlines() if line.startswith("cflearn: error:")]
-    if ours:
-        print(ours[0], file=sys.stderr)
-        return 1
-    cause = proc.stderr.rpartition("Root Cause")[2]  # torchrun's summary: the first process that failed
-    who = re.search(r"\brank\s*:\s*(\d+)", cause)
-    code = re.search(r"\bexitcode\s*:\s*(-?\d+)", cause)
-    if who and code:
-        status = int(code.group(1))
-        how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
-        print(f"cflearn: error: training process {who.group(1)} of {nproc} {how}; the run was stopped and no "
-              "outputs were written", file=sys.stderr)
-    else:
-        print(f"cflearn: error: distributed training failed (torchrun exit status {proc.returncode}); no outputs "
-              "were written", file=sys.stderr)
-    return 1
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc must be at least 1, got {args.nproc}")
+    job = torchrun_env()
+    if job is not None:
+        if args.nproc not in (1, job.world):
+            raise ConfigError(f"--nproc {args.nproc} under torchrun, which started {job.world} processes; leave "
+                              "--nproc out under torchrun")
+        return None
+    if args.nproc == 1:
+        return None
+    limit, what = max_processes(args.device)
+    if args.nproc > limit:
+        raise ConfigError(f"--nproc {args.nproc} is more than the {limit} {what} here; use at most --nproc {limit}")
+    return launch(args.nproc, without_nproc(argv))
 
 
-def _torchrun_noise(line: str) -> bool:
-    return "OMP_NUM_THREADS" in line or line.startswith("*****") or line.startswith("W") and "torch.distributed" in line
+class _cflearn_warnings:
+    """While a command runs, cflearn's warnings print as one escaped line (``cflearn: warning: ...``) and
+    other libraries' warnings (torch's deprecations) are not shown: stderr carries cflearn's words only."""
+
+    def __enter__(self) -> None:
+        import warnings
+
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        warnings.simplefilter("default")
+        warnings.showwarning = self._show
+
+    def __exit__(self, *exc: Any) -> None:
+        self._catch.__exit__(*exc)
+
+    @staticmethod
+    def _show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+        from ._errors import CflearnWarning
+
+        if issubclass(category, CflearnWarning):
+            print(f"cflearn: warning: {_shown(message)}", file=sys.stderr)
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -334,9 +360,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _shown(value: Any) -> str:
-    """Text safe for a terminal: control characters (ESC, newlines, ...) from the data are escaped, so an
-    ID or title can neither forge a line nor send terminal commands."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
+    """Text safe for a terminal (:func:`cflearn._errors.printable`)."""
+    from ._errors import printable
+
+    return printable(value)
 
 
 def _coerce_id(text: str, vocab: Any) -> Any:
@@ -372,10 +399,11 @@ def _fit(args: argparse.Namespace) -> int:
     from ._data import read_ratings
     from ._errors import ConfigError
 
+    from ._runs import check_target
+
     out = Path(args.out)
     src = Path(args.ratings)
-    if out.resolve() == src.resolve().parent and not args.force:
-        raise ConfigError("--out is the folder of the ratings file; choose a separate output folder")
+    check_target(out, [src, args.items, args.users])  # before reading anything: never a run over its inputs
     sep = args.sep.encode().decode("unicode_escape") if args.sep else None
     kwargs = {"encoding": args.encoding} if args.encoding else {}
     named = [c for c in (args.user, args.item, args.rating, args.timestamp, args.weight) if c is not None]
@@ -388,7 +416,7 @@ def _fit(args: argparse.Namespace) -> int:
     del frame
     items, item_features = _read_side_table(args.items, args.item_features, "item", kwargs)
     users, user_features = _read_side_table(args.users, args.user_features, "user", kwargs)
-    with _run_folder(out, force=args.force, kind="fit") as run:
+    with _run_folder(out, force=args.force, kind="fit", inputs=[str(src), args.items, args.users]) as run:
         return _train_and_write(holder, out, preset=args.preset, epochs=args.epochs, seed=args.seed,
                                 items=items, item_features=item_features, users=users,
                                 user_features=user_features,
@@ -416,14 +444,16 @@ def _read_side_table(path: str | None, features: str | None, side: str,
     return table, cols
 
 
-def _run_folder(out: Path, *, force: bool, kind: str) -> Any:
+def _run_folder(out: Path, *, force: bool, kind: str, inputs: Sequence[str | None] = ()) -> Any:
     """The run folder's lock and temporary folder (:class:`RunFolder`), held by the process that writes:
     rank 0 under torchrun; the other ranks get ``None``."""
     import contextlib
 
+    from ._launch import torchrun_env
     from ._runs import RunFolder
 
-    if int(os.environ.get("RANK", "0")) != 0:
+    job = torchrun_env()
+    if job is not None and job.rank != 0:
         return contextlib.nullcontext(None)
 
     class _Held(RunFolder):
@@ -431,7 +461,7 @@ def _run_folder(out: Path, *, force: bool, kind: str) -> Any:
             super().__enter__()
             return self
 
-    return _Held(out, force=force, kind=kind)
+    return _Held(out, force=force, kind=kind, inputs=inputs)
 
 
 def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | None, seed: int, valid_pct: float,
@@ -446,6 +476,7 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     from ._evaluate import evaluate
     from ._export import save
     from ._io import atomic_write_bytes, atomic_write_json
+    from ._launch import launcher_alive
     from ._learner import collab_learner, fit
     from ._memory import release_memory
     from ._plots import plot_loss
@@ -509,6 +540,8 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
         atomic_write_json(where / "metrics.json", metrics)
         write_report(where, model=learn.cf)
         if run is not None:
+            if not launcher_alive():  # `cflearn fit --nproc N` was stopped while this process finished
+                raise KeyboardInterrupt
             run.commit()
     except OSError as e:
         raise CflearnError(f"could not write the run to {out}: {e.strerror or e}"

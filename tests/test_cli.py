@@ -37,7 +37,7 @@ def test_fit_writes_metrics_plot_and_model(ratings_csv, tmp_path, capsys):
     assert metrics["preset"] == "fast" and metrics["seed"] == 42 and metrics["n_train"] == 4800
     assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
     assert "valid RMSE" in stdout and "epoch   3/3" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["loss.png", "metrics.json", "model.safetensors", "report.html"]
+    assert sorted(p.name for p in out.iterdir()) == [".cflearn-run", "loss.png", "metrics.json", "model.safetensors", "report.html"]
 
     # the quick commands in this process (the same main() the console script runs; one import of torch)
     assert main(["predict", str(out / "model.safetensors"), "--user", "1", "--item", "1", "99999"]) == 0
@@ -149,6 +149,11 @@ def test_fit_with_an_items_table_and_named_features(ratings_csv, synth, tmp_path
     assert main(["recommend", str(out / "model.safetensors"), "--features", "group=g1", "-n", "3"]) == 0
     stdout = capsys.readouterr().out
     assert "a new user (group=g1), scored from their features" in stdout and stdout.count("\n") == 4
+    # a value never seen, holding terminal commands: escaped in the output and in the warning
+    assert main(["recommend", str(out / "model.safetensors"), "--features", "group=\x1b[2Jg9", "-n", "3"]) == 0
+    captured = capsys.readouterr()
+    assert "\x1b" not in captured.out + captured.err
+    assert captured.err == "cflearn: warning: user feature values the model never saw are ignored: group=\\x1b[2Jg9\n"
     base = ["fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars"]
     for extra, message in [(["--user-features", "group"], "--user-features needs --users"),  # in this process
                            (["--item-features", "genres"], "--item-features needs --items"),

@@ -116,6 +116,22 @@ def test_cli_hands_out_the_course_and_grades_submissions(tmp_path, ml_path, caps
     assert main(["course", str(dest)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "already holds files" in err
+    (dest / "my notes.md").write_text("mine")
+    assert main(["course", str(dest), "--force"]) == 0  # a handout cflearn wrote: its notebooks are replaced
+    assert (dest / "my notes.md").read_text() == "mine"
+    # --force never overwrites the course's own sources, nor notebooks that cflearn did not hand out
+    sources = {p: p.read_bytes() for p in M.material_dir().rglob("*.ipynb")}
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "00_from_scratch.ipynb").write_text("my own notebook")
+    capsys.readouterr()
+    for target, why in [(M.material_dir(), "own sources"), (M.material_dir() / "exercises", "own sources"),
+                        (M.material_dir().parent, "own sources"), (other, "did not hand out")]:
+        assert main(["course", str(target), "--force"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and why in err, err
+    assert all(p.read_bytes() == b for p, b in sources.items())
+    assert (other / "00_from_scratch.ipynb").read_text() == "my own notebook"
     # a student's untouched notebook and the instructor's solutions, graded in one call
     code, out, _ = run_cli("course", "--check", str(dest / "exercises" / "ex03_embeddings_and_models.ipynb"),
                            str(M.exercise_path(3)))

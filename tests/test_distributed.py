@@ -35,7 +35,7 @@ def test_two_processes_reach_the_single_process_rmse_and_write_once(ml_path, tmp
     m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert m2["processes"] == 2 and m1["processes"] == 1
     assert abs(m2["rmse"] - m1["rmse"]) < 0.01, (m1["rmse"], m2["rmse"])
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["loss.png", "metrics.json", "model.safetensors",
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [".cflearn-run", "loss.png", "metrics.json", "model.safetensors",
                                                                      "report.html"]
     assert two.stdout.count("epoch  10/10") == 1 and two.stdout.count("wrote ") == 1  # rank 0 alone speaks
     assert "x 2 processes (bs 2048 each)" in two.stdout
@@ -145,3 +145,54 @@ def test_bad_input_under_two_processes_is_one_line(ml_path, tmp_path):
     assert proc.stderr.strip() == ("cflearn: error: no user column 'userid' in the table (did you mean 'userId'?); "
                                    "columns are ['userId', 'movieId', 'rating', 'timestamp']")
     assert not (tmp_path / "run").exists()
+
+
+def _running(pids: list[int]) -> list[int]:
+    """The processes of ``pids`` that still run (zombies, gone but not reaped, do not count)."""
+    alive = []
+    for pid in pids:
+        try:
+            state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)])
+def test_a_signalled_nproc_run_leaves_no_process_and_no_run(tmp_path, sig, code):
+    """Ctrl-C, SIGTERM or SIGKILL to `cflearn fit --nproc 2` used to leave torchrun and its workers
+    running, and they wrote the whole run into --out later."""
+    big = cflearn.datasets.synthetic(n_users=2000, n_items=1000, density=0.05, seed=1)
+    csv = tmp_path / "ratings.csv"
+    big.ratings.rename(columns={"user": "userId", "item": "movieId"}).to_csv(csv, index=False)
+    out = tmp_path / "run"
+    proc = subprocess.Popen([*RUN, *_fit_args(csv, out, "--nproc", "2", "--epochs", "400")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until training is under way
+        if "epoch   3/400" in line:
+            break
+    family = _descendants(proc.pid)
+    assert len(_running(family)) >= 3  # torchrun and its two workers
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code
+    if sig != signal.SIGKILL:
+        assert err.strip() == ("cflearn: interrupted; the 2 training processes were stopped and nothing was written "
+                               "(an earlier run in --out is untouched)"), err
+    t0 = time.monotonic()
+    while _running(family) and time.monotonic() - t0 < 60:
+        time.sleep(0.2)
+    assert not _running(family), "processes left running"
+    time.sleep(2)
+    assert not out.exists() and not list(tmp_path.glob(".run.tmp-*"))  # nothing written, then or later
+
+
+def test_nproc_is_bounded_by_the_cores(tmp_path, capsys):
+    from cflearn.cli import main
+
+    assert main(_fit_args(tmp_path / "r.csv", tmp_path / "run", "--nproc", "999", "--device", "cpu")) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--nproc 999 is more than the" in err and "CPU core(s)" in err

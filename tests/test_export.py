@@ -127,18 +127,14 @@ def test_hybrid_round_trip(synth, tmp_path):
     assert model.model.feature_names == learn.model.feature_names
 
 
-@pytest.mark.parametrize("version", [1, 3])
-def test_older_hybrid_files_still_load(synth_data, tmp_path, version):
-    """Format 1 named the hybrid items' collaborative part i_weight/i_bias; formats 2-3 i_cf_weight/i_cf_bias
-    and had no user features (users u_weight/u_bias, item features f_weight/f_bias/feat_idx/feat_w)."""
-    import json
-
+def _old_hybrid_file(learn, version, path, **header_changes):
+    """A format-1 or format-3 file of a hybrid learner: format 1 named the hybrid items' collaborative part
+    i_weight/i_bias; formats 2-3 i_cf_weight/i_cf_bias and had no user features (users u_weight/u_bias,
+    item features f_weight/f_bias/feat_idx/feat_w)."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    learn = cflearn.collab_learner(synth_data, "best", epochs=1, progress=False)
-    cflearn.fit(learn)
-    new = cflearn.save(learn, tmp_path / "v4.safetensors")
+    new = cflearn.save(learn, path.with_name("v4.safetensors"))
     renames = {"u_cf_": "u_", "i_f_": "f_", "i_feat_": "feat_"} | ({"i_cf_": "i_"} if version == 1 else {})
     with safe_open(str(new), framework="pt") as f:
         meta = json.loads(f.metadata()["cflearn"])
@@ -152,10 +148,51 @@ def test_older_hybrid_files_still_load(synth_data, tmp_path, version):
             tensors[name] = f.get_tensor(k)
     meta["format_version"] = version
     meta["model"] = {k: v for k, v in meta["model"].items() if "user_" not in k and k not in ("item_cf", "item_spec")}
-    save_file(tensors, str(tmp_path / "old.safetensors"), metadata={"cflearn": json.dumps(meta)})
-    old = cflearn.load(tmp_path / "old.safetensors")
+    meta["model"].update(header_changes)
+    save_file(tensors, str(path), metadata={"cflearn": json.dumps(meta)})
+    return path
+
+
+@pytest.fixture(scope="module")
+def best_one_epoch(synth_data):
+    learn = cflearn.collab_learner(synth_data, "best", epochs=1, progress=False)
+    return cflearn.fit(learn)
+
+
+@pytest.mark.parametrize("version", [1, 3])
+def test_older_hybrid_files_still_load(best_one_epoch, synth_data, tmp_path, version):
+    learn = best_one_epoch
+    old = cflearn.load(_old_hybrid_file(learn, version, tmp_path / "old.safetensors"))
     users, items = synth_data.valid["user"].tolist()[:30], synth_data.valid["item"].tolist()[:30]
     assert cflearn.predict(old, users, items).equals(cflearn.predict(learn, users, items))
+
+
+BOMB = """
+import resource, sys
+import cflearn
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    cflearn.load(sys.argv[1])
+except cflearn.ModelFileError as e:
+    print("refused:", e)
+print("peak MB:", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+@pytest.mark.parametrize("n_users", [5 * 10**8, 5 * 10**7])
+def test_an_old_file_claiming_millions_of_users_is_refused_before_the_upgrade_allocates(best_one_epoch, tmp_path,
+                                                                                       n_users):
+    """A 50 KB format-3 hybrid file whose header claims 5e8 users: the upgrade to today's layout used to
+    allocate tables of the header's sizes before the size check."""
+    import subprocess
+    import sys
+
+    bomb = _old_hybrid_file(best_one_epoch, 3, tmp_path / "bomb.safetensors", n_users=n_users)
+    proc = subprocess.run([sys.executable, "-c", BOMB, str(bomb)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "refused:" in proc.stdout and "claims 5" in proc.stdout, proc.stdout
+    peak = float(proc.stdout.rsplit("peak MB:", 1)[1])
+    assert peak < 300, proc.stdout
 
 
 def test_a_hostile_header_costs_nothing_and_is_one_error(trained, tmp_path):

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -75,6 +76,7 @@ def test_a_kill_between_the_two_renames_restores_the_old_run(tmp_path):
     old = tmp_path / f".run.old-{2**22 + 7}"  # what a run killed after moving the old run aside leaves
     old.mkdir()
     (old / "metrics.json").write_text("{}")
+    (old / ".cflearn-run").write_text('{"command": "fit"}')
     (tmp_path / ".run.tmp-1-x").mkdir()
     with RunFolder(out, force=True) as tmp:
         assert (out / "metrics.json").exists()  # the old run is back in place
@@ -84,18 +86,127 @@ def test_a_kill_between_the_two_renames_restores_the_old_run(tmp_path):
 
 
 def test_force_replaces_the_run_as_a_unit_and_demo_leaves_fit_runs_alone(ratings_csv, tmp_path):
+    from cflearn.cli import main
+
     out = tmp_path / "run"
-    assert run_cli(*fit_args(ratings_csv, out, "--epochs", "1"))[0] == 0
-    (out / "extra.txt").write_text("old")
-    code, _, stderr = run_cli(*fit_args(ratings_csv, out, "--epochs", "1"))
-    assert code == 1 and "--force" in stderr
+    assert main(fit_args(ratings_csv, out, "--epochs", "1")) == 0
+    assert (out / ".cflearn-run").is_file()  # the run's own marker
+    assert main(fit_args(ratings_csv, out, "--epochs", "1")) == 1  # a run there: --force to replace it
     env = {"CFLEARN_DATA": str(tmp_path / "nothing"), "CFLEARN_CACHE": str(tmp_path / "cache")}
-    (out / "extra.txt").unlink()
     code, _, stderr = run_cli("demo", "--offline", "--epochs", "1", "--out", str(out), env=env)
     assert code == 1 and "already holds a `cflearn fit` run" in stderr
-    (out / "extra.txt").write_text("old")
-    assert run_cli(*fit_args(ratings_csv, out, "--epochs", "1", "--force"))[0] == 0
-    assert not (out / "extra.txt").exists()  # replaced as a unit, not file by file
+    before = (out / "model.safetensors").read_bytes()
+    assert main(fit_args(ratings_csv, out, "--epochs", "1", "--force", "--seed", "7")) == 0
+    assert (out / "model.safetensors").read_bytes() != before  # replaced as a unit
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def _user_files(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "notes.txt").write_text("my notes")
+    (folder / "backup").mkdir(exist_ok=True)
+    (folder / "backup" / "old.csv").write_text("1,2,3")
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_force_never_deletes_what_cflearn_did_not_write(ratings_csv, tmp_path, capsys, monkeypatch):
+    """The input, its folder, a grandparent of it, a folder of the user's files, a cflearn run to which
+    the user added a file, the checkout, the home folder and the working directory: each --force is one
+    line and exit 1, and every file survives."""
+    from cflearn.cli import main
+
+    data = tmp_path / "project" / "data"
+    data.mkdir(parents=True)
+    src = data / "ratings.csv"
+    src.write_bytes(ratings_csv.read_bytes())
+    keep = _user_files(tmp_path / "project")
+    keep[src] = src.read_bytes()
+    run = tmp_path / "run"
+    assert main(fit_args(src, run, "--epochs", "1")) == 0
+    (run / "mine.txt").write_text("added by the user")
+    keep[run / "mine.txt"] = b"added by the user"
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    capsys.readouterr()
+    targets = {data: "holds the input", tmp_path / "project": "holds the input", src: "is the input",
+               tmp_path / "project" / "backup": "files cflearn did not write", run: "a cflearn run and other files",
+               home: "home folder", work: "working directory", Path(cflearn.__file__).parents[1]: "cflearn checkout",
+               Path(cflearn.__file__).parent: "files cflearn did not write"}
+    for target, why in targets.items():
+        assert main(fit_args(src, target, "--epochs", "1", "--force")) == 1, target
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and why in err, (target, err)
+    for path, content in keep.items():
+        assert path.read_bytes() == content, path
+    # --items inside --out is refused too
+    assert main(fit_args(src, tmp_path / "elsewhere", "--items", str(tmp_path / "elsewhere" / "items.csv"))) == 1
+    assert "holds the input" in capsys.readouterr().err
+
+
+LOCKER = """
+import multiprocessing as mp, sys, time
+from cflearn._runs import RunFolder
+
+def take(out, start, results):
+    while time.time() < start:
+        pass
+    try:
+        with RunFolder(out, force=True):
+            results.put(1)
+            time.sleep(1.5)
+    except Exception as e:
+        results.put(0)
+
+if __name__ == "__main__":
+    ctx = mp.get_context("fork")
+    results = ctx.Queue()
+    start = time.time() + 1.0
+    procs = [ctx.Process(target=take, args=(sys.argv[1], start, results)) for _ in range(40)]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join()
+    print(sum(got), len(got))
+"""
+
+
+@pytest.mark.parametrize("stale", [False, True])
+def test_forty_simultaneous_lock_attempts_give_exactly_one_holder(tmp_path, stale):
+    out = tmp_path / "run"
+    if stale:  # a dead run's lock file, with the PID of a process long gone
+        (tmp_path / ".run.lock").write_text("999999999")
+    script = tmp_path / "locker.py"
+    script.write_text(LOCKER)
+    proc = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "40"], proc.stdout  # one holder, 39 refused at once
+
+
+def test_rank_left_in_the_environment_is_one_process_with_the_lock(ratings_csv, tmp_path, monkeypatch, capsys):
+    """RANK=1 without torchrun's other variables used to skip the lock and overwrite a run without --force."""
+    from cflearn.cli import main
+
+    out = tmp_path / "run"
+    assert main(fit_args(ratings_csv, out, "--epochs", "1")) == 0
+    before = (out / "model.safetensors").read_bytes()
+    monkeypatch.setenv("RANK", "1")
+    capsys.readouterr()
+    assert main(fit_args(ratings_csv, out, "--epochs", "1", "--seed", "3")) == 1
+    err = capsys.readouterr().err
+    assert "--force" in err and "RANK" in err  # a warning naming the stray variable, then the refusal
+    assert (out / "model.safetensors").read_bytes() == before
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    assert main(fit_args(ratings_csv, tmp_path / "other", "--epochs", "1")) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "WORLD_SIZE='two'" in err
 
 
 def test_output_names_a_file_and_files_follow_the_umask(ratings_csv, tmp_path):

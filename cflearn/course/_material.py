@@ -18,11 +18,13 @@ from ._question import Result
 
 __all__ = ["material_dir", "exercise_path", "answer_cells", "solutions", "strip_solutions", "setup_code",
            "student_version", "copy_course",
-           "check_notebook", "BEGIN", "END"]
+           "check_notebook", "BEGIN", "END", "HANDOUT_MARKER"]
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 _ASSIGN = re.compile(r"^(\s*)([A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=(?!=)")
 _RESULTS_TAG = "CFLEARN-COURSE-RESULTS "
+HANDOUT_MARKER = ".cflearn-course"
+"""The file a handout written by :func:`copy_course` holds (``--force`` replaces notebooks only there)."""
 
 
 def material_dir() -> Path:
@@ -150,22 +152,35 @@ def copy_course(dest: str | Path, *, force: bool = False) -> tuple[list[Path], s
     and MovieLens ml-latest-small into cflearn's cache, where the notebooks find it.
 
     Args:
-        dest: a new or empty folder (``force`` to write into a folder with files; the course's
-            notebooks there are replaced, other files kept).
+        dest: a new or empty folder. ``force`` writes into a folder with files: in a handout that
+            ``cflearn course`` wrote (it holds :data:`HANDOUT_MARKER`) the course's notebooks are
+            replaced and other files kept; elsewhere only when no notebook of the course is there.
+            The course's own sources (the checkout's ``notebooks/``) are never a destination.
 
     Returns:
         The notebooks written, and a line saying where the data is (or why it is missing).
     """
-    from .._errors import CflearnError
+    from .._errors import CflearnError, printable
     from ..datasets import cache_dir, movielens
 
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
-        raise ConfigError(f"{dest} is a file; give a folder for the course")
-    if dest.is_dir() and any(dest.iterdir()) and not force:
-        raise ConfigError(f"{dest} already holds files; choose an empty folder or pass --force")
+        raise ConfigError(f"{printable(dest)} is a file; give a folder for the course")
     src = material_dir()
+    there, source = dest.resolve(), src.resolve()
+    if there == source or source in there.parents or there in source.parents:
+        raise ConfigError(f"{printable(dest)} holds the course's own sources ({printable(src)}), which a handout "
+                          "would overwrite with the students' copies; choose a new folder")
+    names = [p.relative_to(src) for p in (*sorted(src.glob("*.ipynb")), *sorted((src / "exercises").glob("*.ipynb")))]
+    if dest.is_dir() and any(dest.iterdir()):
+        if not force:
+            raise ConfigError(f"{printable(dest)} already holds files; choose an empty folder or pass --force")
+        clash = [str(n) for n in names if (dest / n).exists()]
+        if clash and not (dest / HANDOUT_MARKER).is_file():
+            raise ConfigError(f"{printable(dest)} holds {printable(clash[0])}, which cflearn did not hand out there "
+                              f"(no {HANDOUT_MARKER}); --force replaces only a handout's notebooks: choose a new folder")
     written = []
+    atomic_write_bytes(dest / HANDOUT_MARKER, b'{"written_by": "cflearn course"}\n')
     for lesson in sorted(src.glob("*.ipynb")):
         written.append(dest / lesson.name)
         atomic_write_bytes(written[-1], lesson.read_bytes())
