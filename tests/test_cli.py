@@ -94,7 +94,7 @@ def test_demo_offline_trains_on_synthetic_and_says_so(tmp_path):
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "notes.txt").write_text("mine")  # not a demo run: the demo does not replace it
     code, _, stderr = run_cli("demo", "--offline", "--epochs", "2", "--out", str(tmp_path / "demo"), env=env)
-    assert code == 1 and "already holds files" in stderr and stderr.count("\n") == 1
+    assert code == 1 and "holds files cflearn did not write (notes.txt)" in stderr and stderr.count("\n") == 1
     assert (tmp_path / "demo" / "notes.txt").read_text() == "mine"
     code, stdout, stderr = run_cli("demo", "--offline", "--epochs", "2", "--out", str(tmp_path / "demo2"), env=env)
     assert code == 0, stderr
