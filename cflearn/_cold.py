@@ -18,7 +18,7 @@ import torch
 from ._collab import CollabModel
 from ._errors import ConfigError, DataWarning, printable
 from ._features import as_rows, encode_rows
-from .models import HybridDotBias
+from .models import HybridDotBias, rating_head
 
 __all__ = ["feature_rows", "feature_part", "FeatureInput"]
 
@@ -26,13 +26,13 @@ FeatureInput = Mapping[str, Any] | pd.Series | pd.DataFrame
 
 
 def _hybrid(cf: CollabModel, side: Literal["user", "item"]) -> HybridDotBias:
-    model = cf.model
+    model = rating_head(cf.model)
     spec = getattr(model, "user_spec" if side == "user" else "item_spec", None)
     if not isinstance(model, HybridDotBias) or not spec:
         name = cf.preset.get("name", "?")
         raise ConfigError(f"this model (preset {name!r}) was trained without {side} features, so it cannot score a "
                           f"new {side} from metadata; declare them (cflearn.from_df(..., {side}s=..., "
-                          f"{side}_features=[...])) and train preset 'best' or 'content'")
+                          f"{side}_features=[...])) and train preset 'dual', 'best' or 'content'")
     return model
 
 

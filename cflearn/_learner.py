@@ -43,11 +43,12 @@ from ._errors import (
 from ._features import check_feature_columns, has_feature, hybrid_data
 from ._launch import TorchrunEnv, torchrun_env
 from ._loaders import Decoder, fast_loaders
-from ._presets import PRESETS, Preset, get_preset, y_range_for
-from ._ranking import RANK_ONLY, TargetItems, check_ranking, ranking_parts
+from ._presets import DEFAULT_PRESET, PRESETS, Preset, get_preset, y_range_for
+from ._dual import DualRMSE, dual_parts
+from ._ranking import RANK_ONLY, TargetItems, check_dual, check_ranking, ranking_parts
 from ._vocab import item_titles
 from .callbacks import ColdRows, DDPTrainer, KeepBest, LossHistory, NaNGuard, PresetNote, RowL2, fill_cold_rows
-from .models import NN, DotBias, HybridDotBias, Ranker, contract
+from .models import NN, DotBias, HybridDotBias, contract, ranking_head
 from .optim import adamw, lazy_adamw
 
 __all__ = ["collab_learner", "fit", "resolve_device"]
@@ -76,7 +77,7 @@ _ARCH = ("n_factors", "use_nn", "emb_szs", "layers", "item_features", "user_feat
 
 def collab_learner(
     data: CollabData,
-    preset: str | Preset = "fast",
+    preset: str | Preset | None = None,
     *,
     model: nn.Module | None = None,
     n_factors: int | None = None,
@@ -107,8 +108,11 @@ def collab_learner(
 
     Args:
         data: from :func:`cflearn.from_df`.
-        preset: ``"fast"`` (default), ``"best"``, ``"book"`` (fastbook ch. 8 via fastai's
-            ``CollabDataLoaders``), ``"book_nn"``, ``"fast_nn"``, ``"best_nn"``, or a :class:`Preset`.
+        preset: ``"dual"`` (the default: ratings and top-N lists from one model; on implicit data its
+            ranking head alone), ``"fast"`` (ratings), ``"best"`` (ratings with side features),
+            ``"rank"`` (lists), ``"book"`` (fastbook ch. 8 via fastai's ``CollabDataLoaders``),
+            ``"book_nn"``, ``"fast_nn"``, ``"best_nn"``, or a :class:`Preset`. Left out with
+            ``model=`` (your module predicts ratings) it is ``"fast"``, with ``use_nn=True`` ``"fast_nn"``.
         model: your own ``nn.Module`` taking the ``(n, 2)`` batch of (user index, item index) and
             returning one score per row; it trains with the preset's loaders and schedule.
         n_factors, use_nn, emb_szs, layers, bs, wd, row_l2, bias_l2, epochs, lr, y_pad: override the preset.
@@ -128,6 +132,8 @@ def collab_learner(
     """
     if not isinstance(data, CollabData):
         raise ConfigError(f"collab_learner needs the CollabData from cflearn.from_df, got {type(data).__name__}")
+    if preset is None:  # the default: both heads; your own module or use_nn=True predict ratings
+        preset = "fast" if model is not None else "fast_nn" if use_nn else DEFAULT_PRESET
     base = get_preset(preset)
     fields = {f.name for f in dataclasses.fields(Preset)} - {"name", "description"}
     extra = {k: learner_kwargs.pop(k) for k in list(learner_kwargs) if k in fields}
@@ -148,9 +154,9 @@ def collab_learner(
         raise DataError(f"{len(data.ratings)} rating(s) are too few to hold out validation rows; add ratings")
     dev = resolve_device(device)
     if init_from_env(dev):  # under torchrun (or your own process group): data-parallel training
-        if p.ranking:
-            raise ConfigError(f"preset {p.name!r} trains in one process (ranking models are not sharded); run it "
-                              "without torchrun / --nproc")
+        if p.ranking or p.dual:
+            raise ConfigError(f"preset {p.name!r} trains in one process (ranking heads are not sharded); run it "
+                              "without torchrun / --nproc, or train preset 'fast' or 'best' in several processes")
         if p.loader != "fast":
             raise ConfigError(f"preset {p.name!r} uses fastai's own loaders, which cflearn does not shard across "
                               "processes; train distributed with a fast preset (fast, best, fast_nn, best_nn)")
@@ -174,10 +180,25 @@ def collab_learner(
         rank_loss = None
         dls: Any
         net: nn.Module
+        loss_func: Any = None
         if p.ranking:  # a user is the bag of their items; the loss ranks the catalogue
             decoder = Decoder(data.user, data.item, data.rating, users, items, titles)
-            dls, ranker, rank_loss, p = ranking_parts(data, p, device=dev, seed=seed, decoder=decoder)
+            dls, ranker, rank_loss, p = ranking_parts(data, p, device=dev, seed=seed, decoder=decoder,
+                                                      epochs_given="epochs" in given)
             net = ranker
+        elif p.dual:  # a rating head and a ranking head, trained together
+            codes: np.ndarray = data.codes
+            if p.item_features or p.user_features:
+                hyb = hybrid_data(data, p.item_features, p.user_features)
+                users, items = hyb.users, hyb.items
+                rating_net: DotBias | HybridDotBias = _hybrid(p, hyb, yr)
+                codes, parts = hyb.codes.numpy(), {part: hyb.tensors(part) for part in ("train", "valid")}
+            else:
+                rating_net = DotBias(p.n_factors, len(users), len(items), y_range=yr)
+                parts = {part: data.tensors(part) for part in ("train", "valid")}
+            decoder = Decoder(data.user, data.item, data.rating, users, items, titles)
+            dls, net, loss_func, rank_loss, p = dual_parts(data, p, rating_net, codes, parts, device=dev, seed=seed,
+                                                           decoder=decoder, epochs_given="epochs" in given)
         elif p.item_features or p.user_features or p.content_based:  # hybrid: rows known only from metadata too
             hyb = hybrid_data(data, p.item_features, p.user_features)
             users, items = hyb.users, hyb.items
@@ -220,19 +241,21 @@ def collab_learner(
     ranked = [TargetItems(rank_loss)] if rank_loss is not None else []
     cbs = [*distributed, *ranked, *cold, LossHistory(), NaNGuard(), *l2, *note,
            *(learner_kwargs.pop("cbs", None) or [])]
-    learner_kwargs.setdefault("metrics", [] if p.ranking else [RMSE()])
+    learner_kwargs.setdefault("metrics", [] if p.ranking else [DualRMSE()] if p.dual else [RMSE()])
     learner_kwargs.setdefault("opt_func", {"adamw": adamw, "lazy": lazy_adamw}.get(p.optimizer, Adam))
-    loss = rank_loss if rank_loss is not None else MSELossFlat() if p.loader == "fastai" else RatingLoss()
+    loss = loss_func if loss_func is not None else rank_loss if rank_loss is not None else (
+        MSELossFlat() if p.loader == "fastai" else RatingLoss())
     learn = Learner(dls, net, loss_func=loss, wd=p.wd, cbs=cbs, **learner_kwargs)
     if rank_loss is not None:
-        rank_loss.learn = learn
+        rank_loss.learn = learn  # the loss follows learn.model
     if p.loader == "fast":
         learn.remove_cb(CastToTensor)  # our loaders yield plain tensors: nothing to cast, one callback less
     if p.optimizer == "lazy":
         for table in spec.embeddings().values():
             table.sparse = True  # sparse row gradients for LazyAdamW
-        if isinstance(net, Ranker):
-            net.sparse = True
+        head = ranking_head(net)
+        if head is not None:
+            head.sparse = True
     learn.model.to(dev)
     if not progress or not is_main():  # one progress report: rank 0's
         learn.remove_cb(ProgressCallback)
@@ -271,7 +294,8 @@ def _check_memory(data: CollabData, p: Preset) -> None:
     """Refuse tables that cannot fit in this machine's memory before allocating them (weights, gradients and
     two optimizer states: 16 bytes per parameter)."""
     width = max([p.n_factors, *dict(p.emb_szs or {}).values()])
-    rows = 3 * len(data.items) if p.ranking else len(data.users) + len(data.items)
+    rows = (3 * len(data.items) if p.ranking else len(data.users) + len(data.items)
+            + (3 * len(data.items) if p.dual else 0))
     need = 16 * rows * (width + 1)
     try:
         have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -309,9 +333,12 @@ def _resolve_preset(data: CollabData, p: Preset, given: dict[str, Any], *, custo
         check_count(name, getattr(p, name))
     for name in ("lr", "wd", "row_l2", "bias_l2"):
         check_number(name, getattr(p, name), positive=name == "lr")
+    if p.dual:
+        return _side_features(data, check_dual(p, given, custom=custom, implicit=data.implicit), given)
     if data.implicit and not p.ranking:
         raise ConfigError(f"the data is implicit (interactions, no ratings) and preset {p.name!r} predicts ratings; "
-                          "train a ranking preset: preset='rank'")
+                          "train the default preset ('dual', which trains its ranking head alone on interactions) "
+                          "or preset='rank'")
     if p.ranking or any(k in given for k in RANK_ONLY):
         return _side_features(data, check_ranking(p, given, custom=custom), given)
     if "bs" not in given and p.loader == "fast":  # small tables: keep at least ~16 steps per epoch
@@ -342,9 +369,11 @@ def _resolve_preset(data: CollabData, p: Preset, given: dict[str, Any], *, custo
 def _side_features(data: CollabData, p: Preset, given: dict[str, Any]) -> Preset:
     """Settle the side features: those declared on the data replace a feature preset's own list; a
     preset without side features says it leaves declared ones unused; every column must exist."""
-    uses = bool(p.item_features or p.user_features or p.content_based)
     declared = [f"{side} features {cols}" for side, cols in (("user", data.user_features),
                                                              ("item", data.item_features)) if cols]
+    if p.dual and declared:  # the two-headed model's rating head uses the features declared on the data
+        p = p.replace(item_features=data.item_features or (), user_features=data.user_features or ())
+    uses = bool(p.item_features or p.user_features or p.content_based)
     if not uses and declared:
         warnings.warn(f"preset {p.name!r} has no side features, so the data's {' and '.join(declared)} are not used; "
                       "use preset='best' (hybrid) or 'content' (content-based)", ConfigWarning, stacklevel=4)

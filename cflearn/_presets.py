@@ -7,7 +7,10 @@ from typing import Any, Literal
 
 from ._errors import ConfigError, closest
 
-__all__ = ["Preset", "PRESETS", "get_preset", "y_range_for"]
+__all__ = ["Preset", "PRESETS", "DEFAULT_PRESET", "get_preset", "y_range_for"]
+
+DEFAULT_PRESET = "dual"
+"""The preset of :func:`cflearn.collab_learner`, ``cflearn fit`` and ``cflearn demo`` when none is named."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +60,9 @@ class Preset:
         y_pad: padding of the rating scale; ``None`` means 0.5 on scales at least 2 wide, else 10%.
         loss: ``"mse"`` (predict ratings), or a ranking objective for :class:`cflearn.models.Ranker`
             trained on batches of users: ``"softmax"`` (each user's items against the catalogue)
-            or ``"bpr"`` (each item against one random item).
+            or ``"bpr"`` (each item against one random item); ``"dual"``: both heads of
+            :class:`cflearn.models.Dual` in one loop (MSE for ratings + the softmax for lists; on
+            implicit data, the ranking head alone).
         dropout: ranking models: share of a user's items hidden from the encoder in each step.
         below_weight: ranking models on explicit ratings: weight, as a training target, of items
             rated below the relevance level (80% up the scale: 4 of 5 stars); those at or above
@@ -65,6 +70,16 @@ class Preset:
         negatives: ranking softmax: items sampled per batch; 0: the full catalogue; ``None``: the full
             catalogue while it is small (up to 20,000 items, and steps per epoch x items up to 5M, as
             on MovieLens-small), else 2,048 sampled with sparse (``lazy``) updates.
+        min_count: ranking softmax over the full catalogue: only items with at least this many
+            training interactions are scored in training (the rarer ones rank below them, as EASE
+            leaves them out); the softmax's cost falls with the catalogue it scores.
+        rank_weight: ``loss="dual"``: weight of the ranking loss beside the rating MSE.
+        rank_factors: ``loss="dual"``: size of the ranking head's vectors (``None``: ``n_factors``,
+            which is the rating head's).
+        step_budget: ranking and dual presets, when ``epochs`` is not given: at most about this
+            many optimizer steps (epochs = ``min(epochs, max(5, budget / steps per epoch))``), so a
+            table with many users trains fewer epochs of more steps each (each epoch costs users x
+            scored items x factors; on ml-latest-small the budget leaves the preset's epochs).
     """
 
     name: str
@@ -87,15 +102,24 @@ class Preset:
     select_features: bool = False
     y_range_rule: Literal["pad", "book"] = "pad"
     y_pad: float | None = None
-    loss: Literal["mse", "softmax", "bpr"] = "mse"
+    loss: Literal["mse", "softmax", "bpr", "dual"] = "mse"
     dropout: float = 0.0
     below_weight: float = 1.0
     negatives: int | None = None
+    min_count: int = 1
+    rank_weight: float = 1.0
+    rank_factors: int | None = None
+    step_budget: int | None = None
 
     @property
     def ranking(self) -> bool:
-        """Whether the preset trains a ranking model (a ranking ``loss``)."""
-        return self.loss != "mse"
+        """Whether the preset trains a ranking model only (a ranking ``loss``)."""
+        return self.loss in ("softmax", "bpr")
+
+    @property
+    def dual(self) -> bool:
+        """Whether the preset trains both heads (:class:`cflearn.models.Dual`)."""
+        return self.loss == "dual"
 
     def replace(self, **changes: Any) -> Preset:
         """A copy with some fields changed (``None`` values are ignored)."""
@@ -120,11 +144,16 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
+        Preset("dual", "default: ratings and top-N lists from one model: a rating head (dot product, MSE) and a "
+               "ranking head (a user is the bag of their items, softmax over the catalogue), trained together",
+               loader="fast", bs=64, epochs=25, lr=2e-2, wd=0.0, row_l2=0.15, bias_l2=0.02, n_factors=64,
+               rank_factors=128, optimizer="auto", loss="dual", dropout=0.7, below_weight=0.0, min_count=3,
+               step_budget=300),
         Preset("book", "fastbook chapter 8, through fastai's CollabDataLoaders: bs 64, 5 epochs, lr 5e-3, wd 0.1",
                loader="fastai", bs=64, epochs=5, lr=5e-3, wd=0.1, n_factors=50, y_range_rule="book"),
         Preset("book_nn", "fastbook chapter 8's EmbeddingNN (layers [100]), through fastai's CollabDataLoaders",
                loader="fastai", bs=64, epochs=5, lr=5e-3, wd=0.1, use_nn=True, layers=(100,), y_range_rule="book"),
-        Preset("fast", "default: dot product, large batches, L2 on the rows each batch uses, lazy AdamW",
+        Preset("fast", "ratings: dot product, large batches, L2 on the rows each batch uses, lazy AdamW",
                loader="fast", bs=4096, epochs=10, lr=3e-2, wd=0.0, row_l2=0.15, bias_l2=0.02, n_factors=64,
                optimizer="auto"),
         Preset("best", "'fast' plus the side features the data has (items: genres, year, tags; users: the declared "
@@ -139,9 +168,10 @@ PRESETS: dict[str, Preset] = {
                loader="fast", bs=2048, epochs=5, lr=1e-2, wd=8.0, use_nn=True, layers=(64,)),
         Preset("best_nn", "EmbeddingNN with smaller batches: slower than fast_nn, more accurate",
                loader="fast", bs=512, epochs=5, lr=1e-2, wd=4.0, use_nn=True, layers=(64,)),
-        Preset("rank", "top-N lists: a user is the bag of their items, softmax over the catalogue (scores are not "
-               "ratings)", loader="fast", bs=64, epochs=30, lr=1e-2, wd=0.0, n_factors=300, optimizer="auto",
-               loss="softmax", dropout=0.7, below_weight=0.0),
+        Preset("rank", "top-N lists only: a user is the bag of their items, softmax over the catalogue (scores are "
+               "not ratings): the ranking head of 'dual'", loader="fast", bs=64, epochs=25, lr=2e-2, wd=0.0,
+               n_factors=128, optimizer="auto", loss="softmax", dropout=0.7, below_weight=0.0, min_count=3,
+               step_budget=300),
         Preset("rank_bpr", "'rank' trained with BPR (each item against one random item), for comparison",
                loader="fast", bs=64, epochs=30, lr=1e-2, wd=0.0, n_factors=200, optimizer="auto",
                loss="bpr", dropout=0.5, below_weight=0.0),

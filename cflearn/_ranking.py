@@ -22,7 +22,7 @@ from ._data import relevance_level
 from ._distributed import unwrap
 from ._errors import ConfigError, check_count, check_number
 from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader
-from .models import Ranker, csr_rows
+from .models import DotBias, Dual, HybridDotBias, Ranker, csr_rows, ranking_head
 
 if TYPE_CHECKING:
     from torch import nn
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ._presets import Preset
 
 __all__ = ["RankLoss", "TargetItems", "RankTargets", "rank_targets", "rank_loaders", "target_weights", "RankLossKind",
-           "check_ranking", "ranking_parts", "RANK_ONLY"]
+           "check_ranking", "check_dual", "ranking_parts", "RANK_ONLY"]
 
 RankLossKind = Literal["softmax", "bpr"]
 FULL_SOFTMAX_ITEMS = 20_000
@@ -76,16 +76,18 @@ def _csr(users: np.ndarray, items: np.ndarray, weights: np.ndarray, n_rows: int)
                        torch.from_numpy(weights[order]))
 
 
-def rank_targets(data: CollabData, below_weight: float, relevance: float) -> tuple[RankTargets, RankTargets]:
+def rank_targets(data: CollabData, below_weight: float, relevance: float, *, codes: np.ndarray | None = None,
+                 n_users: int | None = None) -> tuple[RankTargets, RankTargets]:
     """``(history, targets)``: each user's training items (the model's input, CSR over users) and
     the loss's target rows (training rows, then validation rows of users seen in training).
 
     On explicit ratings, an item rated below ``relevance`` weighs ``below_weight`` in both (0:
     the model ignores it, though it is still never recommended back); implicit interactions
-    weigh 1 as inputs and ``log2(1 + weight)`` as targets.
+    weigh 1 as inputs and ``log2(1 + weight)`` as targets. ``codes`` and ``n_users``: the rows
+    under other vocabularies than the data's (a hybrid model's, extended by metadata).
     """
-    n = len(data.users)
-    codes = data.codes
+    n = len(data.users) if n_users is None else n_users
+    codes = data.codes if codes is None else codes
     tr, va = codes[data.train_idx], codes[data.valid_idx]
     known = (va[:, 0] > 0) & (va[:, 1] > 0)
     w_tr = target_weights(data, data.train_idx, below_weight, relevance)
@@ -141,7 +143,7 @@ class RankLoss:
     reduction: str = "mean"
 
     def __init__(self, model: nn.Module, targets: RankTargets, kind: RankLossKind = "softmax", negatives: int = 0,
-                 seed: int | None = None):
+                 seed: int | None = None, min_count: int = 1):
         self.model, self.targets, self.kind, self.negatives = model, targets, kind, int(negatives)
         self.learn: Any = None  # set by collab_learner: the loss follows learn.model if it is swapped
         self._gen: torch.Generator | None = None
@@ -149,12 +151,15 @@ class RankLoss:
         self.targeted: torch.Tensor | None = None
         """Items that are a training target (``None``: all of them): the full softmax's catalogue."""
         self._where = torch.zeros(0, dtype=torch.long)  # item -> its column in the full softmax (-1: none)
-        net = unwrap(model)
-        if kind == "softmax" and self.negatives == 0 and isinstance(net, Ranker):
+        net = ranking_head(model)
+        if kind == "softmax" and self.negatives == 0 and net is not None:
             n_items = int(net.i_weight.weight.shape[0])
             train_end = int(targets.indptr[len(targets.indptr) // 2])  # rows 0..n_users-1: the training rows
             liked = torch.zeros(n_items, dtype=torch.bool)
-            liked[targets.items[:train_end][targets.weights[:train_end] > 0]] = True
+            items, weights = targets.items[:train_end], targets.weights[:train_end]
+            liked[items[weights > 0]] = True
+            if min_count > 1:  # items too rare to learn from rank below the others (as EASE leaves them out)
+                liked &= torch.bincount(items, minlength=n_items) >= min_count
             liked[0] = False
             if 0 < int(liked.sum()) < n_items - 1:
                 self.targeted = torch.nonzero(liked).view(-1)
@@ -171,20 +176,23 @@ class RankLoss:
         if h.dim() != 2:
             raise ConfigError("per-row losses need a rating model: a ranking model's loss scores a user against the "
                               "catalogue (its loaders yield users, not (user, item, rating) rows)")
-        model = unwrap(self.learn.model if self.learn is not None else self.model)
-        if not isinstance(model, Ranker):
+        found = ranking_head(self.learn.model if self.learn is not None else self.model)
+        if found is None:
             raise ConfigError(f"a ranking loss scores with a Ranker's item tables; learn.model is now a "
-                              f"{type(model).__name__}: build a new learner for it")
+                              f"{type(unwrap(self.learn.model)).__name__}: build a new learner for it")
+        model = found
         if self.targets.indptr.device != h.device:
             self.targets = self.targets.to(h.device)
         which, items, w = self.targets.gather(rows.view(-1))
         n_items = model.i_weight.weight.shape[0]
         if self.kind == "softmax" and (self.negatives <= 0 or self.negatives >= n_items - 1):
             weight, bias = model.i_weight.weight, model.i_bias.weight
-            if self.targeted is not None and model.training:
+            if self.targeted is not None:  # training and validation score the same catalogue
                 if self.targeted.device != h.device:
                     self.targeted, self._where = self.targeted.to(h.device), self._where.to(h.device)
-                weight, bias = F.embedding(self.targeted, weight), F.embedding(self.targeted, bias)
+                sparse = model.sparse  # lazy updates: only the scored rows get a gradient
+                weight = F.embedding(self.targeted, weight, sparse=sparse)
+                bias = F.embedding(self.targeted, bias, sparse=sparse)
                 items = self._where[items]
                 w = w * (items >= 0).float()  # rows of untargeted items have weight 0 anyway
                 items = items.clamp(min=0)
@@ -246,8 +254,8 @@ class TargetItems(Callback):
 
     @torch.no_grad()
     def _place(self) -> None:
-        model = unwrap(self.learn.model)
-        if self.loss.targeted is None or not isinstance(model, Ranker):
+        model = ranking_head(self.learn.model)
+        if self.loss.targeted is None or model is None:
             return
         targeted = self.loss.targeted.to(model.i_bias.weight.device)
         other = torch.ones(model.i_bias.weight.shape[0], dtype=torch.bool, device=targeted.device)
@@ -258,7 +266,7 @@ class TargetItems(Callback):
         model.i_bias.weight[other] = model.i_bias.weight[targeted].min()
 
 
-RANK_ONLY = ("dropout", "below_weight", "negatives")
+RANK_ONLY = ("dropout", "below_weight", "negatives", "min_count", "step_budget", "rank_weight", "rank_factors")
 """Preset fields that apply to ranking presets only."""
 _NOT_FOR_RANKING = {"use_nn": "the ranking model is its own architecture", "emb_szs": "the NN model only",
                     "layers": "the NN model only", "item_features": "rating models only (preset 'best')",
@@ -285,8 +293,13 @@ def check_ranking(p: Preset, given: dict[str, Any], *, custom: bool) -> Preset:
         raise ConfigError(f"ranking presets need loader='fast', got {p.loader!r}")
     if p.loss not in ("softmax", "bpr"):
         raise ConfigError(f"loss must be 'mse', 'softmax' or 'bpr', got {p.loss!r}")
-    for name in ("bs", "epochs", "n_factors"):
+    for name in ("bs", "epochs", "n_factors", "min_count"):
         check_count(name, getattr(p, name))
+    if p.step_budget is not None:
+        check_count("step_budget", p.step_budget)
+    if p.rank_factors is not None or "rank_factors" in given or "rank_weight" in given:
+        raise ConfigError(f"rank_factors and rank_weight apply to preset 'dual' (its ranking head); preset {p.name!r} "
+                          "is a ranking head alone, sized by n_factors")
     check_number("lr", p.lr, positive=True)
     check_number("wd", p.wd)
     check_number("below_weight", p.below_weight)
@@ -295,6 +308,44 @@ def check_ranking(p: Preset, given: dict[str, Any], *, custom: bool) -> Preset:
     if p.negatives is not None and (not isinstance(p.negatives, int) or p.negatives < 0):
         raise ConfigError(f"negatives must be a non-negative integer (0: all items) or None, got {p.negatives!r}")
     return p
+
+
+_NOT_FOR_DUAL = {"use_nn": "the dual model's heads are its own architecture", "emb_szs": "the NN model only",
+                 "layers": "the NN model only", "content_based": "preset 'content'"}
+
+
+def check_dual(p: Preset, given: dict[str, Any], *, custom: bool, implicit: bool) -> Preset:
+    """Check the two-headed preset's settings; on implicit data (no ratings) it becomes its ranking head
+    alone (``loss="softmax"``)."""
+    if custom:
+        raise ConfigError(f"preset {p.name!r} trains cflearn's two-headed model; your own model= trains with a "
+                          "rating preset (e.g. 'fast')")
+    for name, why in _NOT_FOR_DUAL.items():
+        if given.get(name) or getattr(p, name):
+            raise ConfigError(f"{name} does not apply to preset {p.name!r}: it is for {why}")
+    if p.loader != "fast":
+        raise ConfigError(f"preset {p.name!r} needs loader='fast', got {p.loader!r}")
+    for name in ("bs", "epochs", "n_factors", "min_count"):
+        check_count(name, getattr(p, name))
+    for name in ("rank_factors", "step_budget"):
+        if getattr(p, name) is not None:
+            check_count(name, getattr(p, name))
+    for name in ("lr", "rank_weight"):
+        check_number(name, getattr(p, name), positive=True)
+    for name in ("wd", "below_weight", "row_l2", "bias_l2"):
+        check_number(name, getattr(p, name))
+    if not (isinstance(p.dropout, (int, float)) and 0 <= p.dropout < 1):
+        raise ConfigError(f"dropout must be in [0, 1), got {p.dropout!r}")
+    optimizer = "adamw" if p.optimizer == "auto" else p.optimizer
+    if implicit:  # interactions: no ratings to predict, the ranking head alone
+        for name in ("row_l2", "bias_l2", "y_pad", "item_features", "user_features"):
+            if given.get(name):
+                raise ConfigError(f"{name} applies to the rating head of preset {p.name!r}, and the data holds "
+                                  "interactions (no ratings): only the ranking head trains")
+        alone = dataclasses.replace(p, loss="softmax", optimizer=optimizer, row_l2=0.0, bias_l2=0.0, item_features=(),
+                                    user_features=(), n_factors=p.rank_factors or p.n_factors, rank_factors=None)
+        return check_ranking(alone, {}, custom=False)
+    return p.replace(optimizer=optimizer)
 
 
 def auto_negatives(n_users: int, n_items: int, bs: int) -> int:
@@ -317,19 +368,30 @@ def _optimizer(p: Preset, n_users: int, n_items: int, negatives: int) -> str:
     return "lazy" if sampled and math.ceil(n_users / p.bs) * n_items > FULL_SOFTMAX_COST else "adamw"
 
 
+def budget_epochs(p: Preset, steps_per_epoch: int, *, given: bool) -> Preset:
+    """The preset with ``epochs`` cut to its ``step_budget`` (unless the caller gave epochs): a table with
+    many users takes more steps per epoch, and needs fewer epochs."""
+    if given or not p.step_budget or steps_per_epoch < 1:
+        return p
+    return p.replace(epochs=min(p.epochs, max(MIN_EPOCHS, math.ceil(p.step_budget / steps_per_epoch))))
+
+
+MIN_EPOCHS = 5
+"""The step budget never cuts a ranking preset below this many epochs."""
+
+
 def ranking_parts(data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
-                  decoder: Decoder) -> tuple[CollabLoaders, Ranker, RankLoss, Preset]:
-    """Loaders, model, loss and the settled preset (``negatives``, ``optimizer``) of a ranking preset."""
+                  decoder: Decoder, epochs_given: bool = False) -> tuple[CollabLoaders, Ranker, RankLoss, Preset]:
+    """Loaders, model, loss and the settled preset (``negatives``, ``optimizer``, ``epochs`` from the step
+    budget) of a ranking preset."""
     history, targets = rank_targets(data, p.below_weight, relevance_level(data.scale))
     n_users, n_items = len(data.users), len(data.items)
     negatives = p.negatives if p.negatives is not None else auto_negatives(n_users, n_items, p.bs)
     negatives = negatives if p.loss == "softmax" else 0
     p = p.replace(negatives=negatives, optimizer=_optimizer(p, n_users, n_items, negatives))
-    if p.optimizer == "lazy" and p.loss == "softmax" and negatives == 0:
-        raise ConfigError("optimizer='lazy' does not apply to the full softmax (every step updates the whole item "
-                          "table); use 'adamw', or sample: negatives=2048")
     net = Ranker(p.n_factors, n_users, n_items, history.indptr, history.items, history.weights, dropout=p.dropout,
                  seed=seed)
-    loss = RankLoss(net, targets, "bpr" if p.loss == "bpr" else "softmax", negatives=negatives, seed=seed)
+    loss = RankLoss(net, targets, "bpr" if p.loss == "bpr" else "softmax", negatives=negatives, seed=seed,
+                    min_count=p.min_count)
     dls = rank_loaders(targets, n_users, bs=p.bs, device=device, seed=seed, decoder=decoder)
-    return dls, net, loss, p
+    return dls, net, loss, budget_epochs(p, len(dls.train), given=epochs_given)

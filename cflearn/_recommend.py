@@ -17,7 +17,7 @@ from ._data import relevance_level
 from ._errors import ConfigError, DataError, UnknownIDError, check_count, check_number
 from ._fold import UserPrior, user_prior
 from ._scoring import encode_items, encode_users, item_mask, metadata_only, score_matrix, top_n
-from .models import HybridDotBias
+from .models import HybridDotBias, rating_head
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
@@ -41,6 +41,8 @@ class FoldedUser:
         source: how the user was scored, shown as ``fallback`` in recommendations: ``"fold-in"``,
             ``"fold-in + user features"`` (the fit started from their features) or ``"user features"``
             (metadata alone, :func:`cold_user`).
+        list_vector: a two-headed model's (preset ``dual``) ranking-head vector of the user, encoded
+            from the items (``None``: the lists come from ``vector``).
     """
 
     vector: torch.Tensor
@@ -49,6 +51,13 @@ class FoldedUser:
     unknown_items: list[Any]
     loss: float
     source: str = "fold-in"
+    list_vector: torch.Tensor | None = None
+
+    def list_row(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The user's vector and bias for the tables lists are ranked with."""
+        if self.list_vector is not None:
+            return self.list_vector[None], torch.zeros(1)
+        return self.vector[None], torch.tensor([self.bias])
 
     def __repr__(self) -> str:
         if not len(self.items):
@@ -92,9 +101,12 @@ def recommend_all(
 
     Returns:
         Long DataFrame ``user, rank, item, score, fallback`` (+ item metadata columns such as
-        ``title``, ``genres``). ``score`` is the predicted rating. Unknown users get the most
-        popular items (by training ratings) with ``fallback="popular"`` and the average user's
-        predicted ratings as scores; a :class:`FoldedUser`'s rows say how it was scored
+        ``title``, ``genres``). ``score`` is what ordered the list (``attrs["score_kind"]``): the
+        predicted rating of a rating model, the ranking score of a ranking model; a two-headed
+        model (preset ``dual``) ranks with its ranking head and adds a ``rating`` column, the
+        rating head's prediction for the same items. Unknown users get the most popular items
+        with ``fallback="popular"``, scored by their number of training ratings (the order of
+        the list); a :class:`FoldedUser`'s rows say how it was scored
         (``"fold-in"``, ``"fold-in + user features"``, ``"user features"``), as do a hybrid
         model's users known only from metadata. A user with fewer than ``n`` items left to
         recommend gets fewer rows: never an item excluded as seen, nor the unknown-item row.
@@ -118,18 +130,19 @@ def recommend_all(
         scores = score_matrix(cf, uidx[rows])
         for j, k in enumerate(rows):
             if k in folded:
-                f = users[k]
-                scores[j] = score_matrix(cf, uidx[k:k + 1], vectors=f.vector[None], bias=torch.tensor([f.bias]))[0]
+                vec, bias = users[k].list_row()
+                scores[j] = score_matrix(cf, uidx[k:k + 1], vectors=vec, bias=bias)[0]
         seen = [users[k].items if k in folded else cf.seen(int(uidx[k])) for k in rows] if exclude_seen else None
         top = top_n(scores, allowed, seen, n_eff)
         out_items[rows], out_scores[rows] = top.indices, top.values
     fallback = np.array([""] * len(users), dtype=object)
-    if unknown:
+    if unknown:  # the most popular items, scored (and so ordered) by their number of training ratings
         popular = _popular(cf, allowed, n_eff)
-        avg = score_matrix(cf, torch.zeros(1, dtype=torch.long))[0]
+        assert cf.item_counts is not None
+        counts = cf.item_counts[popular].float()
         for k in range(len(users)):
             if uidx[k] == 0 and k not in folded:
-                out_items[k], out_scores[k], fallback[k] = popular, avg[popular], "popular"
+                out_items[k], out_scores[k], fallback[k] = popular, counts, "popular"
     for k in folded:
         fallback[k] = users[k].source
     fallback[metadata_only(cf, 0, uidx.numpy())] = "user features"  # a hybrid's users known only from metadata
@@ -140,10 +153,29 @@ def recommend_all(
         "score": out_scores.reshape(-1).numpy(),
         "fallback": np.repeat(fallback, n_eff),
     })
+    spec = cf.contract
+    if spec.list_kind != spec.score_kind and spec.score_kind == "rating":  # two heads: the list, with ratings
+        frame.insert(4, "rating", _ratings_of(cf, users, uidx, folded, out_items).reshape(-1).numpy())
+    frame.attrs["score_kind"] = spec.list_kind
     masked = ~np.isfinite(frame["score"].to_numpy())  # fewer unseen candidates than n: no seen or unknown items
     if masked.any():
         frame = frame[~masked].reset_index(drop=True)
     return _with_info(cf, frame)
+
+
+@torch.no_grad()
+def _ratings_of(cf: CollabModel, users: list[Any], uidx: torch.Tensor, folded: set[int],
+                items: torch.Tensor) -> torch.Tensor:
+    """Predicted ratings (the rating head's) of each user's listed items ``(len(users), n)``."""
+    tables = cf.contract.tables()
+    if tables is None:
+        return torch.full(items.shape, float("nan"))
+    U, bu, Q, bi = (t.detach().float().cpu() for t in tables)
+    vec, bias = U[uidx].clone(), bu[uidx].clone()
+    for k in folded:
+        vec[k], bias[k] = users[k].vector.float().cpu(), float(users[k].bias)
+    raw = (vec[:, None, :] * Q[items]).sum(-1) + bias[:, None] + bi[items]
+    return cf.contract.output(raw).clamp(*cf.scale)
 
 
 def _popular(cf: CollabModel, allowed: torch.Tensor, n: int) -> torch.Tensor:
@@ -284,7 +316,10 @@ def cold_user(learn: Learner | CollabModel, features: FeatureInput) -> FoldedUse
     vec, bias = feature_rows(cf, "user", features)
     if len(vec) != 1:
         raise ConfigError(f"cold_user scores one user; got features for {len(vec)} (pass one row or mapping)")
-    return FoldedUser(vec[0], float(bias[0]), torch.zeros(0, dtype=torch.long), [], float("nan"), "user features")
+    empty = torch.zeros(0, dtype=torch.long)
+    encoded = cf.contract.fold_vector(empty)  # a two-headed model's list: no items yet (its ranking head's chart)
+    return FoldedUser(vec[0], float(bias[0]), empty, [], float("nan"), "user features",
+                      None if encoded is None else encoded.detach().float().cpu())
 
 
 def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.DataFrame, *,
@@ -349,8 +384,9 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
         weights = np.ones(len(values)) if cf.implicit else np.where(
             values >= relevance_level(cf.scale), 1.0, float(cf.preset.get("below_weight", 1.0)))
         encoded = spec.fold_vector(idx[known], torch.from_numpy(weights))
-    if encoded is not None:
+    if encoded is not None and spec.score_kind != "rating":  # a ranking model: the encoded vector is the user
         return FoldedUser(encoded.detach().float().cpu(), 0.0, idx[known], unknown, float("nan"))
+    list_vector = None if encoded is None else encoded.detach().float().cpu()  # two heads: the list's vector
     if l2 is not None:
         check_number("l2", l2)
     check_number("strength", strength)
@@ -381,7 +417,7 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
     with torch.no_grad():
         mse = float(F.mse_loss(spec.output(q @ u + b + b_i), y))
     source = "fold-in" if features is None else "fold-in + user features"
-    return FoldedUser(u.detach(), float(b.detach()), idx[known], unknown, mse, source)
+    return FoldedUser(u.detach(), float(b.detach()), idx[known], unknown, mse, source, list_vector)
 
 
 def _prior(cf: CollabModel, users: torch.Tensor, bias: torch.Tensor, features: FeatureInput | None) -> UserPrior:
@@ -398,7 +434,7 @@ def _prior(cf: CollabModel, users: torch.Tensor, bias: torch.Tensor, features: F
     if len(vec) != 1:
         raise ConfigError(f"fold_in folds in one user; got features for {len(vec)} (pass one row or mapping)")
     if "cf" not in cache:
-        model = cast(HybridDotBias, cf.model)
+        model = cast(HybridDotBias, rating_head(cf.model))
         with torch.no_grad():
             cache["cf"] = user_prior(cf, model.cf_part("u", slice(None), False).detach().float().cpu(),
                                      model.cf_part("u", slice(None), True).detach().float().cpu(), trained)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -56,26 +56,30 @@ def score_pairs(cf: CollabModel, u: np.ndarray, i: np.ndarray, *, clip: bool = T
 
 
 def score_matrix(cf: CollabModel, uidx: torch.Tensor, *, vectors: torch.Tensor | None = None,
-                 bias: torch.Tensor | None = None, clip: bool = True) -> torch.Tensor:
+                 bias: torch.Tensor | None = None, clip: bool = True,
+                 head: Literal["list", "rating"] = "list") -> torch.Tensor:
     """Scores ``(len(uidx), n_items)`` of users against every item.
 
-    Models with tables: one matrix product; ``vectors``/``bias`` replace the users' rows (folded-in
-    users). Models without: chunked forward passes.
+    ``head="list"``: the scores that order top-N lists (a :class:`cflearn.models.Dual`'s ranking
+    head); ``"rating"``: predicted ratings. Models with tables: one matrix product;
+    ``vectors``/``bias`` replace the users' rows (folded-in users). Models without: chunked
+    forward passes.
     """
     spec = cf.contract
+    kind = spec.list_kind if head == "list" else spec.score_kind
     with eval_mode(cf.model):
-        tables = spec.tables()
+        tables = spec.list_tables() if head == "list" else spec.tables()
         if tables is not None:
             if vectors is None or bias is None:
                 rows = uidx.to(tables.users.device)
                 vectors, bias = tables.users[rows], tables.user_bias[rows]
             raw = vectors.to(tables.items) @ tables.items.T + bias.to(tables.items)[:, None] + tables.item_bias[None, :]
-            scores = spec.output(raw).float().cpu()
+            scores = (spec.list_output(raw) if head == "list" else spec.output(raw)).float().cpu()
         elif vectors is not None:
-            raise ConfigError("folded-in users need a model with user/item tables (presets fast, best, book)")
+            raise ConfigError("folded-in users need a model with user/item tables (presets dual, fast, best, book)")
         else:
             scores = _forward_matrix(cf, uidx)
-    return scores.clamp(*cf.scale) if clip and spec.score_kind == "rating" else scores
+    return scores.clamp(*cf.scale) if clip and kind == "rating" else scores
 
 
 def _forward_matrix(cf: CollabModel, uidx: torch.Tensor) -> torch.Tensor:

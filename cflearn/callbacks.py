@@ -107,8 +107,9 @@ def fill_cold_rows(model: nn.Module) -> bool:
         cold[trained] = False
         w[cold] = w[trained].mean(0)
         shift = getattr(spec, "featureless_shift", None)  # a hybrid side: the unknown row is the average row,
-        if shift is not None:  # features included; a row known from its features keeps them on the mean
-            featureless, mean_features = shift(col, name)
+        shifted = shift(col, name) if shift is not None else None  # features included; a row known from its
+        if shifted is not None:  # features keeps them on the mean
+            featureless, mean_features = shifted
             w[cold & featureless.to(w.device)] += mean_features.to(w)
     return bool(tables)
 

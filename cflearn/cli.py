@@ -25,7 +25,7 @@ commands:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ._presets import PRESETS
+    from ._presets import DEFAULT_PRESET, PRESETS
 
     parser = argparse.ArgumentParser(prog="cflearn", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
                                       "and say so. Writes the outputs of `cflearn fit` to --out.")
     demo.add_argument("--out", default="runs/demo", help="output folder; each demo run overwrites its three "
                                                          "files there (default: runs/demo)")
-    demo.add_argument("--preset", default="fast", choices=list(PRESETS), help="training preset (default: fast)")
+    demo.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
+                      help=f"training preset (default: {DEFAULT_PRESET}: ratings and top-N lists)")
     demo.add_argument("--epochs", type=int, help="override the preset's epochs")
     demo.add_argument("--seed", type=int, default=42, help="seed of split, weights and shuffling (default: 42)")
     demo.add_argument("--offline", action="store_true", help="never try to download")
@@ -71,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--no-header", action="store_true", help="the file has no header row (columns are 0, 1, ...)")
     fit.add_argument("--encoding", help="text encoding, e.g. latin-1 (default: utf-8; UTF-16 is recognised)")
     fit.add_argument("--decimal", default=".", choices=[".", ","], help="decimal mark of the ratings (default: .)")
-    fit.add_argument("--preset", default="fast", choices=list(PRESETS), help="training preset (default: fast)")
+    fit.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
+                     help=f"training preset (default: {DEFAULT_PRESET}: ratings and top-N lists from one model; on "
+                          "interactions, its ranking head); see `cflearn presets`")
     fit.add_argument("--epochs", type=int, help="override the preset's epochs")
     fit.add_argument("--valid-pct", type=float, default=0.2, help="fraction held out (default: 0.2)")
     fit.add_argument("--split", default="random", choices=["random", "time", "leave_last", "cold_users", "cold_items"],
@@ -250,10 +253,19 @@ class _cflearn_warnings:
 def _presets(args: argparse.Namespace) -> int:
     from ._presets import PRESETS
 
+    from ._presets import DEFAULT_PRESET
+
     for p in PRESETS.values():
-        print(f"{p.name:<8} {p.description}")
-        print(f"{'':<8} bs {p.bs}, {p.epochs} epochs, lr {p.lr:g}, wd {p.wd:g}, row_l2 {p.row_l2:g}, "
-              + (f"NN layers {list(p.layers)}" if p.use_nn else f"{p.n_factors} factors") + f", {p.loader} loader")
+        print(f"{p.name:<8} {p.description}" + (" [the default]" if p.name == DEFAULT_PRESET else ""))
+        size = (f"NN layers {list(p.layers)}" if p.use_nn else
+                f"rating head {p.n_factors} factors, ranking head {p.rank_factors or p.n_factors}" if p.dual else
+                f"{p.n_factors} factors")
+        batch = f"{p.bs} users" if p.ranking or p.dual else str(p.bs)
+        print(f"{'':<8} bs {batch}, {p.epochs} epochs, lr {p.lr:g}, wd {p.wd:g}, row_l2 {p.row_l2:g}, {size}, "
+              f"{p.loader} loader")
+    print(f"\nThe default, {DEFAULT_PRESET!r}, answers both questions: predicted ratings (RMSE as 'fast') and "
+          "top-N lists (better than EASE on MovieLens). Pick 'fast' for ratings alone (quicker), 'best' when side "
+          "features help ratings, 'rank' for lists alone, 'book' to follow fastbook chapter 8.")
     return 0
 
 
@@ -290,16 +302,19 @@ def _recommend(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{k}={_shown(v)}" for k, v in features.items())
         print(f"top {len(top)} for a new user ({shown}), scored from their features:")
     elif (top["fallback"] == "popular").any():
-        print(f"user {_shown(user)} is not in the training data: showing the most popular items")
+        print(f"user {_shown(user)} is not in the training data: showing the most popular items (score: their "
+              "number of training ratings)")
     elif len(top) < args.n:
         print(f"top {len(top)} for user {_shown(user)} (only {len(top)} items they have not rated are left to "
               "recommend):")
     else:
         print(f"top {len(top)} for user {_shown(user)}:")
     extra = [c for c in ("title", "genres") if c in top.columns]
+    rated = "rating" in top.columns and not (top["fallback"] == "popular").any()
     for row in top.itertuples():
         label = " ".join(_shown(getattr(row, c)) for c in extra)
-        print(f"{row.rank:>3}. {_shown(row.item):<10} {row.score:5.2f}  {label}".rstrip())
+        stars = f"  predicted {row.rating:.1f}" if rated else ""
+        print(f"{row.rank:>3}. {_shown(row.item):<10} {row.score:5.2f}{stars}  {label}".rstrip())
     return 0
 
 
@@ -502,8 +517,11 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
         procs = f" x {n_proc} processes (bs {p['bs'] // n_proc} each)" if n_proc > 1 else ""
         sides = "; ".join(f"{side} features {', '.join(p.get(f'{side}_features') or [])}"
                           for side in ("item", "user") if p.get(f"{side}_features"))
+        heads = ("; the ranking head alone (the data are interactions: no ratings to predict)"
+                 if p.get("loss") == "softmax" and p["name"] == "dual" else
+                 "; a rating head and a ranking head" if p.get("loss") == "dual" else "")
         print(f"training: preset {p['name']!r} ({p['epochs']} epochs, bs {p['bs']}) on {learn.cf.device}{procs}"
-              + (f"; {sides}" if sides else ""))
+              + heads + (f"; {sides}" if sides else ""))
     fit(learn, interrupt="raise")
     main_rank = is_main()
     leave()  # training is over on every rank: leave the group together
@@ -557,9 +575,12 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
         print(f"\nvalid RMSE {metrics['rmse']:.4f} (global mean: {baseline:.4f}); {rows}; fit "
               f"{metrics['fit_seconds']:.2f} s")
         ndcg = table["ndcg@10"].to_dict()
-        if ndcg[table.index[0]] < ndcg["most popular"]:
+        if learn.cf.contract.list_kind == "ranking":
+            print(f"valid NDCG@10 {metrics['ndcg@10']:.4f} from the ranking head (most popular: "
+                  f"{ndcg['most popular']:.4f}, EASE: {ndcg['EASE']:.4f})")
+        elif ndcg[table.index[0]] < ndcg["most popular"]:
             print("note: ranked by predicted rating, this model's top-10 lists are worse than the most-popular chart; "
-                  "for lists, train a ranking preset: --preset rank")
+                  "for lists, train the default preset (dual) or --preset rank")
     else:
         why = ("the data are interactions" if data.implicit else
                f"preset {p['name']!r} ranks, its scores are not ratings")

@@ -22,7 +22,7 @@ from ._collab import CollabModel, as_collab
 from ._errors import ConfigError, UnknownIDError, check_count
 from ._scoring import encode_items, encode_users, eval_mode
 from ._vocab import find_titles, item_titles
-from .models import HybridDotBias, Tables
+from .models import HybridDotBias, Tables, rating_head
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
@@ -224,7 +224,7 @@ def explain(learn: Learner | CollabModel, user: Any, item: Any, *, top: int = 3)
     pu, qi = tables.users[u], tables.items[i]
     rows = [("global offset (average user + item bias)", mu_u + mu_i),
             ("user bias (vs the average user)", float(tables.user_bias[u]) - mu_u)]
-    model = cf.model
+    model = rating_head(cf.model)
     if isinstance(model, HybridDotBias):
         with torch.no_grad():
             row = torch.tensor([i], device=model.get_buffer("i_feat_idx").device)

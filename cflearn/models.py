@@ -41,6 +41,9 @@ __all__ = [
     "HybridDotBias",
     "NN",
     "Ranker",
+    "Dual",
+    "rating_head",
+    "ranking_head",
     "TableView",
     "squash",
     "contract",
@@ -72,13 +75,16 @@ class Contract:
     """What every cflearn model answers (a mixin of the ``nn.Module`` s below).
 
     Attributes:
-        kind: the config key of the class (``"dot"``, ``"hybrid"``, ``"nn"``).
-        score_kind: what a score means: ``"rating"`` (a predicted rating).
+        kind: the config key of the class (``"dot"``, ``"hybrid"``, ``"nn"``, ``"rank"``, ``"dual"``).
+        score_kind: what a pair's score (``forward``, :func:`cflearn.predict`) means: ``"rating"``
+            (a predicted rating) or ``"ranking"``.
+        list_kind: what the scores that order top-N lists (:meth:`list_tables`) mean.
         y_range: the sigmoid range of the output, or ``None``.
     """
 
     kind: ClassVar[str] = ""
     score_kind: ClassVar[ScoreKind] = "rating"
+    list_kind: ClassVar[ScoreKind] = "rating"
     y_range: tuple[float, float] | None = None
 
     def output(self, raw: torch.Tensor) -> torch.Tensor:
@@ -88,6 +94,15 @@ class Contract:
     def tables(self) -> Tables | None:
         """The user/item tables the model scores with, or ``None`` (score by forward passes)."""
         return None
+
+    def list_tables(self) -> Tables | None:
+        """The tables top-N lists are ranked with (``list_kind`` says what their scores mean): the
+        model's own tables, except for a model with a ranking head of its own (:class:`Dual`)."""
+        return self.tables()
+
+    def list_output(self, raw: torch.Tensor) -> torch.Tensor:
+        """The output transform of :meth:`list_tables`' raw scores."""
+        return self.output(raw)
 
     def embeddings(self) -> dict[TableKey, nn.Embedding]:
         """Trainable tables keyed by (input column, name): column 0 is users, 1 items."""
@@ -431,6 +446,7 @@ class Ranker(nn.Module, Contract):
 
     kind = "rank"
     score_kind = "ranking"
+    list_kind = "ranking"
 
     def __init__(self, n_factors: int, n_users: int, n_items: int, hist_indptr: torch.Tensor,
                  hist_items: torch.Tensor, hist_weight: torch.Tensor | None = None, dropout: float = 0.5,
@@ -520,6 +536,104 @@ class Ranker(nn.Module, Contract):
                    torch.zeros(n_hist, dtype=torch.long), torch.ones(n_hist), float(config.get("dropout", 0.5)))
 
 
+class Dual(nn.Module, Contract):
+    """Two heads in one model: ratings from a rating head, top-N lists from a ranking head.
+
+    ``rating`` is a dot-product model (:class:`DotBias`, or :class:`HybridDotBias` with side
+    features) trained with MSE on the observed ratings; ``ranking`` is a :class:`Ranker` trained
+    with a softmax over the catalogue on who liked what. They train together, in one loop
+    (each step: a batch of users for the ranking head and a slice of the ratings for the rating
+    head, one weighted loss), and are saved and loaded as one model. :func:`cflearn.predict` answers
+    from the rating head (``score_kind = "rating"``); :func:`cflearn.recommend`,
+    :func:`cflearn.recommend_all` and the ranking metrics of :func:`cflearn.evaluate` from the
+    ranking head (``list_kind = "ranking"``).
+
+    The heads keep their own tables: sharing the item table between them, or the user vector, was
+    measured and lost or tied on ml-latest-small (``bench/one_model.py``; the rating head's row L2
+    shrinks the vectors the softmax needs), so each head keeps the form it is best at.
+
+    A forward pass on an ``(n, 2)`` batch returns the rating head's scores (the contract); on a
+    training batch ``(users, pairs)`` it returns ``(user vectors of the ranking head, ratings of
+    the pairs)`` for :class:`cflearn._ranking.DualLoss`.
+    """
+
+    kind = "dual"
+    score_kind = "rating"
+    list_kind = "ranking"
+
+    def __init__(self, rating: DotBias | HybridDotBias, ranking: Ranker):
+        super().__init__()
+        self.rating, self.ranking = rating, ranking
+        self.y_range = rating.y_range
+
+    def forward(self, x: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> Any:
+        if isinstance(x, (tuple, list)):
+            users, pairs = x
+            return self.ranking(users), self.rating(pairs)
+        if x.dim() == 1:
+            return self.ranking(x)
+        return self.rating(x)
+
+    @property
+    def last_rows(self) -> tuple[torch.Tensor, ...] | None:
+        """The rating head's last looked-up rows (for :class:`cflearn.callbacks.RowL2`)."""
+        return self.rating.last_rows
+
+    def output(self, raw: torch.Tensor) -> torch.Tensor:
+        return self.rating.output(raw)
+
+    def tables(self) -> Tables:
+        return self.rating.tables()
+
+    def list_tables(self) -> Tables:
+        return self.ranking.tables()
+
+    def list_output(self, raw: torch.Tensor) -> torch.Tensor:
+        return raw
+
+    def embeddings(self) -> dict[TableKey, nn.Embedding]:
+        return {**{(c, f"rating.{n}"): t for (c, n), t in self.rating.embeddings().items()},
+                **{(c, f"ranking.{n}"): t for (c, n), t in self.ranking.embeddings().items()}}
+
+    def trained_rows(self, col: int) -> torch.Tensor | slice:
+        return self.rating.trained_rows(col)
+
+    def featureless_shift(self, col: int, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """A hybrid rating head's shift of featureless cold rows (see :meth:`HybridDotBias.featureless_shift`);
+        the ranking head's rows have no features."""
+        if isinstance(self.rating, HybridDotBias) and name.startswith("rating."):
+            return self.rating.featureless_shift(col, name.removeprefix("rating."))
+        return None
+
+    def fold_vector(self, items: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The ranking head's vector of a new user (encoded from their items)."""
+        return self.ranking.fold_vector(items, weights)
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "rating": self.rating.config(), "ranking": self.ranking.config()}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Dual:
+        rating, ranking = build_model(config["rating"]), build_model(config["ranking"])
+        if not isinstance(rating, (DotBias, HybridDotBias)) or not isinstance(ranking, Ranker):
+            raise ValueError("a dual model holds a dot-product rating head and a ranking head")
+        return cls(rating, ranking)
+
+
+def rating_head(model: nn.Module) -> nn.Module:
+    """The part of a model that predicts ratings (a :class:`Dual`'s rating head, else the model)."""
+    model = unwrap(model)
+    return model.rating if isinstance(model, Dual) else model
+
+
+def ranking_head(model: nn.Module) -> Ranker | None:
+    """The :class:`Ranker` of a model (itself, or a :class:`Dual`'s ranking head), or ``None``."""
+    model = unwrap(model)
+    if isinstance(model, Dual):
+        return model.ranking
+    return model if isinstance(model, Ranker) else None
+
+
 class Foreign(Contract):
     """The contract of a user's own ``nn.Module``: forward passes only, weights saved with its class name.
 
@@ -557,7 +671,7 @@ def contract(model: nn.Module) -> Contract:
     return model if isinstance(model, Contract) else Foreign(model)
 
 
-_KINDS: dict[str, Any] = {"dot": DotBias, "hybrid": HybridDotBias, "nn": NN, "rank": Ranker}
+_KINDS: dict[str, Any] = {"dot": DotBias, "hybrid": HybridDotBias, "nn": NN, "rank": Ranker, "dual": Dual}
 
 
 def build_model(config: dict[str, Any]) -> nn.Module:
