@@ -579,6 +579,27 @@ class Dual(nn.Module, Contract):
         """The rating head's last looked-up rows (for :class:`cflearn.callbacks.RowL2`)."""
         return self.rating.last_rows
 
+    # fastbook chapter 8's interpretation code reads these: the rating head's tables
+    @property
+    def u_weight(self) -> Any:
+        """The rating head's user vectors (as fastai's ``EmbeddingDotBias.u_weight``)."""
+        return self.rating.u_weight
+
+    @property
+    def i_weight(self) -> Any:
+        """The rating head's item vectors."""
+        return self.rating.i_weight
+
+    @property
+    def u_bias(self) -> Any:
+        """The rating head's user biases."""
+        return self.rating.u_bias
+
+    @property
+    def i_bias(self) -> Any:
+        """The rating head's item biases."""
+        return self.rating.i_bias
+
     def output(self, raw: torch.Tensor) -> torch.Tensor:
         return self.rating.output(raw)
 

@@ -34,7 +34,7 @@ def test_fit_writes_metrics_plot_and_model(ratings_csv, tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ["rmse", "mae", "n_train", "n_valid", "fit_seconds", "preset", "seed"]:
         assert key in metrics
-    assert metrics["preset"] == "fast" and metrics["seed"] == 42 and metrics["n_train"] == 4800
+    assert metrics["preset"] == "dual" and metrics["seed"] == 42 and metrics["n_train"] == 4800
     assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
     assert "valid RMSE" in stdout and "epoch   3/3" in stdout
     assert sorted(p.name for p in out.iterdir()) == [".cflearn-run", "loss.png", "metrics.json", "model.safetensors", "report.html"]
@@ -103,8 +103,9 @@ def test_demo_offline_trains_on_synthetic_and_says_so(tmp_path):
     metrics = json.loads((tmp_path / "demo2" / "metrics.json").read_text())
     assert metrics["command"] == "demo"
     methods = metrics["evaluation"]["methods"]
-    assert set(methods) == {"model (fast)", "global mean", "user+item bias", "most popular", "EASE", "item-kNN"}
-    assert metrics["rmse"] == methods["model (fast)"]["rmse"] < metrics["baseline_rmse_global_mean"]
+    assert set(methods) == {"model (dual)", "global mean", "user+item bias", "most popular", "EASE", "item-kNN"}
+    assert metrics["rmse"] == methods["model (dual)"]["rmse"] < metrics["baseline_rmse_global_mean"]
+    assert methods["model (dual)"]["ndcg@10"] > methods["most popular"]["ndcg@10"]  # the ranking head's lists
 
 
 def test_printed_ids_and_titles_cannot_forge_lines(tmp_path, capsys):

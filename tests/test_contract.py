@@ -98,7 +98,18 @@ def test_recommend_scores_equal_predict(learned, data):
     seen = set(data.train.loc[data.train["user"] == user, "item"])
     assert not seen & set(top["item"])
     pred = cflearn.predict(learn, [user] * 5, top["item"].tolist())
-    np.testing.assert_allclose(top["score"], pred[col(learn)], rtol=1e-5, atol=1e-5)
+    spec = learn.cf.contract
+    assert top.attrs["score_kind"] == spec.list_kind
+    if spec.list_kind == spec.score_kind:
+        np.testing.assert_allclose(top["score"], pred[col(learn)], rtol=1e-5, atol=1e-5)
+        return
+    # two heads: the list is the ranking head's (its own forward pass on the pairs), with the rating head's ratings
+    np.testing.assert_allclose(top["rating"], pred["score"], rtol=1e-5, atol=1e-5)
+    pairs = torch.tensor([[learn.cf.users.encode([user])[0], i] for i in learn.cf.items.encode(top["item"].tolist())])
+    with torch.no_grad():
+        head = cflearn.models.ranking_head(learn.model).eval()
+        np.testing.assert_allclose(top["score"], head(pairs).numpy(), rtol=1e-5, atol=1e-5)
+    assert top["score"].is_monotonic_decreasing
 
 
 def test_save_load_identical(learned, data, tmp_path):

@@ -124,12 +124,12 @@ def test_numpy_reference_of_the_dot_model(trained, synth_data):
 
 
 def test_row_l2_adds_to_the_gradient_loss_only(synth_data):
-    learn = cflearn.collab_learner(synth_data, row_l2=10.0, epochs=1, progress=False)
+    learn = cflearn.collab_learner(synth_data, "fast", row_l2=10.0, epochs=1, progress=False)
     learn.fit(1, 1e-3)
     # recorded loss is the plain MSE: compare with an unregularised learner's scale
     assert learn.loss_history.train_losses[0] < 5.0
     big = learn.model.u_weight.weight[1:].norm().item()
-    plain = cflearn.collab_learner(synth_data, row_l2=0.0, wd=0.0, epochs=1, progress=False)
+    plain = cflearn.collab_learner(synth_data, "fast", row_l2=0.0, wd=0.0, epochs=1, progress=False)
     plain.fit(1, 1e-3)
     assert big < plain.model.u_weight.weight[1:].norm().item()
 
@@ -141,7 +141,7 @@ def test_cold_rows_are_the_average_row(trained):
 
 
 def test_nan_loss_stops_with_clear_error(synth_data):
-    learn = cflearn.collab_learner(synth_data, epochs=1, progress=False)
+    learn = cflearn.collab_learner(synth_data, "fast", epochs=1, progress=False)
     learn.fit(1, 1e-3)
     good = {k: v.clone() for k, v in learn.model.state_dict().items()}
     from fastai.callback.core import Callback
@@ -161,7 +161,7 @@ def test_nan_loss_stops_with_clear_error(synth_data):
 
 
 def test_fast_loader_batches_cover_each_row_once(synth_data):
-    learn = cflearn.collab_learner(synth_data, bs=100, progress=False)
+    learn = cflearn.collab_learner(synth_data, "fast", bs=100, progress=False)
     dl = learn.dls.train
     xs = torch.cat([x for x, _ in dl])
     assert len(xs) == (len(synth_data.train_idx) // 100) * 100  # drop_last

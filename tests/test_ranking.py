@@ -230,8 +230,15 @@ def test_cli_fit_rank_on_a_file_without_ratings(implicit_ds, tmp_path):
     code, stdout, _ = run_cli("recommend", str(out / "model.safetensors"), "--user", "1", "-n", "3")
     assert code == 0 and stdout.startswith("top 3 for user 1")
     # a rating preset on the same file: one line naming the fix
-    code, _, stderr = run_cli("fit", str(src), "--user", "uid", "--item", "iid", "--out", str(tmp_path / "r2"))
+    code, _, stderr = run_cli("fit", str(src), "--user", "uid", "--item", "iid", "--preset", "fast", "--out",
+                              str(tmp_path / "r2"))
     assert code == 1 and stderr.count("\n") == 1 and "preset='rank'" in stderr
+    # the default preset trains its ranking head alone, and says so
+    code, stdout, stderr = run_cli("fit", str(src), "--user", "uid", "--item", "iid", "--epochs", "3", "--out",
+                                   str(tmp_path / "r3"))
+    assert code == 0, stderr
+    assert "preset 'dual'" in stdout and "the ranking head alone (the data are interactions" in stdout
+    assert json.loads((tmp_path / "r3" / "metrics.json").read_text())["ndcg@10"] > 0
 
 
 def test_cli_unknown_encoding_is_one_line(implicit_ds, tmp_path):

@@ -33,7 +33,7 @@ class InterruptAt(Callback):
 
 @pytest.mark.parametrize("interrupt", ["keep", "raise"])
 def test_interrupt_keeps_last_complete_epoch(synth_data, interrupt, capsys):
-    learn = cflearn.collab_learner(synth_data, epochs=4, bs=256, progress=False)
+    learn = cflearn.collab_learner(synth_data, "fast", epochs=4, bs=256, progress=False)
     snaps = Snapshots()
     if interrupt == "raise":
         with pytest.raises(KeyboardInterrupt):
