@@ -252,7 +252,9 @@ def from_df(
             averages their ratings and keeps the latest timestamp; ``"sum"`` (default for implicit
             data) adds their weights (two plays weigh 2); ``"last"`` keeps the latest (by timestamp
             when given, else the last row); ``"error"`` raises.
-        rating_range: the declared scale, e.g. ``(1, 5)``; ratings outside it raise. Default: observed.
+        rating_range: the declared scale, e.g. ``(1, 5)``; ratings outside it raise. Default: observed;
+            a column that looks like counts (whole numbers, the largest above 100 and at least 50
+            times the median: play counts) raises unless its scale is declared (pass it as ``weight=``).
         items: optional item metadata with the item column (e.g. MovieLens titles and genres).
         users: optional user attributes with the user column.
         user_features, item_features: columns of ``users`` / ``items`` to use as side features
@@ -332,7 +334,7 @@ def from_df(
                         "fill or drop them")
     if timestamp is not None:
         frame[timestamp] = _clean_times(frame[timestamp], timestamp)
-    scale = _scale(frame[value_col], value_col, rating_range)
+    scale = _scale(frame[value_col], value_col, rating_range, counts_ok=bool(implicit))
     frame, n_dup = _dedupe(frame, user, item, value_col, timestamp, duplicates)
 
     train_idx, valid_idx = split_rows(frame, split, user=user, item=item, timestamp=timestamp,
@@ -503,9 +505,29 @@ def _clean_times(values: pd.Series, name: str) -> pd.Series:
     return (values - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
 
 
-def _scale(values: pd.Series, name: str, rating_range: tuple[float, float] | None) -> tuple[float, float]:
+COUNT_LIKE_MAX, COUNT_LIKE_TAIL = 100.0, 50.0
+"""A rating column looks like counts (plays, clicks) when its values are whole numbers >= 0, the largest
+above :data:`COUNT_LIKE_MAX` (beyond any rating scale) and at least :data:`COUNT_LIKE_TAIL` times the
+median (a heavy tail: a few users play a track thousands of times)."""
+
+
+def looks_like_counts(values: pd.Series) -> bool:
+    """Whether a column of numbers looks like counts rather than ratings (see :data:`COUNT_LIKE_MAX`)."""
+    v = values.to_numpy(dtype=np.float64)
+    if not len(v) or v.min() < 0 or not np.all(np.mod(v, 1) == 0):
+        return False
+    return bool(v.max() > COUNT_LIKE_MAX and v.max() >= COUNT_LIKE_TAIL * max(1.0, float(np.median(v))))
+
+
+def _scale(values: pd.Series, name: str, rating_range: tuple[float, float] | None, *,
+           counts_ok: bool = False) -> tuple[float, float]:
     lo, hi = float(values.min()), float(values.max())
     if rating_range is None:
+        if not counts_ok and looks_like_counts(values):
+            raise DataError(f"column {name!r} looks like counts, not ratings (whole numbers {lo:g} to {hi:g}, the "
+                            f"largest {hi / max(1.0, float(values.median())):,.0f} times the median): pass it as the "
+                            f"interaction weight (weight={name!r}; --weight {name}), or declare the scale to use it "
+                            f"as ratings (rating_range=({lo:g}, {hi:g}); --rating-range {lo:g} {hi:g})")
         return (lo, hi)
     r_lo, r_hi = (float(v) for v in rating_range)
     if not (math.isfinite(r_lo) and math.isfinite(r_hi) and r_lo < r_hi):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,7 +12,7 @@ import torch
 from ._baselines import bias_baseline, choose_ease_lambda, chunk_rows, item_models
 from ._collab import CollabModel, as_collab
 from ._data import relevance_level
-from ._errors import ConfigError, check_count
+from ._errors import ConfigError, check_count, closest
 from ._scoring import item_mask, score_matrix, score_pairs, top_n
 from .metrics import Empty, catalog_coverage, mae, popularity_bias, ranking_metrics, rmse
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from ._data import CollabData
 
-__all__ = ["evaluate", "bias_baseline", "MAX_RANKED_USERS"]
+__all__ = ["evaluate", "bias_baseline", "MAX_RANKED_USERS", "BASELINES"]
 
 MAX_RANKED_USERS = 20_000
 """Ranking metrics rank at most this many validation users (a seeded sample beyond it)."""
@@ -47,8 +47,13 @@ def _same_for_all(item_scores: torch.Tensor) -> Callable[[torch.Tensor], torch.T
     return lambda rows: item_scores.double().expand(len(rows), -1).clone()
 
 
+BASELINES = ("global mean", "user+item bias", "most popular", "EASE", "item-kNN")
+"""The baselines :func:`evaluate` puts beside a model (``user+item bias`` on ratings only)."""
+
+
 def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: int = 10, *,
-             relevance: float | None = None, empty: Empty = "skip") -> pd.DataFrame:
+             relevance: float | None = None, empty: Empty = "skip",
+             baselines: bool | Sequence[str] = True) -> pd.DataFrame:
     """The model and the baselines side by side on the validation rows of ``data``.
 
     Rating metrics: RMSE and MAE of predicted ratings (clipped to the scale; cold rows included);
@@ -78,6 +83,8 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
         relevance: rating that makes a validation item relevant (default: 80% up the scale,
             4.0 on 0.5-5 and 1-5 stars); not used on implicit data.
         empty: treatment of users with no relevant items.
+        baselines: ``True`` (all of :data:`BASELINES`), ``False`` (the model's row alone: quick, for
+            tuning and benchmarks) or the names of the ones to compute.
 
     Returns:
         DataFrame with one row per method and columns ``rmse, mae, precision@n, recall@n, ndcg@n,
@@ -112,8 +119,12 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
     # rating metrics
     mu, bu, bi = bias_baseline(tu, ti, train_ratings, n_users, n_items)
     rows: dict[str, dict[str, float]] = {}
-    names = ["model", "global mean"] + ([] if implicit else ["user+item bias"]) + ["most popular", "EASE",
-                                                                                  "item-kNN"]
+    wanted = list(BASELINES) if baselines is True else [] if baselines is False else list(baselines)
+    unknown = [b for b in wanted if b not in BASELINES]
+    if unknown:
+        raise ConfigError(f"unknown baseline {unknown[0]!r}{closest(str(unknown[0]), BASELINES)}; choose from "
+                          f"{', '.join(BASELINES)}")
+    names = ["model"] + [b for b in BASELINES if b in wanted and not (implicit and b == "user+item bias")]
     if not implicit:
         sums = np.bincount(ti, weights=train_ratings, minlength=n_items)
         item_mean = (sums + 10 * mu) / (np.bincount(ti, minlength=n_items) + 10)
@@ -145,18 +156,19 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
     popularity = dict(enumerate((counts / max(1, n_users - 1)).tolist()))
     uidx = torch.tensor(known_users, dtype=torch.long)
     gen = torch.Generator().manual_seed(0)
-    lam = choose_ease_lambda(tu, ti, np.ones(len(tu), bool) if implicit else train_ratings >= relevance,
-                             n_users, n_items)
-    ease, knn = item_models(tu, ti, n_users, n_items, lam)
     scorers: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
         "model": lambda rows: score_matrix(cf, rows),
         # all scores tie: a fresh random order per user (seeded), the chance level
         "global mean": lambda rows: torch.rand(len(rows), n_items, generator=gen, dtype=torch.float64),
         "user+item bias": _same_for_all(torch.from_numpy(bi)),
         "most popular": _same_for_all(counts),
-        "EASE": ease.scores,
-        "item-kNN": knn.scores,
     }
+    lam = None
+    if "EASE" in names or "item-kNN" in names:
+        lam = choose_ease_lambda(tu, ti, np.ones(len(tu), bool) if implicit else train_ratings >= relevance,
+                                 n_users, n_items)
+        ease, knn = item_models(tu, ti, n_users, n_items, lam)
+        scorers |= {"EASE": ease.scores, "item-kNN": knn.scores}
     for name in names:
         top = _ranked(cf, uidx, n, allowed, scorers[name])
         rows[name] |= ranking_metrics(top, relevant, n, empty=empty)

@@ -334,7 +334,8 @@ def _resolve_preset(data: CollabData, p: Preset, given: dict[str, Any], *, custo
     for name in ("lr", "wd", "row_l2", "bias_l2"):
         check_number(name, getattr(p, name), positive=name == "lr")
     if p.dual:
-        return _side_features(data, check_dual(p, given, custom=custom, implicit=data.implicit), given)
+        return _side_features(data, check_dual(p, given, custom=custom, implicit=data.implicit,
+                                               n_users=len(data.users) - 1), given)
     if data.implicit and not p.ranking:
         raise ConfigError(f"the data is implicit (interactions, no ratings) and preset {p.name!r} predicts ratings; "
                           "train the default preset ('dual', which trains its ranking head alone on interactions) "

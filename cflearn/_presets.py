@@ -147,7 +147,7 @@ PRESETS: dict[str, Preset] = {
         Preset("dual", "default: ratings and top-N lists from one model: a rating head (dot product, MSE) and a "
                "ranking head (a user is the bag of their items, softmax over the catalogue), trained together",
                loader="fast", bs=64, epochs=25, lr=2e-2, wd=0.0, row_l2=0.15, bias_l2=0.02, n_factors=64,
-               rank_factors=128, optimizer="auto", loss="dual", dropout=0.7, below_weight=0.0, min_count=3,
+               rank_factors=64, optimizer="auto", loss="dual", dropout=0.7, below_weight=0.0, min_count=5,
                step_budget=300),
         Preset("book", "fastbook chapter 8, through fastai's CollabDataLoaders: bs 64, 5 epochs, lr 5e-3, wd 0.1",
                loader="fastai", bs=64, epochs=5, lr=5e-3, wd=0.1, n_factors=50, y_range_rule="book"),
@@ -170,7 +170,7 @@ PRESETS: dict[str, Preset] = {
                loader="fast", bs=512, epochs=5, lr=1e-2, wd=4.0, use_nn=True, layers=(64,)),
         Preset("rank", "top-N lists only: a user is the bag of their items, softmax over the catalogue (scores are "
                "not ratings): the ranking head of 'dual'", loader="fast", bs=64, epochs=25, lr=2e-2, wd=0.0,
-               n_factors=128, optimizer="auto", loss="softmax", dropout=0.7, below_weight=0.0, min_count=3,
+               n_factors=64, optimizer="auto", loss="softmax", dropout=0.7, below_weight=0.0, min_count=5,
                step_budget=300),
         Preset("rank_bpr", "'rank' trained with BPR (each item against one random item), for comparison",
                loader="fast", bs=64, epochs=30, lr=1e-2, wd=0.0, n_factors=200, optimizer="auto",

@@ -314,9 +314,10 @@ _NOT_FOR_DUAL = {"use_nn": "the dual model's heads are its own architecture", "e
                  "layers": "the NN model only", "content_based": "preset 'content'"}
 
 
-def check_dual(p: Preset, given: dict[str, Any], *, custom: bool, implicit: bool) -> Preset:
-    """Check the two-headed preset's settings; on implicit data (no ratings) it becomes its ranking head
-    alone (``loss="softmax"``)."""
+def check_dual(p: Preset, given: dict[str, Any], *, custom: bool, implicit: bool, n_users: int) -> Preset:
+    """Check the two-headed preset's settings and settle the users per step (at least ~10 steps an
+    epoch on small tables); on implicit data (no ratings) it becomes its ranking head alone
+    (``loss="softmax"``)."""
     if custom:
         raise ConfigError(f"preset {p.name!r} trains cflearn's two-headed model; your own model= trains with a "
                           "rating preset (e.g. 'fast')")
@@ -337,6 +338,8 @@ def check_dual(p: Preset, given: dict[str, Any], *, custom: bool, implicit: bool
     if not (isinstance(p.dropout, (int, float)) and 0 <= p.dropout < 1):
         raise ConfigError(f"dropout must be in [0, 1), got {p.dropout!r}")
     optimizer = "adamw" if p.optimizer == "auto" else p.optimizer
+    if "bs" not in given:  # few users: keep at least ~10 steps an epoch (the rating head needs its steps)
+        p = p.replace(bs=min(p.bs, max(8, n_users // 10)))
     if implicit:  # interactions: no ratings to predict, the ranking head alone
         for name in ("row_l2", "bias_l2", "y_pad", "item_features", "user_features"):
             if given.get(name):

@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--implicit", action="store_true", help="treat the rows as interactions (ranking metrics only; "
                      "with --rating, every rating is an interaction, or those >= --threshold)")
     fit.add_argument("--threshold", type=float, metavar="X", help="with --implicit: keep rows rated at least X")
+    fit.add_argument("--rating-range", type=float, nargs=2, metavar=("LO", "HI"),
+                     help="the rating scale, e.g. 1 5 (default: observed); ratings outside it are an error, and a "
+                          "column that looks like counts is accepted as ratings only with it")
     fit.add_argument("--weight", metavar="COL", help="interaction weight column (play counts); implies --implicit")
     fit.add_argument("--timestamp", metavar="COL", help="timestamp column (optional)")
     fit.add_argument("--items", metavar="FILE", help="item metadata table with the --item column (titles, genres, "
@@ -438,7 +441,9 @@ def _fit(args: argparse.Namespace) -> int:
                                 valid_pct=args.valid_pct, split=args.split, duplicates=args.duplicates,
                                 columns=(args.user, args.item, args.rating, args.timestamp), device=args.device,
                                 source=str(src), implicit={"implicit": True if args.implicit else None,
-                                                           "threshold": args.threshold, "weight": args.weight},
+                                                           "threshold": args.threshold, "weight": args.weight,
+                                                           "rating_range": tuple(args.rating_range)
+                                                           if args.rating_range else None},
                                 run=run, command="fit")
 
 

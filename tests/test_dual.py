@@ -1,0 +1,162 @@
+"""The default model (preset ``dual``): ratings from its rating head, lists from its ranking head, one file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import cflearn
+
+
+def planted_groups(n_users: int = 400, n_items: int = 300, per_user: int = 30, seed: int = 3) -> pd.DataFrame:
+    """Users and items in 3 planted groups: a user rates mostly (80%) items of their own group, 4-5 stars,
+    and a few of the others, 1-2 stars; items are drawn with a popularity skew within a group. So who
+    rates what (the lists) and how (the ratings) both follow the groups, and the most-popular chart
+    is a weak answer."""
+    rng = np.random.default_rng(seed)
+    ugroup, igroup = rng.integers(0, 3, n_users), rng.integers(0, 3, n_items)
+    pop = 1.0 / np.arange(1, n_items + 1) ** 0.5
+    rows = []
+    for u in range(n_users):
+        own = rng.random(per_user) < 0.8
+        for mine in own:
+            pool = np.flatnonzero((igroup == ugroup[u]) == mine)
+            i = int(rng.choice(pool, p=pop[pool] / pop[pool].sum()))
+            rows.append((u + 1, i + 1, float(rng.choice([4.0, 4.5, 5.0]) if mine else rng.choice([1.0, 1.5, 2.0]))))
+    return pd.DataFrame(rows, columns=["user", "item", "rating"]).drop_duplicates(["user", "item"])
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return cflearn.from_df(planted_groups(), seed=42)
+
+
+@pytest.fixture(scope="module")
+def dual(planted):
+    learn = cflearn.collab_learner(planted, progress=False)
+    return cflearn.fit(learn)
+
+
+def test_the_default_is_two_heads_that_answer_both_questions(dual, planted):
+    assert dual.cf.preset["name"] == "dual" and type(dual.model).__name__ == "Dual"
+    fast = cflearn.fit(cflearn.collab_learner(planted, "fast", progress=False))
+    ev = cflearn.evaluate(dual, baselines=["most popular"])
+    ev_fast = cflearn.evaluate(fast, baselines=False)
+    # ratings as good as fast's (the same kind of head), lists better than ranking by predicted rating
+    assert ev.iloc[0]["rmse"] <= ev_fast.iloc[0]["rmse"] + 0.02
+    assert ev.iloc[0]["ndcg@10"] > ev_fast.iloc[0]["ndcg@10"]
+    assert ev.iloc[0]["ndcg@10"] > ev.loc["most popular", "ndcg@10"]
+    assert list(ev.index) == ["model (dual)", "most popular"]
+
+
+def test_predict_gives_ratings_and_recommend_gives_the_ranking_heads_list_with_ratings(dual, planted):
+    user = int(planted.train["user"].iloc[0])
+    top = cflearn.recommend(dual, user, n=8)
+    assert top.attrs["score_kind"] == "ranking" and top["score"].is_monotonic_decreasing
+    pred = cflearn.predict(dual, [user] * 8, top["item"].tolist())
+    lo, hi = planted.scale
+    assert pred["score"].between(lo, hi).all()
+    np.testing.assert_allclose(top["rating"], pred["score"], rtol=1e-5)
+    everyone = cflearn.recommend_all(dual, n=5)
+    assert len(everyone) == 5 * (len(dual.cf.users) - 1) and "rating" in everyone.columns
+
+
+def test_a_new_user_folded_in_gets_a_list_and_ratings(dual, planted):
+    rated = planted.train[planted.train["user"] == planted.train["user"].iloc[0]].head(6)
+    folded = cflearn.fold_in(dual, dict(zip(rated["item"], rated["rating"])))
+    assert folded.list_vector is not None and folded.vector.shape[0] == dual.cf.contract.tables().users.shape[1]
+    top = cflearn.recommend(dual, folded, n=5)
+    assert (top["fallback"] == "fold-in").all() and not set(rated["item"]) & set(top["item"])
+    # the list is the ranking head's encoding of the items, the ratings the fitted rating vector's
+    head = cflearn.models.ranking_head(dual.model)
+    idx = torch.from_numpy(dual.cf.items.encode(top["item"].tolist()))
+    with torch.no_grad():
+        expect = folded.list_vector @ head.i_weight.weight[idx].T + head.i_bias.weight[idx, 0]
+    np.testing.assert_allclose(top["score"], expect.numpy(), rtol=1e-5)
+    tables = dual.cf.contract.tables()
+    with torch.no_grad():
+        raw = tables.items[idx] @ folded.vector + folded.bias + tables.item_bias[idx]
+    np.testing.assert_allclose(top["rating"], dual.cf.contract.output(raw).clamp(*planted.scale).numpy(), rtol=1e-5)
+
+
+def test_with_user_features_a_new_user_is_scored_from_metadata(tmp_path):
+    ds = cflearn.datasets.synthetic(n_users=300, n_items=200, density=0.1, seed=0)
+    data = cflearn.from_df(ds, seed=42, user_features=["group"], item_features=["genres"])
+    learn = cflearn.fit(cflearn.collab_learner(data, epochs=3, progress=False))
+    assert type(learn.model.rating).__name__ == "HybridDotBias"  # the rating head is the hybrid
+    top = cflearn.recommend(learn, None, n=4, features={"group": "g1"})
+    assert (top["fallback"] == "user features").all() and top["rating"].notna().all()
+    model = cflearn.load(cflearn.save(learn, tmp_path / "m.safetensors"))
+    pd.testing.assert_frame_equal(top, cflearn.recommend(model, None, n=4, features={"group": "g1"}))
+
+
+def test_on_interactions_the_default_trains_its_ranking_head_alone():
+    ds = cflearn.datasets.synthetic(n_users=300, n_items=200, density=0.1, implicit=True, seed=1)
+    data = cflearn.from_df(ds)
+    learn = cflearn.fit(cflearn.collab_learner(data, epochs=3, progress=False))
+    assert learn.cf.preset["name"] == "dual" and learn.cf.preset["loss"] == "softmax"
+    assert type(learn.model).__name__ == "Ranker" and learn.cf.preset["n_factors"] == cflearn.PRESETS["dual"].rank_factors
+    with pytest.raises(cflearn.ConfigError, match="rating head"):
+        cflearn.collab_learner(data, row_l2=0.1)
+
+
+def test_a_large_user_base_trains_fewer_epochs_unless_told(planted):
+    p = cflearn.PRESETS["dual"]
+    small = cflearn.collab_learner(planted, progress=False)
+    steps = len(small.dls.train)
+    assert small.cf.preset["epochs"] == min(p.epochs, max(5, -(-p.step_budget // steps)))
+    many = cflearn.from_df(cflearn.datasets.synthetic(n_users=3000, n_items=100, density=0.02, seed=0))
+    assert cflearn.collab_learner(many, progress=False).cf.preset["epochs"] < p.epochs  # 47 steps an epoch
+    assert cflearn.collab_learner(many, epochs=p.epochs, progress=False).cf.preset["epochs"] == p.epochs
+
+
+def test_fastai_tools_work_on_the_default(dual, planted):
+    batch = dual.dls.one_batch()
+    (users, pairs), (rows, ratings) = batch
+    assert users.dim() == 1 and pairs.shape[1] == 2 and len(pairs) == len(ratings)
+    shown = dual.dls.show_batch(show=False, max_n=3)
+    assert list(shown.columns[:3]) == ["user", "item", "rating"] and len(shown) == 3
+    dl = dual.dls.test_dl(planted.valid.head(10))
+    preds, _ = dual.get_preds(dl=dl)
+    expect = cflearn.predict(dual, planted.valid["user"].head(10).tolist(), planted.valid["item"].head(10).tolist(),
+                             clip=False)
+    np.testing.assert_allclose(preds.numpy(), expect["score"].to_numpy(), rtol=1e-5)
+
+
+def test_settings_that_do_not_apply_to_the_default_are_errors(planted):
+    with pytest.raises(cflearn.ConfigError, match="use_nn does not apply"):
+        cflearn.collab_learner(planted, "dual", use_nn=True)
+    with pytest.raises(cflearn.ConfigError, match="apply to preset 'dual'"):
+        cflearn.collab_learner(planted, "rank", rank_weight=2.0)
+    with pytest.raises(cflearn.ConfigError, match="ranking presets only"):
+        cflearn.collab_learner(planted, "fast", min_count=2)
+    # model= and use_nn=True without a preset: the rating presets, as before
+    assert cflearn.collab_learner(planted, use_nn=True, progress=False).cf.preset["name"] == "fast_nn"
+
+
+def test_evaluate_can_leave_the_baselines_out(dual):
+    assert list(cflearn.evaluate(dual, baselines=False).index) == ["model (dual)"]
+    with pytest.raises(cflearn.ConfigError, match="did you mean 'EASE'"):
+        cflearn.evaluate(dual, baselines=["ease"])
+
+
+def test_a_count_column_passed_as_ratings_says_to_pass_it_as_a_weight():
+    rng = np.random.default_rng(0)
+    plays = pd.DataFrame({"user": rng.integers(1, 200, 3000), "artist": rng.integers(1, 300, 3000),
+                          "plays": np.maximum(1, np.round(rng.lognormal(5, 1.5, 3000))).astype(int)})
+    with pytest.raises(cflearn.DataError, match=r"looks like counts.*weight='plays'"):
+        cflearn.from_df(plays, "user", "artist", "plays")
+    hi = float(plays["plays"].max())
+    assert cflearn.from_df(plays, "user", "artist", "plays", rating_range=(0, hi)).scale == (0.0, hi)
+    assert cflearn.from_df(plays, "user", "artist", weight="plays").implicit
+    stars = plays.assign(stars=rng.integers(1, 11, 3000))  # a 1-10 scale is not counts
+    assert cflearn.from_df(stars, "user", "artist", "stars").scale == (1.0, 10.0)
+
+
+def test_the_unknown_user_fallback_is_sorted_by_the_scores_it_shows(dual):
+    top = cflearn.recommend(dual, "nobody-knows-me" if dual.cf.users.ids.dtype.kind not in "iu" else 10**9, n=6)
+    assert (top["fallback"] == "popular").all() and top["score"].is_monotonic_decreasing
+    counts = dual.cf.item_counts[torch.from_numpy(dual.cf.items.encode(top["item"].tolist()))]
+    np.testing.assert_array_equal(top["score"].to_numpy(), counts.numpy())
