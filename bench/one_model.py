@@ -14,7 +14,7 @@ item (the bar of the NDCG target) and over the items with >= 3 interactions (wha
 uses, cheaper); its cost includes that choice. ``recommend_all`` times the default model's top-10
 for every user.
 
-    python bench/one_model.py [--record] [--sets ml-random ml-last5 synthetic lastfm]
+    python bench/one_model.py [--record] [--seeds 3] [--sets ml-random ml-last5 synthetic lastfm]
 """
 
 from __future__ import annotations
@@ -81,9 +81,9 @@ class Timed:
         self.cpu, self.wall = time.process_time() - self.cpu, time.perf_counter() - self.wall
 
 
-def fit(data: cflearn.CollabData, preset: str) -> tuple[cflearn.CollabModel, Timed]:
+def fit(data: cflearn.CollabData, preset: str, seed: int) -> tuple[cflearn.CollabModel, Timed]:
     with Timed() as t:
-        learn = cflearn.collab_learner(data, preset, progress=False)
+        learn = cflearn.collab_learner(data, preset, progress=False, seed=seed)
         cflearn.fit(learn)
     return learn.cf, t
 
@@ -128,11 +128,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--record", action="store_true", help="append the table to bench/RESULTS.md")
     ap.add_argument("--sets", nargs="*", default=["ml-random", "ml-last5", "synthetic", "lastfm"])
+    ap.add_argument("--seeds", type=int, default=3, help="model seeds averaged per cflearn contender")
     args = ap.parse_args()
     torch.set_num_threads(1)
     header = ["data", "contender", "RMSE", "NDCG@10", "Recall@10", "coverage@10", "fit CPU s", "fit wall s"]
     rows: list[list[str]] = []
     notes: list[str] = []
+    spreads: dict[tuple[str, str], float] = {}
     for dname, data in data_sets(args.sets).items():
         ref = cflearn.collab_learner(data, "rank" if data.implicit else "fast", epochs=1, progress=False)
         cflearn.fit(ref)  # the vocabularies and seen lists every contender is scored with
@@ -141,12 +143,21 @@ def main() -> None:
         for preset in ("dual", "fast", "rank"):
             if data.implicit and preset == "fast":
                 continue
-            cf, t = fit(data, preset)
-            models[preset] = cf
-            m = score(data, ref.cf, lambda rows, cf=cf: score_matrix(cf, rows, clip=False).double())
+            runs = []
+            for seed in range(args.seeds):  # model seeds (the split stays): the mean of each number
+                cf, t = fit(data, preset, seed)
+                models[preset] = cf
+                m = score(data, ref.cf, lambda rows, cf=cf: score_matrix(cf, rows, clip=False).double())
+                err = rmse(cf, data) if cf.contract.score_kind == "rating" else float("nan")
+                runs.append((err, m, t.cpu, t.wall))
+            mean = {k: float(np.mean([r[1][k] for r in runs])) for k in runs[0][1]}
+            spread = max(r[1]["ndcg@10"] for r in runs) - min(r[1]["ndcg@10"] for r in runs)
             label = f"cflearn {preset}" + (" (default)" if preset == "dual" else "")
-            results[label] = (rmse(cf, data) if cf.contract.score_kind == "rating" else float("nan"), m, t.cpu, t.wall)
-            print(f"{dname} | {label}: {results[label][0]:.4f} NDCG {m['ndcg@10']:.4f} cpu {t.cpu:.1f}", flush=True)
+            results[label] = tuple(float(np.mean([r[k] for r in runs])) if k != 1 else mean  # type: ignore
+                                   for k in range(4))
+            spreads[(dname, label)] = spread
+            print(f"{dname} | {label}: {results[label][0]:.4f} NDCG {mean['ndcg@10']:.4f} (seed spread "
+                  f"{spread:.4f}) cpu {results[label][2]:.1f}", flush=True)
         if not data.implicit:  # the pair: fast's ratings, rank's lists, two trainings
             f, r = results["cflearn fast"], results["cflearn rank"]
             results["pair: fast (ratings) + rank (lists)"] = (f[0], r[1], f[2] + r[2], f[3] + r[3])
@@ -157,7 +168,8 @@ def main() -> None:
         results["most popular"] = (float("nan"), score(data, ref.cf, lambda rows: counts.expand(len(rows), -1)
                                                        .clone()), 0.0, 0.0)
         for label, (e, m, cpu, wall) in results.items():
-            rows.append([dname, label, "-" if math.isnan(e) else f"{e:.4f}", f"{m['ndcg@10']:.4f}",
+            spread = f" (±{spreads[(dname, label)] / 2:.4f})" if (dname, label) in spreads and args.seeds > 1 else ""
+            rows.append([dname, label, "-" if math.isnan(e) else f"{e:.4f}", f"{m['ndcg@10']:.4f}{spread}",
                          f"{m['recall@10']:.4f}", f"{m['coverage']:.3f}", f"{cpu:.1f}", f"{wall:.1f}"])
         dual = models["dual"]
         t0 = time.perf_counter()
@@ -170,7 +182,9 @@ def main() -> None:
     print("\n".join(notes))
     if args.record:
         append_results("One model for ratings and lists: dual vs fast, rank, the pair, EASE, most popular", table,
-                       "One torch/BLAS thread; CPU seconds from time.process_time. " + " ".join(notes))
+                       f"cflearn rows: the mean over {args.seeds} model seeds (± half the range of NDCG@10 over the "
+                       "seeds); the split is the same. One torch/BLAS thread; CPU seconds from time.process_time. "
+                       + " ".join(notes))
 
 
 if __name__ == "__main__":

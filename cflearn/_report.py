@@ -208,7 +208,9 @@ def _recommendations(cf: CollabModel, m: dict[str, Any]) -> str:
     users = (m.get("samples") or {}).get("users") or []
     if not users:
         return "<p class='note'>no sample users in metrics.json</p>"
-    blocks = []
+    spec = cf.contract
+    blocks = ["<p>The lists come from the model's ranking head (its score orders them); <b>rating</b> is its "
+              "rating head's predicted rating of the same item.</p>" if spec.list_kind != spec.score_kind else ""]
     for s in users:
         try:
             top = recommend(cf, s["user"], n=5)
@@ -217,7 +219,7 @@ def _recommendations(cf: CollabModel, m: dict[str, Any]) -> str:
             continue
         own = pd.DataFrame(s["top_rated"], columns=["item", "rating"])
         own = _titled(cf, own)
-        rec = _titled(cf, top[["item", "score"]])
+        rec = _titled(cf, top[[c for c in ("item", "score", "rating") if c in top.columns]])
         blocks.append(f"<h3>user {_e(s['user'])} ({_e(s.get('n_ratings'))} ratings)</h3><div class='pair'>"
                       f"<div><h4>their top-rated</h4>{_frame(own)}</div><div><h4>recommended</h4>{_frame(rec)}</div>"
                       "</div>")
