@@ -50,6 +50,8 @@ class CollabModel:
             computed on first use; both are cleared when the model trains again.
         trained: whether a training epoch has completed (set by the learner's callbacks; a loaded
             model is trained).
+        epochs_run, kept_epoch: after :func:`cflearn.fit`: the epochs trained and the one whose
+            weights the model holds (the best one with ``keep_best`` / ``patience``, else the last).
     """
 
     model: nn.Module
@@ -71,6 +73,8 @@ class CollabModel:
     implicit: bool = False
     fold_noise: float | None = None
     fold_prior: Any = None
+    epochs_run: int | None = None
+    kept_epoch: int | None = None
 
     @property
     def contract(self) -> Contract:

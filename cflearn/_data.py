@@ -53,6 +53,7 @@ class CollabData:
             only ranking presets train on it, and evaluation reports ranking metrics only.
         user_features, item_features: side-feature columns declared on the data (``None``: item
             features not declared, so a preset's own list applies).
+        titles_from: the items table's column shown as titles (``None``: no titles).
     """
 
     ratings: pd.DataFrame
@@ -74,6 +75,7 @@ class CollabData:
     implicit: bool = False
     user_features: tuple[str, ...] = ()
     item_features: tuple[str, ...] | None = None
+    titles_from: str | None = None
 
     # -- views --------------------------------------------------------------------------------
     @property
@@ -163,7 +165,7 @@ class CollabData:
                      + (f" timestamp={self.timestamp!r}" if self.timestamp else ""),
                      f"  density   {s['density']:.2%} (sparsity {1 - s['density']:.2%})",
                      f"  split     {self.split}, seed {self.seed}: train {s['train']:,} / valid {s['valid']:,}"]
-            return "\n".join(lines)
+            return "\n".join(lines + self._titles_line())
         lines = [
             f"CollabData: {s['ratings']:,} ratings by {s['users']:,} users of {s['items']:,} items",
             f"  columns   user={self.user!r} item={self.item!r} rating={self.rating!r}"
@@ -181,7 +183,13 @@ class CollabData:
         if self.n_duplicates:
             lines.append(f"  merged    {self.n_duplicates:,} duplicate (user, item) rows")
         lines += [f"  features  {line}" for line in self.feature_coverage()]
-        return "\n".join(lines)
+        return "\n".join(lines + self._titles_line())
+
+    def _titles_line(self) -> list[str]:
+        if self.titles_from in (None, "title"):
+            return []
+        return [f"  titles    from the items table's {self.titles_from!r} column (the first text column with mostly "
+                "unique values; item_title= / --items-title to choose)"]
 
     def feature_coverage(self) -> list[str]:
         """One line per side with declared features: the columns, rated IDs without a metadata row,
@@ -236,6 +244,9 @@ def from_df(
     implicit: bool | None = None,
     threshold: float | None = None,
     weight: str | None = None,
+    item_id: str | None = None,
+    item_title: str | None = None,
+    user_id: str | None = None,
 ) -> CollabData:
     """Validate, de-duplicate, split and encode a ratings table.
 
@@ -271,6 +282,11 @@ def from_df(
         threshold: with ``implicit=True`` and a rating column: keep the rows rated at least this.
         weight: optional column of interaction weights (play counts, quantities; positive); it
             implies ``implicit``.
+        item_id, user_id: the ID column of the ``items`` / ``users`` table when its name differs
+            from the ratings' (an artists table keyed by ``id``).
+        item_title: the items table's column to show as each item's title (in recommendations,
+            reports, interpretation). Default: ``title``, else the first text column whose values
+            are mostly unique (a name, not a category); ``data.titles_from`` says which.
 
     Returns:
         CollabData: the training data; its ``repr`` summarises counts, scale, sparsity and cold rows.
@@ -341,16 +357,47 @@ def from_df(
                                       valid_pct=valid_pct, seed=seed, n_last=n_last)
     check_split(train_idx, len(frame))
     train = frame.iloc[train_idx]
-    item_info = _side_table(items, item, "items", unique=bool(item_features))
-    user_info = _side_table(users, user, "users", unique=bool(user_features))
+    item_info = _side_table(items, item_id or item, "items", unique=bool(item_features))
+    user_info = _side_table(users, user_id or user, "users", unique=bool(user_features))
+    item_info, titles_from = _titles(item_info, item_title)
     user_cols, item_cols = _declared(user_features, user_info, "user"), _declared(item_features, item_info, "item")
     return CollabData(
         ratings=frame, train_idx=train_idx, valid_idx=valid_idx, user=user, item=item, rating=value_col,
         timestamp=timestamp, users=Vocab(train[user].to_numpy()), items=Vocab(train[item].to_numpy()),
         scale=scale, split=split, seed=seed, valid_pct=valid_pct, n_duplicates=n_dup,
         item_info=item_info, user_info=user_info, implicit=implicit,
-        user_features=user_cols or (), item_features=item_cols,
+        user_features=user_cols or (), item_features=item_cols, titles_from=titles_from,
     )
+
+
+def _titles(info: pd.DataFrame | None, column: str | None) -> tuple[pd.DataFrame | None, str | None]:
+    """The items table with the names to show in a ``title`` column: ``column`` if given, else ``title``,
+    else the first text column whose values are mostly unique (at least 90% distinct: a name, not a
+    category); and where they came from."""
+    if info is None:
+        if column is not None:
+            raise ConfigError(f"item_title={column!r} names a column of the items table; pass items=... too")
+        return None, None
+    if column is not None:
+        if column not in info.columns:
+            raise ColumnError(f"no title column {column!r} in the items table{closest(column, map(str, info.columns))};"
+                              f" columns are {[str(c) for c in info.columns]}")
+    elif "title" in info.columns:
+        return info, "title"
+    else:
+        for c in info.columns:
+            values = info[c].dropna()
+            text = values.map(lambda v: isinstance(v, str)).all() if len(values) else False
+            if text and values.nunique() >= 0.9 * len(values) and values.astype(str).str.len().mean() > 1:
+                column = str(c)
+                break
+        if column is None:
+            return info, None
+    if column == "title":
+        return info, "title"
+    info = info.copy()
+    info["title"] = info[column]
+    return info, column
 
 
 def _implicit_mode(ratings: pd.DataFrame, rating: str | None, implicit: bool | None, threshold: float | None,
@@ -526,8 +573,8 @@ def _scale(values: pd.Series, name: str, rating_range: tuple[float, float] | Non
         if not counts_ok and looks_like_counts(values):
             raise DataError(f"column {name!r} looks like counts, not ratings (whole numbers {lo:g} to {hi:g}, the "
                             f"largest {hi / max(1.0, float(values.median())):,.0f} times the median): pass it as the "
-                            f"interaction weight (weight={name!r}; --weight {name}), or declare the scale to use it "
-                            f"as ratings (rating_range=({lo:g}, {hi:g}); --rating-range {lo:g} {hi:g})")
+                            f"interaction weight (weight={name!r}), or declare the scale to use it as ratings "
+                            f"(rating_range=({lo:g}, {hi:g}))")
         return (lo, hi)
     r_lo, r_hi = (float(v) for v in rating_range)
     if not (math.isfinite(r_lo) and math.isfinite(r_hi) and r_lo < r_hi):

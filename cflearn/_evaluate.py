@@ -90,7 +90,9 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
         DataFrame with one row per method and columns ``rmse, mae, precision@n, recall@n, ndcg@n,
         map@n, mrr@n, hit_rate@n, coverage@n, popularity@n`` (``n`` as given, e.g. ``ndcg@10``).
         ``attrs`` holds ``n``, ``relevance``, ``users_ranked``, ``users_sampled``, ``n_valid``,
-        ``implicit`` and ``ease_lambda``.
+        ``implicit``, ``ease_lambda`` and ``cold_relevant``: the relevant validation items with no
+        training row, which no list can contain; each counts as one relevant item (a miss for
+        every method).
     """
     cf = as_collab(learn)
     cf.require_trained()
@@ -144,9 +146,12 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
     if sampled:  # a seeded sample: ranking every user of a large set against the catalogue takes long
         known_users = sorted(np.random.default_rng(0).choice(known_users, MAX_RANKED_USERS, replace=False).tolist())
     rel_by_user: dict[int, set[int]] = {u: set() for u in known_users}
-    for u, i, r in zip(vu, vi, target):
+    cold_relevant = 0
+    for k, (u, i, r) in enumerate(zip(vu, vi, target)):
         if u > 0 and (implicit or r >= relevance) and int(u) in rel_by_user:
-            rel_by_user[int(u)].add(int(i))
+            cold_relevant += int(i) == 0
+            # an item with no training row can never be recommended: each counts as its own relevant miss
+            rel_by_user[int(u)].add(int(i) if i > 0 else -1 - k)
     relevant = [rel_by_user[u] for u in known_users]
     allowed = item_mask(cf, None, 1)
     n_rankable = int(allowed.sum())
@@ -179,5 +184,6 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
     table.attrs.update({"n": n, "relevance": None if implicit else relevance, "implicit": implicit,
                         "users_sampled": sampled,
                         "ease_lambda": lam, "users_ranked": sum(1 for r in relevant if r) if
-                        empty == "skip" else len(relevant), "n_valid": len(target)})
+                        empty == "skip" else len(relevant), "n_valid": len(target),
+                        "cold_relevant": cold_relevant})
     return table

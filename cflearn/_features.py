@@ -7,6 +7,7 @@ after training, is encoded exactly as the training rows were.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import re
 from collections.abc import Mapping, Sequence
@@ -56,8 +57,11 @@ def title_year(titles: pd.Series) -> pd.Series:
 
 
 def has_feature(info: pd.DataFrame, col: str) -> bool:
-    """Whether ``col`` is a column of ``info`` or derived from one (``year`` from ``title``)."""
-    return col in info.columns or (col == "year" and "title" in info.columns)
+    """Whether ``col`` is a column of ``info`` or derived from one (``year`` from titles that end with one,
+    ``"Heat (1995)"``)."""
+    if col in info.columns:
+        return True
+    return col == "year" and "title" in info.columns and bool(title_year(info["title"]).notna().any())
 
 
 def check_feature_columns(info: pd.DataFrame | None, columns: Sequence[str], side: Side) -> None:
@@ -102,11 +106,28 @@ def _read_spec(values: pd.Series, col: str) -> dict[str, Any]:
     return {"column": col, "kind": "buckets", "edges": [float(e) for e in edges]}
 
 
+def _list_literal(text: str) -> list[str] | None:
+    """The labels of a Python/JSON list written as text (``"['Pork', 'Rich Fish']"``), else ``None``."""
+    text = text.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, int, float)) for v in value):
+        return None
+    return [str(v).strip() for v in value]
+
+
 def _labels(value: object, col: str) -> list[str]:
     if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
         return [f"{col}=unknown"]
+    if isinstance(value, (list, tuple)):  # a column of lists
+        value = "|".join(str(v) for v in value)
     if isinstance(value, str):
-        parts = [p.strip() for p in value.split("|")]
+        listed = _list_literal(value)  # "['Pork', 'Rich Fish']": multi-valued, as "Pork|Rich Fish"
+        parts = listed if listed is not None else [p.strip() for p in value.split("|")]
         labels = [f"{col}={p}" for p in parts if p and p != "(no genres listed)"]
         return labels or [f"{col}=unknown"]
     return [f"{col}={value}"]

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from fastai.callback.progress import ProgressCallback
+from fastai.callback.tracker import EarlyStoppingCallback
 from fastai.collab import TabularCollab
 from fastai.data.block import TransformBlock
 from fastai.learner import CastToTensor, Learner, Metric
@@ -442,11 +443,14 @@ def _select_features(data: CollabData, p: Preset, seed: int | None, *, device: A
         return p, {}
     valid = inner.valid
     everything = (*p.item_features, *p.user_features)
-    candidates = {everything: p}
+    # the two-headed preset's features are its rating head's: compare rating models of the head's size
+    probe = PRESETS["best"].replace(n_factors=p.n_factors, row_l2=p.row_l2, bias_l2=p.bias_l2,
+                                    item_features=p.item_features, user_features=p.user_features) if p.dual else p
+    candidates = {everything: probe}
     if p.user_features and p.item_features:
-        candidates[tuple(p.item_features)] = p.replace(user_features=())
-    candidates[()] = p.replace(item_features=(), user_features=(),
-                               bias_l2=p.bias_l2 if keep_bias_l2 else PRESETS["fast"].bias_l2)
+        candidates[tuple(p.item_features)] = probe.replace(user_features=())
+    candidates[()] = probe.replace(item_features=(), user_features=(),
+                                   bias_l2=p.bias_l2 if keep_bias_l2 or p.dual else PRESETS["fast"].bias_l2)
     scores = {}
     for feats, cand in candidates.items():
         learn = collab_learner(inner, cand.replace(select_features=False), seed=seed, device=device,
@@ -463,8 +467,9 @@ def _select_features(data: CollabData, p: Preset, seed: int | None, *, device: A
         tried = "; ".join(f"{', '.join(f) or 'none'}: {scores[f]:.4f}" for f in candidates)
         warnings.warn(f"preset {p.name!r}: the side features {tuple(dropped)} did not help on an inner split of the "
                       f"training rows (RMSE {tried}); training without them (pass item_features=... / "
-                      "user_features=... to insist)", ConfigWarning, stacklevel=3)
-        p = candidates[chosen]
+                      "user_features=... to collab_learner to insist)", ConfigWarning, stacklevel=3)
+        won = candidates[chosen]
+        p = p.replace(item_features=won.item_features, user_features=won.user_features) if p.dual else won
     return p, note
 
 
@@ -569,7 +574,8 @@ def _seeded_idxs(self: Any) -> list[int]:
 
 
 def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: float | None = None, *,
-        keep_best: bool = False, interrupt: Literal["keep", "raise"] = "keep", **kwargs: Any) -> Learner:
+        keep_best: bool = False, patience: int | None = None, interrupt: Literal["keep", "raise"] = "keep",
+        **kwargs: Any) -> Learner:
     """Train with the preset's one-cycle schedule (``learn.fit_one_cycle(epochs, lr, wd=wd)``).
 
     Interrupting (Ctrl-C, or the notebook's stop button) keeps the learner usable: the weights of
@@ -580,6 +586,8 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
         epochs, lr, wd: override the preset's.
         keep_best: end with the weights of the epoch with the lowest validation loss (kept in
             memory by :class:`cflearn.callbacks.KeepBest`), not those of the last epoch.
+        patience: stop after this many epochs without a lower validation loss (fastai's
+            ``EarlyStoppingCallback``), keeping the best epoch's weights (implies ``keep_best``).
         interrupt: on Ctrl-C, after putting the last complete epoch's weights back, ``"keep"``
             returns the learner (notebooks), ``"raise"`` re-raises ``KeyboardInterrupt`` (scripts).
         **kwargs: passed to ``fit_one_cycle``.
@@ -591,7 +599,11 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
     preset = cf.preset
     epochs = check_count("epochs", preset["epochs"] if epochs is None else epochs)
     lr = check_number("lr", preset["lr"] if lr is None else lr, positive=True)
-    cbs = list(kwargs.pop("cbs", None) or []) + ([KeepBest()] if keep_best else [])
+    if patience is not None:
+        patience = check_count("patience", patience)
+    keep = KeepBest() if keep_best or patience is not None else None
+    stop = [EarlyStoppingCallback(monitor="valid_loss", patience=patience)] if patience is not None else []
+    cbs = list(kwargs.pop("cbs", None) or []) + ([keep] if keep is not None else []) + stop
     notes = [cb for cb in learn.cbs if isinstance(cb, PresetNote)]
     for note in notes:
         note.in_cflearn_fit = True  # cflearn.fit chooses the preset's settings or the caller's on purpose
@@ -616,4 +628,6 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
         for note in notes:
             note.in_cflearn_fit = False
     cf.fit_seconds = time.perf_counter() - t0
+    cf.epochs_run = len(learn.recorder.values)
+    cf.kept_epoch = keep.best_epoch if keep is not None and keep.best is not None else cf.epochs_run
     return learn

@@ -148,7 +148,7 @@ PRESETS: dict[str, Preset] = {
                "ranking head (a user is the bag of their items, softmax over the catalogue), trained together",
                loader="fast", bs=64, epochs=25, lr=2e-2, wd=0.0, row_l2=0.15, bias_l2=0.02, n_factors=64,
                rank_factors=64, optimizer="auto", loss="dual", dropout=0.7, below_weight=0.0, min_count=5,
-               step_budget=300),
+               step_budget=300, select_features=True),
         Preset("book", "fastbook chapter 8, through fastai's CollabDataLoaders: bs 64, 5 epochs, lr 5e-3, wd 0.1",
                loader="fastai", bs=64, epochs=5, lr=5e-3, wd=0.1, n_factors=50, y_range_rule="book"),
         Preset("book_nn", "fastbook chapter 8's EmbeddingNN (layers [100]), through fastai's CollabDataLoaders",

@@ -167,6 +167,10 @@ def _evaluation(m: dict[str, Any]) -> str:
         body.append(f"<tr class='{'model' if k == 0 else ''}'><td>{_e(name)}</td>{''.join(cells)}</tr>")
     relevant = ("every validation interaction is relevant (implicit data: no ratings)" if ev.get("relevance") is None
                 else f"a validation item is relevant when rated at least {_e(ev.get('relevance'))}")
+    cold = ev.get("cold_relevant")
+    if isinstance(cold, int) and cold > 0:
+        relevant += (f"; {cold} relevant items have no training row, so no list can hold them: each counts as a "
+                     "relevant item missed by every method")
     return (f"<table id='evaluation' class='grid'>{head}{''.join(body)}</table><p class='note'>Top-{_e(ev.get('n'))} "
             f"lists over items the user did not rate in training; {relevant}. EASE and item-kNN rank the items with "
             f"at least 3 training interactions. The model's row is highlighted; ★ marks the best value of each column "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from io import BytesIO
@@ -65,10 +66,15 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--timestamp", metavar="COL", help="timestamp column (optional)")
     fit.add_argument("--items", metavar="FILE", help="item metadata table with the --item column (titles, genres, "
                      "year, tags, ...): preset best uses the genres, year and tags it finds")
+    fit.add_argument("--items-id", metavar="COL", help="the ID column of --items when it is not named as --item "
+                     "(e.g. id)")
+    fit.add_argument("--items-title", metavar="COL", help="the column of --items to show as titles (default: title, "
+                     "else the first text column with mostly unique values, e.g. name)")
     fit.add_argument("--item-features", metavar="COLS", help="comma-separated columns of --items for the hybrid "
                      "model (multi-valued text with |, numbers, categories; 'year' from a title)")
     fit.add_argument("--users", metavar="FILE", help="user metadata table with the --user column (age, gender, "
                      "occupation, ...)")
+    fit.add_argument("--users-id", metavar="COL", help="the ID column of --users when it is not named as --user")
     fit.add_argument("--user-features", metavar="COLS", help="comma-separated columns of --users for the hybrid "
                      "model (new users can then be scored from their metadata)")
     fit.add_argument("--sep", help="column separator (default: sniffed); use '\\t' for tabs")
@@ -79,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"training preset (default: {DEFAULT_PRESET}: ratings and top-N lists from one model; on "
                           "interactions, its ranking head); see `cflearn presets`")
     fit.add_argument("--epochs", type=int, help="override the preset's epochs")
+    fit.add_argument("--keep-best", action="store_true",
+                     help="end with the weights of the epoch with the lowest validation loss (recorded in metrics.json)")
+    fit.add_argument("--patience", type=int, metavar="N",
+                     help="stop after N epochs without a lower validation loss, keeping the best epoch")
     fit.add_argument("--valid-pct", type=float, default=0.2, help="fraction held out (default: 0.2)")
     fit.add_argument("--split", default="random", choices=["random", "time", "leave_last", "cold_users", "cold_items"],
                      help="how to hold out validation rows (default: random)")
@@ -163,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "report": _report, "presets": _presets, "course": _course}
             return commands[args.command](args)
         except CflearnError as e:
-            print(f"cflearn: error: {_shown(e)}", file=sys.stderr)
+            print(f"cflearn: error: {_shown(_cli_words(str(e)))}", file=sys.stderr)
             return 1
         except (MemoryError, RuntimeError) as e:
             if not isinstance(e, MemoryError) and "allocate" not in str(e) and "out of memory" not in str(e):
@@ -384,6 +394,25 @@ def _shown(value: Any) -> str:
     return printable(value)
 
 
+_OPTIONS = ("preset", "epochs", "valid_pct", "seed", "sep", "encoding", "decimal", "duplicates", "weight",
+            "threshold", "item_features", "user_features", "item_id", "item_title", "user_id", "device")
+_OPTION = re.compile(r"\b(" + "|".join(_OPTIONS) + r")=('([^']*)'|\(([^)]*)\)|[^\s,;)]+)")
+
+
+def _cli_words(message: str) -> str:
+    """An API error in the command line's words: ``preset='rank'`` -> ``--preset rank``, ``implicit=True``
+    -> ``--implicit``, ``rating_range=(1, 5)`` -> ``--rating-range 1 5``."""
+    def flag(m: re.Match[str]) -> str:
+        name, value = m.group(1), m.group(3) if m.group(3) is not None else m.group(2)
+        flag_name = {"item_id": "items-id", "item_title": "items-title", "user_id": "users-id"}.get(
+            name, name.replace("_", "-"))
+        return f"--{flag_name} {value}"
+
+    message = _OPTION.sub(flag, message)
+    message = re.sub(r"\brating_range=\(([^,)]+),\s*([^)]+)\)", r"--rating-range \1 \2", message)
+    return message.replace("implicit=True", "--implicit")
+
+
 def _coerce_id(text: str, vocab: Any) -> Any:
     """A command-line ID as the vocabulary's type (``'31'`` -> ``31`` when IDs are integers)."""
     if text in vocab or vocab.ids.dtype.kind not in "iu":
@@ -436,6 +465,7 @@ def _fit(args: argparse.Namespace) -> int:
     users, user_features = _read_side_table(args.users, args.user_features, "user", kwargs)
     with _run_folder(out, force=args.force, kind="fit", inputs=[str(src), args.items, args.users]) as run:
         return _train_and_write(holder, out, preset=args.preset, epochs=args.epochs, seed=args.seed,
+                                keep_best=args.keep_best, patience=args.patience,
                                 items=items, item_features=item_features, users=users,
                                 user_features=user_features,
                                 valid_pct=args.valid_pct, split=args.split, duplicates=args.duplicates,
@@ -443,7 +473,9 @@ def _fit(args: argparse.Namespace) -> int:
                                 source=str(src), implicit={"implicit": True if args.implicit else None,
                                                            "threshold": args.threshold, "weight": args.weight,
                                                            "rating_range": tuple(args.rating_range)
-                                                           if args.rating_range else None},
+                                                           if args.rating_range else None,
+                                                           "item_id": args.items_id, "item_title": args.items_title,
+                                                           "user_id": args.users_id},
                                 run=run, command="fit")
 
 
@@ -489,7 +521,8 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
                      item_features: tuple[str, ...] | None = None, users: Any = None,
                      user_features: tuple[str, ...] | None = None,
                      columns: tuple[str | None, ...] = (None, None, None, None), device: str | None = None,
-                     implicit: dict[str, Any] | None = None, run: Any = None, command: str = "fit") -> int:
+                     implicit: dict[str, Any] | None = None, run: Any = None, command: str = "fit",
+                     keep_best: bool = False, patience: int | None = None) -> int:
     from ._data import Duplicates, from_df
     from ._distributed import is_main, leave, world
     from ._errors import CflearnError
@@ -508,13 +541,12 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     table = source_data.pop() if isinstance(source_data, list) else source_data  # a list: ours to drop
     data = from_df(table, user, item, rating, timestamp, valid_pct=valid_pct, seed=seed,
                    split=cast(SplitName, split), duplicates=cast("Duplicates | None", duplicates), items=items,
-                   users=users, **(implicit or {}))
+                   users=users, item_features=item_features, user_features=user_features,
+                   **{k: v for k, v in (implicit or {}).items() if v is not None})
     del table
     release_memory()  # between steps: a large file's freed text and temporaries go back to the system
-    extra: dict[str, Any] = {k: v for k, v in (("item_features", item_features), ("user_features", user_features))
-                             if v is not None}
     learn = collab_learner(data, preset, epochs=epochs, seed=seed, device=device, progress=False,
-                           cbs=[EpochPrinter(bar=True), ReleaseMemory()], **extra)
+                           cbs=[EpochPrinter(bar=sys.stdout.isatty()), ReleaseMemory()])
     p = learn.cf.preset
     n_proc = world()
     if is_main():
@@ -525,9 +557,11 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
         heads = ("; the ranking head alone (the data are interactions: no ratings to predict)"
                  if p.get("loss") == "softmax" and p["name"] == "dual" else
                  "; a rating head and a ranking head" if p.get("loss") == "dual" else "")
+        if p["name"] in ("best", "content") and not (p.get("item_features") or p.get("user_features")):
+            heads += "; no side features to use, so the plain dot-product model (as preset 'fast')"
         print(f"training: preset {p['name']!r} ({p['epochs']} epochs, bs {p['bs']}) on {learn.cf.device}{procs}"
               + heads + (f"; {sides}" if sides else ""))
-    fit(learn, interrupt="raise")
+    fit(learn, interrupt="raise", keep_best=keep_best, patience=patience)
     main_rank = is_main()
     leave()  # training is over on every rank: leave the group together
     if not main_rank:  # every rank holds the same model; rank 0 evaluates and writes
@@ -543,11 +577,12 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
         "ndcg@10": float(table["ndcg@10"].iloc[0]), "implicit": data.implicit,
         "valid_loss": float(learn.loss_history.valid_losses[-1]),
         "n_train": len(data.train_idx), "n_valid": len(data.valid_idx), "cold_valid_rows": data.cold["rows"],
-        "fit_seconds": round(learn.cf.fit_seconds, 3), "epochs": p["epochs"], "preset": p["name"], "seed": seed,
+        "fit_seconds": round(learn.cf.fit_seconds, 3), "epochs": p["epochs"], "epochs_run": learn.cf.epochs_run,
+        "kept_epoch": learn.cf.kept_epoch, "preset": p["name"], "seed": seed,
         "processes": n_proc,
         "split": split, "valid_pct": valid_pct, "device": str(learn.cf.device), "data": source, "command": command,
         "cflearn_version": _version(),
-        "evaluation": {"n": 10, "relevance": table.attrs["relevance"],
+        "evaluation": {"n": 10, "relevance": table.attrs["relevance"], "cold_relevant": table.attrs["cold_relevant"],
                        "methods": {name: {c: (None if v != v else float(v)) for c, v in row.items()}
                                    for name, row in table.iterrows()}},
         "data_summary": data.summary(),
@@ -574,6 +609,9 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     print(f"{'validation':<22}" + "".join(f"{c:>12}" for c in cols))
     for name, row in table.iterrows():
         print(f"{name:<22}" + "".join(f"{'-':>12}" if row[c] != row[c] else f"{row[c]:>12.4f}" for c in cols))
+    if table.attrs["cold_relevant"]:
+        print(f"({table.attrs['cold_relevant']:,} relevant validation items have no training row: no list can hold "
+              "them, each counts as a miss for every method)")
     kind = "interactions" if data.implicit else "ratings"
     rows = f"{metrics['n_train']:,} train / {metrics['n_valid']:,} valid {kind}"
     if ratings:
@@ -593,6 +631,10 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
         print(f"\nvalid NDCG@10 {metrics['ndcg@10']:.4f} (most popular: {bars['most popular']:.4f}, EASE: "
               f"{bars['EASE']:.4f}); ranking metrics only ({why}); {rows}; fit {metrics['fit_seconds']:.2f} s")
     print()
+    if keep_best or patience is not None:
+        stopped = f"stopped after {learn.cf.epochs_run} of {p['epochs']} epochs; " if learn.cf.epochs_run != p[
+            "epochs"] else ""
+        print(f"{stopped}kept the weights of epoch {learn.cf.kept_epoch} (the lowest validation loss)")
     print(f"wrote {out / 'metrics.json'}, {out / 'loss.png'}, {out / 'model.safetensors'}, {out / 'report.html'}")
     return 0
 

@@ -71,3 +71,32 @@ def test_cli_out_of_memory_is_one_line(tmp_path, monkeypatch, capsys):
     assert cli.main(["fit", "x.csv", "--user", "u", "--item", "i", "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("cflearn: error: out of memory (") and err.count("\n") == 1
+
+
+def test_each_relevant_item_with_no_training_row_counts_once(tmp_path):
+    """A user's relevant validation items that training never saw can never be listed: each is its own miss
+    (they used to collapse into one, the unknown item)."""
+    import pandas as pd
+
+    rows = [(u, i, 5.0 if (u + i) % 3 else 2.0, t) for u in range(1, 41) for t, i in enumerate(range(1, 16))]
+    # user 1's three latest ratings: two items nobody else rated (cold), one known item, all relevant
+    rows += [(1, 901, 5.0, 100), (1, 902, 4.5, 101), (1, 16, 5.0, 102)]
+    rows += [(u, 16, 3.0, 0) for u in range(2, 41)]
+    data = cflearn.from_df(pd.DataFrame(rows, columns=["user", "item", "rating", "ts"]), "user", "item", "rating",
+                           "ts", split="leave_last", n_last=3)
+    learn = cflearn.fit(cflearn.collab_learner(data, "fast", epochs=1, progress=False))
+    table = cflearn.evaluate(learn, n=10, baselines=["most popular"])
+    assert table.attrs["cold_relevant"] == 2
+    # by hand: user 1's relevant items are 16 and the two cold ones; the chart lists 16 (not seen by user 1)
+    valid = data.valid
+    counts = data.train.groupby("item").size()
+    hits, recalls = 0, []
+    for user, group in valid.groupby("user"):
+        seen = set(data.train.loc[data.train.user == user, "item"])
+        chart = [i for i in counts.sort_values(ascending=False, kind="stable").index if i not in seen][:10]
+        relevant = set(group.loc[group.rating >= 4, "item"])
+        if relevant:
+            recalls.append(len(relevant & set(chart)) / len(relevant))
+            hits += user == 1 and 16 in chart
+    assert hits == 1
+    assert table.loc["most popular", "recall@10"] == pytest.approx(np.mean(recalls))

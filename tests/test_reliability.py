@@ -1,5 +1,7 @@
 """Training safety and fuzzing: interrupts, best-epoch weights, determinism, random messy tables."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -161,3 +163,24 @@ def test_predict_fold_in_seed_and_memory_refusals(trained, synth_data):
         cflearn.from_df(synth_data.ratings, seed=2**64)
     with pytest.raises(cflearn.ConfigError, match=r"needs about [\d,]+ GB .* this machine has"):
         cflearn.collab_learner(synth_data, "fast", n_factors=10**9, progress=False)
+
+
+def test_patience_stops_when_validation_stops_improving_and_keeps_the_best_epoch(synth_data, tmp_path, capsys):
+    """Without L2 the dot product overfits the small table: the validation loss turns up, training stops
+    `patience` epochs later and the best epoch's weights are kept; the CLI records which."""
+    learn = cflearn.collab_learner(synth_data, "fast", epochs=40, row_l2=0.0, bias_l2=0.0, n_factors=64,
+                                   progress=False)
+    cflearn.fit(learn, patience=2)
+    losses = [float(v[1]) for v in learn.recorder.values]
+    assert learn.cf.epochs_run == len(losses) < 40
+    assert learn.cf.kept_epoch == 1 + int(np.argmin(losses))
+    assert float(learn.validate()[0]) == pytest.approx(min(losses), rel=1e-5)  # the best epoch's weights
+    from cflearn.cli import main
+
+    src = tmp_path / "r.csv"
+    synth_data.ratings.to_csv(src, index=False)
+    assert main(["fit", str(src), "--user", "user", "--item", "item", "--rating", "rating", "--preset", "fast",
+                 "--epochs", "40", "--patience", "2", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["kept_epoch"] <= metrics["epochs_run"] <= 40 and f"kept the weights of epoch {metrics['kept_epoch']}" in out
