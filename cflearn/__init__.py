@@ -1,32 +1,35 @@
-"""cflearn: collaborative filtering made easy to learn, teach and use, on top of fastai."""
+"""cflearn: collaborative filtering made easy to learn, teach and use, on top of fastai.
 
-from . import callbacks, course, datasets, interpret, metrics, models, optim
-from ._collab import CollabModel
-from ._data import CollabData, from_df, from_file, read_ratings
-from ._errors import (
-    CflearnError,
-    CflearnWarning,
-    ColumnError,
-    ConfigError,
-    ConfigWarning,
-    DataError,
-    DataWarning,
-    DownloadError,
-    ModelFileError,
-    TrainingError,
-    UnknownIDError,
-)
-from ._evaluate import evaluate
-from ._export import load, save
-from ._learner import collab_learner, fit
-from ._plots import plot_loss
-from ._predict import predict
-from ._presets import PRESETS, Preset, y_range_for
-from ._recommend import FoldedUser, cold_user, fold_in, recommend, recommend_all, similar_items, similar_users
-from ._report import write_report
-from ._vocab import Vocab
+The names below are imported on first use (PEP 562), so ``import cflearn`` and the command line
+start without importing torch or fastai; ``cflearn.collab_learner`` (or any name) brings in what it
+needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_WHERE = {
+    "CollabModel": "._collab",
+    "CollabData": "._data", "from_df": "._data", "from_file": "._data", "read_ratings": "._data",
+    "CflearnError": "._errors", "DataError": "._errors", "ColumnError": "._errors", "ConfigError": "._errors",
+    "UnknownIDError": "._errors", "TrainingError": "._errors", "ModelFileError": "._errors",
+    "DownloadError": "._errors", "CflearnWarning": "._errors", "DataWarning": "._errors", "ConfigWarning": "._errors",
+    "evaluate": "._evaluate",
+    "load": "._export", "save": "._export",
+    "collab_learner": "._learner", "fit": "._learner",
+    "plot_loss": "._plots",
+    "predict": "._predict",
+    "PRESETS": "._presets", "Preset": "._presets", "y_range_for": "._presets",
+    "FoldedUser": "._recommend", "cold_user": "._recommend", "fold_in": "._recommend", "recommend": "._recommend",
+    "recommend_all": "._recommend", "similar_items": "._recommend", "similar_users": "._recommend",
+    "write_report": "._report",
+    "Vocab": "._vocab",
+}
+_MODULES = ("callbacks", "course", "datasets", "interpret", "metrics", "models", "optim")
 
 __all__ = [
     "callbacks",
@@ -73,3 +76,55 @@ __all__ = [
     "ConfigWarning",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+        globals()[name] = value  # once: later lookups are plain attribute reads
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
+    from . import callbacks, course, datasets, interpret, metrics, models, optim  # noqa: F401
+    from ._collab import CollabModel  # noqa: F401
+    from ._data import CollabData, from_df, from_file, read_ratings  # noqa: F401
+    from ._errors import (  # noqa: F401
+        CflearnError,
+        CflearnWarning,
+        ColumnError,
+        ConfigError,
+        ConfigWarning,
+        DataError,
+        DataWarning,
+        DownloadError,
+        ModelFileError,
+        TrainingError,
+        UnknownIDError,
+    )
+    from ._evaluate import evaluate  # noqa: F401
+    from ._export import load, save  # noqa: F401
+    from ._learner import collab_learner, fit  # noqa: F401
+    from ._plots import plot_loss  # noqa: F401
+    from ._predict import predict  # noqa: F401
+    from ._presets import PRESETS, Preset, y_range_for  # noqa: F401
+    from ._recommend import (  # noqa: F401
+        FoldedUser,
+        cold_user,
+        fold_in,
+        recommend,
+        recommend_all,
+        similar_items,
+        similar_users,
+    )
+    from ._report import write_report  # noqa: F401
+    from ._vocab import Vocab  # noqa: F401

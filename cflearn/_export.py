@@ -14,6 +14,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from ._collab import CollabModel, as_collab
+from ._device import resolve_device
 from ._distributed import is_main
 from ._errors import ConfigWarning, ModelFileError
 from ._fold import rating_noise
@@ -113,8 +114,6 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
         ModelFileError: missing, truncated or corrupted file, not a cflearn model, a newer format
             version, tampered metadata, or tensors whose shapes do not match the config.
     """
-    from ._learner import resolve_device
-
     dev = resolve_device(device)
     path = Path(path)
     if not path.is_file():

@@ -45,31 +45,16 @@ from ._features import check_feature_columns, has_feature, hybrid_data
 from ._launch import TorchrunEnv, torchrun_env
 from ._loaders import Decoder, fast_loaders
 from ._presets import DEFAULT_PRESET, PRESETS, Preset, get_preset, y_range_for
+from ._device import resolve_device
 from ._dual import DualRMSE, dual_parts
 from ._ranking import RANK_ONLY, TargetItems, check_dual, check_ranking, ranking_parts
 from ._vocab import item_titles
 from .callbacks import ColdRows, DDPTrainer, KeepBest, LossHistory, NaNGuard, PresetNote, RowL2, fill_cold_rows
-from .models import NN, DotBias, HybridDotBias, contract, ranking_head
+from ._nn import NN
+from .models import DotBias, HybridDotBias, contract, ranking_head
 from .optim import adamw, lazy_adamw
 
 __all__ = ["collab_learner", "fit", "resolve_device"]
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as given, else CUDA when available, else CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:0'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device='cuda' was asked for but torch sees no CUDA GPU; use device='cpu'")
-    if dev.type == "meta":
-        raise ConfigError("device='meta' holds no data, so nothing can train or predict on it; use 'cpu' or 'cuda'")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device='mps' (Apple GPU) is not available in this torch build; use device='cpu'")
-    return dev
 
 
 _ARCH = ("n_factors", "use_nn", "emb_szs", "layers", "item_features", "user_features", "content_based", "y_range",

@@ -277,7 +277,7 @@ def _presets(args: argparse.Namespace) -> int:
         print(f"{'':<8} bs {batch}, {p.epochs} epochs, lr {p.lr:g}, wd {p.wd:g}, row_l2 {p.row_l2:g}, {size}, "
               f"{p.loader} loader")
     print(f"\nThe default, {DEFAULT_PRESET!r}, answers both questions: predicted ratings (RMSE as 'fast') and "
-          "top-N lists (better than EASE on MovieLens). Pick 'fast' for ratings alone (quicker), 'best' when side "
+          "top-N lists (on par with EASE on MovieLens). Pick 'fast' for ratings alone (quicker), 'best' when side "
           "features help ratings, 'rank' for lists alone, 'book' to follow fastbook chapter 8.")
     return 0
 
@@ -443,7 +443,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from ._data import read_ratings
+    from ._read import read_ratings
     from ._errors import ConfigError
 
     from ._runs import check_target
@@ -451,6 +451,10 @@ def _fit(args: argparse.Namespace) -> int:
     out = Path(args.out)
     src = Path(args.ratings)
     check_target(out, [src, args.items, args.users])  # before reading anything: never a run over its inputs
+    if not src.is_file():  # answered before pandas is imported
+        from ._errors import DataError
+
+        raise DataError(f"ratings file not found: {src}")
     sep = args.sep.encode().decode("unicode_escape") if args.sep else None
     kwargs = {"encoding": args.encoding} if args.encoding else {}
     named = [c for c in (args.user, args.item, args.rating, args.timestamp, args.weight) if c is not None]

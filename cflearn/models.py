@@ -1,8 +1,9 @@
 """The networks (forward only) and the one model contract every kind answers.
 
-cflearn trains fastai's own modules, so a cflearn model is a fastai model: :class:`DotBias` is
-fastai's ``EmbeddingDotBias`` and :class:`NN` its ``EmbeddingNN`` (same parameters, same forward,
-same ``state_dict`` keys). :class:`HybridDotBias` adds user and item side features. Each of them implements
+cflearn's models are fastai's: :class:`DotBias` has fastai's ``EmbeddingDotBias`` parameters,
+initialisation, forward and ``state_dict`` keys (written here in plain PyTorch, so that loading a
+model and recommending never import fastai), and :class:`NN` is fastai's ``EmbeddingNN`` (imported
+on first use). :class:`HybridDotBias` adds user and item side features. Each of them implements
 the contract (:class:`Contract`) that predict / recommend / fold-in / evaluate / save rely on, so
 those never branch on the class:
 
@@ -22,13 +23,11 @@ Any other ``nn.Module`` taking the ``(n, 2)`` batch (a student's ``EmbeddingDot`
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from fastai.collab import EmbeddingDotBias, EmbeddingNN
-from fastai.layers import Embedding, LinBnDrop, SigmoidRange
-from fastai.tabular.model import tabular_config
 from torch import nn
 
 from ._distributed import unwrap
@@ -123,16 +122,70 @@ class Contract:
         return None
 
 
-class DotBias(EmbeddingDotBias, Contract):
-    """fastai's ``EmbeddingDotBias`` (same parameters, same forward) that keeps the rows it looked up.
+class Embedding(nn.Embedding):
+    """fastai's ``Embedding``: an ``nn.Embedding`` initialised from a truncated normal (std 0.01)."""
+
+    def __init__(self, ni: int, nf: int, std: float = 0.01):
+        if torch.get_default_device().type == "meta":  # a probe of the sizes a file claims: nothing to draw
+            super().__init__(ni, nf, _weight=torch.empty(ni, nf))
+            return
+        super().__init__(ni, nf)
+        with torch.no_grad():
+            self.weight.normal_().fmod_(2).mul_(std)  # fastai's trunc_normal_, the same draws
+
+
+class DotBias(nn.Module, Contract):
+    """fastai's ``EmbeddingDotBias``: the same parameters (``u_weight``, ``i_weight``, ``u_bias``,
+    ``i_bias``), initialisation, forward, ``from_classes`` and ``bias`` / ``weight`` helpers, in
+    plain PyTorch; it also keeps the rows it looked up.
 
     In training mode the last batch's ``(user factors, item factors, user bias, item bias)`` rows
     are kept in ``last_rows`` so that :class:`cflearn.callbacks.RowL2` can penalise them without
     looking them up a second time.
+
+    Args:
+        n_factors: latent factors.
+        n_users, n_items: rows of the tables (index 0 = unknown).
+        y_range: sigmoid range of the output, or ``None``.
     """
 
     kind = "dot"
     last_rows: tuple[torch.Tensor, ...] | None = None
+
+    def __init__(self, n_factors: int, n_users: int, n_items: int, y_range: tuple[float, float] | None = None):
+        super().__init__()
+        self.y_range = y_range
+        self.u_weight, self.i_weight = Embedding(n_users, n_factors), Embedding(n_items, n_factors)
+        self.u_bias, self.i_bias = Embedding(n_users, 1), Embedding(n_items, 1)
+
+    @classmethod
+    def from_classes(cls, n_factors: int, classes: dict[str, Any], user: str | None = None, item: str | None = None,
+                     y_range: tuple[float, float] | None = None) -> DotBias:
+        """A model sized from fastai's ``dls.classes`` (as ``EmbeddingDotBias.from_classes``)."""
+        user = list(classes)[0] if user is None else user
+        item = list(classes)[1] if item is None else item
+        model = cls(n_factors, len(classes[user]), len(classes[item]), y_range=y_range)
+        vars(model).update(classes=classes, user=user, item=item)  # plain attributes, as fastai sets them
+        return model
+
+    def _get_idx(self, arr: Any, is_item: bool = True) -> torch.Tensor:
+        classes = getattr(self, "classes", None)
+        if classes is None:
+            raise AttributeError("build the model with DotBias.from_classes to look rows up by ID")
+        c2i = {v: k for k, v in enumerate(classes[self.item if is_item else self.user])}
+        return torch.tensor([c2i[o] for o in arr])
+
+    def bias(self, arr: Any, is_item: bool = True) -> torch.Tensor:
+        """Biases of the items (or users) in ``arr`` (as fastai's ``EmbeddingDotBias.bias``)."""
+        with torch.no_grad():
+            return (self.i_bias if is_item else self.u_bias)(self._get_idx(arr, is_item).to(self.i_bias.weight.device)
+                                                             ).squeeze().cpu()
+
+    def weight(self, arr: Any, is_item: bool = True) -> torch.Tensor:
+        """Factors of the items (or users) in ``arr`` (as fastai's ``EmbeddingDotBias.weight``)."""
+        with torch.no_grad():
+            table = self.i_weight if is_item else self.u_weight
+            return table(self._get_idx(arr, is_item).to(table.weight.device)).cpu()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         users, items = x[:, 0], x[:, 1]
@@ -311,7 +364,7 @@ class HybridDotBias(nn.Module, Contract):
                       self.cf_part("i", slice(None), False) + f, self.cf_part("i", slice(None), True)[:, 0] + c)
 
     def embeddings(self) -> dict[TableKey, nn.Embedding]:
-        own = {(0, "u_cf_weight"): self.u_cf_weight, (0, "u_cf_bias"): self.u_cf_bias}
+        own: dict[TableKey, nn.Embedding] = {(0, "u_cf_weight"): self.u_cf_weight, (0, "u_cf_bias"): self.u_cf_bias}
         if self.item_cf:
             own.update({(1, "i_cf_weight"): self.i_cf_weight, (1, "i_cf_bias"): self.i_cf_bias})
         return own
@@ -359,51 +412,6 @@ class HybridDotBias(nn.Module, Contract):
                    user_feature_names=list(config.get("user_feature_names", [])),
                    item_spec=list(config.get("item_spec", [])), user_spec=list(config.get("user_spec", [])),
                    item_cf=bool(config.get("item_cf", True)))
-
-
-class NN(EmbeddingNN, Contract):
-    """fastai's ``EmbeddingNN`` (same parameters), returning one score per row: ``(n,)``, not ``(n, 1)``.
-
-    Its output transform is fastai's ``SigmoidRange`` inside ``layers`` (the same formula as
-    :func:`squash`); it has no factor tables, so it is scored by forward passes.
-    """
-
-    kind = "nn"
-
-    def __init__(self, emb_szs: list[tuple[int, int]], layers: list[int], **kwargs: Any):
-        super().__init__(emb_szs=emb_szs, layers=layers, **kwargs)
-        self.y_range = tuple(kwargs["y_range"]) if kwargs.get("y_range") is not None else None
-
-    def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor | None = None) -> torch.Tensor:
-        return super().forward(x_cat, x_cont).view(-1)
-
-    def output(self, raw: torch.Tensor) -> torch.Tensor:
-        return raw  # SigmoidRange is the last layer
-
-    def embeddings(self) -> dict[TableKey, nn.Embedding]:
-        return {(0, "user"): self.embeds[0], (1, "item"): self.embeds[1]}
-
-    def config(self) -> dict[str, Any]:
-        blocks = [m for m in self.layers if isinstance(m, LinBnDrop)]
-        linears = [next(x for x in b if isinstance(x, nn.Linear)) for b in blocks]
-        last = self.layers[-1]
-        return {
-            "kind": self.kind,
-            "emb_szs": [[e.num_embeddings, e.embedding_dim] for e in self.embeds],
-            "layers": [m.out_features for m in linears[:-1]],
-            "use_bn": any(isinstance(x, nn.BatchNorm1d) for b in blocks[:-1] for x in b),
-            "ps": [next((x.p for x in b if isinstance(x, nn.Dropout)), 0.0) for b in blocks[:-1]],
-            "embed_p": self.emb_drop.p,
-            "y_range": [float(last.low), float(last.high)] if isinstance(last, SigmoidRange) else None,
-        }
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> NN:
-        cfg = tabular_config(y_range=_range(config), use_bn=config.get("use_bn", True),
-                             embed_p=config.get("embed_p", 0.0))
-        if config.get("ps"):
-            cfg["ps"] = list(config["ps"])
-        return cls(emb_szs=[(int(a), int(b)) for a, b in config["emb_szs"]], layers=list(config["layers"]), **cfg)
 
 
 def csr_rows(indptr: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -692,19 +700,33 @@ def contract(model: nn.Module) -> Contract:
     return model if isinstance(model, Contract) else Foreign(model)
 
 
-_KINDS: dict[str, Any] = {"dot": DotBias, "hybrid": HybridDotBias, "nn": NN, "rank": Ranker, "dual": Dual}
+_KINDS: dict[str, Any] = {"dot": DotBias, "hybrid": HybridDotBias, "rank": Ranker, "dual": Dual}
+_LAZY = {"NN": "cflearn._nn", "nn": "cflearn._nn"}
+"""Kinds (and public names) whose class lives in a module imported on first use: fastai's NN."""
+
+
+def _kind(kind: str) -> Any:
+    if kind in _KINDS:
+        return _KINDS[kind]
+    if kind in _LAZY:
+        return importlib.import_module(_LAZY[kind]).NN
+    raise ValueError(f"unknown model kind {kind!r}")
 
 
 def build_model(config: dict[str, Any]) -> nn.Module:
     """Build an untrained model from :meth:`Contract.config`'s output (``ValueError`` for an unknown kind)."""
-    kind = config["kind"]
-    if kind not in _KINDS:
-        raise ValueError(f"unknown model kind {kind!r}")
-    model: nn.Module = _KINDS[kind].from_config(config)
+    model: nn.Module = _kind(config["kind"]).from_config(config)
     return model
 
 
+def __getattr__(name: str) -> Any:  # models.NN: fastai's EmbeddingNN, imported when first asked for
+    if name in _LAZY:
+        return _kind(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _range(config: dict[str, Any]) -> tuple[float, float] | None:
+    """The ``y_range`` of a config (``None`` for none)."""
     yr = config.get("y_range")
     return (float(yr[0]), float(yr[1])) if yr is not None else None
 
