@@ -400,6 +400,11 @@ def _titles(info: pd.DataFrame | None, column: str | None) -> tuple[pd.DataFrame
     return info, column
 
 
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds (``np.int64(7)`` -> ``7``), for messages."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _implicit_mode(ratings: pd.DataFrame, rating: str | None, implicit: bool | None, threshold: float | None,
                    weight: str | None) -> tuple[bool, str | None, float | None]:
     """Settle whether the table is implicit (see :func:`from_df`); errors for settings that do not apply."""
@@ -504,7 +509,7 @@ def _clean_ratings(values: pd.Series, name: str) -> pd.Series:
             examples = ", ".join(repr(v) for v in odd.unique()[:3])
             if bool(odd.str.fullmatch(r"[-+]?[0-9]*,[0-9]+").all()):
                 raise DataError(f"column {name!r} has ratings with a decimal comma (e.g. {examples}); pass "
-                                "decimal=',' (CLI: --decimal ,) or write them with a decimal point")
+                                "decimal=',' or write them with a decimal point")
             raise DataError(f"column {name!r} has {int(bad.sum())} non-numeric ratings (e.g. {examples}); "
                             "fix or drop those rows, or check the rating column and separator")
         values = numeric
@@ -598,9 +603,10 @@ def _dedupe(frame: pd.DataFrame, user: str, item: str, rating: str, timestamp: s
     dup = frame.duplicated([user, item], keep=False)
     n_extra = int(frame.duplicated([user, item]).sum())
     if policy == "error":
-        first = frame[dup].iloc[0]
-        raise DataError(f"{n_extra} duplicate (user, item) rows, e.g. user {first[user]!r} rated item "
-                        f"{first[item]!r} more than once; pass duplicates='mean' or 'last' to merge them")
+        row = frame[dup].index[0]
+        u, i = frame.at[row, user], frame.at[row, item]  # the column's own type (a row mixes them into floats)
+        raise DataError(f"{n_extra} duplicate (user, item) rows, e.g. user {_plain(u)!r} rated item {_plain(i)!r} "
+                        "more than once; pass duplicates='mean' or duplicates='last' to merge them")
     if policy == "last":
         order = frame.sort_values(timestamp, kind="stable") if timestamp is not None else frame
         kept = order.drop_duplicates([user, item], keep="last").sort_index()

@@ -613,6 +613,6 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
         for note in notes:
             note.in_cflearn_fit = False
     cf.fit_seconds = time.perf_counter() - t0
-    cf.epochs_run = len(learn.recorder.values)
+    cf.epochs_run = len(vars(learn.recorder).get("values") or [])  # none when interrupted before the first epoch
     cf.kept_epoch = keep.best_epoch if keep is not None and keep.best is not None else cf.epochs_run
     return learn

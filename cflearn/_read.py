@@ -143,7 +143,7 @@ def _read_text(path: Path, sep: str, header: int | Literal["infer"] | None, colu
     try:
         return pd.read_csv(path, **opts)
     except UnicodeDecodeError:
-        raise DataError(f"{path}{how} is not UTF-8 text; pass encoding='latin-1' (CLI: --encoding latin-1) or "
+        raise DataError(f"{path}{how} is not UTF-8 text; pass encoding='latin-1' or "
                         "re-save it as UTF-8") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}{how} has no data; it needs a header line and one rating per line") from None

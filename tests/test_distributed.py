@@ -21,7 +21,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 
 def _fit_args(csv: Path, out: Path, *extra: str) -> list[str]:
     return ["fit", str(csv), "--user", "userId", "--item", "movieId", "--rating", "rating", "--seed", "42",
-            "--out", str(out), *extra]
+            "--preset", "fast", "--out", str(out), *extra]
 
 
 def test_two_processes_reach_the_single_process_rmse_and_write_once(ml_path, tmp_path):
@@ -190,9 +190,14 @@ def test_a_signalled_nproc_run_leaves_no_process_and_no_run(tmp_path, sig, code)
     assert not out.exists() and not list(tmp_path.glob(".run.tmp-*"))  # nothing written, then or later
 
 
-def test_nproc_is_bounded_by_the_cores(tmp_path, capsys):
+def test_nproc_is_bounded_by_the_cores_and_refused_for_one_process_presets(tmp_path, capsys):
     from cflearn.cli import main
 
     assert main(_fit_args(tmp_path / "r.csv", tmp_path / "run", "--nproc", "999", "--device", "cpu")) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--nproc 999 is more than the" in err and "CPU core(s)" in err
+    args = _fit_args(tmp_path / "r.csv", tmp_path / "run", "--nproc", "2")
+    args[args.index("fast")] = "dual"  # the default: one process, said before any process starts
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "preset 'dual' trains in one process" in err and "--preset fast" in err

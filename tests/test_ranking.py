@@ -232,7 +232,7 @@ def test_cli_fit_rank_on_a_file_without_ratings(implicit_ds, tmp_path):
     # a rating preset on the same file: one line naming the fix
     code, _, stderr = run_cli("fit", str(src), "--user", "uid", "--item", "iid", "--preset", "fast", "--out",
                               str(tmp_path / "r2"))
-    assert code == 1 and stderr.count("\n") == 1 and "preset='rank'" in stderr
+    assert code == 1 and stderr.count("\n") == 1 and "--preset rank" in stderr
     # the default preset trains its ranking head alone, and says so
     code, stdout, stderr = run_cli("fit", str(src), "--user", "uid", "--item", "iid", "--epochs", "3", "--out",
                                    str(tmp_path / "r3"))
@@ -253,7 +253,7 @@ def test_cli_unknown_encoding_is_one_line(implicit_ds, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--seed", "99999999999999999999"], "seed must be an integer from 0 to 2**63 - 1"),
-    (["--device", "meta"], "device='meta' holds no data"),
+    (["--device", "meta"], "--device meta holds no data"),
     (["--device", "bogus"], "unknown device 'bogus'"),
 ], ids=["seed", "meta", "bogus device"])
 def test_cli_out_of_range_settings_are_one_line(implicit_ds, tmp_path, args, message):

@@ -41,22 +41,26 @@ def wait_for(path, proc, timeout=120):
         time.sleep(0.05)
 
 
-def test_a_second_run_into_the_same_folder_fails_at_once(ratings_csv, tmp_path):
+def test_a_second_run_into_the_same_folder_fails_at_once(ratings_csv, tmp_path, capsys):
+    from cflearn.cli import main
+
     out = tmp_path / "run"
-    first = start(fit_args(ratings_csv, out, "--epochs", "30"))
-    wait_for(tmp_path / ".run.lock", first)
-    t0 = time.time()
-    code, _, stderr = run_cli(*fit_args(ratings_csv, out, "--epochs", "1"))
-    assert code == 1 and "another cflearn run" in stderr and stderr.count("\n") == 1
-    assert time.time() - t0 < 60  # at once: it did not train
-    assert first.wait(timeout=600) == 0
-    assert json.loads((out / "metrics.json").read_text())["epochs"] == 30
+    with RunFolder(out):  # another run holds the folder (the lock is per open file: the same process conflicts too)
+        t0 = time.time()
+        assert main(fit_args(ratings_csv, out, "--epochs", "1")) == 1
+        err = capsys.readouterr().err
+        assert "another cflearn run (process" in err and err.count("\n") == 1
+        assert time.time() - t0 < 30  # at once: it did not train
+    assert main(fit_args(ratings_csv, out, "--epochs", "1")) == 0  # released: the next run goes through
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 1
     assert not (tmp_path / ".run.lock").exists() and not list(tmp_path.glob(".run.tmp-*"))
 
 
 def test_sigkill_leaves_the_old_run_and_never_blocks_a_rerun(ratings_csv, tmp_path):
+    from cflearn.cli import main
+
     out = tmp_path / "run"
-    assert run_cli(*fit_args(ratings_csv, out, "--epochs", "1"))[0] == 0
+    assert main(fit_args(ratings_csv, out, "--epochs", "1")) == 0
     before = (out / "model.safetensors").read_bytes()
     victim = start(fit_args(ratings_csv, out, "--epochs", "30", "--force"))
     wait_for(tmp_path / ".run.lock", victim)
@@ -65,8 +69,7 @@ def test_sigkill_leaves_the_old_run_and_never_blocks_a_rerun(ratings_csv, tmp_pa
     victim.wait()
     assert (out / "model.safetensors").read_bytes() == before  # the old run, whole
     assert (tmp_path / ".run.lock").exists()  # the dead run's lock and temporary folder are left...
-    code, _, stderr = run_cli(*fit_args(ratings_csv, out, "--epochs", "2", "--force"))
-    assert code == 0, stderr  # ... and cleaned up by the next run
+    assert main(fit_args(ratings_csv, out, "--epochs", "2", "--force")) == 0  # ... and cleaned up by the next run
     assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
@@ -209,15 +212,18 @@ def test_rank_left_in_the_environment_is_one_process_with_the_lock(ratings_csv, 
     assert err.count("\n") == 1 and "WORLD_SIZE='two'" in err
 
 
-def test_output_names_a_file_and_files_follow_the_umask(ratings_csv, tmp_path):
+def test_output_names_a_file_and_files_follow_the_umask(ratings_csv, tmp_path, capsys):
+    from cflearn.cli import main
+
     a_file = tmp_path / "taken"
     a_file.write_text("x")
-    code, _, stderr = run_cli(*fit_args(ratings_csv, a_file, "--epochs", "1"))
-    assert code == 1 and "is a file" in stderr and stderr.count("\n") == 1
+    assert main(fit_args(ratings_csv, a_file, "--epochs", "1")) == 1
+    stderr = capsys.readouterr().err
+    assert "is a file" in stderr and stderr.count("\n") == 1
     out = tmp_path / "run"
     old = os.umask(0o022)
     try:
-        assert run_cli(*fit_args(ratings_csv, out, "--epochs", "1"))[0] == 0
+        assert main(fit_args(ratings_csv, out, "--epochs", "1")) == 0
     finally:
         os.umask(old)
     assert oct(out.stat().st_mode & 0o777) == "0o755"
@@ -265,8 +271,10 @@ def test_file_size_limit_is_one_line(ratings_csv, tmp_path):
 
 
 def test_ctrl_c_during_training_says_truthfully_that_nothing_was_written(ratings_csv, tmp_path):
+    from cflearn.cli import main
+
     out = tmp_path / "run"
-    assert run_cli(*fit_args(ratings_csv, out, "--epochs", "1"))[0] == 0
+    assert main(fit_args(ratings_csv, out, "--epochs", "1")) == 0
     before = (out / "metrics.json").read_bytes()
     proc = start(fit_args(ratings_csv, out, "--epochs", "500", "--force"))
     line = ""
