@@ -4,7 +4,9 @@ Synthetic ratings whose user tastes follow a planted user ``group`` (and item fa
 genres); 10% of the users are held out entirely (seeded). The model (preset ``best`` with user
 feature ``group`` and item feature ``genres``) trains on the others; the users table it sees
 holds the training users only, so the held-out users are new to it. Each held-out user is then
-scored three ways on all their ratings, and fold-in is scored on all but their 5 earliest:
+scored three ways on all their ratings, and fold-in is scored on all but their 5 earliest (the weight
+of a new user's features is chosen on training users held out as new users; a third set keeps a third
+of the groups' signal):
 
 - average user: the fallback for an unknown user (``predict`` without metadata);
 - user features: ``predict(..., user_info=users)`` / ``recommend(learn, None, features=...)``;
@@ -41,7 +43,8 @@ COLUMNS = {"rmse average user": "RMSE average user", "rmse user features": "RMSE
            "ndcg own user features": "NDCG@10 own items, user features",
            "ndcg catalogue popular": "NDCG@10 catalogue, most popular (fallback)",
            "ndcg catalogue user features": "NDCG@10 catalogue, user features",
-           "rmse fold-in 5": "RMSE fold-in 5", "rmse fold-in 5 + features": "RMSE fold-in 5 + features"}
+           "rmse fold-in 5": "RMSE fold-in 5", "rmse fold-in 5 + features": "RMSE fold-in 5 + features",
+           "feature weight": "new users' feature weight (inner split)"}
 
 
 def run(ds: cflearn.datasets.Dataset, seed: int) -> dict[str, float]:
@@ -51,7 +54,8 @@ def run(ds: cflearn.datasets.Dataset, seed: int) -> dict[str, float]:
     known_users = ds.users[~ds.users["user"].isin(held["user"])]
     data = cflearn.from_df(split.train, "user", "item", "rating", "timestamp", items=ds.items, users=known_users,
                            user_features=["group"], item_features=["genres"], seed=42)
-    learn = cflearn.collab_learner(data, "best", progress=False, seed=seed, select_features=False)
+    learn = cflearn.collab_learner(data, "best", progress=False, seed=seed, user_features=("group",),
+                                   item_features=("genres",))  # features kept; their weight for new users chosen
     cflearn.fit(learn)
     users = ds.users.set_index("user")
     level = 4.0
@@ -85,6 +89,7 @@ def run(ds: cflearn.datasets.Dataset, seed: int) -> dict[str, float]:
     target = np.concatenate(rest_rows)
     out["rmse fold-in 5"] = cflearn.metrics.rmse(np.concatenate(fold_plain), target)
     out["rmse fold-in 5 + features"] = cflearn.metrics.rmse(np.concatenate(fold_feats), target)
+    out["feature weight"] = learn.cf.preset.get("new_user_features", {}).get("weight", 1.0)
     return out
 
 
@@ -95,7 +100,12 @@ def main() -> int:
     planted = cflearn.datasets.synthetic(800, 500, density=0.05, seed=3)
     shuffled_users = planted.users.copy()
     shuffled_users["group"] = shuffled_users["group"].sample(frac=1, random_state=0).to_numpy()
+    weak_users = planted.users.copy()  # two users in three get a random group: a third of the signal
+    scramble = np.random.default_rng(0).random(len(weak_users)) < 2 / 3
+    weak_users.loc[scramble, "group"] = shuffled_users["group"].to_numpy()[scramble]
     sets = {"synthetic, planted user groups": planted,
+            "synthetic, weak groups (a third of the signal)": cflearn.datasets.Dataset(
+                planted.name, planted.ratings, planted.columns, items=planted.items, users=weak_users),
             "synthetic, groups shuffled (no signal)": cflearn.datasets.Dataset(
                 planted.name, planted.ratings, planted.columns, items=planted.items, users=shuffled_users)}
     rows = []
@@ -111,7 +121,9 @@ def main() -> int:
     if not args.no_record:
         append_results("Cold users: scored from metadata, and fold-in started from it (preset best, synthetic)",
                        table, f"10% of users held out entirely (seed 42); mean of model seeds {SEEDS}; fold-in uses "
-                       f"each held-out user's {N_FOLD} earliest ratings, RMSE on the rest.")
+                       f"each held-out user's {N_FOLD} earliest ratings, RMSE on the rest. The features are kept "
+                       "(user_features=, item_features= given); how much they move a new user from the average user "
+                       "was chosen on training users held out as new users (cflearn._feature_trust).")
     return 0
 
 

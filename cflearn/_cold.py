@@ -58,6 +58,8 @@ def feature_part(cf: CollabModel, side: Literal["user", "item"],
     if none.any():
         f, c = model.mean_features(s)
         vec[none.to(vec.device)], bias[none.to(bias.device)] = f, c
+    if s == "u":  # as much as features proved to help new users (held-out training users)
+        vec, bias = model.shrink_features(vec, bias)
     return vec.detach().float().cpu(), bias.detach().float().cpu()
 
 

@@ -47,11 +47,12 @@ from ._loaders import Decoder, fast_loaders
 from ._presets import DEFAULT_PRESET, PRESETS, Preset, get_preset, y_range_for
 from ._device import resolve_device
 from ._dual import DualRMSE, dual_parts
+from ._feature_trust import choose_user_feature_weight
 from ._ranking import RANK_ONLY, TargetItems, check_dual, check_ranking, ranking_parts
 from ._vocab import item_titles
 from .callbacks import ColdRows, DDPTrainer, KeepBest, LossHistory, NaNGuard, PresetNote, RowL2, fill_cold_rows
 from ._nn import NN
-from .models import DotBias, HybridDotBias, contract, ranking_head
+from .models import DotBias, HybridDotBias, contract, ranking_head, rating_head
 from .optim import adamw, lazy_adamw
 
 __all__ = ["collab_learner", "fit", "resolve_device"]
@@ -134,6 +135,9 @@ def collab_learner(
     if p.select_features and (p.item_features or p.user_features) and not {"item_features", "user_features"} & \
             set(given) and model is None and torchrun_env() is None:  # under torchrun: as is
         p, selection = _select_features(data, p, seed, device=device, keep_bias_l2="bias_l2" in given)
+    trust: tuple[float, dict[str, Any]] = (1.0, {})
+    if p.select_features and p.user_features and model is None and torchrun_env() is None:
+        trust = choose_user_feature_weight(data, p, seed, device=device)  # new users: do their features help?
     if len(data.valid_idx) == 0:
         if not data.valid_pct:
             raise ConfigError("the data has no validation rows (valid_pct=0); training needs some: use valid_pct=0.2")
@@ -212,6 +216,9 @@ def collab_learner(
             else:
                 net = DotBias.from_classes(p.n_factors, dls.classes, y_range=yr)
 
+    head = rating_head(net)
+    if isinstance(head, HybridDotBias):
+        head.user_feature_weight = trust[0]
     spec = contract(net)
     has_tables = bool(spec.embeddings())
     l2 = [RowL2(p.row_l2, p.bias_l2)] if (p.row_l2 > 0 or p.bias_l2 > 0) and has_tables else []
@@ -239,16 +246,17 @@ def collab_learner(
     if p.optimizer == "lazy":
         for table in spec.embeddings().values():
             table.sparse = True  # sparse row gradients for LazyAdamW
-        head = ranking_head(net)
-        if head is not None:
-            head.sparse = True
+        list_head = ranking_head(net)
+        if list_head is not None:
+            list_head.sparse = True
     learn.model.to(dev)
     if not progress or not is_main():  # one progress report: rank 0's
         learn.remove_cb(ProgressCallback)
         learn.logger = _silent
     learn.cf = CollabModel(
         model=learn.model, users=users, items=items, scale=data.scale,
-        preset=p.to_dict() | ({"feature_selection": selection} if selection else {}),
+        preset=p.to_dict() | ({"feature_selection": selection} if selection else {}) |
+        ({"new_user_features": trust[1]} if trust[1] else {}),
         columns={"user": data.user, "item": data.item, "rating": data.rating, "timestamp": data.timestamp},
         global_mean=data.global_mean, item_info=data.item_info, data=data, implicit=data.implicit,
     )

@@ -434,9 +434,17 @@ def _prior(cf: CollabModel, users: torch.Tensor, bias: torch.Tensor, features: F
     if len(vec) != 1:
         raise ConfigError(f"fold_in folds in one user; got features for {len(vec)} (pass one row or mapping)")
     if "cf" not in cache:
+        # the trained users as the prior sees them: their collaborative part plus the share of their feature
+        # part that features do not explain for a new user (all of it when the features did not help)
         model = cast(HybridDotBias, rating_head(cf.model))
         with torch.no_grad():
-            cache["cf"] = user_prior(cf, model.cf_part("u", slice(None), False).detach().float().cpu(),
-                                     model.cf_part("u", slice(None), True).detach().float().cpu(), trained)
+            a = model.user_feature_weight
+            f, c = model.features("u")
+            mf, mc = model.mean_features("u")
+            users = model.cf_part("u", slice(None), False) + mf + (1 - a) * (f - mf)
+            biases = model.cf_part("u", slice(None), True)[:, 0] + mc + (1 - a) * (c - mc)
+            cache["cf"] = user_prior(cf, users.detach().float().cpu(), biases.detach().float().cpu(), trained)
+            cache["mean_features"] = (mf.detach().float().cpu(), float(mc))
     base = cast(UserPrior, cache["cf"])
-    return dataclasses.replace(base, mean=base.mean + vec[0], bias_mean=base.bias_mean + float(b[0]))
+    mf, mc = cache["mean_features"]  # the new user's shrunk feature part, relative to the trained users' mean
+    return dataclasses.replace(base, mean=base.mean + vec[0] - mf, bias_mean=base.bias_mean + float(b[0]) - mc)

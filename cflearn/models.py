@@ -272,6 +272,10 @@ class HybridDotBias(nn.Module, Contract):
         feature_names, user_feature_names: the features' names (saved with the model).
         item_spec, user_spec: how each metadata column was read (to encode new rows alike).
         item_cf: give items a collaborative part (``False``: content-based).
+        user_feature_weight: how much a user known only from metadata (no training rating) moves
+            from the average user towards where their features place them: 1 all the way, 0 not at
+            all (the features do not help new users); chosen on held-out training users
+            (:func:`cflearn._feature_trust.choose_user_feature_weight`). Trained users are not affected.
     """
 
     kind = "hybrid"
@@ -282,9 +286,11 @@ class HybridDotBias(nn.Module, Contract):
                  trained_items: torch.Tensor | None = None, trained_users: torch.Tensor | None = None,
                  y_range: tuple[float, float] | None = None, feature_names: list[str] | None = None,
                  user_feature_names: list[str] | None = None, item_spec: list[dict[str, Any]] | None = None,
-                 user_spec: list[dict[str, Any]] | None = None, item_cf: bool = True):
+                 user_spec: list[dict[str, Any]] | None = None, item_cf: bool = True,
+                 user_feature_weight: float = 1.0):
         super().__init__()
         self.y_range, self.item_cf = y_range, bool(item_cf)
+        self.user_feature_weight = float(user_feature_weight)
         self.u_cf_weight, self.u_cf_bias = Embedding(n_users, n_factors), Embedding(n_users, 1)
         n_cf_items = n_items if item_cf else 1  # content-based: no collaborative item part to learn
         self.i_cf_weight, self.i_cf_bias = Embedding(n_cf_items, n_factors), Embedding(n_cf_items, 1)
@@ -328,9 +334,25 @@ class HybridDotBias(nn.Module, Contract):
 
     def features(self, side: Literal["u", "i"] = "i",
                  rows: torch.Tensor | slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean feature vectors ``(len(rows), n_factors)`` and biases ``(len(rows),)`` of one side's rows."""
+        """Mean feature vectors ``(len(rows), n_factors)`` and biases ``(len(rows),)`` of one side's rows
+        (users known only from metadata: shrunk towards the average by :attr:`user_feature_weight`)."""
         feat_idx, feat_w = self.get_buffer(f"{side}_feat_idx"), self.get_buffer(f"{side}_feat_w")
-        return self.feature_mean(side, feat_idx[rows], feat_w[rows])
+        f, c = self.feature_mean(side, feat_idx[rows], feat_w[rows])
+        if side == "u" and self.user_feature_weight != 1.0 and not self.training:
+            cold = ~self.get_buffer("trained_users")[rows]
+            if bool(cold.any()):
+                f, c = f.clone(), c.clone()
+                f[cold], c[cold] = self.shrink_features(f[cold], c[cold])
+        return f, c
+
+    def shrink_features(self, vec: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """New users' feature parts moved towards the trained users' mean by :attr:`user_feature_weight`."""
+        a = self.user_feature_weight
+        if a == 1.0:
+            return vec, bias
+        trained = self.get_buffer("trained_users")
+        mf, mc = self.feature_mean("u", self.get_buffer("u_feat_idx")[trained], self.get_buffer("u_feat_w")[trained])
+        return mf.mean(0) + a * (vec - mf.mean(0)), mc.mean() + a * (bias - mc.mean())
 
     def feature_mean(self, side: Literal["u", "i"], idx: torch.Tensor,
                      weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -395,7 +417,8 @@ class HybridDotBias(nn.Module, Contract):
                 "feature_names": list(self.feature_names), "item_spec": list(self.item_spec),
                 "n_user_features": self.get_parameter("u_f_weight.weight").shape[0],
                 "max_user_features": self.get_buffer("u_feat_idx").shape[1],
-                "user_feature_names": list(self.user_feature_names), "user_spec": list(self.user_spec)}
+                "user_feature_names": list(self.user_feature_names), "user_spec": list(self.user_spec),
+                "user_feature_weight": self.user_feature_weight}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> HybridDotBias:
@@ -411,7 +434,8 @@ class HybridDotBias(nn.Module, Contract):
                    feature_names=list(config.get("feature_names", [])),
                    user_feature_names=list(config.get("user_feature_names", [])),
                    item_spec=list(config.get("item_spec", [])), user_spec=list(config.get("user_spec", [])),
-                   item_cf=bool(config.get("item_cf", True)))
+                   item_cf=bool(config.get("item_cf", True)),
+                   user_feature_weight=_weight(config.get("user_feature_weight", 1.0)))
 
 
 def csr_rows(indptr: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -729,6 +753,13 @@ def _range(config: dict[str, Any]) -> tuple[float, float] | None:
     """The ``y_range`` of a config (``None`` for none)."""
     yr = config.get("y_range")
     return (float(yr[0]), float(yr[1])) if yr is not None else None
+
+
+def _weight(value: Any) -> float:
+    """A weight in [0, 1] from a config (a tampered one is a ``ValueError``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"user_feature_weight must be a number from 0 to 1, got {value!r}")
+    return float(value)
 
 
 def _range_list(y_range: tuple[float, float] | None) -> list[float] | None:

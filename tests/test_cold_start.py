@@ -139,3 +139,64 @@ def test_content_based_items_are_their_features(planted):
     assert (new["genres"] == genres.iloc[0]).all() and (new["similarity"] > 0.999).all()
     with pytest.raises(cflearn.ConfigError, match="content-based: it needs item features"):
         cflearn.collab_learner(cflearn.from_df(planted.ratings), "content", progress=False)
+
+
+def _groups(signal: str, seed: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ratings whose tastes follow a planted user group, and a users table whose `group` column carries
+    all of that signal (informative), a third of it (weak: two users in three get a random group) or
+    none (shuffled)."""
+    ds = cflearn.datasets.synthetic(n_users=600, n_items=300, density=0.08, seed=seed)
+    users = ds.users.copy()
+    rng = np.random.default_rng(seed)
+    if signal == "weak":
+        scramble = rng.random(len(users)) < 2 / 3
+        users.loc[scramble, "group"] = rng.permutation(users["group"].to_numpy())[scramble]
+    elif signal == "shuffled":
+        users["group"] = rng.permutation(users["group"].to_numpy())
+    return ds.ratings, users
+
+
+@pytest.mark.parametrize("signal", ["informative", "weak", "shuffled"])
+def test_metadata_that_does_not_help_new_users_does_not_hurt_them(signal):
+    """New users (held out entirely) scored from their metadata are never worse than the average-user
+    fallback, and fold-in started from the metadata never worse than fold-in alone, beyond noise; the
+    weight of a new user's features was chosen on training users held out as new users."""
+    ratings, users = _groups(signal)
+    rng = np.random.default_rng(1)
+    new = set(rng.choice(users["user"].to_numpy(), 90, replace=False).tolist())
+    known = ratings[~ratings["user"].isin(new)]
+    data = cflearn.from_df(known, "user", "item", "rating", "timestamp", seed=0, users=users[~users["user"].isin(new)],
+                           user_features=["group"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        learn = cflearn.collab_learner(data, "best", user_features=("group",), item_features=(), progress=False)
+    cflearn.fit(learn)
+    trust = learn.cf.preset["new_user_features"]
+    held = ratings[ratings["user"].isin(new)].sort_values(["user", "timestamp"])
+    fallback = cflearn.predict(learn, held["user"].tolist(), held["item"].tolist())
+    scored = cflearn.predict(learn, held["user"].tolist(), held["item"].tolist(), user_info=users)
+    assert (scored["fallback"] == "user features").all() and (fallback["fallback"] == "average user").all()
+    e_fallback, e_features = rmse(fallback["score"], held["rating"]), rmse(scored["score"], held["rating"])
+    assert e_features <= e_fallback + 0.01, (signal, trust, e_features, e_fallback)
+    folds: dict[str, list] = {"alone": [], "features": []}
+    with torch.no_grad():
+        tables = learn.cf.contract.tables()
+    by_user = users.set_index("user")
+    for user, rows in held.groupby("user"):
+        first, rest = rows.iloc[:5], rows.iloc[5:]
+        if not len(rest):
+            continue
+        given = dict(zip(first["item"], first["rating"]))
+        idx = torch.from_numpy(learn.cf.items.encode(rest["item"].tolist()))
+        for how, kw in (("alone", {}), ("features", {"features": by_user.loc[user]})):
+            f = cflearn.fold_in(learn, given, steps=30, **kw)
+            with torch.no_grad():
+                raw = tables.items[idx] @ f.vector + f.bias + tables.item_bias[idx]
+            folds[how] += list(zip(learn.cf.contract.output(raw).clamp(1, 5).numpy(), rest["rating"]))
+    e_alone = rmse(*map(np.array, zip(*folds["alone"])))
+    e_both = rmse(*map(np.array, zip(*folds["features"])))
+    assert e_both <= e_alone + 0.01, (signal, trust, e_both, e_alone)
+    if signal == "informative":  # and it still helps where it should
+        assert trust["weight"] > 0.5 and e_features < e_fallback - 0.02, (trust, e_features, e_fallback)
+    if signal == "shuffled":
+        assert trust["weight"] <= 0.25, trust
