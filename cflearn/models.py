@@ -339,7 +339,8 @@ class HybridDotBias(nn.Module, Contract):
         feat_idx, feat_w = self.get_buffer(f"{side}_feat_idx"), self.get_buffer(f"{side}_feat_w")
         f, c = self.feature_mean(side, feat_idx[rows], feat_w[rows])
         if side == "u" and self.user_feature_weight != 1.0 and not self.training:
-            cold = ~self.get_buffer("trained_users")[rows]
+            # rows known only from metadata (a featureless cold row already holds the mean feature part)
+            cold = ~self.get_buffer("trained_users")[rows] & (feat_w[rows].sum(1) > 0)
             if bool(cold.any()):
                 f, c = f.clone(), c.clone()
                 f[cold], c[cold] = self.shrink_features(f[cold], c[cold])
