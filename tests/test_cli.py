@@ -17,6 +17,13 @@ def run_cli(*args, env=None, cwd=None):
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def call_cli(capsys, *args):
+    """The command line in this process, for paths where the entry point itself is not what is tested."""
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 @pytest.fixture(scope="module")
 def ratings_csv(tmp_path_factory, synth):
     path = tmp_path_factory.mktemp("in") / "ratings.csv"
@@ -63,21 +70,24 @@ def test_fit_writes_metrics_plot_and_model(ratings_csv, tmp_path, capsys):
     (["--user", "usr", "--item", "iid", "--rating", "stars"], "did you mean 'uid'"),
     (["--user", "uid", "--item", "iid", "--rating", "stars", "--preset", "bok"], "invalid choice"),
 ])
-def test_cli_errors_are_one_line_without_traceback(ratings_csv, tmp_path, args, message):
-    code, _, stderr = run_cli("fit", str(ratings_csv), *args, "--out", str(tmp_path / "o"))
+def test_cli_errors_are_one_line_without_traceback(ratings_csv, tmp_path, capsys, args, message):
+    try:
+        code, _, stderr = call_cli(capsys, "fit", str(ratings_csv), *args, "--out", str(tmp_path / "o"))
+    except SystemExit as e:  # argparse's own errors
+        code, stderr = e.code, capsys.readouterr().err
     assert code != 0
     assert message in stderr
     assert "Traceback" not in stderr
     assert not (tmp_path / "o").exists()
 
 
-def test_cli_bad_file(tmp_path):
+def test_cli_bad_file(tmp_path, capsys):
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    code, _, stderr = run_cli("fit", str(empty), "--user", "a", "--item", "b", "--rating", "c", "--out",
-                              str(tmp_path / "o"))
+    code, _, stderr = call_cli(capsys, "fit", str(empty), "--user", "a", "--item", "b", "--rating", "c", "--out",
+                               str(tmp_path / "o"))
     assert code == 1 and stderr.strip().count("\n") == 0 and "empty" in stderr
-    code, _, stderr = run_cli("predict", str(tmp_path / "missing.safetensors"), "--user", "1", "--item", "1")
+    code, _, stderr = call_cli(capsys, "predict", str(tmp_path / "missing.safetensors"), "--user", "1", "--item", "1")
     assert code == 1 and "not found" in stderr and "Traceback" not in stderr
 
 
@@ -89,14 +99,15 @@ def test_help_reads_well():
     assert main(["presets"]) == 0
 
 
-def test_demo_offline_trains_on_synthetic_and_says_so(tmp_path):
-    env = {"CFLEARN_DATA": str(tmp_path / "nothing"), "CFLEARN_CACHE": str(tmp_path / "cache")}
+def test_demo_offline_trains_on_synthetic_and_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CFLEARN_DATA", str(tmp_path / "nothing"))
+    monkeypatch.setenv("CFLEARN_CACHE", str(tmp_path / "cache"))
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "notes.txt").write_text("mine")  # not a demo run: the demo does not replace it
-    code, _, stderr = run_cli("demo", "--offline", "--epochs", "2", "--out", str(tmp_path / "demo"), env=env)
+    code, _, stderr = call_cli(capsys, "demo", "--offline", "--epochs", "2", "--out", str(tmp_path / "demo"))
     assert code == 1 and "holds files cflearn did not write (notes.txt)" in stderr and stderr.count("\n") == 1
     assert (tmp_path / "demo" / "notes.txt").read_text() == "mine"
-    code, stdout, stderr = run_cli("demo", "--offline", "--epochs", "2", "--out", str(tmp_path / "demo2"), env=env)
+    code, stdout, stderr = call_cli(capsys, "demo", "--offline", "--epochs", "2", "--out", str(tmp_path / "demo2"))
     assert code == 0, stderr
     assert "SYNTHETIC" in stdout and "valid RMSE" in stdout
     assert (tmp_path / "demo2" / "metrics.json").is_file()
@@ -118,10 +129,10 @@ def test_printed_ids_and_titles_cannot_forge_lines(tmp_path, capsys):
     src = tmp_path / "r.parquet"
     pd.DataFrame(rows, columns=["user", "item", "rating"]).to_parquet(src)
     out = tmp_path / "run"
-    code, _, stderr = run_cli("fit", str(src), "--user", "user", "--item", "item", "--rating", "rating", "--epochs",
-                              "1", "--out", str(out))
+    code, _, stderr = call_cli(capsys, "fit", str(src), "--user", "user", "--item", "item", "--rating", "rating",
+                               "--epochs", "1", "--out", str(out))
     assert code == 0, stderr
-    assert main(["recommend", str(out / "model.safetensors"), "--user", "u1", "-n", "14"]) == 0  # in this process
+    assert main(["recommend", str(out / "model.safetensors"), "--user", "u1", "-n", "14"]) == 0
     stdout = capsys.readouterr().out
     assert "\x1b" not in stdout and "\t" not in stdout
     import re
@@ -138,9 +149,10 @@ def test_fit_with_an_items_table_and_named_features(ratings_csv, synth, tmp_path
     synth.items.rename(columns={"item": "iid"}).to_csv(items, index=False)
     synth.users.rename(columns={"user": "uid"}).to_csv(users, index=False)
     out = tmp_path / "run"
-    code, stdout, stderr = run_cli("fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
-                                   "--preset", "best", "--epochs", "2", "--items", str(items), "--item-features",
-                                   "genres", "--users", str(users), "--user-features", "group", "--out", str(out))
+    code, stdout, stderr = call_cli(capsys, "fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating",
+                                    "stars", "--preset", "best", "--epochs", "2", "--items", str(items),
+                                    "--item-features", "genres", "--users", str(users), "--user-features", "group",
+                                    "--out", str(out))
     assert code == 0, stderr
     model = cflearn.load(out / "model.safetensors")
     assert type(model.model).__name__ == "HybridDotBias" and model.preset["item_features"] == ["genres"]

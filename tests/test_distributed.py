@@ -24,8 +24,17 @@ def _fit_args(csv: Path, out: Path, *extra: str) -> list[str]:
             "--preset", "fast", "--out", str(out), *extra]
 
 
-def test_two_processes_reach_the_single_process_rmse_and_write_once(ml_path, tmp_path):
-    csv = ml_path / "ml-latest-small" / "ratings.csv"
+@pytest.fixture(scope="module")
+def ratings_csv(tmp_path_factory):
+    """A synthetic ratings file of MovieLens's column names (2,000 users x 1,000 items, 5% dense)."""
+    big = cflearn.datasets.synthetic(n_users=2000, n_items=1000, density=0.05, seed=1)
+    csv = tmp_path_factory.mktemp("ratings") / "ratings.csv"
+    big.ratings.rename(columns={"user": "userId", "item": "movieId"}).to_csv(csv, index=False)
+    return csv
+
+
+def test_two_processes_reach_the_single_process_rmse_and_write_once(ratings_csv, tmp_path):
+    csv = ratings_csv
     one = subprocess.run([*RUN, *_fit_args(csv, tmp_path / "one")], capture_output=True, text=True, timeout=600)
     two = subprocess.run([*RUN, *_fit_args(csv, tmp_path / "two", "--nproc", "2")], capture_output=True, text=True,
                          timeout=600)
@@ -160,34 +169,38 @@ def _running(pids: list[int]) -> list[int]:
     return alive
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)])
-def test_a_signalled_nproc_run_leaves_no_process_and_no_run(tmp_path, sig, code):
+def test_a_signalled_nproc_run_leaves_no_process_and_no_run(ratings_csv, tmp_path):
     """Ctrl-C, SIGTERM or SIGKILL to `cflearn fit --nproc 2` used to leave torchrun and its workers
-    running, and they wrote the whole run into --out later."""
-    big = cflearn.datasets.synthetic(n_users=2000, n_items=1000, density=0.05, seed=1)
-    csv = tmp_path / "ratings.csv"
-    big.ratings.rename(columns={"user": "userId", "item": "movieId"}).to_csv(csv, index=False)
-    out = tmp_path / "run"
-    proc = subprocess.Popen([*RUN, *_fit_args(csv, out, "--nproc", "2", "--epochs", "400")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:  # wait until training is under way
-        if "epoch   3/400" in line:
-            break
-    family = _descendants(proc.pid)
-    assert len(_running(family)) >= 3  # torchrun and its two workers
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == code
-    if sig != signal.SIGKILL:
-        assert err.strip() == ("cflearn: interrupted; the 2 training processes were stopped and nothing was written "
-                               "(an earlier run in --out is untouched)"), err
+    running, and they wrote the whole run into --out later. The three runs go at once."""
+    runs = {}
+    for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)):
+        out = tmp_path / sig.name / "run"
+        proc = subprocess.Popen([*RUN, *_fit_args(ratings_csv, out, "--nproc", "2", "--epochs", "400")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        runs[sig] = (proc, code, out)
+    families = {}
+    for sig, (proc, _, _) in runs.items():
+        assert proc.stdout is not None
+        for line in proc.stdout:  # wait until training is under way
+            if "epoch   3/400" in line:
+                break
+        families[sig] = _descendants(proc.pid)
+        assert len(_running(families[sig])) >= 3  # torchrun and its two workers
+        proc.send_signal(sig)
+    for sig, (proc, code, out) in runs.items():
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == code, (sig, err)
+        if sig != signal.SIGKILL:
+            assert err.strip() == ("cflearn: interrupted; the 2 training processes were stopped and nothing was "
+                                   "written (an earlier run in --out is untouched)"), err
     t0 = time.monotonic()
+    family = [pid for pids in families.values() for pid in pids]
     while _running(family) and time.monotonic() - t0 < 60:
         time.sleep(0.2)
     assert not _running(family), "processes left running"
     time.sleep(2)
-    assert not out.exists() and not list(tmp_path.glob(".run.tmp-*"))  # nothing written, then or later
+    for sig, (_, _, out) in runs.items():  # nothing written, then or later
+        assert not out.exists() and not list(out.parent.glob(".run.tmp-*")), sig
 
 
 def test_nproc_is_bounded_by_the_cores_and_refused_for_one_process_presets(tmp_path, capsys):

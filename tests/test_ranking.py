@@ -211,43 +211,48 @@ def test_ease_and_knn_recommend_within_a_block():
 
 
 # -- the command line ------------------------------------------------------------------------------------
-def test_cli_fit_rank_on_a_file_without_ratings(implicit_ds, tmp_path):
-    from tests.test_cli import run_cli
+def _cli(capsys, *args):
+    """The command line, in this process: (exit code, stdout, stderr)."""
+    from cflearn.cli import main
 
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_fit_rank_on_a_file_without_ratings(implicit_ds, tmp_path, capsys):
     src = tmp_path / "clicks.csv"
     implicit_ds.ratings[["user", "item"]].rename(columns={"user": "uid", "item": "iid"}).to_csv(src, index=False)
     out = tmp_path / "run"
-    code, stdout, stderr = run_cli("fit", str(src), "--user", "uid", "--item", "iid", "--preset", "rank", "--epochs",
-                                   "3", "--out", str(out))
+    code, stdout, stderr = _cli(capsys, "fit", str(src), "--user", "uid", "--item", "iid", "--preset", "rank",
+                                "--epochs", "3", "--out", str(out))
     assert code == 0, stderr
     assert "interactions (implicit)" in stdout and "ranking metrics only (the data are interactions)" in stdout
     assert "valid NDCG@10" in stdout and "EASE" in stdout and "rmse" not in stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["rmse"] is None and metrics["implicit"] is True and metrics["ndcg@10"] > 0
     assert "valid NDCG@10" in (out / "report.html").read_text()
-    code, stdout, _ = run_cli("predict", str(out / "model.safetensors"), "--user", "1", "--item", "1", "2")
+    code, stdout, _ = _cli(capsys, "predict", str(out / "model.safetensors"), "--user", "1", "--item", "1", "2")
     assert code == 0 and "ranking scores" in stdout
-    code, stdout, _ = run_cli("recommend", str(out / "model.safetensors"), "--user", "1", "-n", "3")
+    code, stdout, _ = _cli(capsys, "recommend", str(out / "model.safetensors"), "--user", "1", "-n", "3")
     assert code == 0 and stdout.startswith("top 3 for user 1")
     # a rating preset on the same file: one line naming the fix
-    code, _, stderr = run_cli("fit", str(src), "--user", "uid", "--item", "iid", "--preset", "fast", "--out",
-                              str(tmp_path / "r2"))
+    code, _, stderr = _cli(capsys, "fit", str(src), "--user", "uid", "--item", "iid", "--preset", "fast", "--out",
+                           str(tmp_path / "r2"))
     assert code == 1 and stderr.count("\n") == 1 and "--preset rank" in stderr
     # the default preset trains its ranking head alone, and says so
-    code, stdout, stderr = run_cli("fit", str(src), "--user", "uid", "--item", "iid", "--epochs", "3", "--out",
-                                   str(tmp_path / "r3"))
+    code, stdout, stderr = _cli(capsys, "fit", str(src), "--user", "uid", "--item", "iid", "--epochs", "3", "--out",
+                                str(tmp_path / "r3"))
     assert code == 0, stderr
     assert "preset 'dual'" in stdout and "the ranking head alone (the data are interactions" in stdout
     assert json.loads((tmp_path / "r3" / "metrics.json").read_text())["ndcg@10"] > 0
 
 
-def test_cli_unknown_encoding_is_one_line(implicit_ds, tmp_path):
-    from tests.test_cli import run_cli
-
+def test_cli_unknown_encoding_is_one_line(implicit_ds, tmp_path, capsys):
     src = tmp_path / "clicks.csv"
     implicit_ds.ratings[["user", "item"]].to_csv(src, index=False)
-    code, _, stderr = run_cli("fit", str(src), "--user", "user", "--item", "item", "--preset", "rank",
-                              "--encoding", "bogus", "--out", str(tmp_path / "run"))
+    code, _, stderr = _cli(capsys, "fit", str(src), "--user", "user", "--item", "item", "--preset", "rank",
+                           "--encoding", "bogus", "--out", str(tmp_path / "run"))
     assert code == 1 and stderr == "cflearn: error: unknown encoding 'bogus'; e.g. 'utf-8', 'latin-1' or 'utf-16'\n"
 
 
@@ -256,13 +261,11 @@ def test_cli_unknown_encoding_is_one_line(implicit_ds, tmp_path):
     (["--device", "meta"], "--device meta holds no data"),
     (["--device", "bogus"], "unknown device 'bogus'"),
 ], ids=["seed", "meta", "bogus device"])
-def test_cli_out_of_range_settings_are_one_line(implicit_ds, tmp_path, args, message):
-    from tests.test_cli import run_cli
-
+def test_cli_out_of_range_settings_are_one_line(implicit_ds, tmp_path, capsys, args, message):
     src = tmp_path / "clicks.csv"
     implicit_ds.ratings[["user", "item"]].to_csv(src, index=False)
-    code, _, stderr = run_cli("fit", str(src), "--user", "user", "--item", "item", "--preset", "rank",
-                              "--out", str(tmp_path / "run"), *args)
+    code, _, stderr = _cli(capsys, "fit", str(src), "--user", "user", "--item", "item", "--preset", "rank",
+                           "--out", str(tmp_path / "run"), *args)
     assert code == 1 and stderr.count("\n") == 1 and message in stderr
     assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run*"))  # nothing written, no lock left
 
