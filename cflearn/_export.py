@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import warnings
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["save", "load", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 4  # 4: hybrid models have user features too; 3: vocabularies as tensors; 2: hybrid items'
-# collaborative part is i_cf_weight / i_cf_bias
+FORMAT_VERSION = 5  # 5: each user's seen items sorted (checked on load); 4: hybrid models have user features too;
+# 3: vocabularies as tensors; 2: hybrid items' collaborative part is i_cf_weight / i_cf_bias
 _KEY = "cflearn"
 _EXTRA = ("seen_indptr", "seen_items", "item_counts", "user_means", "item_means")  # beside the weights, "cflearn."
 
@@ -94,8 +95,43 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
         meta[side] = {"kind": kind}
         for name, array in arrays.items():
             tensors[f"{_KEY}.{side}.{name}"] = torch.from_numpy(array)
+    meta["checksums"] = {name: _digest(t) for name, t in tensors.items()}  # format 5: an altered tensor is refused
     blob = safetensors_bytes(tensors, metadata={_KEY: json.dumps(meta, default=json_default)})
     return atomic_write_bytes(path, blob)
+
+
+def _check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """No NaN or infinite weight (a user's or item's mean rating is NaN when it has none: not infinite)."""
+    for name, t in tensors.items():
+        if not t.is_floating_point():
+            continue
+        means = name.endswith("_means")
+        if bool(torch.isinf(t).any()) if means else not bool(torch.isfinite(t).all()):
+            raise ModelFileError(f"{path}: tensor {name.removeprefix(_KEY + '.')!r} holds NaN or infinite values; "
+                                 "the file was altered or the model diverged: retrain and save it again")
+
+
+def _digest(t: torch.Tensor) -> str:
+    """A short SHA-256 of a tensor's dtype, shape and bytes."""
+    h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
+    h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
+def _check_digests(meta: dict[str, Any], tensors: dict[str, torch.Tensor], version: int) -> None:
+    """Format 5 files carry a checksum of every tensor: a tensor changed, added or removed after saving is
+    refused (``ValueError`` naming it)."""
+    if version < 5:
+        return
+    sums = meta.get("checksums")
+    if not isinstance(sums, dict):
+        raise ValueError("the tensors' checksums are missing")
+    if set(sums) != set(tensors):
+        extra = sorted(set(sums) ^ set(tensors))[0]
+        raise ValueError(f"the file's tensors do not match its checksums ({extra!r})")
+    for name, t in tensors.items():
+        if sums[name] != _digest(t):
+            raise ValueError(f"tensor {name!r} does not match its checksum")
 
 
 def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.nn.Module | None = None) -> CollabModel:
@@ -141,11 +177,16 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
         config = meta["model"]
         if not isinstance(config, dict) or not isinstance(config.get("kind"), str):
             raise ValueError("the model config is not an object with a 'kind'")
+        _check_finite(tensors, path)  # a diverged model's NaN says so before any checksum does
+        _check_digests(meta, tensors, version)
         users, items = (_vocab(meta, side, tensors) for side in ("users", "items"))
         scale = (float(meta["scale"][0]), float(meta["scale"][1]))
         global_mean = float(meta.get("global_mean", sum(scale) / 2))
         if not all(math.isfinite(v) for v in (*scale, global_mean)):
             raise ValueError(f"non-finite scale {scale} or global mean {global_mean}")
+        if scale[0] > scale[1]:
+            raise ValueError(f"the rating scale {list(scale)} is reversed (low > high)")
+        _check_fields(meta)
         fold_noise = meta.get("fold_noise")
         if fold_noise is not None and not (isinstance(fold_noise, (int, float)) and math.isfinite(fold_noise)
                                            and fold_noise > 0):
@@ -170,12 +211,6 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
         want = expected[k] if k in expected else "unexpected"
         raise ModelFileError(f"{path}: weights do not match the model config ({k}: file {got}, config {want}); "
                              "the file was altered or mixed with another model")
-    means = {n: t for n, t in extra.items() if t is not None and n.endswith("_means")}  # NaN: no ratings
-    bad = next((k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())),
-               next((k for k, t in means.items() if t.is_floating_point() and bool(torch.isinf(t).any())), None))
-    if bad is not None:
-        raise ModelFileError(f"{path}: tensor {bad!r} holds NaN or infinite values; the file was altered or the "
-                             "model diverged: retrain and save it again")
     model = _model_for(config, model, path)
     for (col, name), table in contract(model).embeddings().items():
         rows, vocab = table.num_embeddings, (users, items)[col]
@@ -183,13 +218,17 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
             raise ModelFileError(f"{path}: the {('user', 'item')[col]} vocabulary ({len(vocab) - 1} IDs) does not "
                                  f"match the weights ({name}: {rows - 1} rows); the metadata was altered")
     model.load_state_dict(tensors)
+    try:
+        contract(model).validate()
+    except ValueError as e:
+        raise ModelFileError(f"{path}: {e}; the file was altered") from None
     model.to(dev).eval()
     return CollabModel(model=model, users=users, items=items, scale=scale, preset=meta.get("preset", {}),
                        columns=meta.get("columns", {}), global_mean=global_mean,
                        item_info=_table_from_json(meta.get("item_info")), trained=True,
                        implicit=meta.get("implicit") is True,
                        fold_noise=None if fold_noise is None else float(fold_noise),
-                       **_checked_extra(extra, users, items, path))
+                       **_checked_extra(extra, users, items, path, sorted_lists=version >= 5))
 
 
 _V1_HYBRID = {"i_weight.weight": "i_cf_weight.weight", "i_bias.weight": "i_cf_bias.weight"}
@@ -243,15 +282,55 @@ def _model_for(config: dict[str, Any], given: torch.nn.Module | None, path: Path
     return build_model(config)
 
 
-def _checked_extra(extra: dict[str, torch.Tensor | None], users: Vocab, items: Vocab, path: Path) -> dict:
-    """The seen-item lists and item counts, checked against the vocabularies."""
+def _check_fields(meta: dict[str, Any]) -> None:
+    """The header's settings have the types the rest of cflearn relies on (``ValueError`` naming the field)."""
+    kinds = {"preset": dict, "columns": dict, "implicit": bool, "item_info": dict}
+    for name, kind in kinds.items():
+        value = meta.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise ValueError(f"the field {name!r} must be a JSON {kind.__name__.replace('dict', 'object')}, got "
+                             f"{type(value).__name__}")
+    preset = meta.get("preset") or {}
+    if "name" in preset and not isinstance(preset["name"], str):
+        raise ValueError(f"the preset's name must be text, got {preset['name']!r}")
+    for key, col in (meta.get("columns") or {}).items():
+        if col is not None and not isinstance(col, str):
+            raise ValueError(f"column {key!r} must be a name, got {col!r}")
+    info = meta.get("item_info")
+    if info is not None:
+        index, columns = info.get("index"), info.get("columns")
+        name = info.get("index_name")
+        if name is not None and not isinstance(name, (str, int)):
+            raise ValueError(f"the item table's index name must be text, got {name!r}")
+        if not isinstance(index, list) or not isinstance(columns, dict) or not all(
+                isinstance(v, list) and len(v) == len(index) for v in columns.values()):
+            raise ValueError("the field 'item_info' must hold an index list and columns of the same length")
+
+
+def _checked_extra(extra: dict[str, torch.Tensor | None], users: Vocab, items: Vocab, path: Path, *,
+                   sorted_lists: bool = True) -> dict:
+    """The seen-item lists and item counts, checked against the vocabularies: the offsets start at 0 and
+    never decrease, the items are real rows (1 .. n_items - 1), the counts are not negative."""
     indptr, seen, counts = extra["seen_indptr"], extra["seen_items"], extra["item_counts"]
     if indptr is None:
         return {}
     ok = (indptr.ndim == 1 and len(indptr) == len(users) + 1 and counts is not None and len(counts) == len(items)
           and seen is not None and int(indptr[-1]) == len(seen) and (len(seen) == 0 or int(seen.max()) < len(items)))
+    ok = ok and seen is not None and counts is not None and int(indptr[0]) == 0 and bool(
+        (indptr[1:] >= indptr[:-1]).all()) and (len(seen) == 0 or int(seen.min()) >= 1) and bool((counts >= 0).all())
+    if ok and seen is not None and len(seen) > 1:
+        rising = seen[1:].long() > seen[:-1].long()
+        starts = indptr[1:-1].long()
+        rising[starts[(starts > 0) & (starts < len(seen))] - 1] = True  # a new user's list may start lower
+        if not bool(rising.all()):
+            if sorted_lists:  # format 5 writes each user's items in order: anything else was altered
+                ok = False
+            else:  # an older file: put each user's items in order
+                key = torch.repeat_interleave(torch.arange(len(users)), indptr[1:] - indptr[:-1]) * len(items)
+                seen = seen[torch.argsort(key + seen.long(), stable=True)]
     if not ok or seen is None or counts is None:
-        raise ModelFileError(f"{path}: the seen-item lists do not match the vocabularies; the file was altered")
+        raise ModelFileError(f"{path}: the seen-item lists do not match the vocabularies (each user's items, in "
+                             "order, every one a known item); the file was altered")
     out = {"seen_indptr": indptr.long(), "seen_items": seen.int(), "item_counts": counts.long()}
     for name, vocab in (("user_means", users), ("item_means", items)):
         means = extra.get(name)

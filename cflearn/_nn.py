@@ -54,8 +54,14 @@ class NN(EmbeddingNN, Contract):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> NN:
-        cfg = tabular_config(y_range=_range(config), use_bn=config.get("use_bn", True),
-                             embed_p=config.get("embed_p", 0.0))
-        if config.get("ps"):
-            cfg["ps"] = list(config["ps"])
+        embed_p, ps = config.get("embed_p", 0.0), list(config.get("ps") or [])
+        for p in (embed_p, *ps):
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) < 1.0:
+                raise ValueError(f"dropout probabilities must be numbers in [0, 1), got {p!r}")
+        if not isinstance(config.get("use_bn", True), bool):
+            raise ValueError(f"use_bn must be true or false, got {config.get('use_bn')!r}")
+        cfg = tabular_config(y_range=_range(config, required=True), use_bn=config.get("use_bn", True),
+                             embed_p=embed_p)
+        if ps:
+            cfg["ps"] = ps
         return cls(emb_szs=[(int(a), int(b)) for a, b in config["emb_szs"]], layers=list(config["layers"]), **cfg)

@@ -24,6 +24,7 @@ Any other ``nn.Module`` taking the ``(n, 2)`` batch (a student's ``EmbeddingDot`
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
@@ -121,6 +122,10 @@ class Contract:
         to the ratings)."""
         return None
 
+    def validate(self) -> None:
+        """Check what the weights' shapes cannot: the values of index tables (``ValueError`` naming the
+        buffer). :func:`cflearn.load` calls it on a loaded file."""
+
 
 class Embedding(nn.Embedding):
     """fastai's ``Embedding``: an ``nn.Embedding`` initialised from a truncated normal (std 0.01)."""
@@ -207,7 +212,7 @@ class DotBias(nn.Module, Contract):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DotBias:
-        return cls(config["n_factors"], config["n_users"], config["n_items"], y_range=_range(config))
+        return cls(config["n_factors"], config["n_users"], config["n_items"], y_range=_range(config, required=True))
 
 
 class TableView:
@@ -409,6 +414,23 @@ class HybridDotBias(nn.Module, Contract):
         f, c = self.features(side, self.trained_rows(0 if side == "u" else 1))
         return f.mean(0), c.mean()
 
+    def validate(self) -> None:
+        for side in ("u", "i"):
+            idx, w = self.get_buffer(f"{side}_feat_idx"), self.get_buffer(f"{side}_feat_w")
+            n_feat = self.get_parameter(f"{side}_f_weight.weight").shape[0]
+            if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n_feat):
+                raise ValueError(f"{side}_feat_idx points outside the {n_feat} feature rows")
+            if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+                raise ValueError(f"{side}_feat_w holds negative or non-finite weights")
+        names = (self.user_feature_names, self.feature_names)
+        n_u, n_i = (self.get_parameter(f"{s}_f_weight.weight").shape[0] for s in ("u", "i"))
+        for side, spec, names_, n_feat in (("user", self.user_spec, names[0], n_u),
+                                           ("item", self.item_spec, names[1], n_i)):
+            _check_spec(spec, side)
+            if not isinstance(names_, list) or not all(isinstance(n, str) for n in names_) or (
+                    names_ and len(names_) != n_feat):
+                raise ValueError(f"the {side} feature names do not match the {n_feat} feature rows")
+
     def config(self) -> dict[str, Any]:
         return {"kind": self.kind, "n_factors": self.u_cf_weight.embedding_dim,
                 "n_users": self.get_buffer("u_feat_idx").shape[0], "n_items": self.get_buffer("i_feat_idx").shape[0],
@@ -431,7 +453,8 @@ class HybridDotBias(nn.Module, Contract):
         return cls(config["n_factors"], n_users, n_items,
                    items=side(n_items, config["max_features"], config["n_features"]),
                    users=side(n_users, config.get("max_user_features", 1), config.get("n_user_features", 1)),
-                   trained_items=torch.zeros(n_items), trained_users=torch.zeros(n_users), y_range=_range(config),
+                   trained_items=torch.zeros(n_items), trained_users=torch.zeros(n_users),
+                   y_range=_range(config, required=True),
                    feature_names=list(config.get("feature_names", [])),
                    user_feature_names=list(config.get("user_feature_names", [])),
                    item_spec=list(config.get("item_spec", [])), user_spec=list(config.get("user_spec", [])),
@@ -551,6 +574,15 @@ class Ranker(nn.Module, Contract):
     def embeddings(self) -> dict[TableKey, nn.Embedding]:
         return {(1, "i_in"): self.i_in, (1, "i_weight"): self.i_weight, (1, "i_bias"): self.i_bias}
 
+    def validate(self) -> None:
+        indptr, items, w = (self.get_buffer(n) for n in ("hist_indptr", "hist_items", "hist_weight"))
+        if int(indptr[0]) != 0 or not bool((indptr[1:] >= indptr[:-1]).all()) or int(indptr[-1]) != len(items):
+            raise ValueError("hist_indptr is not a list of offsets into the users' histories")
+        if items.numel() and (int(items.min()) < 0 or int(items.max()) >= self.i_in.num_embeddings):
+            raise ValueError("hist_items points outside the item table")
+        if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+            raise ValueError("hist_weight holds negative or non-finite weights")
+
     def fold_vector(self, items: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         dev = self.i_in.weight.device
         w = torch.ones(len(items), device=dev) if weights is None else weights.float().to(dev)
@@ -663,6 +695,10 @@ class Dual(nn.Module, Contract):
         """The ranking head's vector of a new user (encoded from their items)."""
         return self.ranking.fold_vector(items, weights)
 
+    def validate(self) -> None:
+        self.rating.validate()
+        self.ranking.validate()
+
     def config(self) -> dict[str, Any]:
         return {"kind": self.kind, "rating": self.rating.config(), "ranking": self.ranking.config()}
 
@@ -750,10 +786,40 @@ def __getattr__(name: str) -> Any:  # models.NN: fastai's EmbeddingNN, imported 
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _range(config: dict[str, Any]) -> tuple[float, float] | None:
-    """The ``y_range`` of a config (``None`` for none)."""
+def _range(config: dict[str, Any], *, required: bool = False) -> tuple[float, float] | None:
+    """The ``y_range`` of a config (``None`` for none): two finite numbers, low < high (a tampered one is
+    a ``ValueError``; so is a missing one where the model predicts ratings, ``required``)."""
     yr = config.get("y_range")
-    return (float(yr[0]), float(yr[1])) if yr is not None else None
+    if yr is None:
+        if required:
+            raise ValueError("a rating model's y_range is missing")
+        return None
+    if not isinstance(yr, (list, tuple)) or len(yr) != 2 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in yr):
+        raise ValueError(f"y_range must be two numbers, got {yr!r}")
+    lo, hi = float(yr[0]), float(yr[1])
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"y_range must be two finite numbers, low < high, got {yr!r}")
+    return lo, hi
+
+
+_SPEC_KINDS = ("labels", "codes", "buckets")
+
+
+def _check_spec(spec: Any, side: str) -> None:
+    """A side's feature specs as saved: a list of ``{"column": name, "kind": ...}`` (buckets with finite,
+    rising edges); a tampered one is a ``ValueError``."""
+    if not isinstance(spec, list):
+        raise ValueError(f"the {side} feature specs must be a list, got {type(spec).__name__}")
+    for one in spec:
+        if not isinstance(one, dict) or not isinstance(one.get("column"), str) or one.get("kind") not in _SPEC_KINDS:
+            raise ValueError(f"a {side} feature spec must name its column and kind ({', '.join(_SPEC_KINDS)}), got "
+                             f"{str(one)[:80]}")
+        if one["kind"] == "buckets":
+            edges = one.get("edges")
+            if not isinstance(edges, list) or not all(isinstance(e, (int, float)) and not isinstance(e, bool)
+                                                      and math.isfinite(e) for e in edges) or edges != sorted(edges):
+                raise ValueError(f"the bucket edges of {side} feature {one['column']!r} must be rising numbers")
 
 
 def _weight(value: Any) -> float:

@@ -380,3 +380,83 @@ def test_explain_parts_add_up_to_the_raw_score(learned, data):
     e = cflearn.interpret.explain(learn, user, item)
     assert e.parts["value"].sum() == pytest.approx(e.raw, abs=1e-5)
     assert e.score == pytest.approx(cflearn.predict(learn, user, item, clip=False)[col(learn)].iloc[0], rel=1e-5)
+
+
+def _mutations(value):
+    """Values a tampered header might hold in place of ``value``: the wrong type, out of range, empty."""
+    out = ["tampered", -1, None, [float("nan")]]
+    return [m for m in out if not (type(m) is type(value) and m == value)]
+
+
+def _header_paths(obj, prefix=()):
+    """Every (nested) field of a header: paths into its objects (lists are replaced whole)."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            yield (*prefix, key)
+            if isinstance(value, dict):
+                yield from _header_paths(value, (*prefix, key))
+
+
+def test_every_field_of_a_saved_file_is_checked_or_harmless(learned, data, tmp_path):
+    """Each header field of a saved model, replaced by a value of the wrong type or range, is refused with a
+    ModelFileError when loading, or changes nothing the model answers; so are tampered index tensors."""
+    import json
+    import struct
+
+    from safetensors.torch import load_file, save_file
+
+    kind, learn = learned
+    if kind == "own module":
+        return  # loading it needs the user's class; its header holds only the class name
+    path = cflearn.save(learn, tmp_path / "m.safetensors")
+    users, items = data.valid["user"].tolist()[:10] + [10**9], data.valid["item"].tolist()[:10] + [10**9]
+    col = "rank_score" if ranks(learn) else "score"
+    expect = cflearn.predict(learn, users, items)[col].to_numpy()
+    expect_top = cflearn.recommend(learn, users[0], n=5)["item"].tolist()
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    meta = json.loads(header["__metadata__"]["cflearn"])
+
+    def same_or_refused(target):
+        try:
+            model = cflearn.load(target)
+            got = cflearn.predict(model, users, items)[col].to_numpy()
+            top = cflearn.recommend(model, users[0], n=5)["item"].tolist()
+        except cflearn.ModelFileError:
+            return
+        except Exception as e:  # anything else is a bug: the file was not checked
+            raise AssertionError(f"{kind}: {target.name} raised {type(e).__name__}: {e}") from None
+        np.testing.assert_allclose(got, expect, rtol=1e-5, err_msg=f"{kind}: {target.name} changed the answers")
+        assert top == expect_top, f"{kind}: {target.name} changed the list"
+
+    checked = 0
+    for field in _header_paths(meta):
+        if field[0] in ("versions", "format"):
+            continue
+        holder = meta
+        for key in field[:-1]:
+            holder = holder[key]
+        for bad in _mutations(holder[field[-1]]):
+            m = json.loads(json.dumps(meta))
+            h = m
+            for key in field[:-1]:
+                h = h[key]
+            h[field[-1]] = bad
+            blob = json.dumps(dict(header, __metadata__={"cflearn": json.dumps(m)})).encode()
+            blob += b" " * (-len(blob) % 8)
+            target = tmp_path / f"f{checked}-{'.'.join(field)}={str(bad)[:10]}.safetensors"
+            target.write_bytes(struct.pack("<Q", len(blob)) + blob + raw[8 + n:])
+            same_or_refused(target)
+            checked += 1
+    tensors = load_file(path)
+    for name, t in tensors.items():
+        if t.dtype.is_floating_point or t.dtype == torch.bool or not t.numel() or name.startswith("cflearn.users") \
+                or name.startswith("cflearn.items"):
+            continue
+        for bad in (t.flip(0), t - t.max() - 1, t + t.max() + 10):  # shuffled, negative, out of range
+            target = tmp_path / f"t{checked}-{name}.safetensors"
+            save_file({**tensors, name: bad.contiguous()}, str(target), metadata=header["__metadata__"])
+            same_or_refused(target)
+            checked += 1
+    assert checked > 20
