@@ -17,7 +17,7 @@ _WHERE = {
     "CollabData": "._data", "from_df": "._data", "from_file": "._data", "read_ratings": "._data",
     "CflearnError": "._errors", "DataError": "._errors", "ColumnError": "._errors", "ConfigError": "._errors",
     "UnknownIDError": "._errors", "TrainingError": "._errors", "ModelFileError": "._errors",
-    "DownloadError": "._errors", "CflearnWarning": "._errors", "DataWarning": "._errors", "ConfigWarning": "._errors",
+    "DownloadError": "._errors", "WriteError": "._errors", "CflearnWarning": "._errors", "DataWarning": "._errors", "ConfigWarning": "._errors",
     "evaluate": "._evaluate",
     "load": "._export", "save": "._export",
     "collab_learner": "._learner", "fit": "._learner",
@@ -71,6 +71,7 @@ __all__ = [
     "TrainingError",
     "ModelFileError",
     "DownloadError",
+    "WriteError",
     "CflearnWarning",
     "DataWarning",
     "ConfigWarning",
@@ -110,6 +111,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         ModelFileError,
         TrainingError,
         UnknownIDError,
+        WriteError,
     )
     from ._evaluate import evaluate  # noqa: F401
     from ._export import load, save  # noqa: F401

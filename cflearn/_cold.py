@@ -49,7 +49,11 @@ def feature_part(cf: CollabModel, side: Literal["user", "item"],
     spec, names = (model.user_spec, model.user_feature_names) if side == "user" else \
         (model.item_spec, model.feature_names)
     strict = not isinstance(features, (pd.Series, pd.DataFrame))  # a hand-written mapping: a typo is an error
-    idx, weight, ignored = encode_rows(spec, names, rows, side, strict=strict)
+    idx, weight, ignored, unreadable = encode_rows(spec, names, rows, side, strict=strict)
+    if unreadable:
+        warnings.warn(f"{side} feature values that are not numbers (or ISO dates) count as missing: "
+                      f"{', '.join(printable(v) for v in unreadable[:5])}{' ...' if len(unreadable) > 5 else ''}",
+                      DataWarning, stacklevel=3)
     if ignored:
         warnings.warn(f"{side} feature values the model never saw are ignored: {', '.join(printable(v) for v in ignored[:5])}"
                       f"{' ...' if len(ignored) > 5 else ''}", DataWarning, stacklevel=3)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._errors import ColumnError, ConfigError, DataError, check_seed, closest
+from ._errors import ColumnError, ConfigError, DataError, DataWarning, check_seed, closest
 from ._features import check_feature_columns
 from ._read import read_ratings
 from ._splits import SplitName, check_split, split_rows
@@ -275,7 +275,8 @@ def from_df(
             ``unknown`` feature; the ``repr`` says how many rated IDs have no metadata row and how
             many metadata rows have no rating.
         implicit: the table holds interactions (clicks, plays, purchases), not ratings. Default:
-            implicit when there is no rating column (a two-column table, or ``weight`` given);
+            implicit when there is no rating column (a two-column table, a table of user, item and
+            timestamp, or ``weight`` given);
             ``implicit=True`` on a table with ratings uses each rating as an interaction (those
             below ``threshold`` dropped). Implicit data trains ranking presets (``rank``) and is
             evaluated with ranking metrics only.
@@ -311,6 +312,9 @@ def from_df(
         raise DataError(f"ratings must be a pandas DataFrame, got {type(ratings).__name__}; "
                         "for a file use cflearn.from_file(path, ...)")
     seed = check_seed(seed)
+    if rating is None and implicit is None and timestamp is not None and user is not None and item is not None and \
+            not set(map(str, ratings.columns)) - {str(user), str(item), str(timestamp), str(weight)}:
+        implicit = True  # (user, item, timestamp) and nothing else: interactions, the timestamp is no rating
     implicit, rating, threshold = _implicit_mode(ratings, rating, implicit, threshold, weight)
     if implicit and rating_range is not None:
         raise ConfigError("rating_range applies to ratings, not to implicit interactions; leave it out (or pass "
@@ -357,8 +361,8 @@ def from_df(
                                       valid_pct=valid_pct, seed=seed, n_last=n_last)
     check_split(train_idx, len(frame))
     train = frame.iloc[train_idx]
-    item_info = _side_table(items, item_id or item, "items", unique=bool(item_features))
-    user_info = _side_table(users, user_id or user, "users", unique=bool(user_features))
+    item_info = _side_table(items, item_id or item, "items", ids=frame[item])
+    user_info = _side_table(users, user_id or user, "users", ids=frame[user])
     item_info, titles_from = _titles(item_info, item_title)
     user_cols, item_cols = _declared(user_features, user_info, "user"), _declared(item_features, item_info, "item")
     return CollabData(
@@ -618,9 +622,9 @@ def _dedupe(frame: pd.DataFrame, user: str, item: str, rating: str, timestamp: s
     return merged[frame.columns].reset_index(drop=True), n_extra
 
 
-def _side_table(table: pd.DataFrame | None, key: str, role: str, *, unique: bool = False) -> pd.DataFrame | None:
-    """The metadata table indexed by ID; with declared features its IDs must be unique (which row
-    would be the features?), else the first row of a repeated ID is kept."""
+def _side_table(table: pd.DataFrame | None, key: str, role: str, *, ids: pd.Series) -> pd.DataFrame | None:
+    """The metadata table indexed by ID, checked: one row per ID (which row would hold the titles and
+    features?), IDs of the ratings' type, and rows at all (a warning when it covers no rated ID)."""
     if table is None:
         return None
     if not isinstance(table, pd.DataFrame):
@@ -628,14 +632,26 @@ def _side_table(table: pd.DataFrame | None, key: str, role: str, *, unique: bool
     if key not in table.columns and table.index.name != key:
         raise ColumnError(f"the {role} table needs a {key!r} column (or index) to match the ratings"
                           f"{closest(key, map(str, table.columns))}")
-    ids = table[key] if key in table.columns else table.index.to_series()
-    repeated = ids[ids.duplicated()]
-    if unique and len(repeated):
+    own = table[key] if key in table.columns else table.index.to_series()
+    repeated = own[own.duplicated()]
+    if len(repeated):
         raise DataError(f"the {role} table has {repeated.nunique():,} {key!r} value(s) on several rows (e.g. "
-                        f"{repeated.iloc[0]!r}); side features need one row per ID: drop or merge the repeats")
-    if key in table.columns:
-        return table.drop_duplicates(key).set_index(key)
-    return table[~table.index.duplicated()]
+                        f"{_plain(repeated.iloc[0])!r}); it needs one row per ID: drop or merge the repeats")
+    numbers = ids.dtype.kind in "iu"
+    if len(own) and numbers != (own.dtype.kind in "iu"):
+        kind = {"f": "decimal numbers (a missing ID?)", "i": "whole numbers", "u": "whole numbers"}.get(
+            own.dtype.kind, "text")
+        raise DataError(f"the {role} table's IDs are {kind} (e.g. {_plain(own.iloc[0])!r}) where the ratings' are "
+                        f"{'whole numbers' if numbers else 'text'}: give both the same type (e.g. read both as "
+                        "text, or strip leading zeros)")
+    covered = int(pd.Index(pd.unique(ids)).isin(own).sum())
+    if not len(own):
+        warnings.warn(f"the {role} table has no rows: no titles or side features come from it", DataWarning,
+                      stacklevel=4)
+    elif covered == 0:
+        warnings.warn(f"the {role} table ({len(own):,} rows) holds none of the rated IDs: no titles or side features "
+                      f"come from it (is {key!r} its ID column?)", DataWarning, stacklevel=4)
+    return table.set_index(key) if key in table.columns else table
 
 
 def _declared(columns: Sequence[str] | None, info: pd.DataFrame | None, side: Literal["user", "item"]

@@ -15,6 +15,7 @@ __all__ = [
     "TrainingError",
     "ModelFileError",
     "DownloadError",
+    "WriteError",
     "closest",
     "check_count",
     "check_number",
@@ -66,6 +67,11 @@ class ModelFileError(CflearnError, ValueError):
 
 class DownloadError(CflearnError, OSError):
     """A dataset could not be downloaded or did not pass its checks."""
+
+
+class WriteError(CflearnError, OSError):
+    """A file could not be written: a full disk, a read-only folder, a folder where a file should go.
+    What was there before is untouched (cflearn writes atomically)."""
 
 
 class CflearnWarning(UserWarning):

@@ -155,13 +155,32 @@ def _apply_spec(values: pd.Series, spec: Mapping[str, Any]) -> list[list[str]]:
     return [_labels(x, col) for x in values.tolist()]
 
 
-def _numbers(values: pd.Series) -> pd.Series:
-    """A new row's number given as text (``"25"``) or a date (``"1995-07-01"``: its year)."""
-    numbers = pd.to_numeric(values, errors="coerce")
-    if numbers.notna().sum() < values.notna().sum():
-        dates = pd.to_datetime(values, errors="coerce", format="mixed")
-        numbers = numbers.fillna(dates.dt.year.astype("float64"))
-    return numbers
+_DATE = re.compile(r"^\s*\d{4}-\d{1,2}-\d{1,2}([ T][\d:.]+)?\s*$")
+
+
+def _numbers(values: pd.Series) -> tuple[pd.Series, list[Any]]:
+    """A new row's numbers given as numbers, text (``"25"``) or ISO dates (``"1995-07-01"``: its year), and
+    the given values that are none of these (``"now"``, ``"thirty"``, ``1e999``, a list): missing."""
+    def one(v: Any) -> float:
+        if v is None or v is pd.NA or isinstance(v, (list, tuple, dict, set)):
+            return np.nan
+        if isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
+            return float(v) if np.isfinite(float(v)) else np.nan
+        text = str(v).strip()
+        try:
+            x = float(text)
+            return x if np.isfinite(x) else np.nan
+        except ValueError:
+            pass
+        if _DATE.match(text):
+            date = pd.to_datetime(text, errors="coerce")
+            return float(date.year) if not pd.isna(date) else np.nan
+        return np.nan
+
+    out = pd.Series([one(v) for v in values], index=values.index, dtype="float64")
+    given = [v for v in values if not (v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)))]
+    unreadable = [v for v, x in zip(values, out) if np.isnan(x) and any(v is g for g in given)]
+    return out, unreadable
 
 
 def _pad(per_row: list[list[int]], n_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,15 +236,16 @@ def as_rows(features: Mapping[str, Any] | pd.Series | pd.DataFrame, side: Side) 
 
 
 def encode_rows(spec: Sequence[Mapping[str, Any]], names: Sequence[str], rows: pd.DataFrame,
-                side: Side, *, strict: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Encode new rows' metadata as training encoded its rows: ``(idx, weight, ignored)``.
+                side: Side, *, strict: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
+    """Encode new rows' metadata as training encoded its rows: ``(idx, weight, ignored, unreadable)``.
 
     A column left out or a missing value gets the column's ``unknown`` feature (when training had
     one, else nothing from that column); a value training never saw (a new occupation; a number
     outside the buckets still goes to the nearest) is ignored and listed in ``ignored``; a row left
     with no known feature has none (weights 0); a column the model was not trained with raises
     when ``strict`` (features written by hand: a typo), else it is one of the table's other
-    columns and is skipped.
+    columns and is skipped. A value of a numeric column that is not a number or an ISO date
+    (``"now"``, ``"thirty"``, ``1e999``, a list) counts as missing and is listed in ``unreadable``.
     """
     if not spec:
         raise ConfigError(f"this model was trained without {side} features; train with {side}_features=... "
@@ -238,12 +258,14 @@ def encode_rows(spec: Sequence[Mapping[str, Any]], names: Sequence[str], rows: p
     index = {n: j for j, n in enumerate(names)}
     per_row: list[list[int]] = [[] for _ in range(len(rows))]
     ignored: list[str] = []
+    unreadable: list[str] = []
     for s in spec:
         col = s["column"]
         if has_feature(rows, col):
             values = _column(rows, col)
-            if s["kind"] != "labels" and not pd.api.types.is_numeric_dtype(values):
-                values = _numbers(values)
+            if s["kind"] != "labels":
+                values, bad = _numbers(values)
+                unreadable += [f"{col}={v!r}" for v in bad]
         else:
             values = pd.Series([None] * len(rows), dtype=object)
         for r, labels in enumerate(_apply_spec(values.reset_index(drop=True), s)):
@@ -253,7 +275,7 @@ def encode_rows(spec: Sequence[Mapping[str, Any]], names: Sequence[str], rows: p
                 known = [index[f"{col}=unknown"]]
             per_row[r].extend(known)
     idx, weight = _pad(per_row, len(rows))
-    return idx, weight, sorted(set(ignored))
+    return idx, weight, sorted(set(ignored)), unreadable
 
 
 @dataclasses.dataclass

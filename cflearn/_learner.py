@@ -141,6 +141,9 @@ def collab_learner(
     if len(data.valid_idx) == 0:
         if not data.valid_pct:
             raise ConfigError("the data has no validation rows (valid_pct=0); training needs some: use valid_pct=0.2")
+        if len(data.ratings) >= 10:  # enough rows: the split's settings held none out
+            raise DataError(f"the split ({data.split}, valid_pct={data.valid_pct:g}) holds out no validation rows "
+                            f"from {len(data.ratings):,} ratings; raise valid_pct or use another split")
         raise DataError(f"{len(data.ratings)} rating(s) are too few to hold out validation rows; add ratings")
     dev = resolve_device(device)
     if init_from_env(dev):  # under torchrun (or your own process group): data-parallel training

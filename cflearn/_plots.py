@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import functools
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import matplotlib
 import numpy as np
@@ -16,7 +17,19 @@ from .callbacks import LossHistory
 if TYPE_CHECKING:
     from fastai.learner import Learner
 
-__all__ = ["plot_loss", "smooth"]
+__all__ = ["plot_loss", "smooth", "literal_text"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def literal_text(fn: F) -> F:
+    """Draw every text a figure function creates literally: a title or file name holding ``$...$`` or
+    a backslash is shown as written, never parsed as matplotlib's math (which can fail to draw)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+            return fn(*args, **kwargs)
+    return cast(F, wrapper)
 
 
 def smooth(values: Sequence[float], window: int | None = None) -> np.ndarray:
@@ -38,6 +51,7 @@ def _history(learn: Learner | LossHistory) -> LossHistory:
     return hist
 
 
+@literal_text
 def plot_loss(
     learners: Learner | LossHistory | Sequence[Learner | LossHistory],
     labels: Sequence[str] | None = None,

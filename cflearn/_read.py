@@ -54,14 +54,31 @@ def sniff_format(path: Path) -> str:
                     with zipfile.ZipFile(path) as z:
                         if any(n.startswith("xl/") for n in z.namelist()):
                             return "xlsx"
+                        inner = _zipped_kind(z)
+                        if inner is not None:
+                            raise DataError(f"{path} is a zip holding {_NAMES[inner]}: unzip it and pass that file")
                 except zipfile.BadZipFile:
                     return "binary"
             return kind
     if b"\x00" in head:
         return "binary"
-    if head.lstrip()[:1] in (b"[", b"{"):
-        return "json"
+    start = head.lstrip()
+    if start[:1] == b"{" or (start[:1] == b"[" and start[1:].lstrip()[:1] in (b"{", b"[", b"]")):
+        return "json"  # an object, or an array of records / rows (a header like "[user],[item]" is text)
     return "text"
+
+
+def _zipped_kind(z: zipfile.ZipFile) -> str | None:
+    """The binary format of a zip's single member (Parquet, Excel, ...), or ``None`` for text."""
+    members = [n for n in z.namelist() if not n.endswith("/")]
+    if len(members) != 1:
+        return None
+    with z.open(members[0]) as f:
+        head = f.read(16)
+    for magic, kind in _MAGIC:
+        if head.startswith(magic) and kind in ("parquet", "arrow", "feather", "zip", "xls"):
+            return "xlsx" if kind == "zip" else kind
+    return None
 
 
 def read_ratings(
@@ -85,6 +102,8 @@ def read_ratings(
     """
     path = Path(path)
     if not path.is_file():
+        if path.exists():
+            raise DataError(f"{path} is not a regular file (a folder or a device); give a ratings file")
         raise DataError(f"ratings file not found: {path}")
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty; it needs a header line and one rating per line")

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ._cold import FeatureInput, feature_part, feature_rows
 from ._collab import CollabModel, as_collab
 from ._data import relevance_level
-from ._errors import ConfigError, DataError, UnknownIDError, check_count, check_number
+from ._errors import ColumnError, ConfigError, DataError, UnknownIDError, check_count, check_number
 from ._fold import UserPrior, user_prior
 from ._scoring import encode_items, encode_users, item_mask, metadata_only, score_matrix, top_n
 from .models import HybridDotBias, rating_head
@@ -362,17 +362,35 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
     if tables is None:
         raise ConfigError("fold_in needs a model with user/item tables (presets fast, best, book); "
                           f"{type(cf.model).__name__} is scored by forward passes only")
+    steps = check_count("steps", steps)
     if isinstance(ratings, pd.DataFrame):
+        wanted = [cf.columns.get("item"), cf.columns.get("rating")]
+        missing = [str(c) for c in wanted if c is None or c not in ratings.columns]
+        if missing:
+            raise ColumnError(f"fold_in's DataFrame needs the model's item and rating columns {wanted}; missing "
+                              f"{missing}, got {[str(c) for c in ratings.columns]}")
         ratings = dict(zip(ratings[cf.columns["item"]], ratings[cf.columns["rating"]]))
+    elif not isinstance(ratings, Mapping):
+        raise ConfigError(f"fold_in takes {{item: rating, ...}} or a DataFrame, got {type(ratings).__name__}")
     if not ratings and features is not None:
         return cold_user(cf, features)  # metadata alone
     if not ratings:
         raise ConfigError("fold_in needs at least one rating, e.g. {item_id: 4.0} (or features= for a model with "
                           "user features)")
+    lo, hi = cf.scale
     for item, value in ratings.items():
-        ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and np.isfinite(value)
-        if not ok:
-            raise DataError(f"fold_in ratings must be finite numbers; item {item!r} has {value!r}")
+        try:
+            number = float(value) if isinstance(value, (int, float, np.number)) and not isinstance(value, bool) \
+                else float("nan")
+        except OverflowError:  # 10**400
+            number = float("inf")
+        if not np.isfinite(number):
+            raise DataError(f"fold_in ratings must be finite numbers; item {item!r} has {str(value)[:30]}")
+        if not cf.implicit and not lo <= number <= hi:
+            raise DataError(f"fold_in rating {number:g} of item {item!r} is outside the model's rating scale "
+                            f"{lo:g}-{hi:g}")
+        if cf.implicit and number <= 0:
+            raise DataError(f"fold_in interaction weights must be positive; item {item!r} has {number:g}")
     raw_items = list(ratings)
     idx = torch.from_numpy(encode_items(cf, raw_items))
     unknown = [r for r, i in zip(raw_items, idx.tolist()) if i == 0]

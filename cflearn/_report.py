@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from ._collab import CollabModel
-from ._errors import CflearnError, ConfigError
+from ._errors import CflearnError, ConfigError, first_line
 from ._export import load
 from ._io import atomic_write_bytes
 from ._recommend import recommend, similar_items
@@ -69,12 +69,20 @@ def write_report(run_dir: str | Path, *, model: CollabModel | None = None, out: 
         raise ConfigError(f"{run_dir} has no metrics.json: it is not a `cflearn fit` run folder")
     try:
         metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{metrics_path} is not readable JSON ({e}); rerun `cflearn fit`") from None
+    except (OSError, ValueError, RecursionError) as e:
+        raise ConfigError(f"{metrics_path} is not readable JSON ({first_line(e)[:120]}); rerun `cflearn fit`") from None
+    if not isinstance(metrics, dict):
+        raise ConfigError(f"{metrics_path} is not as `cflearn fit` writes it (not a JSON object); rerun `cflearn fit`")
     if model is None:
         model = load(run_dir / "model.safetensors")
     loss_png = (run_dir / "loss.png").read_bytes() if (run_dir / "loss.png").is_file() else None
-    page = report_html(metrics, model, loss_png)
+    try:
+        page = report_html(metrics, model, loss_png)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as e:
+        if isinstance(e, CflearnError):
+            raise
+        raise ConfigError(f"{metrics_path} is not as `cflearn fit` writes it ({type(e).__name__}: "
+                          f"{first_line(e)[:120]}); rerun `cflearn fit` to write it again") from None
     return atomic_write_bytes(Path(out) if out is not None else run_dir / "report.html", page.encode("utf-8"))
 
 

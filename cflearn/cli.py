@@ -140,8 +140,21 @@ def _parser() -> argparse.ArgumentParser:
     crs.add_argument("dest", nargs="?", metavar="DIR", help="folder for a student's copy of the course")
     crs.add_argument("--check", nargs="+", metavar="NOTEBOOK", help="grade these exercise notebooks (or folders)")
     crs.add_argument("--force", action="store_true", help="write into DIR even if it already holds files")
-    crs.add_argument("--timeout", type=int, default=600, help="seconds a notebook cell may run (default: 600)")
+    crs.add_argument("--timeout", type=_positive_int, default=600,
+                     help="seconds a notebook cell may run (default: 600); a cell that runs longer is stopped and "
+                          "the rest of the notebook still runs")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    """An argument that must be a whole number of at least 1 (argparse reports the rest)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
 
 
 def _version() -> str:
@@ -301,10 +314,14 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"preset {cf.preset.get('name')!r} ranks: these are ranking scores (higher = recommended first), "
               "not ratings")
         table = table.rename(columns={"rank_score": "score"})
+    words = {"average user": "an unknown user, scored as the average user",
+             "average item": "an unknown item, scored as the average item",
+             "average user and item": "an unknown user and item, scored as the average ones",
+             "user features": "a user known only by metadata, scored from their features",
+             "item features": "an item known only by metadata, scored from its features"}
     for row in table.itertuples():
         fallback = str(row.fallback)
-        unknown = fallback.removeprefix("average ")
-        flag = f"  (fallback: unknown {unknown}, scored as the {fallback})" if fallback else ""
+        flag = f"  ({', '.join(words.get(part, part) for part in fallback.split(', '))})" if fallback else ""
         print(f"user {_shown(row.user)} item {_shown(row.item)}: {row.score:.3f}{flag}")
     return 0
 
@@ -342,11 +359,14 @@ def _pairs(items: list[str]) -> dict[str, str]:
     """``["age=25", "gender=F"]`` -> ``{"age": "25", "gender": "F"}``."""
     from ._errors import ConfigError
 
-    out = {}
+    out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--features takes COL=VALUE pairs, got {item!r} (e.g. --features age=25 gender=F)")
+        if key.strip() in out:
+            raise ConfigError(f"--features gives {key.strip()!r} twice ({out[key.strip()]!r} and {value.strip()!r}); "
+                              "give each column once")
         out[key.strip()] = value.strip()
     return out
 
@@ -462,7 +482,7 @@ def _fit(args: argparse.Namespace) -> int:
         from ._errors import DataError
 
         raise DataError(f"ratings file not found: {src}")
-    sep = args.sep.encode().decode("unicode_escape") if args.sep else None
+    sep = _separator(args.sep) if args.sep else None
     kwargs = {"encoding": args.encoding} if args.encoding else {}
     named = [c for c in (args.user, args.item, args.rating, args.timestamp, args.weight) if c is not None]
     columns = None if args.no_header else named  # only the columns used: less memory on large files
@@ -481,13 +501,30 @@ def _fit(args: argparse.Namespace) -> int:
                                 user_features=user_features,
                                 valid_pct=args.valid_pct, split=args.split, duplicates=args.duplicates,
                                 columns=(args.user, args.item, args.rating, args.timestamp), device=args.device,
-                                source=str(src), implicit={"implicit": True if args.implicit else None,
+                                source=str(src), implicit={"implicit": True if args.implicit or (
+                                    args.rating is None and args.threshold is None) else None,
                                                            "threshold": args.threshold, "weight": args.weight,
                                                            "rating_range": tuple(args.rating_range)
                                                            if args.rating_range else None,
                                                            "item_id": args.items_id, "item_title": args.items_title,
                                                            "user_id": args.users_id},
                                 run=run, command="fit")
+
+
+def _separator(text: str) -> str:
+    """``--sep`` as typed: a character as it is (``§``, ``;``), backslash escapes read (``\\t`` is a tab)."""
+    from ._errors import ConfigError
+
+    if "\\" not in text:
+        return text
+    try:
+        value = text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError:
+        value = ""
+    if not value or "\\" in value and len(value) > 1:
+        raise ConfigError(f"--sep {text!r} is not a separator: give the character itself (e.g. ';' or '|') or an "
+                          "escape such as '\\t' (tab) or '\\x1f'")
+    return value
 
 
 def _read_side_table(path: str | None, features: str | None, side: str,

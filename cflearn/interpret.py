@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from ._collab import CollabModel, as_collab
 from ._errors import ConfigError, UnknownIDError, check_count
+from ._plots import literal_text
 from ._scoring import encode_items, encode_users, eval_mode
 from ._vocab import find_titles, item_titles
 from .models import HybridDotBias, Tables, rating_head
@@ -127,6 +128,7 @@ def factor_coords(learn: Learner | CollabModel, n: int = 50, *, side: Side = "it
     return frame
 
 
+@literal_text
 def factor_map(learn: Learner | CollabModel, n: int = 50, *, side: Side = "item", labels: int = 25,
                title: str | None = None) -> Figure:
     """A scatter of :func:`factor_coords`, with at most ``labels`` readable, non-overlapping labels.

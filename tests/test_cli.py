@@ -49,7 +49,7 @@ def test_fit_writes_metrics_plot_and_model(ratings_csv, tmp_path, capsys):
     # the quick commands in this process (the same main() the console script runs; one import of torch)
     assert main(["predict", str(out / "model.safetensors"), "--user", "1", "--item", "1", "99999"]) == 0
     stdout = capsys.readouterr().out
-    assert "user 1 item 1:" in stdout and "fallback: unknown item" in stdout
+    assert "user 1 item 1:" in stdout and "(an unknown item, scored as the average item)" in stdout
     assert main(["recommend", str(out / "model.safetensors"), "--user", "1", "-n", "3"]) == 0
     capsys.readouterr()
     assert main(["recommend", str(out / "model.safetensors"), "--user", "99999", "-n", "3"]) == 0

@@ -205,8 +205,9 @@ def copy_course(dest: str | Path, *, force: bool = False) -> tuple[list[Path], s
 
 
 def check_notebook(path: str | Path, *, timeout: int = 600) -> list[Result]:
-    """Run a filled-in exercise notebook top to bottom (cells that fail do not stop it) and check
-    every question, as :meth:`Question.check` would.
+    """Run a filled-in exercise notebook top to bottom (cells that fail, or run longer than
+    ``timeout`` seconds and are stopped, do not stop it) and check every question, as
+    :meth:`Question.check` would.
 
     Returns:
         One :class:`Result` per question (``question``, ``status``, ``message``).
@@ -223,6 +224,7 @@ def check_notebook(path: str | Path, *, timeout: int = 600) -> list[Result]:
         f"print({_RESULTS_TAG!r} + _json.dumps([r.__dict__ for r in _course.results()]))"))
     with tempfile.TemporaryDirectory() as tmp:
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                                interrupt_on_timeout=True,  # a cell over its time is stopped; the rest still runs
                                 resources={"metadata": {"path": tmp}})
         try:
             client.execute()
