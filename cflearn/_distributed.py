@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ._errors import ConfigError
+from ._errors import ConfigError, first_line
 from ._launch import torchrun_env
 
 __all__ = ["world", "rank", "is_main", "init_from_env", "leave", "unwrap", "ddp", "sync_buffers"]
@@ -45,7 +45,13 @@ def init_from_env(device: torch.device | None = None) -> bool:
     cuda = device is not None and device.type == "cuda"
     if cuda:
         torch.cuda.set_device(job.local_rank)
-    dist.init_process_group("nccl" if cuda else "gloo", timeout=dt.timedelta(seconds=TIMEOUT_S))
+    try:
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=dt.timedelta(seconds=TIMEOUT_S))
+    except Exception as e:  # noqa: BLE001  (a store timeout, a refused connection, a bad address ...)
+        where = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
+        raise ConfigError(f"could not join the other {job.world - 1} training process(es) at {where} within "
+                          f"{TIMEOUT_S} s ({type(e).__name__}: {first_line(e)[:120]}); start them all together with "
+                          "torchrun or cflearn fit --nproc N") from None
     atexit.register(leave, timeout=10)  # a gloo group torn down alone at exit can abort the process
     return dist.get_world_size() > 1
 

@@ -177,9 +177,10 @@ def _numbers(values: pd.Series) -> tuple[pd.Series, list[Any]]:
             return float(date.year) if not pd.isna(date) else np.nan
         return np.nan
 
-    out = pd.Series([one(v) for v in values], index=values.index, dtype="float64")
-    given = [v for v in values if not (v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)))]
-    unreadable = [v for v, x in zip(values, out) if np.isnan(x) and any(v is g for g in given)]
+    raw = list(values)
+    out = pd.Series([one(v) for v in raw], index=values.index, dtype="float64")
+    missing = [v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) for v in raw]
+    unreadable = [v for v, x, m in zip(raw, out, missing) if np.isnan(x) and not m]
     return out, unreadable
 
 

@@ -1,5 +1,7 @@
 """The bad-input catalog (docs/bad-inputs.md): each row through the Python API and the CLI."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -133,3 +135,204 @@ def test_edge_scales_through_the_cli(tmp_path, name, rating):
     assert main(["fit", str(tmp_path / "r.csv"), "--user", "u", "--item", "i", "--rating", "r", "--epochs", "1",
                  "--out", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o" / "model.safetensors").is_file()
+
+
+# -- round three: model contents, side tables at the command line, fold-in inputs, targets, messages --------------
+def _fit_small(tmp_path, *extra):
+    """The CLI's argument list for a small synthetic ratings file (written once per test)."""
+    src = tmp_path / "r.csv"
+    if not src.exists():
+        cflearn.datasets.synthetic(n_users=60, n_items=40, density=0.3, seed=0).ratings.to_csv(src, index=False)
+    return ["fit", str(src), "--user", "user", "--item", "item", "--rating", "rating", "--epochs", "1", *extra]
+
+
+def _one_line(capsys, code, expected_code=1):
+    err = capsys.readouterr().err
+    assert code == expected_code and err.count("\n") == 1 and err.startswith("cflearn: error: "), err
+    return err
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("y_range", [float("nan"), float("nan")], "y_range must be two finite numbers"),
+    ("y_range", [5.5, 0.5], "low < high"),
+    ("y_range", None, "y_range is missing"),
+])
+def test_tampered_model_contents_are_refused(trained, tmp_path, field, value, message):
+    import json
+    import struct
+
+    path = cflearn.save(trained, tmp_path / "m.safetensors")
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    meta = json.loads(header["__metadata__"]["cflearn"])
+    meta["model"][field] = value
+    blob = json.dumps(dict(header, __metadata__={"cflearn": json.dumps(meta)})).encode()
+    blob += b" " * (-len(blob) % 8)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(struct.pack("<Q", len(blob)) + blob + raw[8 + n:])
+    with pytest.raises(cflearn.ModelFileError, match=message):
+        cflearn.load(bad)
+    for top, value2, message2 in (("scale", [5, 1], "reversed"), ("preset", "fast", "JSON object")):
+        meta2 = json.loads(header["__metadata__"]["cflearn"])
+        meta2[top] = value2
+        blob = json.dumps(dict(header, __metadata__={"cflearn": json.dumps(meta2)})).encode()
+        blob += b" " * (-len(blob) % 8)
+        bad.write_bytes(struct.pack("<Q", len(blob)) + blob + raw[8 + n:])
+        with pytest.raises(cflearn.ModelFileError, match=message2):
+            cflearn.load(bad)
+
+
+def test_side_tables_at_the_command_line_are_checked_like_the_api(tmp_path, capsys):
+    (tmp_path / "dup.csv").write_text("item,title\n1,A\n1,B\n2,C\n")
+    err = _one_line(capsys, main(_fit_small(tmp_path, "--items", str(tmp_path / "dup.csv"), "--out",
+                                            str(tmp_path / "o1"))))
+    assert "one row per ID" in err
+    (tmp_path / "zero.csv").write_text("item,title\n001,A\n002,B\n")
+    err = _one_line(capsys, main(_fit_small(tmp_path, "--items", str(tmp_path / "zero.csv"), "--out",
+                                            str(tmp_path / "o2"))))
+    assert "IDs are text (e.g. '001') where the ratings' are whole numbers" in err
+    (tmp_path / "empty.csv").write_text("item,title\n")
+    assert main(_fit_small(tmp_path, "--items", str(tmp_path / "empty.csv"), "--out", str(tmp_path / "o3"))) == 0
+    assert capsys.readouterr().err == "cflearn: warning: the items table has no rows: no titles or side features " \
+                                      "come from it\n"
+    with pytest.raises(cflearn.DataError, match="one row per ID"):
+        cflearn.from_df(cflearn.datasets.synthetic(n_users=20, n_items=10, seed=0).ratings,
+                        items=pd.DataFrame({"item": [1, 1], "title": ["a", "b"]}))
+
+
+def test_fold_in_and_feature_inputs_that_are_not_what_they_should_be(trained):
+    item = trained.cf.items.ids[1]
+    for value, message in ((1e39, "outside the model's rating scale"), (10**400, "finite numbers"),
+                           (float("nan"), "finite numbers"), ("4", "finite numbers")):
+        with pytest.raises(cflearn.DataError, match=message):
+            cflearn.fold_in(trained, {item: value})
+    with pytest.raises(cflearn.ColumnError, match="item and rating columns"):
+        cflearn.fold_in(trained, pd.DataFrame({"item": [item]}))
+    with pytest.raises(cflearn.ConfigError, match="steps must be a positive integer"):
+        cflearn.fold_in(trained, {item: 4.0}, steps=-5)
+
+
+@pytest.fixture(scope="module")
+def with_users():
+    ds = cflearn.datasets.synthetic(n_users=200, n_items=100, density=0.1, seed=0)
+    users = ds.users.assign(age=np.random.default_rng(0).integers(18, 70, len(ds.users)))
+    data = cflearn.from_df(ds.ratings, "user", "item", "rating", users=users, user_features=["age", "group"])
+    learn = cflearn.collab_learner(data, "best", epochs=1, user_features=("age", "group"), item_features=(),
+                                   progress=False)
+    return cflearn.fit(learn)
+
+
+@pytest.mark.parametrize("value", ["now", "thirty", 1e999, [25, 30]])
+def test_a_new_users_number_that_is_not_a_number_counts_as_missing_and_says_so(with_users, value):
+    with pytest.warns(cflearn.DataWarning, match=r"not numbers \(or ISO dates\) count as missing: age="):
+        odd = cflearn.cold_user(with_users, {"age": value, "group": "g1"})
+    missing = cflearn.cold_user(with_users, {"group": "g1"})
+    torch_close = np.allclose(odd.vector.numpy(), missing.vector.numpy(), atol=1e-6)
+    assert torch_close and odd.bias == pytest.approx(missing.bias, abs=1e-6)
+    dated = cflearn.cold_user(with_users, {"age": "1995-07-01", "group": "g1"})  # an ISO date: its year
+    assert not np.allclose(dated.vector.numpy(), missing.vector.numpy())
+
+
+def test_a_key_given_twice_to_features_is_one_line(tmp_path, capsys, with_users):
+    path = cflearn.save(with_users, tmp_path / "m.safetensors")
+    err = _one_line(capsys, main(["recommend", str(path), "--features", "age=25", "age=30"]))
+    assert "'age' twice" in err
+
+
+def test_a_peer_that_never_joins_is_one_line(tmp_path, capsys, monkeypatch):
+    import torch.distributed as dist
+
+    from cflearn import _distributed
+
+    for key, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": "29917"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(_distributed, "TIMEOUT_S", 2)
+    err = _one_line(capsys, main(_fit_small(tmp_path, "--preset", "fast", "--out", str(tmp_path / "o"))))
+    assert "could not join the other 1 training process(es) at 127.0.0.1:29917 within 2 s" in err
+    assert not dist.is_initialized() and not (tmp_path / "o").exists()
+
+
+def test_nproc_is_not_ignored_when_part_of_torchruns_environment_is_set(tmp_path, capsys, monkeypatch):
+    """LOCAL_RANK=0 left in a shell used to make `--nproc 2` train one process."""
+    from cflearn import _launch
+
+    started = []
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setattr(_launch, "launch", lambda n, argv: started.append((n, argv)) or 0)
+    assert main(_fit_small(tmp_path, "--preset", "fast", "--nproc", "2", "--device", "cpu", "--out",
+                           str(tmp_path / "o"))) == 0
+    assert started and started[0][0] == 2 and "--nproc" not in started[0][1]
+    assert "cflearn: warning: the environment sets LOCAL_RANK but not RANK" in capsys.readouterr().err
+
+
+def test_report_and_save_targets_and_hand_edited_metrics(trained, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "run"
+    assert main(_fit_small(tmp_path, "--out", str(out))) == 0
+    capsys.readouterr()
+    err = _one_line(capsys, main(["report", str(out), "--out", str(out)]))  # a folder where a file goes
+    assert "is a folder; give a file name" in err
+    good = json.loads((out / "metrics.json").read_text())
+    for edit in ({"evaluation": "lots"}, {"evaluation": {"methods": [1, 2]}}, {"data_summary": 7},
+                 {"samples": {"users": [{"user": 1}]}}, {"evaluation": {"methods": {"m": 5}}}):
+        (out / "metrics.json").write_text(json.dumps(good | edit))
+        code = main(["report", str(out)])
+        err = capsys.readouterr().err
+        assert code in (0, 1) and "Traceback" not in err and err.count("\n") <= 1, (edit, err)
+    (out / "metrics.json").write_text("[" * 50_000 + "]" * 50_000)
+    err = _one_line(capsys, main(["report", str(out)]))
+    assert "not readable JSON" in err or "not as `cflearn fit` writes it" in err
+    with pytest.raises(cflearn.WriteError, match="is a folder"):
+        cflearn.save(trained, tmp_path)
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    try:
+        if not os.access(readonly, os.W_OK):  # root writes anywhere
+            with pytest.raises(cflearn.WriteError, match="Permission denied"):
+                cflearn.save(trained, readonly / "m.safetensors")
+    finally:
+        readonly.chmod(0o700)
+    with pytest.raises(cflearn.WriteError):
+        cflearn.save(trained, "/proc/cflearn-model.safetensors")
+
+
+def test_interactions_with_a_timestamp_and_no_rating_column(tmp_path, capsys):
+    ds = cflearn.datasets.synthetic(n_users=60, n_items=40, density=0.3, implicit=True, seed=0)
+    ds.ratings[["user", "item", "timestamp"]].to_csv(tmp_path / "clicks.csv", index=False)
+    assert main(["fit", str(tmp_path / "clicks.csv"), "--user", "user", "--item", "item", "--timestamp", "timestamp",
+                 "--split", "time", "--preset", "rank", "--epochs", "1", "--out", str(tmp_path / "o")]) == 0
+    assert "interactions (implicit)" in capsys.readouterr().out
+    data = cflearn.from_df(ds.ratings[["user", "item", "timestamp"]], "user", "item", timestamp="timestamp")
+    assert data.implicit
+
+
+def test_messages_that_say_what_is_wrong(tmp_path, capsys):
+    import zipfile
+
+    ratings = cflearn.datasets.synthetic(n_users=60, n_items=40, density=0.3, seed=0).ratings
+    with pytest.raises(cflearn.DataError, match="holds out no validation rows from 7"):
+        data = cflearn.from_df(ratings, valid_pct=1e-6, split="time", timestamp="timestamp")
+        cflearn.collab_learner(data, progress=False)
+    with pytest.raises(cflearn.DataError, match="not a regular file"):
+        cflearn.read_ratings("/dev/null")
+    ratings.to_parquet(tmp_path / "r.parquet")
+    with zipfile.ZipFile(tmp_path / "r.zip", "w") as z:
+        z.write(tmp_path / "r.parquet", "r.parquet")
+    with pytest.raises(cflearn.DataError, match="zip holding a Parquet file: unzip it"):
+        cflearn.read_ratings(tmp_path / "r.zip")
+    (tmp_path / "brackets.csv").write_text("[user],[item],[rating]\n1,2,4\n2,3,5\n")
+    assert list(cflearn.read_ratings(tmp_path / "brackets.csv").columns) == ["[user]", "[item]", "[rating]"]
+    with pytest.raises(SystemExit):
+        main(["course", "--check", str(tmp_path / "x.ipynb"), "--timeout", "0"])
+    assert "is not at least 1" in capsys.readouterr().err
+    err = _one_line(capsys, main(_fit_small(tmp_path, "--sep", "\\N", "--out", str(tmp_path / "o"))))
+    assert "is not a separator" in err
+    section = "§".join
+    (tmp_path / "sect.csv").write_text("\n".join(section(map(str, r)) for r in
+                                                 [("u", "i", "r"), *ratings[["user", "item", "rating"]].values]))
+    assert main(["fit", str(tmp_path / "sect.csv"), "--user", "u", "--item", "i", "--rating", "r", "--sep", "§",
+                 "--epochs", "1", "--out", str(tmp_path / "o5")]) == 0
