@@ -148,6 +148,8 @@ def _knn_weights(G: torch.Tensor, k: int, width: int = 1024) -> sp.csr_matrix:
     """Item-kNN's weights from the Gram matrix (left unchanged): cosine similarities, each item
     (column) keeping its ``k`` most similar items; one block of columns at a time."""
     n = G.shape[0]
+    if n == 0:  # no item is covered: an empty model (it ranks nothing)
+        return sp.csr_matrix((0, 0), dtype=np.float32)
     norm = G.diagonal().clamp(min=1e-12).sqrt()
     rows, cols, vals = [], [], []
     for a in range(0, n, width):

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._baselines import bias_baseline, choose_ease_lambda, chunk_rows, item_models
+from ._baselines import MIN_COUNT, bias_baseline, choose_ease_lambda, chunk_rows, item_models
 from ._collab import CollabModel, as_collab
 from ._data import relevance_level
-from ._errors import ConfigError, check_count, closest
+from ._errors import ConfigError, check_count, closest, first_line
 from ._scoring import item_mask, score_matrix, score_pairs, top_n
 from .metrics import Empty, catalog_coverage, mae, popularity_bias, ranking_metrics, rmse
 
@@ -169,12 +169,23 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
         "most popular": _same_for_all(counts),
     }
     lam = None
+    notes: dict[str, str] = {}
     if "EASE" in names or "item-kNN" in names:
-        lam = choose_ease_lambda(tu, ti, np.ones(len(tu), bool) if implicit else train_ratings >= relevance,
-                                 n_users, n_items)
-        ease, knn = item_models(tu, ti, n_users, n_items, lam)
-        scorers |= {"EASE": ease.scores, "item-kNN": knn.scores}
+        try:
+            lam = choose_ease_lambda(tu, ti, np.ones(len(tu), bool) if implicit else train_ratings >= relevance,
+                                     n_users, n_items)
+            ease, knn = item_models(tu, ti, n_users, n_items, lam)
+            if not len(ease.keep):
+                raise ValueError(f"no item has {MIN_COUNT} training interactions")
+            scorers |= {"EASE": ease.scores, "item-kNN": knn.scores}
+        except (ValueError, RuntimeError, np.linalg.LinAlgError) as e:  # a degenerate table: said, not fatal
+            for name in ("EASE", "item-kNN"):
+                notes[name] = f"not computed: {first_line(e)}"
     for name in names:
+        if name not in scorers:  # a baseline that could not be computed: blank, with the reason in attrs
+            rows[name] |= {k: float("nan") for k in ranking_metrics([], [], n)} | {f"coverage@{n}": float("nan"),
+                                                                                 f"popularity@{n}": float("nan")}
+            continue
         top = _ranked(cf, uidx, n, allowed, scorers[name])
         rows[name] |= ranking_metrics(top, relevant, n, empty=empty)
         rows[name][f"coverage@{n}"] = catalog_coverage(top, n_rankable, n)
@@ -185,5 +196,5 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
                         "users_sampled": sampled,
                         "ease_lambda": lam, "users_ranked": sum(1 for r in relevant if r) if
                         empty == "skip" else len(relevant), "n_valid": len(target),
-                        "cold_relevant": cold_relevant})
+                        "cold_relevant": cold_relevant, "baseline_notes": notes})
     return table

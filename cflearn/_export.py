@@ -114,7 +114,8 @@ def _check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
 def _digest(t: torch.Tensor) -> str:
     """A short SHA-256 of a tensor's dtype, shape and bytes."""
     h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
-    h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    if t.numel():  # (an empty tensor may have stride 0, which a byte view refuses)
+        h.update(t.detach().cpu().reshape(-1).clone().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:32]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._errors import ColumnError, ConfigError, closest
+from ._errors import ColumnError, ConfigError, DataWarning, closest
 from ._vocab import Vocab
 
 if TYPE_CHECKING:
@@ -48,6 +49,10 @@ class SideFeatures:
 
 N_BUCKETS = 10
 """Numeric columns (year, age, runtime) become at most this many quantile buckets."""
+MAX_LABELS = 64
+"""At most this many labels of one cell are used (the first ones): a row of a million tags stays small."""
+MAX_FEATURES = 20_000
+"""At most this many distinct features per side (the most frequent labels)."""
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 
 
@@ -212,11 +217,27 @@ def side_features(info: pd.DataFrame, columns: Sequence[str], vocab: Vocab, side
     rows = info.reindex(vocab.ids)
     per_row: list[list[str]] = [[] for _ in range(len(vocab))]
     spec = []
+    long_rows = 0
     for col in columns:
         values = _column(rows, col)
         spec.append(_read_spec(values, col))
         for r, labels in enumerate(_apply_spec(values, spec[-1]), start=1):
+            if len(labels) > MAX_LABELS:  # a cell of thousands of labels: its first ones
+                long_rows += 1
+                labels = labels[:MAX_LABELS]
             per_row[r].extend(labels)
+    counts: dict[str, int] = {}
+    for labels in per_row:
+        for f in labels:
+            counts[f] = counts.get(f, 0) + 1
+    if long_rows:
+        warnings.warn(f"{long_rows:,} {side}(s) have more than {MAX_LABELS} labels in one column; the first "
+                      f"{MAX_LABELS} of each are used", DataWarning, stacklevel=3)
+    if len(counts) > MAX_FEATURES:  # keep the most frequent labels: a label on one row teaches little anyway
+        keep = set(sorted(counts, key=lambda f: (-counts[f], f))[:MAX_FEATURES])
+        warnings.warn(f"the {side} features have {len(counts):,} distinct labels; the {MAX_FEATURES:,} most "
+                      "frequent are used", DataWarning, stacklevel=3)
+        per_row = [[f for f in labels if f in keep] for labels in per_row]
     names = sorted({f for labels in per_row for f in labels})
     index = {n: j for j, n in enumerate(names)}
     idx, weight = _pad([[index[f] for f in labels] for labels in per_row], len(vocab))
