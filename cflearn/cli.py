@@ -143,6 +143,15 @@ def _parser() -> argparse.ArgumentParser:
     crs.add_argument("--timeout", type=_positive_int, default=600,
                      help="seconds a notebook cell may run (default: 600); a cell that runs longer is stopped and "
                           "the rest of the notebook still runs")
+    crs.add_argument("--time-limit", type=_positive_int, default=1800,
+                     help="seconds a whole notebook may run (default: 1800); cells past it are not run, and the "
+                          "questions answered before it are still checked")
+    crs.add_argument("--max-output", type=float, default=5.0, metavar="MB",
+                     help="megabytes of output a cell may print (default: 5); beyond it the output is cut and the "
+                          "cell stopped")
+    crs.add_argument("--grades", default="grades.csv", metavar="FILE",
+                     help="the gradebook to write when grading (default: grades.csv here): a row per student, "
+                          "notebook and question; per-student totals go to FILE's name + '-totals.csv'")
     return parser
 
 
@@ -373,7 +382,9 @@ def _pairs(items: list[str]) -> dict[str, str]:
 
 def _course(args: argparse.Namespace) -> int:
     from ._errors import ConfigError, DataError
-    from .course import check_notebook, copy_course
+    from .course import copy_course, grade
+    from .course._gradebook import GradeBook
+    from .course._grade import read_submission
 
     if (args.dest is None) == (args.check is None):
         raise ConfigError("give either DIR (hand out the course) or --check NOTEBOOK ... (grade), not both")
@@ -384,26 +395,81 @@ def _course(args: argparse.Namespace) -> int:
               f"{_shown(written[0].name)} (jupyter lab {_shown(args.dest)})")
         print(_shown(data))
         return 0
-    paths = [q for p in map(Path, args.check) for q in (sorted(p.glob("*.ipynb")) if p.is_dir() else [p])]
-    if not paths:
-        raise ConfigError(f"no notebooks in {', '.join(args.check)}")
-    failed = 0
-    for path in paths:
-        if not path.is_file():
-            raise ConfigError(f"no notebook {path}")
+    if not 0 < args.max_output < float("inf"):
+        raise ConfigError(f"--max-output takes a number of megabytes above 0, got {args.max_output}")
+    found = [found for given in map(Path, args.check) for found in _submissions(given)]
+    if not found:
+        raise ConfigError(f"no notebooks in {', '.join(map(_shown, args.check))}")
+    read: list[tuple[Path, dict[str, Any] | None, str]] = []
+    for path in found:  # every submission read before any runs: none can delete another
         try:
-            results = check_notebook(path, timeout=args.timeout)
+            read.append((path, read_submission(path), ""))
+        except DataError as e:
+            read.append((path, None, str(e)))
+    book = GradeBook(Path(args.grades))
+    failed = 0
+    students = _students([(path, notebook) for path, notebook, _ in read])
+    for (path, notebook, error), student in zip(read, students):
+        try:
+            if notebook is None:
+                raise DataError(error)
+            graded = grade(path, notebook=notebook, timeout=args.timeout, time_limit=args.time_limit,
+                           max_output=int(args.max_output * 2**20))
         except DataError as e:  # one broken submission does not stop the grading of the others
             failed += 1
             print(f"{_shown(path)}: not graded: {_shown(e)}")
+            book.add(student, path, None, str(e))
             continue
+        results = graded.results
         passed = sum(r.passed for r in results)
         failed += passed < len(results)
         print(f"{_shown(path)}: {passed}/{len(results)} passed")
         width = max(len(r.question) for r in results) if results else 2
         for r in results:
             print(f"  {r.question:<{width}}  {'passed' if r.passed else r.status:<12}  {_shown(r.message)}")
+        for note in graded.notes:
+            print(f"  note: {_shown(note)}")
+        book.add(student, path, results, "; ".join(graded.notes))
+    grades, totals = book.write()
+    print(f"wrote {_shown(grades)} and {_shown(totals)}")
     return 0 if not failed else 3
+
+
+def _submissions(given: Path) -> list[Path]:
+    """The notebooks to grade: ``given`` itself, or the notebooks in that folder and in its
+    sub-folders (one level down: ``submissions/alice/ex03.ipynb``)."""
+    from ._errors import ConfigError
+
+    if given.is_file():
+        return [given]
+    if not given.is_dir():
+        raise ConfigError(f"no notebook {_shown(given)}")
+    own = [p for p in sorted(given.glob("*.ipynb")) if not p.name.startswith(".")]
+    return own + [p for d in sorted(given.iterdir()) if d.is_dir() and not d.name.startswith(".")
+                  for p in sorted(d.glob("*.ipynb")) if not p.name.startswith(".")]
+
+
+def _students(notebooks: list[tuple[Path, dict[str, Any] | None]]) -> list[str]:
+    """Each notebook's student: the name of the folder holding it (``alice/ex03.ipynb``), or the
+    file's own name when its folder holds two answers to the same exercise (``alice.ipynb``,
+    ``bob.ipynb``)."""
+    from ._errors import DataError
+    from .course._grade import lesson_of
+
+    def lesson(notebook: dict[str, Any] | None) -> int | None:
+        try:
+            return lesson_of(notebook, "") if notebook is not None else None
+        except DataError:
+            return None
+
+    lessons = [lesson(nb) for _, nb in notebooks]
+    shared: set[Path] = set()
+    for folder in {p.parent.resolve() for p, _ in notebooks}:
+        here = [les for (p, _), les in zip(notebooks, lessons) if p.parent.resolve() == folder and les is not None]
+        if len(here) > len(set(here)):
+            shared.add(folder)
+    return [p.stem if p.parent.resolve() in shared else p.parent.resolve().name
+            for p, _ in notebooks]
 
 
 def _report(args: argparse.Namespace) -> int:

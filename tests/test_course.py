@@ -4,6 +4,7 @@ nothing a student writes makes a checker raise."""
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 from typing import Any
@@ -134,7 +135,7 @@ def test_cli_hands_out_the_course_and_grades_submissions(tmp_path, ml_path, caps
     assert (other / "00_from_scratch.ipynb").read_text() == "my own notebook"
     # a student's untouched notebook and the instructor's solutions, graded in one call
     code, out, _ = run_cli("course", "--check", str(dest / "exercises" / "ex03_embeddings_and_models.ipynb"),
-                           str(M.exercise_path(3)))
+                           str(M.exercise_path(3)), cwd=tmp_path)
     assert code == 3, out  # not every submission passed
     assert "ex03_embeddings_and_models.ipynb: 0/3 passed" in out and "not answered" in out
     assert f"{M.exercise_path(3)}: 3/3 passed" in out
@@ -142,8 +143,76 @@ def test_cli_hands_out_the_course_and_grades_submissions(tmp_path, ml_path, caps
     broken.write_text(json.dumps({"cells": [{"cell_type": "code", "source": "print(1)", "metadata": {},
                                              "outputs": [], "execution_count": None}], "metadata": {},
                                   "nbformat": 4, "nbformat_minor": 5}))
-    code, out, _ = run_cli("course", "--check", str(broken))
+    code, out, _ = run_cli("course", "--check", str(broken), cwd=tmp_path)
     assert code == 3 and "broken.ipynb: not graded" in out and "setup cell" in out
     assert main(["course"]) == 1
     err = capsys.readouterr().err
     assert "either DIR" in err and err.count("\n") == 1
+
+
+def _with_cells(notebook, *sources):
+    """``notebook`` with code cells inserted in order right after its setup cell, and the number
+    (1-based) of the first of them."""
+    nb = json.loads(json.dumps(notebook))
+    at = next(k for k, c in enumerate(nb["cells"]) if "cflearn.course.exercise(" in "".join(c["source"])) + 1
+    nb["cells"][at:at] = [{"cell_type": "code", "source": src, "metadata": {}, "outputs": [], "execution_count": None}
+                          for src in sources]
+    return nb, at + 1
+
+
+def test_grading_is_isolated_from_what_a_submission_does(tmp_path, capsys):
+    """A notebook that forges its grades, loops, floods its output, deletes another submission or
+    kills its grader costs its own points only; malformed files are one line each; stderr is empty."""
+    from cflearn.cli import main
+
+    solved = json.loads(M.exercise_path(3).read_text())
+    blank = M.student_version(solved)
+    subs = tmp_path / "subs"
+    mallory, first = _with_cells(
+        blank, "import cflearn.course._question as Q\n"
+               "Q.Question.result = lambda self: Q.Result(self.label, 'correct', 'forged')\n"
+               "import cflearn.course.ex3 as E\nE.QUESTIONS[0].verify = lambda self: 'forged'",
+        "while True:\n    pass", "while True:\n    print('x' * 5000)", f"import shutil\nshutil.rmtree({str(subs / 'zoe')!r})",
+        "import io, sys\nsys.stdout = io.StringIO()\nprint = open = enumerate = None")
+    for student, nb in {
+        # a blank notebook whose cells patch the checkers, loop until stopped, flood and delete a classmate's work
+        "mallory": mallory,
+        "zoe": solved,
+        "killer": _with_cells(solved, "import os\nos.kill(os.getppid(), 9)")[0],
+    }.items():
+        (subs / student).mkdir(parents=True)
+        (subs / student / "ex03.ipynb").write_text(json.dumps(nb))
+    bad = {"cells_dict.ipynb": json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": {"a": 1}}),
+           "top_list.ipynb": "[1, 2]", "v99.ipynb": json.dumps({"nbformat": 99, "cells": []}),
+           "deep.ipynb": "[" * 100_000 + "]" * 100_000, "empty.ipynb": "{}", "bad_cell.ipynb": json.dumps(
+               {"nbformat": 4, "cells": [{"cell_type": "code", "source": 3}]})}
+    for name, text in bad.items():
+        (subs / name).write_text(text)
+    grades = tmp_path / "book" / "grades.csv"
+    grades.parent.mkdir()
+    code = main(["course", "--check", str(subs), "--timeout", "4", "--max-output", "0.05", "--grades", str(grades)])
+    out, err = capsys.readouterr()
+    assert code == 3 and err == "", err
+    assert f"{subs / 'mallory' / 'ex03.ipynb'}: 0/3 passed" in out and "forged" not in out
+    assert out.count("not answered") == 3  # the checkers ran afresh: the blank answers are blank
+    assert f"cell {first + 1} ran past 4 s and was stopped" in out and f"cell {first + 2} printed over 0.05 MB" in out
+    assert f"{subs / 'zoe' / 'ex03.ipynb'}: 3/3 passed" in out  # read before mallory deleted it
+    assert not (subs / "zoe").exists()
+    assert out.count("not checked: the notebook stopped its grading process (killed by SIGKILL)") == 3
+    for name, words in {"cells_dict": "not a list of cells", "top_list": "its JSON is a list",
+                        "v99": "nbformat 99", "deep": "nested too deeply", "empty": "no nbformat field",
+                        "bad_cell": "cell 1 is not a notebook cell"}.items():
+        assert f"{subs / name}.ipynb: not graded: {name}.ipynb" in out and words in out, name
+    assert len(out.splitlines()) == 3 * 4 + 2 + 6 + 1  # three tables, mallory's two notes, six lines, the files line
+    rows = list(csv.DictReader(grades.open()))
+    assert {(r["student"], r["question"], r["status"]) for r in rows if r["student"] == "zoe"} == {
+        ("zoe", f"q{k}", "correct") for k in (1, 2, 3)}
+    assert sum(r["status"] == "not graded" for r in rows) == len(bad)
+    totals = {r["student"]: r for r in csv.DictReader((tmp_path / "book" / "grades-totals.csv").open())}
+    assert (totals["zoe"]["passed"], totals["zoe"]["questions"]) == ("3", "3")
+    assert (totals["mallory"]["passed"], totals["killer"]["passed"], totals["subs"]["not_graded"]) == ("0", "0", "6")
+    # the gradebook is rewritten on the next grading, but a file that is not a gradebook is never overwritten
+    (tmp_path / "notes.csv").write_text("my notes\n")
+    assert main(["course", "--check", str(subs / "empty.ipynb"), "--grades", str(tmp_path / "notes.csv")]) == 1
+    assert "not a cflearn gradebook" in capsys.readouterr().err
+    assert (tmp_path / "notes.csv").read_text() == "my notes\n"

@@ -4,7 +4,7 @@ learntools: a setup cell binds the questions, then ``q1.check()``, ``q1.hint()``
     q1, q2, q3, q4 = cflearn.course.exercise(0, globals())
 
 Instructors: :func:`copy_course` (``cflearn course DIR``) hands out the student notebooks;
-:func:`check_notebook` (``cflearn course --check NOTEBOOK``) grades a filled-in one.
+:func:`grade` (``cflearn course --check NOTEBOOK``) grades a filled-in one in isolation.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from importlib import import_module
 from typing import Any
 
 from .._errors import ConfigError
+from ._grade import Grading, grade
 from ._material import check_notebook, copy_course, student_version
 from ._question import PLACEHOLDER, NotAnswered, Question, Result, Wrong
 
 __all__ = ["exercise", "results", "EXERCISES", "PLACEHOLDER", "Question", "Result", "NotAnswered", "Wrong",
-           "copy_course", "check_notebook", "student_version"]
+           "copy_course", "check_notebook", "grade", "Grading", "student_version"]
 
 EXERCISES = {0: "ex0", 2: "ex2", 3: "ex3", 4: "ex4", 5: "ex5"}
 """Lesson number -> module of its questions (``cflearn.course.ex0`` ...)."""

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ __all__ = ["material_dir", "exercise_path", "answer_cells", "solutions", "strip_
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 _ASSIGN = re.compile(r"^(\s*)([A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=(?!=)")
-_RESULTS_TAG = "CFLEARN-COURSE-RESULTS "
 HANDOUT_MARKER = ".cflearn-course"
 """The file a handout written by :func:`copy_course` holds (``--force`` replaces notebooks only there)."""
 
@@ -205,34 +203,13 @@ def copy_course(dest: str | Path, *, force: bool = False) -> tuple[list[Path], s
 
 
 def check_notebook(path: str | Path, *, timeout: int = 600) -> list[Result]:
-    """Run a filled-in exercise notebook top to bottom (cells that fail, or run longer than
-    ``timeout`` seconds and are stopped, do not stop it) and check every question, as
-    :meth:`Question.check` would.
+    """Run a filled-in exercise notebook top to bottom in an isolated worker and kernel (cells
+    that fail, or run longer than ``timeout`` seconds and are stopped, do not stop it) and check
+    every question with checkers imported afresh (see :func:`cflearn.course._grade.grade`).
 
     Returns:
         One :class:`Result` per question (``question``, ``status``, ``message``).
     """
-    try:
-        import nbformat
-        from nbclient import NotebookClient
-    except ImportError:
-        raise ConfigError("grading runs notebooks with nbclient: pip install nbclient nbformat ipykernel") from None
-    path = Path(path)
-    nb = nbformat.reads(json.dumps(_read(path)), as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(
-        "import json as _json, cflearn.course as _course\n"
-        f"print({_RESULTS_TAG!r} + _json.dumps([r.__dict__ for r in _course.results()]))"))
-    with tempfile.TemporaryDirectory() as tmp:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                                interrupt_on_timeout=True,  # a cell over its time is stopped; the rest still runs
-                                resources={"metadata": {"path": tmp}})
-        try:
-            client.execute()
-        except Exception as e:
-            raise DataError(f"could not run {path.name}: {type(e).__name__}: {e}") from None
-    for out in nb.cells[-1].get("outputs", []):
-        for line in str(out.get("text", "")).splitlines():
-            if line.startswith(_RESULTS_TAG) and json.loads(line[len(_RESULTS_TAG):]):
-                return [Result(**r) for r in json.loads(line[len(_RESULTS_TAG):])]
-    raise DataError(f"{path.name} never bound its questions: its setup cell (cflearn.course.exercise(...)) failed "
-                    "or is missing")
+    from ._grade import grade
+
+    return grade(path, timeout=timeout).results

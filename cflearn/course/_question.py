@@ -9,7 +9,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-__all__ = ["PLACEHOLDER", "Question", "Result", "NotAnswered", "Wrong", "plain", "close", "require_init"]
+__all__ = ["PLACEHOLDER", "is_placeholder", "Question", "Result", "NotAnswered", "Wrong", "plain", "close", "require_init"]
 
 
 class _Placeholder:
@@ -21,6 +21,12 @@ class _Placeholder:
 
 PLACEHOLDER = _Placeholder()
 """Bound to ``____`` in an exercise notebook: an answer still equal to it is not answered yet."""
+
+
+def is_placeholder(value: Any) -> bool:
+    """Whether ``value`` is the ``____`` placeholder, also one bound by an earlier import of this
+    module (the grader re-imports the checkers from disk after a notebook has run)."""
+    return value is PLACEHOLDER or (type(value).__qualname__ == "_Placeholder" and type(value).__module__ == __name__)
 
 
 class NotAnswered(Exception):
@@ -111,7 +117,7 @@ class Question:
     def answer(self, name: str) -> Any:
         """The student's value of ``name``; :class:`NotAnswered` while it is the placeholder."""
         value = self.namespace.get(name, PLACEHOLDER)
-        if value is PLACEHOLDER:
+        if is_placeholder(value):
             raise NotAnswered(f"`{name}` is still `____`; replace it with your answer and run the cell")
         return value
 
@@ -126,7 +132,7 @@ class Question:
             if "_Placeholder" in str(e) or "____" in str(e):  # a `____` left in the code it ran
                 raise NotAnswered(f"`{name}` still uses `____`; replace each one and run the cell") from None
             raise Wrong(f"calling `{name}` raised {type(e).__name__}: {_first(e)}") from None
-        if out is PLACEHOLDER:
+        if is_placeholder(out):
             raise NotAnswered(f"`{name}` still returns `____`; write the code and run the cell")
         return out
 
@@ -136,7 +142,7 @@ class Question:
 
 def require_init(model: object, cls: str) -> None:
     """:class:`NotAnswered` while the student's ``__init__`` still assigns ``____`` to an attribute."""
-    if any(v is PLACEHOLDER for v in vars(model).values()):
+    if any(is_placeholder(v) for v in vars(model).values()):
         raise NotAnswered(f"`{cls}.__init__` still has `____`; replace each one and run the cell")
 
 

@@ -1,0 +1,343 @@
+"""Grading submissions in isolation.
+
+Each submission is read and checked for shape here (a malformed file is one line), copied into a
+private folder, and run by a worker process in a session of its own (``python -m
+cflearn.course._grade``), which starts a Jupyter kernel (its own process group) in an empty
+folder. The worker runs the student's cells with a time limit per cell and per notebook and a
+limit on output, then re-imports the checkers from disk in the kernel (a notebook's patches of
+``Question.result`` or of a checker do not reach them) and hands the results back with a secret
+only the worker and the grader know. A worker that dies, a kernel that hangs, or a notebook past
+its limits costs that submission's points and a line saying why, never the grading of the others.
+
+This is isolation against accidents and simple forgery, not a sandbox: code in a notebook runs
+as the grading user and can still reach anything that user can (see the README's "What grading
+protects against").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._errors import DataError
+from ._question import Result
+
+__all__ = ["Grading", "grade", "read_submission", "lesson_of", "MAX_BYTES"]
+
+MAX_BYTES = 50 * 2**20
+"""The largest notebook file the grader reads."""
+_CELL_TYPES = ("code", "markdown", "raw")
+_SETUP = re.compile(r"cflearn\.course\.exercise\(\s*(\d+)")
+_CHECK_SECONDS = 300  # the checking cell's own limit, beyond the notebook's
+
+
+@dataclass(frozen=True)
+class Grading:
+    """One submission's grading: a result per question and what happened on the way (``notes``:
+    a cell stopped at its time limit, output cut at its limit, the worker killed...)."""
+
+    results: list[Result]
+    notes: list[str] = field(default_factory=list)
+
+
+def read_submission(path: str | Path) -> dict[str, Any]:
+    """A submission's notebook as a clean nbformat-4 dict (sources only: outputs, attachments and
+    metadata dropped), or a one-line :class:`DataError` saying what is wrong with the file."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise DataError(f"{path.name} is {path.stat().st_size / 2**20:.0f} MB, over the grader's "
+                            f"{MAX_BYTES // 2**20} MB for a notebook; clear its outputs and submit again")
+        nb = json.loads(path.read_bytes().decode("utf-8"))
+    except RecursionError:
+        raise DataError(f"{path.name} is JSON nested too deeply to be a notebook") from None
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read notebook {path.name}: {type(e).__name__}: {e}") from None
+    if not isinstance(nb, dict):
+        raise DataError(f"{path.name} is not a notebook: its JSON is a {type(nb).__name__}, not an object")
+    if "nbformat" not in nb or "cells" not in nb:
+        raise DataError(f"{path.name} is not a notebook: it has no {'nbformat' if 'nbformat' not in nb else 'cells'} "
+                        "field")
+    if nb.get("nbformat") != 4:
+        raise DataError(f"{path.name} has nbformat {nb.get('nbformat')!r}; the grader reads nbformat 4 notebooks "
+                        "(save it again from Jupyter)")
+    cells = nb.get("cells")
+    if not isinstance(cells, list):
+        raise DataError(f"{path.name}: 'cells' is {type(cells).__name__}, not a list of cells")
+    clean = []
+    for k, cell in enumerate(cells, start=1):
+        source = cell.get("source") if isinstance(cell, dict) else None
+        if isinstance(source, list) and all(isinstance(s, str) for s in source):
+            source = "".join(source)
+        if not isinstance(cell, dict) or cell.get("cell_type") not in _CELL_TYPES or not isinstance(source, str):
+            raise DataError(f"{path.name}: cell {k} is not a notebook cell (a cell_type of {', '.join(_CELL_TYPES)} "
+                            "and a source of text)")
+        clean.append({"cell_type": cell["cell_type"], "id": f"cell-{k}", "metadata": {}, "source": source,
+                      **({"outputs": [], "execution_count": None} if cell["cell_type"] == "code" else {})})
+    return {"nbformat": 4, "nbformat_minor": 5, "cells": clean,
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
+
+
+def lesson_of(notebook: dict[str, Any], name: str) -> int:
+    """The lesson whose questions a notebook answers, from its setup cell
+    (``cflearn.course.exercise(N, globals())``)."""
+    for cell in notebook["cells"]:
+        m = _SETUP.search(cell["source"]) if cell["cell_type"] == "code" else None
+        if m:
+            return int(m.group(1))
+    raise DataError(f"{name} never binds its questions: its setup cell (cflearn.course.exercise(...)) is missing")
+
+
+def grade(path: str | Path, *, timeout: int = 600, time_limit: int = 1800, max_output: int = 5 * 2**20,
+          notebook: dict[str, Any] | None = None) -> Grading:
+    """Run one submission in an isolated worker and check its answers.
+
+    Args:
+        path: the filled-in exercise notebook.
+        notebook: its contents as :func:`read_submission` returned them, when read earlier (a
+            grader reads every submission before running any, so none can delete another).
+        timeout: seconds a cell may run; a cell that runs longer is interrupted and the rest runs.
+        time_limit: seconds for the whole notebook; cells past it are not run, and the questions
+            answered before it are still checked.
+        max_output: bytes of output a cell may print; beyond it the output is dropped and the
+            cell interrupted.
+
+    Returns:
+        A :class:`Grading`. A file that is not a notebook of an exercise raises a one-line
+        :class:`DataError`; everything that happens while it runs is in the grading instead.
+    """
+    from importlib.util import find_spec
+
+    from .._errors import ConfigError
+    from . import questions
+
+    if find_spec("nbclient") is None or find_spec("ipykernel") is None:
+        raise ConfigError("grading runs notebooks with nbclient: pip install nbclient nbformat ipykernel")
+    path = Path(path)
+    notebook = read_submission(path) if notebook is None else notebook
+    lesson = lesson_of(notebook, path.name)
+    labels = [f"q{k}" for k in range(1, len(questions(lesson)) + 1)]
+    secret = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory(prefix="cflearn-grade-") as tmp:
+        work = Path(tmp)
+        (work / "run").mkdir()
+        (work / "submission.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
+        args = [sys.executable, "-m", "cflearn.course._grade", str(work), str(lesson), str(timeout), str(time_limit),
+                str(max_output)]
+        with open(work / "worker.log", "wb") as log:
+            proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True,
+                                    env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            assert proc.stdin is not None
+            proc.stdin.write(secret.encode() + b"\n")
+            proc.stdin.close()
+            try:
+                code = proc.wait(timeout=time_limit + _CHECK_SECONDS + 60)
+            except subprocess.TimeoutExpired:
+                code = None
+            finally:
+                for pid in (proc.pid, _read_pid(work / "kernel.pid")):
+                    _kill_group(pid)
+                proc.wait()
+        outcome = _read_outcome(work / "outcome.json", secret) if code == 0 else None
+    if outcome is None:
+        why = (f"the notebook ran past the grader's limit of {time_limit + _CHECK_SECONDS + 60} s" if code is None
+               else f"the notebook stopped its grading process ({_death(code)})")
+        return Grading([Result(q, "incorrect", f"not checked: {why}") for q in labels])
+    if outcome.get("unchecked"):
+        why = str(outcome["unchecked"])
+        return Grading([Result(q, "incorrect", f"not checked: {why}") for q in labels], list(outcome["notes"]))
+    try:
+        results = [Result(**r) for r in outcome["results"]]
+    except (TypeError, KeyError):
+        return Grading([Result(q, "incorrect", "not checked: the checks' results could not be read") for q in labels])
+    return Grading(results, list(outcome["notes"]))
+
+
+def _death(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _kill_group(pid: int | None) -> None:
+    if pid is None or pid <= 1:
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _read_outcome(path: Path, secret: str) -> dict[str, Any] | None:
+    try:
+        outcome = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return outcome if isinstance(outcome, dict) and outcome.get("secret") == secret else None
+
+
+# -- the worker: runs in its own session, never in the grader's process -----------------------------
+
+_CHECK_CELL = '''\
+def _cflearn_grade(lesson, path):
+    import builtins as b, json, sys  # builtins by module: a notebook's own `print` or `open` is not used
+    for name in [m for m in b.list(sys.modules) if m.startswith(("cflearn.course", "cflearn.metrics",
+                                                                   "cflearn._features"))]:
+        del sys.modules[name]
+    import cflearn.course as course  # the checkers again, from disk
+    found = {"unbound": True}
+    if "q1" in b.globals():
+        bound = [cls(f"q{k}", b.globals(), lesson) for k, cls in b.enumerate(course.questions(lesson), start=1)]
+        found = {"results": [r.__dict__ for r in (q.result() for q in bound)]}
+    with b.open(path, "w", encoding="utf-8") as f:  # a file, not the cell's output: a redirected stdout cannot lose it
+        f.write(json.dumps(found))
+_cflearn_grade(%d, %r)
+'''
+
+
+def _work(work: Path, lesson: int, timeout: int, time_limit: int, max_output: int, secret: str) -> dict[str, Any]:
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
+    class Client(NotebookClient):  # type: ignore[misc]
+        """nbclient with an output limit per cell and a record of the cells it stopped."""
+
+        printed: int
+        cell: int
+        cell_now: int
+        flooded: set[int]
+        stopped: set[int]
+
+        def output(self, outs: Any, msg: Any, display_id: Any, cell_index: int) -> Any:
+            if cell_index != self.cell:
+                self.cell, self.printed = cell_index, 0
+            self.printed += len(json.dumps(msg.get("content", {}), default=str))
+            if self.printed > max_output and cell_index < limit_index:
+                if cell_index not in self.flooded:
+                    self.flooded.add(cell_index)
+                    _interrupt(self)
+                return None
+            return super().output(outs, msg, display_id, cell_index)
+
+        async def _async_handle_timeout(self, timeout: int, cell: Any = None) -> Any:
+            self.stopped.add(self.cell_now)
+            return await super()._async_handle_timeout(timeout, cell)
+
+    nb = nbformat.from_dict(json.loads((work / "submission.ipynb").read_text(encoding="utf-8")))
+    found = work / f"checked-{secrets.token_hex(8)}.json"
+    nb.cells.append(nbformat.v4.new_code_cell(_CHECK_CELL % (lesson, str(found))))
+    limit_index = len(nb.cells) - 1
+    client = Client(nb, timeout=timeout, kernel_name="python3", allow_errors=True, interrupt_on_timeout=True,
+                    error_on_timeout={"ename": "Timeout", "evalue": "stopped by the grader", "traceback": []},
+                    resources={"metadata": {"path": str(work / "run")}})
+    client.printed, client.cell, client.flooded, client.stopped = 0, -1, set(), set()
+    notes: list[str] = []
+    deadline = time.monotonic() + time_limit
+    with client.setup_kernel():
+        (work / "kernel.pid").write_text(str(_kernel_pid(client)))
+        for index, cell in enumerate(nb.cells[:limit_index]):
+            left = deadline - time.monotonic()
+            if cell.cell_type != "code":
+                continue
+            if left < 1:
+                notes.append(f"the notebook's time limit ({time_limit} s) ended before cell {index + 1}; "
+                             "the cells from there on were not run")
+                break
+            client.timeout = max(1, int(min(timeout, left)))
+            client.cell_now = index
+            try:
+                client.execute_cell(cell, index)
+            except DeadKernelError:
+                return {"unchecked": f"the kernel died in cell {index + 1} (the notebook killed it, or it ran out "
+                                     "of memory)", "notes": notes}
+            if index in client.flooded:
+                notes.append(f"cell {index + 1} printed over {_size(max_output)}; its output was cut and the cell "
+                             "stopped")
+            if index in client.stopped:
+                if not _idle(client):
+                    return {"unchecked": f"cell {index + 1} ran past {client.timeout} s and could not be stopped",
+                            "notes": notes}
+                notes.append(f"cell {index + 1} ran past {client.timeout} s and was stopped")
+        client.timeout, client.cell_now = _CHECK_SECONDS, limit_index
+        client.execute_cell(nb.cells[limit_index], limit_index)
+    try:
+        checked = json.loads(found.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        if limit_index in client.stopped:
+            return {"unchecked": f"checking the answers ran past {_CHECK_SECONDS} s", "notes": notes}
+        return {"unchecked": "the checking cell failed (did the notebook break cflearn or its own kernel?)",
+                "notes": notes}
+    if checked.get("unbound"):
+        return {"unchecked": "the setup cell (cflearn.course.exercise(...)) did not run", "notes": notes}
+    return {"results": checked["results"], "notes": notes}
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.3g} MB"
+
+
+def _kernel_pid(client: Any) -> int:
+    """The kernel's process ID, which is also its process group's (jupyter_client starts kernels
+    in a session of their own)."""
+    return int(client.km.provisioner.process.pid)
+
+
+def _interrupt(client: Any) -> None:
+    try:
+        os.killpg(_kernel_pid(client), signal.SIGINT)
+    except (AttributeError, ProcessLookupError, PermissionError):
+        pass
+
+
+def _idle(client: Any) -> bool:
+    """Whether the kernel answers a trivial cell within 15 s (a stopped cell did stop)."""
+    import nbformat
+
+    probe = nbformat.v4.new_code_cell("pass")
+    before = set(client.stopped)
+    saved, client.timeout = client.timeout, 15
+    client.cell_now = -2
+    client.execute_cell(probe, -2, store_history=False)
+    client.timeout = saved
+    return -2 not in client.stopped - before
+
+
+def _main(argv: list[str]) -> int:
+    work, lesson, timeout, time_limit, max_output = Path(argv[0]), *map(int, argv[1:5])
+    secret = sys.stdin.readline().strip()
+    warnings.simplefilter("ignore")
+    try:
+        outcome = _work(work, lesson, timeout, time_limit, max_output, secret)
+    except Exception as e:  # the kernel could not start, died...: a line for the table
+        outcome = {"unchecked": f"the notebook could not be run ({type(e).__name__}: {str(e)[:200]})"}
+    outcome = {"notes": [], **outcome, "secret": secret}
+    part = work / f".outcome-{os.getpid()}"
+    part.write_text(json.dumps(outcome), encoding="utf-8")
+    os.replace(part, work / "outcome.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
