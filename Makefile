@@ -13,11 +13,11 @@ export CFLEARN_DATA ?= $(abspath $(CURDIR)/../shared/data)
 endif
 export MPLBACKEND := Agg
 
-.PHONY: demo test bench bench-peers install clean chromium
+.PHONY: demo test docs course-env bench bench-peers install clean chromium
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,docs]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -28,6 +28,15 @@ demo: install
 test: install chromium
 	$(PY) -m mypy cflearn
 	$(PY) -m pytest -q
+
+# The documentation site in site/ (warnings are errors). The lessons are executed once per version of
+# each (kept in build/lessons/), with their own epochs: a first build takes a few minutes.
+docs: install
+	$(PY) -m mkdocs build --strict
+
+# Jupyter Lab and nbconvert in .venv, as `pip install "cflearn[course]"` gives a student.
+course-env: install
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[course]'
 
 # The report's browser test drives headless Chromium; install Debian's package when missing and we can.
 chromium:
@@ -52,4 +61,4 @@ bench-peers: $(PEERS)/.installed
 	$(PEERS)/bin/python bench/ranking.py
 
 clean:
-	rm -rf $(VENV) $(PEERS) runs .pytest_cache
+	rm -rf $(VENV) $(PEERS) runs .pytest_cache site build dist

@@ -41,8 +41,12 @@ class CollabData:
         ratings: the cleaned table (one row per (user, item) pair), with the caller's column names.
         train_idx: row positions of ``ratings`` used for training.
         valid_idx: row positions of ``ratings`` used for validation.
-        user, item, rating, timestamp: the column names.
-        users, items: vocabularies built from the training rows (index 0 = unknown).
+        user: the user column's name.
+        item: the item column's name.
+        rating: the rating column's name (each interaction's weight on implicit data).
+        timestamp: the time column's name, or ``None``.
+        users: the user vocabulary, built from the training rows (index 0 = unknown).
+        items: the item vocabulary, built from the training rows (index 0 = unknown).
         scale: ``(lowest, highest)`` rating, declared or observed.
         split: how the rows were split; ``seed`` and ``valid_pct`` as given.
         n_duplicates: how many duplicate (user, item) rows were merged.
@@ -51,8 +55,9 @@ class CollabData:
         implicit: interactions (clicks, plays, purchases) rather than ratings: the ``rating``
             column then holds each interaction's weight (1 unless a ``weight`` column was given),
             only ranking presets train on it, and evaluation reports ranking metrics only.
-        user_features, item_features: side-feature columns declared on the data (``None``: item
-            features not declared, so a preset's own list applies).
+        user_features: user side-feature columns declared on the data (``None``: not declared).
+        item_features: item side-feature columns declared on the data (``None``: not declared, so
+            a preset's own list applies).
         titles_from: the items table's column shown as titles (``None``: no titles).
     """
 
@@ -252,7 +257,9 @@ def from_df(
 
     Args:
         ratings: a DataFrame, or a :class:`cflearn.datasets.Dataset` (columns and metadata come with it).
-        user, item, rating: column names; default to the first three columns (as fastai does).
+        user: the user column; default: the first column (as fastai does).
+        item: the item column; default: the second column.
+        rating: the rating column; default: the third column, when there is one.
         timestamp: optional time column (needed by the ``time`` and ``leave_last`` splits).
         valid_pct: fraction held out for validation (of rows, or of users/items for cold splits).
         seed: seed of the random and cold splits; same seed, same split.
@@ -268,12 +275,13 @@ def from_df(
             times the median: play counts) raises unless its scale is declared (pass it as ``weight=``).
         items: optional item metadata with the item column (e.g. MovieLens titles and genres).
         users: optional user attributes with the user column.
-        user_features, item_features: columns of ``users`` / ``items`` to use as side features
+        user_features: columns of ``users`` to use as side features
             (declared once here; presets with side features, ``best`` and ``content``, use them).
             Kinds: categories, ``|``-separated labels (genres, tags), numbers and dates (quantile
             buckets), ``year`` from a title ending in ``(1995)``. A missing value is the column's
             ``unknown`` feature; the ``repr`` says how many rated IDs have no metadata row and how
             many metadata rows have no rating.
+        item_features: columns of ``items`` to use as side features, read as ``user_features``.
         implicit: the table holds interactions (clicks, plays, purchases), not ratings. Default:
             implicit when there is no rating column (a two-column table, a table of user, item and
             timestamp, or ``weight`` given);
@@ -283,7 +291,9 @@ def from_df(
         threshold: with ``implicit=True`` and a rating column: keep the rows rated at least this.
         weight: optional column of interaction weights (play counts, quantities; positive); it
             implies ``implicit``.
-        item_id, user_id: the ID column of the ``items`` / ``users`` table when its name differs
+        item_id: the ID column of the ``items`` / ``users`` table when its name differs
+            from the ratings' (an artists table keyed by ``id``).
+        user_id: the ID column of the ``items`` / ``users`` table when its name differs
             from the ratings' (an artists table keyed by ``id``).
         item_title: the items table's column to show as each item's title (in recommendations,
             reports, interpretation). Default: ``title``, else the first text column whose values

@@ -102,7 +102,17 @@ def collab_learner(
             ``model=`` (your module predicts ratings) it is ``"fast"``, with ``use_nn=True`` ``"fast_nn"``.
         model: your own ``nn.Module`` taking the ``(n, 2)`` batch of (user index, item index) and
             returning one score per row; it trains with the preset's loaders and schedule.
-        n_factors, use_nn, emb_szs, layers, bs, wd, row_l2, bias_l2, epochs, lr, y_pad: override the preset.
+        n_factors: embedding size (overrides the preset's).
+        use_nn: fastai's EmbeddingNN instead of the dot product (overrides the preset's).
+        emb_szs: the NN's embedding sizes (overrides the preset's).
+        layers: the NN's hidden layers (overrides the preset's).
+        bs: batch size (overrides the preset's).
+        wd: weight decay (overrides the preset's).
+        row_l2: L2 on the embedding rows a batch uses (overrides the preset's).
+        bias_l2: L2 on the bias rows a batch uses (overrides the preset's).
+        epochs: epochs of the one-cycle schedule (overrides the preset's).
+        lr: peak learning rate (overrides the preset's).
+        y_pad: padding of y_range beyond the rating scale (overrides the preset's).
         y_range: explicit sigmoid range (it must cover the ratings); default from the data's scale
             and the preset's rule.
         device: ``"cpu"``, ``"cuda"``...; default CUDA when available.
@@ -579,7 +589,9 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
 
     Args:
         learn: from :func:`collab_learner`.
-        epochs, lr, wd: override the preset's.
+        epochs: epochs of the one-cycle schedule (overrides the preset's).
+        lr: peak learning rate (overrides the preset's).
+        wd: weight decay (overrides the preset's).
         keep_best: end with the weights of the epoch with the lowest validation loss (kept in
             memory by :class:`cflearn.callbacks.KeepBest`), not those of the last epoch.
         patience: stop after this many epochs without a lower validation loss (fastai's

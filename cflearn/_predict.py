@@ -62,9 +62,10 @@ def predict(
         items: raw item IDs.
         strict: raise :class:`cflearn.UnknownIDError` on any unknown ID instead of the fallback.
         clip: clip predictions to the training data's rating scale.
-        user_info, item_info: updated users / items tables (with the ID column or indexed by ID):
+        user_info: an updated users table (with the ID column or indexed by ID):
             an ID the model does not know but the table holds is scored from its features by a
             model trained with that side's features (cold start from metadata).
+        item_info: an updated items table, read as ``user_info``.
 
     A ranking model (preset ``rank``) predicts no ratings: its column is ``rank_score``, a
     preference that only orders one user's items (higher first), and an unknown user is scored

@@ -6,7 +6,7 @@ import math
 import sys
 import time
 import warnings
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -285,7 +285,7 @@ class EpochPrinter(_Callback):
 
     order = 70
 
-    def __init__(self, stream=None, bar: bool = False) -> None:
+    def __init__(self, stream: TextIO | None = None, bar: bool = False) -> None:
         self.stream, self.bar = stream, bar
 
     def before_fit(self) -> None:

@@ -283,7 +283,8 @@ def synthetic(
     popularity (``popularity`` is the exponent; 0 = uniform), users with power-law activity.
 
     Args:
-        n_users, n_items: table size.
+        n_users: number of users.
+        n_items: number of items.
         n_factors: rank of the planted tastes.
         density: fraction of (user, item) pairs rated (0 < density <= 1).
         scale: lowest and highest rating, e.g. ``(1, 5)``, ``(1, 10)``, ``(0, 1)``.

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -150,7 +150,8 @@ class DotBias(nn.Module, Contract):
 
     Args:
         n_factors: latent factors.
-        n_users, n_items: rows of the tables (index 0 = unknown).
+        n_users: rows of the user table (index 0 = unknown).
+        n_items: rows of the item table (index 0 = unknown).
         y_range: sigmoid range of the output, or ``None``.
     """
 
@@ -268,14 +269,20 @@ class HybridDotBias(nn.Module, Contract):
 
     Args:
         n_factors: latent factors.
-        n_users, n_items: rows of the user and item tables (index 0 = unknown).
-        items, users: each side's features as ``(idx, weight, n_features)`` (``idx`` and ``weight``
+        n_users: rows of the user table (index 0 = unknown).
+        n_items: rows of the item table (index 0 = unknown).
+        items: the items' features as ``(idx, weight, n_features)`` (``idx`` and ``weight``
             ``(n_rows, width)``; padding has weight 0), or ``None`` for none.
-        trained_items, trained_users: ``(n_rows,)`` bool, rows with training ratings (default: all
+        users: the users' features, as ``items``.
+        trained_items: ``(n_rows,)`` bool, item rows with training ratings (default: all
+            but row 0).
+        trained_users: ``(n_rows,)`` bool, user rows with training ratings (default: all
             but row 0).
         y_range: sigmoid range, or ``None`` for a linear output.
-        feature_names, user_feature_names: the features' names (saved with the model).
-        item_spec, user_spec: how each metadata column was read (to encode new rows alike).
+        feature_names: the item features' names (saved with the model).
+        user_feature_names: the user features' names (saved with the model).
+        item_spec: how each item metadata column was read (to encode new rows alike).
+        user_spec: how each user metadata column was read.
         item_cf: give items a collaborative part (``False``: content-based).
         user_feature_weight: how much a user known only from metadata (no training rating) moves
             from the average user towards where their features place them: 1 all the way, 0 not at
@@ -493,8 +500,10 @@ class Ranker(nn.Module, Contract):
 
     Args:
         n_factors: size of the vectors.
-        n_users, n_items: rows (index 0 = unknown).
-        hist_indptr, hist_items: CSR of each user's training items (``n_users + 1`` offsets).
+        n_users: user rows (index 0 = unknown).
+        n_items: item rows (index 0 = unknown).
+        hist_indptr: CSR offsets of each user's training items (``n_users + 1``).
+        hist_items: CSR item indices of each user's training items.
         hist_weight: weight of each history item (default 1).
         dropout: input dropout in training.
         seed: seed of the dropout masks (``None``: drawn from torch's global generator once).
@@ -762,6 +771,9 @@ def contract(model: nn.Module) -> Contract:
 
 
 _KINDS: dict[str, Any] = {"dot": DotBias, "hybrid": HybridDotBias, "rank": Ranker, "dual": Dual}
+if TYPE_CHECKING:  # what type checkers and the API reference see: fastai's NN, imported on first use
+    from ._nn import NN  # noqa: F401
+
 _LAZY = {"NN": "cflearn._nn", "nn": "cflearn._nn"}
 """Kinds (and public names) whose class lives in a module imported on first use: fastai's NN."""
 

@@ -1,0 +1,66 @@
+"""MkDocs hook: the course's lessons as pages, rendered with their outputs.
+
+The lessons live in ``notebooks/`` without outputs (the test suite runs them). For the site each
+is executed once (``nbclient``, in a temporary folder) and kept in ``build/lessons/`` keyed by the
+SHA-256 of its source, so a rebuild re-runs only the lessons that changed. ``CFLEARN_DOCS_EXECUTE=0``
+renders them without running (a quick build, as the docs test does); ``CFLEARN_COURSE_EPOCHS``
+is passed on (the lessons' own epochs otherwise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File, Files
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = ROOT / "notebooks"
+CACHE = ROOT / "build" / "lessons"
+log = logging.getLogger("mkdocs.hooks.lessons")
+
+
+def _executed(source: Path) -> Path:
+    """The lesson with its outputs, from the cache or executed now."""
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    out = CACHE / digest / source.name
+    if out.is_file():
+        return out
+    import nbformat
+    from nbclient import NotebookClient
+
+    log.info("executing %s for the site (once per version of the lesson)", source.name)
+    nb = nbformat.read(source, as_version=4)
+    with tempfile.TemporaryDirectory() as tmp:
+        NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": tmp}}).execute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    part = out.with_suffix(".part")
+    part.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(part, out)
+    return out
+
+
+_stage: list[Path] = []
+
+
+@event_priority(100)  # before mkdocs-jupyter turns .ipynb files into pages
+def on_files(files: Files, config: dict) -> Files:
+    execute = os.environ.get("CFLEARN_DOCS_EXECUTE", "1") != "0"
+    stage = Path(tempfile.mkdtemp(prefix="cflearn-docs-"))  # this build's own copies: builds never share one
+    _stage.append(stage)
+    (stage / "lessons").mkdir()
+    for source in sorted(LESSONS.glob("*.ipynb")):
+        shutil.copyfile(_executed(source) if execute else source, stage / "lessons" / source.name)
+        files.append(File(f"lessons/{source.name}", str(stage), config["site_dir"], config["use_directory_urls"]))
+    return files
+
+
+def on_post_build(config: dict) -> None:
+    while _stage:
+        shutil.rmtree(_stage.pop(), ignore_errors=True)
