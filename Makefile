@@ -12,6 +12,7 @@ ifneq ($(SHARED),)
 export CFLEARN_DATA ?= $(abspath $(CURDIR)/../shared/data)
 endif
 export MPLBACKEND := Agg
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: demo test docs course-env bench bench-peers install clean chromium
 $(VENV)/.installed: pyproject.toml Makefile
@@ -25,9 +26,11 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/cflearn demo
 
+# Two pytest workers (pytest-xdist), a file each at a time, one thread each (tests/conftest.py):
+# about 9 minutes on a 2-core machine where one process took 13.
 test: install chromium
 	$(PY) -m mypy cflearn
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # The documentation site in site/ (warnings are errors). The lessons are executed once per version of
 # each (kept in build/lessons/), with their own epochs: a first build takes a few minutes.

@@ -55,7 +55,8 @@ def feature_part(cf: CollabModel, side: Literal["user", "item"],
                       f"{', '.join(printable(v) for v in unreadable[:5])}{' ...' if len(unreadable) > 5 else ''}",
                       DataWarning, stacklevel=3)
     if ignored:
-        warnings.warn(f"{side} feature values the model never saw are ignored: {', '.join(printable(v) for v in ignored[:5])}"
+        shown = ", ".join(printable(v) for v in ignored[:5])
+        warnings.warn(f"{side} feature values the model never saw are ignored: {shown}"
                       f"{' ...' if len(ignored) > 5 else ''}", DataWarning, stacklevel=3)
     vec, bias = model.feature_mean(s, idx, weight)
     none = weight.sum(1) == 0  # nothing known about the row: the trained rows' mean feature part

@@ -1,6 +1,7 @@
 """Data-parallel training with PyTorch's DistributedDataParallel, launched by ``torchrun``.
 
-cflearn notices ``torchrun`` (the whole set of variables it sets, :func:`cflearn._launch.torchrun_env`) or a process group you
+cflearn notices ``torchrun`` (the whole set of variables it sets, :func:`cflearn._launch.torchrun_env`) or a process
+group you
 started, and then: each rank trains on its own shard of every epoch's shuffled order (the
 per-rank batch is ``bs / N``, so a step sees the same total batch as one process); DDP averages the
 gradients (dense ones: the tables do not use sparse gradients under DDP); every rank validates

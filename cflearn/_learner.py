@@ -29,7 +29,9 @@ from torch.nn import functional as F
 
 from ._collab import CollabModel, as_collab
 from ._data import CollabData
+from ._device import resolve_device
 from ._distributed import init_from_env, is_main, rank, unwrap, world
+from ._dual import DualRMSE, dual_parts
 from ._errors import (
     CflearnError,
     ColumnError,
@@ -41,17 +43,15 @@ from ._errors import (
     check_seed,
     closest,
 )
+from ._feature_trust import choose_user_feature_weight
 from ._features import check_feature_columns, has_feature, hybrid_data
 from ._launch import TorchrunEnv, torchrun_env
 from ._loaders import Decoder, fast_loaders
+from ._nn import NN
 from ._presets import DEFAULT_PRESET, PRESETS, Preset, get_preset, y_range_for
-from ._device import resolve_device
-from ._dual import DualRMSE, dual_parts
-from ._feature_trust import choose_user_feature_weight
 from ._ranking import RANK_ONLY, TargetItems, check_dual, check_ranking, ranking_parts
 from ._vocab import item_titles
 from .callbacks import ColdRows, DDPTrainer, KeepBest, LossHistory, NaNGuard, PresetNote, RowL2, fill_cold_rows
-from ._nn import NN
 from .models import DotBias, HybridDotBias, contract, ranking_head, rating_head
 from .optim import adamw, lazy_adamw
 

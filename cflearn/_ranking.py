@@ -22,7 +22,7 @@ from ._data import relevance_level
 from ._distributed import unwrap
 from ._errors import ConfigError, check_count, check_number
 from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader
-from .models import DotBias, Dual, HybridDotBias, Ranker, csr_rows, ranking_head
+from .models import Ranker, csr_rows, ranking_head
 
 if TYPE_CHECKING:
     from torch import nn

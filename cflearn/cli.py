@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from collections.abc import Sequence
@@ -86,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
                           "interactions, its ranking head); see `cflearn presets`")
     fit.add_argument("--epochs", type=int, help="override the preset's epochs")
     fit.add_argument("--keep-best", action="store_true",
-                     help="end with the weights of the epoch with the lowest validation loss (recorded in metrics.json)")
+                     help="end with the weights of the epoch with the lowest validation loss "
+                          "(recorded in metrics.json)")
     fit.add_argument("--patience", type=int, metavar="N",
                      help="stop after N epochs without a lower validation loss, keeping the best epoch")
     fit.add_argument("--valid-pct", type=float, default=0.2, help="fraction held out (default: 0.2)")
@@ -293,9 +293,7 @@ class _cflearn_warnings:
 
 # -- commands -----------------------------------------------------------------------------------
 def _presets(args: argparse.Namespace) -> int:
-    from ._presets import PRESETS
-
-    from ._presets import DEFAULT_PRESET
+    from ._presets import DEFAULT_PRESET, PRESETS
 
     for p in PRESETS.values():
         print(f"{p.name:<8} {p.description}" + (" [the default]" if p.name == DEFAULT_PRESET else ""))
@@ -383,8 +381,8 @@ def _pairs(items: list[str]) -> dict[str, str]:
 def _course(args: argparse.Namespace) -> int:
     from ._errors import ConfigError, DataError
     from .course import copy_course, grade
-    from .course._gradebook import GradeBook
     from .course._grade import read_submission
+    from .course._gradebook import GradeBook
 
     if (args.dest is None) == (args.check is None):
         raise ConfigError("give either DIR (hand out the course) or --check NOTEBOOK ... (grade), not both")
@@ -415,7 +413,7 @@ def _course(args: argparse.Namespace) -> int:
                 raise DataError(error)
             graded = grade(path, notebook=notebook, timeout=args.timeout, time_limit=args.time_limit,
                            max_output=int(args.max_output * 2**20))
-        except DataError as e:  # one broken submission does not stop the grading of the others
+        except (DataError, OSError) as e:  # one broken submission does not stop the grading of the others
             failed += 1
             print(f"{_shown(path)}: not graded: {_shown(e)}")
             book.add(student, path, None, str(e))
@@ -537,8 +535,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _fit(args: argparse.Namespace) -> int:
     from ._read import read_ratings
-    from ._errors import ConfigError
-
     from ._runs import check_target
 
     out = Path(args.out)

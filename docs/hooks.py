@@ -24,11 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 LESSONS = ROOT / "notebooks"
 CACHE = ROOT / "build" / "lessons"
 log = logging.getLogger("mkdocs.hooks.lessons")
+INLINE = "module://matplotlib_inline.backend_inline"  # figures as image outputs, as in Jupyter
+RECIPE = f"nbclient, MPLBACKEND={INLINE}"  # part of the cache key: a change here runs the lessons again
 
 
 def _executed(source: Path) -> Path:
     """The lesson with its outputs, from the cache or executed now."""
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(RECIPE.encode() + source.read_bytes()).hexdigest()[:16]
     out = CACHE / digest / source.name
     if out.is_file():
         return out
@@ -37,8 +39,16 @@ def _executed(source: Path) -> Path:
 
     log.info("executing %s for the site (once per version of the lesson)", source.name)
     nb = nbformat.read(source, as_version=4)
-    with tempfile.TemporaryDirectory() as tmp:
-        NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": tmp}}).execute()
+    backend = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = INLINE  # the kernel inherits it (make exports Agg for the commands)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": tmp}}).execute()
+    finally:
+        if backend is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = backend
     out.parent.mkdir(parents=True, exist_ok=True)
     part = out.with_suffix(".part")
     part.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")

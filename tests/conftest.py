@@ -10,6 +10,14 @@ import pytest
 
 matplotlib.use("Agg")
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on a machine of two cores: one thread each (torch, BLAS and the
+    # processes the tests start), as two threads each would fight over the cores on small batches
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 import cflearn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

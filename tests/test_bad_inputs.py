@@ -56,7 +56,8 @@ CATALOG = [
 CLI_WORDS = {
     "wrong separator": r"the header reads 'userId;movieId;rating': pass --sep ;\)",
     "non-UTF-8 bytes": r"not UTF-8 text; pass --encoding latin-1 or re-save",
-    "duplicates with error policy": r"e.g. user 1 rated item 1 more than once; pass --duplicates mean or --duplicates last",
+    "duplicates with error policy":
+        r"e.g. user 1 rated item 1 more than once; pass --duplicates mean or --duplicates last",
     "decimal comma, semicolon-separated": r"decimal comma \(e.g. '3,5'\); pass --decimal , or write",
 }
 """The command line says `--sep ;` where the API says `sep=';'`."""

@@ -44,7 +44,8 @@ def test_fit_writes_metrics_plot_and_model(ratings_csv, tmp_path, capsys):
     assert metrics["preset"] == "dual" and metrics["seed"] == 42 and metrics["n_train"] == 4800
     assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
     assert "valid RMSE" in stdout and "epoch   3/3" in stdout
-    assert sorted(p.name for p in out.iterdir()) == [".cflearn-run", "loss.png", "metrics.json", "model.safetensors", "report.html"]
+    assert sorted(p.name for p in out.iterdir()) == [".cflearn-run", "loss.png", "metrics.json", "model.safetensors",
+                                                     "report.html"]
 
     # the quick commands in this process (the same main() the console script runs; one import of torch)
     assert main(["predict", str(out / "model.safetensors"), "--user", "1", "--item", "1", "99999"]) == 0

@@ -172,7 +172,8 @@ def test_grading_is_isolated_from_what_a_submission_does(tmp_path, capsys):
         blank, "import cflearn.course._question as Q\n"
                "Q.Question.result = lambda self: Q.Result(self.label, 'correct', 'forged')\n"
                "import cflearn.course.ex3 as E\nE.QUESTIONS[0].verify = lambda self: 'forged'",
-        "while True:\n    pass", "while True:\n    print('x' * 5000)", f"import shutil\nshutil.rmtree({str(subs / 'zoe')!r})",
+        "while True:\n    pass", "while True:\n    print('x' * 5000)",
+        f"import shutil\nshutil.rmtree({str(subs / 'zoe')!r})",
         "import io, sys\nsys.stdout = io.StringIO()\nprint = open = enumerate = None")
     for student, nb in {
         # a blank notebook whose cells patch the checkers, loop until stopped, flood and delete a classmate's work
@@ -185,7 +186,9 @@ def test_grading_is_isolated_from_what_a_submission_does(tmp_path, capsys):
     bad = {"cells_dict.ipynb": json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": {"a": 1}}),
            "top_list.ipynb": "[1, 2]", "v99.ipynb": json.dumps({"nbformat": 99, "cells": []}),
            "deep.ipynb": "[" * 100_000 + "]" * 100_000, "empty.ipynb": "{}", "bad_cell.ipynb": json.dumps(
-               {"nbformat": 4, "cells": [{"cell_type": "code", "source": 3}]})}
+               {"nbformat": 4, "cells": [{"cell_type": "code", "source": 3}]}),
+           "lesson7.ipynb": json.dumps({"nbformat": 4, "cells": [
+               {"cell_type": "code", "source": "q1, = cflearn.course.exercise(7, globals())"}]})}
     for name, text in bad.items():
         (subs / name).write_text(text)
     grades = tmp_path / "book" / "grades.csv"
@@ -201,16 +204,17 @@ def test_grading_is_isolated_from_what_a_submission_does(tmp_path, capsys):
     assert out.count("not checked: the notebook stopped its grading process (killed by SIGKILL)") == 3
     for name, words in {"cells_dict": "not a list of cells", "top_list": "its JSON is a list",
                         "v99": "nbformat 99", "deep": "nested too deeply", "empty": "no nbformat field",
-                        "bad_cell": "cell 1 is not a notebook cell"}.items():
+                        "bad_cell": "cell 1 is not a notebook cell", "lesson7": "no exercise for lesson 7"}.items():
         assert f"{subs / name}.ipynb: not graded: {name}.ipynb" in out and words in out, name
-    assert len(out.splitlines()) == 3 * 4 + 2 + 6 + 1  # three tables, mallory's two notes, six lines, the files line
+    assert len(out.splitlines()) == 3 * 4 + 2 + len(bad) + 1  # three tables, mallory's two notes, a line a bad file
     rows = list(csv.DictReader(grades.open()))
     assert {(r["student"], r["question"], r["status"]) for r in rows if r["student"] == "zoe"} == {
         ("zoe", f"q{k}", "correct") for k in (1, 2, 3)}
     assert sum(r["status"] == "not graded" for r in rows) == len(bad)
     totals = {r["student"]: r for r in csv.DictReader((tmp_path / "book" / "grades-totals.csv").open())}
     assert (totals["zoe"]["passed"], totals["zoe"]["questions"]) == ("3", "3")
-    assert (totals["mallory"]["passed"], totals["killer"]["passed"], totals["subs"]["not_graded"]) == ("0", "0", "6")
+    assert (totals["mallory"]["passed"], totals["killer"]["passed"]) == ("0", "0")
+    assert totals["subs"]["not_graded"] == str(len(bad))
     # the gradebook is rewritten on the next grading, but a file that is not a gradebook is never overwritten
     (tmp_path / "notes.csv").write_text("my notes\n")
     assert main(["course", "--check", str(subs / "empty.ipynb"), "--grades", str(tmp_path / "notes.csv")]) == 1

@@ -44,8 +44,8 @@ def test_two_processes_reach_the_single_process_rmse_and_write_once(ratings_csv,
     m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert m2["processes"] == 2 and m1["processes"] == 1
     assert abs(m2["rmse"] - m1["rmse"]) < 0.01, (m1["rmse"], m2["rmse"])
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [".cflearn-run", "loss.png", "metrics.json", "model.safetensors",
-                                                                     "report.html"]
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [".cflearn-run", "loss.png", "metrics.json",
+                                                                     "model.safetensors", "report.html"]
     assert two.stdout.count("epoch  10/10") == 1 and two.stdout.count("wrote ") == 1  # rank 0 alone speaks
     assert "x 2 processes (bs 2048 each)" in two.stdout
 
@@ -187,7 +187,7 @@ def test_a_signalled_nproc_run_leaves_no_process_and_no_run(ratings_csv, tmp_pat
         families[sig] = _descendants(proc.pid)
         assert len(_running(families[sig])) >= 3  # torchrun and its two workers
         proc.send_signal(sig)
-    for sig, (proc, code, out) in runs.items():
+    for sig, (proc, code, _) in runs.items():
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == code, (sig, err)
         if sig != signal.SIGKILL:

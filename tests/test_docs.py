@@ -59,7 +59,7 @@ def site(tmp_path_factory):
     """The site built with warnings as errors (lessons rendered without running them: `make docs`
     runs them)."""
     out = tmp_path_factory.mktemp("site")
-    env = {**os.environ, "CFLEARN_DOCS_EXECUTE": "0"}
+    env = {**os.environ, "CFLEARN_DOCS_EXECUTE": "0", "NO_MKDOCS_2_WARNING": "1"}
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
                           cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

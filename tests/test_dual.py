@@ -97,7 +97,8 @@ def test_on_interactions_the_default_trains_its_ranking_head_alone():
     data = cflearn.from_df(ds)
     learn = cflearn.fit(cflearn.collab_learner(data, epochs=3, progress=False))
     assert learn.cf.preset["name"] == "dual" and learn.cf.preset["loss"] == "softmax"
-    assert type(learn.model).__name__ == "Ranker" and learn.cf.preset["n_factors"] == cflearn.PRESETS["dual"].rank_factors
+    assert type(learn.model).__name__ == "Ranker"
+    assert learn.cf.preset["n_factors"] == cflearn.PRESETS["dual"].rank_factors
     with pytest.raises(cflearn.ConfigError, match="rating head"):
         cflearn.collab_learner(data, row_l2=0.1)
 

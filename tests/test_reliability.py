@@ -183,4 +183,5 @@ def test_patience_stops_when_validation_stops_improving_and_keeps_the_best_epoch
                  "--epochs", "40", "--patience", "2", "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["kept_epoch"] <= metrics["epochs_run"] <= 40 and f"kept the weights of epoch {metrics['kept_epoch']}" in out
+    assert metrics["kept_epoch"] <= metrics["epochs_run"] <= 40
+    assert f"kept the weights of epoch {metrics['kept_epoch']}" in out

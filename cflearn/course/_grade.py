@@ -119,7 +119,7 @@ def grade(path: str | Path, *, timeout: int = 600, time_limit: int = 1800, max_o
     """
     from importlib.util import find_spec
 
-    from .._errors import ConfigError
+    from .._errors import CflearnError, ConfigError
     from . import questions
 
     if find_spec("nbclient") is None or find_spec("ipykernel") is None:
@@ -127,7 +127,10 @@ def grade(path: str | Path, *, timeout: int = 600, time_limit: int = 1800, max_o
     path = Path(path)
     notebook = read_submission(path) if notebook is None else notebook
     lesson = lesson_of(notebook, path.name)
-    labels = [f"q{k}" for k in range(1, len(questions(lesson)) + 1)]
+    try:
+        labels = [f"q{k}" for k in range(1, len(questions(lesson)) + 1)]
+    except CflearnError as e:  # cflearn.course.exercise(7, ...): this submission's problem, not the grading's
+        raise DataError(f"{path.name}: {e}") from None
     secret = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="cflearn-grade-") as tmp:
         work = Path(tmp)
@@ -152,6 +155,7 @@ def grade(path: str | Path, *, timeout: int = 600, time_limit: int = 1800, max_o
         outcome = _read_outcome(work / "outcome.json", secret) if code == 0 else None
     if outcome is None:
         why = (f"the notebook ran past the grader's limit of {time_limit + _CHECK_SECONDS + 60} s" if code is None
+               else "the grading process's result could not be read" if code == 0
                else f"the notebook stopped its grading process ({_death(code)})")
         return Grading([Result(q, "incorrect", f"not checked: {why}") for q in labels])
     if outcome.get("unchecked"):

@@ -176,7 +176,8 @@ def copy_course(dest: str | Path, *, force: bool = False) -> tuple[list[Path], s
         clash = [str(n) for n in names if (dest / n).exists()]
         if clash and not (dest / HANDOUT_MARKER).is_file():
             raise ConfigError(f"{printable(dest)} holds {printable(clash[0])}, which cflearn did not hand out there "
-                              f"(no {HANDOUT_MARKER}); --force replaces only a handout's notebooks: choose a new folder")
+                              f"(no {HANDOUT_MARKER}); --force replaces only a handout's notebooks: "
+                              "choose a new folder")
     written = []
     atomic_write_bytes(dest / HANDOUT_MARKER, b'{"written_by": "cflearn course"}\n')
     for lesson in sorted(src.glob("*.ipynb")):
