@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure  # a bare Figure needs no display and no pyplot state
+from matplotlib.figure import Figure as _MplFigure  # a bare Figure needs no display and no pyplot state
 
 from ._errors import ConfigError
 from .callbacks import LossHistory
@@ -17,9 +17,27 @@ from .callbacks import LossHistory
 if TYPE_CHECKING:
     from fastai.learner import Learner
 
-__all__ = ["plot_loss", "smooth", "literal_text"]
+__all__ = ["plot_loss", "smooth", "literal_text", "Figure"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Figure(_MplFigure):
+    """A matplotlib ``Figure`` that shows itself in a notebook: as a cell's value it renders as a PNG
+    in Jupyter and in ``jupyter nbconvert --execute`` whatever the backend (a bare ``Figure`` would
+    show as ``<Figure size 900x700>`` without an inline backend). Nothing else changes: ``savefig``,
+    axes and the rest are matplotlib's."""
+
+    def _repr_png_(self) -> bytes:
+        from io import BytesIO
+
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        if self.canvas is None or not hasattr(self.canvas, "print_png"):
+            FigureCanvasAgg(self)
+        out = BytesIO()
+        self.savefig(out, format="png", dpi=100)
+        return out.getvalue()
 
 
 def literal_text(fn: F) -> F:

@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from ._collab import CollabModel, as_collab
 from ._errors import ConfigError, UnknownIDError, check_count
-from ._plots import literal_text
+from ._plots import Figure, literal_text
 from ._scoring import encode_items, encode_users, eval_mode
 from ._vocab import find_titles, item_titles
 from .models import HybridDotBias, Tables, rating_head

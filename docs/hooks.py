@@ -2,7 +2,7 @@
 
 The lessons live in ``notebooks/`` without outputs (the test suite runs them). For the site each
 is executed once (``nbclient``, in a temporary folder) and kept in ``build/lessons/`` keyed by the
-SHA-256 of its source, so a rebuild re-runs only the lessons that changed. ``CFLEARN_DOCS_EXECUTE=0``
+SHA-256 of its source and of cflearn's code, so a rebuild re-runs the lessons only when one of them changed. ``CFLEARN_DOCS_EXECUTE=0``
 renders them without running (a quick build, as the docs test does); ``CFLEARN_COURSE_EPOCHS``
 is passed on (the lessons' own epochs otherwise).
 """
@@ -30,7 +30,8 @@ RECIPE = f"nbclient, MPLBACKEND={INLINE}"  # part of the cache key: a change her
 
 def _executed(source: Path) -> Path:
     """The lesson with its outputs, from the cache or executed now."""
-    digest = hashlib.sha256(RECIPE.encode() + source.read_bytes()).hexdigest()[:16]
+    code = b"".join(p.read_bytes() for p in sorted((ROOT / "cflearn").rglob("*.py")))  # the outputs come from it
+    digest = hashlib.sha256(RECIPE.encode() + code + source.read_bytes()).hexdigest()[:16]
     out = CACHE / digest / source.name
     if out.is_file():
         return out

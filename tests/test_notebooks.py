@@ -1,5 +1,6 @@
 """The course notebooks are product: each runs top to bottom, and is stored without outputs."""
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -30,6 +31,12 @@ def test_notebook_runs_top_to_bottom(path, ml_path, monkeypatch, tmp_path):
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
+    # a cell whose value is one of cflearn's figures shows it as an image (a Figure renders itself)
+    figure = re.compile(r"^(cflearn\.)?(interpret\.)?(plot_loss|factor_map)\(.*\)$")
+    for cell in nb.cells:
+        lines = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")]
+        if cell.cell_type == "code" and lines and figure.match(lines[-1]):
+            assert any("image/png" in o.get("data", {}) for o in cell.outputs), (path.name, cell.source)
 
 
 EXERCISES = sorted((Path(__file__).resolve().parents[1] / "notebooks" / "exercises").glob("*.ipynb"))
