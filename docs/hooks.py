@@ -3,8 +3,8 @@
 The lessons live in ``notebooks/`` without outputs (the test suite runs them). For the site each
 is executed once (``nbclient``, in a temporary folder) and kept in ``build/lessons/`` keyed by the
 SHA-256 of its source and of cflearn's code, so a rebuild re-runs the lessons only when one of
-them changed. ``CFLEARN_DOCS_EXECUTE=0`` renders them without running (a quick build, as the docs test does); ``CFLEARN_COURSE_EPOCHS``
-is passed on (the lessons' own epochs otherwise).
+them changed. ``CFLEARN_DOCS_EXECUTE=0`` renders them without running (a quick build, as the docs
+test does); ``CFLEARN_COURSE_EPOCHS`` is passed on (the lessons' own epochs otherwise).
 """
 
 from __future__ import annotations
