@@ -389,8 +389,8 @@ def _course(args: argparse.Namespace) -> int:
     if args.dest is not None:
         written, data = copy_course(args.dest, force=args.force)
         lessons = sum(1 for p in written if p.parent.name != "exercises")
-        print(f"wrote {lessons} lessons and {len(written) - lessons} exercises to {_shown(args.dest)}; start with "
-              f"{_shown(written[0].name)} (jupyter lab {_shown(args.dest)})")
+        print(f"wrote {lessons} lessons and {len(written) - lessons} exercises to {_shown(args.dest)}; its README.md "
+              f"is the syllabus; start with {_shown(written[0].name)} (jupyter lab {_shown(args.dest)})")
         print(_shown(data))
         return 0
     if not 0 < args.max_output < float("inf"):

@@ -1,4 +1,5 @@
-"""MkDocs hook: the course's lessons as pages, rendered with their outputs.
+"""MkDocs hook: the course's lessons as pages, rendered with their outputs, and its exercises as
+students get them (solutions replaced by ``____``), so that each lesson's links lead somewhere.
 
 The lessons live in ``notebooks/`` without outputs (the test suite runs them). For the site each
 is executed once (``nbclient``, in a temporary folder) and kept in ``build/lessons/`` keyed by the
@@ -69,6 +70,14 @@ def on_files(files: Files, config: dict) -> Files:
     for source in sorted(LESSONS.glob("*.ipynb")):
         shutil.copyfile(_executed(source) if execute else source, stage / "lessons" / source.name)
         files.append(File(f"lessons/{source.name}", str(stage), config["site_dir"], config["use_directory_urls"]))
+    (stage / "lessons" / "exercises").mkdir()
+    for source in sorted((LESSONS / "exercises").glob("*.ipynb")):  # as a student gets them: no solutions
+        from cflearn.course import student_version
+
+        handout = student_version(json.loads(source.read_text(encoding="utf-8")))
+        (stage / "lessons" / "exercises" / source.name).write_text(json.dumps(handout), encoding="utf-8")
+        files.append(File(f"lessons/exercises/{source.name}", str(stage), config["site_dir"],
+                          config["use_directory_urls"]))
     return files
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import re
 from typing import Any
 
 import pytest
@@ -110,6 +111,10 @@ def test_cli_hands_out_the_course_and_grades_submissions(tmp_path, ml_path, caps
     exercises = sorted(p.name for p in (dest / "exercises").glob("*.ipynb"))
     assert "00_from_scratch.ipynb" in lessons and len(exercises) == len(course.EXERCISES)
     assert f"wrote {len(lessons)} lessons and {len(exercises)} exercises" in out and "ml-latest-small is in" in out
+    readme = (dest / "README.md").read_text()  # the syllabus: every lesson and exercise, links that resolve
+    links = re.findall(r"\]\(([^)]+\.ipynb)\)", readme)
+    assert sorted(links) == sorted([*lessons, *(f"exercises/{e}" for e in exercises)])
+    assert all((dest / link).is_file() for link in links) and "q1.check()" in readme
     handed = (dest / "exercises" / "ex03_embeddings_and_models.ipynb").read_text()
     assert "BEGIN SOLUTION" not in handed and "____" in handed
     from cflearn.cli import main  # the quick error paths in this process
@@ -118,8 +123,10 @@ def test_cli_hands_out_the_course_and_grades_submissions(tmp_path, ml_path, caps
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "already holds files" in err
     (dest / "my notes.md").write_text("mine")
+    (dest / "README.md").write_text("my own syllabus")
     assert main(["course", str(dest), "--force"]) == 0  # a handout cflearn wrote: its notebooks are replaced
     assert (dest / "my notes.md").read_text() == "mine"
+    assert (dest / "README.md").read_text() == "my own syllabus"  # a README it did not write is kept
     # --force never overwrites the course's own sources, nor notebooks that cflearn did not hand out
     sources = {p: p.read_bytes() for p in M.material_dir().rglob("*.ipynb")}
     other = tmp_path / "other"

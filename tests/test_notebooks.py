@@ -22,6 +22,16 @@ def test_outputs_are_stripped_in_git(path):
             assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: strip outputs"
 
 
+def test_each_lesson_links_to_its_exercise_and_the_next_lesson():
+    for k, path in enumerate(NOTEBOOKS):
+        nb = nbformat.read(path, as_version=4)
+        links = re.findall(r"\]\(([^)]+\.ipynb)\)", nb.cells[-1].source)
+        assert all((path.parent / link).is_file() for link in links), (path.name, links)
+        exercise = sorted(path.parent.glob(f"exercises/ex{path.name[:2]}_*.ipynb"))
+        wanted = [f"exercises/{e.name}" for e in exercise] + [n.name for n in NOTEBOOKS[k + 1:k + 2]]
+        assert links == wanted, (path.name, links)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_top_to_bottom(path, ml_path, monkeypatch, tmp_path):
     monkeypatch.setenv("CFLEARN_DATA", str(ml_path))

@@ -15,7 +15,7 @@ from .._errors import ConfigError, DataError
 from .._io import atomic_write_bytes
 from ._question import Result
 
-__all__ = ["material_dir", "exercise_path", "answer_cells", "solutions", "strip_solutions", "setup_code",
+__all__ = ["material_dir", "exercise_path", "syllabus", "answer_cells", "solutions", "strip_solutions", "setup_code",
            "student_version", "copy_course",
            "check_notebook", "BEGIN", "END", "HANDOUT_MARKER"]
 
@@ -145,9 +145,54 @@ def _read(path: Path) -> dict[str, Any]:
         raise DataError(f"cannot read notebook {path}: {e}") from None
 
 
+_README_TITLE = "# Collaborative filtering with cflearn: the course"
+
+
+def _title(notebook: Path) -> str:
+    """A notebook's first heading, without the ``#``."""
+    for cell in _read(notebook)["cells"]:
+        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        for line in src.splitlines():
+            if cell["cell_type"] == "markdown" and line.startswith("# "):
+                return line[2:].strip()
+    return notebook.stem
+
+
+def syllabus(src: Path | None = None) -> str:
+    """The handout's README: the lessons in order with their exercises, how to open the notebooks
+    and how to check answers."""
+    src = material_dir() if src is None else src
+    exercises = {p.name[2:4]: p.name for p in (src / "exercises").glob("ex*.ipynb")}
+    rows = [f"| {k} | [{_title(p)}]({p.name}) | "
+            + (f"[{exercises[p.name[:2]]}](exercises/{exercises[p.name[:2]]})" if p.name[:2] in exercises else "-")
+            + " |" for k, p in enumerate(sorted(src.glob("*.ipynb")))]
+    return "\n".join([
+        _README_TITLE, "",
+        "Six lessons, from a model written by hand in PyTorch to fastai's `collab_learner` and cflearn's",
+        "presets, content features and cold start. Take them in order; each says at the top what you will",
+        "learn and how long it takes, and each runs top to bottom on a laptop CPU.", "",
+        "| # | lesson | exercise |", "|---|---|---|", *rows, "",
+        "## Opening the notebooks", "",
+        "```bash",
+        'pip install "cflearn[course]"     # cflearn with Jupyter Lab (once)',
+        "jupyter lab                      # in this folder; start with the first lesson",
+        "```", "",
+        "The lessons read MovieLens ml-latest-small, which `cflearn course` put in cflearn's cache",
+        "(or `$CFLEARN_DATA`); without it they download it once.", "",
+        "## Checking your answers", "",
+        "Each exercise starts with a setup cell that binds its questions `q1`, `q2`, ... Replace each",
+        "`____` with your answer, run the cell, then:", "",
+        "- `q1.check()`: correct, or what is wrong;",
+        "- `q1.hint()`: a hint;",
+        "- `q1.solution()`: the answer (try first!).", "",
+        "Your instructor grades a filled-in exercise with `cflearn course --check NOTEBOOK`, which runs it",
+        "top to bottom in a fresh kernel: make sure it runs that way before you hand it in.", ""])
+
+
 def copy_course(dest: str | Path, *, force: bool = False) -> tuple[list[Path], str]:
-    """Hand out the course: the lessons and the student version of every exercise into ``dest``,
-    and MovieLens ml-latest-small into cflearn's cache, where the notebooks find it.
+    """Hand out the course: the lessons, the student version of every exercise and a README (the
+    syllabus, :func:`syllabus`) into ``dest``, and MovieLens ml-latest-small into cflearn's cache,
+    where the notebooks find it.
 
     Args:
         dest: a new or empty folder. ``force`` writes into a folder with files: in a handout that
@@ -187,6 +232,9 @@ def copy_course(dest: str | Path, *, force: bool = False) -> tuple[list[Path], s
         written.append(dest / "exercises" / ex.name)
         text = json.dumps(student_version(_read(ex)), indent=1, ensure_ascii=False) + "\n"
         atomic_write_bytes(written[-1], text.encode())
+    readme = dest / "README.md"
+    if not readme.exists() or readme.read_text(encoding="utf-8", errors="replace").startswith(_README_TITLE):
+        atomic_write_bytes(readme, syllabus(src).encode())  # never over a README of the user's own
     cached = cache_dir() / "ml-latest-small"
     try:
         found = movielens("ml-latest-small")  # from $CFLEARN_DATA, the cache, or a verified download
