@@ -478,6 +478,21 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _release_training_state(learn: Any) -> None:
+    """Drop what only training needs before `fit` evaluates and writes the run: the optimizer's
+    state and a ranking loss's targets (on 25M ratings the targets alone are about 300 MB). The
+    command line never trains this learner again."""
+    import torch
+
+    from ._ranking import RankTargets
+
+    learn.opt = None
+    rank = getattr(learn.loss_func, "rank", learn.loss_func)
+    if isinstance(getattr(rank, "targets", None), RankTargets):
+        empty = torch.zeros(0, dtype=torch.long)
+        rank.targets = RankTargets(torch.zeros(1, dtype=torch.long), empty, empty.float())
+
+
 def _shown(value: Any) -> str:
     """Text safe for a terminal (:func:`cflearn._errors.printable`)."""
     from ._errors import printable
@@ -676,6 +691,7 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     leave()  # training is over on every rank: leave the group together
     if not main_rank:  # every rank holds the same model; rank 0 evaluates and writes
         return 0
+    _release_training_state(learn)
     release_memory()
     table = evaluate(learn, n=10)
     release_memory()
