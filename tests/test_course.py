@@ -179,11 +179,11 @@ def test_grading_is_isolated_from_what_a_submission_does(tmp_path, capsys):
         blank, "import cflearn.course._question as Q\n"
                "Q.Question.result = lambda self: Q.Result(self.label, 'correct', 'forged')\n"
                "import cflearn.course.ex3 as E\nE.QUESTIONS[0].verify = lambda self: 'forged'",
-        "while True:\n    pass", "while True:\n    print('x' * 5000)",
+        "while True:\n    print('x' * 5000)",
         f"import shutil\nshutil.rmtree({str(subs / 'zoe')!r})",
         "import io, sys\nsys.stdout = io.StringIO()\nprint = open = enumerate = None")
     for student, nb in {
-        # a blank notebook whose cells patch the checkers, loop until stopped, flood and delete a classmate's work
+        # a blank notebook whose cells patch the checkers, flood, delete a classmate's work and break print
         "mallory": mallory,
         "zoe": solved,
         "killer": _with_cells(solved, "import os\nos.kill(os.getppid(), 9)")[0],
@@ -200,20 +200,21 @@ def test_grading_is_isolated_from_what_a_submission_does(tmp_path, capsys):
         (subs / name).write_text(text)
     grades = tmp_path / "book" / "grades.csv"
     grades.parent.mkdir()
-    code = main(["course", "--check", str(subs), "--timeout", "4", "--max-output", "0.05", "--grades", str(grades)])
+    # a generous cell limit: on a busy machine a setup cell (importing torch) must never be the one stopped
+    code = main(["course", "--check", str(subs), "--timeout", "300", "--max-output", "0.05", "--grades", str(grades)])
     out, err = capsys.readouterr()
     assert code == 3 and err == "", err
     assert f"{subs / 'mallory' / 'ex03.ipynb'}: 0/3 passed" in out and "forged" not in out
     assert out.count("not answered") == 3  # the checkers ran afresh: the blank answers are blank
-    assert f"cell {first + 1} ran past 4 s and was stopped" in out and f"cell {first + 2} printed over 0.05 MB" in out
-    assert f"{subs / 'zoe' / 'ex03.ipynb'}: 3/3 passed" in out  # read before mallory deleted it
+    assert f"cell {first + 1} printed over 0.05 MB; its output was cut" in out
+    assert f"{subs / 'zoe' / 'ex03.ipynb'}: 3/3 passed" in out, out  # read before mallory deleted it
     assert not (subs / "zoe").exists()
     assert out.count("not checked: the notebook stopped its grading process (killed by SIGKILL)") == 3
     for name, words in {"cells_dict": "not a list of cells", "top_list": "its JSON is a list",
                         "v99": "nbformat 99", "deep": "nested too deeply", "empty": "no nbformat field",
                         "bad_cell": "cell 1 is not a notebook cell", "lesson7": "no exercise for lesson 7"}.items():
         assert f"{subs / name}.ipynb: not graded: {name}.ipynb" in out and words in out, name
-    assert len(out.splitlines()) == 3 * 4 + 2 + len(bad) + 1  # three tables, mallory's two notes, a line a bad file
+    assert len(out.splitlines()) == 3 * 4 + 1 + len(bad) + 1  # three tables, mallory's note, a line a bad file
     rows = list(csv.DictReader(grades.open()))
     assert {(r["student"], r["question"], r["status"]) for r in rows if r["student"] == "zoe"} == {
         ("zoe", f"q{k}", "correct") for k in (1, 2, 3)}
@@ -222,6 +223,12 @@ def test_grading_is_isolated_from_what_a_submission_does(tmp_path, capsys):
     assert (totals["zoe"]["passed"], totals["zoe"]["questions"]) == ("3", "3")
     assert (totals["mallory"]["passed"], totals["killer"]["passed"]) == ("0", "0")
     assert totals["subs"]["not_graded"] == str(len(bad))
+    # a cell that loops is stopped at --timeout, and the notebook goes on (whatever else a busy machine stopped)
+    looper, at = _with_cells(blank, "while True:\n    pass")
+    (tmp_path / "loop.ipynb").write_text(json.dumps(looper))
+    assert main(["course", "--check", str(tmp_path / "loop.ipynb"), "--timeout", "10", "--grades", str(grades)]) == 3
+    out = capsys.readouterr().out
+    assert f"cell {at} ran past 10 s and was stopped" in out and out.count("\n  q") == 3, out
     # the gradebook is rewritten on the next grading, but a file that is not a gradebook is never overwritten
     (tmp_path / "notes.csv").write_text("my notes\n")
     assert main(["course", "--check", str(subs / "empty.ipynb"), "--grades", str(tmp_path / "notes.csv")]) == 1
