@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import DataError
+from .._io import atomic_write_bytes
 from ._question import Result
 
 __all__ = ["Grading", "grade", "read_submission", "lesson_of", "MAX_BYTES"]
@@ -337,9 +338,7 @@ def _main(argv: list[str]) -> int:
     except Exception as e:  # the kernel could not start, died...: a line for the table
         outcome = {"unchecked": f"the notebook could not be run ({type(e).__name__}: {str(e)[:200]})"}
     outcome = {"notes": [], **outcome, "secret": secret}
-    part = work / f".outcome-{os.getpid()}"
-    part.write_text(json.dumps(outcome), encoding="utf-8")
-    os.replace(part, work / "outcome.json")
+    atomic_write_bytes(work / "outcome.json", json.dumps(outcome).encode())
     return 0
 
 
