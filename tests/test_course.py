@@ -43,6 +43,467 @@ def _result(ns: dict[str, Any], label: str) -> course.Result:
     return ns[label].result()
 
 
+# Answers written from each question's text (not from its checker): WRONG ones a student could
+# plausibly write, each of which must be marked incorrect, and RIGHT ones in forms the question's
+# words allow, each of which must be marked correct.
+
+_ENC = "user2idx = {{u: i for i, u in enumerate({users})}}\nidx2user = {back}\n"
+_SORTED = "sorted(ratings.user.unique())"
+_INV = "{i: u for u, i in user2idx.items()}"
+
+_DOT = '''class EmbeddingDot(nn.Module):
+    def __init__(self, n_users, n_movies, n_factors=50):
+        super().__init__()
+        self.user_factors = nn.Embedding({usz})
+        self.movie_factors = nn.Embedding(n_movies, n_factors)
+        {init}
+
+    def forward(self, users, movies):
+        return {out}
+'''
+_DOT_OK = dict(usz="n_users, n_factors", out="(self.user_factors(users) * self.movie_factors(movies)).sum(1)",
+               init="self.user_factors.weight.data.uniform_(0, 0.05); self.movie_factors.weight.data.uniform_(0, 0.05)")
+
+
+def _dot(**kw):
+    return _DOT.format(**{**_DOT_OK, **kw})
+
+
+_BIAS = '''class DotBias(nn.Module):
+    def __init__(self, n_users, n_movies, n_factors=50, y_range=(0, 5.5)):
+        super().__init__()
+        self.user_factors = nn.Embedding(n_users, n_factors)
+        self.movie_factors = nn.Embedding(n_movies, n_factors)
+        self.user_bias = nn.Embedding(n_users, 1)
+        self.movie_bias = nn.Embedding(n_movies, 1)
+        self.y_range = {yr}
+
+    def forward(self, users, movies):
+        dot = (self.user_factors(users) * self.movie_factors(movies)).sum(1)
+        raw = {raw}
+        lo, hi = self.y_range
+        return {out}
+'''
+_BIAS_OK = dict(yr="y_range", raw="dot + self.user_bias(users)[:, 0] + self.movie_bias(movies)[:, 0]",
+                out="torch.sigmoid(raw) * (hi - lo) + lo")
+
+
+def _bias(**kw):
+    return _BIAS.format(**{**_BIAS_OK, **kw})
+
+
+_NN = '''class CollabNN(nn.Module):
+    def __init__(self, user_sz, item_sz, y_range=(0, 5.5), n_act=100):
+        super().__init__()
+        self.user_factors = nn.Embedding(*user_sz)
+        self.item_factors = nn.Embedding(*item_sz)
+        self.layers = nn.Sequential({layers})
+        self.y_range = {yr}
+
+    def forward(self, users, items):
+        x = torch.cat([{cat}], dim=1)
+        x = self.layers(x)
+        lo, hi = self.y_range
+        return {out}
+'''
+_NN_OK = dict(layers="nn.Linear(user_sz[1] + item_sz[1], n_act), nn.ReLU(), nn.Linear(n_act, 1)", yr="y_range",
+              cat="self.user_factors(users), self.item_factors(items)", out="torch.sigmoid(x[:, 0]) * (hi - lo) + lo")
+
+
+def _nn(**kw):
+    return _NN.format(**{**_NN_OK, **kw})
+
+
+def _fn(name, args, body):
+    return f"def {name}({args}):\n" + "".join(f"    {line}\n" for line in body.strip().splitlines())
+
+
+def _sim(body):
+    return _fn("most_similar", "factors, i, n", body)
+
+
+def _pca(body):
+    return _fn("pca2", "factors", body)
+
+
+def _year(body):
+    return _fn("release_year", "title", body)
+
+
+def _genres(body):
+    return _fn("genre_matrix", "genres", body)
+
+
+def _content(body):
+    return _fn("content_similar", "item, onehot, n=5", "v = onehot.loc[item].to_numpy(dtype=float)\n"
+               "m = onehot.to_numpy(dtype=float)\n" + body)
+
+
+def _rmse(body):
+    return _fn("rmse", "pred, target", "p, t = np.asarray(pred, dtype=float), np.asarray(target, dtype=float)\n"
+               + body)
+
+
+def _prec(per_user, keep="rel"):
+    return _fn("precision_at_k", "recommended, relevant, k",
+               f"scores = []\nfor recs, rel in zip(recommended, relevant):\n    if {keep}:\n"
+               f"        scores.append({per_user})\nreturn float(np.mean(scores))")
+
+
+def _split(body):
+    return _fn("split_by_time", "df, valid_frac", body)
+
+
+def _unseen(body):
+    return _fn("recommend_unseen", "scores, seen, n", body)
+
+
+_TOP = "rows = learn.model.i_bias.weight[1:, 0].detach().argsort(descending=True)[:5] + 1\n"
+_COS = "sims = nn.CosineSimilarity(dim=1)(factors, factors[i][None])\n"
+
+WRONG: dict[tuple[int, str], list[str]] = {
+    (0, "q1"): [
+        _ENC.format(users="ratings.user.unique()", back=_INV),  # not in sorted ID order
+        _ENC.format(users=_SORTED, back=_INV).replace("enumerate(sorted(ratings.user.unique()))",
+                                                       "enumerate(sorted(ratings.user.unique()), 1)"),
+        _ENC.format(users=_SORTED, back="user2idx"),  # not inverted
+        _ENC.format(users="ratings.user", back=_INV),  # one row per rating
+        _ENC.format(users="sorted(ratings.item.unique())", back=_INV),  # items, not users
+        _ENC.format(users=_SORTED, back="list(ratings.user.unique())"),  # a list in the wrong order
+        _ENC.format(users="sorted(ratings.user.unique(), reverse=True)", back=_INV),
+        _ENC.format(users="sorted(ratings.user.astype(str).unique())", back=_INV),  # text keys
+    ],
+    (0, "q2"): [
+        _dot(out="self.user_factors(users) * self.movie_factors(movies)"),  # no sum
+        _dot(out="self.user_factors(users) @ self.movie_factors(movies).T"),  # every pair
+        _dot(init="self.user_factors.weight.data.normal_(); self.movie_factors.weight.data.normal_()"),
+        _dot(init="pass"),  # no init at all
+        _dot(init="self.user_factors.weight.data.uniform_(0, 0.5); self.movie_factors.weight.data.uniform_(0, 0.5)"),
+        _dot(out="(self.user_factors(users) * self.movie_factors(movies)).sum(0)"),
+        _dot(out="(self.user_factors(users) * self.user_factors(movies)).sum(1)"),  # users' table for movies
+        _dot(out="(self.user_factors(users) * self.movie_factors(movies)).mean(1)"),
+        _dot(usz="n_factors, n_users"),
+    ],
+    (0, "q3"): [
+        "y_range = (ratings.rating.min(), ratings.rating.max())",
+        "y_range = (0, 10)",
+        "y_range = (ratings.rating.max() + 0.5, ratings.rating.min() - 0.5)",
+        "y_range = (ratings.rating.min() - 0.5, ratings.rating.max())",
+        "y_range = (ratings.rating.min(), ratings.rating.max() + 0.5)",
+        "y_range = ratings.rating.max() + 0.5",
+        "y_range = (ratings.rating.mean() - 1, ratings.rating.mean() + 1)",
+        "y_range = (ratings.rating.min() - 0.001, ratings.rating.max() + 0.001)",
+    ],
+    (0, "q4"): [
+        _bias(out="raw"),
+        _bias(out="torch.sigmoid(raw)"),
+        _bias(raw="dot"),
+        _bias(raw="dot + self.user_bias(users)[:, 0]"),
+        _bias(raw="dot + self.movie_bias(movies)[:, 0]"),
+        _bias(raw="dot + self.user_bias(users) + self.movie_bias(movies)"),  # (B, B)
+        _bias(out="torch.sigmoid(raw) * (hi - lo)"),  # no + lo
+        _bias(out="torch.sigmoid(raw) * hi"),
+        _bias(yr="(0, 5.5)"),  # ignores the y_range it is given
+        _bias(raw="dot", out="torch.sigmoid(raw) * (hi - lo) + lo + self.user_bias(users)[:, 0] + "
+                             "self.movie_bias(movies)[:, 0]"),  # biases after the sigmoid
+        _bias(raw="dot + self.user_bias(movies)[:, 0] + self.movie_bias(movies)[:, 0]"),
+        _bias(out="torch.sigmoid(raw) * (lo - hi) + hi"),  # upside down
+    ],
+    (2, "q1"): [
+        _TOP.replace("descending=True", "descending=False") + "top_biased = data.items.decode(rows.numpy()).tolist()",
+        "top_biased = data.train.groupby('item').rating.mean().nlargest(5).index.tolist()",
+        _TOP + "top_biased = rows.tolist()",  # row numbers
+        "rows = learn.model.i_bias.weight[1:, 0].detach().abs().argsort(descending=True)[:5] + 1\n"
+        "top_biased = data.items.decode(rows.numpy()).tolist()",
+        _TOP + "top_biased = data.items.decode(rows.numpy()).tolist()[::-1]",  # smallest first
+        _TOP.replace(" + 1\n", "\n") + "top_biased = data.items.decode(rows.numpy()).tolist()",  # rows off by one
+        "top_biased = data.train.item.value_counts().index[:5].tolist()",
+        _TOP.replace("[:5]", "[:10]") + "top_biased = data.items.decode(rows.numpy()).tolist()",
+        "rows = learn.model.i_weight.weight[1:].detach().norm(dim=1).argsort(descending=True)[:5] + 1\n"
+        "top_biased = data.items.decode(rows.numpy()).tolist()",  # the longest factor vectors
+    ],
+    (2, "q2"): [
+        _sim("sims = factors @ factors[i]\norder = [j for j in sims.argsort(descending=True).tolist() if j != i]\n"
+             "return order[:n]"),
+        _sim(_COS + "return sims.argsort(descending=True).tolist()[:n]"),  # itself included
+        _sim(_COS + "order = [j for j in sims.argsort().tolist() if j != i]\nreturn order[:n]"),
+        _sim("x = factors - factors.mean(1, keepdim=True)\n"  # Pearson
+             "sims = nn.CosineSimilarity(dim=1)(x, x[i][None])\n"
+             "order = [j for j in sims.argsort(descending=True).tolist() if j != i]\nreturn order[:n]"),
+        _sim("d = (factors - factors[i]).norm(dim=1)\norder = [j for j in d.argsort().tolist() if j != i]\n"
+             "return order[:n]"),
+        _sim(_COS + "return sims.argsort(descending=True).tolist()[1:n + 1]"),  # assumes row i comes first
+        _sim(_COS + "order = [j for j in sims.abs().argsort(descending=True).tolist() if j != i]\nreturn order[:n]"),
+        _sim(_COS + "order = sims.argsort(descending=True)\nreturn [float(sims[j]) for j in order if j != i][:n]"),
+        _sim(_COS + "order = [j for j in sims.argsort(descending=True).tolist() if j != i]\nreturn order[:n - 1]"),
+    ],
+    (2, "q3"): [
+        _pca("U, S, Vh = torch.linalg.svd(factors, full_matrices=False)\nreturn factors @ Vh[:2].T"),  # not centered
+        _pca("x = factors - factors.mean(0)\nU, S, Vh = torch.linalg.svd(x, full_matrices=False)\nreturn Vh[:2]"),
+        _pca("x = factors - factors.mean(0)\nU, S, Vh = torch.linalg.svd(x, full_matrices=False)\n"
+             "return x @ Vh[-2:].T"),
+        _pca("x = factors - factors.mean(0)\nU, S, Vh = torch.linalg.svd(x, full_matrices=False)\nreturn U[:, :2]"),
+        _pca("x = (factors - factors.mean(0)) / factors.std(0)\nU, S, Vh = torch.linalg.svd(x, full_matrices=False)\n"
+             "return x @ Vh[:2].T"),
+        _pca("x = factors - factors.mean(0)\nU, S, Vh = torch.linalg.svd(x, full_matrices=False)\n"
+             "return x @ Vh[:, :2]"),
+        _pca("x = factors - factors.mean(0)\nU, S, Vh = torch.linalg.svd(x, full_matrices=False)\n"
+             "return x @ Vh[[1, 0]].T"),  # the components swapped
+        _pca("x = factors - factors.mean(0)\nU, S, Vh = torch.linalg.svd(x, full_matrices=False)\n"
+             "return (x @ Vh[:2].T).abs()"),
+        _pca("x = factors - factors.mean(1, keepdim=True)\nU, S, Vh = torch.linalg.svd(x, full_matrices=False)\n"
+             "return x @ Vh[:2].T"),
+    ],
+    (3, "q1"): [
+        _fn("emb_sz", "n_cat", "return round(1.6 * n_cat ** 0.56)"),
+        _fn("emb_sz", "n_cat", "return min(600, int(1.6 * n_cat ** 0.56))"),
+        _fn("emb_sz", "n_cat", "return min(600, round(1.6 * n_cat ** 0.5))"),
+        _fn("emb_sz", "n_cat", "return max(600, round(1.6 * n_cat ** 0.56))"),
+        _fn("emb_sz", "n_cat", "import math\nreturn min(600, math.ceil(1.6 * n_cat ** 0.56))"),
+        _fn("emb_sz", "n_cat", "return min(600, 1.6 * n_cat ** 0.56)"),
+        _fn("emb_sz", "n_cat", "return min(600, round(1.6 * n_cat) ** 0.56)"),
+        _fn("emb_sz", "n_cat", "return min(500, round(1.6 * n_cat ** 0.56))"),
+        _fn("emb_sz", "n_cat", "return min(n_cat, round(1.6 * n_cat ** 0.56))"),
+    ],
+    (3, "q2"): [
+        _nn(layers="nn.Linear(user_sz[1] + item_sz[1], n_act), nn.Linear(n_act, 1)"),  # no ReLU
+        _nn(layers="nn.Linear(user_sz[1] + item_sz[1], n_act), nn.ReLU(), nn.Linear(n_act, 1), nn.ReLU()"),
+        _nn(yr="(0, 5.5)"),  # ignores y_range
+        _nn(out="torch.sigmoid(x[:, 0]) * (hi - lo)"),  # no + lo
+        _nn(layers="nn.Linear(user_sz[1] + item_sz[1], n_act), nn.Tanh(), nn.Linear(n_act, 1)"),
+        _nn(layers="nn.Linear(user_sz[1] + item_sz[1], 100), nn.ReLU(), nn.Linear(100, 1)"),  # n_act ignored
+        _nn(layers="nn.Linear(user_sz[1] + item_sz[1], n_act), nn.Sigmoid(), nn.Linear(n_act, 1)"),
+        _nn(cat="self.user_factors(users), self.user_factors(users)",
+            layers="nn.Linear(2 * user_sz[1], n_act), nn.ReLU(), nn.Linear(n_act, 1)"),
+        _nn(out="x[:, 0]"),  # no y_range
+        _nn(out="torch.sigmoid(x[:, 0]) * hi"),
+        _nn(layers="nn.Linear(user_sz[1] + item_sz[1], 1)"),  # no hidden layer
+    ],
+    (3, "q3"): [
+        _fn("dot_bias_params", "n_users, n_items, n_factors", "return (n_users + n_items) * n_factors"),
+        _fn("dot_bias_params", "n_users, n_items, n_factors", "return n_users * (n_factors + 1)"),
+        _fn("dot_bias_params", "n_users, n_items, n_factors", "return n_users * n_items"),
+        _fn("dot_bias_params", "n_users, n_items, n_factors", "return (n_users + n_items) * n_factors + 1"),
+        _fn("dot_bias_params", "n_users, n_items, n_factors", "return (n_users + n_items) * n_factors + n_users"),
+        _fn("dot_bias_params", "n_users, n_items, n_factors", "return (n_users + n_items) * (n_factors + 2)"),
+        _fn("dot_bias_params", "n_users, n_items, n_factors", "return (n_users + n_items + 2) * (n_factors + 1)"),
+        _fn("dot_bias_params", "n_users, n_items, n_factors", "return n_users * n_items * n_factors"),
+    ],
+    (4, "q1"): [
+        _year("m = re.search(r'(\\d{4})', title)\nreturn int(m.group(1)) if m else None"),
+        _year("m = re.search(r'\\((\\d{4})\\)\\s*$', title)\nreturn m.group(1) if m else None"),  # text
+        _year("m = re.search(r'\\((\\d{4})\\)$', title)\nreturn int(m.group(1)) if m else None"),
+        _year("m = re.search(r'\\((\\d{4})\\)', title)\nreturn int(m.group(1)) if m else None"),  # first in brackets
+        _year("m = re.search(r'(\\d{4})\\)\\s*$', title)\nreturn int(m.group(1)) if m else None"),  # ranges
+        _year("try:\n    return int(title.strip()[-5:-1])\nexcept ValueError:\n    return None"),
+        _year("m = re.search(r'\\((\\d{4})\\)\\s*$', title)\nreturn int(m.group(1)) if m else 0"),
+        _year("return int(re.findall(r'\\d{4}', title)[-1])"),
+        _year("m = re.match(r'\\((\\d{4})\\)\\s*$', title)\nreturn int(m.group(1)) if m else None"),
+    ],
+    (4, "q2"): [
+        _genres("return genres.str.get_dummies(sep='|')"),  # keeps (no genres listed)
+        _genres("return pd.get_dummies(genres).astype(int)"),  # no split
+        _genres("return genres.str.get_dummies(sep=',').drop(columns='(no genres listed)', errors='ignore')"),
+        _genres("g = genres[genres != '(no genres listed)']\nreturn g.str.get_dummies(sep='|')"),  # drops rows
+        _genres("return genres.str.get_dummies(sep='|').drop(columns='(no genres listed)', errors='ignore')"
+                ".reset_index(drop=True)"),
+        _genres("return genres.str.get_dummies(sep='|').drop(columns='(no genres listed)')"),  # fails without it
+        _genres("return genres.str.get_dummies(sep='|').drop(columns='(no genres listed)', errors='ignore')"
+                ".to_numpy()"),
+        _genres("return genres.str.get_dummies(sep='|').drop(columns='(no genres listed)', errors='ignore').T"),
+        _genres("names = ['Action', 'Comedy', 'Drama']\n"
+                "return pd.DataFrame({g: genres.str.contains(g).astype(int) for g in names})"),
+    ],
+    (4, "q3"): [
+        _content("sims = m @ v / (np.linalg.norm(m, axis=1) * np.linalg.norm(v))\n"
+                 "return pd.Series(sims, index=onehot.index).nlargest(n).index.tolist()"),  # itself included
+        _content("return pd.Series(m @ v, index=onehot.index).drop(item).nlargest(n).index.tolist()"),
+        _content("sims = m @ v / (np.linalg.norm(m, axis=1) * np.linalg.norm(v))\n"
+                 "return pd.Series(sims, index=onehot.index).drop(item).nsmallest(n).index.tolist()"),
+        _content("inter = m @ v\nunion = m.sum(1) + v.sum() - inter\n"  # Jaccard
+                 "return pd.Series(inter / union, index=onehot.index).drop(item).nlargest(n).index.tolist()"),
+        _content("d = np.linalg.norm(m - v, axis=1)\n"
+                 "return pd.Series(d, index=onehot.index).drop(item).nsmallest(n).index.tolist()"),
+        _content("sims = m @ v / (np.linalg.norm(m, axis=1) * np.linalg.norm(v))\n"  # assumes item comes first
+                 "return pd.Series(sims, index=onehot.index).nlargest(n + 1).index[1:].tolist()"),
+        _content("sims = m @ v / (np.linalg.norm(m, axis=1) * np.linalg.norm(v))\n"  # positions, not labels
+                 "order = [j for j in np.argsort(-sims) if onehot.index[j] != item]\nreturn order[:n]"),
+        _content("sims = np.array([np.corrcoef(row, v)[0, 1] for row in m])\n"  # Pearson
+                 "return pd.Series(sims, index=onehot.index).drop(item).nlargest(n).index.tolist()"),
+        _content("sims = m @ v / (np.linalg.norm(m, axis=1) * np.linalg.norm(v))\n"
+                 "return pd.Series(sims, index=onehot.index).drop(item).nlargest(n).index.tolist()[::-1]"),
+    ],
+    (4, "q4"): [
+        "new_user_recs = cflearn.recommend(learn, 10**6, n=5)",
+        "new_user_recs = cflearn.recommend(learn, None, n=5, features={'group': 'g2'})",
+        "new_user_recs = cflearn.recommend(learn, None, n=10, features={'group': 'g1'})",
+        "new_user_recs = cflearn.recommend(learn, syn.ratings.user.iloc[0], n=5)",  # a user it knows
+        "new_user_recs = cflearn.recommend_all(learn, n=5).head(5)",  # the first known user's list
+        "new_user_recs = syn.ratings.item.value_counts().index[:5].tolist()",
+        "new_user_recs = cflearn.recommend(learn, None, n=5, features={'group': 'g1'})['item'].tolist()[::-1]",
+        "new_user_recs = cflearn.recommend(learn, None, n=5, features={'group': 'g1'}).iloc[:4]",
+    ],
+    (5, "q1"): [
+        _rmse("return np.mean((p - t) ** 2)"),
+        _rmse("return np.mean(np.abs(p - t))"),
+        _rmse("return np.sqrt(np.sum((p - t) ** 2))"),
+        _rmse("return abs(np.mean(p - t))"),
+        _rmse("return np.std(p - t)"),
+        _rmse("return np.sqrt(np.sum((p - t) ** 2) / (len(p) - 1))"),
+        _rmse("return np.sqrt(np.mean((p - t) ** 2)) / len(p)"),
+        _rmse("return np.sqrt(abs(np.mean(p ** 2 - t ** 2)))"),
+    ],
+    (5, "q2"): [
+        _prec("sum(r in rel for r in recs[:k]) / len(recs[:k])"),
+        _prec("sum(r in rel for r in recs[:k]) / len(rel)"),  # recall
+        _prec("sum(r in rel for r in recs[:k]) / k", keep="True"),  # no skipping
+        _prec("sum(r in rel for r in recs) / k"),  # not cut at k
+        _prec("sum(r in rel for r in recs[:k - 1]) / k"),  # off by one
+        _prec("sum(r in rel for r in recs[:k + 1]) / k"),
+        _prec("float(any(r in rel for r in recs[:k]))"),  # hit rate
+        _fn("precision_at_k", "recommended, relevant, k",
+            "return float(sum(sum(r in rel for r in recs[:k]) / k for recs, rel in zip(recommended, relevant) "
+            "if rel))"),  # a sum, not a mean
+        _prec("sum(r in rel for r in recs[1:k + 1]) / k"),
+    ],
+    (5, "q3"): [
+        _split("ordered = df.sample(frac=1, random_state=0)\nn_valid = round(len(df) * valid_frac)\n"
+               "cut = len(df) - n_valid\nreturn ordered.iloc[:cut], ordered.iloc[cut:]"),
+        _split("ordered = df.sort_values('timestamp', ascending=False)\nn_valid = round(len(df) * valid_frac)\n"
+               "cut = len(df) - n_valid\nreturn ordered.iloc[:cut], ordered.iloc[cut:]"),
+        _split("ordered = df.sort_values('timestamp')\nn_valid = round(len(df) * (1 - valid_frac))\n"
+               "cut = len(df) - n_valid\nreturn ordered.iloc[:cut], ordered.iloc[cut:]"),
+        _split("ordered = df.sort_values('timestamp')\nn_valid = round(len(df) * valid_frac)\n"
+               "return ordered.iloc[:-n_valid], ordered.iloc[-n_valid:]"),  # n_valid = 0
+        _split("ordered = df.sort_values('timestamp')\nn_valid = round(len(df) * valid_frac)\n"
+               "cut = len(df) - n_valid\nreturn ordered.iloc[cut:], ordered.iloc[:cut]"),  # (valid, train)
+        _split("n_valid = round(len(df) * valid_frac)\ncut = len(df) - n_valid\n"
+               "return df.iloc[:cut], df.iloc[cut:]"),  # not sorted
+        _split("ordered = df.sort_values(['user', 'timestamp'])\n"  # the last ratings of each user
+               "last = ordered.groupby('user').cumcount(ascending=False) < "
+               "ordered.groupby('user').user.transform('size') * valid_frac\n"
+               "return ordered[~last], ordered[last]"),
+        _split("ordered = df.sort_values('rating')\nn_valid = round(len(df) * valid_frac)\n"
+               "cut = len(df) - n_valid\nreturn ordered.iloc[:cut], ordered.iloc[cut:]"),
+        _split("ordered = df.sort_values('timestamp')\nn_valid = round(len(df) * valid_frac)\n"
+               "cut = len(df) - n_valid\nreturn ordered.iloc[:cut], ordered.iloc[cut - 1:]"),  # a row in both
+    ],
+    (5, "q4"): [
+        _unseen("return scores.nlargest(n).index.tolist()"),  # seen items kept
+        _unseen("return scores.drop(list(seen)).nsmallest(n).index.tolist()"),
+        _unseen("return scores.drop(list(seen)).nlargest(n).tolist()"),  # scores, not IDs
+        _unseen("return scores.drop(list(seen)).sort_values()[-n:].index.tolist()"),  # worst of the best first
+        _unseen("return sorted(scores.drop(list(seen)).nlargest(n).index)"),  # sorted by ID
+        _unseen("return scores.drop(list(seen)).nlargest(n - 1).index.tolist()"),
+        _unseen("return scores.drop(list(seen)).nlargest(n + 1).index.tolist()"),
+        _unseen("return scores.drop(list(seen)).nlargest(n)"),  # a Series of scores
+        _unseen("return [i for i in scores.sort_values(ascending=False).index[:n] if i not in seen]"),
+    ],
+}
+
+RIGHT: dict[tuple[int, str], list[str]] = {
+    (0, "q1"): [_ENC.format(users=_SORTED, back=_SORTED),  # idx2user as a list
+                _ENC.format(users=_SORTED, back="tuple(user2idx)"),
+                "ids = sorted(ratings.user.unique())\nuser2idx = dict(zip(ids, range(len(ids))))\n"
+                "idx2user = dict(enumerate(ids))",
+                "import numpy as np\nidx2user = np.unique(ratings.user)\n"
+                "user2idx = {u: i for i, u in enumerate(idx2user)}"],
+    (0, "q2"): [_dot(out="torch.einsum('bf,bf->b', self.user_factors(users), self.movie_factors(movies))"),
+                _dot(out="(self.user_factors(users) * self.movie_factors(movies)).sum(dim=1, keepdim=True)"),
+                _dot(init="nn.init.uniform_(self.user_factors.weight, 0, 0.05); "
+                          "nn.init.uniform_(self.movie_factors.weight, 0, 0.05)")],
+    (0, "q3"): ["y_range = [ratings.rating.min() - 0.5, ratings.rating.max() + 0.5]",
+                "y_range = (float(ratings.rating.min()) - 0.4, float(ratings.rating.max()) + 0.6)"],
+    (0, "q4"): ["from fastai.layers import sigmoid_range\n" + _bias(out="sigmoid_range(raw, lo, hi)"),
+                _bias(raw="dot[:, None] + self.user_bias(users) + self.movie_bias(movies)"),  # (B, 1), as fastbook's
+                _bias(raw="dot + self.user_bias(users).squeeze(1) + self.movie_bias(movies).view(-1)"),
+                _bias(out="(hi - lo) * torch.sigmoid(raw) + lo")],
+    (2, "q1"): ["import numpy as np\nb = learn.model.i_bias.weight.detach()[:, 0].numpy().copy()\nb[0] = -np.inf\n"
+                "top_biased = list(data.items.decode(np.argsort(-b)[:5]))",
+                "top_biased = tuple(data.items.decode((learn.model.i_bias.weight[1:, 0].detach()"
+                ".topk(5).indices + 1).numpy()))"],
+    (2, "q2"): [_sim("f = factors / factors.norm(dim=1, keepdim=True)\nsims = f @ f[i]\nsims[i] = -2\n"
+                     "return sims.argsort(descending=True)[:n]"),
+                _sim("import numpy as np\nf = factors.numpy()\n"
+                     "s = f @ f[i] / (np.linalg.norm(f, axis=1) * np.linalg.norm(f[i]))\n"
+                     "return [int(j) for j in np.argsort(-s, kind='stable') if j != i][:n]")],
+    (2, "q3"): [_pca("x = factors - factors.mean(0)\nU, S, Vh = torch.linalg.svd(x, full_matrices=False)\n"
+                     "return U[:, :2] * S[:2]"),
+                _pca("import numpy as np\nx = factors.numpy() - factors.numpy().mean(0)\n"
+                     "w, v = np.linalg.eigh(x.T @ x)\nreturn x @ v[:, ::-1][:, :2]"),
+                _pca("from sklearn.decomposition import PCA\nreturn PCA(2).fit_transform(factors.numpy())")],
+    (3, "q1"): [_fn("emb_sz", "n_cat", "return round(min(600, 1.6 * n_cat ** 0.56))"),
+                _fn("emb_sz", "n_cat", "from fastai.tabular.model import emb_sz_rule\nreturn emb_sz_rule(n_cat)")],
+    (3, "q2"): [  # fastbook's own CollabNN: a (batch, 1) output and fastai's sigmoid_range
+        "from fastai.layers import sigmoid_range\n"
+        "class CollabNN(nn.Module):\n"
+        "    def __init__(self, user_sz, item_sz, y_range=(0, 5.5), n_act=100):\n"
+        "        super().__init__()\n"
+        "        self.user_factors = nn.Embedding(*user_sz)\n"
+        "        self.item_factors = nn.Embedding(*item_sz)\n"
+        "        self.layers = nn.Sequential(nn.Linear(user_sz[1]+item_sz[1], n_act), nn.ReLU(), nn.Linear(n_act, 1))\n"
+        "        self.y_range = y_range\n"
+        "    def forward(self, x_users, x_items):\n"
+        "        embs = self.user_factors(x_users), self.item_factors(x_items)\n"
+        "        x = self.layers(torch.cat(embs, dim=1))\n"
+        "        return sigmoid_range(x, *self.y_range)\n",
+        _nn(cat="self.item_factors(items), self.user_factors(users)",
+            layers="nn.Linear(item_sz[1] + user_sz[1], n_act), nn.ReLU(), nn.Linear(n_act, 1)"),
+        _nn(layers="nn.Linear(user_sz[1] + item_sz[1], n_act), nn.ReLU(), nn.Dropout(0.2), nn.Linear(n_act, 1)"),
+    ],
+    (3, "q3"): [_fn("dot_bias_params", "n_users, n_items, n_factors",
+                    "return n_users * n_factors + n_items * n_factors + n_users + n_items")],
+    (4, "q1"): [_year("found = re.findall(r'\\((\\d{4})\\)\\s*$', title)\nreturn int(found[0]) if found else None"),
+                _year("t = title.rstrip()\n"
+                      "if len(t) >= 6 and t[-6] == '(' and t[-1] == ')' and t[-5:-1].isdigit():\n"
+                      "    return int(t[-5:-1])\nreturn None")],
+    (4, "q2"): [_genres("from sklearn.preprocessing import MultiLabelBinarizer\n"
+                        "lists = [[g for g in s.split('|') if g != '(no genres listed)'] for s in genres]\n"
+                        "mlb = MultiLabelBinarizer()\n"
+                        "return pd.DataFrame(mlb.fit_transform(lists), index=genres.index, columns=mlb.classes_)"),
+                _genres("out = genres.str.get_dummies(sep='|').astype(bool)\n"
+                        "return out[[c for c in out.columns if c != '(no genres listed)']]")],
+    (4, "q3"): [_content("s = m @ v / (np.linalg.norm(m, axis=1) * np.linalg.norm(v))\n"
+                         "sims = pd.Series(s, index=onehot.index)\n"
+                         "return list(sims[sims.index != item].sort_values(ascending=False).index[:n])"),
+                _content("from sklearn.metrics.pairwise import cosine_similarity\n"
+                         "s = pd.Series(cosine_similarity(m, v[None])[:, 0], index=onehot.index).drop(item)\n"
+                         "return s.nlargest(n).index")],
+    (4, "q4"): ["new_user_recs = cflearn.recommend(learn, None, features={'group': 'g1'}, n=5)",
+                "new_user_recs = cflearn.recommend(learn, None, n=5, features={'group': 'g1'})['item'].tolist()"],
+    (5, "q1"): [_rmse("return float(np.sqrt(((p - t) ** 2).sum() / len(p)))"),
+                _rmse("return np.linalg.norm(p - t) / np.sqrt(len(p))")],
+    (5, "q2"): [_fn("precision_at_k", "recommended, relevant, k",
+                    "per_user = [len(set(recs[:k]) & set(rel)) / k for recs, rel in zip(recommended, relevant) "
+                    "if len(rel) > 0]\nreturn sum(per_user) / len(per_user)")],
+    (5, "q3"): [_split("ordered = df.sort_values('timestamp', kind='stable')\n"
+                       "n_train = len(df) - int(round(valid_frac * len(df)))\n"
+                       "return ordered.head(n_train), ordered.tail(len(df) - n_train)"),
+                _split("ordered = df.sort_values('timestamp').reset_index(drop=True)\n"
+                       "cut = len(df) - int(len(df) * valid_frac)\nreturn ordered[:cut], ordered[cut:]")],
+    (5, "q4"): [_unseen("s = scores[~scores.index.isin(seen)]\nreturn list(s.sort_values(ascending=False).index[:n])"),
+                _unseen("return scores.drop(list(seen)).nlargest(n).index")],
+}
+
+
+@pytest.mark.parametrize("lesson,label", CASES, ids=[f"ex{a}-{b}" for a, b in CASES])
+def test_wrong_answers_are_never_certified(lesson, label):
+    """At least six wrong answers of different kinds per question, written from its text: each is
+    marked incorrect with a message; each correct form the question allows is marked correct."""
+    wrong, right = WRONG[(lesson, label)], RIGHT[(lesson, label)]
+    assert len(wrong) >= 6 and right
+    for src in wrong:
+        ns = _namespace(lesson)
+        _answer(ns, [src])
+        got = _result(ns, label)
+        assert got.status == "incorrect" and got.message, (src, got)
+    for src in right:
+        ns = _namespace(lesson)
+        _answer(ns, [src])
+        got = _result(ns, label)
+        assert got.status == "correct", (src, got)
+
+
 @pytest.mark.parametrize("lesson,label", CASES, ids=[f"ex{a}-{b}" for a, b in CASES])
 def test_question_feedback(lesson, label, capsys):
     cells = M.answer_cells(lesson)[label]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 __all__ = ["PLACEHOLDER", "is_placeholder", "Question", "Result", "NotAnswered", "Wrong", "plain", "close",
-           "require_init"]
+           "require_init", "per_row", "diagnose"]
 
 
 class _Placeholder:
@@ -61,8 +61,9 @@ class Result:
 class Question:
     """One question, bound to the namespace (the notebook's ``globals()``) that holds the answer.
 
-    Subclasses set ``title``, ``names`` (the variables the student defines) and ``hint_text``,
-    and implement :meth:`verify`, which raises :class:`Wrong` with a specific message or returns a
+    Subclasses set ``title``, ``names`` (the variables the student defines), ``hint_text`` (a
+    nudge, ``q.hint()``) and ``hint_more`` (closer to the answer, ``q.hint(2)``), and implement
+    :meth:`verify`, which raises :class:`Wrong` with a specific message or returns a
     short confirmation. The reference solution is the question's ``### BEGIN SOLUTION`` block in
     the exercise notebook (one source for the student's notebook and :meth:`solution`).
     ``wrong`` lists typical wrong answers as edits of that solution, ``(old, new, words)``: the
@@ -73,6 +74,7 @@ class Question:
     title: ClassVar[str] = ""
     names: ClassVar[tuple[str, ...]] = ()
     hint_text: ClassVar[str] = ""
+    hint_more: ClassVar[str] = ""
     wrong: ClassVar[tuple[tuple[str, str, str], ...]] = ()
 
     def __init__(self, label: str, namespace: MutableMapping[str, Any], lesson: int | None = None) -> None:
@@ -83,9 +85,13 @@ class Question:
         """Print whether the answer is correct, and what is wrong if it is not."""
         print(self.result())
 
-    def hint(self) -> None:
-        """Print a hint."""
-        print(f"{self.label} - Hint: {self.hint_text}")
+    def hint(self, level: int = 1) -> None:
+        """Print a hint: ``hint()`` a nudge, ``hint(2)`` a closer one (``solution()`` is the answer)."""
+        if level >= 2:
+            more = self.hint_more or "no second hint for this question; q.solution() shows the answer"
+            print(f"{self.label} - Hint 2: {more}")
+            return
+        print(f"{self.label} - Hint: {self.hint_text}" + (f" (closer: {self.label}.hint(2))" if self.hint_more else ""))
 
     def solution(self) -> None:
         """Print a reference solution (from the exercise notebook's solution block)."""
@@ -145,6 +151,46 @@ def require_init(model: object, cls: str) -> None:
     """:class:`NotAnswered` while the student's ``__init__`` still assigns ``____`` to an attribute."""
     if any(is_placeholder(v) for v in vars(model).values()):
         raise NotAnswered(f"`{cls}.__init__` still has `____`; replace each one and run the cell")
+
+
+def per_row(out: Any, n: int, name: str = "forward") -> tuple[Any, str]:
+    """A model's output as one number per row: shape ``(n,)``, or fastai's ``(n, 1)`` flattened (the
+    note says so); :class:`Wrong` naming the shape otherwise."""
+    import torch
+
+    if not isinstance(out, torch.Tensor):
+        raise Wrong(f"{name} returned a {type(out).__name__}; return a tensor")
+    if tuple(out.shape) == (n, 1):
+        return out.detach().float()[:, 0], " (shape (batch, 1), as fastbook's models return: fastai's loss flattens it)"
+    if tuple(out.shape) != (n,):
+        tip = ""
+        if tuple(out.shape) == (n, n):
+            tip = ("; shape (batch, batch) pairs every row with every other: an nn.Embedding(n, 1) gives shape "
+                   "(batch, 1), so take `[:, 0]` before adding it to a shape-(batch,) tensor, and multiply "
+                   "vectors elementwise, not with a matrix product")
+        elif out.dim() == 2 and out.shape[0] == n:
+            tip = ": did you forget to sum over the factors (`.sum(1)`)?"
+        raise Wrong(f"{name} returned shape {tuple(out.shape)} for a batch of {n} rows; a rating per row needs "
+                    f"shape ({n},){tip}")
+    return out.detach().float(), ""
+
+
+def diagnose(got: Any, expected: Any, variants: list[tuple[Any, str]], what: str, tol: float = 1e-4) -> None:
+    """:class:`Wrong` unless tensor ``got`` equals ``expected``: the message of the first of
+    ``variants`` (what a common mistake computes, and its words) that ``got`` equals, else one that
+    shows ``what`` was computed, the expected and the actual values."""
+    import torch
+
+    if torch.allclose(got, expected, atol=tol, rtol=tol):
+        return
+    for value, message in variants:
+        if value.shape == got.shape and torch.allclose(got, value, atol=tol, rtol=tol):
+            raise Wrong(message)
+    raise Wrong(f"{what}: expected {_fmt(expected)}, got {_fmt(got)}")
+
+
+def _fmt(t: Any) -> str:
+    return "[" + ", ".join(f"{float(v):.4f}" for v in t.reshape(-1)[:6]) + (", ...]" if t.numel() > 6 else "]")
 
 
 def plain(value: Any) -> Any:

@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._question import Question, Wrong, plain, require_init
+from ._question import Question, Wrong, diagnose, per_row, plain, require_init
 
 __all__ = ["EncodeIds", "EmbeddingDotModel", "PaddedRange", "DotBiasModel", "QUESTIONS"]
 
@@ -23,19 +23,20 @@ def _ratings(q: Question) -> pd.DataFrame:
 class EncodeIds(Question):
     title = "raw user IDs -> contiguous rows and back"
     names = ("user2idx", "idx2user")
-    hint_text = ("`sorted(ratings.user.unique())` lists each user once; `enumerate` numbers them from 0. "
-                 "The inverse swaps keys and values.")
+    hint_text = "An embedding with n rows is indexed 0..n-1: number the distinct users in sorted order."
+    hint_more = ("`sorted(ratings.user.unique())` lists each user once, in order; `enumerate` numbers them from 0. "
+                 "The inverse goes from a row back to its ID: swap keys and values (or keep the sorted list).")
     wrong = (
         ("{u: i for", "{u: i + 1 for", "start at 0"),
         ("{i: u for u, i in", "{u: i for u, i in", "swap"),
         ("unique())", "unique()[:10])", "missing"),
+        ("sorted(ratings.user.unique())", "ratings.user.unique()", "sorted"),
     )
 
     def verify(self) -> str:
         fwd, back = self.answer("user2idx"), self.answer("idx2user")
-        for name, value in (("user2idx", fwd), ("idx2user", back)):
-            if not isinstance(value, dict):
-                raise Wrong(f"`{name}` is a {type(value).__name__}; build a dict")
+        if not isinstance(fwd, dict):
+            raise Wrong(f"`user2idx` is a {type(fwd).__name__}; build a dict from each user ID to its row")
         users = set(_ratings(self)["user"].tolist())
         missing, extra = users - set(fwd), set(fwd) - users
         if missing:
@@ -43,19 +44,37 @@ class EncodeIds(Question):
                         f"{plain(min(missing))}); every user needs a row")
         if extra:
             raise Wrong(f"`user2idx` has {len(extra)} keys that are not users of `ratings` (e.g. "
-                        f"{plain(min(extra, key=str))!r})")
-        rows = sorted(fwd.values())
+                        f"{plain(min(extra, key=str))!r}); its keys are the user IDs as they are in `ratings`")
+        rows = sorted(plain(v) for v in fwd.values())
         if rows != list(range(len(users))):
             if rows and rows[0] == 1 and rows == list(range(1, len(users) + 1)):
                 raise Wrong("the rows start at 1: an embedding with n rows is indexed 0..n-1, so start at 0 "
                             "(enumerate already does)")
             raise Wrong(f"the rows should be 0..{len(users) - 1}, each used once; got {len(set(rows))} distinct "
                         f"rows from {rows[0]} to {rows[-1]}")
-        for u, i in fwd.items():
-            if back.get(i, object()) != u:
-                raise Wrong(f"idx2user[user2idx[{plain(u)!r}]] is {plain(back.get(i))!r}, not {plain(u)!r}: build "
-                            "idx2user by swapping user2idx's keys and values")
-        return f"{len(users)} users map to rows 0..{len(users) - 1} and back."
+        order = sorted(users)
+        for i, u in enumerate(order):
+            if plain(fwd[u]) != i:
+                raise Wrong(f"user {plain(u)!r} is the {_nth(i + 1)} smallest ID but has row {plain(fwd[u])}: number "
+                            "the users in sorted ID order (`sorted(ratings.user.unique())`)")
+        if isinstance(back, dict) and set(back) == users and len(users) > 1:
+            raise Wrong("`idx2user`'s keys are user IDs: it goes the other way, from a row back to its user ID (swap "
+                        "user2idx's keys and values)")
+        try:
+            if len(back) != len(users):
+                raise Wrong(f"`idx2user` has {len(back)} entries for {len(users)} users; one per row")
+            for u, i in fwd.items():
+                if plain(back[i]) != u:
+                    raise Wrong(f"idx2user[user2idx[{plain(u)!r}]] is {plain(back[i])!r}, not {plain(u)!r}: idx2user "
+                                "goes from a row back to its user ID (swap user2idx's keys and values)")
+        except (KeyError, IndexError, TypeError) as e:
+            raise Wrong(f"`idx2user` ({type(back).__name__}) cannot be read at every row 0..{len(users) - 1} "
+                        f"({type(e).__name__}: {e}); make it a dict from row to user ID, or a list") from None
+        return f"{len(users)} users map to rows 0..{len(users) - 1} in sorted ID order, and back."
+
+
+def _nth(k: int) -> str:
+    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
 
 
 def _embeddings(model: nn.Module) -> list[nn.Embedding]:
@@ -82,22 +101,15 @@ def _known(shape: tuple[int, int], offset: float) -> torch.Tensor:
     return (torch.arange(shape[0] * shape[1], dtype=torch.float32).view(shape) % 7 - 3 + offset) / 10
 
 
-def _shape_advice(out: torch.Tensor, n: int) -> str:
-    if out.shape == (n, n):
-        return ("; a matrix product pairs every user with every movie. Multiply elementwise, "
-                "`(u * m)`, then `.sum(1)`")
-    if out.dim() == 2 and out.shape[0] == n:
-        return ": did you forget `.sum(1)`?"
-    return ""
-
-
 class EmbeddingDotModel(Question):
     title = "EmbeddingDot: a dot product of embeddings"
     names = ("EmbeddingDot",)
-    hint_text = ("In __init__: two `nn.Embedding(rows, n_factors)`, then `.weight.data.uniform_(0, 0.05)` on each. "
+    hint_text = ("A dot product multiplies two vectors number by number and adds the products up; do that for "
+                 "every row of the batch at once.")
+    hint_more = ("In __init__: two `nn.Embedding(rows, n_factors)`, then `.weight.data.uniform_(0, 0.05)` on each. "
                  "In forward: look up both, multiply elementwise, sum over the factors: `.sum(1)`.")
     wrong = (
-        (").sum(1)", ")", "did you forget `.sum(1)`"),
+        (").sum(1)", ")", "sum over the factors"),
         ("(self.user_factors(users) * self.movie_factors(movies)).sum(1)",
          "self.user_factors(users) @ self.movie_factors(movies).T", "elementwise"),
         ("uniform_(0, 0.05)", "normal_()", "small and positive"),
@@ -117,23 +129,25 @@ class EmbeddingDotModel(Question):
         with torch.no_grad():
             emb["users"].weight.copy_(U)
             emb["movies"].weight.copy_(M)
-            out = self.call("forward", model, _USERS, _ITEMS)
-        if not isinstance(out, torch.Tensor):
-            raise Wrong(f"forward returned a {type(out).__name__}; return a tensor")
+            raw = self.call("forward", model, _USERS, _ITEMS)
+        out, note = per_row(raw, len(_USERS))
         expected = (U[_USERS] * M[_ITEMS]).sum(1)
-        if out.shape != expected.shape:
-            raise Wrong(f"forward returned shape {tuple(out.shape)}; a rating per row needs shape "
-                        f"{tuple(expected.shape)}{_shape_advice(out, len(expected))}")
-        if not torch.allclose(out.detach().float(), expected, atol=1e-5):
-            raise Wrong("forward's predictions differ from the dot product of each user's and movie's factors "
-                        "(with known weights); check which embedding looks up users and which movies")
-        return "forward is the dot product of the user's and the movie's factors."
+        diagnose(out, expected, [
+            ((U[_USERS] * M[_ITEMS]).mean(1), "forward averages the products over the factors; a dot product sums "
+                                              "them: `.sum(1)`"),
+            ((U[_USERS] * U[_ITEMS]).sum(1), "forward looks the movies up in the users' table: use "
+                                             "`self.movie_factors(movies)`"),
+            ((M[_USERS % 5] * M[_ITEMS]).sum(1), "forward looks the users up in the movies' table: use "
+                                                 "`self.user_factors(users)`"),
+        ], "with known weights, forward should return each user's and movie's dot product")
+        return "forward is the dot product of the user's and the movie's factors" + (note or ".")
 
 
 class PaddedRange(Question):
     title = "y_range for a sigmoid"
     names = ("y_range",)
-    hint_text = ("A sigmoid approaches its ends but never reaches them. Take the lowest and highest rating "
+    hint_text = "A sigmoid approaches its ends but never reaches them."
+    hint_more = ("Take the lowest and highest rating "
                  "and widen the range by about 0.5 on each side.")
     wrong = (
         ("", "y_range = (ratings.rating.min(), ratings.rating.max())", "never reaches"),
@@ -155,6 +169,10 @@ class PaddedRange(Question):
             end = rmax if hi <= rmax else rmin
             raise Wrong(f"the ratings reach {end:g}, and a sigmoid never reaches the ends of its range: the model "
                         f"could never predict {end:g}. Pad the range by about 0.5 on each side")
+        if lo > rmin - 0.1 or hi < rmax + 0.1:
+            raise Wrong(f"({lo:g}, {hi:g}) leaves almost no room beyond the ratings ({rmin:g} to {rmax:g}): to "
+                        f"predict {rmax:g} the sigmoid would have to reach {(rmax - lo) / (hi - lo):.3f}, which takes "
+                        "huge inputs. Pad by about 0.5 on each side")
         if lo < rmin - 1 or hi > rmax + 1:
             raise Wrong(f"({lo:g}, {hi:g}) is much wider than the ratings ({rmin:g} to {rmax:g}): the model "
                         "wastes most of the sigmoid on ratings nobody gives. Pad by about 0.5")
@@ -164,8 +182,10 @@ class PaddedRange(Question):
 class DotBiasModel(Question):
     title = "DotBias: biases and a sigmoid into y_range"
     names = ("DotBias",)
-    hint_text = ("Add `self.user_bias(users)[:, 0] + self.movie_bias(movies)[:, 0]` to the dot product (an "
-                 "nn.Embedding(n, 1) gives shape (batch, 1)), then `torch.sigmoid(x) * (hi - lo) + lo`.")
+    hint_text = ("The bias embeddings give shape (batch, 1); the dot product has shape (batch,). Add first, then "
+                 "squash the sum once.")
+    hint_more = ("Add `self.user_bias(users)[:, 0] + self.movie_bias(movies)[:, 0]` to the dot product, then "
+                 "`torch.sigmoid(x) * (hi - lo) + lo` with `lo, hi = self.y_range`.")
     wrong = (
         ("return torch.sigmoid(raw) * (hi - lo) + lo", "return raw", "torch.sigmoid"),
         ("self.user_bias(users)[:, 0] + self.movie_bias(movies)[:, 0]",
@@ -173,43 +193,57 @@ class DotBiasModel(Question):
         ("raw = dot + self.user_bias(users)[:, 0] + self.movie_bias(movies)[:, 0]", "raw = dot",
          "biases are not used"),
         ("torch.sigmoid(raw) * (hi - lo) + lo", "torch.sigmoid(raw)", "* (hi - lo) + lo"),
+        ("self.y_range = y_range", "self.y_range = (0, 5.5)", "y_range it is given"),
     )
 
     def verify(self) -> str:
         cls = self.answer("DotBias")
-        lo, hi = 0.5, 5.5
-        model = self.call("DotBias(7, 5, 3, y_range=(0.5, 5.5))", cls, 7, 5, 3, y_range=(lo, hi))
-        require_init(model, "DotBias")
-        emb = _by_shape(model, "DotBias", {"user factors": (7, 3), "movie factors": (5, 3), "user biases": (7, 1),
-                                           "movie biases": (5, 1)})
-        U, M, bu, bm = _known((7, 3), 0.0), _known((5, 3), 1.0), _known((7, 1), 2.0), _known((5, 1), -1.0)
-        with torch.no_grad():
-            for what, w in (("user factors", U), ("movie factors", M), ("user biases", bu), ("movie biases", bm)):
-                emb[what].weight.copy_(w)
-            out = self.call("forward", model, _USERS, _ITEMS)
-        if not isinstance(out, torch.Tensor):
-            raise Wrong(f"forward returned a {type(out).__name__}; return a tensor")
-        dot = (U[_USERS] * M[_ITEMS]).sum(1)
-        raw = dot + bu[_USERS, 0] + bm[_ITEMS, 0]
-        expected = torch.sigmoid(raw) * (hi - lo) + lo
-        n = len(expected)
-        if out.shape != expected.shape:
-            advice = (": the bias embeddings give shape (batch, 1); take `[:, 0]` before adding" if out.shape == (n, n)
-                      else _shape_advice(out, n))
-            raise Wrong(f"forward returned shape {tuple(out.shape)}; a rating per row needs shape ({n},){advice}")
-        out = out.detach().float()
-        if torch.allclose(out, expected, atol=1e-5):
-            return "biases, dot product and the sigmoid into y_range are all there."
-        if torch.allclose(out, raw, atol=1e-5):
-            raise Wrong("forward returns the raw sum, which can fall outside y_range: squash it with "
-                        "`torch.sigmoid(x) * (hi - lo) + lo`")
-        if torch.allclose(out, torch.sigmoid(raw), atol=1e-5):
-            raise Wrong("the outputs lie in (0, 1): scale the sigmoid into y_range with `* (hi - lo) + lo`")
-        if torch.allclose(out, torch.sigmoid(dot) * (hi - lo) + lo, atol=1e-5):
-            raise Wrong("the biases are not used: add `self.user_bias(users)[:, 0] + self.movie_bias(movies)[:, 0]` "
-                        "to the dot product")
-        raise Wrong("with known weights, forward differs from sigmoid(dot + user bias + movie bias) scaled into "
-                    "y_range; compare your forward with the hint")
+        note = ""
+        for lo, hi in ((-1.0, 3.0), (0.5, 5.5)):
+            model = self.call(f"DotBias(7, 5, 3, y_range=({lo}, {hi}))", cls, 7, 5, 3, y_range=(lo, hi))
+            require_init(model, "DotBias")
+            emb = _by_shape(model, "DotBias", {"user factors": (7, 3), "movie factors": (5, 3),
+                                               "user biases": (7, 1), "movie biases": (5, 1)})
+            U, M, bu, bm = _known((7, 3), 0.0), _known((5, 3), 1.0), _known((7, 1), 2.0), _known((5, 1), -1.0)
+            with torch.no_grad():
+                for what, w in (("user factors", U), ("movie factors", M), ("user biases", bu),
+                                ("movie biases", bm)):
+                    emb[what].weight.copy_(w)
+                out, note = per_row(self.call("forward", model, _USERS, _ITEMS), len(_USERS))
+            u, m = _USERS, _ITEMS
+            dot = (U[u] * M[m]).sum(1)
+            b_u, b_m = bu[u, 0], bm[m, 0]
+            raw = dot + b_u + b_m
+
+            def squash(x: torch.Tensor, lo: float = lo, hi: float = hi) -> torch.Tensor:
+                return torch.sigmoid(x) * (hi - lo) + lo
+
+            diagnose(out, squash(raw), [
+                (raw, "forward returns the raw sum, which can fall outside y_range: squash it with "
+                      "`torch.sigmoid(x) * (hi - lo) + lo`"),
+                (torch.sigmoid(raw), "the outputs lie in (0, 1): scale the sigmoid into y_range with "
+                                     "`* (hi - lo) + lo`"),
+                (squash(dot), "the biases are not used: add `self.user_bias(users)[:, 0] + "
+                              "self.movie_bias(movies)[:, 0]` to the dot product"),
+                (squash(dot + b_u), "only the user bias is added: the movie bias is missing"),
+                (squash(dot + b_m), "only the movie bias is added: the user bias is missing"),
+                (squash(dot) + b_u + b_m, "the biases are added after the sigmoid, so the output can leave "
+                                          "y_range: add them to the dot product, then squash the sum"),
+                (torch.sigmoid(raw) * (hi - lo), "`+ lo` is missing: sigmoid(x) * (hi - lo) starts at 0, not at lo"),
+                (torch.sigmoid(raw) * hi, "sigmoid(x) * hi spans (0, hi), not y_range: use "
+                                          "`sigmoid(x) * (hi - lo) + lo`"),
+                (torch.sigmoid(raw) * (lo - hi) + hi, "the range is upside down (a high raw score gives a low "
+                                                      "rating): `sigmoid(x) * (hi - lo) + lo`"),
+                (squash(dot + bu[m % 7, 0] + b_m), "the user bias is looked up with the movies' indices: "
+                                                   "`self.user_bias(users)`"),
+                (squash(dot + b_u + bm[u % 5, 0]), "the movie bias is looked up with the users' indices: "
+                                                   "`self.movie_bias(movies)`"),
+                *[(squash(raw, a, b), f"with y_range=({lo}, {hi}) forward squashed into ({a}, {b}): use the "
+                                      "y_range it is given (`self.y_range = y_range`), not fixed numbers")
+                  for a, b in ((0.0, 5.5), (0.5, 5.5), (0.0, 5.0), (1.0, 5.0)) if (a, b) != (lo, hi)],
+            ], f"with known weights and y_range=({lo}, {hi}), forward should return sigmoid(dot + user bias + "
+               "movie bias) * (hi - lo) + lo")
+        return "biases, dot product and the sigmoid into y_range are all there" + (note or ".")
 
 
 QUESTIONS: tuple[type[Question], ...] = (EncodeIds, EmbeddingDotModel, PaddedRange, DotBiasModel)

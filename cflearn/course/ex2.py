@@ -22,12 +22,15 @@ def _learner(q: Question) -> Any:
 class TopBiases(Question):
     title = "the items with the largest learned bias"
     names = ("top_biased",)
-    hint_text = ("`learn.model.i_bias.weight[:, 0]` holds one bias per item row (row 0 is the unknown item). "
+    hint_text = ("Sort the item rows by their bias, largest first, skip row 0 (the unknown item), then turn rows "
+                 "into IDs.")
+    hint_more = ("`learn.model.i_bias.weight[:, 0]` holds one bias per item row (row 0 is the unknown item). "
                  "`argsort(descending=True)` orders the rows; `data.items.decode(rows)` turns rows into item IDs.")
     wrong = (
         ("descending=True", "descending=False", "lowest"),
         ("", "top_biased = data.train.groupby('item').rating.mean().nlargest(5).index.tolist()", "mean rating"),
         ("top_biased = data.items.decode(rows.numpy()).tolist()", "top_biased = rows.tolist()", "row numbers"),
+        ("argsort(descending=True)", "abs().argsort(descending=True)", "absolute"),
     )
 
     def verify(self) -> str:
@@ -35,70 +38,118 @@ class TopBiases(Question):
         got = self.answer("top_biased")
         got = id_list(got, f"`top_biased` is a {type(got).__name__}; make it a list of 5 item IDs")
         cf = learn.cf
-        bias = learn.model.i_bias.weight.detach()[:, 0].clone()
+        raw = learn.model.i_bias.weight.detach()[:, 0].clone()
+        bias = raw.clone()
         bias[0] = -torch.inf  # the unknown item is not a film
         rows = bias.argsort(descending=True)
-        ids = list(cf.items.decode(rows.numpy()))
+        ids = [plain(v) for v in cf.items.decode(rows.numpy())]
+        if got == ids[:5]:
+            return ("these 5 items have the largest learned bias, largest first: liked beyond what their factors "
+                    "explain.")
         if len(got) != 5:
             raise Wrong(f"`top_biased` has {len(got)} items; list the 5 with the largest bias")
-        if got == ids[:5]:
-            return "these 5 items have the largest learned bias: liked beyond what their factors explain."
-        if got == ids[::-1][:5] or got == ids[-6:-1][::-1] or set(got) <= set(ids[-6:]):
-            raise Wrong("these are the items with the lowest bias; sort with descending=True")
+        if got == ids[:5][::-1]:
+            raise Wrong("the right 5 items, but smallest first: list them largest first")
+        if sorted(got, key=str) == sorted(ids[:5], key=str):
+            raise Wrong("the right 5 items in the wrong order: largest bias first")
+        mag = raw.abs()
+        mag[0] = -torch.inf
+        if got == [plain(v) for v in cf.items.decode(mag.argsort(descending=True)[:5].numpy())] or \
+                set(got) <= set(ids[::-1][:6]):
+            raise Wrong("these items have the lowest (most negative) biases, which are also the largest in absolute "
+                        "value: the planted flops. Sort the biases themselves, largest first (descending=True)")
         if all(isinstance(v, (int, np.integer)) for v in got) and [int(v) for v in got] == rows[:5].tolist():
             raise Wrong("these are row numbers of the embedding, not item IDs: decode them with data.items.decode")
+        if set(got) & set(ids) and all(g in ids for g in got):
+            shifted = [plain(v) for v in cf.items.decode((rows[:5] - 1).clamp(min=0).numpy())]
+            if got == shifted:
+                raise Wrong("each ID is the one of the row before: rows of `weight[1:]` start at row 1, so add 1 "
+                            "before decoding (or sort the whole column with row 0 set aside)")
         data = self.namespace.get("data")
         if data is not None:
             means = data.train.groupby(data.item)[data.rating].mean().nlargest(5).index.tolist()
             if got == [plain(v) for v in means]:
                 raise Wrong("these are the highest mean ratings; the question asks for the learned bias "
                             "(learn.model.i_bias), which discounts who rated the item")
-        raise Wrong("these are not the 5 items with the largest learned bias (learn.model.i_bias)")
+        raise Wrong(f"these are not the 5 items with the largest learned bias (learn.model.i_bias), largest first: "
+                    f"the first should be {ids[0]!r}, its bias {float(bias[rows[0]]):.3f}")
 
 
-_PLANTED = torch.tensor([[1.0, 0.0, 0.0], [10.0, 1.0, 0.0], [0.9, 0.1, 0.0], [-0.1, 3.0, 0.0], [0.5, 0.5, 0.0],
-                         [-1.0, 0.0, 0.0], [0.1, 0.0, 8.0], [0.2, 0.0, 0.1]])  # no ties; dot and cosine disagree
+# Rows chosen so that cosine similarity disagrees with the dot product, Pearson correlation, Euclidean
+# distance and |cosine|; rows 0 and 1 are equal, so a row need not come first in its own ranking.
+_PLANTED = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [10.0, 1.0, 0.0], [0.9, 0.1, 0.0], [-1.0, 0.0, 0.0],
+                         [0.5, 0.5, 0.0], [0.1, 0.0, 8.0], [0.2, 0.0, 0.1], [5.0, 4.0, 4.0]])
+_QUERIES = ((0, 3), (1, 3), (6, 2), (3, 4))
+
+
+def _cosine(factors: torch.Tensor, i: int) -> torch.Tensor:
+    f = factors.double()
+    return (f @ f[i]) / (f.norm(dim=1) * f[i].norm())
 
 
 class MostSimilar(Question):
     title = "the most similar items by cosine similarity"
     names = ("most_similar",)
-    hint_text = ("`torch.nn.CosineSimilarity(dim=1)(factors, factors[i][None])` gives one similarity per row; "
-                 "sort descending and leave out row i itself.")
+    hint_text = ("Cosine similarity compares directions, not lengths: the dot product divided by both vectors' "
+                 "lengths. Every row is most similar to itself.")
+    hint_more = ("`torch.nn.CosineSimilarity(dim=1)(factors, factors[i][None])` gives one similarity per row; "
+                 "sort descending and leave out row i itself (by its number, not by its position in the order).")
     wrong = (
-        ("sims = nn.CosineSimilarity(dim=1)(factors, factors[i][None])", "sims = factors @ factors[i]", "cosine"),
+        ("sims = nn.CosineSimilarity(dim=1)(factors, factors[i][None])", "sims = factors @ factors[i]", "dot product"),
         ("order = [j for j in order if j != i]", "order = order", "itself"),
         ("descending=True", "descending=False", "least similar"),
     )
 
     def verify(self) -> str:
         fn = self.answer("most_similar")
-        got = self.call("most_similar(factors, 0, 3)", fn, _PLANTED.clone(), 0, 3)
-        try:
-            got = [int(v) for v in (got.tolist() if hasattr(got, "tolist") else list(got))]
-        except (TypeError, ValueError):
-            raise Wrong(f"most_similar returned {got!r}; return a list of row numbers") from None
-        sims = torch.nn.functional.cosine_similarity(_PLANTED, _PLANTED[0][None], dim=1)
-        order = [j for j in sims.argsort(descending=True).tolist() if j != 0]
-        if got == order[:3]:
-            return "rows ranked by cosine similarity, the row itself left out."
-        if 0 in got:
-            raise Wrong("row i itself is in the list: every vector is most similar to itself; leave it out")
-        if len(got) != 3:
-            raise Wrong(f"most_similar(factors, 0, 3) returned {len(got)} rows; return n of them")
-        dots = [j for j in (_PLANTED @ _PLANTED[0]).argsort(descending=True).tolist() if j != 0]
-        if got == dots[:3]:
-            raise Wrong("this ranks by the dot product, where long vectors win whatever their direction; use the "
-                        "cosine similarity (divide by the norms)")
-        if got == order[::-1][:3]:
-            raise Wrong("these are the least similar rows; sort descending")
-        raise Wrong(f"on a known matrix the 3 most similar rows to row 0 are {order[:3]}, not {got}")
+        for i, n in _QUERIES:
+            got = self.call(f"most_similar(factors, {i}, {n})", fn, _PLANTED.clone(), i, n)
+            try:
+                got = [int(v) for v in (got.tolist() if hasattr(got, "tolist") else list(got))]
+            except (TypeError, ValueError):
+                raise Wrong(f"most_similar returned {got!r}; return a list of row numbers") from None
+            sims = _cosine(_PLANTED, i)
+            best = sims[[j for j in range(len(sims)) if j != i]].sort(descending=True).values[:n]
+            mine = sims[got] if got and all(0 <= j < len(sims) for j in got) else None
+            if len(got) == n and i not in got and len(set(got)) == n and mine is not None and \
+                    torch.allclose(mine, best, atol=1e-9):
+                continue
+            where = f"on a known matrix, most_similar(factors, {i}, {n})"
+            if i in got:
+                raise Wrong(f"{where} lists row {i} itself: every vector is most similar to itself; leave row i "
+                            "out by its number (it need not come first: another row can have the same direction)")
+            if len(got) != n or len(set(got)) != n:
+                raise Wrong(f"{where} returned {got}; return n = {n} different rows")
+            if mine is None:
+                raise Wrong(f"{where} returned {got}, which are not all rows of `factors`")
+            f = _PLANTED.double()
+            rival = {"dot product, where long vectors win whatever their direction": f @ f[i],
+                     "absolute cosine, which counts opposite directions as similar": sims.abs(),
+                     "Pearson correlation (centering each row), not the cosine similarity": _cosine(
+                         _PLANTED - _PLANTED.mean(1, keepdim=True), i),
+                     "Euclidean distance, which mixes up length and direction": -(f - f[i]).norm(dim=1)}
+            for words, score in rival.items():
+                others = [j for j in score.argsort(descending=True).tolist() if j != i]
+                top = score[others[:n]]
+                if torch.allclose(score[got], top, atol=1e-9) and not torch.allclose(mine, best, atol=1e-9):
+                    raise Wrong(f"{where} ranks the rows by {words}: divide the dot product by both vectors' lengths")
+            if torch.allclose(mine, sims[[j for j in range(len(sims)) if j != i]].sort().values[:n], atol=1e-9):
+                raise Wrong(f"{where} gives the least similar rows; sort descending")
+            if sorted(mine.tolist(), reverse=True) == sorted(best.tolist(), reverse=True):
+                raise Wrong(f"{where} returned the right rows in the wrong order: most similar first "
+                            f"(their cosines: {[round(float(v), 4) for v in mine]})")
+            want = [j for j in sims.argsort(descending=True).tolist() if j != i][:n]
+            raise Wrong(f"{where} should return rows with cosines {[round(float(v), 4) for v in best]} (e.g. {want}); "
+                        f"got {got} with cosines {[round(float(v), 4) for v in mine]}")
+        return "rows ranked by cosine similarity, the row itself left out (also when another row ties with it)."
 
 
 class Pca2(Question):
     title = "a 2-D map of the item factors (PCA)"
     names = ("pca2",)
-    hint_text = ("Center each column (subtract its mean), then `torch.linalg.svd(x, full_matrices=False)`: "
+    hint_text = ("PCA finds the directions in which the centered rows spread the most; an SVD of the centered "
+                 "matrix gives them, largest first.")
+    hint_more = ("Center each column (subtract its mean), then `torch.linalg.svd(x, full_matrices=False)`: "
                  "the coordinates on the first two components are `U[:, :2] * S[:2]` (or `x @ Vh[:2].T`).")
     wrong = (
         ("x = factors - factors.mean(0)", "x = factors", "center"),
@@ -118,17 +169,38 @@ class Pca2(Question):
         if got.shape != expected.shape:
             raise Wrong(f"pca2 returned shape {tuple(got.shape)}; it should give 2 coordinates per item, shape "
                         f"{tuple(expected.shape)} (project the centered factors onto the components)")
+        def same(a: torch.Tensor, b: torch.Tensor) -> bool:  # equal up to the sign of the whole column
+            return bool(torch.allclose(a, b, atol=1e-3) or torch.allclose(a, -b, atol=1e-3))
+
+        if all(same(got[:, k], expected[:, k]) for k in range(2)):
+            return "the first two principal components (each column's sign is arbitrary)."
+        if all(same(got[:, k], expected[:, 1 - k]) for k in range(2)):
+            raise Wrong("the two columns are swapped: the first column is the first component (the most variance)")
         if all(torch.allclose(got[:, k].abs(), expected[:, k].abs(), atol=1e-3) for k in range(2)):
-            return "the first two principal components (their signs are arbitrary)."
+            raise Wrong("the coordinates' signs change from row to row: only a whole column may flip its sign; do not "
+                        "take absolute values")
+        U, S, _ = torch.linalg.svd(x, full_matrices=False)
+        if all(same(got[:, k], U[:, k]) for k in range(2)):
+            raise Wrong("these are U's columns, the coordinates divided by each component's spread; multiply by S "
+                        "(`U[:, :2] * S[:2]`) or project: `x @ Vh[:2].T`")
+        xs = x / factors.std(0)
+        _, _, Vs = torch.linalg.svd(xs, full_matrices=False)
+        if all(same(got[:, k], (xs @ Vs[:2].T)[:, k]) for k in range(2)):
+            raise Wrong("the columns were scaled to unit variance: only center them (subtract each column's mean)")
         _, _, Vr = torch.linalg.svd(factors, full_matrices=False)
         raw = factors @ Vr[:2].T
-        if all(torch.allclose(got[:, k].abs(), raw[:, k].abs(), atol=1e-3) for k in range(2)):
+        if all(same(got[:, k], raw[:, k]) for k in range(2)):
             raise Wrong("the factors were not centered: the first component then points at their mean; center each "
                         "column first")
         last = x @ Vh[-2:].T
-        if any(torch.allclose(got[:, k].abs(), last[:, j].abs(), atol=1e-3) for k in range(2) for j in range(2)):
+        if any(same(got[:, k], last[:, j]) for k in range(2) for j in range(2)):
             raise Wrong("these are the last components (the least variance); take the first two")
-        raise Wrong("these are not the coordinates on the first two principal components of the centered factors")
+        raise Wrong(f"on known factors (40 x 6), row 0 should be at {_pair(expected[0])} (up to each column's sign); "
+                    f"got {_pair(got[0])}: project the centered factors onto the first two rows of Vh")
+
+
+def _pair(row: torch.Tensor) -> str:
+    return f"({float(row[0]):.3f}, {float(row[1]):.3f})"
 
 
 QUESTIONS: tuple[type[Question], ...] = (TopBiases, MostSimilar, Pca2)

@@ -3,10 +3,12 @@ model, and what a model's size costs."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from ._question import Question, Wrong, require_init
+from ._question import Question, Wrong, diagnose, per_row, require_init
 
 __all__ = ["EmbSize", "CollabNNModel", "DotBiasParams", "QUESTIONS"]
 
@@ -22,7 +24,8 @@ def _rule(n: int) -> int:
 class EmbSize(Question):
     title = "fastai's rule of thumb for embedding sizes"
     names = ("emb_sz",)
-    hint_text = "fastai's `emb_sz_rule`: `min(600, round(1.6 * n_cat ** 0.56))`."
+    hint_text = "Three steps: the power, the rounding to a whole number, then the cap."
+    hint_more = "fastai's `emb_sz_rule`: `min(600, round(1.6 * n_cat ** 0.56))`."
     wrong = (
         ("min(600, round(1.6 * n_cat ** 0.56))", "round(1.6 * n_cat ** 0.56)", "600"),
         ("min(600, round(1.6 * n_cat ** 0.56))", "min(600, int(1.6 * n_cat ** 0.56))", "round"),
@@ -47,74 +50,123 @@ class EmbSize(Question):
         raise Wrong(f"for {_cats(n)} fastai's rule gives {_rule(n)}, yours {got[n]!r}")
 
 
+def _known(shape: tuple[int, ...], offset: float) -> torch.Tensor:
+    n = int(torch.tensor(shape).prod())
+    return ((torch.arange(n, dtype=torch.float32) * 5 % 11 - 5 + offset) / 6).view(shape)
+
+
 class CollabNNModel(Question):
     title = "CollabNN: embeddings side by side, then a small network"
     names = ("CollabNN",)
-    hint_text = ("`torch.cat([users_vectors, items_vectors], dim=1)` puts them side by side, so the first "
-                 "`nn.Linear` takes `user_sz[1] + item_sz[1]` inputs; its last layer gives 1 number: take `[:, 0]` "
-                 "and squash it into y_range with a sigmoid.")
+    hint_text = ("Concatenate the two looked-up vectors into one row of user_sz[1] + item_sz[1] numbers; a "
+                 "Linear -> ReLU -> Linear network turns it into one number per row, which a sigmoid squashes "
+                 "into y_range.")
+    hint_more = ("`torch.cat([users_vectors, items_vectors], dim=1)` puts them side by side, so the first "
+                 "`nn.Linear` takes `user_sz[1] + item_sz[1]` inputs and gives `n_act`; its last layer gives 1 "
+                 "number: take `[:, 0]` and squash it with `torch.sigmoid(x) * (hi - lo) + lo`.")
     wrong = (
-        ("return torch.sigmoid(x[:, 0]) * (hi - lo) + lo", "return torch.sigmoid(x) * (hi - lo) + lo", "[:, 0]"),
         ("return torch.sigmoid(x[:, 0]) * (hi - lo) + lo", "return x[:, 0]", "y_range"),
         ("nn.Linear(user_sz[1] + item_sz[1], n_act)", "nn.Linear(user_sz[1], n_act)", "side by side"),
         ("torch.cat([self.user_factors(users), self.item_factors(items)], dim=1)",
          "torch.cat([self.user_factors(users), self.user_factors(users)], dim=1)", "item"),
+        ("nn.ReLU(), ", "", "ReLU"),
+        ("self.y_range = y_range", "self.y_range = (0, 5.5)", "y_range it is given"),
     )
 
     def verify(self) -> str:
         cls = self.answer("CollabNN")
-        lo, hi = 0.5, 5.5
+        note = ""
+        for (lo, hi), n_act in (((-1.0, 3.0), 6), ((0.5, 5.5), 8)):
+            note = self._check(cls, lo, hi, n_act)
+        return "with known weights, forward matches Linear -> ReLU -> Linear -> sigmoid into y_range" + (note or ".")
+
+    def _check(self, cls: type, lo: float, hi: float, n_act: int) -> str:
+        call = f"CollabNN((7, 4), (5, 3), y_range=({lo}, {hi}), n_act={n_act})"
         torch.manual_seed(0)
-        model = self.call("CollabNN((7, 4), (5, 3), y_range=(0.5, 5.5), n_act=8)", cls, (7, 4), (5, 3),
-                          y_range=(lo, hi), n_act=8)
+        model = self.call(call, cls, (7, 4), (5, 3), y_range=(lo, hi), n_act=n_act)
         require_init(model, "CollabNN")
-        shapes = {tuple(m.weight.shape) for m in model.modules() if isinstance(m, nn.Embedding)}
-        if not {(7, 4), (5, 3)} <= shapes:
-            raise Wrong(f"CollabNN((7, 4), (5, 3)) needs nn.Embedding(7, 4) and nn.Embedding(5, 3); it has "
-                        f"{sorted(shapes)}")
+        if not isinstance(model, nn.Module):
+            raise Wrong(f"{call} is a {type(model).__name__}; CollabNN should be an nn.Module")
+        embs = {tuple(m.weight.shape): m for m in model.modules() if isinstance(m, nn.Embedding)}
+        if not {(7, 4), (5, 3)} <= set(embs):
+            raise Wrong(f"{call} needs nn.Embedding(7, 4) for the users and nn.Embedding(5, 3) for the items; it has "
+                        f"{sorted(embs)}")
         linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-        if not linears:
-            raise Wrong("there is no nn.Linear layer: the network needs at least one")
-        if linears[0].in_features != 7:
-            raise Wrong(f"the first nn.Linear takes {linears[0].in_features} inputs; it sees both embeddings side "
-                        "by side: 4 + 3 = 7")
-        users, items = torch.tensor([0, 1, 6, 2]), torch.tensor([4, 0, 1, 1])
-        widths: list[int] = []
-        hook = linears[0].register_forward_pre_hook(lambda _, args: widths.append(int(args[0].shape[-1])))
-        try:
-            out = self.call("forward", model, users, items)
-        except Wrong:
-            if widths and widths[0] != 7:
-                raise Wrong(f"the first layer got {widths[0]} numbers per row, not 4 (the user's vector) + 3 (the "
-                            "item's): concatenate the user's and the item's vectors") from None
-            raise
-        finally:
-            hook.remove()
-        if not isinstance(out, torch.Tensor):
-            raise Wrong(f"forward returned a {type(out).__name__}; return a tensor")
-        if tuple(out.shape) != (4,):
-            tip = ": the last layer gives shape (batch, 1); take `[:, 0]`" if tuple(out.shape) == (4, 1) else ""
-            raise Wrong(f"forward returned shape {tuple(out.shape)}; a rating per row needs shape (4,){tip}")
-        if not bool(((out > lo) & (out < hi)).all()):
-            raise Wrong(f"outputs such as {float(out.detach()[0]):.3f} fall outside y_range ({lo}, {hi}): squash "
-                        "with `torch.sigmoid(x) * (hi - lo) + lo`")
-        model.zero_grad()
-        out.sum().backward()
-        used = {shape: m.weight.grad is not None and bool(m.weight.grad.abs().sum() > 0)
-                for m in model.modules() if isinstance(m, nn.Embedding) for shape in [tuple(m.weight.shape)]}
-        if not used.get((5, 3), False):
-            raise Wrong("the prediction does not depend on the item embedding: concatenate the user's and the "
-                        "item's vectors")
-        if not used.get((7, 4), False):
-            raise Wrong("the prediction does not depend on the user embedding: concatenate the user's and the "
-                        "item's vectors")
-        return "embeddings side by side, a small network, one rating per row within y_range."
+        if len(linears) < 2:
+            raise Wrong(f"{call} has {len(linears)} nn.Linear layer(s); the network is Linear -> ReLU -> Linear")
+        first, last = linears[0], linears[-1]
+        if first.in_features != 7:
+            raise Wrong(f"the first nn.Linear takes {first.in_features} inputs; it sees both embeddings side by side: "
+                        "4 + 3 = 7")
+        if first.out_features != n_act:
+            raise Wrong(f"with n_act={n_act} the first nn.Linear gives {first.out_features} activations: use the "
+                        "n_act it is given")
+        if len(linears) > 2 or last.in_features != n_act or last.out_features != 1:
+            raise Wrong(f"after the first layer comes one nn.Linear(n_act, 1); {call} has "
+                        f"{[(m.in_features, m.out_features) for m in linears]}")
+        model.eval()  # dropout, if any, is off when the model predicts
+        U, V = _known((7, 4), 0.0), _known((5, 3), 1.0)
+        W1, b1, W2, b2 = _known((n_act, 7), 0.5), _known((n_act,), -0.5), _known((1, n_act), 0.0), _known((1,), 0.3)
+        users, items = torch.tensor([0, 1, 6, 2, 5]), torch.tensor([4, 0, 1, 1, 3])
+        with torch.no_grad():
+            embs[(7, 4)].weight.copy_(U)
+            embs[(5, 3)].weight.copy_(V)
+            for layer, w, b in ((first, W1, b1), (last, W2, b2)):
+                layer.weight.copy_(w)
+                if layer.bias is not None:
+                    layer.bias.copy_(b)
+            widths: list[int] = []
+            hook = first.register_forward_pre_hook(lambda _, args: widths.append(int(args[0].shape[-1])))
+            try:
+                raw = self.call("forward", model, users, items)
+            except Wrong:
+                if widths and widths[0] != 7:
+                    raise Wrong(f"the first layer got {widths[0]} numbers per row, not 4 (the user's vector) + 3 (the "
+                                "item's): concatenate the user's and the item's vectors") from None
+                raise
+            finally:
+                hook.remove()
+            out, note = per_row(raw, len(users))
+        B1 = b1 if first.bias is not None else torch.zeros_like(b1)
+        B2 = b2 if last.bias is not None else torch.zeros_like(b2)
+
+        def net(x: torch.Tensor, act: Any = torch.relu) -> torch.Tensor:
+            return (act(x @ W1.T + B1) @ W2.T + B2)[:, 0]
+
+        def squash(z: torch.Tensor, a: float = lo, b: float = hi) -> torch.Tensor:
+            return torch.sigmoid(z) * (b - a) + a
+
+        x = torch.cat([U[users], V[items]], dim=1)
+        z = net(x)
+        if torch.allclose(out, squash(net(torch.cat([V[items], U[users]], dim=1))), atol=1e-4):
+            return note  # the item's vector first: the same model with its inputs in another order
+        where = f"with known weights, {call}"
+        diagnose(out, squash(z), [
+            (squash(net(x, lambda t: t)), f"{where} has no ReLU between its layers: without it two Linear layers "
+                                          "are one Linear layer"),
+            (squash(net(x, torch.tanh)), f"{where} uses tanh between its layers; the question asks for a ReLU"),
+            (squash(net(x, torch.sigmoid)), f"{where} uses a sigmoid between its layers; the question asks for a ReLU"),
+            (squash(torch.relu(z)), f"{where} applies a ReLU to the output before the sigmoid, so it never predicts "
+                                    "below the middle of y_range: ReLU goes between the two Linear layers only"),
+            (z, f"{where} returns the network's raw output, which can fall outside y_range: squash it with "
+                "`torch.sigmoid(x) * (hi - lo) + lo`"),
+            (torch.sigmoid(z), f"{where} gives outputs in (0, 1): scale the sigmoid into y_range with "
+                               "`* (hi - lo) + lo`"),
+            (torch.sigmoid(z) * (hi - lo), f"{where}: `+ lo` is missing, so the outputs start at 0, not at lo"),
+            (torch.sigmoid(z) * hi, f"{where}: sigmoid(x) * hi spans (0, hi), not y_range: "
+                                    "`sigmoid(x) * (hi - lo) + lo`"),
+            *[(squash(z, a, b), f"{where} squashed into ({a}, {b}): use the y_range it is given "
+                                "(`self.y_range = y_range`), not fixed numbers")
+              for a, b in ((0.0, 5.5), (0.5, 5.5), (0.0, 5.0), (1.0, 5.0)) if (a, b) != (lo, hi)],
+        ], f"{where} should return sigmoid(Linear(ReLU(Linear([user vector, item vector])))) scaled into y_range")
+        return note
 
 
 class DotBiasParams(Question):
     title = "the parameters of a dot-product model with biases"
     names = ("dot_bias_params",)
-    hint_text = "Each user and each item has n_factors numbers for its vector plus 1 bias."
+    hint_text = "Count what one user stores, what one item stores, then multiply by how many there are."
+    hint_more = "Each user and each item has n_factors numbers for its vector plus 1 bias."
     wrong = (
         ("(n_users + n_items) * (n_factors + 1)", "(n_users + n_items) * n_factors", "bias"),
         ("(n_users + n_items) * (n_factors + 1)", "n_users * (n_factors + 1)", "items"),

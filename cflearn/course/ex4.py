@@ -14,13 +14,15 @@ from ._question import Question, Wrong, id_list, plain
 __all__ = ["ReleaseYear", "GenreMatrix", "ContentSimilar", "NewUser", "QUESTIONS"]
 
 _TITLES = ["Heat (1995)", "Blade Runner 2049 (2017)", "(500) Days of Summer (2009)", "Les Misérables (1935) ",
-           "Babylon 5", "1984 (1984)"]
+           "Babylon 5", "1984 (1984)", "Woodstock (1969) (1970)", "Fawlty Towers (1975-1979)", "2001: A Space Odyssey"]
 
 
 class ReleaseYear(Question):
     title = "the release year in a title"
     names = ("release_year",)
-    hint_text = (r"A regular expression anchored at the end: `re.search(r'\((\d{4})\)\s*$', title)`; return "
+    hint_text = ("Look for four digits in brackets at the very end of the title (spaces after them allowed), not "
+                 "anywhere in it.")
+    hint_more = (r"A regular expression anchored at the end: `re.search(r'\((\d{4})\)\s*$', title)`; return "
                  "`int(match.group(1))`, or `None` when there is no match.")
     wrong = (
         (r'r"\((\d{4})\)\s*$"', r'r"(\d{4})"', "2049"),
@@ -45,6 +47,12 @@ class ReleaseYear(Question):
                             "in brackets at the end of the title")
             if title.endswith(" ") and got is None:
                 raise Wrong(f"{title!r} ends with a space after the year; allow trailing spaces (`\\s*$`)")
+            if want is None and got is not None and "-" in title:
+                raise Wrong(f"{title!r} ends with a range of years, not one release year: return None (match four "
+                            "digits right after an opening bracket)")
+            if title.startswith("Woodstock") and got == 1969:
+                raise Wrong(f"for {title!r} you found the first year in brackets; the release year is the one at the "
+                            "end of the title (anchor the pattern with `$`)")
             raise Wrong(f"release_year({title!r}) should be {want!r}, got {got!r}")
         return "the year in brackets at the end of each title, as cflearn's year feature reads it."
 
@@ -57,8 +65,10 @@ def _genres() -> pd.Series:
 class GenreMatrix(Question):
     title = "genres as a multi-hot matrix"
     names = ("genre_matrix",)
-    hint_text = ("`genres.str.get_dummies(sep='|')` splits each movie's genres into 0/1 columns; then drop the "
-                 "'(no genres listed)' column (`errors='ignore'`).")
+    hint_text = ("pandas can split a text column on a separator into 0/1 columns in one call; then remove what is "
+                 "not a genre (a table may not have it).")
+    hint_more = ("`genres.str.get_dummies(sep='|')` splits each movie's genres into 0/1 columns; then drop the "
+                 "'(no genres listed)' column (`errors='ignore'`: not every table has one).")
     wrong = (
         ("    return onehot.drop(columns=\"(no genres listed)\", errors=\"ignore\")", "    return onehot",
          "not a genre"),
@@ -67,38 +77,55 @@ class GenreMatrix(Question):
 
     def verify(self) -> str:
         fn = self.answer("genre_matrix")
-        genres = _genres()
-        got = self.call("genre_matrix(genres)", fn, genres.copy())
+        self._check(fn, _genres())
+        self._check(fn, pd.Series(["Sci-Fi|Film-Noir", "Drama|Sci-Fi", "Children"], index=pd.Index(["a", "b", "c"]),
+                                  name="genres"))
+        return "one 0/1 column per genre; a movie without genres is all zeros."
+
+    def _check(self, fn: Any, genres: pd.Series) -> None:
+        call = f"genre_matrix({genres.tolist()})"
+        got = self.call(call, fn, genres.copy())
         if not isinstance(got, pd.DataFrame):
-            raise Wrong(f"genre_matrix returned {type(got).__name__}; return a DataFrame (one row per movie, one "
+            raise Wrong(f"{call} returned {type(got).__name__}; return a DataFrame (one row per movie, one "
                         "column per genre)")
+        if len(got) != len(genres) and len(got.columns) == len(genres):
+            raise Wrong(f"{call} has one column per movie: one row per movie, one column per genre (not transposed)")
         if any("|" in str(c) for c in got.columns):
             raise Wrong(f"a column is named {next(str(c) for c in got.columns if '|' in str(c))!r}: each movie has "
                         "several genres; split on '|' so that each genre is one column")
         if "(no genres listed)" in got.columns:
             raise Wrong("'(no genres listed)' is not a genre: drop that column (such a movie has no genre at all)")
-        want = genres.str.get_dummies(sep="|").drop(columns="(no genres listed)")
+        want = genres.str.get_dummies(sep="|").drop(columns="(no genres listed)", errors="ignore")
         if sorted(map(str, got.columns)) != sorted(want.columns):
-            raise Wrong(f"the columns should be the genres {sorted(want.columns)}, got {sorted(map(str, got.columns))}")
+            raise Wrong(f"for {call} the columns should be the genres {sorted(want.columns)}, got "
+                        f"{sorted(map(str, got.columns))}")
         if list(got.index) != list(want.index):
-            raise Wrong("keep one row per movie, in the order and with the index of `genres`")
+            raise Wrong(f"{call}: keep one row per movie, in the order and with the index of `genres` "
+                        f"({list(want.index)}), got rows {list(got.index)}")
         values = got[want.columns].to_numpy(dtype=float)
         if not np.array_equal(values, want.to_numpy(dtype=float)):
-            raise Wrong("each cell should be 1 where the movie has the genre and 0 elsewhere")
-        return "one 0/1 column per genre; a movie without genres is all zeros."
+            raise Wrong(f"{call}: each cell should be 1 where the movie has the genre and 0 elsewhere")
 
 
 def _onehot() -> pd.DataFrame:
-    rows = {1: "Action", 2: "Action", 3: "Action|Comedy", 4: "Action|Comedy|Drama|Romance|Thriller",
-            5: "Drama|Romance", 6: "Comedy", 7: "Action|Thriller"}
+    """Genre rows whose cosine ranking differs from the dot product's, Jaccard's, Pearson's and the
+    Euclidean distance's for some query; items 101 and 102 are equal, so an item need not rank first
+    among its own neighbours."""
+    rows = {101: "A", 102: "A", 103: "A|B", 104: "A|B|C|D", 105: "A|B|E|F|G", 106: "C", 107: "A|C|D|E|F|G",
+            108: "B|C", 109: "D|E"}
     return pd.Series(rows).str.get_dummies(sep="|")
+
+
+_CONTENT_QUERIES = ((101, 3), (102, 3), (104, 4), (108, 2))
 
 
 class ContentSimilar(Question):
     title = "content-based neighbours"
     names = ("content_similar",)
-    hint_text = ("Cosine similarity: `m @ v / (norm of each row * norm of v)`; put it in a Series indexed by "
-                 "item, drop the item itself, then `nlargest(n)` and return the index as a list.")
+    hint_text = ("Cosine similarity: the dot product divided by both vectors' lengths. Keep the item labels "
+                 "(not positions), and leave the item out by its label.")
+    hint_more = ("`m @ v / (np.linalg.norm(m, axis=1) * np.linalg.norm(v))`; put it in a Series indexed by "
+                 "`onehot.index`, `.drop(item)`, then `nlargest(n)` and return the index as a list.")
     wrong = (
         ("    sims = pd.Series(sims, index=onehot.index).drop(item)", "    sims = pd.Series(sims, index=onehot.index)",
          "itself"),
@@ -110,32 +137,51 @@ class ContentSimilar(Question):
         fn = self.answer("content_similar")
         onehot = _onehot()
         m = onehot.to_numpy(float)
-        got = self.call("content_similar(1, onehot, 3)", fn, 1, onehot.copy(), 3)
-        got = id_list(got, f"content_similar returned {got!r}; return a list of item IDs")
-        if 1 in got:
-            raise Wrong("the list holds the item itself (its similarity is 1); leave it out")
-        if len(got) != 3 or not set(got) <= set(onehot.index):
-            raise Wrong(f"content_similar(1, onehot, 3) returned {got}; it should list 3 other item IDs")
-        v = m[0]
-        cos = pd.Series(m @ v / (np.linalg.norm(m, axis=1) * np.linalg.norm(v)), index=onehot.index).drop(1)
-        dot = pd.Series(m @ v, index=onehot.index).drop(1)
-        want = sorted(cos.nlargest(3).round(9).tolist(), reverse=True)
-        mine = [round(float(cos[i]), 9) for i in got]
-        if mine == want:
-            return "the most similar items by cosine similarity of their genres, best first."
-        if set(got) == set(cos.nsmallest(3).index):
-            raise Wrong("these are the least similar items; recommend the most similar, best first")
-        if sorted(dot[got].tolist(), reverse=True) == sorted(dot.nlargest(3).tolist(), reverse=True):
-            raise Wrong(f"{got} have the largest dot products, which favour movies with many genres (item 4 has "
-                        "five); divide by both vectors' lengths (cosine similarity)")
-        raise Wrong(f"{got} are not the 3 most similar items in order (cosine similarities {mine}, best {want})")
+        for item, n in _CONTENT_QUERIES:
+            call = f"content_similar({item}, onehot, {n})"
+            got = self.call(call, fn, item, onehot.copy(), n)
+            got = id_list(got, f"{call} returned {got!r}; return a list of item IDs")
+            v = onehot.loc[item].to_numpy(float)
+            cos = pd.Series(m @ v / (np.linalg.norm(m, axis=1) * np.linalg.norm(v)), index=onehot.index).drop(item)
+            want = cos.nlargest(n).round(9).tolist()
+            if item in got:
+                raise Wrong(f"{call} lists item {item} itself; leave it out by its label (it need not come first: "
+                            "another item can have the same genres)")
+            if len(got) != n or len(set(got)) != n:
+                raise Wrong(f"{call} returned {got}; it should list {n} different item IDs")
+            if not set(got) <= set(onehot.index):
+                raise Wrong(f"{call} returned {got}; return labels of onehot's index ({list(onehot.index)}), not "
+                            "positions")
+            mine = [round(float(cos[i]), 9) for i in got]
+            if mine == want:
+                continue
+            if sorted(mine, reverse=True) == want:
+                raise Wrong(f"{call} returned the right items in the wrong order: best first")
+            inter = m @ v
+            rivals = {"the largest dot products, which favour movies with many genres: divide by both vectors' "
+                      "lengths (cosine similarity)": pd.Series(inter, index=onehot.index),
+                      "Jaccard similarity (shared genres over all genres of the two); the question asks for the "
+                      "cosine similarity": pd.Series(inter / (m.sum(1) + v.sum() - inter), index=onehot.index),
+                      "Euclidean distance, which favours movies with few genres; use the cosine similarity":
+                          -pd.Series(np.linalg.norm(m - v, axis=1), index=onehot.index),
+                      "Pearson correlation, not the cosine similarity": pd.Series(
+                          [np.corrcoef(row, v)[0, 1] if row.std() > 0 else -2.0 for row in m], index=onehot.index)}
+            for words, score in rivals.items():
+                score = score.drop(item)
+                if sorted(score[got].round(9), reverse=True) == score.nlargest(n).round(9).tolist():
+                    raise Wrong(f"{call} returned {got}: these rank by {words}")
+            if set(got) == set(cos.nsmallest(n).index):
+                raise Wrong(f"{call} gives the least similar items; recommend the most similar, best first")
+            raise Wrong(f"{call} returned {got} (cosine similarities {mine}); the best are {want}, best first")
+        return "the most similar items by cosine similarity of their genres, best first."
 
 
 class NewUser(Question):
     title = "recommendations for a new user from their metadata"
     names = ("new_user_recs",)
-    hint_text = ("`cflearn.recommend(learn, None, n=5, features={'group': 'g1'})`: a new user has no ID the "
-                 "model knows, only their features.")
+    hint_text = "A new user has no ID the model knows, only their features: cflearn.recommend takes both."
+    hint_more = ("`cflearn.recommend(learn, None, n=5, features={'group': 'g1'})`: no user ID, and the features "
+                 "by name.")
     wrong = (
         ("new_user_recs = cflearn.recommend(learn, None, n=5, features={\"group\": \"g1\"})",
          "new_user_recs = cflearn.recommend(learn, 10**6, n=5)", "popular"),
@@ -150,9 +196,16 @@ class NewUser(Question):
         learn: Any = self.namespace.get("learn")
         if learn is None:
             raise Wrong("the setup cell's `learn` is gone; run the notebook from the top")
-        if not isinstance(recs, pd.DataFrame) or "item" not in recs.columns:
-            raise Wrong(f"new_user_recs is {type(recs).__name__}; it should be what cflearn.recommend returns (a "
-                        "DataFrame)")
+        want = recommend(learn, None, n=5, features={"group": "g1"})
+        if not isinstance(recs, pd.DataFrame):
+            items = id_list(recs, f"new_user_recs is {type(recs).__name__}; store what cflearn.recommend returns (a "
+                                  "DataFrame) or its list of item IDs")
+            if items == [plain(v) for v in want["item"]]:
+                return "the items scored from the new user's features (keep the DataFrame to see the fallback column)."
+            raise Wrong(f"new_user_recs holds {items}: not the 5 items cflearn.recommend scores from the features "
+                        "{'group': 'g1'}, best first; pass features=... and user=None")
+        if "item" not in recs.columns:
+            raise Wrong("new_user_recs has no `item` column; store what cflearn.recommend returns")
         fallback = recs["fallback"] if "fallback" in recs.columns else pd.Series([""] * len(recs))
         if (fallback == "popular").any():
             raise Wrong("these are the most popular items, the fallback for a user the model does not know; pass the "
@@ -161,8 +214,9 @@ class NewUser(Question):
             raise Wrong(f"new_user_recs has {len(recs)} rows; recommend 5 items (n=5)")
         if not (fallback == "user features").all():
             raise Wrong("these recommendations were not scored from the user's features; use features=...")
-        want = recommend(learn, None, n=5, features={"group": "g1"})
         if recs["item"].tolist() != want["item"].tolist():
+            if sorted(recs["item"].tolist(), key=str) == sorted(want["item"].tolist(), key=str):
+                raise Wrong("the right items in another order: keep cflearn.recommend's order (best first)")
             raise Wrong("these are recommendations for another user; the new user is in group 'g1'")
         return "scored from the new user's features: users like them, not the average user."
 

@@ -17,7 +17,8 @@ __all__ = ["Rmse", "PrecisionAtK", "TimeSplit", "RecommendUnseen", "QUESTIONS"]
 class Rmse(Question):
     title = "root mean squared error"
     names = ("rmse",)
-    hint_text = "Square each error, take the mean, then the square root: `np.sqrt(np.mean((p - t) ** 2))`."
+    hint_text = "Read the name backwards: the error, squared, its mean, then the root."
+    hint_more = "Square each error, take the mean, then the square root: `np.sqrt(np.mean((p - t) ** 2))`."
     wrong = (
         ("return np.sqrt(np.mean((p - t) ** 2))", "return np.mean((p - t) ** 2)", "square root"),
         ("return np.sqrt(np.mean((p - t) ** 2))", "return np.mean(np.abs(p - t))", "absolute"),
@@ -45,34 +46,42 @@ class Rmse(Question):
             if close(got, float(np.sqrt(np.sum(err**2)))):
                 raise Wrong(f"{got:.4g} grows with the number of ratings: take the mean of the squared errors, not "
                             "their sum")
-            raise Wrong(f"rmse({list(np.asarray(pred))}, {list(np.asarray(target))}) should be {want:.4g}, "
-                        f"got {got:.4g}")
+            raise Wrong(f"rmse({np.asarray(pred, float).tolist()}, {np.asarray(target, float).tolist()}) should be "
+                        f"{want:.4g}, got {got:.4g}")
         return "the same as cflearn.metrics.rmse."
 
 
-_RECS = [["a", "b", "c", "d"], ["e", "f"], ["g", "h", "i"], ["a", "b", "x"], ["c", "d", "e", "f"]]
-_REL = [{"b", "d", "i"}, {"f"}, set(), {"a", "b"}, {"z"}]
+# Relevant items exactly at position k and k + 1, a list shorter than k, an empty list, a user with no
+# relevant item, and a user whose relevant items outnumber k.
+_RECS = [["a", "b", "c", "d"], ["e", "f"], ["g", "h", "i"], ["a", "b", "x"], ["c", "d", "e", "f"], [],
+         ["p", "q", "r", "s", "t"], ["u", "v", "w"]]
+_REL = [{"b", "d", "i"}, {"f"}, set(), {"a", "b"}, {"z"}, {"a"}, {"p", "q", "r", "s", "t", "y"}, {"w"}]
 
 
 def _precision_variants(k: int) -> dict[str, float]:
     """What common mistakes compute on the tricky example (one value per mistake)."""
-    rows: dict[str, list[float]] = {"shorter": [], "recall": [], "untruncated": [], "zero": []}
+    rows: dict[str, list[float]] = {"shorter": [], "recall": [], "untruncated": [], "zero": [], "k-1": [], "k+1": [],
+                                    "hit": []}
     for recs, rel in zip(_RECS, _REL):
         hits = sum(r in rel for r in recs[:k])
         if not rel:
             rows["zero"].append(0.0)
             continue
-        rows["shorter"].append(hits / len(recs[:k]))
+        rows["shorter"].append(hits / max(len(recs[:k]), 1))
         rows["recall"].append(hits / len(rel))
         rows["untruncated"].append(sum(r in rel for r in recs) / k)
         rows["zero"].append(hits / k)
+        rows["k-1"].append(sum(r in rel for r in recs[:k - 1]) / k)
+        rows["k+1"].append(sum(r in rel for r in recs[:k + 1]) / k)
+        rows["hit"].append(float(hits > 0))
     return {name: float(np.mean(v)) for name, v in rows.items()}
 
 
 class PrecisionAtK(Question):
     title = "precision@k over users"
     names = ("precision_at_k",)
-    hint_text = ("Per user: the relevant items among the first k recommended, divided by k (even when the list is "
+    hint_text = "Per user: how many of the first k recommended are relevant, out of k. Then a mean."
+    hint_more = ("Per user: the relevant items among `recs[:k]`, divided by k (even when the list is "
                  "shorter). Skip users with no relevant item; average the rest.")
     wrong = (
         ("for r in recs[:k]) / k)", "for r in recs[:k]) / len(recs[:k]))", "k slots"),
@@ -83,27 +92,45 @@ class PrecisionAtK(Question):
 
     def verify(self) -> str:
         fn = self.answer("precision_at_k")
-        k = 3
-        got = self.call("precision_at_k(recommended, relevant, 3)", fn, [list(r) for r in _RECS],
-                        [set(r) for r in _REL], k)
+        for k in (3, 2, 1, 4):
+            self._check(fn, k)
+        return "the same as cflearn.metrics.precision_at_k, short lists and users without relevant items included."
+
+    def _check(self, fn: Any, k: int) -> None:
+        try:
+            got = self.call(f"precision_at_k(recommended, relevant, {k})", fn, [list(r) for r in _RECS],
+                            [set(r) for r in _REL], k)
+        except Wrong as e:
+            if "ZeroDivisionError" in str(e):
+                raise Wrong("a user with an empty list made your answer divide by zero: an empty or short list still "
+                            "has k slots, so divide the hits by k") from None
+            raise
         try:
             got = float(got)
         except (TypeError, ValueError):
             raise Wrong(f"precision_at_k returned {got!r}; return one number (the mean over users)") from None
         want = metrics.precision_at_k(_RECS, _REL, k)
         if close(got, want):
-            return "the same as cflearn.metrics.precision_at_k, short lists and users without relevant items included."
+            return
         v = _precision_variants(k)
-        if close(got, v["shorter"]):
-            raise Wrong("a list shorter than k still has k slots: divide the hits by k, not by the list's length")
-        if close(got, v["recall"]):
-            raise Wrong("dividing by the number of relevant items gives recall@k; precision divides by k")
-        if close(got, v["zero"]):
-            raise Wrong("a user with no relevant item cannot be scored: skip them (cflearn's empty='skip') instead of "
-                        "counting 0")
-        if close(got, v["untruncated"]):
-            raise Wrong("only the first k recommendations count: cut each list at k")
-        raise Wrong(f"on a small example with k=3 the answer is {want:.4f}, got {got:.4f}")
+        n_scored = sum(bool(r) for r in _REL)
+        messages = {
+            "shorter": "a list shorter than k still has k slots: divide the hits by k, not by the list's length",
+            "recall": "dividing by the number of relevant items gives recall@k; precision divides by k",
+            "zero": "a user with no relevant item cannot be scored: skip them (cflearn's empty='skip') instead of "
+                    "counting 0",
+            "untruncated": "only the first k recommendations count: cut each list at k",
+            "k-1": f"with k={k} your answer counts the first {k - 1} recommendations only: `recs[:k]` holds k items",
+            "k+1": f"with k={k} your answer counts {k + 1} recommendations: `recs[:k]` holds k items",
+            "hit": "this counts a user as 1 when any of the first k is relevant (the hit rate); precision counts the "
+                   "relevant items among them and divides by k",
+        }
+        for name, words in messages.items():
+            if close(got, v[name]):
+                raise Wrong(words)
+        if close(got, want * n_scored):
+            raise Wrong("this is the sum over users; precision@k is their mean")
+        raise Wrong(f"on a small example with k={k} the answer is {want:.4f}, got {got:.4f}")
 
 
 def _ratings() -> pd.DataFrame:
@@ -117,8 +144,10 @@ def _ratings() -> pd.DataFrame:
 class TimeSplit(Question):
     title = "a time split: validate on the latest ratings"
     names = ("split_by_time",)
-    hint_text = ("Sort by timestamp (`df.sort_values('timestamp')`); the last `round(len(df) * valid_frac)` rows "
-                 "are the validation set, the rest train.")
+    hint_text = "Order the rows by time, then cut once: everything after the cut is the validation set."
+    hint_more = ("Sort by timestamp (`df.sort_values('timestamp')`); the last `round(len(df) * valid_frac)` rows "
+                 "are the validation set, the rest train. Cut at a position (`cut = len(df) - n_valid`): "
+                 "`iloc[-0:]` is every row, not none.")
     wrong = (
         ("ordered = df.sort_values(\"timestamp\")", "ordered = df.sample(frac=1, random_state=0)", "older"),
         ("ordered = df.sort_values(\"timestamp\")", "ordered = df.sort_values(\"timestamp\", ascending=False)",
@@ -128,23 +157,40 @@ class TimeSplit(Question):
 
     def verify(self) -> str:
         fn = self.answer("split_by_time")
-        df = _ratings()
-        out = self.call("split_by_time(df, 0.2)", fn, df.copy(), 0.2)
+        for frac in (0.2, 0.5, 0.0, 1.0):
+            self._check(fn, _ratings(), frac)
+        return "every validation rating is newer than every training rating (also for valid_frac 0 and 1)."
+
+    def _check(self, fn: Any, df: pd.DataFrame, frac: float) -> None:
+        call = f"split_by_time(df, {frac})"
+        out = self.call(call, fn, df.copy(), frac)
         if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(p, pd.DataFrame) for p in out)):
-            raise Wrong(f"split_by_time returned {type(out).__name__}; return two DataFrames: (train, valid)")
+            raise Wrong(f"{call} returned {type(out).__name__}; return two DataFrames: (train, valid)")
         train, valid = out
-        if len(train) + len(valid) != len(df) or set(train.index) & set(valid.index):
-            raise Wrong(f"train ({len(train)} rows) and valid ({len(valid)}) should split the {len(df)} rows: each "
-                        "row in exactly one of them")
-        if abs(len(valid) - 0.2 * len(df)) > 1:
-            raise Wrong(f"valid has {len(valid)} of {len(df)} rows; with valid_frac=0.2 it should hold 20% "
-                        f"({round(0.2 * len(df))})")
-        if valid["timestamp"].min() < train["timestamp"].max():
+        key = ["user", "item", "rating", "timestamp"]
+
+        def rows(t: pd.DataFrame) -> list[tuple[Any, ...]]:
+            if not set(key) <= set(t.columns):
+                raise Wrong(f"{call}: train and valid should keep the columns of df ({key})")
+            return sorted(map(tuple, t[key].itertuples(index=False)))
+
+        want_valid = round(frac * len(df))
+        if sorted(rows(train) + rows(valid)) != rows(df):
+            raise Wrong(f"{call}: train ({len(train)} rows) and valid ({len(valid)}) should split the {len(df)} rows "
+                        "of df: each row in exactly one of them, unchanged")
+        if abs(len(valid) - frac * len(df)) > 1:
+            if abs(len(train) - frac * len(df)) <= 1 and frac not in (0.5,):
+                raise Wrong(f"{call}: valid has {len(valid)} rows and train {len(train)}: valid is the latest "
+                            f"{frac:.0%} of the rows (valid_frac, not 1 - valid_frac), returned second: (train, valid)")
+            tip = " (with n_valid = 0, `iloc[:-0]` is empty and `iloc[-0:]` every row: cut at len(df) - n_valid)" \
+                if frac == 0 else ""
+            raise Wrong(f"{call}: valid has {len(valid)} of {len(df)} rows; it should hold {want_valid}{tip}")
+        if len(train) and len(valid) and valid["timestamp"].min() < train["timestamp"].max():
             if valid["timestamp"].max() <= train["timestamp"].min():
-                raise Wrong("valid holds the oldest ratings; a time split validates on the latest ones (the "
+                raise Wrong(f"{call}: valid holds the oldest ratings; a time split validates on the latest ones (the "
                             "future the model must predict)")
-            raise Wrong("valid holds ratings older than train's newest: sort by timestamp before cutting")
-        return "every validation rating is newer than every training rating."
+            raise Wrong(f"{call}: valid holds ratings older than train's newest: sort by timestamp (the whole table, "
+                        "not each user) before cutting")
 
 
 def _scores() -> tuple[pd.Series, set[Any]]:
@@ -152,10 +198,16 @@ def _scores() -> tuple[pd.Series, set[Any]]:
     return scores, {12, 16}
 
 
+def _untied() -> tuple[pd.Series, set[Any]]:
+    scores = pd.Series([0.3, 2.2, 4.1, 3.7, 1.5, 4.4, 0.9, 2.8], index=[105, 101, 108, 103, 102, 107, 106, 104])
+    return scores, {107, 106}
+
+
 class RecommendUnseen(Question):
     title = "top-n unseen items"
     names = ("recommend_unseen",)
-    hint_text = ("Drop the seen items (`scores.drop(list(seen))` or a boolean mask), then `nlargest(n)`; return "
+    hint_text = "Leave out what the user has seen first, then take the best n; the IDs are the Series' index."
+    hint_more = ("Drop the seen items (`scores.drop(list(seen))` or a boolean mask), then `nlargest(n)`; return "
                  "the item IDs (the index), best first.")
     wrong = (
         ("scores.drop(list(seen), errors=\"ignore\")", "scores", "already rated"),
@@ -165,23 +217,29 @@ class RecommendUnseen(Question):
 
     def verify(self) -> str:
         fn = self.answer("recommend_unseen")
-        scores, seen = _scores()
-        got = self.call("recommend_unseen(scores, seen, 3)", fn, scores.copy(), set(seen), 3)
+        for (scores, seen), n in ((_scores(), 3), (_untied(), 3), (_untied(), 1)):
+            self._check(fn, scores, seen, n)
+        return "the best unseen items, best first (ties may come in any order)."
+
+    def _check(self, fn: Any, scores: pd.Series, seen: set[Any], n: int) -> None:
+        got = self.call(f"recommend_unseen(scores, seen, {n})", fn, scores.copy(), set(seen), n)
         got = id_list(got, f"recommend_unseen returned {got!r}; return a list of item IDs")
         if got and all(isinstance(v, float) for v in got) and set(got) <= set(scores.tolist()):
             raise Wrong("these are scores; return the item IDs (the Series' index) of the best items")
         if set(got) & seen:
             raise Wrong(f"the list has items the user already rated ({sorted(set(got) & seen)}); leave the seen "
                         "items out")
-        if len(got) != 3 or len(set(got)) != 3 or not set(got) <= set(scores.index):
-            raise Wrong(f"recommend_unseen(scores, seen, 3) returned {got}; it should list 3 different item IDs")
+        if len(got) != n or len(set(got)) != n or not set(got) <= set(scores.index):
+            raise Wrong(f"recommend_unseen(scores, seen, {n}) returned {got}; it should list {n} different item IDs")
         unseen = scores.drop(list(seen))
         vals = [float(unseen[i]) for i in got]
         if vals != sorted(vals, reverse=True) or max(unseen.drop(got), default=-math.inf) > min(vals):
-            if vals == sorted(unseen.nsmallest(3).tolist()) or set(got) == set(unseen.nsmallest(3).index):
+            if set(got) == set(unseen.nsmallest(n).index):
                 raise Wrong("these are the lowest-scored items; recommend the highest, best first")
-            raise Wrong(f"{got} are not the 3 best unseen items in order (scores {vals})")
-        return "the best unseen items, best first (ties may come in any order)."
+            if max(unseen.drop(got), default=-math.inf) <= min(vals):
+                raise Wrong(f"recommend_unseen(scores, seen, {n}) returned the right items in the wrong order (scores "
+                            f"{vals}): best first")
+            raise Wrong(f"{got} are not the {n} best unseen items in order (scores {vals})")
 
 
 QUESTIONS: tuple[type[Question], ...] = (Rmse, PrecisionAtK, TimeSplit, RecommendUnseen)
