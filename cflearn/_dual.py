@@ -24,7 +24,7 @@ from fastai.learner import Learner, Metric
 from ._data import relevance_level
 from ._errors import ConfigError
 from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader, _show
-from ._ranking import RankLoss, RankTargets, budget_epochs, rank_targets
+from ._ranking import RankLoss, RankTargets, budget_epochs, rank_targets, valid_bs
 from .models import DotBias, Dual, HybridDotBias, Ranker
 
 if TYPE_CHECKING:
@@ -181,7 +181,8 @@ def dual_parts(data: CollabData, p: Preset, rating: DotBias | HybridDotBias, cod
     valid_users = _users_of(targets, n_users, n_users)
     train = DualLoader(TensorDataset(train_users, train_users), bs=p.bs, shuffle=True, seed=seed, decoder=decoder,
                        pairs=xt, ratings=yt)
-    valid = DualLoader(TensorDataset(valid_users, valid_users + n_users), bs=max(p.bs, 1024), seed=seed,
+    scored = len(rank.targeted) if rank.targeted is not None else n_items
+    valid = DualLoader(TensorDataset(valid_users, valid_users + n_users), bs=valid_bs(p.bs, scored), seed=seed,
                        decoder=decoder, pairs=xv, ratings=yv)
     p = budget_epochs(p, len(train), given=epochs_given)
     return CollabLoaders(train, valid, decoder=decoder, device=device), model, loss, rank, p

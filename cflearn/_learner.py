@@ -223,9 +223,9 @@ def collab_learner(
             if model is not None:
                 net = model
             elif p.use_nn:  # fastai's collab_learner recipe: fastai's embedding-size rule unless emb_szs says
-                config = tabular_config(y_range=yr)
-                net = NN(emb_szs=get_emb_sz(dls, dict(p.emb_szs or {})), layers=list(p.layers) or [p.n_factors],
-                         **config)
+                hidden = list(p.layers) or [p.n_factors]
+                config = tabular_config(y_range=yr, ps=[p.dropout] * len(hidden) if p.dropout else None)
+                net = NN(emb_szs=get_emb_sz(dls, dict(p.emb_szs or {})), layers=hidden, **config)
             else:
                 net = DotBias.from_classes(p.n_factors, dls.classes, y_range=yr)
 
@@ -347,7 +347,10 @@ def _resolve_preset(data: CollabData, p: Preset, given: dict[str, Any], *, custo
         raise ConfigError(f"the data is implicit (interactions, no ratings) and preset {p.name!r} predicts ratings; "
                           "train the default preset ('dual', which trains its ranking head alone on interactions) "
                           "or preset='rank'")
-    if p.ranking or any(k in given for k in RANK_ONLY):
+    if p.use_nn and not p.ranking and "dropout" in given and not any(k in given for k in RANK_ONLY if k != "dropout"):
+        if not (isinstance(p.dropout, (int, float)) and not isinstance(p.dropout, bool) and 0 <= p.dropout < 1):
+            raise ConfigError(f"dropout must be a number in [0, 1), got {p.dropout!r}")
+    elif p.ranking or any(k in given for k in RANK_ONLY):
         return _side_features(data, check_ranking(p, given, custom=custom), given)
     if "bs" not in given and p.loader == "fast":  # small tables: keep at least ~16 steps per epoch
         p = p.replace(bs=min(p.bs, max(64, 2 ** int(np.log2(max(1, len(data.train_idx) // 16))))))

@@ -67,13 +67,14 @@ def predict(
             model trained with that side's features (cold start from metadata).
         item_info: an updated items table, read as ``user_info``.
 
-    A ranking model (preset ``rank``) predicts no ratings: its column is ``rank_score``, a
-    preference that only orders one user's items (higher first), and an unknown user is scored
-    by item popularity (an empty history).
+    Every model answers with the same columns. What ``score`` means is in
+    ``attrs["score_kind"]`` (the model's ``score_kind``): ``"rating"``, a predicted rating, or
+    ``"ranking"`` for a ranking model (preset ``rank``), a preference that only orders one user's
+    items (higher first); such a model scores an unknown user by item popularity (an empty history).
 
     Returns:
-        DataFrame with columns ``user``, ``item``, ``score`` (the predicted rating; ``rank_score``
-        for ranking models) and ``fallback`` (``""``, ``"average user"``, ``"average item"``,
+        DataFrame with columns ``user``, ``item``, ``score`` (see ``attrs["score_kind"]``) and
+        ``fallback`` (``""``, ``"average user"``, ``"average item"``,
         ``"average user and item"``; with a hybrid model, ``"item features"`` for an item known
         only from metadata, scored by its features (``"average user, item features"``), and
         ``"user features"`` for a new user scored from ``user_info``).
@@ -105,8 +106,9 @@ def predict(
     fallback = np.where(both, np.char.add(np.char.add(u_part.astype(str), ", "), i_part.astype(str)),
                         np.char.add(u_part.astype(str), i_part.astype(str))).astype(object)
     fallback[(u_part == "average user") & (i_part == "average item")] = "average user and item"
-    column = "rank_score" if ranking else "score"
-    return pd.DataFrame({"user": users, "item": items, column: scores, "fallback": fallback})
+    frame = pd.DataFrame({"user": users, "item": items, "score": scores, "fallback": fallback})
+    frame.attrs["score_kind"] = cf.contract.score_kind
+    return frame
 
 
 def _from_metadata(cf: CollabModel, side: Literal["user", "item"], raw: list[Any], codes: np.ndarray,

@@ -63,7 +63,8 @@ class Preset:
             or ``"bpr"`` (each item against one random item); ``"dual"``: both heads of
             :class:`cflearn.models.Dual` in one loop (MSE for ratings + the softmax for lists; on
             implicit data, the ranking head alone).
-        dropout: ranking models: share of a user's items hidden from the encoder in each step.
+        dropout: ranking models: share of a user's items hidden from the encoder in each step; NN
+            models (``use_nn``): dropout after each hidden layer (fastai's ``ps``).
         below_weight: ranking models on explicit ratings: weight, as a training target, of items
             rated below the relevance level (80% up the scale: 4 of 5 stars); those at or above
             it weigh 1.

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from ._data import CollabData
     from ._presets import Preset
 
-__all__ = ["RankLoss", "TargetItems", "RankTargets", "rank_targets", "rank_loaders", "target_weights", "RankLossKind",
-           "check_ranking", "check_dual", "ranking_parts", "RANK_ONLY"]
+__all__ = ["RankLoss", "TargetItems", "RankTargets", "rank_targets", "rank_loaders", "valid_bs", "target_weights",
+           "RankLossKind", "check_ranking", "check_dual", "ranking_parts", "RANK_ONLY"]
 
 RankLossKind = Literal["softmax", "bpr"]
 FULL_SOFTMAX_ITEMS = 20_000
@@ -52,7 +52,7 @@ class RankTargets:
         """``(row position in the batch, item, weight)`` of every target of ``rows``."""
         pos, _, lens = csr_rows(self.indptr, rows)
         which = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), lens)
-        return which, self.items[pos], self.weights[pos]
+        return which, self.items[pos].long(), self.weights[pos]
 
     def to(self, device: torch.device) -> RankTargets:
         return RankTargets(self.indptr.to(device), self.items.to(device), self.weights.to(device))
@@ -68,11 +68,12 @@ def target_weights(data: CollabData, idx: np.ndarray, below_weight: float, relev
     return np.where(values >= relevance, 1.0, below_weight).astype(np.float32)
 
 
-def _csr(users: np.ndarray, items: np.ndarray, weights: np.ndarray, n_rows: int) -> RankTargets:
+def _csr(users: np.ndarray, items: np.ndarray, weights: np.ndarray, n_rows: int,
+         item_dtype: type = np.int64) -> RankTargets:
     order = np.lexsort((items, users))
     counts = np.bincount(users, minlength=n_rows)
     indptr = np.concatenate([[0], np.cumsum(counts)])
-    return RankTargets(torch.from_numpy(indptr.astype(np.int64)), torch.from_numpy(items[order].astype(np.int64)),
+    return RankTargets(torch.from_numpy(indptr.astype(np.int64)), torch.from_numpy(items[order].astype(item_dtype)),
                        torch.from_numpy(weights[order]))
 
 
@@ -95,23 +96,33 @@ def rank_targets(data: CollabData, below_weight: float, relevance: float, *, cod
     w_in = np.ones(len(tr), np.float32) if data.implicit else w_tr
     used = w_in > 0
     history = _csr(tr[used, 0].astype(np.int64), tr[used, 1].astype(np.int64), w_in[used], n)
+    # the loss's targets keep int32 items (half the memory on large tables; a batch's are made int64)
     targets = _csr(np.concatenate([tr[:, 0], va[known, 0] + n]).astype(np.int64),
-                   np.concatenate([tr[:, 1], va[known, 1]]).astype(np.int64), np.concatenate([w_tr, w_va]), 2 * n)
+                   np.concatenate([tr[:, 1], va[known, 1]]), np.concatenate([w_tr, w_va]), 2 * n,
+                   item_dtype=np.int32 if int(codes[:, 1].max(initial=0)) < 2**31 - 1 else np.int64)
     return history, targets
 
 
+def valid_bs(bs: int, scored: int) -> int:
+    """Users per validation batch: up to 1,024, fewer on a large catalogue (``scored`` items) so that
+    the batch's scores, targets and log-softmax (a few tensors of users x items floats) stay near
+    64 MB each, never below the training batch."""
+    return max(bs, min(1024, 2**24 // max(1, scored)))
+
+
 def rank_loaders(targets: RankTargets, n_users: int, *, bs: int, device: torch.device, seed: int | None,
-                 decoder: Decoder) -> CollabLoaders:
+                 decoder: Decoder, scored: int = 0) -> CollabLoaders:
     """Shuffled batches of the users with training items; validation over users with validation items.
 
     Each batch is ``(user indices, target rows)``: the same indices for training, shifted by
-    ``n_users`` (the validation rows of :func:`rank_targets`) for validation.
+    ``n_users`` (the validation rows of :func:`rank_targets`) for validation; ``scored``: the items
+    the loss scores per user (see :func:`valid_bs`).
     """
     lens = targets.indptr[1:] - targets.indptr[:-1]
     train_users = torch.nonzero(lens[:n_users] > 0).view(-1)
     valid_users = torch.nonzero(lens[n_users:] > 0).view(-1)
     train = TensorLoader(TensorDataset(train_users, train_users), bs=bs, shuffle=True, seed=seed, decoder=decoder)
-    valid = TensorLoader(TensorDataset(valid_users, valid_users + n_users), bs=max(bs, 1024), seed=seed,
+    valid = TensorLoader(TensorDataset(valid_users, valid_users + n_users), bs=valid_bs(bs, scored), seed=seed,
                          decoder=decoder)
     return CollabLoaders(train, valid, decoder=decoder, device=device)
 
@@ -157,9 +168,9 @@ class RankLoss:
             train_end = int(targets.indptr[len(targets.indptr) // 2])  # rows 0..n_users-1: the training rows
             liked = torch.zeros(n_items, dtype=torch.bool)
             items, weights = targets.items[:train_end], targets.weights[:train_end]
-            liked[items[weights > 0]] = True
+            liked[items[weights > 0].long()] = True
             if min_count > 1:  # items too rare to learn from rank below the others (as EASE leaves them out)
-                liked &= torch.bincount(items, minlength=n_items) >= min_count
+                liked &= torch.bincount(items.long(), minlength=n_items) >= min_count
             liked[0] = False
             if 0 < int(liked.sum()) < n_items - 1:
                 self.targeted = torch.nonzero(liked).view(-1)
@@ -281,6 +292,9 @@ def check_ranking(p: Preset, given: dict[str, Any], *, custom: bool) -> Preset:
     """Check a preset's ranking settings (errors for those that do not apply); ``auto`` -> ``adamw``."""
     if not p.ranking:
         wrong = [k for k in RANK_ONLY if k in given]
+        if wrong == ["dropout"]:
+            raise ConfigError(f"dropout applies to ranking presets (e.g. 'rank') and NN models (use_nn=True, e.g. "
+                              f"'fast_nn'); preset {p.name!r} is a dot product: regularise it with row_l2= or wd=")
         raise ConfigError(f"{', '.join(wrong)} appl(y/ies) to ranking presets only (loss='softmax' or 'bpr', e.g. "
                           f"preset='rank'); preset {p.name!r} predicts ratings")
     if custom:
@@ -396,5 +410,7 @@ def ranking_parts(data: CollabData, p: Preset, *, device: torch.device, seed: in
                  seed=seed)
     loss = RankLoss(net, targets, "bpr" if p.loss == "bpr" else "softmax", negatives=negatives, seed=seed,
                     min_count=p.min_count)
-    dls = rank_loaders(targets, n_users, bs=p.bs, device=device, seed=seed, decoder=decoder)
+    scored = len(loss.targeted) if loss.targeted is not None else n_items
+    dls = rank_loaders(targets, n_users, bs=p.bs, device=device, seed=seed, decoder=decoder,
+                       scored=scored if loss.kind == "softmax" and not negatives else 0)
     return dls, net, loss, budget_epochs(p, len(dls.train), given=epochs_given)

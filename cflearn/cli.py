@@ -317,10 +317,9 @@ def _predict(args: argparse.Namespace) -> int:
     user = _coerce_id(args.user, cf.users)
     items = [_coerce_id(i, cf.items) for i in args.item]
     table = predict(cf, [user] * len(items), items)
-    if "rank_score" in table.columns:
+    if table.attrs.get("score_kind") == "ranking":
         print(f"preset {cf.preset.get('name')!r} ranks: these are ranking scores (higher = recommended first), "
               "not ratings")
-        table = table.rename(columns={"rank_score": "score"})
     words = {"average user": "an unknown user, scored as the average user",
              "average item": "an unknown item, scored as the average item",
              "average user and item": "an unknown user and item, scored as the average ones",

@@ -14,6 +14,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._errors import ConfigError, DataError
+
 __all__ = [
     "rmse",
     "mae",
@@ -34,7 +36,7 @@ Empty = Literal["skip", "zero"]
 def _pair(pred: ArrayLike, target: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     p, t = np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64)
     if p.shape != t.shape:
-        raise ValueError(f"pred and target shapes differ: {p.shape} vs {t.shape}")
+        raise DataError(f"pred and target shapes differ: {p.shape} vs {t.shape}")
     return p, t
 
 
@@ -57,9 +59,9 @@ def _hits(recs: Sequence[Any], rel: Collection[Any], n: int) -> np.ndarray:
 def _user_scores(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], n: int,
                  empty: Empty) -> dict[str, float]:
     if len(recommended) != len(relevant):
-        raise ValueError(f"{len(recommended)} recommendation lists for {len(relevant)} relevant sets")
+        raise DataError(f"{len(recommended)} recommendation lists for {len(relevant)} relevant sets")
     if n < 1:
-        raise ValueError(f"n (the list length) must be at least 1, got {n}")
+        raise ConfigError(f"n (the list length) must be at least 1, got {n}")
     discounts = 1.0 / np.log2(np.arange(2, n + 2))
     rows = []
     for recs, rel in zip(recommended, relevant):

@@ -68,7 +68,10 @@ def on_files(files: Files, config: dict) -> Files:
     _stage.append(stage)
     (stage / "lessons").mkdir()
     for source in sorted(LESSONS.glob("*.ipynb")):
-        shutil.copyfile(_executed(source) if execute else source, stage / "lessons" / source.name)
+        from cflearn.course._material import lesson_version  # the questionnaire's key is not published
+
+        page = lesson_version(json.loads((_executed(source) if execute else source).read_text(encoding="utf-8")))
+        (stage / "lessons" / source.name).write_text(json.dumps(page), encoding="utf-8")
         files.append(File(f"lessons/{source.name}", str(stage), config["site_dir"], config["use_directory_urls"]))
     (stage / "lessons" / "exercises").mkdir()
     for source in sorted((LESSONS / "exercises").glob("*.ipynb")):  # as a student gets them: no solutions

@@ -68,12 +68,8 @@ def has_tables(learn) -> bool:
 
 
 def ranks(learn) -> bool:
-    """A ranking model: scores order items and are not ratings (column ``rank_score`` in predict)."""
+    """A ranking model: scores order items and are not ratings (``attrs["score_kind"]`` in predict)."""
     return learn.cf.contract.score_kind == "ranking"
-
-
-def col(learn) -> str:
-    return "rank_score" if ranks(learn) else "score"
 
 
 def test_finite_scores_for_known_and_unknown_ids(learned, data):
@@ -81,11 +77,13 @@ def test_finite_scores_for_known_and_unknown_ids(learned, data):
     users = data.valid["user"].tolist()[:20] + [10**9, 1]
     items = data.valid["item"].tolist()[:20] + [1, 10**9]
     out = cflearn.predict(learn, users, items)
-    assert np.isfinite(out[col(learn)]).all()
+    assert list(out.columns) == ["user", "item", "score", "fallback"]  # every kind: one vocabulary
+    assert out.attrs["score_kind"] == learn.cf.contract.score_kind
+    assert np.isfinite(out["score"]).all()
     assert out.fallback.tolist()[-2:] == ["average user", "average item"]
     lo, hi = data.scale
-    if ranks(learn):  # preferences, not ratings: not squeezed into the scale, and never called a score
-        assert "score" not in out.columns and not out.rank_score.between(lo, hi).all()
+    if ranks(learn):  # preferences, not ratings: not squeezed into the scale
+        assert out.attrs["score_kind"] == "ranking" and not out.score.between(lo, hi).all()
     else:
         assert out.score.between(lo, hi).all()
 
@@ -101,7 +99,7 @@ def test_recommend_scores_equal_predict(learned, data):
     spec = learn.cf.contract
     assert top.attrs["score_kind"] == spec.list_kind
     if spec.list_kind == spec.score_kind:
-        np.testing.assert_allclose(top["score"], pred[col(learn)], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(top["score"], pred["score"], rtol=1e-5, atol=1e-5)
         return
     # two heads: the list is the ranking head's (its own forward pass on the pairs), with the rating head's ratings
     np.testing.assert_allclose(top["rating"], pred["score"], rtol=1e-5, atol=1e-5)
@@ -160,7 +158,7 @@ def test_test_dl_and_get_preds_equal_predict(learned, data):
     preds, _ = learn.get_preds(dl=dl)
     ref = cflearn.predict(learn, rows["user"].tolist(), rows["item"].tolist(), clip=False)
     assert preds.numel() == 3
-    np.testing.assert_allclose(preds.reshape(-1).numpy(), ref[col(learn)].to_numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(preds.reshape(-1).numpy(), ref["score"].to_numpy(), rtol=1e-5, atol=1e-5)
     if ranks(learn):  # a ranking loss is over a user's catalogue: no per-row loss against ratings
         with pytest.raises(cflearn.ConfigError, match="per-row losses"):
             learn.get_preds(dl=learn.dls.test_dl(rows, with_labels=True), with_loss=True)
@@ -223,7 +221,7 @@ def test_fastbook_interpretation_code_gives_the_models_answers(learned, data):
     u, i = learn.cf.users.encode([1])[0], learn.cf.items.encode([top_movies[0]])[0]
     if ranks(learn):  # users are encoded from their items: the user side is tables().users
         raw = (tables.users[u] * learn.model.i_weight.weight[i]).sum() + learn.model.i_bias.weight[i, 0]
-        assert float(raw) == pytest.approx(cflearn.predict(learn, 1, top_movies[0]).rank_score.iloc[0], rel=1e-5)
+        assert float(raw) == pytest.approx(cflearn.predict(learn, 1, top_movies[0]).score.iloc[0], rel=1e-5)
         return
     raw = (learn.model.u_weight.weight[u] * learn.model.i_weight.weight[i]).sum() + \
         learn.model.u_bias.weight[u, 0] + learn.model.i_bias.weight[i, 0]
@@ -379,7 +377,7 @@ def test_explain_parts_add_up_to_the_raw_score(learned, data):
         return
     e = cflearn.interpret.explain(learn, user, item)
     assert e.parts["value"].sum() == pytest.approx(e.raw, abs=1e-5)
-    assert e.score == pytest.approx(cflearn.predict(learn, user, item, clip=False)[col(learn)].iloc[0], rel=1e-5)
+    assert e.score == pytest.approx(cflearn.predict(learn, user, item, clip=False)["score"].iloc[0], rel=1e-5)
 
 
 def _mutations(value):
@@ -410,8 +408,7 @@ def test_every_field_of_a_saved_file_is_checked_or_harmless(learned, data, tmp_p
         return  # loading it needs the user's class; its header holds only the class name
     path = cflearn.save(learn, tmp_path / "m.safetensors")
     users, items = data.valid["user"].tolist()[:10] + [10**9], data.valid["item"].tolist()[:10] + [10**9]
-    col = "rank_score" if ranks(learn) else "score"
-    expect = cflearn.predict(learn, users, items)[col].to_numpy()
+    expect = cflearn.predict(learn, users, items)["score"].to_numpy()
     expect_top = cflearn.recommend(learn, users[0], n=5)["item"].tolist()
     raw = path.read_bytes()
     n = struct.unpack("<Q", raw[:8])[0]
@@ -421,7 +418,7 @@ def test_every_field_of_a_saved_file_is_checked_or_harmless(learned, data, tmp_p
     def same_or_refused(target):
         try:
             model = cflearn.load(target)
-            got = cflearn.predict(model, users, items)[col].to_numpy()
+            got = cflearn.predict(model, users, items)["score"].to_numpy()
             top = cflearn.recommend(model, users[0], n=5)["item"].tolist()
         except cflearn.ModelFileError:
             return

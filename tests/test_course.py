@@ -576,6 +576,10 @@ def test_cli_hands_out_the_course_and_grades_submissions(tmp_path, ml_path, caps
     links = re.findall(r"\]\(([^)]+\.ipynb)\)", readme)
     assert sorted(links) == sorted([*lessons, *(f"exercises/{e}" for e in exercises)])
     assert all((dest / link).is_file() for link in links) and "q1.check()" in readme
+    lesson = (dest / "00_from_scratch.ipynb").read_text()  # the questionnaire without its key
+    assert "## Questionnaire" in lesson and "Instructor's key" in lesson and "Not in the student handout" in lesson
+    assert "An embedding is a table with rows 0..n-1" not in lesson
+    assert "An embedding is a table with rows 0..n-1" in (M.material_dir() / "00_from_scratch.ipynb").read_text()
     handed = (dest / "exercises" / "ex03_embeddings_and_models.ipynb").read_text()
     assert "BEGIN SOLUTION" not in handed and "____" in handed
     from cflearn.cli import main  # the quick error paths in this process

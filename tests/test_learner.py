@@ -78,6 +78,23 @@ def test_overrides_and_nn(synth_data):
     assert pred.score.between(1, 5).all()
 
 
+def test_nn_dropout(synth_data, tmp_path):
+    """dropout= on an NN model is fastai's ``ps`` after each hidden layer (off at predict time, kept on
+    save); on a dot product it is an error that names what to use instead."""
+    learn = cflearn.collab_learner(synth_data, "fast_nn", dropout=0.4, layers=[16, 8], epochs=1, progress=False)
+    drops = [m.p for m in learn.model.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0]
+    assert drops == [0.4, 0.4]
+    cflearn.fit(learn)
+    pred = cflearn.predict(learn, [1, 2, 3], [1, 2, 3]).score
+    assert pred.equals(cflearn.predict(learn, [1, 2, 3], [1, 2, 3]).score)  # no dropout when predicting
+    loaded = cflearn.load(cflearn.save(learn, tmp_path / "nn.safetensors"))
+    assert [m.p for m in loaded.model.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0] == [0.4, 0.4]
+    with pytest.raises(cflearn.ConfigError, match="NN models"):
+        cflearn.collab_learner(synth_data, "fast", dropout=0.3)
+    with pytest.raises(cflearn.ConfigError, match=r"\[0, 1\)"):
+        cflearn.collab_learner(synth_data, "fast_nn", dropout=1.0)
+
+
 def test_bad_options(synth_data):
     with pytest.raises(cflearn.ConfigError, match="did you mean 'fast'"):
         cflearn.collab_learner(synth_data, "fats")

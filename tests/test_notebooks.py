@@ -1,5 +1,6 @@
 """The course notebooks are product: each runs top to bottom, and is stored without outputs."""
 
+import json
 import re
 from pathlib import Path
 
@@ -32,17 +33,51 @@ def test_each_lesson_links_to_its_exercise_and_the_next_lesson():
         assert links == wanted, (path.name, links)
 
 
+def test_each_lesson_has_a_questionnaire_with_its_key_and_further_research():
+    from cflearn.course._material import KEY, lesson_version
+
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        text = {c.source.splitlines()[0]: c.source for c in nb.cells if c.cell_type == "markdown" and c.source}
+        questions = re.findall(r"^\d+\. ", text["## Questionnaire"], re.M)
+        answers = re.findall(r"^\d+\. ", text[KEY], re.M)
+        assert 8 <= len(questions) <= 15 and len(answers) == len(questions), path.name
+        assert len(re.findall(r"^\d+\. ", text["## Further research"], re.M)) >= 2, path.name
+        handout = lesson_version(json.loads(path.read_text()))
+        keys = [c for c in handout["cells"] if "".join(c["source"]).startswith(KEY)]
+        assert len(keys) == 1 and not re.search(r"^\d+\. ", "".join(keys[0]["source"]), re.M), path.name
+
+
+# What the prose says about the numbers its cells compute, checked in the kernel after the lesson ran.
+PROSE = {
+    "00_from_scratch.ipynb": [
+        # "what should hold is the order: biases and a padded sigmoid help most"
+        'assert results["+ biases, sigmoid y_range, Adam"] < results["EmbeddingDot, Adam"]',
+        # weight decay: none memorises, too much stops learning (the preset's own 0.15 between)
+        "assert decay[0.15] < decay[0.0] and decay[0.15] < decay[1.0], decay",
+        # the toy latent factors: the sci-fi fan likes The Last Skywalker, not Casablanca
+        "assert (user * last_skywalker).sum() > 0 > (user * casablanca).sum()",
+    ],
+    "03_embeddings_and_models.ipynb": [
+        # "fastai's rule ... several times the dot product's parameters"; "32 + 32 ... about half"
+        "assert sizes.loc[\"NN, fastai's rule\", \"x dot product's size\"] > 2.5, sizes",
+        "assert 0.4 < sizes.loc['NN, 32 + 32', \"x dot product's size\"] < 0.6, sizes",
+    ],
+}
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_top_to_bottom(path, ml_path, monkeypatch, tmp_path):
     monkeypatch.setenv("CFLEARN_DATA", str(ml_path))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     monkeypatch.setenv("CFLEARN_COURSE_EPOCHS", "1")  # lesson 0: one fastai epoch in the suite (documented)
     nb = nbformat.read(path, as_version=4)
+    nb.cells += [nbformat.v4.new_code_cell(check) for check in PROSE.get(path.name, [])]
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
-    # a cell whose value is one of cflearn's figures shows it as an image (a Figure renders itself)
-    figure = re.compile(r"^(cflearn\.)?(interpret\.)?(plot_loss|factor_map)\(.*\)$")
+    # a cell whose value is one of cflearn's figures, or that shows a figure, has an image output
+    figure = re.compile(r"^((cflearn\.)?(interpret\.)?(plot_loss|factor_map)\(.*\)|plt\.show\(\)|.*\.plot_loss\(\).*)$")
     for cell in nb.cells:
         lines = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")]
         if cell.cell_type == "code" and lines and figure.match(lines[-1]):

@@ -100,7 +100,7 @@ def test_ease_and_item_knn_are_real_baselines(table):
 def test_predict_is_labelled_as_ranking_scores(ranked, implicit_data):
     user, item = implicit_data.train["user"].iloc[0], implicit_data.train["item"].iloc[0]
     out = cflearn.predict(ranked, user, item)
-    assert list(out.columns) == ["user", "item", "rank_score", "fallback"]
+    assert list(out.columns) == ["user", "item", "score", "fallback"] and out.attrs["score_kind"] == "ranking"
     with pytest.raises(cflearn.ConfigError, match="not ratings"):
         score(ranked)
 
@@ -180,8 +180,10 @@ def test_items_nobody_liked_rank_below_liked_items():
 
 
 def test_ranking_settings_that_do_not_apply(implicit_data, synth_data):
-    with pytest.raises(cflearn.ConfigError, match="ranking presets only"):
+    with pytest.raises(cflearn.ConfigError, match="ranking presets .*NN models"):
         cflearn.collab_learner(synth_data, "fast", dropout=0.3)
+    with pytest.raises(cflearn.ConfigError, match="ranking presets only"):
+        cflearn.collab_learner(synth_data, "fast", below_weight=0.3)
     with pytest.raises(cflearn.ConfigError, match="row_l2 does not apply"):
         cflearn.collab_learner(implicit_data, "rank", row_l2=0.1)
     with pytest.raises(cflearn.ConfigError, match="y_range does not apply"):

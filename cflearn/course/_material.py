@@ -15,9 +15,9 @@ from .._errors import ConfigError, DataError
 from .._io import atomic_write_bytes
 from ._question import Result
 
-__all__ = ["material_dir", "exercise_path", "syllabus", "answer_cells", "solutions", "strip_solutions", "setup_code",
-           "student_version", "copy_course",
-           "check_notebook", "BEGIN", "END", "HANDOUT_MARKER"]
+__all__ = ["material_dir", "exercise_path", "lesson_version", "KEY", "syllabus", "answer_cells", "solutions",
+           "strip_solutions", "setup_code", "student_version", "copy_course", "check_notebook", "BEGIN", "END",
+           "HANDOUT_MARKER"]
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 _ASSIGN = re.compile(r"^(\s*)([A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=(?!=)")
@@ -94,6 +94,23 @@ def student_version(notebook: dict[str, Any]) -> dict[str, Any]:
             cell["outputs"], cell["execution_count"] = [], None
         elif BEGIN in src:
             raise DataError(f"solution markers belong in code cells: {src[:60]!r}")
+    return nb
+
+
+KEY = "## Instructor's key"
+"""The heading of a lesson's markdown cell of questionnaire answers, blanked in the handout."""
+_KEY_NOTE = (f"{KEY}\n\nNot in the student handout: your instructor has the answers (the lessons in "
+             "`notebooks/` of cflearn's repository keep them).")
+
+
+def lesson_version(notebook: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a lesson notebook as a student gets it: the instructor's key to its questionnaire
+    (the markdown cell that starts with ``## Instructor's key``) replaced by a note."""
+    nb = json.loads(json.dumps(notebook))
+    for cell in nb["cells"]:
+        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and src.lstrip().startswith(KEY):
+            cell["source"] = _KEY_NOTE
     return nb
 
 
@@ -227,7 +244,8 @@ def copy_course(dest: str | Path, *, force: bool = False) -> tuple[list[Path], s
     atomic_write_bytes(dest / HANDOUT_MARKER, b'{"written_by": "cflearn course"}\n')
     for lesson in sorted(src.glob("*.ipynb")):
         written.append(dest / lesson.name)
-        atomic_write_bytes(written[-1], lesson.read_bytes())
+        text = json.dumps(lesson_version(_read(lesson)), indent=1, ensure_ascii=False) + "\n"
+        atomic_write_bytes(written[-1], text.encode())
     for ex in sorted((src / "exercises").glob("*.ipynb")):
         written.append(dest / "exercises" / ex.name)
         text = json.dumps(student_version(_read(ex)), indent=1, ensure_ascii=False) + "\n"
