@@ -212,10 +212,11 @@ class RankLoss:
             per_user = -(target * F.log_softmax(logits, dim=1)).sum(1)
             return per_user if self.reduction == "none" else per_user.sum() / max(1, len(rows))
         v, b = model.item_rows(items)
-        pos = (h[which] * v).sum(1) + b
+        hw = h.index_select(0, which)  # not h[which]: its backward adds duplicates in a thread-dependent order
+        pos = (hw * v).sum(1) + b
         if self.kind == "bpr":
             v_neg, b_neg = model.item_rows(self._draw(len(items), n_items, h.device))
-            per_item = F.logsigmoid(pos - (h[which] * v_neg).sum(1) - b_neg)
+            per_item = F.logsigmoid(pos - (hw * v_neg).sum(1) - b_neg)
         else:
             v_neg, b_neg = model.item_rows(self._draw(self.negatives, n_items, h.device))
             sampled = h @ v_neg.T + b_neg + float(np.log((n_items - 1) / self.negatives))
@@ -223,7 +224,7 @@ class RankLoss:
                 0, which, pos, "amax")).detach()
             z = torch.exp(sampled - top[:, None]).sum(1) + torch.zeros_like(top).index_add(
                 0, which, torch.exp(pos - top[which]))
-            per_item = pos - (torch.log(z) + top)[which]
+            per_item = pos - (torch.log(z) + top).index_select(0, which)
         return self._reduce(-(w * per_item), which, rows)
 
     def _reduce(self, loss: torch.Tensor, which: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

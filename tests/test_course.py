@@ -526,9 +526,11 @@ def test_question_feedback(lesson, label, capsys):
         assert got.status == "incorrect" and words in got.message, (old, new, got)
     ns[label].check()
     ns[label].hint()
+    ns[label].hint(2)
     ns[label].solution()
     out = capsys.readouterr().out
     assert f"{label} - Incorrect" in out and f"{label} - Hint: {cls.hint_text}" in out
+    assert cls.hint_more and cls.hint_more != cls.hint_text and f"{label} - Hint 2: {cls.hint_more}" in out
     assert M.solutions(lesson)[label].strip().splitlines()[0] in out and "### BEGIN" not in out
 
 

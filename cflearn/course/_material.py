@@ -200,8 +200,9 @@ def syllabus(src: Path | None = None) -> str:
         "Each exercise starts with a setup cell that binds its questions `q1`, `q2`, ... Replace each",
         "`____` with your answer, run the cell, then:", "",
         "- `q1.check()`: correct, or what is wrong;",
-        "- `q1.hint()`: a hint;",
+        "- `q1.hint()`: a nudge; `q1.hint(2)`: a closer hint;",
         "- `q1.solution()`: the answer (try first!).", "",
+        "Each lesson ends with a questionnaire: answer it in your own words before the exercise.", "",
         "Your instructor grades a filled-in exercise with `cflearn course --check NOTEBOOK`, which runs it",
         "top to bottom in a fresh kernel: make sure it runs that way before you hand it in.", ""])
 
