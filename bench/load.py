@@ -54,7 +54,7 @@ def write_csv(path: Path, millions: float) -> float:
 
 
 def measured(cmd: list[str], folder: Path) -> tuple[float, float, str]:
-    """Run ``cmd``; its seconds, its own peak RSS (GB) and its stdout."""
+    """Run ``cmd``; its seconds, its own peak RSS (GiB) and its stdout."""
     out_path, err_path = folder / "stdout.txt", folder / "stderr.txt"
     t0 = time.perf_counter()
     with open(out_path, "w") as out, open(err_path, "w") as err:
@@ -86,7 +86,7 @@ def main() -> int:
     for name, code in CHILD.items():
         secs, rss, _ = measured([sys.executable, "-c", code, str(csv)], folder)
         results[name] = (secs, rss)
-        print(f"{name}: {secs:.1f} s, peak RSS {rss:.2f} GB", flush=True)
+        print(f"{name}: {secs:.1f} s, peak RSS {rss:.2f} GiB", flush=True)
     run = folder / "run"
     secs, rss, out = measured([sys.executable, "-m", "cflearn", "fit", str(csv), "--user", "userId", "--item",
                                "movieId", "--rating", "rating", "--timestamp", "timestamp", "--epochs", "1",
@@ -95,12 +95,12 @@ def main() -> int:
     results["cflearn fit (end to end)"] = (secs, rss)
     scores = f"valid RMSE {metrics['rmse']:.4f}" + (f", NDCG@10 {metrics['ndcg@10']:.4f}" if metrics.get("ndcg@10")
                                                     is not None else "")
-    print(f"cflearn fit: {secs:.1f} s (training {metrics['fit_seconds']:.0f} s), peak RSS {rss:.2f} GB, {scores}",
+    print(f"cflearn fit: {secs:.1f} s (training {metrics['fit_seconds']:.0f} s), peak RSS {rss:.2f} GiB, {scores}",
           flush=True)
     ref_s, ref_rss = results["pandas"]
     for name, (secs, rss) in results.items():
         rows.append([name, f"{secs:.1f}", f"{secs / ref_s:.2f}x", f"{rss:.2f}", f"{rss / ref_rss:.2f}x"])
-    header = ["step", "seconds", "vs pandas.read_csv", "peak RSS GB", "vs pandas.read_csv"]
+    header = ["step", "seconds", "vs pandas.read_csv", "peak RSS GiB", "vs pandas.read_csv"]
     table = markdown_table(header, rows)
     print(table)
     if not args.no_record:

@@ -450,6 +450,18 @@ RIGHT: dict[tuple[int, str], list[str]] = {
         _nn(cat="self.item_factors(items), self.user_factors(users)",
             layers="nn.Linear(item_sz[1] + user_sz[1], n_act), nn.ReLU(), nn.Linear(n_act, 1)"),
         _nn(layers="nn.Linear(user_sz[1] + item_sz[1], n_act), nn.ReLU(), nn.Dropout(0.2), nn.Linear(n_act, 1)"),
+        # the output layer defined first, the network written out in forward
+        "class CollabNN(nn.Module):\n"
+        "    def __init__(self, user_sz, item_sz, y_range=(0, 5.5), n_act=100):\n"
+        "        super().__init__()\n"
+        "        self.out = nn.Linear(n_act, 1)\n"
+        "        self.hidden = nn.Linear(user_sz[1] + item_sz[1], n_act)\n"
+        "        self.users, self.items = nn.Embedding(*user_sz), nn.Embedding(*item_sz)\n"
+        "        self.y_range = y_range\n"
+        "    def forward(self, u, i):\n"
+        "        x = torch.relu(self.hidden(torch.cat([self.users(u), self.items(i)], dim=1)))\n"
+        "        lo, hi = self.y_range\n"
+        "        return torch.sigmoid(self.out(x)).squeeze(-1) * (hi - lo) + lo\n",
     ],
     (3, "q3"): [_fn("dot_bias_params", "n_users, n_items, n_factors",
                     "return n_users * n_factors + n_items * n_factors + n_users + n_items")],

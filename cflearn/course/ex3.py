@@ -94,7 +94,10 @@ class CollabNNModel(Question):
         linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
         if len(linears) < 2:
             raise Wrong(f"{call} has {len(linears)} nn.Linear layer(s); the network is Linear -> ReLU -> Linear")
-        first, last = linears[0], linears[-1]
+        # the layers by what they take and give (a student may define the output layer first)
+        first = next((m for m in linears if m.in_features == 7), None) or \
+            next((m for m in linears if m.out_features != 1), linears[0])
+        last = next((m for m in linears if m.out_features == 1 and m is not first), linears[-1])
         if first.in_features != 7:
             raise Wrong(f"the first nn.Linear takes {first.in_features} inputs; it sees both embeddings side by side: "
                         "4 + 3 = 7")
