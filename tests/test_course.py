@@ -118,20 +118,12 @@ def _fn(name, args, body):
     return f"def {name}({args}):\n" + "".join(f"    {line}\n" for line in body.strip().splitlines())
 
 
-def _sim(body):
-    return _fn("most_similar", "factors, i, n", body)
-
-
-def _pca(body):
-    return _fn("pca2", "factors", body)
-
-
-def _year(body):
-    return _fn("release_year", "title", body)
-
-
-def _genres(body):
-    return _fn("genre_matrix", "genres", body)
+_emb = functools.partial(_fn, "emb_sz", "n_cat")
+_params = functools.partial(_fn, "dot_bias_params", "n_users, n_items, n_factors")
+_sim = functools.partial(_fn, "most_similar", "factors, i, n")
+_pca = functools.partial(_fn, "pca2", "factors")
+_year = functools.partial(_fn, "release_year", "title")
+_genres = functools.partial(_fn, "genre_matrix", "genres")
 
 
 def _content(body):
@@ -150,12 +142,8 @@ def _prec(per_user, keep="rel"):
                f"        scores.append({per_user})\nreturn float(np.mean(scores))")
 
 
-def _split(body):
-    return _fn("split_by_time", "df, valid_frac", body)
-
-
-def _unseen(body):
-    return _fn("recommend_unseen", "scores, seen, n", body)
+_split = functools.partial(_fn, "split_by_time", "df, valid_frac")
+_unseen = functools.partial(_fn, "recommend_unseen", "scores, seen, n")
 
 
 _TOP = "rows = learn.model.i_bias.weight[1:, 0].detach().argsort(descending=True)[:5] + 1\n"
@@ -255,15 +243,15 @@ WRONG: dict[tuple[int, str], list[str]] = {
              "return x @ Vh[:2].T"),
     ],
     (3, "q1"): [
-        _fn("emb_sz", "n_cat", "return round(1.6 * n_cat ** 0.56)"),
-        _fn("emb_sz", "n_cat", "return min(600, int(1.6 * n_cat ** 0.56))"),
-        _fn("emb_sz", "n_cat", "return min(600, round(1.6 * n_cat ** 0.5))"),
-        _fn("emb_sz", "n_cat", "return max(600, round(1.6 * n_cat ** 0.56))"),
-        _fn("emb_sz", "n_cat", "import math\nreturn min(600, math.ceil(1.6 * n_cat ** 0.56))"),
-        _fn("emb_sz", "n_cat", "return min(600, 1.6 * n_cat ** 0.56)"),
-        _fn("emb_sz", "n_cat", "return min(600, round(1.6 * n_cat) ** 0.56)"),
-        _fn("emb_sz", "n_cat", "return min(500, round(1.6 * n_cat ** 0.56))"),
-        _fn("emb_sz", "n_cat", "return min(n_cat, round(1.6 * n_cat ** 0.56))"),
+        _emb("return round(1.6 * n_cat ** 0.56)"),
+        _emb("return min(600, int(1.6 * n_cat ** 0.56))"),
+        _emb("return min(600, round(1.6 * n_cat ** 0.5))"),
+        _emb("return max(600, round(1.6 * n_cat ** 0.56))"),
+        _emb("import math\nreturn min(600, math.ceil(1.6 * n_cat ** 0.56))"),
+        _emb("return min(600, 1.6 * n_cat ** 0.56)"),
+        _emb("return min(600, round(1.6 * n_cat) ** 0.56)"),
+        _emb("return min(500, round(1.6 * n_cat ** 0.56))"),
+        _emb("return min(n_cat, round(1.6 * n_cat ** 0.56))"),
     ],
     (3, "q2"): [
         _nn(layers="nn.Linear(user_sz[1] + item_sz[1], n_act), nn.Linear(n_act, 1)"),  # no ReLU
@@ -280,14 +268,14 @@ WRONG: dict[tuple[int, str], list[str]] = {
         _nn(layers="nn.Linear(user_sz[1] + item_sz[1], 1)"),  # no hidden layer
     ],
     (3, "q3"): [
-        _fn("dot_bias_params", "n_users, n_items, n_factors", "return (n_users + n_items) * n_factors"),
-        _fn("dot_bias_params", "n_users, n_items, n_factors", "return n_users * (n_factors + 1)"),
-        _fn("dot_bias_params", "n_users, n_items, n_factors", "return n_users * n_items"),
-        _fn("dot_bias_params", "n_users, n_items, n_factors", "return (n_users + n_items) * n_factors + 1"),
-        _fn("dot_bias_params", "n_users, n_items, n_factors", "return (n_users + n_items) * n_factors + n_users"),
-        _fn("dot_bias_params", "n_users, n_items, n_factors", "return (n_users + n_items) * (n_factors + 2)"),
-        _fn("dot_bias_params", "n_users, n_items, n_factors", "return (n_users + n_items + 2) * (n_factors + 1)"),
-        _fn("dot_bias_params", "n_users, n_items, n_factors", "return n_users * n_items * n_factors"),
+        _params("return (n_users + n_items) * n_factors"),
+        _params("return n_users * (n_factors + 1)"),
+        _params("return n_users * n_items"),
+        _params("return (n_users + n_items) * n_factors + 1"),
+        _params("return (n_users + n_items) * n_factors + n_users"),
+        _params("return (n_users + n_items) * (n_factors + 2)"),
+        _params("return (n_users + n_items + 2) * (n_factors + 1)"),
+        _params("return n_users * n_items * n_factors"),
     ],
     (4, "q1"): [
         _year("m = re.search(r'(\\d{4})', title)\nreturn int(m.group(1)) if m else None"),
@@ -432,8 +420,8 @@ RIGHT: dict[tuple[int, str], list[str]] = {
                 _pca("import numpy as np\nx = factors.numpy() - factors.numpy().mean(0)\n"
                      "w, v = np.linalg.eigh(x.T @ x)\nreturn x @ v[:, ::-1][:, :2]"),
                 _pca("from sklearn.decomposition import PCA\nreturn PCA(2).fit_transform(factors.numpy())")],
-    (3, "q1"): [_fn("emb_sz", "n_cat", "return round(min(600, 1.6 * n_cat ** 0.56))"),
-                _fn("emb_sz", "n_cat", "from fastai.tabular.model import emb_sz_rule\nreturn emb_sz_rule(n_cat)")],
+    (3, "q1"): [_emb("return round(min(600, 1.6 * n_cat ** 0.56))"),
+                _emb("from fastai.tabular.model import emb_sz_rule\nreturn emb_sz_rule(n_cat)")],
     (3, "q2"): [  # fastbook's own CollabNN: a (batch, 1) output and fastai's sigmoid_range
         "from fastai.layers import sigmoid_range\n"
         "class CollabNN(nn.Module):\n"
@@ -463,8 +451,7 @@ RIGHT: dict[tuple[int, str], list[str]] = {
         "        lo, hi = self.y_range\n"
         "        return torch.sigmoid(self.out(x)).squeeze(-1) * (hi - lo) + lo\n",
     ],
-    (3, "q3"): [_fn("dot_bias_params", "n_users, n_items, n_factors",
-                    "return n_users * n_factors + n_items * n_factors + n_users + n_items")],
+    (3, "q3"): [_params("return n_users * n_factors + n_items * n_factors + n_users + n_items")],
     (4, "q1"): [_year("found = re.findall(r'\\((\\d{4})\\)\\s*$', title)\nreturn int(found[0]) if found else None"),
                 _year("t = title.rstrip()\n"
                       "if len(t) >= 6 and t[-6] == '(' and t[-1] == ')' and t[-5:-1].isdigit():\n"
