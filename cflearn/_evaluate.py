@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,16 @@ if TYPE_CHECKING:
 
     from ._data import CollabData
 
-__all__ = ["evaluate", "bias_baseline", "MAX_RANKED_USERS", "BASELINES"]
+__all__ = ["evaluate", "bias_baseline", "MAX_RANKED_USERS", "BASELINES", "ListMetric", "Baseline"]
+
+ListMetric = Callable[[list[list[int]], list[set[int]], int], float]
+"""A ranking metric of your own: ``(recommended lists, relevant sets, n) -> float``, the signature of
+:func:`cflearn.metrics.precision_at_k` and its siblings."""
+
+Baseline = Callable[[np.ndarray, np.ndarray, int, int], Callable[[torch.Tensor], torch.Tensor]]
+"""A baseline of your own: given the encoded training rows ``(users, items)`` and the numbers of
+users and items, a function from a tensor of user indices to their ``(len(users), n_items)`` scores
+(higher first; items the user rated in training are left out of the lists by :func:`evaluate`)."""
 
 MAX_RANKED_USERS = 20_000
 """Ranking metrics rank at most this many validation users (a seeded sample beyond it)."""
@@ -42,6 +51,22 @@ def _ranked(cf: CollabModel, uidx: torch.Tensor, n: int, allowed: torch.Tensor,
     return out
 
 
+def _own_scorer(name: str, score: Any, n_items: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A baseline's scoring function, its output checked (shape) and made float64."""
+    if not callable(score):
+        raise ConfigError(f"baseline {name!r} must return a function from user indices to scores, got "
+                          f"{type(score).__name__}")
+
+    def scores(rows: torch.Tensor) -> torch.Tensor:
+        out = torch.as_tensor(score(rows), dtype=torch.float64).clone()  # ranking masks it in place: our copy
+        if tuple(out.shape) != (len(rows), n_items):
+            raise ConfigError(f"baseline {name!r} scored {len(rows)} users as shape {tuple(out.shape)}; expected "
+                              f"({len(rows)}, {n_items}): one score per item")
+        return out
+
+    return scores
+
+
 def _same_for_all(item_scores: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     """A scorer giving every user the same item scores (the bias and popularity baselines)."""
     return lambda rows: item_scores.double().expand(len(rows), -1).clone()
@@ -53,7 +78,8 @@ BASELINES = ("global mean", "user+item bias", "most popular", "EASE", "item-kNN"
 
 def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: int = 10, *,
              relevance: float | None = None, empty: Empty = "skip",
-             baselines: bool | Sequence[str] = True) -> pd.DataFrame:
+             baselines: bool | Sequence[str | tuple[str, Baseline]] = True,
+             metrics: Mapping[str, ListMetric] | None = None) -> pd.DataFrame:
     """The model and the baselines side by side on the validation rows of ``data``.
 
     Rating metrics: RMSE and MAE of predicted ratings (clipped to the scale; cold rows included);
@@ -84,7 +110,10 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
             4.0 on 0.5-5 and 1-5 stars); not used on implicit data.
         empty: treatment of users with no relevant items.
         baselines: ``True`` (all of :data:`BASELINES`), ``False`` (the model's row alone: quick, for
-            tuning and benchmarks) or the names of the ones to compute.
+            tuning and benchmarks), or the ones to compute: names of :data:`BASELINES` and
+            ``(name, baseline)`` pairs of your own (see :data:`Baseline`), which get ranking rows.
+        metrics: ranking metrics of your own by name (see :data:`ListMetric`), each a column
+            ``name@n`` computed on every row's lists.
 
     Returns:
         DataFrame with one row per method and columns ``rmse, mae, precision@n, recall@n, ndcg@n,
@@ -121,12 +150,23 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
     # rating metrics
     mu, bu, bi = bias_baseline(tu, ti, train_ratings, n_users, n_items)
     rows: dict[str, dict[str, float]] = {}
-    wanted = list(BASELINES) if baselines is True else [] if baselines is False else list(baselines)
+    given = list(BASELINES) if baselines is True else [] if baselines is False else list(baselines)
+    wanted = [b for b in given if not isinstance(b, tuple)]
+    own: dict[str, Baseline] = {}
+    for b in given:
+        if isinstance(b, tuple):
+            if len(b) != 2 or not isinstance(b[0], str) or not callable(b[1]) or b[0] in BASELINES or b[0] == "model":
+                raise ConfigError(f"a baseline of your own is a (name, function) pair with a new name, got {b!r}")
+            own[b[0]] = b[1]
+    extra = dict(metrics or {})
+    for name, fn in extra.items():
+        if not isinstance(name, str) or not callable(fn):
+            raise ConfigError(f"metrics maps names to functions (recommended, relevant, n) -> float, got {name!r}")
     unknown = [b for b in wanted if b not in BASELINES]
     if unknown:
         raise ConfigError(f"unknown baseline {unknown[0]!r}{closest(str(unknown[0]), BASELINES)}; choose from "
                           f"{', '.join(BASELINES)}")
-    names = ["model"] + [b for b in BASELINES if b in wanted and not (implicit and b == "user+item bias")]
+    names = ["model"] + [b for b in BASELINES if b in wanted and not (implicit and b == "user+item bias")] + list(own)
     if not implicit:
         sums = np.bincount(ti, weights=train_ratings, minlength=n_items)
         item_mean = (sums + 10 * mu) / (np.bincount(ti, minlength=n_items) + 10)
@@ -181,15 +221,20 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
         except (ValueError, RuntimeError, np.linalg.LinAlgError) as e:  # a degenerate table: said, not fatal
             for name in ("EASE", "item-kNN"):
                 notes[name] = f"not computed: {first_line(e)}"
+    for name, make in own.items():
+        scorers[name] = _own_scorer(name, make(np.asarray(tu), np.asarray(ti), n_users, n_items), n_items)
     for name in names:
         if name not in scorers:  # a baseline that could not be computed: blank, with the reason in attrs
             rows[name] |= {k: float("nan") for k in ranking_metrics([], [], n)} | {f"coverage@{n}": float("nan"),
                                                                                  f"popularity@{n}": float("nan")}
+            rows[name] |= {f"{metric}@{n}": float("nan") for metric in extra}
             continue
         top = _ranked(cf, uidx, n, allowed, scorers[name])
         rows[name] |= ranking_metrics(top, relevant, n, empty=empty)
         rows[name][f"coverage@{n}"] = catalog_coverage(top, n_rankable, n)
         rows[name][f"popularity@{n}"] = popularity_bias(top, popularity, n)
+        for metric, fn in extra.items():
+            rows[name][f"{metric}@{n}"] = float(fn(top, relevant, n))
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index = [f"model ({cf.preset.get('name', '?')})"] + names[1:]
     table.attrs.update({"n": n, "relevance": None if implicit else relevance, "implicit": implicit,

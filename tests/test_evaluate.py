@@ -100,3 +100,33 @@ def test_each_relevant_item_with_no_training_row_counts_once(tmp_path):
             hits += user == 1 and 16 in chart
     assert hits == 1
     assert table.loc["most popular", "recall@10"] == pytest.approx(np.mean(recalls))
+
+
+def test_metrics_and_baselines_of_your_own(trained):
+    """evaluate is open: a metric with cflearn.metrics' signature becomes a column for every row, and
+    a (name, baseline) pair becomes a row, without private imports. A baseline that scores every
+    item by its number of training ratings is the most-popular chart: the same lists, the same numbers."""
+    import torch
+
+    def popular(users, items, n_users, n_items):
+        counts = torch.from_numpy(np.bincount(items, minlength=n_items)).double()
+        return lambda rows: counts.expand(len(rows), n_items)
+
+    def first_hit(recommended, relevant, n):  # share of users whose first item is relevant
+        scored = [(recs[:1], rel) for recs, rel in zip(recommended, relevant) if rel]
+        return sum(bool(set(r) & rel) for r, rel in scored) / len(scored)
+
+    table = cflearn.evaluate(trained, n=5, baselines=["most popular", ("my popular", popular)],
+                             metrics={"first_hit": first_hit, "p": cflearn.metrics.precision_at_k})
+    assert list(table.index) == ["model (fast)", "most popular", "my popular"]
+    assert table.loc["my popular", ["rmse", "mae"]].isna().all()  # a list baseline predicts no ratings
+    ranking = ["ndcg@5", "recall@5", "coverage@5", "p@5", "first_hit@5"]
+    assert table.loc["my popular", ranking].tolist() == pytest.approx(table.loc["most popular", ranking].tolist())
+    assert table["p@5"].tolist() == pytest.approx(table["precision@5"].tolist())
+    assert 0 <= table.loc["model (fast)", "first_hit@5"] <= 1
+    with pytest.raises(cflearn.ConfigError, match="new name"):
+        cflearn.evaluate(trained, baselines=[("EASE", popular)])
+    with pytest.raises(cflearn.ConfigError, match=r"shape \(\d+, 3\)"):
+        cflearn.evaluate(trained, baselines=[("bad", lambda *a: (lambda rows: torch.zeros(len(rows), 3)))])
+    with pytest.raises(cflearn.ConfigError, match="metrics maps names"):
+        cflearn.evaluate(trained, baselines=False, metrics={"x": 3})
