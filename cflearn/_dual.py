@@ -181,8 +181,7 @@ def dual_parts(data: CollabData, p: Preset, rating: DotBias | HybridDotBias, cod
     valid_users = _users_of(targets, n_users, n_users)
     train = DualLoader(TensorDataset(train_users, train_users), bs=p.bs, shuffle=True, seed=seed, decoder=decoder,
                        pairs=xt, ratings=yt)
-    scored = len(rank.targeted) if rank.targeted is not None else n_items
-    valid = DualLoader(TensorDataset(valid_users, valid_users + n_users), bs=valid_bs(p.bs, scored), seed=seed,
-                       decoder=decoder, pairs=xv, ratings=yv)
+    valid = DualLoader(TensorDataset(valid_users, valid_users + n_users), bs=valid_bs(p.bs, rank.scored_items),
+                       seed=seed, decoder=decoder, pairs=xv, ratings=yv)
     p = budget_epochs(p, len(train), given=epochs_given)
     return CollabLoaders(train, valid, decoder=decoder, device=device), model, loss, rank, p

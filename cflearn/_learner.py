@@ -347,10 +347,13 @@ def _resolve_preset(data: CollabData, p: Preset, given: dict[str, Any], *, custo
         raise ConfigError(f"the data is implicit (interactions, no ratings) and preset {p.name!r} predicts ratings; "
                           "train the default preset ('dual', which trains its ranking head alone on interactions) "
                           "or preset='rank'")
-    if p.use_nn and not p.ranking and "dropout" in given and not any(k in given for k in RANK_ONLY if k != "dropout"):
+    if "dropout" in given and not p.ranking:  # a ranking preset checks its own below
+        if not p.use_nn:
+            raise ConfigError(f"dropout applies to ranking presets (e.g. 'rank') and NN models (use_nn=True, e.g. "
+                              f"'fast_nn'); preset {p.name!r} is a dot product: regularise it with row_l2= or wd=")
         if not (isinstance(p.dropout, (int, float)) and not isinstance(p.dropout, bool) and 0 <= p.dropout < 1):
             raise ConfigError(f"dropout must be a number in [0, 1), got {p.dropout!r}")
-    elif p.ranking or any(k in given for k in RANK_ONLY):
+    if p.ranking or any(k in given for k in RANK_ONLY):
         return _side_features(data, check_ranking(p, given, custom=custom), given)
     if "bs" not in given and p.loader == "fast":  # small tables: keep at least ~16 steps per epoch
         p = p.replace(bs=min(p.bs, max(64, 2 ** int(np.log2(max(1, len(data.train_idx) // 16))))))

@@ -177,6 +177,16 @@ class RankLoss:
                 self._where = torch.full((n_items,), -1, dtype=torch.long)
                 self._where[self.targeted] = torch.arange(len(self.targeted))
 
+    @property
+    def scored_items(self) -> int:
+        """Items the full softmax scores for each user (0 when the loss samples items instead)."""
+        if self.kind != "softmax" or self.negatives > 0:
+            return 0
+        if self.targeted is not None:
+            return len(self.targeted)
+        net = ranking_head(self.model)
+        return int(net.i_weight.weight.shape[0]) if net is not None else 0
+
     def _draw(self, n: int, n_items: int, device: torch.device) -> torch.Tensor:
         if self._gen is None or self._gen.device != device:
             self._gen = torch.Generator(device=device)
@@ -278,7 +288,7 @@ class TargetItems(Callback):
         model.i_bias.weight[other] = model.i_bias.weight[targeted].min()
 
 
-RANK_ONLY = ("dropout", "below_weight", "negatives", "min_count", "step_budget", "rank_weight", "rank_factors")
+RANK_ONLY = ("below_weight", "negatives", "min_count", "step_budget", "rank_weight", "rank_factors")
 """Preset fields that apply to ranking presets only."""
 _NOT_FOR_RANKING = {"use_nn": "the ranking model is its own architecture", "emb_szs": "the NN model only",
                     "layers": "the NN model only", "item_features": "rating models only (preset 'best')",
@@ -293,9 +303,6 @@ def check_ranking(p: Preset, given: dict[str, Any], *, custom: bool) -> Preset:
     """Check a preset's ranking settings (errors for those that do not apply); ``auto`` -> ``adamw``."""
     if not p.ranking:
         wrong = [k for k in RANK_ONLY if k in given]
-        if wrong == ["dropout"]:
-            raise ConfigError(f"dropout applies to ranking presets (e.g. 'rank') and NN models (use_nn=True, e.g. "
-                              f"'fast_nn'); preset {p.name!r} is a dot product: regularise it with row_l2= or wd=")
         raise ConfigError(f"{', '.join(wrong)} appl(y/ies) to ranking presets only (loss='softmax' or 'bpr', e.g. "
                           f"preset='rank'); preset {p.name!r} predicts ratings")
     if custom:
@@ -411,7 +418,6 @@ def ranking_parts(data: CollabData, p: Preset, *, device: torch.device, seed: in
                  seed=seed)
     loss = RankLoss(net, targets, "bpr" if p.loss == "bpr" else "softmax", negatives=negatives, seed=seed,
                     min_count=p.min_count)
-    scored = len(loss.targeted) if loss.targeted is not None else n_items
     dls = rank_loaders(targets, n_users, bs=p.bs, device=device, seed=seed, decoder=decoder,
-                       scored=scored if loss.kind == "softmax" and not negatives else 0)
+                       scored=loss.scored_items)
     return dls, net, loss, budget_epochs(p, len(dls.train), given=epochs_given)

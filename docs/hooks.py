@@ -63,20 +63,19 @@ _stage: list[Path] = []
 
 @event_priority(100)  # before mkdocs-jupyter turns .ipynb files into pages
 def on_files(files: Files, config: dict) -> Files:
+    from cflearn.course import student_version
+    from cflearn.course._material import lesson_version  # the questionnaire's key is not published
+
     execute = os.environ.get("CFLEARN_DOCS_EXECUTE", "1") != "0"
     stage = Path(tempfile.mkdtemp(prefix="cflearn-docs-"))  # this build's own copies: builds never share one
     _stage.append(stage)
     (stage / "lessons").mkdir()
     for source in sorted(LESSONS.glob("*.ipynb")):
-        from cflearn.course._material import lesson_version  # the questionnaire's key is not published
-
         page = lesson_version(json.loads((_executed(source) if execute else source).read_text(encoding="utf-8")))
         (stage / "lessons" / source.name).write_text(json.dumps(page), encoding="utf-8")
         files.append(File(f"lessons/{source.name}", str(stage), config["site_dir"], config["use_directory_urls"]))
     (stage / "lessons" / "exercises").mkdir()
     for source in sorted((LESSONS / "exercises").glob("*.ipynb")):  # as a student gets them: no solutions
-        from cflearn.course import student_version
-
         handout = student_version(json.loads(source.read_text(encoding="utf-8")))
         (stage / "lessons" / "exercises" / source.name).write_text(json.dumps(handout), encoding="utf-8")
         files.append(File(f"lessons/exercises/{source.name}", str(stage), config["site_dir"],

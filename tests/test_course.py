@@ -47,6 +47,11 @@ def _result(ns: dict[str, Any], label: str) -> course.Result:
 # plausibly write, each of which must be marked incorrect, and RIGHT ones in forms the question's
 # words allow, each of which must be marked correct.
 
+def _variant(template, base, **edits):
+    """A model class written from ``template``: the reference parts ``base`` with some replaced."""
+    return template.format(**{**base, **edits})
+
+
 _ENC = "user2idx = {{u: i for i, u in enumerate({users})}}\nidx2user = {back}\n"
 _SORTED = "sorted(ratings.user.unique())"
 _INV = "{i: u for u, i in user2idx.items()}"
@@ -65,8 +70,7 @@ _DOT_OK = dict(usz="n_users, n_factors", out="(self.user_factors(users) * self.m
                init="self.user_factors.weight.data.uniform_(0, 0.05); self.movie_factors.weight.data.uniform_(0, 0.05)")
 
 
-def _dot(**kw):
-    return _DOT.format(**{**_DOT_OK, **kw})
+_dot = functools.partial(_variant, _DOT, _DOT_OK)
 
 
 _BIAS = '''class DotBias(nn.Module):
@@ -88,8 +92,7 @@ _BIAS_OK = dict(yr="y_range", raw="dot + self.user_bias(users)[:, 0] + self.movi
                 out="torch.sigmoid(raw) * (hi - lo) + lo")
 
 
-def _bias(**kw):
-    return _BIAS.format(**{**_BIAS_OK, **kw})
+_bias = functools.partial(_variant, _BIAS, _BIAS_OK)
 
 
 _NN = '''class CollabNN(nn.Module):
@@ -110,8 +113,7 @@ _NN_OK = dict(layers="nn.Linear(user_sz[1] + item_sz[1], n_act), nn.ReLU(), nn.L
               cat="self.user_factors(users), self.item_factors(items)", out="torch.sigmoid(x[:, 0]) * (hi - lo) + lo")
 
 
-def _nn(**kw):
-    return _NN.format(**{**_NN_OK, **kw})
+_nn = functools.partial(_variant, _NN, _NN_OK)
 
 
 def _fn(name, args, body):

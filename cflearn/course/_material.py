@@ -83,12 +83,17 @@ def strip_solutions(source: str) -> str:
     return "".join(out).rstrip("\n")
 
 
+def _text(cell: dict[str, Any]) -> str:
+    """A notebook cell's source as one string (nbformat stores a string or a list of lines)."""
+    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+
+
 def student_version(notebook: dict[str, Any]) -> dict[str, Any]:
     """A copy of an exercise notebook (nbformat 4 JSON) with every solution block replaced by
     ``____`` stubs and outputs cleared: the notebook a student gets."""
     nb = json.loads(json.dumps(notebook))
     for cell in nb["cells"]:
-        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        src = _text(cell)
         if cell["cell_type"] == "code":
             cell["source"] = strip_solutions(src)
             cell["outputs"], cell["execution_count"] = [], None
@@ -108,7 +113,7 @@ def lesson_version(notebook: dict[str, Any]) -> dict[str, Any]:
     (the markdown cell that starts with ``## Instructor's key``) replaced by a note."""
     nb = json.loads(json.dumps(notebook))
     for cell in nb["cells"]:
-        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        src = _text(cell)
         if cell["cell_type"] == "markdown" and src.lstrip().startswith(KEY):
             cell["source"] = _KEY_NOTE
     return nb
@@ -123,8 +128,7 @@ def exercise_path(lesson: int) -> Path:
 
 
 def _code_cells(notebook: dict[str, Any]) -> list[str]:
-    return [c["source"] if isinstance(c["source"], str) else "".join(c["source"])
-            for c in notebook["cells"] if c["cell_type"] == "code"]
+    return [_text(c) for c in notebook["cells"] if c["cell_type"] == "code"]
 
 
 def answer_cells(lesson: int) -> dict[str, list[str]]:
@@ -168,7 +172,7 @@ _README_TITLE = "# Collaborative filtering with cflearn: the course"
 def _title(notebook: Path) -> str:
     """A notebook's first heading, without the ``#``."""
     for cell in _read(notebook)["cells"]:
-        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        src = _text(cell)
         for line in src.splitlines():
             if cell["cell_type"] == "markdown" and line.startswith("# "):
                 return line[2:].strip()

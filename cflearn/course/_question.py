@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 __all__ = ["PLACEHOLDER", "is_placeholder", "Question", "Result", "NotAnswered", "Wrong", "plain", "close",
-           "require_init", "per_row", "diagnose"]
+           "require_init", "per_row", "diagnose", "known", "squash", "squash_mistakes"]
 
 
 class _Placeholder:
@@ -187,6 +187,42 @@ def diagnose(got: Any, expected: Any, variants: list[tuple[Any, str]], what: str
         if value.shape == got.shape and torch.allclose(got, value, atol=tol, rtol=tol):
             raise Wrong(message)
     raise Wrong(f"{what}: expected {_fmt(expected)}, got {_fmt(got)}")
+
+
+def known(shape: tuple[int, ...], offset: float) -> Any:
+    """Known weights for a student's layer: small, of both signs, distinct per entry (``offset``
+    shifts them so that two tables differ)."""
+    import torch
+
+    n = int(torch.tensor(shape).prod())
+    return ((torch.arange(n, dtype=torch.float32) * 5 % 11 - 5 + offset) / 6).view(shape)
+
+
+def squash(z: Any, lo: float, hi: float) -> Any:
+    """``sigmoid(z)`` scaled into ``(lo, hi)``: the reference output of a model with a ``y_range``."""
+    import torch
+
+    return torch.sigmoid(z) * (hi - lo) + lo
+
+
+def squash_mistakes(z: Any, lo: float, hi: float, where: str) -> list[tuple[Any, str]]:
+    """What the common mistakes in squashing raw scores ``z`` into ``y_range=(lo, hi)`` compute, each
+    with its words (for :func:`diagnose`); ``where`` starts each message."""
+    import torch
+
+    s = torch.sigmoid(z)
+    return [
+        (z, f"{where} returns the raw output, which can fall outside y_range: squash it with "
+            "`torch.sigmoid(x) * (hi - lo) + lo`"),
+        (s, f"{where} gives outputs in (0, 1): scale the sigmoid into y_range with `* (hi - lo) + lo`"),
+        (s * (hi - lo), f"{where}: `+ lo` is missing, so the outputs start at 0, not at lo"),
+        (s * hi, f"{where}: sigmoid(x) * hi spans (0, hi), not y_range: `sigmoid(x) * (hi - lo) + lo`"),
+        (s * (lo - hi) + hi, f"{where}: the range is upside down (a high raw score gives a low rating): "
+                             "`sigmoid(x) * (hi - lo) + lo`"),
+        *[(squash(z, a, b), f"{where} squashed into ({a}, {b}) with y_range=({lo}, {hi}): use the y_range it "
+                            "is given (`self.y_range = y_range`), not fixed numbers")
+          for a, b in ((0.0, 5.5), (0.5, 5.5), (0.0, 5.0), (1.0, 5.0)) if (a, b) != (lo, hi)],
+    ]
 
 
 def _fmt(t: Any) -> str:

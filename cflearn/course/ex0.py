@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._question import Question, Wrong, diagnose, per_row, plain, require_init
+from ._question import Question, Wrong, diagnose, known, per_row, plain, require_init, squash, squash_mistakes
 
 __all__ = ["EncodeIds", "EmbeddingDotModel", "PaddedRange", "DotBiasModel", "QUESTIONS"]
 
@@ -97,10 +97,6 @@ _ARGS: dict[str, tuple[Any, ...]] = {"EmbeddingDot": (7, 5, 3), "DotBias": (7, 5
 _USERS, _ITEMS = torch.tensor([0, 1, 6, 2]), torch.tensor([4, 0, 1, 1])
 
 
-def _known(shape: tuple[int, int], offset: float) -> torch.Tensor:
-    return (torch.arange(shape[0] * shape[1], dtype=torch.float32).view(shape) % 7 - 3 + offset) / 10
-
-
 class EmbeddingDotModel(Question):
     title = "EmbeddingDot: a dot product of embeddings"
     names = ("EmbeddingDot",)
@@ -125,7 +121,7 @@ class EmbeddingDotModel(Question):
             if lo < 0 or hi > 0.05:
                 raise Wrong(f"the {what}' factors start in [{lo:.3f}, {hi:.3f}]; start them small and positive: "
                             "`.weight.data.uniform_(0, 0.05)`")
-        U, M = _known((7, 3), 0.0), _known((5, 3), 1.0)
+        U, M = known((7, 3), 0.0), known((5, 3), 1.0)
         with torch.no_grad():
             emb["users"].weight.copy_(U)
             emb["movies"].weight.copy_(M)
@@ -204,7 +200,7 @@ class DotBiasModel(Question):
             require_init(model, "DotBias")
             emb = _by_shape(model, "DotBias", {"user factors": (7, 3), "movie factors": (5, 3),
                                                "user biases": (7, 1), "movie biases": (5, 1)})
-            U, M, bu, bm = _known((7, 3), 0.0), _known((5, 3), 1.0), _known((7, 1), 2.0), _known((5, 1), -1.0)
+            U, M, bu, bm = known((7, 3), 0.0), known((5, 3), 1.0), known((7, 1), 2.0), known((5, 1), -1.0)
             with torch.no_grad():
                 for what, w in (("user factors", U), ("movie factors", M), ("user biases", bu),
                                 ("movie biases", bm)):
@@ -215,32 +211,18 @@ class DotBiasModel(Question):
             b_u, b_m = bu[u, 0], bm[m, 0]
             raw = dot + b_u + b_m
 
-            def squash(x: torch.Tensor, lo: float = lo, hi: float = hi) -> torch.Tensor:
-                return torch.sigmoid(x) * (hi - lo) + lo
-
-            diagnose(out, squash(raw), [
-                (raw, "forward returns the raw sum, which can fall outside y_range: squash it with "
-                      "`torch.sigmoid(x) * (hi - lo) + lo`"),
-                (torch.sigmoid(raw), "the outputs lie in (0, 1): scale the sigmoid into y_range with "
-                                     "`* (hi - lo) + lo`"),
-                (squash(dot), "the biases are not used: add `self.user_bias(users)[:, 0] + "
-                              "self.movie_bias(movies)[:, 0]` to the dot product"),
-                (squash(dot + b_u), "only the user bias is added: the movie bias is missing"),
-                (squash(dot + b_m), "only the movie bias is added: the user bias is missing"),
-                (squash(dot) + b_u + b_m, "the biases are added after the sigmoid, so the output can leave "
-                                          "y_range: add them to the dot product, then squash the sum"),
-                (torch.sigmoid(raw) * (hi - lo), "`+ lo` is missing: sigmoid(x) * (hi - lo) starts at 0, not at lo"),
-                (torch.sigmoid(raw) * hi, "sigmoid(x) * hi spans (0, hi), not y_range: use "
-                                          "`sigmoid(x) * (hi - lo) + lo`"),
-                (torch.sigmoid(raw) * (lo - hi) + hi, "the range is upside down (a high raw score gives a low "
-                                                      "rating): `sigmoid(x) * (hi - lo) + lo`"),
-                (squash(dot + bu[m % 7, 0] + b_m), "the user bias is looked up with the movies' indices: "
-                                                   "`self.user_bias(users)`"),
-                (squash(dot + b_u + bm[u % 5, 0]), "the movie bias is looked up with the users' indices: "
-                                                   "`self.movie_bias(movies)`"),
-                *[(squash(raw, a, b), f"with y_range=({lo}, {hi}) forward squashed into ({a}, {b}): use the "
-                                      "y_range it is given (`self.y_range = y_range`), not fixed numbers")
-                  for a, b in ((0.0, 5.5), (0.5, 5.5), (0.0, 5.0), (1.0, 5.0)) if (a, b) != (lo, hi)],
+            diagnose(out, squash(raw, lo, hi), [
+                *squash_mistakes(raw, lo, hi, "forward"),
+                (squash(dot, lo, hi), "the biases are not used: add `self.user_bias(users)[:, 0] + "
+                                      "self.movie_bias(movies)[:, 0]` to the dot product"),
+                (squash(dot + b_u, lo, hi), "only the user bias is added: the movie bias is missing"),
+                (squash(dot + b_m, lo, hi), "only the movie bias is added: the user bias is missing"),
+                (squash(dot, lo, hi) + b_u + b_m, "the biases are added after the sigmoid, so the output can leave "
+                                                  "y_range: add them to the dot product, then squash the sum"),
+                (squash(dot + bu[m % 7, 0] + b_m, lo, hi), "the user bias is looked up with the movies' indices: "
+                                                           "`self.user_bias(users)`"),
+                (squash(dot + b_u + bm[u % 5, 0], lo, hi), "the movie bias is looked up with the users' indices: "
+                                                           "`self.movie_bias(movies)`"),
             ], f"with known weights and y_range=({lo}, {hi}), forward should return sigmoid(dot + user bias + "
                "movie bias) * (hi - lo) + lo")
         return "biases, dot product and the sigmoid into y_range are all there" + (note or ".")

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._question import Question, Wrong, diagnose, per_row, require_init
+from ._question import Question, Wrong, diagnose, known, per_row, require_init, squash, squash_mistakes
 
 __all__ = ["EmbSize", "CollabNNModel", "DotBiasParams", "QUESTIONS"]
 
@@ -48,11 +48,6 @@ class EmbSize(Question):
                         "instead of cutting the decimals")
         n = bad[0]
         raise Wrong(f"for {_cats(n)} fastai's rule gives {_rule(n)}, yours {got[n]!r}")
-
-
-def _known(shape: tuple[int, ...], offset: float) -> torch.Tensor:
-    n = int(torch.tensor(shape).prod())
-    return ((torch.arange(n, dtype=torch.float32) * 5 % 11 - 5 + offset) / 6).view(shape)
 
 
 class CollabNNModel(Question):
@@ -108,8 +103,8 @@ class CollabNNModel(Question):
             raise Wrong(f"after the first layer comes one nn.Linear(n_act, 1); {call} has "
                         f"{[(m.in_features, m.out_features) for m in linears]}")
         model.eval()  # dropout, if any, is off when the model predicts
-        U, V = _known((7, 4), 0.0), _known((5, 3), 1.0)
-        W1, b1, W2, b2 = _known((n_act, 7), 0.5), _known((n_act,), -0.5), _known((1, n_act), 0.0), _known((1,), 0.3)
+        U, V = known((7, 4), 0.0), known((5, 3), 1.0)
+        W1, b1, W2, b2 = known((n_act, 7), 0.5), known((n_act,), -0.5), known((1, n_act), 0.0), known((1,), 0.3)
         users, items = torch.tensor([0, 1, 6, 2, 5]), torch.tensor([4, 0, 1, 1, 3])
         with torch.no_grad():
             embs[(7, 4)].weight.copy_(U)
@@ -136,31 +131,21 @@ class CollabNNModel(Question):
         def net(x: torch.Tensor, act: Any = torch.relu) -> torch.Tensor:
             return (act(x @ W1.T + B1) @ W2.T + B2)[:, 0]
 
-        def squash(z: torch.Tensor, a: float = lo, b: float = hi) -> torch.Tensor:
-            return torch.sigmoid(z) * (b - a) + a
-
         x = torch.cat([U[users], V[items]], dim=1)
         z = net(x)
-        if torch.allclose(out, squash(net(torch.cat([V[items], U[users]], dim=1))), atol=1e-4):
+        if torch.allclose(out, squash(net(torch.cat([V[items], U[users]], dim=1)), lo, hi), atol=1e-4):
             return note  # the item's vector first: the same model with its inputs in another order
         where = f"with known weights, {call}"
-        diagnose(out, squash(z), [
-            (squash(net(x, lambda t: t)), f"{where} has no ReLU between its layers: without it two Linear layers "
-                                          "are one Linear layer"),
-            (squash(net(x, torch.tanh)), f"{where} uses tanh between its layers; the question asks for a ReLU"),
-            (squash(net(x, torch.sigmoid)), f"{where} uses a sigmoid between its layers; the question asks for a ReLU"),
-            (squash(torch.relu(z)), f"{where} applies a ReLU to the output before the sigmoid, so it never predicts "
-                                    "below the middle of y_range: ReLU goes between the two Linear layers only"),
-            (z, f"{where} returns the network's raw output, which can fall outside y_range: squash it with "
-                "`torch.sigmoid(x) * (hi - lo) + lo`"),
-            (torch.sigmoid(z), f"{where} gives outputs in (0, 1): scale the sigmoid into y_range with "
-                               "`* (hi - lo) + lo`"),
-            (torch.sigmoid(z) * (hi - lo), f"{where}: `+ lo` is missing, so the outputs start at 0, not at lo"),
-            (torch.sigmoid(z) * hi, f"{where}: sigmoid(x) * hi spans (0, hi), not y_range: "
-                                    "`sigmoid(x) * (hi - lo) + lo`"),
-            *[(squash(z, a, b), f"{where} squashed into ({a}, {b}): use the y_range it is given "
-                                "(`self.y_range = y_range`), not fixed numbers")
-              for a, b in ((0.0, 5.5), (0.5, 5.5), (0.0, 5.0), (1.0, 5.0)) if (a, b) != (lo, hi)],
+        diagnose(out, squash(z, lo, hi), [
+            (squash(net(x, lambda t: t), lo, hi), f"{where} has no ReLU between its layers: without it two Linear "
+                                                  "layers are one Linear layer"),
+            (squash(net(x, torch.tanh), lo, hi), f"{where} uses tanh between its layers; the question asks for a ReLU"),
+            (squash(net(x, torch.sigmoid), lo, hi), f"{where} uses a sigmoid between its layers; the question asks "
+                                                    "for a ReLU"),
+            (squash(torch.relu(z), lo, hi), f"{where} applies a ReLU to the output before the sigmoid, so it never "
+                                            "predicts below the middle of y_range: ReLU goes between the two Linear "
+                                            "layers only"),
+            *squash_mistakes(z, lo, hi, where),
         ], f"{where} should return sigmoid(Linear(ReLU(Linear([user vector, item vector])))) scaled into y_range")
         return note
 

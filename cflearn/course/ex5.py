@@ -179,7 +179,7 @@ class TimeSplit(Question):
             raise Wrong(f"{call}: train ({len(train)} rows) and valid ({len(valid)}) should split the {len(df)} rows "
                         "of df: each row in exactly one of them, unchanged")
         if abs(len(valid) - frac * len(df)) > 1:
-            if abs(len(train) - frac * len(df)) <= 1 and frac not in (0.5,):
+            if abs(len(train) - frac * len(df)) <= 1 and frac != 0.5:  # at 0.5 the sizes cannot tell
                 raise Wrong(f"{call}: valid has {len(valid)} rows and train {len(train)}: valid is the latest "
                             f"{frac:.0%} of the rows (valid_frac, not 1 - valid_frac), returned second: (train, valid)")
             tip = " (with n_valid = 0, `iloc[:-0]` is empty and `iloc[-0:]` every row: cut at len(df) - n_valid)" \
