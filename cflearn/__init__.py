@@ -21,7 +21,7 @@ _WHERE = {
     "ConfigWarning": "._errors",
     "evaluate": "._evaluate",
     "load": "._export", "save": "._export",
-    "collab_learner": "._learner", "fit": "._learner",
+    "collab_learner": "._learner", "fit": "._learner", "select_features": "._select",
     "plot_loss": "._plots",
     "predict": "._predict",
     "PRESETS": "._presets", "Preset": "._presets", "y_range_for": "._presets",
@@ -30,13 +30,14 @@ _WHERE = {
     "write_report": "._report",
     "Vocab": "._vocab",
 }
-_MODULES = ("callbacks", "course", "datasets", "interpret", "metrics", "models", "optim")
+_MODULES = ("callbacks", "course", "datasets", "interpret", "kinds", "metrics", "models", "optim")
 
 __all__ = [
     "callbacks",
     "course",
     "datasets",
     "interpret",
+    "kinds",
     "metrics",
     "models",
     "optim",
@@ -50,6 +51,7 @@ __all__ = [
     "from_file",
     "read_ratings",
     "collab_learner",
+    "select_features",
     "fit",
     "predict",
     "recommend",
@@ -97,7 +99,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
-    from . import callbacks, course, datasets, interpret, metrics, models, optim  # noqa: F401
+    from . import callbacks, course, datasets, interpret, kinds, metrics, models, optim  # noqa: F401
     from ._collab import CollabModel  # noqa: F401
     from ._data import CollabData, from_df, from_file, read_ratings  # noqa: F401
     from ._errors import (  # noqa: F401
@@ -130,4 +132,5 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         similar_users,
     )
     from ._report import write_report  # noqa: F401
+    from ._select import select_features  # noqa: F401
     from ._vocab import Vocab  # noqa: F401

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from fastai.learner import Learner
 
     from ._data import CollabData
+    from ._presets import Preset
 
 __all__ = ["CollabModel", "as_collab"]
 
@@ -34,7 +35,9 @@ class CollabModel:
         model: the network: a :mod:`cflearn.models` kind or the user's own ``nn.Module``.
         users, items: vocabularies (index 0 = unknown ID).
         scale: ``(lowest, highest)`` rating of the training data.
-        preset: the preset's fields as trained (a dict).
+        preset: the preset's fields as trained, as saved with the model (a dict).
+        settings: the same preset, typed (:class:`cflearn.Preset`), while the model comes from
+            :func:`cflearn.collab_learner`; ``None`` for a loaded model (its ``preset`` is what was saved).
         columns: the user/item/rating/timestamp column names of the training table.
         global_mean: mean training rating.
         item_info: optional item metadata indexed by raw item ID.
@@ -75,6 +78,7 @@ class CollabModel:
     fold_prior: Any = None
     epochs_run: int | None = None
     kept_epoch: int | None = None
+    settings: Preset | None = None
 
     @property
     def contract(self) -> Contract:

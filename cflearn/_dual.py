@@ -23,15 +23,21 @@ from fastai.learner import Learner, Metric
 
 from ._data import relevance_level
 from ._errors import ConfigError
+from ._features import hybrid_data
 from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader, _show
-from ._ranking import RankLoss, RankTargets, budget_epochs, rank_targets, valid_bs
+from ._ranking import RankKind, RankLoss, RankTargets, TargetItems, budget_epochs, check_dual, rank_targets, valid_bs
+from ._ranking import train_users as count_train_users
+from ._rating import hybrid_net
+from ._settle import side_features
+from ._vocab import item_titles
+from .kinds import Built, Kind, register
 from .models import DotBias, Dual, HybridDotBias, Ranker
 
 if TYPE_CHECKING:
     from ._data import CollabData
     from ._presets import Preset
 
-__all__ = ["DualLoader", "DualLoss", "DualRMSE", "dual_parts"]
+__all__ = ["DualLoader", "DualLoss", "DualRMSE", "DualKind", "dual_parts"]
 
 
 class DualLoader(TensorLoader):
@@ -157,12 +163,47 @@ def _users_of(targets: RankTargets, first: int, n: int) -> torch.Tensor:
     return torch.nonzero(lens > 0).view(-1)
 
 
+class DualKind(Kind):
+    """:class:`cflearn.models.Dual`: a rating head (the dot product, or the hybrid with the features
+    declared on the data) and a ranking head (:class:`cflearn.models.Ranker`), trained in one loop.
+    On implicit data it is its ranking head alone (kind ``"rank"``)."""
+
+    name = "dual"
+    model_class = Dual
+    implicit = True
+    fields = None  # check_dual names what applies
+
+    def settle(self, data: CollabData, p: Preset, given: dict[str, Any], *, custom: bool = False) -> Preset:
+        p = side_features(data, check_dual(p, given, custom=custom, implicit=data.implicit,
+                                           n_users=len(data.users) - 1), given)
+        if p.kind == "rank":  # implicit data: the ranking head alone
+            return RankKind.schedule(data, p, epochs_given="epochs" in given)
+        return budget_epochs(p, math.ceil(count_train_users(data) / p.bs), given="epochs" in given)
+
+    def build(self, data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
+              y_range: tuple[float, float] | None, shard: tuple[int, int] = (0, 1)) -> Built:
+        codes: np.ndarray = data.codes
+        users, items = data.users, data.items
+        rating: DotBias | HybridDotBias
+        if p.item_features or p.user_features:
+            hyb = hybrid_data(data, p.item_features, p.user_features)
+            users, items = hyb.users, hyb.items
+            rating = hybrid_net(p, hyb, y_range)
+            codes, parts = hyb.codes.numpy(), {part: hyb.tensors(part) for part in ("train", "valid")}
+        else:
+            rating = DotBias(p.n_factors, len(users), len(items), y_range=y_range)
+            parts = {part: data.tensors(part) for part in ("train", "valid")}
+        decoder = Decoder(data.user, data.item, data.rating, users, items, item_titles(data.item_info))
+        dls, net, loss, rank = dual_parts(data, p, rating, codes, parts, device=device, seed=seed, decoder=decoder)
+        return Built(dls, net, loss_func=loss, callbacks=[TargetItems(rank)], metrics=[DualRMSE()], users=users,
+                     items=items, rank_loss=rank)
+
+
 def dual_parts(data: CollabData, p: Preset, rating: DotBias | HybridDotBias, codes: np.ndarray,
                tensors: dict[str, tuple[torch.Tensor, torch.Tensor]], *, device: torch.device, seed: int | None,
-               decoder: Decoder, epochs_given: bool = False) -> tuple[CollabLoaders, Dual, DualLoss, RankLoss, Preset]:
-    """Loaders, model, loss and settled preset (``epochs`` from the step budget) of the two-headed
-    preset, given its rating head and the rows under the rating head's vocabularies (``codes``;
-    ``tensors``: ``{"train": (x, y), "valid": (x, y)}``)."""
+               decoder: Decoder) -> tuple[CollabLoaders, Dual, DualLoss, RankLoss]:
+    """Loaders, model and loss of the settled two-headed preset, given its rating head and the rows
+    under the rating head's vocabularies (``codes``; ``tensors``: ``{"train": (x, y), "valid": (x, y)}``)."""
     n_users, n_items = int(rating.u_weight.num_embeddings), int(rating.i_weight.num_embeddings)
     history, targets = rank_targets(data, p.below_weight, relevance_level(data.scale), codes=codes, n_users=n_users)
     if p.negatives:
@@ -183,5 +224,9 @@ def dual_parts(data: CollabData, p: Preset, rating: DotBias | HybridDotBias, cod
                        pairs=xt, ratings=yt)
     valid = DualLoader(TensorDataset(valid_users, valid_users + n_users), bs=valid_bs(p.bs, rank.scored_items),
                        seed=seed, decoder=decoder, pairs=xv, ratings=yv)
-    p = budget_epochs(p, len(train), given=epochs_given)
-    return CollabLoaders(train, valid, decoder=decoder, device=device), model, loss, rank, p
+    if len(train) != math.ceil(count_train_users(data) / p.bs):  # the step budget was settled on this count
+        raise AssertionError("dual epochs were budgeted on another number of steps")
+    return CollabLoaders(train, valid, decoder=decoder, device=device), model, loss, rank
+
+
+register(DualKind())

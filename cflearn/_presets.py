@@ -7,10 +7,31 @@ from typing import Any, Literal
 
 from ._errors import ConfigError, closest
 
-__all__ = ["Preset", "PRESETS", "DEFAULT_PRESET", "get_preset", "y_range_for"]
+__all__ = ["Preset", "FeatureChoice", "PRESETS", "DEFAULT_PRESET", "BUILTIN_KINDS", "get_preset", "infer_kind",
+           "y_range_for"]
 
 DEFAULT_PRESET = "dual"
 """The preset of :func:`cflearn.collab_learner`, ``cflearn fit`` and ``cflearn demo`` when none is named."""
+
+
+BUILTIN_KINDS = ("dot", "hybrid", "nn", "rank", "dual")
+"""The model kinds cflearn ships (:mod:`cflearn.kinds`); a preset of one of them follows its flags."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureChoice:
+    """What :func:`cflearn.select_features` chose, carried by the settled preset.
+
+    Attributes:
+        report: the features tried, the inner-split RMSE of each choice and which one won (empty when
+            the data were too small to hold rows out, or the features were named by the caller).
+        user_feature_weight: how much a new user's metadata counts (0: the average user, 1: fully).
+        new_users: the inner split that chose ``user_feature_weight`` (empty when not measured).
+    """
+
+    report: dict[str, Any] = dataclasses.field(default_factory=dict)
+    user_feature_weight: float = 1.0
+    new_users: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +41,10 @@ class Preset:
     Attributes:
         name: the preset's name.
         description: one line on what it is for.
+        kind: the model kind it trains (:mod:`cflearn.kinds`): ``"dot"``, ``"hybrid"``, ``"nn"``,
+            ``"rank"``, ``"dual"`` or a registered one. Left out (``""``), it follows the flags
+            (:func:`infer_kind`); a built-in kind follows them when they are changed (``use_nn=True``
+            turns ``"dot"`` into ``"nn"``).
         loader: ``"fastai"`` (fastai's ``CollabDataLoaders`` path, as in the course) or ``"fast"``
             (cflearn's tensor-slice loaders: same batches semantics, no per-batch pandas/collation).
         bs: batch size. On the fast loader, unless ``bs`` is given explicitly, it is capped at a
@@ -52,8 +77,11 @@ class Preset:
         content_based: items are their features alone (no collaborative part): content-based
             recommendations, for comparison with collaborative and hybrid models.
         select_features: keep the preset's side features only if a model with them beats
-            the plain model on an inner split of the training rows (10%, seeded); the choice
-            and both RMSEs are recorded in ``learn.cf.preset["feature_selection"]``. Under
+            the plain model on an inner split of the training rows (10%, seeded), and weigh new
+            users' metadata by how well it predicts held-out users. The check trains, so it is a
+            step of its own: :func:`cflearn.select_features` runs it and returns the settled preset;
+            :func:`cflearn.fit` runs it first when the learner's preset has not been through it. The
+            choice and its RMSEs are recorded in ``learn.cf.preset["feature_selection"]``. Under
             torchrun (several processes) the features are kept without the check.
         y_range_rule: ``"pad"``: (lowest - pad, highest + pad); ``"book"``: (min(0, lowest - pad),
             highest + pad), which is fastbook's ``(0, 5.5)`` on 1-5 and 0.5-5 star data.
@@ -81,10 +109,13 @@ class Preset:
             many optimizer steps (epochs = ``min(epochs, max(5, budget / steps per epoch))``), so a
             table with many users trains fewer epochs of more steps each (each epoch costs users x
             scored items x factors; on ml-latest-small the budget leaves the preset's epochs).
+        chosen: set by :func:`cflearn.select_features`: the side features have been chosen (the
+            preset's lists are the choice) and how much new users' metadata counts.
     """
 
     name: str
     description: str
+    kind: str = ""
     loader: Literal["fastai", "fast"] = "fast"
     bs: int = 64
     epochs: int = 5
@@ -111,6 +142,11 @@ class Preset:
     rank_weight: float = 1.0
     rank_factors: int | None = None
     step_budget: int | None = None
+    chosen: FeatureChoice | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", infer_kind(self))
 
     @property
     def ranking(self) -> bool:
@@ -131,15 +167,38 @@ class Preset:
         for key in ("layers", "item_features", "user_features"):
             if key in changes:
                 changes[key] = tuple(changes[key])
+        if self.kind in BUILTIN_KINDS and "kind" not in changes and set(changes) & set(_KIND_FLAGS):
+            changes["kind"] = ""  # a built-in kind follows its flags
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict of the fields."""
-        d = dataclasses.asdict(self)
+        """JSON-ready dict of the fields (with the feature choice's records, as saved with a model)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "chosen"}
         d["layers"] = list(self.layers)
         d["item_features"] = list(self.item_features)
         d["user_features"] = list(self.user_features)
+        d["emb_szs"] = dict(self.emb_szs) if self.emb_szs is not None else None
+        if self.chosen is not None and self.chosen.report:
+            d["feature_selection"] = self.chosen.report
+        if self.chosen is not None and self.chosen.new_users:
+            d["new_user_features"] = self.chosen.new_users
         return d
+
+
+_KIND_FLAGS = ("loss", "use_nn", "item_features", "user_features", "content_based")
+"""The fields that decide a built-in kind."""
+
+
+def infer_kind(p: Preset) -> str:
+    """The built-in kind a preset's flags describe: ``loss`` ``"dual"`` -> ``"dual"``, a ranking loss ->
+    ``"rank"``, ``use_nn`` -> ``"nn"``, side features or ``content_based`` -> ``"hybrid"``, else ``"dot"``."""
+    if p.loss == "dual":
+        return "dual"
+    if p.loss in ("softmax", "bpr"):
+        return "rank"
+    if p.use_nn:
+        return "nn"
+    return "hybrid" if p.item_features or p.user_features or p.content_based else "dot"
 
 
 PRESETS: dict[str, Preset] = {
@@ -147,34 +206,35 @@ PRESETS: dict[str, Preset] = {
     for p in [
         Preset("dual", "default: ratings and top-N lists from one model: a rating head (dot product, MSE) and a "
                "ranking head (a user is the bag of their items, softmax over the catalogue), trained together",
-               loader="fast", bs=64, epochs=25, lr=2e-2, wd=0.0, row_l2=0.15, bias_l2=0.02, n_factors=64,
-               rank_factors=64, optimizer="auto", loss="dual", dropout=0.7, below_weight=0.0, min_count=5,
-               step_budget=300, select_features=True),
+               kind="dual", loader="fast", bs=64, epochs=25, lr=2e-2, wd=0.0, row_l2=0.15, bias_l2=0.02,
+               n_factors=64, rank_factors=64, optimizer="auto", loss="dual", dropout=0.7, below_weight=0.0,
+               min_count=5, step_budget=300, select_features=True),
         Preset("book", "fastbook chapter 8, through fastai's CollabDataLoaders: bs 64, 5 epochs, lr 5e-3, wd 0.1",
-               loader="fastai", bs=64, epochs=5, lr=5e-3, wd=0.1, n_factors=50, y_range_rule="book"),
+               kind="dot", loader="fastai", bs=64, epochs=5, lr=5e-3, wd=0.1, n_factors=50, y_range_rule="book"),
         Preset("book_nn", "fastbook chapter 8's EmbeddingNN (layers [100]), through fastai's CollabDataLoaders",
-               loader="fastai", bs=64, epochs=5, lr=5e-3, wd=0.1, use_nn=True, layers=(100,), y_range_rule="book"),
+               kind="nn", loader="fastai", bs=64, epochs=5, lr=5e-3, wd=0.1, use_nn=True, layers=(100,),
+               y_range_rule="book"),
         Preset("fast", "ratings: dot product, large batches, L2 on the rows each batch uses, lazy AdamW",
-               loader="fast", bs=4096, epochs=10, lr=3e-2, wd=0.0, row_l2=0.15, bias_l2=0.02, n_factors=64,
-               optimizer="auto"),
+               kind="dot", loader="fast", bs=4096, epochs=10, lr=3e-2, wd=0.0, row_l2=0.15, bias_l2=0.02,
+               n_factors=64, optimizer="auto"),
         Preset("best", "'fast' plus the side features the data has (items: genres, year, tags; users: the declared "
                "columns) in a hybrid model, kept when they help on an inner split of the training rows",
-               loader="fast", bs=4096, epochs=10, lr=3e-2, wd=0.0, row_l2=0.15, bias_l2=0.05, n_factors=64,
-               optimizer="auto", item_features=("genres", "year", "tags"), select_features=True),
+               kind="hybrid", loader="fast", bs=4096, epochs=10, lr=3e-2, wd=0.0, row_l2=0.15, bias_l2=0.05,
+               n_factors=64, optimizer="auto", item_features=("genres", "year", "tags"), select_features=True),
         Preset("content", "content-based: an item is its features alone (genres, year, tags, or the declared "
-               "columns); each user learns a taste for them", loader="fast", bs=4096, epochs=10, lr=3e-2, wd=0.0,
-               row_l2=0.15, bias_l2=0.05, n_factors=64, optimizer="auto", item_features=("genres", "year", "tags"),
-               content_based=True),
+               "columns); each user learns a taste for them", kind="hybrid", loader="fast", bs=4096, epochs=10,
+               lr=3e-2, wd=0.0, row_l2=0.15, bias_l2=0.05, n_factors=64, optimizer="auto",
+               item_features=("genres", "year", "tags"), content_based=True),
         Preset("fast_nn", "fastai's EmbeddingNN on the fast loader, strong weight decay",
-               loader="fast", bs=2048, epochs=5, lr=1e-2, wd=8.0, use_nn=True, layers=(64,)),
+               kind="nn", loader="fast", bs=2048, epochs=5, lr=1e-2, wd=8.0, use_nn=True, layers=(64,)),
         Preset("best_nn", "EmbeddingNN with smaller batches: slower than fast_nn, more accurate",
-               loader="fast", bs=512, epochs=5, lr=1e-2, wd=4.0, use_nn=True, layers=(64,)),
+               kind="nn", loader="fast", bs=512, epochs=5, lr=1e-2, wd=4.0, use_nn=True, layers=(64,)),
         Preset("rank", "top-N lists only: a user is the bag of their items, softmax over the catalogue (scores are "
-               "not ratings): the ranking head of 'dual'", loader="fast", bs=64, epochs=25, lr=2e-2, wd=0.0,
-               n_factors=64, optimizer="auto", loss="softmax", dropout=0.7, below_weight=0.0, min_count=5,
+               "not ratings): the ranking head of 'dual'", kind="rank", loader="fast", bs=64, epochs=25, lr=2e-2,
+               wd=0.0, n_factors=64, optimizer="auto", loss="softmax", dropout=0.7, below_weight=0.0, min_count=5,
                step_budget=300),
         Preset("rank_bpr", "'rank' trained with BPR (each item against one random item), for comparison",
-               loader="fast", bs=64, epochs=30, lr=1e-2, wd=0.0, n_factors=200, optimizer="auto",
+               kind="rank", loader="fast", bs=64, epochs=30, lr=1e-2, wd=0.0, n_factors=200, optimizer="auto",
                loss="bpr", dropout=0.5, below_weight=0.0),
     ]
 }

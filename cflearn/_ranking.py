@@ -22,6 +22,9 @@ from ._data import relevance_level
 from ._distributed import unwrap
 from ._errors import ConfigError, check_count, check_number
 from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader
+from ._settle import side_features
+from ._vocab import item_titles
+from .kinds import Built, Kind, register
 from .models import Ranker, csr_rows, ranking_head
 
 if TYPE_CHECKING:
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
     from ._presets import Preset
 
 __all__ = ["RankLoss", "TargetItems", "RankTargets", "rank_targets", "rank_loaders", "valid_bs", "target_weights",
-           "RankLossKind", "check_ranking", "check_dual", "ranking_parts", "RANK_ONLY"]
+           "RankLossKind", "check_ranking", "check_dual", "ranking_parts", "RANK_ONLY", "RankKind"]
 
 RankLossKind = Literal["softmax", "bpr"]
 FULL_SOFTMAX_ITEMS = 20_000
@@ -367,8 +370,9 @@ def check_dual(p: Preset, given: dict[str, Any], *, custom: bool, implicit: bool
             if given.get(name):
                 raise ConfigError(f"{name} applies to the rating head of preset {p.name!r}, and the data holds "
                                   "interactions (no ratings): only the ranking head trains")
-        alone = dataclasses.replace(p, loss="softmax", optimizer=optimizer, row_l2=0.0, bias_l2=0.0, item_features=(),
-                                    user_features=(), n_factors=p.rank_factors or p.n_factors, rank_factors=None)
+        alone = dataclasses.replace(p, kind="rank", loss="softmax", optimizer=optimizer, row_l2=0.0, bias_l2=0.0,
+                                    item_features=(), user_features=(), n_factors=p.rank_factors or p.n_factors,
+                                    rank_factors=None)
         return check_ranking(alone, {}, custom=False)
     return p.replace(optimizer=optimizer)
 
@@ -405,19 +409,56 @@ MIN_EPOCHS = 5
 """The step budget never cuts a ranking preset below this many epochs."""
 
 
+def train_users(data: CollabData) -> int:
+    """Users with training rows: the rows of a ranking epoch (its steps are ``ceil(users / bs)``)."""
+    return int(np.count_nonzero(np.bincount(data.codes[data.train_idx, 0], minlength=len(data.users))[1:]))
+
+
+class RankKind(Kind):
+    """:class:`cflearn.models.Ranker`: a user is the bag of their items; the loss ranks the catalogue
+    (``softmax``) or each item against a random one (``bpr``). Scores are not ratings."""
+
+    name = "rank"
+    model_class = Ranker
+    implicit = True
+    fields = None  # check_ranking names what applies
+
+    def settle(self, data: CollabData, p: Preset, given: dict[str, Any], *, custom: bool = False) -> Preset:
+        """Check the settings; settle ``negatives``, the optimizer and ``epochs`` from the step budget."""
+        return self.schedule(data, side_features(data, check_ranking(p, given, custom=custom), given),
+                             epochs_given="epochs" in given)
+
+    @staticmethod
+    def schedule(data: CollabData, p: Preset, *, epochs_given: bool) -> Preset:
+        """Settle ``negatives``, the optimizer and ``epochs`` from the step budget of a checked preset."""
+        n_users, n_items = len(data.users), len(data.items)
+        negatives = p.negatives if p.negatives is not None else auto_negatives(n_users, n_items, p.bs)
+        negatives = negatives if p.loss == "softmax" else 0
+        p = p.replace(negatives=negatives, optimizer=_optimizer(p, n_users, n_items, negatives))
+        return budget_epochs(p, math.ceil(train_users(data) / p.bs), given=epochs_given)
+
+    def build(self, data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
+              y_range: tuple[float, float] | None, shard: tuple[int, int] = (0, 1)) -> Built:
+        decoder = Decoder(data.user, data.item, data.rating, data.users, data.items, item_titles(data.item_info))
+        dls, net, loss = ranking_parts(data, p, device=device, seed=seed, decoder=decoder)
+        return Built(dls, net, loss_func=loss, callbacks=[TargetItems(loss)], metrics=[], rank_loss=loss)
+
+
 def ranking_parts(data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
-                  decoder: Decoder, epochs_given: bool = False) -> tuple[CollabLoaders, Ranker, RankLoss, Preset]:
-    """Loaders, model, loss and the settled preset (``negatives``, ``optimizer``, ``epochs`` from the step
-    budget) of a ranking preset."""
+                  decoder: Decoder) -> tuple[CollabLoaders, Ranker, RankLoss]:
+    """Loaders, model and loss of a settled ranking preset."""
     history, targets = rank_targets(data, p.below_weight, relevance_level(data.scale))
     n_users, n_items = len(data.users), len(data.items)
-    negatives = p.negatives if p.negatives is not None else auto_negatives(n_users, n_items, p.bs)
-    negatives = negatives if p.loss == "softmax" else 0
-    p = p.replace(negatives=negatives, optimizer=_optimizer(p, n_users, n_items, negatives))
+    negatives = p.negatives or 0
     net = Ranker(p.n_factors, n_users, n_items, history.indptr, history.items, history.weights, dropout=p.dropout,
                  seed=seed)
     loss = RankLoss(net, targets, "bpr" if p.loss == "bpr" else "softmax", negatives=negatives, seed=seed,
                     min_count=p.min_count)
     dls = rank_loaders(targets, n_users, bs=p.bs, device=device, seed=seed, decoder=decoder,
                        scored=loss.scored_items)
-    return dls, net, loss, budget_epochs(p, len(dls.train), given=epochs_given)
+    if len(dls.train) != math.ceil(train_users(data) / p.bs):  # the step budget was settled on this count
+        raise AssertionError("ranking epochs were budgeted on another number of steps")
+    return dls, net, loss
+
+
+register(RankKind())

@@ -669,6 +669,7 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     from ._memory import release_memory
     from ._plots import plot_loss
     from ._report import run_samples, write_report
+    from ._select import select_features
     from ._splits import SplitName
     from .callbacks import EpochPrinter, ReleaseMemory
 
@@ -680,12 +681,14 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
                    **{k: v for k, v in (implicit or {}).items() if v is not None})
     del table
     release_memory()  # between steps: a large file's freed text and temporaries go back to the system
-    learn = collab_learner(data, preset, epochs=epochs, seed=seed, device=device, progress=False,
+    if is_main():
+        print(data)
+    settled = select_features(data, preset, epochs=epochs, seed=seed, device=device, verbose=is_main())
+    learn = collab_learner(data, settled, epochs=epochs, seed=seed, device=device, progress=False,
                            cbs=[EpochPrinter(bar=sys.stdout.isatty()), ReleaseMemory()])
     p = learn.cf.preset
     n_proc = world()
     if is_main():
-        print(data)
         procs = f" x {n_proc} processes (bs {p['bs'] // n_proc} each)" if n_proc > 1 else ""
         sides = "; ".join(f"{side} features {', '.join(p.get(f'{side}_features') or [])}"
                           for side in ("item", "user") if p.get(f"{side}_features"))

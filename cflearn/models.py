@@ -48,6 +48,7 @@ __all__ = [
     "squash",
     "contract",
     "build_model",
+    "register_model",
     "ScoreKind",
 ]
 
@@ -784,6 +785,15 @@ def _kind(kind: str) -> Any:
     if kind in _LAZY:
         return importlib.import_module(_LAZY[kind]).NN
     raise ValueError(f"unknown model kind {kind!r}")
+
+
+def register_model(kind: str, cls: type) -> None:
+    """Make ``cls`` (a :class:`Contract` with ``from_config``) the class :func:`build_model` and
+    :func:`cflearn.load` rebuild a saved ``kind`` with (:func:`cflearn.kinds.register` calls it)."""
+    if not callable(getattr(cls, "from_config", None)):
+        raise ValueError(f"{getattr(cls, '__name__', cls)!r} needs a from_config(config) classmethod to be rebuilt "
+                         "from a saved file")
+    _KINDS[kind] = cls
 
 
 def build_model(config: dict[str, Any]) -> nn.Module:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import cflearn
 from cflearn._features import N_BUCKETS, side_features, title_year
@@ -62,27 +64,52 @@ def planted():
 
 def test_best_keeps_features_that_help(planted):
     data = cflearn.from_df(planted, seed=42)
-    learn = cflearn.collab_learner(data, "best", progress=False)
+    learn = cflearn.collab_learner(data, "best", progress=False)  # builds, never trains: the check is fit's
+    assert type(learn.model).__name__ == "HybridDotBias" and "feature_selection" not in learn.cf.preset
+    cflearn.fit(learn, epochs=1)
     sel = learn.cf.preset["feature_selection"]
     assert sel["kept"] and sel["features"] == ["genres"] and sel["inner_rmse_with"] < sel["inner_rmse_without"]
-    assert type(learn.model).__name__ == "HybridDotBias"
+    assert type(learn.model).__name__ == "HybridDotBias" and learn.cf.settings.chosen is not None
 
 
 def test_best_drops_features_that_do_not_help_and_says_so(planted, tmp_path):
     items = planted.items.copy()
     items["genres"] = items["genres"].sample(frac=1, random_state=0).to_numpy()  # no link to the ratings left
     data = cflearn.from_df(dataclasses.replace(planted, items=items), seed=42)
+    mine_cb = cflearn.callbacks.EpochPrinter()
+    learn = cflearn.collab_learner(data, "best", progress=False, cbs=[mine_cb])
     with pytest.warns(UserWarning, match=r"did not help on an inner split .* training without them"):
-        learn = cflearn.collab_learner(data, "best", progress=False)
+        same = cflearn.fit(learn, epochs=1)  # the check runs first, and the learner is rebuilt with its choice
+    assert same is learn and mine_cb in learn.cbs and all(cb.learn is learn for cb in learn.cbs)
     sel = learn.cf.preset["feature_selection"]
     assert not sel["kept"] and sel["inner_rmse_with"] > sel["inner_rmse_without"]
     assert type(learn.model).__name__ == "DotBias" and learn.cf.preset["bias_l2"] == cflearn.PRESETS["fast"].bias_l2
-    cflearn.fit(learn)
     cflearn.save(learn, tmp_path / "m.safetensors")
     assert cflearn.load(tmp_path / "m.safetensors").preset["feature_selection"] == sel
+    # the check as its own step: the settled preset builds the same model, and fit does not check again
+    with pytest.warns(UserWarning, match="did not help"):
+        settled = cflearn.select_features(data, "best")
+    assert settled.item_features == () and settled.kind == "dot" and settled.chosen.report == sel
+    again = cflearn.collab_learner(data, settled, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second check, no second warning
+        cflearn.fit(again, epochs=1)
+    for k, v in learn.model.state_dict().items():
+        torch.testing.assert_close(v, again.model.state_dict()[k], rtol=0, atol=0)
     # features you name are never dropped
     named = cflearn.collab_learner(data, "best", item_features=("genres",), progress=False)
+    cflearn.fit(named, epochs=1)
     assert type(named.model).__name__ == "HybridDotBias" and "feature_selection" not in named.cf.preset
+
+
+def test_training_before_the_check_says_it_was_skipped(planted):
+    data = cflearn.from_df(planted, seed=42)
+    learn = cflearn.collab_learner(data, "best", progress=False)
+    with pytest.warns(UserWarning, match="this fit trains with all of them, unchecked"):
+        learn.fit_one_cycle(1)  # fastai's own loop: all the features, no check
+    with pytest.warns(UserWarning, match="has trained already"):
+        cflearn.fit(learn, epochs=1)
+    assert "feature_selection" not in learn.cf.preset
 
 
 def test_an_item_with_metadata_and_no_ratings_is_scored_by_its_features(planted):

@@ -1,0 +1,162 @@
+"""Settling a preset against the data, once, before anything is built: checks of every setting, the
+model kind's own choices (:meth:`cflearn.kinds.Kind.settle`), side features, ``y_range`` and memory."""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from ._errors import ColumnError, ConfigError, ConfigWarning, check_count, check_number, closest
+from ._features import check_feature_columns, has_feature
+from ._presets import Preset, y_range_for
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ._data import CollabData
+
+__all__ = ["resolve", "side_features", "check_y_range", "check_memory", "check_own_model", "check_has_validation"]
+
+_ARCH = ("n_factors", "use_nn", "emb_szs", "layers", "item_features", "user_features", "content_based", "y_range",
+         "y_pad", "y_range_rule")
+
+
+def resolve(data: CollabData, p: Preset, given: dict[str, Any], *, custom: bool = False) -> Preset:
+    """The preset (with the caller's overrides ``given`` applied) checked and settled for ``data`` by its kind."""
+    from .kinds import get_kind
+
+    for name in ("bs", "epochs", "n_factors"):
+        check_count(name, getattr(p, name))
+    for name in ("lr", "wd", "row_l2", "bias_l2"):
+        check_number(name, getattr(p, name), positive=name == "lr")
+    return get_kind(p.kind).settle(data, p, given, custom=custom)
+
+
+def side_features(data: CollabData, p: Preset, given: dict[str, Any]) -> Preset:
+    """Settle the side features: those declared on the data replace a feature preset's own list; a
+    preset without side features says it leaves declared ones unused; every column must exist. A
+    preset whose features were chosen (:func:`cflearn.select_features`) keeps its lists."""
+    if p.chosen is not None:  # chosen already: the lists are the choice
+        given = {**given, "item_features": p.item_features, "user_features": p.user_features}
+    declared = [f"{side} features {cols}" for side, cols in (("user", data.user_features),
+                                                             ("item", data.item_features)) if cols]
+    if p.dual and declared and p.chosen is None:  # the two-headed model's rating head uses the declared features
+        p = p.replace(item_features=data.item_features or (), user_features=data.user_features or ())
+    uses = bool(p.item_features or p.user_features or p.content_based)
+    if not uses and declared:
+        if p.chosen is None:
+            warnings.warn(f"preset {p.name!r} has no side features, so the data's {' and '.join(declared)} are not "
+                          "used; use preset='best' (hybrid) or 'content' (content-based)", ConfigWarning,
+                          stacklevel=5)
+        return p
+    if not uses:
+        return p
+    if p.use_nn:
+        raise ConfigError(f"the NN model takes no side features, so item_features={tuple(p.item_features)} / "
+                          f"user_features={tuple(p.user_features)} would be dropped; use preset='best_nn' or "
+                          "'fast_nn', or pass item_features=() to train without them")
+    if p.loader != "fast":
+        raise ConfigError("side features need the fast loader (loader='fast')")
+    if "item_features" not in given and data.item_features is not None:
+        p = p.replace(item_features=data.item_features)
+    if "user_features" not in given and data.user_features:
+        p = p.replace(user_features=data.user_features)
+    check_feature_columns(data.user_info, p.user_features, "user")
+    explicit = "item_features" in given or data.item_features is not None
+    p = p.replace(item_features=_usable_features(data, p, explicit=explicit)) if p.item_features else p
+    if p.content_based and not p.item_features:
+        raise ConfigError(f"preset {p.name!r} is content-based: it needs item features (e.g. genres); pass "
+                          "items=... and item_features=... to cflearn.from_df")
+    return p
+
+
+def _usable_features(data: CollabData, p: Preset, *, explicit: bool) -> tuple[str, ...]:
+    """The preset's item features that apply to ``data``: errors for the ones you asked for, a warning
+    for a preset's defaults that this data lacks."""
+    feats = tuple(p.item_features)
+    info = data.item_info
+    cols = [] if info is None else [str(c) for c in info.columns]
+    if info is None:
+        why = f"item_features={feats} need an items table: pass items=... to cflearn.from_df"
+    else:
+        missing = [f for f in feats if not has_feature(info, f)]
+        if not missing:
+            return feats
+        why = (f"item_features={feats}: {missing[0]!r} is not in the items table{closest(missing[0], cols)}; "
+               f"columns are {cols}")
+    if explicit:
+        raise ColumnError(why) if info is not None else ConfigError(why)
+    kept = tuple(f for f in feats if info is not None and has_feature(info, f))
+    if p.select_features and kept:  # 'the features the data has': the others are not expected
+        return kept
+    using = f"item features {kept}" if kept else "no item features (the plain dot-product model, as preset fast)"
+    warnings.warn(f"preset {p.name!r}: {why}; training with {using}", ConfigWarning, stacklevel=6)
+    return kept
+
+
+def check_y_range(data: CollabData, p: Preset, y_range: Any) -> tuple[float, float]:
+    """The sigmoid range: the caller's (which must cover the ratings) or the preset's rule on the data's scale."""
+    lo, hi = data.scale
+    if y_range is None:
+        return y_range_for(data.scale, p.y_range_rule, p.y_pad)
+    try:
+        a, b = (float(v) for v in y_range)
+    except (TypeError, ValueError):
+        raise ConfigError(f"y_range must be two numbers (low, high), got {y_range!r}") from None
+    if not (math.isfinite(a) and math.isfinite(b) and a < b):
+        raise ConfigError(f"y_range must be (low, high) with low < high, got {y_range!r}")
+    if a > lo or b < hi:
+        raise ConfigError(f"y_range ({a:g}, {b:g}) does not cover the ratings {lo:g}-{hi:g}; use "
+                          f"({lo - 0.5:g}, {hi + 0.5:g}) (or leave y_range out: it is padded from the scale)")
+    if a == lo or b == hi:
+        warnings.warn(f"y_range ({a:g}, {b:g}) ends at the rating scale {lo:g}-{hi:g}, and a sigmoid never reaches "
+                      "its ends, so the extreme ratings cannot be predicted; pad it, e.g. "
+                      f"({lo - 0.5:g}, {hi + 0.5:g})",
+                      ConfigWarning, stacklevel=3)
+    return (a, b)
+
+
+def check_memory(data: CollabData, p: Preset) -> None:
+    """Refuse tables that cannot fit in this machine's memory before allocating them (weights, gradients and
+    two optimizer states: 16 bytes per parameter)."""
+    width = max([p.n_factors, *dict(p.emb_szs or {}).values()])
+    rows = (3 * len(data.items) if p.ranking else len(data.users) + len(data.items)
+            + (3 * len(data.items) if p.dual else 0))
+    need = 16 * rows * (width + 1)
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not Linux/macOS: no limit known
+        return
+    if need > have:
+        raise ConfigError(f"n_factors={width} on {len(data.users) - 1:,} users and {len(data.items) - 1:,} items needs "
+                          f"about {need / 2**30:,.0f} GB for the weights and optimizer state; this machine has "
+                          f"{have / 2**30:,.0f} GB: use a smaller n_factors (e.g. 64)")
+
+
+def check_own_model(model: nn.Module, given: dict[str, Any], y_range: Any) -> None:
+    """A user's ``model=`` is an ``nn.Module`` and comes without architecture settings."""
+    from torch import nn
+
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model must be a torch nn.Module taking the (n, 2) batch of (user, item) indices, got "
+                          f"{type(model).__name__}")
+    arch = sorted(k for k in given if k in _ARCH) + (["y_range"] if y_range is not None else [])
+    if arch:
+        raise ConfigError(f"{', '.join(arch)} do(es) not apply when you pass model=: your module defines its own "
+                          "architecture and output")
+
+
+def check_has_validation(data: CollabData) -> None:
+    """Training needs validation rows (the loss curve, the checks of the fit)."""
+    from ._errors import DataError
+
+    if len(data.valid_idx):
+        return
+    if not data.valid_pct:
+        raise ConfigError("the data has no validation rows (valid_pct=0); training needs some: use valid_pct=0.2")
+    if len(data.ratings) >= 10:  # enough rows: the split's settings held none out
+        raise DataError(f"the split ({data.split}, valid_pct={data.valid_pct:g}) holds out no validation rows "
+                        f"from {len(data.ratings):,} ratings; raise valid_pct or use another split")
+    raise DataError(f"{len(data.ratings)} rating(s) are too few to hold out validation rows; add ratings")

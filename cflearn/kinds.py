@@ -1,0 +1,187 @@
+"""Model kinds: each way of training knows how to build itself, and registers itself by name.
+
+A :class:`cflearn.Preset` names its kind (``"dot"``, ``"hybrid"``, ``"nn"``, ``"rank"``, ``"dual"``,
+or one you register). :func:`cflearn.collab_learner` only assembles: it settles the preset against
+the data (:meth:`Kind.settle`), asks the kind for its parts (:meth:`Kind.build`: loaders, network,
+loss, callbacks) and returns a plain fastai ``Learner`` around them. A new model is one new file:
+
+.. code-block:: python
+
+    class TwoTower(cflearn.kinds.Kind):
+        name = "two_tower"
+        model_class = TwoTowerNet          # a cflearn.models.Contract with kind = "two_tower"
+
+        def build(self, data, preset, *, device, seed, y_range, shard):
+            dls = cflearn.kinds.rating_loaders(data, preset, device=device, seed=seed, shard=shard)
+            return cflearn.kinds.Built(dls, TwoTowerNet(len(data.users), len(data.items), preset.n_factors,
+                                                        y_range=y_range))
+
+    cflearn.kinds.register(TwoTower(), cflearn.Preset("two_tower", "two towers", kind="two_tower"))
+
+and then ``cflearn.collab_learner(data, "two_tower")``, ``cflearn fit --preset two_tower``,
+``cflearn.save`` / ``cflearn.load`` (rebuilt from ``model_class.from_config``, never unpickled) and
+the contract test (``tests/test_kinds.py`` shows one) work with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ._errors import ConfigError, closest
+from ._presets import PRESETS, Preset
+
+if TYPE_CHECKING:
+    import torch
+    from fastai.data.core import DataLoaders
+    from torch import nn
+
+    from ._data import CollabData
+
+__all__ = ["Kind", "Built", "KINDS", "register", "get_kind", "rating_loaders"]
+
+_BUILTIN = ("cflearn._rating", "cflearn._ranking", "cflearn._dual")
+"""The modules of the built-in kinds (each registers its own on import)."""
+
+
+@dataclasses.dataclass
+class Built:
+    """What a kind gives the learner factory.
+
+    Attributes:
+        dls: fastai ``DataLoaders`` yielding ``(x, y)`` batches the network and loss take.
+        model: the network (a :class:`cflearn.models.Contract` for save/load, recommend and interpret).
+        loss_func: the loss; ``None``: mean squared error against ratings.
+        callbacks: extra fastai callbacks the kind trains with.
+        metrics: validation metrics; ``None``: RMSE of ratings.
+        users, items: the vocabularies the network's tables use, when they differ from the data's
+            (a hybrid model extends them with IDs known only from metadata).
+        preset: the preset with what building settled (e.g. epochs from a step budget); ``None``: unchanged.
+        rank_loss: a ranking loss that must follow ``learn.model`` (set as ``loss.learn``).
+    """
+
+    dls: DataLoaders
+    model: nn.Module
+    loss_func: Any = None
+    callbacks: list[Any] = dataclasses.field(default_factory=list)
+    metrics: list[Any] | None = None
+    users: Any = None
+    items: Any = None
+    preset: Preset | None = None
+    rank_loss: Any = None
+
+
+class Kind:
+    """One model kind: how to check a preset against the data and how to build the parts of a learner.
+
+    Attributes:
+        name: the kind's name (``Preset.kind``); also the ``"kind"`` of its model's saved config.
+        model_class: the :class:`cflearn.models.Contract` class :func:`cflearn.load` rebuilds with
+            ``from_config`` (``None``: the model class is registered elsewhere).
+        implicit: whether the kind trains on interactions without ratings.
+        fields: the :class:`Preset` fields the kind reads beyond the training schedule; a setting
+            outside them passed to :func:`cflearn.collab_learner` is an error (``None``: any).
+    """
+
+    name: ClassVar[str] = ""
+    model_class: ClassVar[type | None] = None
+    implicit: ClassVar[bool] = False
+    fields: ClassVar[frozenset[str] | None] = frozenset({"n_factors", "y_pad", "y_range_rule"})
+
+    def settle(self, data: CollabData, preset: Preset, given: dict[str, Any], *, custom: bool = False) -> Preset:
+        """The preset with what depends on the data settled; errors for settings that do not apply.
+
+        Args:
+            data: the training data.
+            preset: the named preset with the caller's overrides.
+            given: the overrides the caller passed (name -> value), to tell a choice from a default.
+            custom: the caller passed their own ``model=``.
+        """
+        if custom:
+            raise ConfigError(f"preset {preset.name!r} builds its own {self.name!r} model; your own model= trains "
+                              "with a rating preset (e.g. 'fast')")
+        if data.implicit and not self.implicit:
+            raise ConfigError(f"the data is implicit (interactions, no ratings) and preset {preset.name!r} predicts "
+                              "ratings; train the default preset ('dual') or preset='rank'")
+        if self.fields is not None:
+            schedule = {"bs", "epochs", "lr", "wd", "optimizer", "loader"}
+            wrong = sorted(k for k in given if k not in self.fields | schedule)
+            if wrong:
+                raise ConfigError(f"{', '.join(wrong)} do(es) not apply to preset {preset.name!r} (kind "
+                                  f"{self.name!r}); it reads {', '.join(sorted(self.fields | schedule))}")
+        if preset.optimizer == "auto":
+            preset = preset.replace(optimizer="adamw")
+        return preset
+
+    def build(self, data: CollabData, preset: Preset, *, device: torch.device, seed: int | None,
+              y_range: tuple[float, float] | None, shard: tuple[int, int] = (0, 1)) -> Built:
+        """The learner's parts, under the caller's seeded generator (draw weights with ``torch``'s).
+
+        Args:
+            data: the training data.
+            preset: the settled preset.
+            device: where the loaders put batches.
+            seed: seeds shuffling (``None``: unseeded).
+            y_range: the sigmoid range of ratings, or ``None`` for a ranking kind.
+            shard: ``(rank, world)`` under data-parallel training.
+        """
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+KINDS: dict[str, Kind] = {}
+"""Registered kinds by name (the built-in ones are registered on first lookup)."""
+
+
+def register(kind: Kind, *presets: Preset, replace: bool = False) -> Kind:
+    """Register a kind (and presets that train it) by its name.
+
+    Its ``model_class`` becomes loadable by :func:`cflearn.load`, and each preset is added to
+    :data:`cflearn.PRESETS` (so ``collab_learner(data, name)`` and ``cflearn fit --preset name``
+    find it).
+
+    Args:
+        kind: an instance of a :class:`Kind` subclass with a ``name``.
+        *presets: presets of this kind (``Preset.kind == kind.name``).
+        replace: allow replacing a kind or preset of the same name (else an error).
+    """
+    from . import models
+
+    if not isinstance(kind, Kind) or not kind.name:
+        raise ConfigError(f"register needs an instance of a cflearn.kinds.Kind subclass with a name, got {kind!r}")
+    if not replace and kind.name in KINDS and type(KINDS[kind.name]) is not type(kind):
+        raise ConfigError(f"a kind named {kind.name!r} is registered already ({KINDS[kind.name]!r}); pass "
+                          "replace=True to replace it")
+    for p in presets:
+        if not isinstance(p, Preset) or p.kind != kind.name:
+            raise ConfigError(f"preset {getattr(p, 'name', p)!r} must be a cflearn.Preset with kind={kind.name!r}")
+        if not replace and p.name in PRESETS and PRESETS[p.name] != p:
+            raise ConfigError(f"a preset named {p.name!r} exists already; pass replace=True or choose another name")
+    KINDS[kind.name] = kind
+    if kind.model_class is not None:
+        models.register_model(kind.name, kind.model_class)
+    for p in presets:
+        PRESETS[p.name] = p
+    return kind
+
+
+def get_kind(name: str) -> Kind:
+    """The registered kind called ``name`` (a :class:`cflearn.ConfigError` names the registered ones)."""
+    for module in _BUILTIN:
+        importlib.import_module(module)
+    if name not in KINDS:
+        raise ConfigError(f"unknown model kind {name!r}{closest(name, KINDS)}; registered kinds: "
+                          f"{', '.join(KINDS)} (cflearn.kinds.register adds one)")
+    return KINDS[name]
+
+
+def rating_loaders(data: CollabData, preset: Preset, *, device: torch.device, seed: int | None,
+                   shard: tuple[int, int] = (0, 1)) -> DataLoaders:
+    """The loaders of a model that takes ``(user, item)`` index pairs and predicts ratings: fastai's
+    ``CollabDataLoaders`` recipe (``preset.loader == "fastai"``) or cflearn's tensor loaders."""
+    from ._rating import pair_loaders
+
+    return pair_loaders(data, preset, device=device, seed=seed, shard=shard)
