@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from ._data import CollabData
 
-__all__ = ["Kind", "Built", "KINDS", "register", "get_kind", "rating_loaders"]
+__all__ = ["Kind", "Built", "KINDS", "register", "unregister", "get_kind", "rating_loaders"]
 
 _BUILTIN = ("cflearn._rating", "cflearn._ranking", "cflearn._dual")
 """The modules of the built-in kinds (each registers its own on import)."""
@@ -87,7 +87,7 @@ class Kind:
     name: ClassVar[str] = ""
     model_class: ClassVar[type | None] = None
     implicit: ClassVar[bool] = False
-    fields: ClassVar[frozenset[str] | None] = frozenset({"n_factors", "y_pad", "y_range_rule"})
+    fields: ClassVar[frozenset[str] | None] = frozenset({"n_factors", "y_pad", "y_range_rule", "row_l2", "bias_l2"})
 
     def settle(self, data: CollabData, preset: Preset, given: dict[str, Any], *, custom: bool = False) -> Preset:
         """The preset with what depends on the data settled; errors for settings that do not apply.
@@ -112,7 +112,9 @@ class Kind:
                                   f"{self.name!r}); it reads {', '.join(sorted(self.fields | schedule))}")
         if preset.optimizer == "auto":
             preset = preset.replace(optimizer="adamw")
-        return preset
+        from ._settle import side_features
+
+        return side_features(data, preset, given)  # says so when the data's declared features go unused
 
     def build(self, data: CollabData, preset: Preset, *, device: torch.device, seed: int | None,
               y_range: tuple[float, float] | None, shard: tuple[int, int] = (0, 1)) -> Built:
@@ -166,6 +168,21 @@ def register(kind: Kind, *presets: Preset, replace: bool = False) -> Kind:
     for p in presets:
         PRESETS[p.name] = p
     return kind
+
+
+def unregister(name: str) -> None:
+    """Remove a registered kind, its presets and its saved-model class (cflearn's own kinds stay)."""
+    from . import models
+    from ._presets import BUILTIN_KINDS
+
+    if name in BUILTIN_KINDS:
+        raise ConfigError(f"kind {name!r} is one of cflearn's own ({', '.join(BUILTIN_KINDS)}); it stays registered")
+    if name not in KINDS:
+        raise ConfigError(f"no kind named {name!r} is registered{closest(name, KINDS)}")
+    del KINDS[name]
+    models.unregister_model(name)
+    for preset in [p for p in PRESETS.values() if p.kind == name]:
+        del PRESETS[preset.name]
 
 
 def get_kind(name: str) -> Kind:

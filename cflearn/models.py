@@ -49,6 +49,7 @@ __all__ = [
     "contract",
     "build_model",
     "register_model",
+    "unregister_model",
     "ScoreKind",
 ]
 
@@ -794,6 +795,11 @@ def register_model(kind: str, cls: type) -> None:
         raise ValueError(f"{getattr(cls, '__name__', cls)!r} needs a from_config(config) classmethod to be rebuilt "
                          "from a saved file")
     _KINDS[kind] = cls
+
+
+def unregister_model(kind: str) -> None:
+    """Forget a kind registered by :func:`register_model`."""
+    _KINDS.pop(kind, None)
 
 
 def build_model(config: dict[str, Any]) -> nn.Module:

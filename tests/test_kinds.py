@@ -1,0 +1,160 @@
+"""Adding a model kind is one file: this one defines a small two-tower model and its kind, registers
+them, and runs the whole contract suite (every test of tests/test_contract.py that takes a trained
+learner) and the command line (fit, predict, recommend from the saved file) on it."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import cflearn
+from cflearn import kinds, models
+from cflearn.kinds import Built, Kind
+from tests import test_contract
+
+
+class TwoTower(nn.Module, models.Contract):
+    """Each side's embedding through its own small tower (a Linear layer and tanh); the score is the
+    towers' dot product plus biases, squashed into y_range. No tables: scored by forward passes."""
+
+    kind = "two_tower"
+
+    def __init__(self, n_users: int, n_items: int, n_factors: int, tower: int = 8,
+                 y_range: tuple[float, float] | None = None):
+        super().__init__()
+        self.y_range = y_range
+        self.users, self.items = models.Embedding(n_users, n_factors), models.Embedding(n_items, n_factors)
+        self.u_bias, self.i_bias_ = models.Embedding(n_users, 1), models.Embedding(n_items, 1)
+        self.u_tower, self.i_tower = nn.Linear(n_factors, tower), nn.Linear(n_factors, tower)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = torch.tanh(self.u_tower(self.users(x[:, 0])))
+        i = torch.tanh(self.i_tower(self.items(x[:, 1])))
+        return self.output((u * i).sum(1) + self.u_bias(x[:, 0]).view(-1) + self.i_bias_(x[:, 1]).view(-1))
+
+    def embeddings(self) -> dict:
+        return {(0, "users"): self.users, (1, "items"): self.items, (0, "u_bias"): self.u_bias,
+                (1, "i_bias"): self.i_bias_}
+
+    def config(self) -> dict:
+        return {"kind": self.kind, "n_users": self.users.num_embeddings, "n_items": self.items.num_embeddings,
+                "n_factors": self.users.embedding_dim, "tower": self.u_tower.out_features,
+                "y_range": list(self.y_range)}
+
+    @classmethod
+    def from_config(cls, config: dict) -> TwoTower:
+        sizes = [config[k] for k in ("n_users", "n_items", "n_factors", "tower")]
+        y_range = config["y_range"]
+        if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
+            raise ValueError(f"two_tower sizes must be positive integers, got {sizes}")
+        if not (isinstance(y_range, list) and len(y_range) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in y_range)
+                and y_range[0] < y_range[1]):
+            raise ValueError(f"two_tower y_range must be two finite numbers, low < high, got {y_range!r}")
+        return cls(*sizes, y_range=(float(y_range[0]), float(y_range[1])))
+
+
+class TwoTowerKind(Kind):
+    name = "two_tower"
+    model_class = TwoTower
+
+    def build(self, data, preset, *, device, seed, y_range, shard=(0, 1)):
+        dls = kinds.rating_loaders(data, preset, device=device, seed=seed, shard=shard)
+        return Built(dls, TwoTower(len(data.users), len(data.items), preset.n_factors, y_range=y_range))
+
+
+PRESET = cflearn.Preset("two_tower", "two small towers and a dot product (a test's own kind)", kind="two_tower",
+                        bs=64, epochs=3, lr=1e-2, wd=0.0, n_factors=16, optimizer="adamw")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered():
+    kinds.register(TwoTowerKind(), PRESET)
+    yield
+    kinds.unregister("two_tower")
+    assert "two_tower" not in cflearn.PRESETS
+
+
+data = test_contract.data  # the contract suite's data (side features declared: this kind leaves them unused)
+
+
+@pytest.fixture(scope="module", params=["two_tower"])
+def learned(request, data):
+    learn = test_contract.make(data, request.param)
+    cflearn.fit(learn)
+    return request.param, learn
+
+
+SUITE = [name for name, fn in vars(test_contract).items()
+         if name.startswith("test_") and callable(fn) and "learned" in inspect.signature(fn).parameters]
+globals().update({name: getattr(test_contract, name) for name in SUITE})  # the whole suite, run on this kind
+
+
+def test_the_suite_is_the_contract_suite():
+    assert len(SUITE) >= 10 and "test_save_load_identical" in SUITE and "test_same_seed_same_weights" in SUITE
+
+
+def test_the_kind_is_found_by_name(data):
+    with pytest.warns(UserWarning, match="preset 'two_tower' has no side features, so the data's user features"):
+        learn = cflearn.collab_learner(data, "two_tower", progress=False)
+    assert type(learn.model) is TwoTower and learn.cf.settings.kind == "two_tower"
+    with pytest.raises(cflearn.ConfigError, match=r"use_nn do\(es\) not apply to preset 'two_tower'"):
+        cflearn.collab_learner(data, "two_tower", use_nn=True)
+    with pytest.raises(cflearn.ConfigError, match="a kind named 'dot' is registered already"):
+        kinds.register(type("Other", (Kind,), {"name": "dot"})())
+
+
+def test_the_command_line_trains_saves_and_serves_it(synth, tmp_path, capsys):
+    from cflearn import cli
+
+    path = tmp_path / "ratings.csv"
+    synth.ratings.to_csv(path, index=False)
+    out = tmp_path / "run"
+    code = cli.main(["fit", str(path), "--user", "user", "--item", "item", "--rating", "rating",
+                     "--preset", "two_tower", "--epochs", "2", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "training: preset 'two_tower'" in printed and "valid RMSE" in printed
+    model = cflearn.load(out / "model.safetensors")
+    assert type(model.model) is TwoTower
+    user, item = int(synth.ratings["user"].iloc[0]), int(synth.ratings["item"].iloc[0])
+    assert cli.main(["recommend", str(out / "model.safetensors"), "--user", str(user), "-n", "3"]) == 0
+    listed = capsys.readouterr().out
+    top = cflearn.recommend(model, user, n=3)
+    assert all(str(i) in listed for i in top["item"])
+    assert cli.main(["predict", str(out / "model.safetensors"), "--user", str(user), "--item", str(item)]) == 0
+    score = float(cflearn.predict(model, user, item)["score"].iloc[0])
+    assert f"{score:.3f}"[:-1] in capsys.readouterr().out
+    assert np.isfinite(score)
+
+
+def test_builtin_presets_name_the_kind_their_flags_describe():
+    from cflearn._presets import BUILTIN_KINDS, infer_kind
+
+    for p in cflearn.PRESETS.values():
+        assert p.kind not in BUILTIN_KINDS or p.kind == infer_kind(p), p.name
+    assert cflearn.PRESETS["fast"].replace(use_nn=True).kind == "nn"
+    assert cflearn.PRESETS["best"].replace(item_features=()).kind == "dot"
+    assert cflearn.PRESETS["dual"].replace(loss="softmax").kind == "rank"
+    assert PRESET.replace(use_nn=True).kind == "two_tower"  # a registered kind is not re-inferred
+
+
+def test_building_a_learner_never_trains(data, monkeypatch):
+    """collab_learner only assembles: no preset's build calls fastai's fit (best's check is fit's step)."""
+    from fastai.learner import Learner
+
+    def trained(*_, **__):
+        raise AssertionError("collab_learner trained")
+
+    monkeypatch.setattr(Learner, "fit", trained)
+    for name in cflearn.PRESETS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            learn = cflearn.collab_learner(data, name, progress=False)
+        assert not learn.cf.trained
