@@ -74,7 +74,8 @@ def check_feature_columns(info: pd.DataFrame | None, columns: Sequence[str], sid
     if not columns:
         return
     if info is None:
-        raise ConfigError(f"{side}_features={tuple(columns)} need a {side}s table: pass {side}s=... to "
+        article = "an" if side == "item" else "a"
+        raise ConfigError(f"{side}_features={tuple(columns)} need {article} {side}s table: pass {side}s=... to "
                           "cflearn.from_df")
     for col in columns:
         if not isinstance(col, str):

@@ -27,7 +27,14 @@ from ._launch import TorchrunEnv, torchrun_env
 from ._presets import DEFAULT_PRESET, Preset, get_preset
 from ._rating import RMSE, OwnModule, RatingLoss
 from ._select import choose, needs_choice
-from ._settle import check_has_validation, check_memory, check_own_model, check_y_range, resolve
+from ._settle import (
+    check_has_validation,
+    check_memory,
+    check_own_model,
+    check_y_range,
+    resolve,
+    warn_feature_overrides,
+)
 from .callbacks import ColdRows, DDPTrainer, KeepBest, LossHistory, NaNGuard, PresetNote, RowL2, fill_cold_rows
 from .kinds import Built, Kind, get_kind
 from .models import HybridDotBias, contract, ranking_head, rating_head
@@ -114,10 +121,12 @@ def collab_learner(
                                   y_pad=y_pad).items() if v is not None}
     if model is not None:
         check_own_model(model, given, y_range)
+    warn_feature_overrides(given, "collab_learner")
     p = resolve(data, base.replace(**given), given, custom=model is not None)
     check_has_validation(data)
     kind = OwnModule(model) if model is not None else get_kind(p.kind)
     dev, p, shard = _placement(p, kind, device)
+    seed_given = seed  # the feature check seeds its inner models with it (None: theirs)
     seed = check_seed(data.seed if seed is None else seed)
     check_memory(data, p)
     if p.ranking and y_range is not None:
@@ -132,8 +141,8 @@ def collab_learner(
     learn = _assemble(data, p, built, user_cbs, learner_kwargs, custom=model is not None, shard=shard, device=dev,
                       progress=progress)
     learn.cf_choice = None  # the feature check that cflearn.fit runs first, when the preset asks for one
-    if model is None and needs_choice(p):
-        learn.cf_choice = _Pending(given, y_range, device, seed, progress, dict(learner_kwargs),
+    if model is None and needs_choice(p, given):
+        learn.cf_choice = _Pending(given, y_range, device, seed_given, progress, dict(learner_kwargs),
                                    {id(cb) for cb in learn.cbs} - {id(cb) for cb in user_cbs})
     return learn
 
@@ -296,9 +305,12 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
     """
     _choose_now(learn)
     cf = as_collab(learn)
-    preset = cf.preset
-    epochs = check_count("epochs", preset["epochs"] if epochs is None else epochs)
-    lr = check_number("lr", preset["lr"] if lr is None else lr, positive=True)
+    if cf.settings is None:
+        raise ConfigError("cflearn.fit trains a learner from cflearn.collab_learner (it reads the preset it was built "
+                          "with); a loaded model is for predictions: build a new learner to train")
+    preset = cf.settings
+    epochs = check_count("epochs", preset.epochs if epochs is None else epochs)
+    lr = check_number("lr", preset.lr if lr is None else lr, positive=True)
     if patience is not None:
         patience = check_count("patience", patience)
     keep = KeepBest() if keep_best or patience is not None else None
@@ -309,7 +321,7 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
         note.in_cflearn_fit = True  # cflearn.fit chooses the preset's settings or the caller's on purpose
     t0 = time.perf_counter()
     try:
-        learn.fit_one_cycle(epochs, lr, wd=preset["wd"] if wd is None else wd, cbs=cbs, **kwargs)
+        learn.fit_one_cycle(epochs, lr, wd=preset.wd if wd is None else wd, cbs=cbs, **kwargs)
     except KeyboardInterrupt:
         guard = next((cb for cb in learn.cbs if isinstance(cb, NaNGuard)), None)
         if guard is None:  # the user removed the callback that keeps the last good weights

@@ -12,7 +12,7 @@ import torch
 from ._cold import feature_rows
 from ._collab import CollabModel, as_collab
 from ._errors import ConfigError, UnknownIDError
-from ._scoring import encode_items, encode_users, eval_mode, metadata_only, score_pairs
+from ._scoring import encode_items, encode_users, eval_mode, fallback_labels, score_pairs
 from .metrics import mae, rmse
 
 if TYPE_CHECKING:
@@ -100,12 +100,7 @@ def predict(
     by_u, by_i = _from_metadata(cf, "user", users, u, user_info), _from_metadata(cf, "item", items, i, item_info)
     if by_u[0].any() or by_i[0].any():
         scores = _rescore(cf, u, i, by_u, by_i, scores, clip=clip)
-    u_part = np.select([by_u[0] | metadata_only(cf, 0, u), u == 0], ["user features", "average user"], "")
-    i_part = np.select([by_i[0] | metadata_only(cf, 1, i), i == 0], ["item features", "average item"], "")
-    both = (u_part != "") & (i_part != "")
-    fallback = np.where(both, np.char.add(np.char.add(u_part.astype(str), ", "), i_part.astype(str)),
-                        np.char.add(u_part.astype(str), i_part.astype(str))).astype(object)
-    fallback[(u_part == "average user") & (i_part == "average item")] = "average user and item"
+    fallback = fallback_labels(cf, u, i, by_user=by_u[0], by_item=by_i[0])
     frame = pd.DataFrame({"user": users, "item": items, "score": scores, "fallback": fallback})
     frame.attrs["score_kind"] = cf.contract.score_kind
     return frame

@@ -16,7 +16,7 @@ from ._collab import CollabModel, as_collab
 from ._data import relevance_level
 from ._errors import ColumnError, ConfigError, DataError, UnknownIDError, check_count, check_number
 from ._fold import UserPrior, user_prior
-from ._scoring import encode_items, encode_users, item_mask, metadata_only, score_matrix, top_n
+from ._scoring import encode_items, encode_users, fallback_labels, item_mask, score_matrix, top_n
 from .models import HybridDotBias, rating_head
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def recommend_all(
         seen = [users[k].items if k in folded else cf.seen(int(uidx[k])) for k in rows] if exclude_seen else None
         top = top_n(scores, allowed, seen, n_eff)
         out_items[rows], out_scores[rows] = top.indices, top.values
-    fallback = np.array([""] * len(users), dtype=object)
+    fallback = fallback_labels(cf, uidx.numpy())  # "user features": a hybrid's users known only from metadata
     if unknown:  # the most popular items, scored (and so ordered) by their number of training ratings
         popular = _popular(cf, allowed, n_eff)
         assert cf.item_counts is not None
@@ -145,7 +145,6 @@ def recommend_all(
                 out_items[k], out_scores[k], fallback[k] = popular, counts, "popular"
     for k in folded:
         fallback[k] = users[k].source
-    fallback[metadata_only(cf, 0, uidx.numpy())] = "user features"  # a hybrid's users known only from metadata
     frame = pd.DataFrame({
         "user": np.repeat(np.array(users, dtype=object), n_eff),
         "rank": np.tile(np.arange(1, n_eff + 1), len(users)),

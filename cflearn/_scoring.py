@@ -19,8 +19,8 @@ from ._collab import CollabModel
 from ._errors import ConfigError
 from ._vocab import encode_ids, item_titles
 
-__all__ = ["eval_mode", "score_pairs", "score_matrix", "item_mask", "top_n", "encode_users", "encode_items",
-           "metadata_only"]
+__all__ = ["eval_mode", "score_pairs", "score_matrix", "fallback_labels", "item_mask", "top_n", "encode_users",
+           "encode_items", "metadata_only"]
 
 
 @contextmanager
@@ -102,6 +102,30 @@ def metadata_only(cf: CollabModel, col: int, codes: np.ndarray) -> np.ndarray:
         return np.zeros(len(codes), dtype=bool)
     codes = np.asarray(codes)
     return (codes > 0) & ~trained.cpu().numpy()[codes]
+
+
+def fallback_labels(cf: CollabModel, users: np.ndarray, items: np.ndarray | None = None, *,
+                    by_user: np.ndarray | None = None, by_item: np.ndarray | None = None) -> np.ndarray:
+    """The ``fallback`` column, written once: how each row was scored when not by its own trained rows.
+
+    A side is ``"user features"`` / ``"item features"`` (known only from metadata, or scored from
+    metadata given with the call: ``by_user`` / ``by_item``), ``"average user"`` / ``"average item"``
+    (unknown) or ``""``; a pair joins its sides with ``", "``, and both unknown read ``"average user and
+    item"``. ``items=None``: the user side alone (the users of top-N lists).
+    """
+    def side(col: int, codes: np.ndarray, given: np.ndarray | None) -> np.ndarray:
+        name = "user" if col == 0 else "item"
+        known_by_features = metadata_only(cf, col, codes) | (given if given is not None else False)
+        return np.select([known_by_features, codes == 0], [f"{name} features", f"average {name}"], "").astype(str)
+
+    u_part = side(0, np.asarray(users), by_user)
+    if items is None:
+        return u_part.astype(object)
+    i_part = side(1, np.asarray(items), by_item)
+    both = (u_part != "") & (i_part != "")
+    out = np.where(both, np.char.add(np.char.add(u_part, ", "), i_part), np.char.add(u_part, i_part)).astype(object)
+    out[(u_part == "average user") & (i_part == "average item")] = "average user and item"
+    return out
 
 
 def item_mask(cf: CollabModel, candidates: Sequence[Any] | None, min_ratings: int) -> torch.Tensor:

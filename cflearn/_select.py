@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import CflearnError, ConfigError, ConfigWarning, closest
 from ._launch import torchrun_env
 from ._presets import DEFAULT_PRESET, PRESETS, FeatureChoice, Preset, get_preset
-from ._settle import resolve
+from ._settle import resolve, warn_feature_overrides
 
 if TYPE_CHECKING:
     from ._data import CollabData
@@ -39,7 +39,9 @@ def select_features(data: CollabData, preset: str | Preset | None = None, *, see
     Args:
         data: from :func:`cflearn.from_df`.
         preset: a preset name or :class:`cflearn.Preset` (default: ``"dual"``).
-        seed: seeds the inner splits and models (default ``data.seed``, as :func:`cflearn.collab_learner`).
+        seed: seeds the inner models, as ``collab_learner(..., seed=)`` would (``None``: the inner data's
+            own seed); pass the seed you will build the learner with, and the choice is the one
+            :func:`cflearn.fit` would make.
         device: where the inner models train.
         verbose: print the choice.
         **overrides: :class:`cflearn.Preset` fields, as :func:`cflearn.collab_learner` takes them.
@@ -56,21 +58,23 @@ def select_features(data: CollabData, preset: str | Preset | None = None, *, see
         if name not in fields:
             raise ConfigError(f"unknown preset field {name!r}{closest(name, sorted(fields))}; see cflearn.Preset")
     given = {k: v for k, v in overrides.items() if v is not None}
+    warn_feature_overrides(given, "select_features")
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         settled = resolve(data, p.replace(**given), given)
-    if not needs_choice(settled):  # nothing to check: collab_learner settles it (and says what it says) itself
+    if not needs_choice(settled, given):  # nothing to check: collab_learner settles it (and says what it says) itself
         return p
     for w in said:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    seed = data.seed if seed is None else seed
     return choose(data, settled, given, seed=seed, device=device, say=print if verbose else None)
 
 
-def needs_choice(p: Preset) -> bool:
-    """Whether a settled preset still has a feature check to run (never under torchrun: kept as they are)."""
-    return bool(p.select_features and p.chosen is None and (p.item_features or p.user_features)
-                and torchrun_env() is None)
+def needs_choice(p: Preset, given: dict[str, Any]) -> bool:
+    """Whether a settled preset still has a feature check to run: its features (unless the caller named
+    them) or the weight of new users' metadata (never under torchrun: the features are kept as they are)."""
+    named = bool({"item_features", "user_features"} & set(given))
+    return bool(p.select_features and p.chosen is None and torchrun_env() is None
+                and ((p.item_features or p.user_features) and not named or p.user_features))
 
 
 def choose(data: CollabData, p: Preset, given: dict[str, Any], *, seed: int | None, device: Any = None,
@@ -79,7 +83,7 @@ def choose(data: CollabData, p: Preset, given: dict[str, Any], *, seed: int | No
     caller's overrides (features named there are kept without the check, and so is a given ``bias_l2``)."""
     from ._feature_trust import choose_user_feature_weight
 
-    if not needs_choice(p):
+    if not needs_choice(p, given):
         return p
     report: dict[str, Any] = {}
     if not {"item_features", "user_features"} & set(given):
@@ -138,8 +142,8 @@ def _select(data: CollabData, p: Preset, seed: int | None, *, device: Any = None
         dropped = [f for f in everything if f not in chosen]
         tried = "; ".join(f"{', '.join(f) or 'none'}: {scores[f]:.4f}" for f in candidates)
         warnings.warn(f"preset {p.name!r}: the side features {tuple(dropped)} did not help on an inner split of the "
-                      f"training rows (RMSE {tried}); training without them (pass item_features=... / "
-                      "user_features=... to collab_learner to insist)", ConfigWarning, stacklevel=5)
+                      f"training rows (RMSE {tried}); training without them (select_features=False keeps them)",
+                      ConfigWarning, stacklevel=5)
         won = candidates[chosen]
         p = p.replace(item_features=won.item_features, user_features=won.user_features) if p.dual else won
     return p, note

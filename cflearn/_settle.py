@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
     from ._data import CollabData
 
-__all__ = ["resolve", "side_features", "check_y_range", "check_memory", "check_own_model", "check_has_validation"]
+__all__ = ["resolve", "side_features", "warn_feature_overrides", "check_y_range", "check_memory", "check_own_model",
+           "check_has_validation"]
 
 _ARCH = ("n_factors", "use_nn", "emb_szs", "layers", "item_features", "user_features", "content_based", "y_range",
          "y_pad", "y_range_rule")
@@ -32,6 +33,17 @@ def resolve(data: CollabData, p: Preset, given: dict[str, Any], *, custom: bool 
     for name in ("lr", "wd", "row_l2", "bias_l2"):
         check_number(name, getattr(p, name), positive=name == "lr")
     return get_kind(p.kind).settle(data, p, given, custom=custom)
+
+
+def warn_feature_overrides(given: dict[str, Any], where: str) -> None:
+    """Side features have one door, the data: naming them to ``where`` still works, and says so."""
+    named = [k for k in ("item_features", "user_features") if k in given]
+    if named:
+        warnings.warn(f"{' and '.join(f'{k}=' for k in named)} passed to {where} is deprecated: declare side features "
+                      "once, on the data (cflearn.from_df(..., item_features=[...], user_features=[...]), or "
+                      "--item-features on the command line); a preset uses them (best, content, dual) or says it does "
+                      "not (fast), and select_features=False keeps them without best's check", ConfigWarning,
+                      stacklevel=3)
 
 
 def side_features(data: CollabData, p: Preset, given: dict[str, Any]) -> Preset:
@@ -56,7 +68,7 @@ def side_features(data: CollabData, p: Preset, given: dict[str, Any]) -> Preset:
     if p.use_nn:
         raise ConfigError(f"the NN model takes no side features, so item_features={tuple(p.item_features)} / "
                           f"user_features={tuple(p.user_features)} would be dropped; use preset='best_nn' or "
-                          "'fast_nn', or pass item_features=() to train without them")
+                          "'fast_nn' (they train without side features)")
     if p.loader != "fast":
         raise ConfigError("side features need the fast loader (loader='fast')")
     if "item_features" not in given and data.item_features is not None:

@@ -6,9 +6,8 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
-from io import BytesIO
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 __all__ = ["main"]
 
@@ -45,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--offline", action="store_true", help="never try to download")
     demo.add_argument("--force", action="store_true", help="replace --out even if it holds something else than an "
                       "earlier demo run")
+    demo.set_defaults(run=_demo)
 
     fit = sub.add_parser("fit", help="train on a ratings file and write metrics, loss plot and model",
                          description="Train on RATINGS (delimited text, Parquet, Feather, JSON or Excel) and write "
@@ -102,12 +102,14 @@ def _parser() -> argparse.ArgumentParser:
                           "under torchrun (`torchrun --nproc-per-node N -m cflearn fit ...`) leave it out")
     fit.add_argument("--out", required=True, metavar="DIR", help="output folder")
     fit.add_argument("--force", action="store_true", help="write into --out even if it already holds files")
+    fit.set_defaults(run=_fit)
 
     pred = sub.add_parser("predict", help="predicted ratings from a saved model",
                           description="Print the predicted rating of USER for each ITEM (raw IDs as in the data).")
     pred.add_argument("model", metavar="MODEL", help="model.safetensors written by `cflearn fit`")
     pred.add_argument("--user", required=True, help="raw user ID")
     pred.add_argument("--item", required=True, nargs="+", help="raw item ID(s)")
+    pred.set_defaults(run=_predict)
 
     rec = sub.add_parser("recommend", help="top-N items for a user from a saved model",
                          description="Print the top-N items for USER (unseen in training), best first. An unknown "
@@ -122,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--include-seen", action="store_true", help="also list items the user rated in training")
     rec.add_argument("--min-ratings", type=int, default=1,
                      help="only items with at least this many training ratings (default: 1)")
+    rec.set_defaults(run=_recommend)
 
     rep = sub.add_parser("report", help="write the HTML report of a run folder",
                          description="Write RUN_DIR/report.html: one self-contained page (images inline, no network, "
@@ -129,8 +132,10 @@ def _parser() -> argparse.ArgumentParser:
                                      "map, sample recommendations and similar items of a `cflearn fit` run.")
     rep.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of `cflearn fit` (or `cflearn demo`)")
     rep.add_argument("--out", metavar="FILE", help="write here instead of RUN_DIR/report.html")
+    rep.set_defaults(run=_report)
 
-    sub.add_parser("presets", help="list the training presets", description="List the training presets.")
+    sub.add_parser("presets", help="list the training presets",
+                   description="List the training presets.").set_defaults(run=_presets)
 
     crs = sub.add_parser("course", help="hand out the course's notebooks, or grade filled-in exercises",
                          description="`cflearn course DIR` writes the lessons and the exercises (solutions replaced "
@@ -152,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     crs.add_argument("--grades", default="grades.csv", metavar="FILE",
                      help="the gradebook to write when grading (default: grades.csv here): a row per student, "
                           "notebook and question; per-student totals go to FILE's name + '-totals.csv'")
+    crs.set_defaults(run=_course)
     return parser
 
 
@@ -191,9 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             if torchrun_env() is not None:
                 watch_launcher()
-            commands = {"demo": _demo, "fit": _fit, "predict": _predict, "recommend": _recommend,
-                        "report": _report, "presets": _presets, "course": _course}
-            return commands[args.command](args)
+            return int(args.run(args))
         except CflearnError as e:
             print(f"cflearn: error: {_shown(_cli_words(str(e)))}", file=sys.stderr)
             return 1
@@ -477,28 +481,6 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _release_training_state(learn: Any) -> None:
-    """Drop what only training needs before `fit` evaluates and writes the run: the optimizer's
-    state, a ranking loss's targets and the training loader's rows (on 25M ratings each is about
-    300 MB). The command line never trains this learner again."""
-    import torch
-
-    from ._loaders import TensorDataset
-    from ._ranking import RankTargets
-
-    learn.opt = None
-    rank = getattr(learn.loss_func, "rank", learn.loss_func)
-    if isinstance(getattr(rank, "targets", None), RankTargets):
-        empty = torch.zeros(0, dtype=torch.long)
-        rank.targets = RankTargets(torch.zeros(1, dtype=torch.long), empty, empty.float())
-    train: Any = getattr(learn.dls, "train", None)  # the training rows' copy in the loader (about 300 MB on 25M)
-    if isinstance(getattr(train, "dataset", None), TensorDataset):
-        ds = train.dataset
-        train.dataset = TensorDataset(ds.x[:0], None if ds.y is None else ds.y[:0])
-    if isinstance(getattr(train, "pairs", None), torch.Tensor):
-        train.pairs, train.ratings = train.pairs[:0], train.ratings[:0]
-
-
 def _shown(value: Any) -> str:
     """Text safe for a terminal (:func:`cflearn._errors.printable`)."""
     from ._errors import printable
@@ -652,98 +634,20 @@ def _run_folder(out: Path, *, force: bool, kind: str, inputs: Sequence[str | Non
 
 
 def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | None, seed: int, valid_pct: float,
-                     source: str, split: str = "random", duplicates: str | None = None, items: Any = None,
-                     item_features: tuple[str, ...] | None = None, users: Any = None,
-                     user_features: tuple[str, ...] | None = None,
-                     columns: tuple[str | None, ...] = (None, None, None, None), device: str | None = None,
-                     implicit: dict[str, Any] | None = None, run: Any = None, command: str = "fit",
-                     keep_best: bool = False, patience: int | None = None) -> int:
-    from ._data import Duplicates, from_df
-    from ._distributed import is_main, leave, world
-    from ._errors import CflearnError
-    from ._evaluate import evaluate
-    from ._export import save
-    from ._io import atomic_write_bytes, atomic_write_json
-    from ._launch import launcher_alive
-    from ._learner import collab_learner, fit
-    from ._memory import release_memory
-    from ._plots import plot_loss
-    from ._report import run_samples, write_report
-    from ._select import select_features
-    from ._splits import SplitName
-    from .callbacks import EpochPrinter, ReleaseMemory
+                     source: str, run: Any = None, command: str = "fit", keep_best: bool = False,
+                     patience: int | None = None, **data_options: Any) -> int:
+    """Run :func:`cflearn._fitrun.run_fit` with the command line's progress lines, then print its table."""
+    from ._distributed import is_main
+    from ._fitrun import run_fit
+    from .callbacks import EpochPrinter
 
-    user, item, rating, timestamp = columns
-    table = source_data.pop() if isinstance(source_data, list) else source_data  # a list: ours to drop
-    data = from_df(table, user, item, rating, timestamp, valid_pct=valid_pct, seed=seed,
-                   split=cast(SplitName, split), duplicates=cast("Duplicates | None", duplicates), items=items,
-                   users=users, item_features=item_features, user_features=user_features,
-                   **{k: v for k, v in (implicit or {}).items() if v is not None})
-    del table
-    release_memory()  # between steps: a large file's freed text and temporaries go back to the system
-    if is_main():
-        print(data)
-    settled = select_features(data, preset, epochs=epochs, seed=seed, device=device, verbose=is_main())
-    learn = collab_learner(data, settled, epochs=epochs, seed=seed, device=device, progress=False,
-                           cbs=[EpochPrinter(bar=sys.stdout.isatty()), ReleaseMemory()])
-    p = learn.cf.preset
-    n_proc = world()
-    if is_main():
-        procs = f" x {n_proc} processes (bs {p['bs'] // n_proc} each)" if n_proc > 1 else ""
-        sides = "; ".join(f"{side} features {', '.join(p.get(f'{side}_features') or [])}"
-                          for side in ("item", "user") if p.get(f"{side}_features"))
-        heads = ("; the ranking head alone (the data are interactions: no ratings to predict)"
-                 if p.get("loss") == "softmax" and p["name"] == "dual" else
-                 "; a rating head and a ranking head" if p.get("loss") == "dual" else "")
-        if p["name"] in ("best", "content") and not (p.get("item_features") or p.get("user_features")):
-            heads += "; no side features to use, so the plain dot-product model (as preset 'fast')"
-        print(f"training: preset {p['name']!r} ({p['epochs']} epochs, bs {p['bs']}) on {learn.cf.device}{procs}"
-              + heads + (f"; {sides}" if sides else ""))
-    fit(learn, interrupt="raise", keep_best=keep_best, patience=patience)
-    main_rank = is_main()
-    leave()  # training is over on every rank: leave the group together
-    if not main_rank:  # every rank holds the same model; rank 0 evaluates and writes
+    result = run_fit(source_data, out, preset=preset, epochs=epochs, seed=seed, valid_pct=valid_pct, source=source,
+                     run=run, command=command, keep_best=keep_best, patience=patience,
+                     callbacks=[EpochPrinter(bar=sys.stdout.isatty())], say=print if is_main() else None,
+                     **data_options)
+    if result is None:  # a rank other than 0: rank 0 writes and prints
         return 0
-    _release_training_state(learn)
-    release_memory()
-    table = evaluate(learn, n=10)
-    release_memory()
-    mine = table.loc[next(name for name in table.index if str(name).startswith("model"))]  # by name, not position
-    ratings = "rmse" in table.columns and mine["rmse"] == mine["rmse"]
-    baseline = float(table["rmse"].get("global mean", float("nan"))) if "rmse" in table.columns else float("nan")
-    metrics = {
-        "rmse": float(mine["rmse"]) if ratings else None, "mae": float(mine["mae"]) if ratings
-        else None, "baseline_rmse_global_mean": baseline if baseline == baseline else None,
-        "ndcg@10": float(mine["ndcg@10"]), "implicit": data.implicit,
-        "valid_loss": float(learn.loss_history.valid_losses[-1]),
-        "n_train": len(data.train_idx), "n_valid": len(data.valid_idx), "cold_valid_rows": data.cold["rows"],
-        "fit_seconds": round(learn.cf.fit_seconds, 3), "epochs": p["epochs"], "epochs_run": learn.cf.epochs_run,
-        "kept_epoch": learn.cf.kept_epoch, "preset": p["name"], "seed": seed,
-        "processes": n_proc,
-        "split": split, "valid_pct": valid_pct, "device": str(learn.cf.device), "data": source, "command": command,
-        "cflearn_version": _version(),
-        "evaluation": {"n": 10, "relevance": table.attrs["relevance"], "cold_relevant": table.attrs["cold_relevant"],
-                       "methods": {name: {c: (None if v != v else float(v)) for c, v in row.items()}
-                                   for name, row in table.iterrows()}},
-        "data_summary": data.summary(),
-        "samples": run_samples(learn.cf, data),
-    }
-    where = run.tmp if run is not None else out  # everything in a private folder, moved into place at the end
-    fig = plot_loss(learn, title=f"cflearn {p['name']} on {Path(source).name}")
-    buf = BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    try:
-        atomic_write_bytes(where / "loss.png", buf.getvalue())
-        save(learn, where / "model.safetensors")
-        atomic_write_json(where / "metrics.json", metrics)
-        write_report(where, model=learn.cf)
-        if run is not None:
-            if not launcher_alive():  # `cflearn fit --nproc N` was stopped while this process finished
-                raise KeyboardInterrupt
-            run.commit()
-    except OSError as e:
-        raise CflearnError(f"could not write the run to {out}: {e.strerror or e}"
-                           f"{f' ({e.filename})' if e.filename else ''}; nothing was written there") from None
+    learn, table, metrics, p = result.learn, result.table, result.metrics, result.learn.cf.preset
     print()
     cols = [c for c in ["rmse", "mae", "ndcg@10", "recall@10", "coverage@10"] if c in table.columns]
     print(f"{'validation':<22}" + "".join(f"{c:>12}" for c in cols))
@@ -752,24 +656,23 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     if table.attrs["cold_relevant"]:
         print(f"({table.attrs['cold_relevant']:,} relevant validation items have no training row: no list can hold "
               "them, each counts as a miss for every method)")
-    kind = "interactions" if data.implicit else "ratings"
+    kind = "interactions" if metrics["implicit"] else "ratings"
     rows = f"{metrics['n_train']:,} train / {metrics['n_valid']:,} valid {kind}"
-    if ratings:
-        print(f"\nvalid RMSE {metrics['rmse']:.4f} (global mean: {baseline:.4f}); {rows}; fit "
-              f"{metrics['fit_seconds']:.2f} s")
-        ndcg = table["ndcg@10"].to_dict()
+    ndcg = table["ndcg@10"].to_dict()
+    if metrics["rmse"] is not None:
+        print(f"\nvalid RMSE {metrics['rmse']:.4f} (global mean: {metrics['baseline_rmse_global_mean']:.4f}); {rows}; "
+              f"fit {metrics['fit_seconds']:.2f} s")
         if learn.cf.contract.list_kind == "ranking":
             print(f"valid NDCG@10 {metrics['ndcg@10']:.4f} from the ranking head (most popular: "
                   f"{ndcg['most popular']:.4f}, EASE: {ndcg['EASE']:.4f})")
-        elif ndcg[mine.name] < ndcg["most popular"]:
+        elif metrics["ndcg@10"] < ndcg["most popular"]:
             print("note: ranked by predicted rating, this model's top-10 lists are worse than the most-popular chart; "
                   "for lists, train the default preset (dual) or --preset rank")
     else:
-        why = ("the data are interactions" if data.implicit else
+        why = ("the data are interactions" if metrics["implicit"] else
                f"preset {p['name']!r} ranks, its scores are not ratings")
-        bars = {name: float(table["ndcg@10"].to_dict()[name]) for name in ("most popular", "EASE")}
-        print(f"\nvalid NDCG@10 {metrics['ndcg@10']:.4f} (most popular: {bars['most popular']:.4f}, EASE: "
-              f"{bars['EASE']:.4f}); ranking metrics only ({why}); {rows}; fit {metrics['fit_seconds']:.2f} s")
+        print(f"\nvalid NDCG@10 {metrics['ndcg@10']:.4f} (most popular: {ndcg['most popular']:.4f}, EASE: "
+              f"{ndcg['EASE']:.4f}); ranking metrics only ({why}); {rows}; fit {metrics['fit_seconds']:.2f} s")
     print()
     if keep_best or patience is not None:
         stopped = f"stopped after {learn.cf.epochs_run} of {p['epochs']} epochs; " if learn.cf.epochs_run != p[

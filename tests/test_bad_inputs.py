@@ -218,9 +218,9 @@ def test_fold_in_and_feature_inputs_that_are_not_what_they_should_be(trained):
 def with_users():
     ds = cflearn.datasets.synthetic(n_users=200, n_items=100, density=0.1, seed=0)
     users = ds.users.assign(age=np.random.default_rng(0).integers(18, 70, len(ds.users)))
-    data = cflearn.from_df(ds.ratings, "user", "item", "rating", users=users, user_features=["age", "group"])
-    learn = cflearn.collab_learner(data, "best", epochs=1, user_features=("age", "group"), item_features=(),
-                                   progress=False)
+    data = cflearn.from_df(ds.ratings, "user", "item", "rating", users=users, user_features=["age", "group"],
+                           item_features=[])
+    learn = cflearn.collab_learner(data, "best", epochs=1, select_features=False, progress=False)
     return cflearn.fit(learn)
 
 

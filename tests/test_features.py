@@ -50,11 +50,17 @@ def titled(synth):
 
 
 def test_year_from_the_title_and_unknown_columns(titled):
-    learn = cflearn.collab_learner(titled, "best", item_features=("genres", "year"), epochs=1, progress=False)
+    items = titled.item_info.reset_index()
+    data = cflearn.from_df(titled.ratings, "user", "item", "rating", items=items, item_features=["genres", "year"])
+    learn = cflearn.collab_learner(data, "best", select_features=False, epochs=1, progress=False)
     assert type(learn.model).__name__ == "HybridDotBias"
     assert any(n.startswith("year=[") for n in learn.model.feature_names)
     with pytest.raises(cflearn.ColumnError, match="did you mean 'genres'"):
-        cflearn.collab_learner(titled, "best", item_features=("genre",), progress=False)
+        cflearn.from_df(titled.ratings, "user", "item", "rating", items=items, item_features=["genre"])
+    with pytest.warns(UserWarning, match=r"item_features= passed to collab_learner is deprecated: declare side "
+                                         r"features once, on the data"):  # the old door still opens, and says so
+        old = cflearn.collab_learner(titled, "best", item_features=("genres",), progress=False)
+    assert old.cf.settings.item_features == ("genres",) and old.cf_choice is None  # named: never checked
 
 
 @pytest.fixture(scope="module")
@@ -96,10 +102,10 @@ def test_best_drops_features_that_do_not_help_and_says_so(planted, tmp_path):
         cflearn.fit(again, epochs=1)
     for k, v in learn.model.state_dict().items():
         torch.testing.assert_close(v, again.model.state_dict()[k], rtol=0, atol=0)
-    # features you name are never dropped
-    named = cflearn.collab_learner(data, "best", item_features=("genres",), progress=False)
-    cflearn.fit(named, epochs=1)
-    assert type(named.model).__name__ == "HybridDotBias" and "feature_selection" not in named.cf.preset
+    # select_features=False keeps the data's features without the check
+    kept = cflearn.collab_learner(data, "best", select_features=False, progress=False)
+    cflearn.fit(kept, epochs=1)
+    assert type(kept.model).__name__ == "HybridDotBias" and "feature_selection" not in kept.cf.preset
 
 
 def test_training_before_the_check_says_it_was_skipped(planted):
@@ -118,7 +124,7 @@ def test_an_item_with_metadata_and_no_ratings_is_scored_by_its_features(planted)
     new = pd.DataFrame({"item": [9001], "genres": [genre]})
     data = cflearn.from_df(planted.ratings, "user", "item", "rating",
                            items=pd.concat([planted.items, new], ignore_index=True), seed=42)
-    learn = cflearn.collab_learner(data, "best", item_features=("genres",), progress=False)
+    learn = cflearn.collab_learner(data, "best", select_features=False, progress=False)
     cflearn.fit(learn)
     sim = cflearn.similar_items(learn, 9001, n=5)
     assert (sim["genres"].str.split("|").map(lambda g: genre in g)).all(), sim

@@ -116,8 +116,8 @@ def test_retraining_measures_the_noise_again(synth_data):
 
 def test_a_hybrid_model_measures_its_noise_too(synth):
     """best's item vocabulary extends the data's (items known from the items table): noise is still measured."""
-    data = cflearn.from_df(synth, seed=3)
-    learn = cflearn.collab_learner(data, "best", item_features=("genres",), epochs=3, progress=False)
+    data = cflearn.from_df(synth, seed=3, item_features=["genres"])
+    learn = cflearn.collab_learner(data, "best", select_features=False, epochs=3, progress=False)
     cflearn.fit(learn)
     assert learn.cf.items is not data.items
     known = data.valid_idx[(data.codes[data.valid_idx] > 0).all(axis=1)]

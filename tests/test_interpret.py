@@ -135,7 +135,9 @@ def test_models_without_tables_say_so(titled):
 
 
 def test_hybrid_explanation_names_each_feature(titled):
-    best = cflearn.collab_learner(titled, "best", epochs=2, progress=False, item_features=("genres",))
+    data = cflearn.from_df(titled.ratings, "user", "item", "rating", items=titled.item_info.reset_index(),
+                           item_features=["genres"])
+    best = cflearn.collab_learner(data, "best", epochs=2, progress=False, select_features=False)
     cflearn.fit(best)
     e = interpret.explain(best, 1, 5)
     features = [p for p in e.parts["part"] if p.startswith("feature genres=")]

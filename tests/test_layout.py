@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cflearn"
-BUILDERS = {"_learner", "cli", "__init__", "_feature_trust", "_select"}  # the CLI, public names, the feature check
+BUILDERS = {"_learner", "cli", "__init__", "_feature_trust", "_select", "_fitrun"}  # + runs, the feature check
 
 
 def _imports(path: Path) -> set[str]:

@@ -29,11 +29,11 @@ def test_emb_szs_and_layers_only_apply_to_nn(synth_data):
 
 
 def test_item_features_typo_and_missing_table(synth, synth_data):
-    with pytest.raises(cflearn.ColumnError, match="'genre' is not in the items table \\(did you mean 'genres'\\?\\)"):
-        cflearn.collab_learner(synth_data, "fast", item_features=("genre",))
+    with pytest.raises(cflearn.ColumnError, match="'genre' in the items table \\(did you mean 'genres'\\?\\)"):
+        cflearn.from_df(synth, item_features=["genre"])
     plain = cflearn.from_df(synth.ratings, "user", "item", "rating")
     with pytest.raises(cflearn.ConfigError, match="need an items table: pass items=... to cflearn.from_df"):
-        cflearn.collab_learner(plain, "fast", item_features=("genres",))
+        cflearn.from_df(synth.ratings, "user", "item", "rating", item_features=["genres"])
     with pytest.warns(UserWarning, match="training with no item features"):
         learn = cflearn.collab_learner(plain, "best", progress=False)
     assert learn.cf.preset["item_features"] == []
