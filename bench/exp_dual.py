@@ -1,4 +1,9 @@
-"""Scratch: joint rating + ranking models on ml-latest-small (plain torch loop)."""
+"""Scratch: joint rating + ranking models on ml-latest-small (plain torch loop).
+
+The experiment that shaped preset ``dual`` (see ``cflearn/_dual.py``). Unlike the benchmarks, it builds
+its own training loop from cflearn's internal ranking targets (``cflearn._ranking.rank_targets``) on
+purpose: it is a record of how the design was explored, not a measurement of the public library.
+"""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +21,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 import cflearn
-from cflearn._data import relevance_level
+from cflearn.metrics import relevance_level
 from cflearn._ranking import rank_targets
 from cflearn.models import csr_rows
 

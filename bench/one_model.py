@@ -39,9 +39,8 @@ from common import append_results, markdown_table  # noqa: E402
 from ranking import score  # noqa: E402
 
 import cflearn  # noqa: E402
-from cflearn._baselines import choose_ease_lambda, ease, interactions  # noqa: E402
-from cflearn._data import relevance_level  # noqa: E402
-from cflearn._scoring import score_matrix  # noqa: E402
+from cflearn.baselines import choose_ease_lambda, ease, interactions  # noqa: E402
+from cflearn.metrics import relevance_level  # noqa: E402
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]
 
@@ -147,7 +146,7 @@ def main() -> None:
             for seed in range(args.seeds):  # model seeds (the split stays): the mean of each number
                 cf, t = fit(data, preset, seed)
                 models[preset] = cf
-                m = score(data, ref.cf, lambda rows, cf=cf: score_matrix(cf, rows, clip=False).double())
+                m = score(data, ref.cf, cf)
                 err = rmse(cf, data) if cf.contract.score_kind == "rating" else float("nan")
                 runs.append((err, m, t.cpu, t.wall))
             mean = {k: float(np.mean([r[1][k] for r in runs])) for k in runs[0][1]}

@@ -34,13 +34,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import append_results, markdown_table  # noqa: E402
 
 import cflearn  # noqa: E402
-from cflearn._baselines import choose_ease_lambda, ease, interactions, item_knn  # noqa: E402
-from cflearn._data import relevance_level  # noqa: E402
-from cflearn._evaluate import _ranked  # noqa: E402
-from cflearn._scoring import item_mask, score_matrix  # noqa: E402
-from cflearn.metrics import catalog_coverage, ranking_metrics  # noqa: E402
+from cflearn.baselines import choose_ease_lambda, ease, interactions, item_knn  # noqa: E402
+from cflearn.metrics import relevance_level  # noqa: E402
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]
+Contender = Scorer | cflearn.CollabModel
 
 
 def protocols() -> dict[str, cflearn.CollabData]:
@@ -49,11 +47,11 @@ def protocols() -> dict[str, cflearn.CollabData]:
             "last 5 per user": cflearn.from_df(ml, split="leave_last", n_last=5)}
 
 
-def cflearn_contender(preset: str) -> Callable[[cflearn.CollabData], tuple[Scorer, object]]:
-    def fit(data: cflearn.CollabData) -> tuple[Scorer, object]:
+def cflearn_contender(preset: str) -> Callable[[cflearn.CollabData], tuple[Contender, object]]:
+    def fit(data: cflearn.CollabData) -> tuple[Contender, object]:
         learn = cflearn.collab_learner(data, preset, progress=False)
         cflearn.fit(learn)
-        return (lambda rows: score_matrix(learn.cf, rows, clip=False).double()), learn
+        return learn.cf, None
     return fit
 
 
@@ -122,7 +120,7 @@ def lenskit_contender(kind: str) -> Callable[[cflearn.CollabData], tuple[Scorer,
     return fit
 
 
-CONTENDERS: dict[str, Callable[[cflearn.CollabData], tuple[Scorer, object]]] = {
+CONTENDERS: dict[str, Callable[[cflearn.CollabData], tuple[Contender, object]]] = {
     "cflearn rank": cflearn_contender("rank"),
     "cflearn rank_bpr": cflearn_contender("rank_bpr"),
     "cflearn fast (by predicted rating)": cflearn_contender("fast"),
@@ -136,19 +134,16 @@ CONTENDERS: dict[str, Callable[[cflearn.CollabData], tuple[Scorer, object]]] = {
 }
 
 
-def score(data: cflearn.CollabData, cf: cflearn.CollabModel, scorer: Scorer, n: int = 10) -> dict[str, float]:
-    relevance = relevance_level(data.scale)
-    vu, vi = cf.users.encode(data.valid[data.user]), cf.items.encode(data.valid[data.item])
-    vals = data.valid[data.rating].to_numpy()
-    users = sorted(set(vu[vu > 0].tolist()))
-    rel: dict[int, set[int]] = {u: set() for u in users}
-    for u, i, r in zip(vu, vi, vals):
-        if u > 0 and (data.implicit or r >= relevance):  # implicit data: every validation interaction
-            rel[int(u)].add(int(i))
-    allowed = item_mask(cf, None, 1)
-    top = _ranked(cf, torch.tensor(users), n, allowed, scorer)
-    out = ranking_metrics(top, [rel[u] for u in users], n)
-    out["coverage"] = catalog_coverage(top, int(allowed.sum()), n)
+def score(data: cflearn.CollabData, ref: cflearn.CollabModel, contender: Contender, n: int = 10) -> dict[str, float]:
+    """The ranking metrics of a contender by ``cflearn.evaluate``'s protocol: a cflearn model is ranked by
+    ``evaluate`` itself; any other contender (a function from user indices to their scores of every item,
+    under ``ref``'s vocabularies) as a baseline of ``evaluate``'s beside ``ref``."""
+    if isinstance(contender, cflearn.CollabModel):
+        row = cflearn.evaluate(contender, data, n=n, baselines=False).iloc[0]
+    else:
+        row = cflearn.evaluate(ref, data, n=n, baselines=[("contender", lambda *_: contender)]).loc["contender"]
+    out = {str(k): float(v) for k, v in row.items()}
+    out["coverage"] = out[f"coverage@{n}"]
     return out
 
 
@@ -194,7 +189,9 @@ def main() -> None:
     print(table)
     if args.record:
         append_results("Top-10 ranking on ml-latest-small: cflearn rank vs EASE, item-kNN, implicit, LensKit", table,
-                       "Relevant = rated >= 4 in validation; all unseen items with a training rating ranked. "
+                       "Relevant = rated >= 4 in validation; all unseen items with a training rating ranked; scored "
+                       "by cflearn.evaluate (each relevant item without a training row counts as a miss; a rating "
+                       "model's lists rank its clipped ratings). "
                        "Fit seconds include cflearn's per-epoch validation. 2 threads (torch, BLAS, implicit). "
                        "Contenders run one after another (cflearn's first), each on both protocols.")
 

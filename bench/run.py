@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Timer, append_results, markdown_table, median, movielens_split, rmse_mae  # noqa: E402
 
 import cflearn  # noqa: E402
-from cflearn._scoring import score_pairs  # noqa: E402
 
 
 def fastbook(data: cflearn.CollabData, bs: int, seed: int):
@@ -106,9 +105,8 @@ def cflearn_preset(data: cflearn.CollabData, preset: str, seed: int):
         learn = cflearn.collab_learner(data, preset, seed=seed, progress=False)
         cflearn.fit(learn)
     v = data.valid
-    cf = learn.cf
-    preds = score_pairs(cf, cf.users.encode(v[data.user]), cf.items.encode(v[data.item]))
-    return preds, v[data.rating].to_numpy(), t.seconds, cf.preset["epochs"]
+    preds = cflearn.predict(learn, v[data.user].tolist(), v[data.item].tolist())["score"].to_numpy()
+    return preds, v[data.rating].to_numpy(), t.seconds, learn.cf.settings.epochs
 
 
 CONTENDERS = {
@@ -117,7 +115,8 @@ CONTENDERS = {
     "Surprise SVD (defaults)": lambda d, s: surprise(d, "SVD", s),
     "Surprise SVD++ (defaults)": lambda d, s: surprise(d, "SVDpp", s),
     f"bare PyTorch loop (fast preset's model, bs {cflearn.PRESETS['fast'].bs})": bare_loop,
-    **{f"cflearn {p}": (lambda d, s, p=p: cflearn_preset(d, p, s)) for p in cflearn.PRESETS},
+    **{f"cflearn {p}": (lambda d, s, p=p: cflearn_preset(d, p, s)) for p, preset in cflearn.PRESETS.items()
+       if not preset.ranking},  # ranking presets' scores are not ratings: bench/ranking.py measures their lists
 }
 FASTBOOK = "fastbook recipe (raw fastai, bs 64)"
 BARE = f"bare PyTorch loop (fast preset's model, bs {cflearn.PRESETS['fast'].bs})"

@@ -28,7 +28,6 @@ from common import append_results, markdown_table  # noqa: E402
 from ranking import score  # noqa: E402
 
 import cflearn  # noqa: E402
-from cflearn._scoring import score_matrix  # noqa: E402
 
 CANDIDATES: list[dict[str, object]] = [
     {},
@@ -69,7 +68,7 @@ def inner(data: cflearn.CollabData) -> cflearn.CollabData:
 
 def ndcg(learn, data: cflearn.CollabData, n: int = 10) -> float:
     """NDCG@n of the learner on ``data``'s validation rows, by bench/ranking.py's protocol."""
-    return score(data, learn.cf, lambda rows: score_matrix(learn.cf, rows, clip=False).double(), n)[f"ndcg@{n}"]
+    return score(data, learn.cf, learn.cf, n)[f"ndcg@{n}"]
 
 
 def main() -> None:

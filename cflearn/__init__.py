@@ -30,9 +30,10 @@ _WHERE = {
     "write_report": "._report",
     "Vocab": "._vocab",
 }
-_MODULES = ("callbacks", "course", "datasets", "interpret", "kinds", "metrics", "models", "optim")
+_MODULES = ("baselines", "callbacks", "course", "datasets", "interpret", "kinds", "metrics", "models", "optim")
 
 __all__ = [
+    "baselines",
     "callbacks",
     "course",
     "datasets",
@@ -99,7 +100,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
-    from . import callbacks, course, datasets, interpret, kinds, metrics, models, optim  # noqa: F401
+    from . import baselines, callbacks, course, datasets, interpret, kinds, metrics, models, optim  # noqa: F401
     from ._collab import CollabModel  # noqa: F401
     from ._data import CollabData, from_df, from_file, read_ratings  # noqa: F401
     from ._errors import (  # noqa: F401

@@ -19,6 +19,7 @@ from ._features import check_feature_columns
 from ._read import read_ratings
 from ._splits import SplitName, check_split, split_rows
 from ._vocab import Vocab
+from .metrics import relevance_level
 
 if TYPE_CHECKING:
     from .datasets import Dataset
@@ -210,14 +211,6 @@ class CollabData:
             lines.append(f"{side}: {', '.join(cols)}; {missing:,} rated {side} have no row in the {side} table "
                          f"('unknown' features), {extra:,} {side} of the table have no rating (scored by features)")
         return lines
-
-
-def relevance_level(scale: tuple[float, float]) -> float:
-    """The rating from which an item counts as liked: 80% up the scale, rounded to a half star on
-    scales at least 2 wide (4.0 on 0.5-5 and 1-5 stars)."""
-    lo, hi = scale
-    level = lo + 0.8 * (hi - lo)
-    return round(level * 2) / 2 if hi - lo >= 2 else level
 
 
 # -- reading files ------------------------------------------------------------------------------

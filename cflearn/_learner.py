@@ -138,8 +138,8 @@ def collab_learner(
         built = kind.build(data, p, device=dev, seed=seed, y_range=yr, shard=shard)
     p = built.preset or p
     user_cbs = list(learner_kwargs.pop("cbs", None) or [])
-    learn = _assemble(data, p, built, user_cbs, learner_kwargs, custom=model is not None, shard=shard, device=dev,
-                      progress=progress)
+    learn = _assemble(data, p, built, user_cbs, dict(learner_kwargs), custom=model is not None, shard=shard,
+                      device=dev, progress=progress)
     learn.cf_choice = None  # the feature check that cflearn.fit runs first, when the preset asks for one
     if model is None and needs_choice(p, given):
         learn.cf_choice = _Pending(given, y_range, device, seed_given, progress, dict(learner_kwargs),
@@ -164,7 +164,7 @@ def _placement(p: Preset, kind: Kind, device: Any) -> tuple[torch.device, Preset
     """The device, and under torchrun (or your own process group) data-parallel training's settings."""
     dev = resolve_device(device)
     if init_from_env(dev):
-        if not getattr(kind, "distributed", False):
+        if not kind.distributed:
             raise ConfigError(f"preset {p.name!r} trains in one process (ranking heads are not sharded); run it "
                               "without torchrun / --nproc, or train preset 'fast' or 'best' in several processes")
         if p.loader != "fast":

@@ -143,7 +143,7 @@ class RatingKind(Kind):
     """What the rating kinds share: settling (batch cap, optimizer, side features) and MSE on pairs."""
 
     implicit = False
-    distributed: ClassVar[bool] = True
+    distributed = True
     fields = None  # checked below, setting by setting
 
     def settle(self, data: CollabData, p: Preset, given: dict[str, Any], *, custom: bool = False) -> Preset:

@@ -305,8 +305,8 @@ def _presets(args: argparse.Namespace) -> int:
                 f"rating head {p.n_factors} factors, ranking head {p.rank_factors or p.n_factors}" if p.dual else
                 f"{p.n_factors} factors")
         batch = f"{p.bs} users" if p.ranking or p.dual else str(p.bs)
-        print(f"{'':<8} bs {batch}, {p.epochs} epochs, lr {p.lr:g}, wd {p.wd:g}, row_l2 {p.row_l2:g}, {size}, "
-              f"{p.loader} loader")
+        print(f"{'':<8} kind {p.kind}; bs {batch}, {p.epochs} epochs, lr {p.lr:g}, wd {p.wd:g}, row_l2 {p.row_l2:g}, "
+              f"{size}, {p.loader} loader")
     print(f"\nThe default, {DEFAULT_PRESET!r}, answers both questions: predicted ratings (RMSE as 'fast') and "
           "top-N lists (on par with EASE on MovieLens). Pick 'fast' for ratings alone (quicker), 'best' when side "
           "features help ratings, 'rank' for lists alone, 'book' to follow fastbook chapter 8.")

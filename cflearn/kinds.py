@@ -80,6 +80,7 @@ class Kind:
         model_class: the :class:`cflearn.models.Contract` class :func:`cflearn.load` rebuilds with
             ``from_config`` (``None``: the model class is registered elsewhere).
         implicit: whether the kind trains on interactions without ratings.
+        distributed: whether it trains data-parallel under torchrun (its loaders take ``shard``).
         fields: the :class:`Preset` fields the kind reads beyond the training schedule; a setting
             outside them passed to :func:`cflearn.collab_learner` is an error (``None``: any).
     """
@@ -87,6 +88,7 @@ class Kind:
     name: ClassVar[str] = ""
     model_class: ClassVar[type | None] = None
     implicit: ClassVar[bool] = False
+    distributed: ClassVar[bool] = False
     fields: ClassVar[frozenset[str] | None] = frozenset({"n_factors", "y_pad", "y_range_rule", "row_l2", "bias_l2"})
 
     def settle(self, data: CollabData, preset: Preset, given: dict[str, Any], *, custom: bool = False) -> Preset:

@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike
 from ._errors import ConfigError, DataError
 
 __all__ = [
+    "relevance_level",
     "rmse",
     "mae",
     "precision_at_k",
@@ -31,6 +32,14 @@ __all__ = [
 ]
 
 Empty = Literal["skip", "zero"]
+
+
+def relevance_level(scale: tuple[float, float]) -> float:
+    """The rating from which an item counts as liked (relevant, in ranking metrics): 80% up the scale,
+    rounded to a half star on scales at least 2 wide (4.0 on 0.5-5 and 1-5 stars)."""
+    lo, hi = scale
+    level = lo + 0.8 * (hi - lo)
+    return round(level * 2) / 2 if hi - lo >= 2 else level
 
 
 def _pair(pred: ArrayLike, target: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

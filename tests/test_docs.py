@@ -16,7 +16,7 @@ import cflearn
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-MODULES = ("callbacks", "course", "datasets", "interpret", "kinds", "metrics", "models", "optim")
+MODULES = ("baselines", "callbacks", "course", "datasets", "interpret", "kinds", "metrics", "models", "optim")
 PAGES = sorted([DOCS / "index.md", *(DOCS / "guide").glob("*.md")])
 
 

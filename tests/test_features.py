@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 
 import numpy as np
@@ -133,3 +134,18 @@ def test_an_item_with_metadata_and_no_ratings_is_scored_by_its_features(planted)
     assert out["score"].between(*learn.cf.scale).all()
     assert 9001 in cflearn.recommend(learn, planted.ratings["user"].iloc[0], n=10**4, min_ratings=0)["item"].tolist()
     assert 9001 not in cflearn.recommend(learn, planted.ratings["user"].iloc[0], n=10**4)["item"].tolist()
+
+
+def test_the_command_line_says_what_the_check_chose(planted, tmp_path, capsys):
+    from cflearn.cli import main
+
+    planted.ratings.to_csv(tmp_path / "ratings.csv", index=False)
+    planted.items.to_csv(tmp_path / "items.csv", index=False)
+    code = main(["fit", str(tmp_path / "ratings.csv"), "--user", "user", "--item", "item", "--rating", "rating",
+                 "--items", str(tmp_path / "items.csv"), "--preset", "best", "--epochs", "1", "--out",
+                 str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "preset 'best': checking the side features ('genres',) on an inner split" in out
+    assert re.search(r"preset 'best': training with (genres|no side features) \(inner RMSE genres: \d", out), out
+    assert out.index("checking the side features") < out.index("training: preset 'best'")
