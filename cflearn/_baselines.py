@@ -208,10 +208,15 @@ def choose_ease_lambda(users: np.ndarray, items: np.ndarray, relevant: np.ndarra
     full one scaled by that share (in expectation).
 
     Args:
-        users, items: encoded training rows.
+        users: encoded training rows' user indices.
+        items: their item indices.
         relevant: bool per row: whether the row counts as relevant when held out.
-        n_users, n_items: matrix shape.
-        seed, n, min_count, max_items: the slice's seed, the list length, the items (see :func:`ease`).
+        n_users: rows of the interaction matrix.
+        n_items: its columns.
+        seed: seeds the held-out slice (and the user sample).
+        n: the list length of the NDCG that decides.
+        min_count: items need this many interactions (see :func:`ease`).
+        max_items: at most this many of the most frequent items (see :func:`ease`).
     """
     rng = np.random.default_rng(seed)
     active = np.flatnonzero(np.bincount(users, minlength=n_users))

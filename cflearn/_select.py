@@ -92,7 +92,7 @@ def choose(data: CollabData, p: Preset, given: dict[str, Any], *, seed: int | No
                 "split of the training rows (cflearn.select_features)")
         p, report = _select(data, p, seed, device=device, keep_bias_l2="bias_l2" in given)
         if say is not None and report:
-            say(f"preset {p.name!r}: training with {', '.join(report['chosen']) or 'no side features'} (inner RMSE "
+            say(f"preset {p.name!r}: keeping {', '.join(report['chosen']) or 'no side features'} (inner RMSE "
                 + "; ".join(f"{k}: {v:.4f}" for k, v in report["inner_rmse"].items()) + ")")
     weight, trust = 1.0, dict[str, Any]()
     if p.user_features:

@@ -1,6 +1,9 @@
 """MkDocs hook: the course's lessons as pages, rendered with their outputs, and its exercises as
 students get them (solutions replaced by ``____``), so that each lesson's links lead somewhere.
 
+The API reference's docstrings cross-reference in Sphinx's words (``:func:`cflearn.load```); the
+hook drops the role, so the page shows the name as code, not the role's markup.
+
 The lessons live in ``notebooks/`` without outputs (the test suite runs them). For the site each
 is executed once (``nbclient``, in a temporary folder) and kept in ``build/lessons/`` keyed by the
 SHA-256 of its source and of cflearn's code, so a rebuild re-runs the lessons only when one of
@@ -14,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,6 +31,7 @@ CACHE = ROOT / "build" / "lessons"
 log = logging.getLogger("mkdocs.hooks.lessons")
 INLINE = "module://matplotlib_inline.backend_inline"  # figures as image outputs, as in Jupyter
 RECIPE = f"nbclient, MPLBACKEND={INLINE}"  # part of the cache key: a change here runs the lessons again
+ROLE = re.compile(r":(?:func|class|meth|attr|data|mod|obj|exc):(?=<code)")
 
 
 def _executed(source: Path) -> Path:
@@ -86,3 +91,8 @@ def on_files(files: Files, config: dict) -> Files:
 def on_post_build(config: dict) -> None:
     while _stage:
         shutil.rmtree(_stage.pop(), ignore_errors=True)
+
+
+def on_page_content(html: str, **_: object) -> str:
+    """Sphinx roles left in the rendered docstrings (``:func:<code>x</code>``) become plain code."""
+    return ROLE.sub("", html)

@@ -147,5 +147,5 @@ def test_the_command_line_says_what_the_check_chose(planted, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "preset 'best': checking the side features ('genres',) on an inner split" in out
-    assert re.search(r"preset 'best': training with (genres|no side features) \(inner RMSE genres: \d", out), out
+    assert re.search(r"preset 'best': keeping (genres|no side features) \(inner RMSE genres: \d", out), out
     assert out.index("checking the side features") < out.index("training: preset 'best'")
