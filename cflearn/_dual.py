@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from fastai.learner import Learner, Metric
+from fastai.learner import Learner
 
 from ._data import relevance_level
 from ._errors import ConfigError
@@ -27,7 +27,7 @@ from ._features import hybrid_data
 from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader, _show
 from ._ranking import RankKind, RankLoss, RankTargets, TargetItems, budget_epochs, check_dual, rank_targets, valid_bs
 from ._ranking import train_users as count_train_users
-from ._rating import hybrid_net
+from ._rating import RMSE, hybrid_net
 from ._settle import side_features
 from ._vocab import item_titles
 from .kinds import Built, Kind, register
@@ -135,11 +135,8 @@ class DualLoss:
         return f"DualLoss(mse + {self.weight:g} x {self.rank!r})"
 
 
-class DualRMSE(Metric):
+class DualRMSE(RMSE):
     """Validation RMSE of the rating head (its predictions are the second of the model's outputs)."""
-
-    def reset(self) -> None:
-        self.total, self.count = 0.0, 0
 
     def accumulate(self, learn: Learner) -> None:
         pred, target = learn.pred, learn.yb[0]
@@ -148,14 +145,6 @@ class DualRMSE(Metric):
         err = pred.detach().reshape(-1).float() - target.reshape(-1).float()
         self.total += float(err.pow(2).sum())
         self.count += err.numel()
-
-    @property
-    def value(self) -> float | None:
-        return (self.total / self.count) ** 0.5 if self.count else None
-
-    @property
-    def name(self) -> str:
-        return "rmse"
 
 
 def _users_of(targets: RankTargets, first: int, n: int) -> torch.Tensor:
