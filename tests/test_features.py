@@ -124,7 +124,7 @@ def test_an_item_with_metadata_and_no_ratings_is_scored_by_its_features(planted)
     genre = planted.items["genres"].iloc[0]
     new = pd.DataFrame({"item": [9001], "genres": [genre]})
     data = cflearn.from_df(planted.ratings, "user", "item", "rating",
-                           items=pd.concat([planted.items, new], ignore_index=True), seed=42)
+                           items=pd.concat([planted.items, new], ignore_index=True), item_features=["genres"], seed=42)
     learn = cflearn.collab_learner(data, "best", select_features=False, progress=False)
     cflearn.fit(learn)
     sim = cflearn.similar_items(learn, 9001, n=5)
