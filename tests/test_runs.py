@@ -28,9 +28,15 @@ def fit_args(src, out, *extra):
     return ["fit", str(src), "--user", "user", "--item", "item", "--rating", "rating", "--out", str(out), *extra]
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C as a command in a terminal gets it: a test run started in the background (``make test &``) ignores
+    SIGINT, and a child would inherit that (POSIX), so the child restores the default before Python starts."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(args):
     return subprocess.Popen([sys.executable, "-m", "cflearn.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_as_in_a_terminal)
 
 
 def wait_for(path, proc, timeout=120):
