@@ -25,11 +25,19 @@ from ._data import relevance_level
 from ._errors import ConfigError
 from ._features import hybrid_data
 from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader, _show
-from ._ranking import RankKind, RankLoss, RankTargets, TargetItems, budget_epochs, check_dual, rank_targets, valid_bs
-from ._ranking import train_users as count_train_users
+from ._ranking import (
+    RankKind,
+    RankLoss,
+    RankTargets,
+    TargetItems,
+    budget_epochs,
+    check_dual,
+    rank_targets,
+    train_steps,
+    valid_bs,
+)
 from ._rating import RMSE, hybrid_net
 from ._settle import side_features
-from ._vocab import item_titles
 from .kinds import Built, Kind, register
 from .models import DotBias, Dual, HybridDotBias, Ranker
 
@@ -167,7 +175,7 @@ class DualKind(Kind):
                                            n_users=len(data.users) - 1), given)
         if p.kind == "rank":  # implicit data: the ranking head alone
             return RankKind.schedule(data, p, epochs_given="epochs" in given)
-        return budget_epochs(p, math.ceil(count_train_users(data) / p.bs), given="epochs" in given)
+        return budget_epochs(p, train_steps(data, p.bs), given="epochs" in given)
 
     def build(self, data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
               y_range: tuple[float, float] | None, shard: tuple[int, int] = (0, 1)) -> Built:
@@ -182,7 +190,7 @@ class DualKind(Kind):
         else:
             rating = DotBias(p.n_factors, len(users), len(items), y_range=y_range)
             parts = {part: data.tensors(part) for part in ("train", "valid")}
-        decoder = Decoder(data.user, data.item, data.rating, users, items, item_titles(data.item_info))
+        decoder = Decoder.of(data, users, items)
         dls, net, loss, rank = dual_parts(data, p, rating, codes, parts, device=device, seed=seed, decoder=decoder)
         return Built(dls, net, loss_func=loss, callbacks=[TargetItems(rank)], metrics=[DualRMSE()], users=users,
                      items=items, rank_loss=rank)
@@ -213,7 +221,7 @@ def dual_parts(data: CollabData, p: Preset, rating: DotBias | HybridDotBias, cod
                        pairs=xt, ratings=yt)
     valid = DualLoader(TensorDataset(valid_users, valid_users + n_users), bs=valid_bs(p.bs, rank.scored_items),
                        seed=seed, decoder=decoder, pairs=xv, ratings=yv)
-    if len(train) != math.ceil(count_train_users(data) / p.bs):  # the step budget was settled on this count
+    if len(train) != train_steps(data, p.bs):  # the step budget was settled on this count
         raise AssertionError("dual epochs were budgeted on another number of steps")
     return CollabLoaders(train, valid, decoder=decoder, device=device), model, loss, rank
 

@@ -113,6 +113,16 @@ def check_seed(seed: object) -> int | None:
     return int(seed)
 
 
+def check_fraction(name: str, value: object) -> float:
+    """``value`` as a float if it is a number in ``[0, 1)`` (a share, e.g. dropout), else a
+    :class:`ConfigError` naming ``name``."""
+    import numbers
+
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= float(value) < 1:
+        raise ConfigError(f"{name} must be in [0, 1) (a number), got {value!r}")
+    return float(value)
+
+
 def check_number(name: str, value: object, *, positive: bool = False) -> float:
     """``value`` as a float if it is a finite number ``>= 0`` (``> 0`` with ``positive``), else a
     :class:`ConfigError` naming ``name``."""

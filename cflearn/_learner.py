@@ -24,7 +24,7 @@ from ._device import resolve_device
 from ._distributed import init_from_env, is_main, rank, unwrap, world
 from ._errors import ConfigError, ConfigWarning, check_count, check_number, check_seed, closest
 from ._launch import TorchrunEnv, torchrun_env
-from ._presets import DEFAULT_PRESET, Preset, get_preset
+from ._presets import DEFAULT_PRESET, OVERRIDABLE, Preset, get_preset
 from ._rating import RMSE, OwnModule, RatingLoss
 from ._select import choose, needs_choice
 from ._settle import (
@@ -113,9 +113,8 @@ def collab_learner(
     if preset is None:  # the default: both heads; your own module or use_nn=True predict ratings
         preset = "fast" if model is not None else "fast_nn" if use_nn else DEFAULT_PRESET
     base = get_preset(preset)
-    fields = {f.name for f in dataclasses.fields(Preset)} - {"name", "description", "chosen"}
-    extra = {k: learner_kwargs.pop(k) for k in list(learner_kwargs) if k in fields}
-    _check_learner_kwargs(learner_kwargs, fields)
+    extra = {k: learner_kwargs.pop(k) for k in list(learner_kwargs) if k in OVERRIDABLE}
+    _check_learner_kwargs(learner_kwargs)
     given = {k: v for k, v in dict(extra, n_factors=n_factors, use_nn=use_nn, emb_szs=emb_szs, layers=layers,
                                   bs=bs, wd=wd, row_l2=row_l2, bias_l2=bias_l2, epochs=epochs, lr=lr,
                                   y_pad=y_pad).items() if v is not None}
@@ -136,7 +135,6 @@ def collab_learner(
         if seed is not None:
             torch.manual_seed(seed)
         built = kind.build(data, p, device=dev, seed=seed, y_range=yr, shard=shard)
-    p = built.preset or p
     user_cbs = list(learner_kwargs.pop("cbs", None) or [])
     learn = _assemble(data, p, built, user_cbs, dict(learner_kwargs), custom=model is not None, shard=shard,
                       device=dev, progress=progress)
@@ -181,9 +179,7 @@ def _assemble(data: CollabData, p: Preset, built: Built, user_cbs: list[Any], le
               custom: bool, shard: tuple[int, int], device: torch.device, progress: bool) -> Learner:
     """A plain fastai ``Learner`` around a kind's parts, with cflearn's callbacks and ``learn.cf``."""
     net = built.model
-    head = rating_head(net)
-    if isinstance(head, HybridDotBias) and p.chosen is not None:
-        head.user_feature_weight = p.chosen.user_feature_weight  # how much a new user's metadata counts
+    _weigh_new_users(net, p)
     spec = contract(net)
     has_tables = bool(spec.embeddings())
     l2 = [RowL2(p.row_l2, p.bias_l2)] if (p.row_l2 > 0 or p.bias_l2 > 0) and has_tables else []
@@ -233,12 +229,19 @@ def _assemble(data: CollabData, p: Preset, built: Built, user_cbs: list[Any], le
     return learn
 
 
-def _check_learner_kwargs(kwargs: dict[str, Any], fields: set[str]) -> None:
+def _weigh_new_users(net: nn.Module, p: Preset) -> None:
+    """How much a new user's metadata counts in a hybrid rating head, as the feature check chose."""
+    head = rating_head(net)
+    if isinstance(head, HybridDotBias) and p.chosen is not None:
+        head.user_feature_weight = p.chosen.user_feature_weight
+
+
+def _check_learner_kwargs(kwargs: dict[str, Any]) -> None:
     """Every remaining keyword must be one of fastai ``Learner``'s (else a did-you-mean error)."""
     accepted = set(inspect.signature(Learner.__init__).parameters) - {"self", "dls", "model"}
     for name in kwargs:
         if name not in accepted:
-            ours = set(inspect.signature(collab_learner).parameters) | fields
+            ours = set(inspect.signature(collab_learner).parameters) | OVERRIDABLE
             hint = closest(name, sorted(ours | accepted))
             raise ConfigError(f"unknown option {name!r}{hint}; see help(cflearn.collab_learner) and cflearn.PRESETS")
 
@@ -260,9 +263,7 @@ def _choose_now(learn: Learner) -> None:
                say=print if pending.progress and is_main() else None)
     if p == cf.settings:  # the features built are the ones chosen: record the choice
         cf.settings, cf.preset = p, p.to_dict()
-        head = rating_head(learn.model)
-        if isinstance(head, HybridDotBias) and p.chosen is not None:
-            head.user_feature_weight = p.chosen.user_feature_weight
+        _weigh_new_users(learn.model, p)
         return
     extra = [cb for cb in learn.cbs if id(cb) not in pending.own_cbs]  # yours, given or added since
     new = collab_learner(cf.data, p, y_range=pending.y_range, device=pending.device, seed=pending.seed,

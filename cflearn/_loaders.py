@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,10 @@ from fastai.data.load import DataLoader
 from fastai.data.transforms import CategoryMap
 
 from ._errors import ConfigError
-from ._vocab import Vocab, encode_ids
+from ._vocab import Vocab, encode_ids, item_titles
+
+if TYPE_CHECKING:
+    from ._data import CollabData
 
 __all__ = ["Decoder", "TensorDataset", "TensorLoader", "CollabLoaders", "fast_loaders"]
 
@@ -39,6 +42,12 @@ class Decoder:
                  titles: pd.Series | None = None):
         self.user, self.item, self.rating = user, item, rating
         self.users, self.items, self.titles = users, items, titles
+
+    @classmethod
+    def of(cls, data: CollabData, users: Vocab | None = None, items: Vocab | None = None) -> Decoder:
+        """The decoder of ``data``'s columns and titles, with its vocabularies or the model's own (a hybrid's)."""
+        return cls(data.user, data.item, data.rating, data.users if users is None else users,
+                   data.items if items is None else items, item_titles(data.item_info))
 
     def frame(self, x: torch.Tensor, **columns: Any) -> pd.DataFrame:
         """Raw user and item IDs of ``(n, 2)`` indices (plus ``title`` when known, then ``columns``)."""

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from ._errors import ConfigError, closest
 
-__all__ = ["Preset", "FeatureChoice", "PRESETS", "DEFAULT_PRESET", "BUILTIN_KINDS", "get_preset", "infer_kind",
-           "y_range_for"]
+__all__ = ["Preset", "FeatureChoice", "PRESETS", "DEFAULT_PRESET", "BUILTIN_KINDS", "OVERRIDABLE", "get_preset",
+           "infer_kind", "y_range_for"]
 
 DEFAULT_PRESET = "dual"
 """The preset of :func:`cflearn.collab_learner`, ``cflearn fit`` and ``cflearn demo`` when none is named."""
@@ -184,6 +184,10 @@ class Preset:
             d["new_user_features"] = self.chosen.new_users
         return d
 
+
+OVERRIDABLE = frozenset(f.name for f in dataclasses.fields(Preset)) - {"name", "description", "chosen"}
+"""The :class:`Preset` fields that :func:`cflearn.collab_learner` and :func:`cflearn.select_features` take as
+keyword overrides."""
 
 _KIND_FLAGS = ("loss", "use_nn", "item_features", "user_features", "content_based")
 """The fields that decide a built-in kind."""

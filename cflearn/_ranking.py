@@ -20,10 +20,9 @@ from fastai.callback.core import Callback
 
 from ._data import relevance_level
 from ._distributed import unwrap
-from ._errors import ConfigError, check_count, check_number
+from ._errors import ConfigError, check_count, check_fraction, check_number
 from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader
 from ._settle import side_features
-from ._vocab import item_titles
 from .kinds import Built, Kind, register
 from .models import Ranker, csr_rows, ranking_head
 
@@ -328,8 +327,7 @@ def check_ranking(p: Preset, given: dict[str, Any], *, custom: bool) -> Preset:
     check_number("lr", p.lr, positive=True)
     check_number("wd", p.wd)
     check_number("below_weight", p.below_weight)
-    if not (isinstance(p.dropout, (int, float)) and 0 <= p.dropout < 1):
-        raise ConfigError(f"dropout must be in [0, 1), got {p.dropout!r}")
+    check_fraction("dropout", p.dropout)
     if p.negatives is not None and (not isinstance(p.negatives, int) or p.negatives < 0):
         raise ConfigError(f"negatives must be a non-negative integer (0: all items) or None, got {p.negatives!r}")
     return p
@@ -360,8 +358,7 @@ def check_dual(p: Preset, given: dict[str, Any], *, custom: bool, implicit: bool
         check_number(name, getattr(p, name), positive=True)
     for name in ("wd", "below_weight", "row_l2", "bias_l2"):
         check_number(name, getattr(p, name))
-    if not (isinstance(p.dropout, (int, float)) and 0 <= p.dropout < 1):
-        raise ConfigError(f"dropout must be in [0, 1), got {p.dropout!r}")
+    check_fraction("dropout", p.dropout)
     optimizer = "adamw" if p.optimizer == "auto" else p.optimizer
     if "bs" not in given:  # few users: keep at least ~10 steps an epoch (the rating head needs its steps)
         p = p.replace(bs=min(p.bs, max(8, n_users // 10)))
@@ -409,9 +406,11 @@ MIN_EPOCHS = 5
 """The step budget never cuts a ranking preset below this many epochs."""
 
 
-def train_users(data: CollabData) -> int:
-    """Users with training rows: the rows of a ranking epoch (its steps are ``ceil(users / bs)``)."""
-    return int(np.count_nonzero(np.bincount(data.codes[data.train_idx, 0], minlength=len(data.users))[1:]))
+def train_steps(data: CollabData, bs: int) -> int:
+    """Steps of a ranking epoch: one per ``bs`` of the users with training rows (what the step budget and
+    the loaders of ``rank`` and ``dual`` count)."""
+    users = int(np.count_nonzero(np.bincount(data.codes[data.train_idx, 0], minlength=len(data.users))[1:]))
+    return math.ceil(users / bs)
 
 
 class RankKind(Kind):
@@ -435,11 +434,11 @@ class RankKind(Kind):
         negatives = p.negatives if p.negatives is not None else auto_negatives(n_users, n_items, p.bs)
         negatives = negatives if p.loss == "softmax" else 0
         p = p.replace(negatives=negatives, optimizer=_optimizer(p, n_users, n_items, negatives))
-        return budget_epochs(p, math.ceil(train_users(data) / p.bs), given=epochs_given)
+        return budget_epochs(p, train_steps(data, p.bs), given=epochs_given)
 
     def build(self, data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
               y_range: tuple[float, float] | None, shard: tuple[int, int] = (0, 1)) -> Built:
-        decoder = Decoder(data.user, data.item, data.rating, data.users, data.items, item_titles(data.item_info))
+        decoder = Decoder.of(data)
         dls, net, loss = ranking_parts(data, p, device=device, seed=seed, decoder=decoder)
         return Built(dls, net, loss_func=loss, callbacks=[TargetItems(loss)], metrics=[], rank_loss=loss)
 
@@ -456,7 +455,7 @@ def ranking_parts(data: CollabData, p: Preset, *, device: torch.device, seed: in
                     min_count=p.min_count)
     dls = rank_loaders(targets, n_users, bs=p.bs, device=device, seed=seed, decoder=decoder,
                        scored=loss.scored_items)
-    if len(dls.train) != math.ceil(train_users(data) / p.bs):  # the step budget was settled on this count
+    if len(dls.train) != train_steps(data, p.bs):  # the step budget was settled on this count
         raise AssertionError("ranking epochs were budgeted on another number of steps")
     return dls, net, loss
 

@@ -19,12 +19,11 @@ from fastai.tabular.model import get_emb_sz, tabular_config
 from torch import nn
 from torch.nn import functional as F
 
-from ._errors import ColumnError, ConfigError, ConfigWarning, check_count, closest
+from ._errors import ColumnError, ConfigError, ConfigWarning, check_count, check_fraction, closest
 from ._features import hybrid_data
 from ._loaders import Decoder, fast_loaders
 from ._ranking import RANK_ONLY, check_ranking
 from ._settle import side_features
-from ._vocab import item_titles
 from .kinds import Built, Kind, register
 from .models import DotBias, HybridDotBias
 
@@ -90,7 +89,7 @@ def pair_loaders(data: CollabData, p: Preset, *, device: torch.device, seed: int
                 raise ConfigError(f"fastai laid out the {col!r} IDs differently from cflearn; use preset "
                                   "'fast' (loader='fast') for this table")
         return dls
-    decoder = Decoder(data.user, data.item, data.rating, data.users, data.items, item_titles(data.item_info))
+    decoder = Decoder.of(data)
     return fast_loaders(*data.tensors("train"), *data.tensors("valid"), bs=p.bs, device=device, seed=seed,
                         decoder=decoder, shard=shard)
 
@@ -147,17 +146,13 @@ class RatingKind(Kind):
     fields = None  # checked below, setting by setting
 
     def settle(self, data: CollabData, p: Preset, given: dict[str, Any], *, custom: bool = False) -> Preset:
-        if data.implicit:
-            raise ConfigError(f"the data is implicit (interactions, no ratings) and preset {p.name!r} predicts "
-                              "ratings; train the default preset ('dual', which trains its ranking head alone on "
-                              "interactions) or preset='rank'")
+        self.check_implicit(data, p)
         if "dropout" in given:
             if not p.use_nn:
                 raise ConfigError(f"dropout applies to ranking presets (e.g. 'rank') and NN models (use_nn=True, "
                                   f"e.g. 'fast_nn'); preset {p.name!r} is a dot product: regularise it with row_l2= "
                                   "or wd=")
-            if not (isinstance(p.dropout, (int, float)) and not isinstance(p.dropout, bool) and 0 <= p.dropout < 1):
-                raise ConfigError(f"dropout must be a number in [0, 1), got {p.dropout!r}")
+            check_fraction("dropout", p.dropout)
         if any(k in given for k in RANK_ONLY):
             check_ranking(p, given, custom=custom)  # says which ranking settings do not apply
         if "bs" not in given and p.loader == "fast":  # small tables: keep at least ~16 steps per epoch
@@ -241,7 +236,7 @@ class HybridKind(RatingKind):
     def build(self, data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
               y_range: tuple[float, float] | None, shard: tuple[int, int] = (0, 1)) -> Built:
         hyb = hybrid_data(data, p.item_features, p.user_features)
-        decoder = Decoder(data.user, data.item, data.rating, hyb.users, hyb.items, item_titles(data.item_info))
+        decoder = Decoder.of(data, hyb.users, hyb.items)
         dls = fast_loaders(*hyb.tensors("train"), *hyb.tensors("valid"), bs=p.bs, device=device, seed=seed,
                            decoder=decoder, shard=shard)
         return Built(dls, hybrid_net(p, hyb, y_range), loss_func=RatingLoss(), users=hyb.users, items=hyb.items)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import CflearnError, ConfigError, ConfigWarning, closest
 from ._launch import torchrun_env
-from ._presets import DEFAULT_PRESET, PRESETS, FeatureChoice, Preset, get_preset
+from ._presets import DEFAULT_PRESET, OVERRIDABLE, PRESETS, FeatureChoice, Preset, get_preset
 from ._settle import resolve, warn_feature_overrides
 
 if TYPE_CHECKING:
@@ -53,10 +53,9 @@ def select_features(data: CollabData, preset: str | Preset | None = None, *, see
         returned as it was named.
     """
     p = get_preset(DEFAULT_PRESET if preset is None else preset)
-    fields = {f.name for f in dataclasses.fields(Preset)} - {"name", "description", "chosen"}
     for name in overrides:
-        if name not in fields:
-            raise ConfigError(f"unknown preset field {name!r}{closest(name, sorted(fields))}; see cflearn.Preset")
+        if name not in OVERRIDABLE:
+            raise ConfigError(f"unknown preset field {name!r}{closest(name, sorted(OVERRIDABLE))}; see cflearn.Preset")
     given = {k: v for k, v in overrides.items() if v is not None}
     warn_feature_overrides(given, "select_features")
     with warnings.catch_warnings(record=True) as said:

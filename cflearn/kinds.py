@@ -57,7 +57,6 @@ class Built:
         metrics: validation metrics; ``None``: RMSE of ratings.
         users, items: the vocabularies the network's tables use, when they differ from the data's
             (a hybrid model extends them with IDs known only from metadata).
-        preset: the preset with what building settled (e.g. epochs from a step budget); ``None``: unchanged.
         rank_loss: a ranking loss that must follow ``learn.model`` (set as ``loss.learn``).
     """
 
@@ -68,7 +67,6 @@ class Built:
     metrics: list[Any] | None = None
     users: Any = None
     items: Any = None
-    preset: Preset | None = None
     rank_loss: Any = None
 
 
@@ -103,9 +101,7 @@ class Kind:
         if custom:
             raise ConfigError(f"preset {preset.name!r} builds its own {self.name!r} model; your own model= trains "
                               "with a rating preset (e.g. 'fast')")
-        if data.implicit and not self.implicit:
-            raise ConfigError(f"the data is implicit (interactions, no ratings) and preset {preset.name!r} predicts "
-                              "ratings; train the default preset ('dual') or preset='rank'")
+        self.check_implicit(data, preset)
         if self.fields is not None:
             schedule = {"bs", "epochs", "lr", "wd", "optimizer", "loader"}
             wrong = sorted(k for k in given if k not in self.fields | schedule)
@@ -117,6 +113,13 @@ class Kind:
         from ._settle import side_features
 
         return side_features(data, preset, given)  # says so when the data's declared features go unused
+
+    def check_implicit(self, data: CollabData, preset: Preset) -> None:
+        """A kind that predicts ratings (``implicit = False``) refuses interactions without ratings."""
+        if data.implicit and not self.implicit:
+            raise ConfigError(f"the data is implicit (interactions, no ratings) and preset {preset.name!r} predicts "
+                              "ratings; train the default preset ('dual', which trains its ranking head alone on "
+                              "interactions) or preset='rank'")
 
     def build(self, data: CollabData, preset: Preset, *, device: torch.device, seed: int | None,
               y_range: tuple[float, float] | None, shard: tuple[int, int] = (0, 1)) -> Built:

@@ -792,7 +792,9 @@ def register_model(kind: str, cls: type) -> None:
     """Make ``cls`` (a :class:`Contract` with ``from_config``) the class :func:`build_model` and
     :func:`cflearn.load` rebuild a saved ``kind`` with (:func:`cflearn.kinds.register` calls it)."""
     if not callable(getattr(cls, "from_config", None)):
-        raise ValueError(f"{getattr(cls, '__name__', cls)!r} needs a from_config(config) classmethod to be rebuilt "
+        from ._errors import ConfigError
+
+        raise ConfigError(f"{getattr(cls, '__name__', cls)!r} needs a from_config(config) classmethod to be rebuilt "
                          "from a saved file")
     _KINDS[kind] = cls
 
