@@ -22,7 +22,7 @@ from scipy.linalg.lapack import spotrf, spotri
 
 from .metrics import ndcg_at_k
 
-__all__ = ["bias_baseline", "ItemModel", "ease", "item_knn", "item_models", "gram", "choose_ease_lambda", "chunk_rows",
+__all__ = ["bias_baseline", "ItemModel", "ease", "ease_solution", "item_knn", "item_models", "gram", "choose_ease_lambda", "chunk_rows",
            "MIN_COUNT", "MAX_ITEMS", "LAMBDA_USERS", "LAMBDA_SAMPLE"]
 
 MIN_COUNT = 3
@@ -124,6 +124,8 @@ def _ease_weights(G: torch.Tensor, lam: float, *, overwrite: bool = False) -> to
     """EASE's ``B = -P / diag(P)`` (zero diagonal), ``P = (G + lam I)^-1``, by LAPACK's Cholesky
     factorisation and inverse in place: one ``k x k`` matrix (``G``'s own with ``overwrite``)."""
     A = (G if overwrite else G.clone()).numpy()
+    if A.shape[0] == 0:  # no item is covered: an empty model (it ranks nothing)
+        return torch.zeros(0, 0)
     A[np.diag_indices_from(A)] += lam
     # A is symmetric, so its transpose (Fortran order, no copy) is the same matrix: LAPACK works in place
     c, info = spotrf(A.T, lower=1, clean=0, overwrite_a=1)
@@ -189,6 +191,27 @@ def ease(X: sp.csr_matrix, lam: float, *, min_count: int = MIN_COUNT, max_items:
     ``min_count`` interactions, at most ``max_items`` of them)."""
     Xc, keep = _kept(X, min_count, max_items)
     return ItemModel(Xc.tocsr(), keep, X.shape[1], _ease_weights(gram(Xc), lam, overwrite=True))
+
+
+def ease_solution(users: np.ndarray, items: np.ndarray, relevant: np.ndarray, n_users: int, n_items: int, *,
+                  min_count: int, seed: int = 0, max_items: int = MAX_ITEMS) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                      torch.Tensor, float]:
+    """EASE as a model's ranking head: ``(keep, B, floor, lambda)`` from training rows (encoded, one per
+    distinct pair; ``relevant``: which rows count when held out), ``lambda`` chosen by
+    :func:`choose_ease_lambda` (seeded), over the items with at least ``min_count`` rows; ``floor`` is added
+    to every score: the other items rank below every covered one, by their number of rows, and covered
+    items get a tie-break by popularity (``1e-6`` x their share of the most rows: a user whose row is empty
+    gets the popular items)."""
+    lam = choose_ease_lambda(users, items, relevant, n_users, n_items, seed=seed, min_count=min_count,
+                             max_items=max_items)
+    model = ease(interactions(users, items, n_users, n_items), lam, min_count=min_count, max_items=max_items)
+    counts = np.bincount(items, minlength=n_items).astype(np.float64)
+    share = counts / (counts.max(initial=0) + 1.0)
+    covered = np.zeros(n_items, bool)
+    covered[model.keep] = True
+    floor = torch.from_numpy(np.where(covered, 1e-6 * share, -1000.0 + share)).float()
+    assert isinstance(model.B, torch.Tensor)
+    return torch.from_numpy(model.keep), model.B, floor, float(lam)
 
 
 def item_knn(X: sp.csr_matrix, k: int = 20) -> ItemModel:

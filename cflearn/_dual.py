@@ -19,8 +19,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from fastai.callback.core import Callback
 from fastai.learner import Learner
 
+from ._baselines import ease_solution
 from ._data import relevance_level
 from ._errors import ConfigError
 from ._features import hybrid_data
@@ -30,22 +32,30 @@ from ._ranking import (
     RankLoss,
     RankTargets,
     TargetItems,
+    _csr,
     budget_epochs,
     check_dual,
     rank_targets,
     train_steps,
     valid_bs,
 )
-from ._rating import RMSE, hybrid_net
+from ._loaders import fast_loaders
+from ._rating import RMSE, RatingLoss, hybrid_net, pair_loaders
 from ._settle import side_features
 from .kinds import Built, Kind, register
-from .models import DotBias, Dual, HybridDotBias, Ranker
+from .models import DotBias, Dual, HybridDotBias, ItemItem, Ranker, item_item_head
 
 if TYPE_CHECKING:
     from ._data import CollabData
     from ._presets import Preset
 
-__all__ = ["DualLoader", "DualLoss", "DualRMSE", "DualKind", "dual_parts"]
+__all__ = ["DualLoader", "DualLoss", "DualRMSE", "DualKind", "dual_parts", "ItemItemFit", "choose_head",
+           "ITEM_ITEM_MAX"]
+
+ITEM_ITEM_MAX = 5000
+"""``rank_head="auto"``: the closed-form item-item head while at most this many items have ``min_count``
+training interactions (its ``B`` is that many squared floats: 100 MB at 5,000; a solve takes seconds), the
+learned head above (its cost grows with the catalogue, not its square)."""
 
 
 class DualLoader(TensorLoader):
@@ -171,7 +181,12 @@ class DualKind(Kind):
     fields = None  # check_dual names what applies
 
     def settle(self, data: CollabData, p: Preset, given: dict[str, Any], *, custom: bool = False) -> Preset:
-        p = side_features(data, check_dual(p, given, custom=custom, implicit=data.implicit,
+        head = choose_head(data, p, given)
+        if head == "item_item":  # the ranking head is solved, not trained: the rating head trains alone, as 'fast'
+            return side_features(data, _rating_schedule(data, check_dual(p.replace(rank_head=head), given,
+                                                                         custom=custom, implicit=False,
+                                                                         n_users=len(data.users) - 1), given), given)
+        p = side_features(data, check_dual(p.replace(rank_head=head), given, custom=custom, implicit=data.implicit,
                                            n_users=len(data.users) - 1), given)
         if p.kind == "rank":  # implicit data: the ranking head alone
             return RankKind.schedule(data, p, epochs_given="epochs" in given)
@@ -191,6 +206,9 @@ class DualKind(Kind):
             rating = DotBias(p.n_factors, len(users), len(items), y_range=y_range)
             parts = {part: data.tensors(part) for part in ("train", "valid")}
         decoder = Decoder.of(data, users, items)
+        if p.rank_head == "item_item":
+            return _item_item_parts(data, p, rating, codes, parts, device=device, seed=seed, decoder=decoder,
+                                    users=users, items=items, shard=shard)
         dls, net, loss, rank = dual_parts(data, p, rating, codes, parts, device=device, seed=seed, decoder=decoder)
         return Built(dls, net, loss_func=loss, callbacks=[TargetItems(rank)], metrics=[DualRMSE()], users=users,
                      items=items, rank_loss=rank)
@@ -227,3 +245,88 @@ def dual_parts(data: CollabData, p: Preset, rating: DotBias | HybridDotBias, cod
 
 
 register(DualKind())
+
+
+def covered_items(data: CollabData, min_count: int) -> int:
+    """Items with at least ``min_count`` training interactions (what a ranking head covers)."""
+    counts = np.bincount(data.codes[data.train_idx, 1], minlength=len(data.items))
+    return int(np.count_nonzero(counts[1:] >= min_count))
+
+
+def choose_head(data: CollabData, p: Preset, given: dict[str, Any]) -> str:
+    """The dual preset's ranking head: ``"item_item"`` (closed-form EASE, :class:`cflearn.models.ItemItem`) or
+    ``"learned"`` (:class:`cflearn.models.Ranker`); ``"auto"``: the item-item head on rated data while at most
+    :data:`ITEM_ITEM_MAX` items have ``min_count`` training interactions, else the learned one. On interactions
+    (no ratings) the learned head trains alone: the item-item head is solved beside a trained rating head."""
+    if p.rank_head not in ("auto", "learned", "item_item"):
+        raise ConfigError(f"rank_head must be 'auto', 'learned' or 'item_item', got {p.rank_head!r}")
+    if p.rank_head == "item_item" and data.implicit:
+        raise ConfigError(f"rank_head='item_item' is solved beside preset {p.name!r}'s rating head, and the data holds "
+                          "interactions (no ratings); use rank_head='learned' (or 'auto'), or preset 'rank'")
+    if p.rank_head != "auto":
+        return p.rank_head
+    if data.implicit:
+        return "learned"
+    return "item_item" if covered_items(data, p.min_count) <= ITEM_ITEM_MAX else "learned"
+
+
+_LEARNED_ONLY = ("rank_factors", "rank_weight", "dropout", "below_weight", "step_budget", "negatives")
+"""Dual settings of the learned ranking head: with the item-item head they do not apply."""
+
+
+def _rating_schedule(data: CollabData, p: Preset, given: dict[str, Any]) -> Preset:
+    """The item-item dual's schedule: the rating head trains as preset ``fast`` does (its batch size, epochs
+    and learning rate unless given; at least ~16 steps an epoch on small tables)."""
+    from ._presets import PRESETS
+
+    wrong = [k for k in _LEARNED_ONLY if k in given]
+    if wrong:
+        raise ConfigError(f"{', '.join(wrong)} {'applies' if len(wrong) == 1 else 'apply'} to the learned ranking "
+                          f"head; preset {p.name!r} uses the "
+                          "closed-form item-item head here (rank_head='item_item', chosen for catalogues up to "
+                          f"{ITEM_ITEM_MAX:,} items): pass rank_head='learned' to train the learned head")
+    fast = PRESETS["fast"]
+    p = p.replace(**{k: getattr(fast, k) for k in ("bs", "epochs", "lr") if k not in given})
+    if "bs" not in given:  # small tables: keep at least ~16 steps per epoch (as the rating kinds do)
+        p = p.replace(bs=min(p.bs, max(64, 2 ** int(np.log2(max(1, len(data.train_idx) // 16))))))
+    if p.optimizer == "adamw" and "optimizer" not in given:  # check_dual's default: take the cheaper one
+        small = len(data.users) + len(data.items) < 16 * p.bs
+        p = p.replace(optimizer="adamw" if small else "lazy")
+    return p
+
+
+class ItemItemFit(Callback):
+    """Solve a dual model's item-item ranking head (EASE on the training rows, ``lambda`` chosen on a seeded
+    10% slice of them) before its rating head trains; once per model and data."""
+
+    order = 3
+
+    def __init__(self, rows: np.ndarray, relevant: np.ndarray, min_count: int, seed: int | None):
+        self.rows, self.relevant, self.min_count, self.seed = rows, relevant, int(min_count), seed
+
+    def before_fit(self) -> None:
+        head = item_item_head(self.learn.model)
+        if head is None or head.fitted:
+            return
+        keep, B, floor, lam = ease_solution(self.rows[:, 0], self.rows[:, 1], self.relevant, head.n_users,
+                                            head.n_items, min_count=self.min_count, seed=self.seed or 0)
+        head.fit_weights(keep, B, floor, lam)
+
+
+def _item_item_parts(data: CollabData, p: Preset, rating: DotBias | HybridDotBias, codes: np.ndarray,
+                     tensors: dict[str, tuple[torch.Tensor, torch.Tensor]], *, device: torch.device,
+                     seed: int | None, decoder: Decoder, users: Any, items: Any, shard: tuple[int, int]) -> Built:
+    """A rating head trained with MSE on pairs (as preset ``fast``) beside an item-item ranking head solved
+    before training (:class:`ItemItemFit`), under the rating head's vocabularies."""
+    n_users, n_items = int(rating.u_weight.num_embeddings), int(rating.i_weight.num_embeddings)
+    rows = codes[data.train_idx].astype(np.int64)
+    history = _csr(rows[:, 0], rows[:, 1], np.ones(len(rows), np.float32), n_users)
+    head = ItemItem(n_users, n_items, 0, history.indptr, history.items)
+    if isinstance(rating, DotBias) and users is data.users:
+        dls = pair_loaders(data, p, device=device, seed=seed, shard=shard)
+    else:
+        dls = fast_loaders(*tensors["train"], *tensors["valid"], bs=p.bs, device=device, seed=seed, decoder=decoder,
+                           shard=shard)
+    relevant = data.values[data.train_idx] >= relevance_level(data.scale)
+    return Built(dls, Dual(rating, head), loss_func=RatingLoss(),
+                 callbacks=[ItemItemFit(rows, relevant, p.min_count, seed)], users=users, items=items)

@@ -155,6 +155,8 @@ def _training_line(learn: Learner, n_proc: int) -> str:
                       for side in ("item", "user") if p.get(f"{side}_features"))
     heads = ("; the ranking head alone (the data are interactions: no ratings to predict)"
              if p.get("loss") == "softmax" and p["name"] == "dual" else
+             "; a rating head and a ranking head (EASE, solved in closed form: the catalogue is small)"
+             if p.get("loss") == "dual" and p.get("rank_head") == "item_item" else
              "; a rating head and a ranking head" if p.get("loss") == "dual" else "")
     if p["name"] in ("best", "content") and not (p.get("item_features") or p.get("user_features")):
         heads += "; no side features to use, so the plain dot-product model (as preset 'fast')"

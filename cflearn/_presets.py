@@ -105,6 +105,11 @@ class Preset:
         rank_weight: ``loss="dual"``: weight of the ranking loss beside the rating MSE.
         rank_factors: ``loss="dual"``: size of the ranking head's vectors (``None``: ``n_factors``,
             which is the rating head's).
+        rank_head: ``loss="dual"``: its ranking head: ``"learned"`` (:class:`cflearn.models.Ranker`, trained
+            with the rating head), ``"item_item"`` (:class:`cflearn.models.ItemItem`: EASE, solved in closed
+            form before the rating head trains as preset ``fast`` does) or ``"auto"``: the item-item head on
+            rated data while at most 5,000 items have ``min_count`` training interactions (its matrix grows
+            with their square), the learned head above and on interactions (``bench/suite.py``).
         step_budget: ranking and dual presets, when ``epochs`` is not given: at most about this
             many optimizer steps (epochs = ``min(epochs, max(5, budget / steps per epoch))``), so a
             table with many users trains fewer epochs of more steps each (each epoch costs users x
@@ -141,6 +146,7 @@ class Preset:
     min_count: int = 1
     rank_weight: float = 1.0
     rank_factors: int | None = None
+    rank_head: Literal["auto", "learned", "item_item"] = "learned"
     step_budget: int | None = None
     chosen: FeatureChoice | None = dataclasses.field(default=None, compare=False, repr=False)
 
@@ -209,10 +215,12 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
         Preset("dual", "default: ratings and top-N lists from one model: a rating head (dot product, MSE) and a "
-               "ranking head (a user is the bag of their items, softmax over the catalogue), trained together",
+               "ranking head: EASE solved in closed form while at most 5,000 items have 5 ratings (the rating head "
+               "then trains as 'fast'), else a user as the bag of their items with a softmax over the catalogue, "
+               "trained together with the rating head",
                kind="dual", loader="fast", bs=64, epochs=25, lr=2e-2, wd=0.0, row_l2=0.15, bias_l2=0.02,
                n_factors=64, rank_factors=64, optimizer="auto", loss="dual", dropout=0.7, below_weight=0.0,
-               min_count=5, step_budget=300, select_features=True),
+               min_count=5, step_budget=300, select_features=True, rank_head="auto"),
         Preset("book", "fastbook chapter 8, through fastai's CollabDataLoaders: bs 64, 5 epochs, lr 5e-3, wd 0.1",
                kind="dot", loader="fastai", bs=64, epochs=5, lr=5e-3, wd=0.1, n_factors=50, y_range_rule="book"),
         Preset("book_nn", "fastbook chapter 8's EmbeddingNN (layers [100]), through fastai's CollabDataLoaders",

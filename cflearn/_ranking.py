@@ -321,6 +321,9 @@ def check_ranking(p: Preset, given: dict[str, Any], *, custom: bool) -> Preset:
         check_count(name, getattr(p, name))
     if p.step_budget is not None:
         check_count("step_budget", p.step_budget)
+    if "rank_head" in given:
+        raise ConfigError(f"rank_head applies to preset 'dual' (its ranking head); preset {p.name!r} is the learned "
+                          "ranking head alone")
     if p.rank_factors is not None or "rank_factors" in given or "rank_weight" in given:
         raise ConfigError(f"rank_factors and rank_weight apply to preset 'dual' (its ranking head); preset {p.name!r} "
                           "is a ranking head alone, sized by n_factors")

@@ -153,6 +153,9 @@ class RatingKind(Kind):
                                   f"e.g. 'fast_nn'); preset {p.name!r} is a dot product: regularise it with row_l2= "
                                   "or wd=")
             check_fraction("dropout", p.dropout)
+        if "rank_head" in given:
+            raise ConfigError(f"rank_head applies to preset 'dual' (its ranking head); preset {p.name!r} predicts "
+                              "ratings")
         if any(k in given for k in RANK_ONLY):
             check_ranking(p, given, custom=custom)  # says which ranking settings do not apply
         if "bs" not in given and p.loader == "fast":  # small tables: keep at least ~16 steps per epoch

@@ -68,8 +68,11 @@ def score_matrix(cf: CollabModel, uidx: torch.Tensor, *, vectors: torch.Tensor |
     spec = cf.contract
     kind = spec.list_kind if head == "list" else spec.score_kind
     with eval_mode(cf.model):
-        tables = spec.list_tables() if head == "list" else spec.tables()
-        if tables is not None:
+        direct = spec.list_scores(None if vectors is not None else uidx, vectors) if head == "list" else None
+        tables = spec.list_tables() if head == "list" and direct is None else spec.tables()
+        if direct is not None:  # a closed-form ranking head scores its users itself
+            scores = spec.list_output(direct).float().cpu()
+        elif tables is not None:
             if vectors is None or bias is None:
                 rows = uidx.to(tables.users.device)
                 vectors, bias = tables.users[rows], tables.user_bias[rows]

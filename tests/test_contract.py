@@ -20,7 +20,7 @@ from torch import nn
 
 import cflearn
 
-KINDS = [*cflearn.PRESETS, "own module"]
+KINDS = [*cflearn.PRESETS, "dual, learned head", "own module"]
 
 
 class EmbeddingDot(nn.Module):
@@ -51,9 +51,10 @@ def make(data: cflearn.CollabData, kind: str, seed: int = 3) -> object:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the note that ColdRows/RowL2 do not apply
             return cflearn.collab_learner(data, model=module, wd=0.01, epochs=2, seed=seed, progress=False)
+    extra = {"rank_head": "learned"} if kind == "dual, learned head" else {}  # the default's head on large catalogues
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*has no side features")
-        return cflearn.collab_learner(data, kind, epochs=2, seed=seed, progress=False)
+        return cflearn.collab_learner(data, kind.split(",")[0], epochs=2, seed=seed, progress=False, **extra)
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -105,7 +106,7 @@ def test_recommend_scores_equal_predict(learned, data):
     np.testing.assert_allclose(top["rating"], pred["score"], rtol=1e-5, atol=1e-5)
     pairs = torch.tensor([[learn.cf.users.encode([user])[0], i] for i in learn.cf.items.encode(top["item"].tolist())])
     with torch.no_grad():
-        head = cflearn.models.ranking_head(learn.model).eval()
+        head = (cflearn.models.ranking_head(learn.model) or cflearn.models.item_item_head(learn.model)).eval()
         np.testing.assert_allclose(top["score"], head(pairs).numpy(), rtol=1e-5, atol=1e-5)
     assert top["score"].is_monotonic_decreasing
 

@@ -39,6 +39,12 @@ def dual(planted):
     return cflearn.fit(learn)
 
 
+@pytest.fixture(scope="module")
+def dual_learned(planted):
+    """The default with its learned ranking head (what ``rank_head="auto"`` picks on large catalogues)."""
+    return cflearn.fit(cflearn.collab_learner(planted, rank_head="learned", progress=False))
+
+
 def test_the_default_is_two_heads_that_answer_both_questions(dual, planted):
     assert dual.cf.preset["name"] == "dual" and type(dual.model).__name__ == "Dual"
     fast = cflearn.fit(cflearn.collab_learner(planted, "fast", progress=False))
@@ -63,7 +69,8 @@ def test_predict_gives_ratings_and_recommend_gives_the_ranking_heads_list_with_r
     assert len(everyone) == 5 * (len(dual.cf.users) - 1) and "rating" in everyone.columns
 
 
-def test_a_new_user_folded_in_gets_a_list_and_ratings(dual, planted):
+def test_a_new_user_folded_in_gets_a_list_and_ratings(dual_learned, planted):
+    dual = dual_learned
     rated = planted.train[planted.train["user"] == planted.train["user"].iloc[0]].head(6)
     folded = cflearn.fold_in(dual, dict(zip(rated["item"], rated["rating"])))
     assert folded.list_vector is not None and folded.vector.shape[0] == dual.cf.contract.tables().users.shape[1]
@@ -79,6 +86,65 @@ def test_a_new_user_folded_in_gets_a_list_and_ratings(dual, planted):
     with torch.no_grad():
         raw = tables.items[idx] @ folded.vector + folded.bias + tables.item_bias[idx]
     np.testing.assert_allclose(top["rating"], dual.cf.contract.output(raw).clamp(*planted.scale).numpy(), rtol=1e-5)
+
+
+def test_on_a_small_catalogue_the_default_ranks_with_ease_and_rates_as_fast(dual, planted):
+    p = dual.cf.settings
+    assert p.rank_head == "item_item" and type(dual.model.ranking).__name__ == "ItemItem"
+    assert (p.epochs, p.lr) == (cflearn.PRESETS["fast"].epochs, cflearn.PRESETS["fast"].lr)
+    # the head is EASE as cflearn.baselines solves it, on the same items and lambda: the same scores
+    head = cflearn.models.item_item_head(dual.model)
+    tr = planted.codes[planted.train_idx]
+    X = cflearn.baselines.interactions(tr[:, 0], tr[:, 1], len(planted.users), len(planted.items))
+    ref = cflearn.baselines.ease(X, head.lam, min_count=p.min_count)
+    users = torch.arange(1, len(planted.users))
+    np.testing.assert_array_equal(ref.keep, head.keep.numpy())
+    with torch.no_grad():
+        ours = head.list_scores(users)[:, head.keep]
+    np.testing.assert_allclose(ours.numpy(), ref.scores(users)[:, ref.keep].numpy(), rtol=1e-4, atol=2e-6)
+    # items outside the covered ones rank below all of them
+    outside = torch.ones(len(head.floor), dtype=torch.bool)
+    outside[head.keep] = False
+    assert float(head.floor[outside].max()) < float(ours.min())
+    # a new user's list: the sum of the B rows of the items they liked (a NumPy formula; a disliked item is
+    # no taste to extend), every rated item left out
+    rated = planted.train[planted.train["user"] == planted.train["user"].iloc[0]].head(8)
+    assert (rated["rating"] < 4).any() and (rated["rating"] >= 4).any()
+    folded = cflearn.fold_in(dual, dict(zip(rated["item"], rated["rating"])))
+    top = cflearn.recommend(dual, folded, n=5)
+    assert (top["fallback"] == "fold-in").all() and not set(rated["item"]) & set(top["item"])
+    B, keep = head.weights.numpy(), head.keep.numpy().tolist()
+    liked = rated.loc[rated["rating"] >= 4, "item"].tolist()
+    mine = [keep.index(i) for i in dual.cf.items.encode(liked) if i in keep]
+    expect = B[mine].sum(0)[[keep.index(i) for i in dual.cf.items.encode(top["item"].tolist())]]
+    np.testing.assert_allclose(top["score"].to_numpy(), expect, rtol=1e-4, atol=2e-6)
+    # no rating to extend (only dislikes): the popular items, never a rated one
+    disliked = rated[rated["rating"] < 4]
+    empty = cflearn.recommend(dual, cflearn.fold_in(dual, dict(zip(disliked["item"], disliked["rating"]))), n=3)
+    counts = dual.cf.item_counts.clone()
+    counts[torch.from_numpy(dual.cf.items.encode(disliked["item"].tolist()))] = -1
+    counts[~torch.isin(torch.arange(len(counts)), head.keep)] = -1
+    got = counts[torch.from_numpy(dual.cf.items.encode(empty["item"].tolist()))]
+    assert got.tolist() == counts.topk(3).values.tolist()  # the most rated of the rest, in order
+
+
+def test_the_ranking_head_follows_the_catalogue_and_the_data(planted, monkeypatch):
+    import cflearn._dual as dual_kind
+    monkeypatch.setattr(dual_kind, "ITEM_ITEM_MAX", 10)  # a catalogue "too large" for the item-item head
+    big = cflearn.collab_learner(planted, progress=False)
+    assert big.cf.settings.rank_head == "learned" and type(big.model.ranking).__name__ == "Ranker"
+    forced = cflearn.collab_learner(planted, rank_head="item_item", progress=False)
+    assert type(forced.model.ranking).__name__ == "ItemItem"
+    with pytest.raises(cflearn.ConfigError, match="rank_head must be"):
+        cflearn.collab_learner(planted, rank_head="ease")
+    monkeypatch.undo()
+    with pytest.raises(cflearn.ConfigError, match=r"dropout applies to the learned ranking head.*rank_head='learned'"):
+        cflearn.collab_learner(planted, dropout=0.5)
+    with pytest.raises(cflearn.ConfigError, match="rank_head applies to preset 'dual'"):
+        cflearn.collab_learner(planted, "fast", rank_head="learned")
+    implicit = cflearn.from_df(cflearn.datasets.synthetic(n_users=200, n_items=100, density=0.1, implicit=True))
+    with pytest.raises(cflearn.ConfigError, match="interactions"):
+        cflearn.collab_learner(implicit, rank_head="item_item")
 
 
 def test_with_user_features_a_new_user_is_scored_from_metadata(tmp_path):
@@ -105,15 +171,19 @@ def test_on_interactions_the_default_trains_its_ranking_head_alone():
 
 def test_a_large_user_base_trains_fewer_epochs_unless_told(planted):
     p = cflearn.PRESETS["dual"]
-    small = cflearn.collab_learner(planted, progress=False)
+    small = cflearn.collab_learner(planted, rank_head="learned", progress=False)
     steps = len(small.dls.train)
     assert small.cf.preset["epochs"] == min(p.epochs, max(5, -(-p.step_budget // steps)))
     many = cflearn.from_df(cflearn.datasets.synthetic(n_users=3000, n_items=100, density=0.02, seed=0))
-    assert cflearn.collab_learner(many, progress=False).cf.preset["epochs"] < p.epochs  # 47 steps an epoch
-    assert cflearn.collab_learner(many, epochs=p.epochs, progress=False).cf.preset["epochs"] == p.epochs
+    assert cflearn.collab_learner(many, rank_head="learned", progress=False).cf.preset["epochs"] < p.epochs
+    assert cflearn.collab_learner(many, rank_head="learned", epochs=p.epochs,
+                                  progress=False).cf.preset["epochs"] == p.epochs
 
 
-def test_fastai_tools_work_on_the_default(dual, planted):
+def test_fastai_tools_work_on_the_default(dual, dual_learned, planted):
+    x, y = dual.dls.one_batch()  # the item-item head is solved: batches are the rating head's pairs
+    assert x.shape[1] == 2 and len(x) == len(y)
+    dual = dual_learned
     batch = dual.dls.one_batch()
     (users, pairs), (rows, ratings) = batch
     assert users.dim() == 1 and pairs.shape[1] == 2 and len(pairs) == len(ratings)
