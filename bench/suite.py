@@ -17,7 +17,8 @@ the rating head (rated data only). Fit CPU seconds are ``time.process_time`` aro
 (torch, BLAS and implicit pinned to one thread, so that idle spinning does not count; a tiny fit first, so
 that the process's one-time costs land on no contender); peak MB is the process's peak resident memory
 during the fit above what it held before (Linux ``VmHWM`` after resetting it through
-``/proc/self/clear_refs``, freed memory handed back first with ``malloc_trim``). EASE is ``cflearn.evaluate``'s baseline (items with >= 3 interactions, at
+``/proc/self/clear_refs``, freed memory handed back first with ``malloc_trim``). EASE is
+``cflearn.evaluate``'s baseline (items with >= 3 interactions, at
 most 8,000; lambda chosen on a 10% slice of the training rows); ALS is the ``implicit`` package's
 ``AlternatingLeastSquares`` (15 iterations) on the binary matrix, its factors, regularization and alpha chosen
 from four candidates on a 10% slice of the training rows (its defaults are far off on these sets: NDCG@10

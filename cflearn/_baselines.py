@@ -22,8 +22,8 @@ from scipy.linalg.lapack import spotrf, spotri
 
 from .metrics import ndcg_at_k
 
-__all__ = ["bias_baseline", "ItemModel", "ease", "ease_solution", "item_knn", "item_models", "gram", "choose_ease_lambda", "chunk_rows",
-           "MIN_COUNT", "MAX_ITEMS", "LAMBDA_USERS", "LAMBDA_SAMPLE"]
+__all__ = ["bias_baseline", "ItemModel", "ease", "ease_solution", "item_knn", "item_models", "gram",
+           "choose_ease_lambda", "chunk_rows", "MIN_COUNT", "MAX_ITEMS", "LAMBDA_USERS", "LAMBDA_SAMPLE"]
 
 MIN_COUNT = 3
 """Items need this many training interactions to be scored by EASE and item-kNN."""

@@ -26,7 +26,7 @@ from ._baselines import ease_solution
 from ._data import relevance_level
 from ._errors import ConfigError
 from ._features import hybrid_data
-from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader, _show
+from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader, _show, fast_loaders
 from ._ranking import (
     RankKind,
     RankLoss,
@@ -39,7 +39,6 @@ from ._ranking import (
     train_steps,
     valid_bs,
 )
-from ._loaders import fast_loaders
 from ._rating import RMSE, RatingLoss, hybrid_net, pair_loaders
 from ._settle import side_features
 from .kinds import Built, Kind, register

@@ -626,9 +626,10 @@ class ItemItem(nn.Module, Contract):
     ``score(u, i) = sum over the user's training items j of B[j, i]`` over the items with at least
     ``min_count`` training interactions (``keep``), ``B = I - P / diag(P)``, ``P = (X'X + lambda I)^-1``
     on the binary user x item matrix ``X``. Items outside ``keep`` score below every kept item, by
-    popularity (covered items get a ``1e-6`` tie-break by popularity). It has no trainable parameter: :meth:`fit_weights` solves it (what
-    :class:`cflearn._dual.ItemItemFit` does before training the rating head beside it), and a new user is
-    encoded from their items without fitting (:meth:`fold_vector`). ``score_kind = "ranking"``.
+    popularity (covered items get a ``1e-6`` tie-break by popularity). It has no trainable parameter:
+    :meth:`fit_weights` solves it (what :class:`cflearn._dual.ItemItemFit` does before training the
+    rating head beside it), and a new user is encoded from their items without fitting
+    (:meth:`fold_vector`). ``score_kind = "ranking"``.
 
     Buffers: the users' training items as CSR (``hist_indptr``, ``hist_items``; every interaction counts
     once, as in EASE), ``keep`` (the covered items), ``weights`` (``B`` over them, zero diagonal) and
@@ -668,7 +669,8 @@ class ItemItem(nn.Module, Contract):
     def fit_weights(self, keep: torch.Tensor, weights: torch.Tensor, floor: torch.Tensor, lam: float) -> None:
         """Set the solved model: the covered items, ``B`` over them, the other items' scores and ``lambda``."""
         device = self.get_buffer("hist_items").device
-        self.keep, self.weights, self.floor = keep.long().to(device), weights.float().to(device), floor.float().to(device)
+        self.keep, self.weights = keep.long().to(device), weights.float().to(device)
+        self.floor = floor.float().to(device)
         self.lam = float(lam)
 
     def _column(self) -> torch.Tensor:
