@@ -39,7 +39,7 @@ from ._ranking import (
     train_steps,
     valid_bs,
 )
-from ._rating import RMSE, RatingLoss, hybrid_net, pair_loaders
+from ._rating import RMSE, RatingLoss, hybrid_net, pair_loaders, pair_schedule
 from ._settle import side_features
 from .kinds import Built, Kind, register
 from .models import DotBias, Dual, HybridDotBias, ItemItem, Ranker, item_item_head
@@ -181,12 +181,11 @@ class DualKind(Kind):
 
     def settle(self, data: CollabData, p: Preset, given: dict[str, Any], *, custom: bool = False) -> Preset:
         head = choose_head(data, p, given)
+        p = check_dual(p.replace(rank_head=head), given, custom=custom, implicit=data.implicit,
+                       n_users=len(data.users) - 1)
         if head == "item_item":  # the ranking head is solved, not trained: the rating head trains alone, as 'fast'
-            return side_features(data, _rating_schedule(data, check_dual(p.replace(rank_head=head), given,
-                                                                         custom=custom, implicit=False,
-                                                                         n_users=len(data.users) - 1), given), given)
-        p = side_features(data, check_dual(p.replace(rank_head=head), given, custom=custom, implicit=data.implicit,
-                                           n_users=len(data.users) - 1), given)
+            return side_features(data, _rating_schedule(data, p, given), given)
+        p = side_features(data, p, given)
         if p.kind == "rank":  # implicit data: the ranking head alone
             return RankKind.schedule(data, p, epochs_given="epochs" in given)
         return budget_epochs(p, train_steps(data, p.bs), given="epochs" in given)
@@ -275,7 +274,7 @@ _LEARNED_ONLY = ("rank_factors", "rank_weight", "dropout", "below_weight", "step
 
 def _rating_schedule(data: CollabData, p: Preset, given: dict[str, Any]) -> Preset:
     """The item-item dual's schedule: the rating head trains as preset ``fast`` does (its batch size, epochs
-    and learning rate unless given; at least ~16 steps an epoch on small tables)."""
+    and learning rate unless given; :func:`cflearn._rating.pair_schedule`'s batch cap and optimizer)."""
     from ._presets import PRESETS
 
     wrong = [k for k in _LEARNED_ONLY if k in given]
@@ -286,12 +285,9 @@ def _rating_schedule(data: CollabData, p: Preset, given: dict[str, Any]) -> Pres
                           f"{ITEM_ITEM_MAX:,} items): pass rank_head='learned' to train the learned head")
     fast = PRESETS["fast"]
     p = p.replace(**{k: getattr(fast, k) for k in ("bs", "epochs", "lr") if k not in given})
-    if "bs" not in given:  # small tables: keep at least ~16 steps per epoch (as the rating kinds do)
-        p = p.replace(bs=min(p.bs, max(64, 2 ** int(np.log2(max(1, len(data.train_idx) // 16))))))
-    if p.optimizer == "adamw" and "optimizer" not in given:  # check_dual's default: take the cheaper one
-        small = len(data.users) + len(data.items) < 16 * p.bs
-        p = p.replace(optimizer="adamw" if small else "lazy")
-    return p
+    if "optimizer" not in given:  # check_dual made "auto" the learned head's "adamw": the rating kinds' choice
+        p = p.replace(optimizer="auto")
+    return pair_schedule(data, p, given)
 
 
 class ItemItemFit(Callback):

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ._data import CollabData
     from ._presets import Preset
 
-__all__ = ["RMSE", "RatingLoss", "DotKind", "HybridKind", "NNKind", "OwnModule", "pair_loaders"]
+__all__ = ["RMSE", "RatingLoss", "DotKind", "HybridKind", "NNKind", "OwnModule", "pair_loaders", "pair_schedule"]
 
 
 class RMSE(Metric):
@@ -138,6 +138,18 @@ def hybrid_net(p: Preset, hyb: Any, yr: tuple[float, float] | None) -> HybridDot
                          item_cf=not p.content_based)
 
 
+def pair_schedule(data: CollabData, p: Preset, given: dict[str, Any], *, custom: bool = False) -> Preset:
+    """Batch size and optimizer of a model trained on rating pairs: on the fast loader, unless ``bs`` is given,
+    at least ~16 steps per epoch on small tables; ``optimizer="auto"``: dense AdamW while the tables are small
+    (or for your own module), lazy AdamW otherwise (dense updates cost O(table), lazy ones O(batch))."""
+    if "bs" not in given and p.loader == "fast":
+        p = p.replace(bs=min(p.bs, max(64, 2 ** int(np.log2(max(1, len(data.train_idx) // 16))))))
+    if p.optimizer == "auto":
+        small = len(data.users) + len(data.items) < 16 * p.bs
+        p = p.replace(optimizer="adamw" if small or custom else "lazy")
+    return p
+
+
 class RatingKind(Kind):
     """What the rating kinds share: settling (batch cap, optimizer, side features) and MSE on pairs."""
 
@@ -158,11 +170,7 @@ class RatingKind(Kind):
                               "ratings")
         if any(k in given for k in RANK_ONLY):
             check_ranking(p, given, custom=custom)  # says which ranking settings do not apply
-        if "bs" not in given and p.loader == "fast":  # small tables: keep at least ~16 steps per epoch
-            p = p.replace(bs=min(p.bs, max(64, 2 ** int(np.log2(max(1, len(data.train_idx) // 16))))))
-        if p.optimizer == "auto":  # dense updates cost O(table), lazy ones O(batch): take the cheaper
-            small = len(data.users) + len(data.items) < 16 * p.bs
-            p = p.replace(optimizer="adamw" if small or custom else "lazy")
+        p = pair_schedule(data, p, given, custom=custom)
         if custom:
             if data.user_features or data.item_features:
                 warnings.warn("your own model= takes (user, item) indices only, so the side features declared on "

@@ -69,7 +69,7 @@ def score_matrix(cf: CollabModel, uidx: torch.Tensor, *, vectors: torch.Tensor |
     kind = spec.list_kind if head == "list" else spec.score_kind
     with eval_mode(cf.model):
         direct = spec.list_scores(None if vectors is not None else uidx, vectors) if head == "list" else None
-        tables = spec.list_tables() if head == "list" and direct is None else spec.tables()
+        tables = None if direct is not None else spec.list_tables() if head == "list" else spec.tables()
         if direct is not None:  # a closed-form ranking head scores its users itself
             scores = spec.list_output(direct).float().cpu()
         elif tables is not None:
