@@ -216,6 +216,9 @@ def watch_launcher(interval: float = 0.25) -> None:
             time.sleep(interval)
         os.kill(os.getpid(), signal.SIGTERM)  # the command's handler cleans up (its temporary folder) ...
         time.sleep(GRACE_S / 2)
-        os._exit(143)  # ... unless the main thread is stuck in a collective with a peer that is gone
+        from ._runs import remove_unfinished
+
+        remove_unfinished()  # ... unless the main thread is stuck in a collective with a peer that is gone
+        os._exit(143)
 
     threading.Thread(target=watch, name="cflearn-launcher-watch", daemon=True).start()

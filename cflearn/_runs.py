@@ -22,9 +22,11 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from ._errors import ConfigError, printable
 from ._io import _umask, atomic_write_json
@@ -34,13 +36,53 @@ try:
 except ImportError:  # pragma: no cover - Windows: O_EXCL lock files (see _acquire)
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["RunFolder", "COMMITTED", "MARKER", "check_target", "owned_files"]
+__all__ = ["RunFolder", "COMMITTED", "MARKER", "check_target", "owned_files", "signals_deferred",
+           "remove_unfinished"]
 
 MARKER = ".cflearn-run"
 """The file every run folder holds: JSON naming the command that wrote it."""
 RUN_FILES = ("metrics.json", "loss.png", "model.safetensors", "report.html")
 COMMITTED: list[Path] = []
 """Run folders this process has put in place (so that an interrupt message can say what was written)."""
+_UNFINISHED: set[Path] = set()
+
+
+def remove_unfinished() -> None:
+    """Delete the private folders of this process's runs still under way (a worker about to end with
+    ``os._exit`` because its launcher died while its main thread was stuck)."""
+    for tmp in list(_UNFINISHED):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM until the block is done, then act on the first that came.
+
+    Python runs signal handlers in the main thread whichever thread the kernel picked, so blocking
+    the signals in the main thread (``pthread_sigmask``) does not hold them once another thread runs
+    (a worker's launcher watch); swapping the handlers does. Outside the main thread it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[tuple[int, Any]] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        got.append((signum, frame))
+
+    previous: dict[int, Any] = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if got:
+        signum, frame = got[0]
+        handler = previous[signum]
+        if callable(handler):
+            handler(signum, frame)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(signum)
 
 
 def _is_within(path: Path, folder: Path) -> bool:
@@ -133,20 +175,24 @@ class RunFolder:
             self._recover()
             self._check_replaceable()
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-{os.getpid()}-", dir=self.out.parent))
+            _UNFINISHED.add(self.tmp)
             os.chmod(self.tmp, 0o777 & ~_umask())
             atomic_write_json(self.tmp / MARKER, {"command": self.kind, "written_by": "cflearn"})
         except BaseException:
             if self.tmp is not None:
                 shutil.rmtree(self.tmp, ignore_errors=True)
+                _UNFINISHED.discard(self.tmp)
             self._release()
             raise
         return self.tmp
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self.tmp is not None and self.tmp.exists():
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        self._release()
+        with signals_deferred():  # a second Ctrl-C / SIGTERM must not stop the clean-up half-way
+            if self.tmp is not None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                _UNFINISHED.discard(self.tmp)
+            self._release()
 
     def commit(self) -> None:
         """Put the finished run in place of ``out`` (the old run, if any, goes as a unit). Ctrl-C waits
@@ -159,20 +205,15 @@ class RunFolder:
         assert self.tmp is not None
         if self.out.exists():
             self._check_replaceable()  # someone may have put files there while the run trained
-        masked = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
-        if masked:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
+        with signals_deferred():
             old = None
             if self.out.exists():
                 old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
                 os.rename(self.out, old)
             os.rename(self.tmp, self.out)
+            _UNFINISHED.discard(self.tmp)
             self.tmp = None
             COMMITTED.append(self.out)
-        finally:
-            if masked:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         if old is not None:
             _remove_run(old)
 

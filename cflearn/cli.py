@@ -231,7 +231,8 @@ class _terminated:
         if threading.current_thread() is threading.main_thread():
             def stop(signum: int, _frame: object) -> None:
                 self.got.append(signum)
-                raise KeyboardInterrupt
+                if len(self.got) == 1:  # once: a second SIGTERM (torchrun's and the launcher watch's) must
+                    raise KeyboardInterrupt  # not break into the clean-up the first one started
 
             self._previous = signal.signal(signal.SIGTERM, stop)
         return self.got

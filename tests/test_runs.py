@@ -295,3 +295,68 @@ def test_ctrl_c_during_training_says_truthfully_that_nothing_was_written(ratings
     assert "Traceback" not in err
     assert (out / "metrics.json").read_bytes() == before
     assert not list(tmp_path.glob(".run.*"))
+
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise _Stopped(signum)
+
+
+@pytest.mark.parametrize("during", ["commit", "clean-up"])
+def test_a_signal_another_thread_takes_waits_until_the_run_folder_is_done(tmp_path, monkeypatch, during):
+    """A torchrun worker has a second thread (the launcher watch). A SIGTERM the kernel gives that thread is
+    still handled in the main thread, so blocking it in the main thread (as commit did) held nothing, and a
+    second SIGTERM broke into the removal of the private folder and left it behind (a CI failure)."""
+    import threading
+
+    from cflearn import _runs
+
+    gate = threading.Event()
+    other = threading.Thread(target=gate.wait)
+    other.start()
+    reached = []
+
+    def signal_the_other_thread() -> None:
+        assert other.ident is not None
+        signal.pthread_kill(other.ident, signal.SIGTERM)
+        gate.set()
+        other.join()  # the thread ran the C-level handler before it ended
+        for _ in range(1000):  # Python runs a pending handler between bytecodes: here, unless it is held
+            pass
+        reached.append(during)
+
+    if during == "commit":
+        class Hooked(list):
+            def append(self, item):  # inside commit, after both renames
+                super().append(item)
+                signal_the_other_thread()
+
+        monkeypatch.setattr(_runs, "COMMITTED", Hooked())
+    else:
+        real = _runs.shutil.rmtree
+
+        def rmtree(path, **kw):
+            signal_the_other_thread()
+            real(path, **kw)
+
+        monkeypatch.setattr(_runs.shutil, "rmtree", rmtree)
+    previous = signal.signal(signal.SIGTERM, _stop)
+    out = tmp_path / "run"
+    try:
+        with pytest.raises(_Stopped):
+            run = RunFolder(out)
+            with run as tmp:
+                (tmp / "metrics.json").write_text("{}")
+                if during == "commit":
+                    run.commit()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        gate.set()
+        other.join()
+    assert reached == [during]  # the signal came inside and was acted on only after
+    assert (out / "metrics.json").is_file() == (during == "commit")
+    assert not list(tmp_path.glob(".run.tmp-*")) and not list(tmp_path.glob(".run.lock"))
