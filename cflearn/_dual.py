@@ -33,6 +33,8 @@ from ._ranking import (
     RankTargets,
     TargetItems,
     _csr,
+    _optimizer,
+    auto_negatives,
     budget_epochs,
     check_dual,
     rank_targets,
@@ -188,7 +190,11 @@ class DualKind(Kind):
         p = side_features(data, p, given)
         if p.kind == "rank":  # implicit data: the ranking head alone
             return RankKind.schedule(data, p, epochs_given="epochs" in given)
-        return budget_epochs(p, train_steps(data, p.bs), given="epochs" in given)
+        n_users, n_items = len(data.users), len(data.items)  # a large catalogue: sampled items, as preset rank
+        negatives = p.negatives if p.negatives is not None else auto_negatives(n_users, n_items, p.bs)
+        if "optimizer" not in given:
+            p = p.replace(optimizer=_optimizer(p.replace(optimizer="auto"), n_users, n_items, negatives))
+        return budget_epochs(p.replace(negatives=negatives), train_steps(data, p.bs), given="epochs" in given)
 
     def build(self, data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
               y_range: tuple[float, float] | None, shard: tuple[int, int] = (0, 1)) -> Built:
@@ -219,13 +225,10 @@ def dual_parts(data: CollabData, p: Preset, rating: DotBias | HybridDotBias, cod
     under the rating head's vocabularies (``codes``; ``tensors``: ``{"train": (x, y), "valid": (x, y)}``)."""
     n_users, n_items = int(rating.u_weight.num_embeddings), int(rating.i_weight.num_embeddings)
     history, targets = rank_targets(data, p.below_weight, relevance_level(data.scale), codes=codes, n_users=n_users)
-    if p.negatives:
-        raise ConfigError(f"preset {p.name!r} trains its ranking head with the full softmax over the items liked "
-                          "often enough (min_count); negatives= applies to the ranking presets (rank)")
     ranker = Ranker(p.rank_factors or p.n_factors, n_users, n_items, history.indptr, history.items,
                     history.weights, dropout=p.dropout, seed=seed)
     model = Dual(rating, ranker)
-    rank = RankLoss(model, targets, "softmax", negatives=0, seed=seed, min_count=p.min_count)
+    rank = RankLoss(model, targets, "softmax", negatives=p.negatives or 0, seed=seed, min_count=p.min_count)
     loss = DualLoss(rank, p.rank_weight)
     (xt, yt), (xv, yv) = tensors["train"], tensors["valid"]
     rated = torch.zeros(n_users, dtype=torch.bool)

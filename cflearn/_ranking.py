@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from ._presets import Preset
 
 __all__ = ["RankLoss", "TargetItems", "RankTargets", "rank_targets", "rank_loaders", "valid_bs", "target_weights",
-           "RankLossKind", "check_ranking", "check_dual", "ranking_parts", "RANK_ONLY", "RankKind"]
+           "RankLossKind", "check_ranking", "check_dual", "check_rated_factors", "ranking_parts", "RANK_ONLY",
+           "RankKind"]
 
 RankLossKind = Literal["softmax", "bpr"]
 FULL_SOFTMAX_ITEMS = 20_000
@@ -290,7 +291,8 @@ class TargetItems(Callback):
         model.i_bias.weight[other] = model.i_bias.weight[targeted].min()
 
 
-RANK_ONLY = ("below_weight", "negatives", "min_count", "step_budget", "rank_weight", "rank_factors")
+RANK_ONLY = ("below_weight", "negatives", "min_count", "step_budget", "rank_weight", "rank_factors",
+             "implicit_factors")
 """Preset fields that apply to ranking presets only."""
 _NOT_FOR_RANKING = {"use_nn": "the ranking model is its own architecture", "emb_szs": "the NN model only",
                     "layers": "the NN model only", "item_features": "rating models only (preset 'best')",
@@ -319,8 +321,9 @@ def check_ranking(p: Preset, given: dict[str, Any], *, custom: bool) -> Preset:
         raise ConfigError(f"loss must be 'mse', 'softmax' or 'bpr', got {p.loss!r}")
     for name in ("bs", "epochs", "n_factors", "min_count"):
         check_count(name, getattr(p, name))
-    if p.step_budget is not None:
-        check_count("step_budget", p.step_budget)
+    for name in ("step_budget", "implicit_factors"):
+        if getattr(p, name) is not None:
+            check_count(name, getattr(p, name))
     if "rank_head" in given:
         raise ConfigError(f"rank_head applies to preset 'dual' (its ranking head); preset {p.name!r} is the learned "
                           "ranking head alone")
@@ -331,9 +334,13 @@ def check_ranking(p: Preset, given: dict[str, Any], *, custom: bool) -> Preset:
     check_number("wd", p.wd)
     check_number("below_weight", p.below_weight)
     check_fraction("dropout", p.dropout)
+    _check_negatives(p)
+    return p
+
+
+def _check_negatives(p: Preset) -> None:
     if p.negatives is not None and (not isinstance(p.negatives, int) or p.negatives < 0):
         raise ConfigError(f"negatives must be a non-negative integer (0: all items) or None, got {p.negatives!r}")
-    return p
 
 
 _NOT_FOR_DUAL = {"use_nn": "the dual model's heads are its own architecture", "emb_szs": "the NN model only",
@@ -354,7 +361,7 @@ def check_dual(p: Preset, given: dict[str, Any], *, custom: bool, implicit: bool
         raise ConfigError(f"preset {p.name!r} needs loader='fast', got {p.loader!r}")
     for name in ("bs", "epochs", "n_factors", "min_count"):
         check_count(name, getattr(p, name))
-    for name in ("rank_factors", "step_budget"):
+    for name in ("rank_factors", "step_budget", "implicit_factors"):
         if getattr(p, name) is not None:
             check_count(name, getattr(p, name))
     for name in ("lr", "rank_weight"):
@@ -362,19 +369,31 @@ def check_dual(p: Preset, given: dict[str, Any], *, custom: bool, implicit: bool
     for name in ("wd", "below_weight", "row_l2", "bias_l2"):
         check_number(name, getattr(p, name))
     check_fraction("dropout", p.dropout)
+    _check_negatives(p)
     optimizer = "adamw" if p.optimizer == "auto" else p.optimizer
     if "bs" not in given:  # few users: keep at least ~10 steps an epoch (the rating head needs its steps)
         p = p.replace(bs=min(p.bs, max(8, n_users // 10)))
     if implicit:  # interactions: no ratings to predict, the ranking head alone
-        for name in ("row_l2", "bias_l2", "y_pad", "item_features", "user_features"):
+        for name in ("row_l2", "bias_l2", "y_pad", "item_features", "user_features", "n_factors"):
             if given.get(name):
                 raise ConfigError(f"{name} applies to the rating head of preset {p.name!r}, and the data holds "
-                                  "interactions (no ratings): only the ranking head trains")
+                                  "interactions (no ratings): only the ranking head trains"
+                                  + ("; size it with rank_factors=" if name == "n_factors" else ""))
+        sized = p.implicit_factors if "rank_factors" not in given else None
+        factors = sized or p.rank_factors or p.n_factors
         alone = dataclasses.replace(p, kind="rank", loss="softmax", optimizer=optimizer, row_l2=0.0, bias_l2=0.0,
-                                    item_features=(), user_features=(), n_factors=p.rank_factors or p.n_factors,
-                                    rank_factors=None)
+                                    item_features=(), user_features=(), n_factors=factors, rank_factors=None)
         return check_ranking(alone, {}, custom=False)
+    check_rated_factors(p, given)
     return p.replace(optimizer=optimizer)
+
+
+def check_rated_factors(p: Preset, given: dict[str, Any]) -> None:
+    """``implicit_factors`` given for data with ratings: an error (it sizes the ranking head on interactions)."""
+    if "implicit_factors" in given:
+        size = "rank_factors" if p.dual else "n_factors"
+        raise ConfigError(f"implicit_factors sizes the ranking head on interactions (data with no ratings), and this "
+                          f"data has ratings; use {size}= to size it here")
 
 
 def auto_negatives(n_users: int, n_items: int, bs: int) -> int:
@@ -426,9 +445,14 @@ class RankKind(Kind):
     fields = None  # check_ranking names what applies
 
     def settle(self, data: CollabData, p: Preset, given: dict[str, Any], *, custom: bool = False) -> Preset:
-        """Check the settings; settle ``negatives``, the optimizer and ``epochs`` from the step budget."""
-        return self.schedule(data, side_features(data, check_ranking(p, given, custom=custom), given),
-                             epochs_given="epochs" in given)
+        """Check the settings; size the model (``implicit_factors`` on interactions); settle ``negatives``, the
+        optimizer and ``epochs`` from the step budget."""
+        p = check_ranking(p, given, custom=custom)
+        if not data.implicit:
+            check_rated_factors(p, given)
+        elif p.implicit_factors and "n_factors" not in given:
+            p = p.replace(n_factors=p.implicit_factors)
+        return self.schedule(data, side_features(data, p, given), epochs_given="epochs" in given)
 
     @staticmethod
     def schedule(data: CollabData, p: Preset, *, epochs_given: bool) -> Preset:

@@ -302,9 +302,10 @@ def _presets(args: argparse.Namespace) -> int:
 
     for p in PRESETS.values():
         print(f"{p.name:<8} {p.description}" + (" [the default]" if p.name == DEFAULT_PRESET else ""))
+        on_interactions = f" ({p.implicit_factors} on interactions)" if p.implicit_factors else ""
         size = (f"NN layers {list(p.layers)}" if p.use_nn else
-                f"rating head {p.n_factors} factors, ranking head {p.rank_factors or p.n_factors}" if p.dual else
-                f"{p.n_factors} factors")
+                f"rating head {p.n_factors} factors, ranking head {p.rank_factors or p.n_factors}{on_interactions}"
+                if p.dual else f"{p.n_factors} factors{on_interactions}")
         batch = f"{p.bs} users" if p.ranking or p.dual else str(p.bs)
         epochs = f"{p.epochs} epochs" + (f" at most (a budget of about {p.step_budget} steps, at least 5)"
                                           if p.step_budget else "")
