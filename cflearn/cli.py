@@ -319,10 +319,11 @@ def _presets(args: argparse.Namespace) -> int:
               f"{size}, {p.loader} loader")
     print(f"\nThe default, {DEFAULT_PRESET!r}, answers both questions: predicted ratings (RMSE as 'fast') and "
           "top-N lists (NDCG@10 1.000-1.006x EASE's on the rated sets of bench/suite.py, 1.02-1.12x on its "
-          "interaction sets, 0.98-0.99x on synthetic catalogues of 10,000-60,000 items). Pick 'fast' for ratings "
-          "alone (quicker), 'best' when side features help ratings, 'rank' for lists alone (1.01-1.08x EASE's "
-          "on FilmTrust and planted synthetic ratings, 1.00x on ml-latest-small), 'book' to follow fastbook "
-          "chapter 8; docs/guide/presets.md says which wins on which shape of data.")
+          "interaction sets; on synthetic catalogues of 10,000-60,000 items 1.01-1.06x its EASE, 0.98-0.99x a "
+          "full EASE). Pick 'fast' for ratings alone (quicker), 'best' when side features help ratings, 'rank' "
+          "for lists alone (1.01-1.08x EASE's on FilmTrust and planted synthetic ratings, 1.00x on "
+          "ml-latest-small), 'book' to follow fastbook chapter 8; docs/guide/presets.md says which wins on which "
+          "shape of data.")
     return 0
 
 
