@@ -12,6 +12,7 @@ import torch
 from ._cold import feature_rows
 from ._collab import CollabModel, as_collab
 from ._errors import ConfigError, UnknownIDError
+from ._recommend import FoldedUser
 from ._scoring import encode_items, encode_users, eval_mode, fallback_labels, score_pairs
 from .metrics import mae, rmse
 
@@ -88,6 +89,9 @@ def predict(
         items = items * len(users)
     if len(users) != len(items):
         raise ConfigError(f"users and items must have the same length, got {len(users)} and {len(items)}")
+    if any(isinstance(x, FoldedUser) for x in users):  # not an unknown ID: scoring it as the average user is wrong
+        raise ConfigError("predict takes raw user IDs; a folded-in user's scores come from cflearn.recommend(learn, "
+                          "folded, candidates=[items], min_ratings=0) (its score and, for the default, rating columns)")
     u, i = encode_users(cf, users), encode_items(cf, items)
     if strict and ((u == 0).any() or (i == 0).any()):
         bad_u = sorted({repr(x) for x, c in zip(users, u) if c == 0})[:5]

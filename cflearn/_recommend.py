@@ -25,11 +25,13 @@ if TYPE_CHECKING:
 __all__ = ["recommend", "recommend_all", "similar_items", "similar_users", "fold_in", "cold_user", "FoldedUser"]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class FoldedUser:
     """A user who was not in training, fitted from a few ratings against the frozen item factors.
 
-    Pass it to :func:`recommend` (or :func:`recommend_all` in a list) like a user ID.
+    Pass it to :func:`recommend` (or :func:`recommend_all` in a list) like a user ID. Each is its own
+    user (equal only to itself, hashable), so the ``user`` column of :func:`recommend_all`'s frame
+    can be grouped by.
 
     Attributes:
         vector: the user's factors.

@@ -123,3 +123,18 @@ def test_a_hybrid_model_measures_its_noise_too(synth):
     known = data.valid_idx[(data.codes[data.valid_idx] > 0).all(axis=1)]
     pred = cflearn.predict(learn, data.ratings["user"].to_numpy()[known], data.ratings["item"].to_numpy()[known])
     assert rating_noise(learn.cf) == pytest.approx(float(np.mean((pred.score - data.values[known]) ** 2)), rel=1e-3)
+
+
+def test_folded_users_can_be_grouped_in_recommend_alls_frame(held_out):
+    """recommend_all's user column holds the FoldedUser objects given; grouping it raised 'unhashable type'."""
+    learn, held = held_out
+    firsts = [rows.sort_values("timestamp", kind="stable").iloc[:5] for _, rows in held.groupby("user")][:3]
+    folded = [cflearn.fold_in(learn, dict(zip(g["item"], g["rating"]))) for g in firsts]
+    recs = cflearn.recommend_all(learn, folded, n=4)
+    groups = {user: list(g["item"]) for user, g in recs.groupby("user", sort=False)}
+    assert list(groups) == folded and all(len(items) == 4 for items in groups.values())
+    for f, g in zip(folded, firsts):  # each list is that user's, without the items they gave
+        assert groups[f] == list(cflearn.recommend(learn, f, n=4)["item"]) and not set(groups[f]) & set(g["item"])
+    assert folded[0] != cflearn.fold_in(learn, dict(zip(firsts[0]["item"], firsts[0]["rating"])))  # each its own
+    with pytest.raises(cflearn.ConfigError, match="predict takes raw user IDs; a folded-in user's scores come from"):
+        cflearn.predict(learn, [folded[0]], [firsts[0]["item"].iloc[0]])  # it was scored as the average user
