@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -120,19 +121,53 @@ def owned_files(folder: Path) -> tuple[str | None, list[str]]:
     ``metrics.json`` (with the ``command`` that wrote it) and holding only run files."""
     names = sorted(p.name for p in folder.iterdir())
     kind = None
-    try:
-        marker = json.loads((folder / MARKER).read_text())
-        kind = marker.get("command") if isinstance(marker, dict) else None
-    except (OSError, ValueError):
-        try:
-            metrics = json.loads((folder / "metrics.json").read_text())
-            if isinstance(metrics, dict) and set(names) <= set(RUN_FILES) and "command" in metrics:
-                kind = metrics["command"]
-        except (OSError, ValueError):
-            pass
+    marker = _json_file(folder / MARKER)
+    if marker is not None:
+        kind = marker.get("command")
+    else:
+        metrics = _json_file(folder / "metrics.json")
+        if metrics is not None and set(names) <= set(RUN_FILES) and "command" in metrics:
+            kind = metrics["command"]
     if kind not in ("fit", "demo"):
         return None, names
     return str(kind), [n for n in names if n not in (*RUN_FILES, MARKER) or not (folder / n).is_file()]
+
+
+def _json_file(path: Path) -> dict[str, Any] | None:
+    """A JSON object from a regular file (not a link, a pipe or a device, which could hang a read), else ``None``."""
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode) or path.lstat().st_size > 1 << 20:
+            return None
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _named(parent: Path, prefix: str) -> list[Path]:
+    """The entries of ``parent`` whose names start with ``prefix`` (taken literally: a folder named
+    ``runs/*`` matches nothing but itself, where ``glob`` would match every run)."""
+    try:
+        return [parent / n for n in os.listdir(parent) if n.startswith(prefix)]
+    except OSError:
+        return []
+
+
+def _pid_text(fd: int) -> bool:
+    """Whether a lock file holds nothing or a process ID (digits)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    text = os.read(fd, 33).decode("ascii", "replace").strip()
+    return text == "" or text.isdigit()
+
+
+def _what(st: os.stat_result) -> str:
+    if stat.S_ISFIFO(st.st_mode):
+        return "a named pipe"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if st.st_nlink != 1:
+        return "a file with other names (a hard link)"
+    return "a file with other contents"
 
 
 def _alive(pid: int) -> bool:
@@ -157,19 +192,27 @@ class RunFolder:
 
     def __init__(self, out: str | Path, *, force: bool = False, kind: str = "fit",
                  inputs: Iterable[str | Path | None] = ()):
-        self.out, self.force, self.kind, self.inputs = Path(out), force, kind, list(inputs)
+        given = Path(out).expanduser()
+        # one real path: two spellings of a folder (a linked parent) take the same lock
+        self.out = given.parent.resolve() / given.name if given.name not in ("", ".", "..") else given.resolve()
+        self.shown = Path(out)  # as the user wrote it, in messages
+        self.force, self.kind, self.inputs = force, kind, list(inputs)
         self.lock = self.out.parent / f".{self.out.name}.lock"
         self.tmp: Path | None = None
         self._fd: int | None = None
 
     def __enter__(self) -> Path:
+        if self.out.is_symlink():
+            target = printable(os.readlink(self.out))
+            raise ConfigError(f"--out {printable(self.shown)} is a symbolic link (to {target}); give the real folder, "
+                              "or a new one")
         if self.out.exists() and not self.out.is_dir():
-            raise ConfigError(f"--out {printable(self.out)} is a file; give a folder")
-        check_target(self.out, self.inputs)
+            raise ConfigError(f"--out {printable(self.shown)} is a file; give a folder")
+        check_target(self.shown, self.inputs)
         try:
             self.out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise ConfigError(f"cannot create the folder of --out {printable(self.out)}: {e.strerror or e}") from None
+            raise ConfigError(f"cannot create the folder of --out {printable(self.shown)}: {e.strerror or e}") from None
         self._acquire()
         try:
             self._recover()
@@ -224,17 +267,14 @@ class RunFolder:
         if fcntl is None:  # pragma: no cover
             return self._acquire_exclusive()
         for _ in range(100):
-            try:
-                fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as e:
-                raise ConfigError(f"cannot write beside --out {printable(self.out)}: {e.strerror or e}") from None
+            fd = self._open_lock()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 holder = _read_pid(fd)
                 os.close(fd)
                 who = f" (process {holder})" if holder and _alive(holder) else ""
-                raise ConfigError(f"another cflearn run{who} is writing to {printable(self.out)}; wait for it or "
+                raise ConfigError(f"another cflearn run{who} is writing to {printable(self.shown)}; wait for it or "
                                   "choose another --out") from None
             try:
                 same = os.stat(self.lock).st_ino == os.fstat(fd).st_ino
@@ -250,11 +290,28 @@ class RunFolder:
         raise ConfigError(f"could not take the lock {printable(self.lock)}; remove it if no cflearn run is writing "
                           "there")
 
+    def _open_lock(self) -> int:
+        """The lock file, opened without following a link or blocking on a pipe; only a regular file with
+        one name, empty or holding a process ID (what cflearn writes), is taken."""
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        fix = f"it is not a cflearn lock: remove {printable(self.lock)} (or choose another --out)"
+        try:
+            fd = os.open(self.lock, flags, 0o644)
+        except OSError as e:
+            if os.path.islink(self.lock):
+                raise ConfigError(f"{printable(self.lock)} is a symbolic link; {fix}") from None
+            raise ConfigError(f"cannot write beside --out {printable(self.shown)}: {e.strerror or e}") from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > 32 or not _pid_text(fd):
+            os.close(fd)
+            raise ConfigError(f"{printable(self.lock)} is {_what(st)}; {fix}")
+        return fd
+
     def _acquire_exclusive(self) -> None:  # pragma: no cover - platforms without flock
         try:
             fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            raise ConfigError(f"another cflearn run is writing to {printable(self.out)} (or one died: remove "
+            raise ConfigError(f"another cflearn run is writing to {printable(self.shown)} (or one died: remove "
                               f"{printable(self.lock)})") from None
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
@@ -268,13 +325,13 @@ class RunFolder:
     def _recover(self) -> None:
         """Remove what dead runs left: temporary folders; an old run moved aside goes back if ``out`` is gone."""
         parent, name = self.out.parent, self.out.name
-        olds = sorted(p for p in parent.glob(f".{name}.old-*") if p.is_dir() and owned_files(p)[0] is not None)
+        olds = sorted(p for p in _named(parent, f".{name}.old-") if p.is_dir() and owned_files(p)[0] is not None)
         if olds and not self.out.exists():
             os.rename(olds[0], self.out)
             olds = olds[1:]
         for old in olds:
             _remove_run(old)
-        for stale in parent.glob(f".{name}.tmp-*"):
+        for stale in _named(parent, f".{name}.tmp-"):
             if stale.is_dir() and (not any(stale.iterdir()) or (stale / MARKER).is_file()):
                 shutil.rmtree(stale, ignore_errors=True)  # our own private folder (empty, or marked)
 
@@ -286,11 +343,11 @@ class RunFolder:
             shown = ", ".join(printable(n) for n in foreign[:3])
             more = " ..." if len(foreign) > 3 else ""
             what = "files cflearn did not write" if kind is None else "a cflearn run and other files"
-            raise ConfigError(f"--out {printable(self.out)} holds {what} ({shown}{more}); choose a new folder "
+            raise ConfigError(f"--out {printable(self.shown)} holds {what} ({shown}{more}); choose a new folder "
                               "(--force replaces only a folder cflearn wrote)")
         if self.force or (self.kind == "demo" and kind == "demo"):
             return
-        raise ConfigError(f"--out {printable(self.out)} already holds a `cflearn {kind}` run; choose a new folder or "
+        raise ConfigError(f"--out {printable(self.shown)} already holds a `cflearn {kind}` run; choose a new folder or "
                           "add --force to replace it")
 
 

@@ -360,3 +360,59 @@ def test_a_signal_another_thread_takes_waits_until_the_run_folder_is_done(tmp_pa
     assert reached == [during]  # the signal came inside and was acted on only after
     assert (out / "metrics.json").is_file() == (during == "commit")
     assert not list(tmp_path.glob(".run.tmp-*")) and not list(tmp_path.glob(".run.lock"))
+
+
+def test_a_lock_that_is_a_link_a_pipe_or_another_file_is_refused_and_left_alone(tmp_path):
+    """`.NAME.lock` as a symlink to a user's file was opened through the link, truncated and given a PID; a
+    FIFO gave a traceback."""
+    precious = tmp_path / "thesis.txt"
+    precious.write_text("years of work\n")
+    cases = {"link": lambda lock: lock.symlink_to(precious), "pipe": lambda lock: os.mkfifo(lock),
+             "hard link": lambda lock: os.link(precious, lock), "text": lambda lock: lock.write_text("notes\n")}
+    for what, make in cases.items():
+        out = tmp_path / what.replace(" ", "_") / "run"
+        out.parent.mkdir()
+        lock = out.parent / ".run.lock"
+        make(lock)
+        with pytest.raises(cflearn.ConfigError, match=r"\.run\.lock is .*it is not a cflearn lock: remove"):
+            with RunFolder(out):
+                pass
+        assert precious.read_text() == "years of work\n", what
+        assert os.path.lexists(lock) and not out.exists(), what
+    with RunFolder(tmp_path / "fine" / "run") as tmp:  # a lock cflearn left (a PID) is taken again
+        assert tmp.is_dir()
+
+
+def test_a_marker_that_is_a_pipe_does_not_hang_the_check(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    os.mkfifo(out / ".cflearn-run")
+    os.mkfifo(out / "metrics.json")
+    with pytest.raises(cflearn.ConfigError, match="holds files cflearn did not write"):
+        with RunFolder(out, force=True):
+            pass
+
+
+def test_an_out_folder_with_glob_characters_touches_no_other_run(tmp_path):
+    """`--out 'runs/*'` was a pattern to the clean-up of dead runs: it removed another live run's folder."""
+    other = tmp_path / ".busy.tmp-1-abc"
+    other.mkdir()
+    (other / ".cflearn-run").write_text('{"command": "fit"}')
+    with RunFolder(tmp_path / "*") as tmp:
+        assert tmp.is_dir()
+    assert (other / ".cflearn-run").is_file()
+
+
+def test_an_out_link_is_refused_and_a_linked_parent_takes_the_same_lock(tmp_path):
+    real = tmp_path / "runs"
+    real.mkdir()
+    (tmp_path / "alias").symlink_to(real, target_is_directory=True)
+    (real / "T").mkdir()
+    (real / "L").symlink_to(real / "T", target_is_directory=True)
+    with pytest.raises(cflearn.ConfigError, match="is a symbolic link"):
+        with RunFolder(real / "L", force=True):
+            pass
+    with RunFolder(real / "run"):
+        with pytest.raises(cflearn.ConfigError, match="another cflearn run"):
+            with RunFolder(tmp_path / "alias" / "run"):
+                pass
