@@ -472,11 +472,22 @@ def _column(df: pd.DataFrame, name: str | None, default_pos: int | None, role: s
         if glued is not None:
             sep = next(sep for sep in ",;\t|" if sep in glued)
             hint = f" (wrong separator? the header reads {glued!r}: pass sep={sep!r})"
+        elif len(names) > 1 and all(_is_number(c) for c in names):
+            hint = (" (the first row looks like data, not column names: the file has no header row; use "
+                    "`cflearn fit --no-header` with columns 0, 1, 2..., or read_ratings(path, header=None))")
         elif not hint:
             fits = [c for c in names if any(w in c.lower() for w in _ROLE_WORDS[role])]
             hint = f" (did you mean '{fits[0]}'?)" if fits else ""
         raise ColumnError(f"no {role} column {name!r} in the table{hint}; columns are {list(df.columns)}")
     return name
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _clean_ids(ids: pd.Series, name: str) -> pd.Series:

@@ -156,9 +156,13 @@ def register(kind: Kind, *presets: Preset, replace: bool = False) -> Kind:
         replace: allow replacing a kind or preset of the same name (else an error).
     """
     from . import models
+    from ._presets import BUILTIN_KINDS
 
     if not isinstance(kind, Kind) or not kind.name:
         raise ConfigError(f"register needs an instance of a cflearn.kinds.Kind subclass with a name, got {kind!r}")
+    if kind.name in BUILTIN_KINDS and type(kind).__module__ not in _BUILTIN:  # reserved, loaded yet or not
+        raise ConfigError(f"kind name {kind.name!r} is reserved for cflearn's own ({', '.join(BUILTIN_KINDS)}); "
+                          "give your kind another name")
     if not replace and kind.name in KINDS and type(KINDS[kind.name]) is not type(kind):
         raise ConfigError(f"a kind named {kind.name!r} is registered already ({KINDS[kind.name]!r}); pass "
                           "replace=True to replace it")

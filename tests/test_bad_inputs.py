@@ -31,6 +31,8 @@ CATALOG = [
      r"no rating column 'rating'.*did you mean 'stars'"),
     ("wrong separator", GOOD.replace(",", ";").encode(), ["--sep", ","], cflearn.ColumnError,
      r"wrong separator\? the header reads 'userId;movieId;rating': pass sep=';'"),
+    ("no header row (FilmTrust's shape)", b"1050,215,3\n1050,216,2\n1051,215,4\n", [], cflearn.ColumnError,
+     r"no user column 'userId' in the table \(the first row looks like data, not column names: .*--no-header"),
     ("NaN ratings", (GOOD + "3,99,\n").encode(), [], cflearn.DataError, r"1 missing \(NaN\) ratings.*dropna"),
     ("infinite ratings", (GOOD + "3,99,inf\n").encode(), [], cflearn.DataError, r"1 infinite ratings"),
     ("non-numeric ratings", (GOOD + "3,99,five\n").encode(), [], cflearn.DataError,

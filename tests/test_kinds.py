@@ -106,8 +106,23 @@ def test_the_kind_is_found_by_name(data):
     assert type(learn.model) is TwoTower and learn.cf.settings.kind == "two_tower"
     with pytest.raises(cflearn.ConfigError, match=r"use_nn do\(es\) not apply to preset 'two_tower'"):
         cflearn.collab_learner(data, "two_tower", use_nn=True)
-    with pytest.raises(cflearn.ConfigError, match="a kind named 'dot' is registered already"):
-        kinds.register(type("Other", (Kind,), {"name": "dot"})())
+    with pytest.raises(cflearn.ConfigError, match="kind name 'dot' is reserved for cflearn's own"):
+        kinds.register(type("Other", (Kind,), {"name": "dot"})(), replace=True)
+
+
+def test_the_builtin_names_are_reserved_before_the_builtins_load():
+    """register() took 'dual' when it ran before the built-in kinds' lazy registration: the default preset
+    was then unusable for the process, and every dual model file failed to load."""
+    import subprocess
+    import sys
+
+    code = ("import cflearn\nfrom cflearn import kinds\nclass Mine(kinds.Kind):\n    name = 'dual'\n"
+            "try:\n    kinds.register(Mine())\nexcept cflearn.ConfigError as e:\n    print(e)\n"
+            "print(type(kinds.get_kind('dual')).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["kind name 'dual' is reserved for cflearn's own (dot, hybrid, nn, rank, dual); "
+                                       "give your kind another name", "DualKind"]
 
 
 def test_the_command_line_trains_saves_and_serves_it(synth, tmp_path, capsys):
