@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import sys
 import time
 import warnings
@@ -13,7 +14,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from fastai.callback.progress import ProgressCallback
-from fastai.callback.tracker import EarlyStoppingCallback
 from fastai.learner import CastToTensor, Learner
 from fastai.optimizer import Adam
 from torch import nn
@@ -35,7 +35,17 @@ from ._settle import (
     resolve,
     warn_feature_overrides,
 )
-from .callbacks import ColdRows, DDPTrainer, KeepBest, LossHistory, NaNGuard, PresetNote, RowL2, fill_cold_rows
+from .callbacks import (
+    ColdRows,
+    DDPTrainer,
+    KeepBest,
+    LossHistory,
+    NaNGuard,
+    PresetNote,
+    RowL2,
+    StopAfterWarmUp,
+    fill_cold_rows,
+)
 from .kinds import Built, Kind, get_kind
 from .models import HybridDotBias, contract, ranking_head, rating_head
 from .optim import adamw, lazy_adamw
@@ -296,7 +306,8 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
         keep_best: end with the weights of the epoch with the lowest validation loss (kept in
             memory by :class:`cflearn.callbacks.KeepBest`), not those of the last epoch.
         patience: stop after this many epochs without a lower validation loss (fastai's
-            ``EarlyStoppingCallback``), keeping the best epoch's weights (implies ``keep_best``).
+            ``EarlyStoppingCallback``, never inside the one-cycle warm-up: the first quarter of the
+            epochs), keeping the best epoch's weights (implies ``keep_best``).
         interrupt: on Ctrl-C, after putting the last complete epoch's weights back, ``"keep"``
             returns the learner (notebooks), ``"raise"`` re-raises ``KeyboardInterrupt`` (scripts).
         **kwargs: passed to ``fit_one_cycle``.
@@ -315,7 +326,8 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
     if patience is not None:
         patience = check_count("patience", patience)
     keep = KeepBest() if keep_best or patience is not None else None
-    stop = [EarlyStoppingCallback(monitor="valid_loss", patience=patience)] if patience is not None else []
+    warm = math.ceil(float(kwargs.get("pct_start", 0.25)) * epochs)  # fit_one_cycle's warm-up epochs
+    stop = [StopAfterWarmUp(warm, monitor="valid_loss", patience=patience)] if patience is not None else []
     cbs = list(kwargs.pop("cbs", None) or []) + ([keep] if keep is not None else []) + stop
     notes = [cb for cb in learn.cbs if isinstance(cb, PresetNote)]
     for note in notes:

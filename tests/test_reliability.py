@@ -1,6 +1,7 @@
 """Training safety and fuzzing: interrupts, best-epoch weights, determinism, random messy tables."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -185,3 +186,35 @@ def test_patience_stops_when_validation_stops_improving_and_keeps_the_best_epoch
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["kept_epoch"] <= metrics["epochs_run"] <= 40
     assert f"kept the weights of epoch {metrics['kept_epoch']}" in out
+    assert metrics["epochs_run"] >= 10 + 2  # never stopped inside the warm-up (a quarter of 40 epochs)
+    printed = [float(x) for x in re.findall(r"valid_loss (\S+)", out)]  # one line an epoch, the last one too
+    assert len(printed) == metrics["epochs_run"] and metrics["valid_loss"] == pytest.approx(min(printed), abs=1e-4)
+    assert metrics["valid_loss"] != pytest.approx(printed[-1], abs=1e-4)  # the kept weights' loss, not the last's
+
+
+def test_early_stopping_waits_for_the_warm_up():
+    """The README's `--epochs 40 --patience 3` stopped the default after 7 epochs, inside the learning
+    rate's warm-up, with a worse model than no early stopping."""
+    from types import SimpleNamespace
+
+    from fastai.callback.core import CancelFitException
+
+    from cflearn.callbacks import StopAfterWarmUp
+
+    def run(losses, warm):
+        cb = StopAfterWarmUp(warm, monitor="valid_loss", patience=2)
+        recorder = SimpleNamespace(values=[])
+        cb.learn = SimpleNamespace(recorder=recorder, epoch=0)
+        cb.wait, cb.idx, cb.best = 0, 0, float("inf")
+        for epoch, loss in enumerate(losses):
+            cb.learn.epoch = epoch
+            recorder.values.append([loss])
+            try:
+                cb.after_epoch()
+            except CancelFitException:
+                return epoch + 1, cb.best
+        return len(losses), cb.best
+
+    rising_then_falling = [1.0, 1.2, 1.3, 1.4, 0.9, 0.8, 0.85, 0.86, 0.87, 0.7]
+    assert run(rising_then_falling, warm=0) == (3, 1.0)  # fastai's rule: stopped during the warm-up
+    assert run(rising_then_falling, warm=4) == (8, 0.8)  # counts from epoch 5: 0.9, 0.8, then 2 without a gain
