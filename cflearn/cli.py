@@ -244,6 +244,22 @@ class _terminated:
             signal.signal(signal.SIGTERM, self._previous)
 
 
+def _say_better_lists(table: Any, model_ndcg: float, preset: dict[str, Any]) -> None:
+    """One line when a baseline's top-10 lists beat the model's by more than 1%, with what to try."""
+    better = {name: float(v) for name, v in table["ndcg@10"].items()
+              if not str(name).startswith("model") and v == v and float(v) > 1.01 * model_ndcg}
+    if not better:
+        return
+    name = max(better, key=better.__getitem__)
+    if preset.get("rank_head") == "item_item":
+        what = ("the ranking head is EASE solved in closed form already (items with 5 ratings); on this split the "
+                "baseline's lists are better")
+    else:
+        what = "try more --epochs" + (", or --preset rank" if preset.get("name") != "rank" else "")
+    print(f"note: the {name!r} baseline's top-10 lists beat the model's (NDCG@10 {better[name]:.4f} against "
+          f"{model_ndcg:.4f}); {what}")
+
+
 def _start_processes(args: argparse.Namespace, argv: list[str]) -> int | None:
     """``--nproc N``: start torchrun with N processes (its exit code), or ``None`` to run here (N = 1, or
     already under torchrun with N processes)."""
@@ -679,14 +695,23 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
         if learn.cf.contract.list_kind == "ranking":
             print(f"valid NDCG@10 {metrics['ndcg@10']:.4f} from the ranking head (most popular: "
                   f"{ndcg['most popular']:.4f}, EASE: {ndcg['EASE']:.4f})")
+            _say_better_lists(table, metrics["ndcg@10"], p)
         elif metrics["ndcg@10"] < ndcg["most popular"]:
             print("note: ranked by predicted rating, this model's top-10 lists are worse than the most-popular chart; "
                   "for lists, train the default preset (dual) or --preset rank")
+        better = {name: float(r) for name, r in table["rmse"].items()
+                  if not str(name).startswith("model") and r == r and float(r) < metrics["rmse"]}
+        if better:
+            name = min(better, key=better.__getitem__)
+            print(f"note: the {name!r} baseline predicts these ratings better than the model (RMSE {better[name]:.4f} "
+                  f"against {metrics['rmse']:.4f}): its factors do not help as trained; try more --epochs, another "
+                  "--preset (fast is the default's rating head), or the baseline itself")
     else:
         why = ("the data are interactions" if metrics["implicit"] else
                f"preset {p['name']!r} ranks, its scores are not ratings")
         print(f"\nvalid NDCG@10 {metrics['ndcg@10']:.4f} (most popular: {ndcg['most popular']:.4f}, EASE: "
               f"{ndcg['EASE']:.4f}); ranking metrics only ({why}); {rows}; fit {metrics['fit_seconds']:.2f} s")
+        _say_better_lists(table, metrics["ndcg@10"], p)
     print()
     if keep_best or patience is not None:
         stopped = f"stopped after {learn.cf.epochs_run} of {p['epochs']} epochs; " if learn.cf.epochs_run != p[

@@ -176,3 +176,22 @@ def test_fit_with_an_items_table_and_named_features(ratings_csv, synth, tmp_path
         assert main([*base, *extra, "--out", str(tmp_path / "x")]) == 1
         stderr = capsys.readouterr().err
         assert message in stderr and stderr.count("\n") == 1, stderr
+
+
+def test_the_summary_says_when_a_baseline_beats_the_model(ratings_csv, tmp_path, capsys):
+    """A book-ratings run printed a user+item bias RMSE below the model's in its table, and the summary compared
+    the model with the global mean only."""
+    args = ["fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars", "--epochs", "1"]
+    code, out, err = call_cli(capsys, *args, "--preset", "fast", "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    table = json.loads((tmp_path / "a" / "metrics.json").read_text())["evaluation"]["methods"]
+    bias, model = table["user+item bias"]["rmse"], next(v["rmse"] for k, v in table.items() if k.startswith("model"))
+    assert bias < model  # one epoch of a dot product: the bias baseline is better
+    assert (f"note: the 'user+item bias' baseline predicts these ratings better than the model (RMSE {bias:.4f} "
+            f"against {model:.4f})") in out
+    code, out, err = call_cli(capsys, *args, "--preset", "rank", "--out", str(tmp_path / "b"))
+    table = json.loads((tmp_path / "b" / "metrics.json").read_text())["evaluation"]["methods"]
+    best = max((v["ndcg@10"], k) for k, v in table.items() if not k.startswith("model"))
+    model = next(v["ndcg@10"] for k, v in table.items() if k.startswith("model"))
+    said = f"note: the '{best[1]}' baseline's top-10 lists beat the model's"
+    assert (said in out) == (best[0] > 1.01 * model) and "--preset rank" not in out.split(said)[-1]
