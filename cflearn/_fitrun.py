@@ -116,6 +116,7 @@ def run_fit(source_data: Any, out: Path, *, preset: str, epochs: int | None, see
         else None, "baseline_rmse_global_mean": baseline if baseline == baseline else None,
         "ndcg@10": float(mine["ndcg@10"]), "implicit": data.implicit,
         "valid_loss": float(learn.loss_history.valid_losses[max(1, learn.cf.kept_epoch) - 1]),  # the kept weights
+        "loss": str(getattr(learn.loss_func, "label", "MSE")),
         "n_train": len(data.train_idx), "n_valid": len(data.valid_idx), "cold_valid_rows": data.cold["rows"],
         "fit_seconds": round(learn.cf.fit_seconds, 3), "epochs": p["epochs"], "epochs_run": learn.cf.epochs_run,
         "kept_epoch": learn.cf.kept_epoch, "preset": p["name"], "seed": seed,

@@ -144,9 +144,12 @@ def _data_table(m: dict[str, Any]) -> str:
 
 
 def _training(m: dict[str, Any], loss_png: bytes | None) -> str:
-    mse = " (MSE)" if m.get("rmse") is not None else ""
+    loss = m.get("loss") or ("MSE" if m.get("rmse") is not None else "")  # runs before 'loss' was recorded
+    kept = m.get("kept_epoch")
+    which = (f"validation loss of the kept weights (epoch {kept})" if kept and kept != m.get("epochs_run") else
+             "final validation loss")
     facts = _kv_table([("epochs", m.get("epochs")), ("fit seconds", m.get("fit_seconds")),
-                       ("device", m.get("device")), (f"final validation loss{mse}", m.get("valid_loss")),
+                       ("device", m.get("device")), (f"{which}{f' ({loss})' if loss else ''}", m.get("valid_loss")),
                        ("validation RMSE", m.get("rmse")), ("validation MAE", m.get("mae"))])
     img = _img(loss_png, "training loss per batch and validation loss per epoch") if loss_png else \
         "<p class='note'>no loss.png in the run folder</p>"

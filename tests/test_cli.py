@@ -187,6 +187,7 @@ def test_the_summary_says_when_a_baseline_beats_the_model(ratings_csv, tmp_path,
     table = json.loads((tmp_path / "a" / "metrics.json").read_text())["evaluation"]["methods"]
     bias, model = table["user+item bias"]["rmse"], next(v["rmse"] for k, v in table.items() if k.startswith("model"))
     assert bias < model  # one epoch of a dot product: the bias baseline is better
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["loss"] == "MSE"  # what valid_loss measures
     assert (f"note: the 'user+item bias' baseline predicts these ratings better than the model (RMSE {bias:.4f} "
             f"against {model:.4f})") in out
     code, out, err = call_cli(capsys, *args, "--preset", "rank", "--out", str(tmp_path / "b"))

@@ -99,3 +99,16 @@ def test_report_in_a_real_browser(run_dir, tmp_path):
     keep = os.environ.get("CFLEARN_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_the_training_table_names_the_loss_and_the_kept_epoch():
+    """The default's combined loss was shown as 'final validation loss (MSE) 10.28' where the MSE was 0.22, and
+    with --keep-best the last epoch's loss stood beside the kept weights."""
+    from cflearn._report import _training
+
+    dual = _training({"loss": "MSE + 1 x cross-entropy per user", "valid_loss": 10.28, "rmse": 0.47,
+                      "kept_epoch": 4, "epochs_run": 7}, None)
+    assert "validation loss of the kept weights (epoch 4) (MSE + 1 x cross-entropy per user)" in dual
+    assert "(MSE)" not in dual and "final validation loss" not in dual
+    fast = _training({"valid_loss": 0.22, "rmse": 0.47, "kept_epoch": 7, "epochs_run": 7}, None)  # an older run
+    assert "final validation loss (MSE)" in fast
