@@ -201,9 +201,10 @@ def _biases(cf: CollabModel) -> str:
     hi, lo = table[table["end"] == "highest"][cols], table[table["end"] == "lowest"][cols]
     why = ("A ranking model's item bias is how readily an item is recommended to anyone: mostly popularity among "
            "the users it learned from." if cf.contract.score_kind == "ranking" else
-           "A high bias with an ordinary mean rating is a film liked beyond its average once the raters' leniency is "
+           "A high bias with an ordinary mean rating is an item liked beyond its average once the raters' leniency is "
            "accounted for.")
-    return (f"<p>Items with at least {floor} training ratings. {why}</p><div class='pair'>"
+    rows = "interactions" if cf.implicit else "ratings"
+    return (f"<p>Items with at least {floor} training {rows}. {why}</p><div class='pair'>"
             f"<div><h3>highest</h3>{_frame(hi)}</div><div><h3>lowest</h3>{_frame(lo)}</div></div>")
 
 
