@@ -636,6 +636,34 @@ def _dedupe(frame: pd.DataFrame, user: str, item: str, rating: str, timestamp: s
     return merged[frame.columns].reset_index(drop=True), n_extra
 
 
+def _id_column_hint(table: pd.DataFrame, key: str, role: str, ids: pd.Series) -> str:
+    """Which column of a side table holds the rated IDs: one with a row per ID whose values are most of
+    the rated IDs (an ``id`` key), named with the option that picks it; else the closest name that is
+    such a key (a ``WineryID`` column repeats across wines and is no ID of theirs)."""
+    option = "item_id" if role == "items" else "user_id"
+    rated = pd.Index(pd.unique(ids))
+    best, share = None, 0.0
+    for col in list(table.columns)[:50]:
+        values = table[col]
+        if values.duplicated().any() or values.isna().any():
+            continue
+        try:
+            hit = float(pd.Index(values).isin(rated).mean()) if len(values) else 0.0
+        except TypeError:  # unhashable values (lists)
+            continue
+        if hit > share:
+            best, share = col, hit
+    if best is not None and share >= 0.5:
+        return (f" (its {str(best)!r} column has one row per ID and {share:.0%} of them are rated IDs: pass "
+                f"{option}={str(best)!r})")
+    near = closest(key, map(str, table.columns))
+    name = near[len(" (did you mean '"):-len("'?)")] if near else ""
+    if name and name in table.columns and not table[name].duplicated().any():
+        return f"{near[:-1]}; pass {option}={name!r})"
+    return (f" (name the column that holds the {role[:-1]} IDs with {option}='COLUMN'; columns are "
+            f"{list(table.columns)[:10]})")
+
+
 def _side_table(table: pd.DataFrame | None, key: str, role: str, *, ids: pd.Series) -> pd.DataFrame | None:
     """The metadata table indexed by ID, checked: one row per ID (which row would hold the titles and
     features?), IDs of the ratings' type, and rows at all (a warning when it covers no rated ID)."""
@@ -645,7 +673,7 @@ def _side_table(table: pd.DataFrame | None, key: str, role: str, *, ids: pd.Seri
         raise DataError(f"{role} must be a DataFrame with a {key!r} column, got {type(table).__name__}")
     if key not in table.columns and table.index.name != key:
         raise ColumnError(f"the {role} table needs a {key!r} column (or index) to match the ratings"
-                          f"{closest(key, map(str, table.columns))}")
+                          f"{_id_column_hint(table, key, role, ids)}")
     own = table[key] if key in table.columns else table.index.to_series()
     repeated = own[own.duplicated()]
     if len(repeated):

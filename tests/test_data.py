@@ -178,3 +178,22 @@ def test_read_ratings_errors(tmp_path):
     with pytest.raises(DataError, match="not UTF-8.*latin-1"):
         cflearn.read_ratings(tmp_path / "latin.csv")
     assert cflearn.read_ratings(tmp_path / "latin.csv", encoding="latin-1").user.tolist() == ["José"]
+
+
+def test_a_side_table_keyed_otherwise_names_its_id_column_and_the_option():
+    """A wines table keyed `id` got "(did you mean 'WineryID'?)", the winery's column; no word of --items-id."""
+    import pandas as pd
+
+    from cflearn.cli import _cli_words
+
+    ratings = pd.DataFrame({"WineID": [1, 2, 3, 4, 5, 6], "user": [1, 1, 2, 2, 3, 3], "rating": [4, 3, 5, 2, 4, 1.0]})
+    wines = pd.DataFrame({"id": [1, 2, 3, 4, 5, 6, 7], "WineryID": [1, 1, 2, 2, 3, 3, 3], "WineName": list("abcdefg")})
+    with pytest.raises(cflearn.ColumnError, match=r"its 'id' column has one row per ID and 86% of them are rated "
+                                                  r"IDs: pass item_id='id'\)") as info:
+        cflearn.from_df(ratings, "user", "WineID", "rating", items=wines)
+    assert "pass --items-id id)" in _cli_words(str(info.value))
+    with pytest.raises(cflearn.ColumnError) as info:  # no key column: no guess at the winery
+        cflearn.from_df(ratings, "user", "WineID", "rating", items=wines.drop(columns="id"))
+    assert "WineryID'?" not in str(info.value) and "with --items-id COLUMN;" in _cli_words(str(info.value))
+    data = cflearn.from_df(ratings, "user", "WineID", "rating", items=wines, item_id="id")  # the fix it names
+    assert data.item_info is not None and "WineName" in data.item_info.columns
