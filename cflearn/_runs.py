@@ -71,7 +71,9 @@ def signals_deferred() -> Iterator[None]:
     def hold(signum: int, frame: Any) -> None:
         got.append((signum, frame))
 
-    previous: dict[int, Any] = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    # a handler installed outside Python (getsignal: None) could not be put back: that signal is left alone
+    ours = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not None]
+    previous: dict[int, Any] = {s: signal.signal(s, hold) for s in ours}
     try:
         yield
     finally:
