@@ -7,8 +7,8 @@ own: fit CPU seconds (``time.process_time``) and the peak resident memory of the
 before it (MB). "EASE (evaluate's)" is the suite's bar (``cflearn.evaluate``'s: the 8,000 most rated items
 with 3 ratings, lambda chosen from 4 on a 10% slice); "EASE" is the full model over every item with 3
 ratings and one fixed lambda (800): a dense items x items float32 matrix, factorised in place (O(items^3) CPU,
-4 x items^2 bytes). It is run while that matrix fits in a third of this machine's memory and its estimated
-CPU stays under ``--ease-max-s``; beyond, the table gives the estimate (cubic from the largest size run).
+4 x items^2 bytes). It is run while three such matrices fit in 80% of the free memory and its estimated
+CPU stays under ``--ease-max-s``; beyond, the table gives the estimate (cubic from the largest EASE run).
 
     python bench/catalogue.py [--sizes 1000 10000 60000 200000] [--record]
 """
