@@ -33,11 +33,10 @@ from ._ranking import (
     RankTargets,
     TargetItems,
     _csr,
-    _optimizer,
-    auto_negatives,
     budget_epochs,
     check_dual,
     rank_targets,
+    sample_items,
     train_steps,
     valid_bs,
 )
@@ -190,11 +189,8 @@ class DualKind(Kind):
         p = side_features(data, p, given)
         if p.kind == "rank":  # implicit data: the ranking head alone
             return RankKind.schedule(data, p, epochs_given="epochs" in given)
-        n_users, n_items = len(data.users), len(data.items)  # a large catalogue: sampled items, as preset rank
-        negatives = p.negatives if p.negatives is not None else auto_negatives(n_users, n_items, p.bs)
-        if "optimizer" not in given:
-            p = p.replace(optimizer=_optimizer(p.replace(optimizer="auto"), n_users, n_items, negatives))
-        return budget_epochs(p.replace(negatives=negatives), train_steps(data, p.bs), given="epochs" in given)
+        p = sample_items(p, len(data.users), len(data.items), softmax=True)  # a large catalogue: as preset rank
+        return budget_epochs(p, train_steps(data, p.bs), given="epochs" in given)
 
     def build(self, data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
               y_range: tuple[float, float] | None, shard: tuple[int, int] = (0, 1)) -> Built:
@@ -288,8 +284,6 @@ def _rating_schedule(data: CollabData, p: Preset, given: dict[str, Any]) -> Pres
                           f"{ITEM_ITEM_MAX:,} items): pass rank_head='learned' to train the learned head")
     fast = PRESETS["fast"]
     p = p.replace(**{k: getattr(fast, k) for k in ("bs", "epochs", "lr") if k not in given})
-    if "optimizer" not in given:  # check_dual made "auto" the learned head's "adamw": the rating kinds' choice
-        p = p.replace(optimizer="auto")
     return pair_schedule(data, p, given)
 
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RankLoss", "TargetItems", "RankTargets", "rank_targets", "rank_loaders", "valid_bs", "target_weights",
            "RankLossKind", "check_ranking", "check_dual", "check_rated_factors", "ranking_parts", "RANK_ONLY",
-           "RankKind"]
+           "RankKind", "sample_items"]
 
 RankLossKind = Literal["softmax", "bpr"]
 FULL_SOFTMAX_ITEMS = 20_000
@@ -304,7 +304,8 @@ _NOT_FOR_RANKING = {"use_nn": "the ranking model is its own architecture", "emb_
 
 
 def check_ranking(p: Preset, given: dict[str, Any], *, custom: bool) -> Preset:
-    """Check a preset's ranking settings (errors for those that do not apply); ``auto`` -> ``adamw``."""
+    """Check a preset's ranking settings (errors for those that do not apply); :meth:`RankKind.schedule`
+    settles ``negatives`` and an ``auto`` optimizer."""
     if not p.ranking:
         wrong = [k for k in RANK_ONLY if k in given]
         raise ConfigError(f"{', '.join(wrong)} appl(y/ies) to ranking presets only (loss='softmax' or 'bpr', e.g. "
@@ -370,7 +371,6 @@ def check_dual(p: Preset, given: dict[str, Any], *, custom: bool, implicit: bool
         check_number(name, getattr(p, name))
     check_fraction("dropout", p.dropout)
     _check_negatives(p)
-    optimizer = "adamw" if p.optimizer == "auto" else p.optimizer
     if "bs" not in given:  # few users: keep at least ~10 steps an epoch (the rating head needs its steps)
         p = p.replace(bs=min(p.bs, max(8, n_users // 10)))
     if implicit:  # interactions: no ratings to predict, the ranking head alone
@@ -381,11 +381,12 @@ def check_dual(p: Preset, given: dict[str, Any], *, custom: bool, implicit: bool
                                   + ("; size it with rank_factors=" if name == "n_factors" else ""))
         sized = p.implicit_factors if "rank_factors" not in given else None
         factors = sized or p.rank_factors or p.n_factors
+        optimizer = "adamw" if p.optimizer == "auto" else p.optimizer
         alone = dataclasses.replace(p, kind="rank", loss="softmax", optimizer=optimizer, row_l2=0.0, bias_l2=0.0,
                                     item_features=(), user_features=(), n_factors=factors, rank_factors=None)
         return check_ranking(alone, {}, custom=False)
     check_rated_factors(p, given)
-    return p.replace(optimizer=optimizer)
+    return p  # the optimizer stays "auto" here: each head's schedule chooses (sample_items, pair_schedule)
 
 
 def check_rated_factors(p: Preset, given: dict[str, Any]) -> None:
@@ -404,6 +405,14 @@ def auto_negatives(n_users: int, n_items: int, bs: int) -> int:
     if n_items - 1 <= 2048 or (n_items <= FULL_SOFTMAX_ITEMS and steps * n_items <= FULL_SOFTMAX_COST):
         return 0
     return 2048
+
+
+def sample_items(p: Preset, n_users: int, n_items: int, *, softmax: bool) -> Preset:
+    """A softmax ranking head's ``negatives`` (:func:`auto_negatives` unless given; 0 for other losses) and
+    the optimizer that suits them (:func:`_optimizer`), as presets ``rank`` and ``dual`` settle them."""
+    negatives = p.negatives if p.negatives is not None else auto_negatives(n_users, n_items, p.bs)
+    negatives = negatives if softmax else 0
+    return p.replace(negatives=negatives, optimizer=_optimizer(p, n_users, n_items, negatives))
 
 
 def _optimizer(p: Preset, n_users: int, n_items: int, negatives: int) -> str:
@@ -457,10 +466,7 @@ class RankKind(Kind):
     @staticmethod
     def schedule(data: CollabData, p: Preset, *, epochs_given: bool) -> Preset:
         """Settle ``negatives``, the optimizer and ``epochs`` from the step budget of a checked preset."""
-        n_users, n_items = len(data.users), len(data.items)
-        negatives = p.negatives if p.negatives is not None else auto_negatives(n_users, n_items, p.bs)
-        negatives = negatives if p.loss == "softmax" else 0
-        p = p.replace(negatives=negatives, optimizer=_optimizer(p, n_users, n_items, negatives))
+        p = sample_items(p, len(data.users), len(data.items), softmax=p.loss == "softmax")
         return budget_epochs(p, train_steps(data, p.bs), given=epochs_given)
 
     def build(self, data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
