@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._errors import ColumnError, ConfigError, DataError, DataWarning, check_seed, closest
+from ._errors import ColumnError, ConfigError, DataError, DataWarning, check_seed, closest, closest_name
 from ._features import check_feature_columns
 from ._read import read_ratings
 from ._splits import SplitName, check_split, split_rows
@@ -656,10 +656,9 @@ def _id_column_hint(table: pd.DataFrame, key: str, role: str, ids: pd.Series) ->
     if best is not None and share >= 0.5:
         return (f" (its {str(best)!r} column has one row per ID and {share:.0%} of them are rated IDs: pass "
                 f"{option}={str(best)!r})")
-    near = closest(key, map(str, table.columns))
-    name = near[len(" (did you mean '"):-len("'?)")] if near else ""
-    if name and name in table.columns and not table[name].duplicated().any():
-        return f"{near[:-1]}; pass {option}={name!r})"
+    name = closest_name(key, map(str, table.columns))
+    if name is not None and name in table.columns and not table[name].duplicated().any():
+        return f" (did you mean {name!r}?; pass {option}={name!r})"
     return (f" (name the column that holds the {role[:-1]} IDs with {option}='COLUMN'; columns are "
             f"{list(table.columns)[:10]})")
 

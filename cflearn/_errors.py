@@ -17,6 +17,7 @@ __all__ = [
     "DownloadError",
     "WriteError",
     "closest",
+    "closest_name",
     "check_count",
     "check_number",
     "printable",
@@ -136,14 +137,20 @@ def check_number(name: str, value: object, *, positive: bool = False) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
-def closest(name: str, choices: Iterable[str]) -> str:
-    """Return ' (did you mean 'x'?)' for the closest of ``choices`` to ``name``, or ''."""
+def closest_name(name: str, choices: Iterable[str]) -> str | None:
+    """The one of ``choices`` closest to ``name`` (the same name in another case first), or ``None``."""
     choices = [str(c) for c in choices]
     lower = {c.lower(): c for c in choices}
     if name.lower() in lower:
-        return f" (did you mean '{lower[name.lower()]}'?)"
+        return lower[name.lower()]
     match = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
+    return match[0] if match else None
+
+
+def closest(name: str, choices: Iterable[str]) -> str:
+    """Return ' (did you mean 'x'?)' for the closest of ``choices`` to ``name``, or ''."""
+    match = closest_name(name, choices)
+    return f" (did you mean '{match}'?)" if match is not None else ""
 
 
 def first_line(e: BaseException) -> str:

@@ -138,7 +138,8 @@ def owned_files(folder: Path) -> tuple[str | None, list[str]]:
 def _json_file(path: Path) -> dict[str, Any] | None:
     """A JSON object from a regular file (not a link, a pipe or a device, which could hang a read), else ``None``."""
     try:
-        if not stat.S_ISREG(path.lstat().st_mode) or path.lstat().st_size > 1 << 20:
+        st = path.lstat()
+        if not stat.S_ISREG(st.st_mode) or st.st_size > 1 << 20:
             return None
         value = json.loads(path.read_text())
     except (OSError, ValueError):
