@@ -27,6 +27,7 @@ from ._data import relevance_level
 from ._errors import ConfigError
 from ._features import hybrid_data
 from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader, _show, fast_loaders
+from ._presets import ITEM_ITEM_MAX
 from ._ranking import (
     RankKind,
     RankLoss,
@@ -52,10 +53,6 @@ if TYPE_CHECKING:
 __all__ = ["DualLoader", "DualLoss", "DualRMSE", "DualKind", "dual_parts", "ItemItemFit", "choose_head",
            "ITEM_ITEM_MAX"]
 
-ITEM_ITEM_MAX = 5000
-"""``rank_head="auto"``: the closed-form item-item head while at most this many items have ``min_count``
-training interactions (its ``B`` is that many squared floats: 100 MB at 5,000; a solve takes seconds), the
-learned head above (its cost grows with the catalogue, not its square)."""
 
 
 class DualLoader(TensorLoader):

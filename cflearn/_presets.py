@@ -7,8 +7,14 @@ from typing import Any, Literal
 
 from ._errors import ConfigError, closest
 
-__all__ = ["Preset", "FeatureChoice", "PRESETS", "DEFAULT_PRESET", "BUILTIN_KINDS", "OVERRIDABLE", "get_preset",
+__all__ = ["Preset", "FeatureChoice", "PRESETS", "DEFAULT_PRESET", "BUILTIN_KINDS", "OVERRIDABLE", "ITEM_ITEM_MAX",
+           "get_preset",
            "infer_kind", "y_range_for"]
+
+ITEM_ITEM_MAX = 5000
+"""``rank_head="auto"``: the closed-form item-item head while at most this many items have ``min_count``
+training interactions (its ``B`` is that many squared floats: 100 MB at 5,000; a solve takes seconds), the
+learned head above (its cost grows with the catalogue, not its square)."""
 
 DEFAULT_PRESET = "dual"
 """The preset of :func:`cflearn.collab_learner`, ``cflearn fit`` and ``cflearn demo`` when none is named."""

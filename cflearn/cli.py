@@ -314,7 +314,7 @@ class _cflearn_warnings:
 
 # -- commands -----------------------------------------------------------------------------------
 def _presets(args: argparse.Namespace) -> int:
-    from ._presets import DEFAULT_PRESET, PRESETS
+    from ._presets import DEFAULT_PRESET, ITEM_ITEM_MAX, PRESETS
 
     for p in PRESETS.values():
         print(f"{p.name:<8} {p.description}" + (" [the default]" if p.name == DEFAULT_PRESET else ""))
@@ -327,9 +327,10 @@ def _presets(args: argparse.Namespace) -> int:
                                           if p.step_budget else "")
         if p.dual and p.rank_head == "auto":
             fast = PRESETS["fast"]
-            print(f"{'':<8} kind {p.kind}; item-item head (up to 5,000 items with {p.min_count} ratings): the rating "
-                  f"head trains as 'fast' (bs {fast.bs}, {fast.epochs} epochs, lr {fast.lr:g}); learned head (larger "
-                  f"catalogues): bs {batch}, {epochs}, lr {p.lr:g}; wd {p.wd:g}, row_l2 {p.row_l2:g}, {size}")
+            print(f"{'':<8} kind {p.kind}; item-item head (up to {ITEM_ITEM_MAX:,} items with {p.min_count} "
+                  f"ratings): the rating head trains as 'fast' (bs {fast.bs}, {fast.epochs} epochs, lr {fast.lr:g}); "
+                  f"learned head (larger catalogues): bs {batch}, {epochs}, lr {p.lr:g}; wd {p.wd:g}, "
+                  f"row_l2 {p.row_l2:g}, {size}")
             continue
         print(f"{'':<8} kind {p.kind}; bs {batch}, {epochs}, lr {p.lr:g}, wd {p.wd:g}, row_l2 {p.row_l2:g}, "
               f"{size}, {p.loader} loader")
