@@ -391,6 +391,67 @@ WRONG: dict[tuple[int, str], list[str]] = {
     ],
 }
 
+# Wrong answers that fixed examples let through (round three of the course review): generated
+# inputs (ties, empty lists, values outside the scale, timestamps of other digit counts, batches of
+# one row) and the contract (inputs unchanged, types as the question states, models that train)
+# find each of them.
+_FIXED_EXAMPLES_MISSED = {
+    (0, "q1"): ["user2idx = {u: float(i) for i, u in enumerate(sorted(ratings.user.unique()))}\n"
+                "idx2user = {i: u for u, i in user2idx.items()}",  # float rows
+                "user2idx = {u: i for i, u in enumerate(sorted(ratings.user.unique()))}\n"
+                "idx2user = {i: float(u) for u, i in user2idx.items()}",
+                "user2idx = {u: int(u) - 1 for u in ratings.user.unique()}\n"  # IDs taken for rows
+                "idx2user = {i: u for u, i in user2idx.items()}"],
+    (0, "q2"): [_dot(out="(self.user_factors.weight.data[users] * self.movie_factors.weight.data[movies]).sum(1)"),
+                _dot(out="(self.user_factors(users) * self.movie_factors(movies).detach()).sum(1)"),
+                _dot(out="(self.user_factors(users) * self.movie_factors(movies)).sum(1, keepdim=True).squeeze()")],
+    (0, "q4"): [_bias(raw="dot + self.user_bias.weight.data[users, 0] + self.movie_bias(movies)[:, 0]"),
+                _bias(raw="dot.squeeze() + self.user_bias(users).squeeze() + self.movie_bias(movies).squeeze()")],
+    (2, "q2"): [_sim("factors /= factors.norm(dim=1, keepdim=True)\nsims = factors @ factors[i]\n"
+                     "order = [j for j in sims.argsort(descending=True).tolist() if j != i]\nreturn order[:n]"),
+                _sim(_COS + "order = sims.argsort(descending=True)\nreturn order[order != i][:n].float()"),
+                _sim(_COS + "return sims.argsort(descending=True)[1:n + 1].tolist()")],  # row i not always first
+    (2, "q3"): [_pca("factors -= factors.mean(0)\nU, S, Vh = torch.linalg.svd(factors, full_matrices=False)\n"
+                     "return factors @ Vh[:2].T")],
+    (3, "q1"): [_emb("return min(600.0, round(1.6 * n_cat ** 0.56))"),
+                _emb("return min(600, float(round(1.6 * n_cat ** 0.56)))")],
+    (3, "q2"): [_nn(cat="self.user_factors.weight.data[users], self.item_factors(items)"),
+                _nn(cat="self.user_factors(users), self.item_factors(items).detach()")],
+    (3, "q3"): [_params("return float((n_users + n_items) * (n_factors + 1))")],
+    (4, "q1"): [_year("match = re.search(r'\\((\\d{4})\\)\\s*$', title)\n"
+                      "return float(match.group(1)) if match else None"),
+                _year("match = re.search(r'\\((\\d+)\\)\\s*$', title)\nreturn int(match.group(1)) if match else None"),
+                _year("match = re.search(r'\\((\\d{4})\\)\\s*$', title)\nreturn int(match.group(1)) if match else 0")],
+    (4, "q2"): [_genres("return genres.str.get_dummies(sep='|').drop(columns='(no genres listed)', errors='ignore')"
+                        ".astype(float)"),
+                _genres("return genres.str.get_dummies(sep='|').drop(columns='(no genres listed)', errors='ignore')"
+                        ".sort_index()")],
+    (4, "q3"): [_content("s = m @ v / (np.abs(m).sum(1) * np.abs(v).sum())\n"  # L1 lengths
+                         "return pd.Series(s, index=onehot.index).drop(item).nlargest(n).index.tolist()"),
+                _content("s = m @ v / (np.linalg.norm(m, axis=1) * np.linalg.norm(v))\n"
+                         "return pd.Series(s, index=onehot.index).nlargest(n + 1).index.tolist()[1:]")],
+    (5, "q1"): [_rmse("return np.sqrt(np.mean((np.clip(p, 0.5, 5) - t) ** 2))"),  # clipped to a scale
+                _rmse("return np.sqrt(np.mean((p - t) ** 2)) if len(p) > 1 else abs(p[0] - t[0]) / 2")],
+    (5, "q2"): [_prec("sum(r in rel for r in recs[:k]) / k", keep="recs"),  # skips empty lists, not empty sets
+                _prec("len(set(recs[:k]) & rel) / min(k, len(recs))", keep="rel and recs")],
+    (5, "q3"): [_split("ordered = df.sort_values('timestamp', key=lambda s: s.astype(str))\n"  # as text
+                       "cut = len(df) - round(len(df) * valid_frac)\nreturn ordered.iloc[:cut], ordered.iloc[cut:]"),
+                _split("df.sort_values('timestamp', inplace=True)\n"  # changes the caller's table
+                       "cut = len(df) - round(len(df) * valid_frac)\nreturn df.iloc[:cut], df.iloc[cut:]"),
+                _split("t = df.timestamp.quantile(1 - valid_frac)\n"  # a threshold: ties move the cut
+                       "return df[df.timestamp < t], df[df.timestamp >= t]"),
+                _split("ordered = df.sort_values('timestamp').drop_duplicates()\n"  # duplicate rows lost
+                       "cut = len(ordered) - round(len(ordered) * valid_frac)\n"
+                       "return ordered.iloc[:cut], ordered.iloc[cut:]")],
+    (5, "q4"): [_unseen("return [float(i) for i in scores.drop(list(seen)).nlargest(n).index]"),
+                _unseen("scores.drop(list(seen), inplace=True)\nreturn scores.nlargest(n).index.tolist()"),
+                _unseen("s = scores.drop(list(seen))\nreturn s[s > s.nlargest(n).min()].index.tolist() + "
+                        "s[s == s.nlargest(n).min()].index.tolist()[:1]")],  # ties at the cut
+}
+for _key, _answers in _FIXED_EXAMPLES_MISSED.items():
+    WRONG[_key] = WRONG[_key] + _answers
+
+
 RIGHT: dict[tuple[int, str], list[str]] = {
     (0, "q1"): [_ENC.format(users=_SORTED, back=_SORTED),  # idx2user as a list
                 _ENC.format(users=_SORTED, back="tuple(user2idx)"),
@@ -533,6 +594,38 @@ def test_question_feedback(lesson, label, capsys):
     assert f"{label} - Incorrect" in out and f"{label} - Hint: {cls.hint_text}" in out
     assert cls.hint_more and cls.hint_more != cls.hint_text and f"{label} - Hint 2: {cls.hint_more}" in out
     assert M.solutions(lesson)[label].strip().splitlines()[0] in out and "### BEGIN" not in out
+
+
+def test_generated_inputs_give_the_same_smallest_counterexample_every_time():
+    """A wrong answer that fixed examples miss is refused with the smallest input Hypothesis finds
+    (derandomized: the same verdict on every run) and what went wrong on it."""
+    answer = _split("ordered = df.sort_values('timestamp', key=lambda s: s.astype(str))\n"
+                    "cut = len(df) - round(len(df) * valid_frac)\nreturn ordered.iloc[:cut], ordered.iloc[cut:]")
+    messages = []
+    for _ in range(2):
+        ns = _namespace(5)
+        _answer(ns, [answer])
+        got = _result(ns, "q3")
+        assert got.status == "incorrect"
+        messages.append(got.message)
+    assert messages[0] == messages[1]
+    assert "smallest such input found: split_by_time(" in messages[0]
+    assert "1000000000" in messages[0] and "999999999" in messages[0]  # 10 digits sort before 9 as text
+
+
+def test_an_answer_that_changes_its_input_is_refused_by_name():
+    ns = _namespace(2)
+    _answer(ns, [_sim("factors /= factors.norm(dim=1, keepdim=True)\nsims = factors @ factors[i]\n"
+                      "return [j for j in sims.argsort(descending=True).tolist() if j != i][:n]")])
+    got = _result(ns, "q2")
+    assert got.status == "incorrect" and "changes its input `factors`" in got.message
+
+
+def test_a_model_no_gradient_reaches_is_refused():
+    ns = _namespace(0)
+    _answer(ns, [_dot(out="(self.user_factors.weight.data[users] * self.movie_factors.weight.data[movies]).sum(1)")])
+    got = _result(ns, "q2")
+    assert got.status == "incorrect" and "no gradient" in got.message
 
 
 def test_a_student_bug_is_a_message_not_a_traceback():

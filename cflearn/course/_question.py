@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 __all__ = ["PLACEHOLDER", "is_placeholder", "Question", "Result", "NotAnswered", "Wrong", "plain", "close",
-           "require_init", "per_row", "diagnose", "known", "squash", "squash_mistakes"]
+           "require_init", "per_row", "diagnose", "known", "squash", "squash_mistakes", "first_line", "number",
+           "id_list"]
 
 
 class _Placeholder:
@@ -110,7 +111,7 @@ class Question:
         except Wrong as e:
             return Result(self.label, "incorrect", str(e))
         except Exception as e:  # a bug in the student's code surfaces as a message, never a traceback
-            return Result(self.label, "incorrect", f"running your answer raised {type(e).__name__}: {_first(e)}")
+            return Result(self.label, "incorrect", f"running your answer raised {type(e).__name__}: {first_line(e)}")
         return Result(self.label, "correct", message or "well done.")
 
     def __repr__(self) -> str:
@@ -138,7 +139,7 @@ class Question:
         except Exception as e:
             if "_Placeholder" in str(e) or "____" in str(e):  # a `____` left in the code it ran
                 raise NotAnswered(f"`{name}` still uses `____`; replace each one and run the cell") from None
-            raise Wrong(f"calling `{name}` raised {type(e).__name__}: {_first(e)}") from None
+            raise Wrong(f"calling `{name}` raised {type(e).__name__}: {first_line(e)}") from None
         if is_placeholder(out):
             raise NotAnswered(f"`{name}` still returns `____`; write the code and run the cell")
         return out
@@ -242,7 +243,7 @@ def id_list(value: Any, wrong: str) -> list[Any]:
         raise Wrong(wrong) from None
 
 
-def _first(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else "(no message)"
 
@@ -252,3 +253,13 @@ def close(a: float, b: float, tol: float = 1e-4) -> bool:
     if math.isnan(a) and math.isnan(b):
         return True
     return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
+
+
+def number(value: Any, what: str) -> float:
+    """A student's number as a float; :class:`Wrong` naming ``what`` unless it is a real number
+    (an int, a float or a numpy scalar; not a bool, text, a tensor or a list)."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise Wrong(f"{what} returned {value!r} ({type(value).__name__}); return one number (a float)")
+    return float(value)

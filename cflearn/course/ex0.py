@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from ._differential import agree
 from ._question import Question, Wrong, diagnose, known, per_row, plain, require_init, squash, squash_mistakes
+from ._training import trains_like
 
 __all__ = ["EncodeIds", "EmbeddingDotModel", "PaddedRange", "DotBiasModel", "QUESTIONS"]
 
@@ -45,6 +48,10 @@ class EncodeIds(Question):
         if extra:
             raise Wrong(f"`user2idx` has {len(extra)} keys that are not users of `ratings` (e.g. "
                         f"{plain(min(extra, key=str))!r}); its keys are the user IDs as they are in `ratings`")
+        odd = next((v for v in fwd.values() if isinstance(v, bool) or not isinstance(v, (int, np.integer))), None)
+        if odd is not None:
+            raise Wrong(f"`user2idx` maps to {odd!r} ({type(odd).__name__}); a row number is an int (an embedding is "
+                        "indexed 0, 1, 2, ...)")
         rows = sorted(plain(v) for v in fwd.values())
         if rows != list(range(len(users))):
             if rows and rows[0] == 1 and rows == list(range(1, len(users) + 1)):
@@ -64,6 +71,10 @@ class EncodeIds(Question):
             if len(back) != len(users):
                 raise Wrong(f"`idx2user` has {len(back)} entries for {len(users)} users; one per row")
             for u, i in fwd.items():
+                if plain(back[i]) == u and type(plain(back[i])) is not type(plain(u)):
+                    raise Wrong(f"idx2user[user2idx[{plain(u)!r}]] is {plain(back[i])!r} "
+                                f"({type(plain(back[i])).__name__}); the ID in `ratings` is {plain(u)!r} "
+                                f"({type(plain(u)).__name__}): give the IDs back as they are")
                 if plain(back[i]) != u:
                     raise Wrong(f"idx2user[user2idx[{plain(u)!r}]] is {plain(back[i])!r}, not {plain(u)!r}: idx2user "
                                 "goes from a row back to its user ID (swap user2idx's keys and values)")
@@ -136,6 +147,8 @@ class EmbeddingDotModel(Question):
             ((M[_USERS % 5] * M[_ITEMS]).sum(1), "forward looks the users up in the movies' table: use "
                                                  "`self.user_factors(users)`"),
         ], "with known weights, forward should return each user's and movie's dot product")
+        agree("EmbeddingDot", lambda nu, nm, nf, *_: cls(nu, nm, nf), lambda *_: None, _model_inputs(False),
+              _learns_like_dot, examples=40, describe=_batch)
         return "forward is the dot product of the user's and the movie's factors" + (note or ".")
 
 
@@ -225,7 +238,56 @@ class DotBiasModel(Question):
                                                            "`self.movie_bias(movies)`"),
             ], f"with known weights and y_range=({lo}, {hi}), forward should return sigmoid(dot + user bias + "
                "movie bias) * (hi - lo) + lo")
+        agree("DotBias", lambda nu, nm, nf, _u, _m, y: cls(nu, nm, nf, y_range=y), lambda *_: None,
+              _model_inputs(True), _learns_like_dot, examples=40, describe=_batch)
         return "biases, dot product and the sigmoid into y_range are all there" + (note or ".")
+
+
+# -- generated inputs: sizes and batches the question's words allow (a batch of one row included) ---------------------
+def _model_inputs(bias: bool) -> Any:
+    from hypothesis import strategies as st
+
+    @st.composite
+    def cases(draw: Any) -> tuple[Any, ...]:
+        nu = draw(st.integers(2, 9))
+        nm = draw(st.integers(2, 9).filter(lambda v: v != nu))  # distinct shapes tell the tables apart
+        nf, rows = draw(st.integers(2, 5)), draw(st.integers(1, 6))
+        users = torch.tensor(draw(st.lists(st.integers(0, nu - 1), min_size=rows, max_size=rows)))
+        movies = torch.tensor(draw(st.lists(st.integers(0, nm - 1), min_size=rows, max_size=rows)))
+        if not bias:
+            return nu, nm, nf, users, movies
+        return nu, nm, nf, users, movies, draw(st.sampled_from([(0.0, 5.5), (-1.0, 3.0), (0.5, 10.5)]))
+
+    return cases()
+
+
+def _batch(args: tuple[Any, ...]) -> str:
+    nu, nm, nf, users, movies, *y = args
+    made = f"DotBias({nu}, {nm}, {nf}, y_range={y[0]})" if y else f"EmbeddingDot({nu}, {nm}, {nf})"
+    return f"{made} on users={users.tolist()}, movies={movies.tolist()}"
+
+
+def _learns_like_dot(model: Any, _: None, args: tuple[Any, ...]) -> str | None:
+    nu, nm, nf, users, movies, *y = args
+    cls = "DotBias" if y else "EmbeddingDot"
+    require_init(model, cls)
+    shapes = {"user factors": (nu, nf), "movie factors": (nm, nf)}
+    if y:
+        shapes |= {"user biases": (nu, 1), "movie biases": (nm, 1)}
+    found = {tuple(e.weight.shape): e for e in _embeddings(model)}
+    missing = [f"nn.Embedding{s} for the {w}" for w, s in shapes.items() if s not in found]
+    if missing:
+        return f"{cls}{(nu, nm, nf, *y)} has no {missing[0]}"
+    values = {w: known(s, float(k)) for k, (w, s) in enumerate(shapes.items())}
+    tables = {w: (found[s], values[w]) for w, s in shapes.items()}
+
+    def reference(t: dict[str, torch.Tensor]) -> torch.Tensor:
+        out = (t["user factors"][users] * t["movie factors"][movies]).sum(1)
+        if not y:
+            return out
+        return squash(out + t["user biases"][users, 0] + t["movie biases"][movies, 0], *y[0])
+
+    return trains_like(tables, lambda: model(users, movies), reference, len(users), f"{cls}'s forward")
 
 
 QUESTIONS: tuple[type[Question], ...] = (EncodeIds, EmbeddingDotModel, PaddedRange, DotBiasModel)

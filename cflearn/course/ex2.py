@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._differential import agree
 from ._question import Question, Wrong, id_list, plain
 
 __all__ = ["TopBiases", "MostSimilar", "Pca2", "QUESTIONS"]
@@ -127,6 +128,8 @@ class MostSimilar(Question):
                      "absolute cosine, which counts opposite directions as similar": sims.abs(),
                      "Pearson correlation (centering each row), not the cosine similarity": _cosine(
                          _PLANTED - _PLANTED.mean(1, keepdim=True), i),
+                     "the dot product over the L1 lengths (sums of absolute values); cosine divides by the "
+                     "Euclidean lengths, `.norm()`": (f @ f[i]) / (f.abs().sum(1) * f[i].abs().sum()),
                      "Euclidean distance, which mixes up length and direction": -(f - f[i]).norm(dim=1)}
             for words, score in rival.items():
                 others = [j for j in score.argsort(descending=True).tolist() if j != i]
@@ -141,6 +144,7 @@ class MostSimilar(Question):
             want = [j for j in sims.argsort(descending=True).tolist() if j != i][:n]
             raise Wrong(f"{where} should return rows with cosines {[round(float(v), 4) for v in best]} (e.g. {want}); "
                         f"got {got} with cosines {[round(float(v), 4) for v in mine]}")
+        agree("most_similar", fn, _similar_reference, _similar_inputs(), _same_similar, names=("factors", "i", "n"))
         return "rows ranked by cosine similarity, the row itself left out (also when another row ties with it)."
 
 
@@ -173,6 +177,7 @@ class Pca2(Question):
             return bool(torch.allclose(a, b, atol=1e-3) or torch.allclose(a, -b, atol=1e-3))
 
         if all(same(got[:, k], expected[:, k]) for k in range(2)):
+            agree("pca2", fn, _pca_reference, _pca_inputs(), _same_pca, names=("factors",), examples=60)
             return "the first two principal components (each column's sign is arbitrary)."
         if all(same(got[:, k], expected[:, 1 - k]) for k in range(2)):
             raise Wrong("the two columns are swapped: the first column is the first component (the most variance)")
@@ -201,6 +206,94 @@ class Pca2(Question):
 
 def _pair(row: torch.Tensor) -> str:
     return f"({float(row[0]):.3f}, {float(row[1]):.3f})"
+
+
+# -- generated inputs: what each question's words allow -------------------------------------------------------------
+def _similar_inputs() -> Any:
+    from hypothesis import strategies as st
+
+    @st.composite
+    def cases(draw: Any) -> tuple[torch.Tensor, int, int]:
+        dims = draw(st.integers(1, 4))
+        row = st.lists(st.integers(-3, 3), min_size=dims, max_size=dims).filter(any)  # no zero vector: no direction
+        factors = torch.tensor(draw(st.lists(row, min_size=2, max_size=8)), dtype=torch.float32)
+        return factors, draw(st.integers(0, len(factors) - 1)), draw(st.integers(1, len(factors) - 1))
+
+    return cases()
+
+
+def _similar_reference(factors: torch.Tensor, i: int, n: int) -> list[int]:
+    sims = _cosine(factors, i)
+    sims[i] = -torch.inf
+    return sims.argsort(descending=True, stable=True)[:n].tolist()
+
+
+def _rows(got: Any, call: str) -> list[int]:
+    """A student's row numbers as ints; :class:`Wrong` for floats, text or anything else."""
+    values = got.tolist() if isinstance(got, (torch.Tensor, np.ndarray)) else got
+    try:
+        values = [v.item() if isinstance(v, (torch.Tensor, np.generic)) else v for v in values]
+    except TypeError:
+        raise Wrong(f"your {call} returned {got!r}, not a list of row numbers") from None
+    odd = next((v for v in values if isinstance(v, bool) or not isinstance(v, int)), None)
+    if odd is not None:
+        raise Wrong(f"your {call} returned {values}: a row number is an int, not {type(odd).__name__}")
+    return list(values)
+
+
+def _same_similar(got: Any, want: list[int], args: tuple[Any, ...]) -> str | None:
+    factors, i, n = args
+    rows = _rows(got, "most_similar")
+    if len(rows) != n or len(set(rows)) != n or not all(0 <= j < len(factors) for j in rows):
+        return f"your most_similar returned {rows}; it should list {n} different rows of factors"
+    if i in rows:
+        return f"your most_similar lists row {i} itself"
+    sims = _cosine(factors, i)
+    mine, best = sims[rows], sims[want]
+    if not torch.allclose(mine, best, atol=1e-6):
+        return (f"your most_similar returned {rows} with cosines {[round(float(v), 4) for v in mine]}; the most "
+                f"similar rows, best first, have {[round(float(v), 4) for v in best]} (e.g. {want}; tied rows may "
+                "come in any order)")
+    return None
+
+
+def _pca_inputs() -> Any:
+    from hypothesis import strategies as st
+
+    def spread_out(args: tuple[torch.Tensor]) -> bool:  # two clear first components: their directions are defined
+        s = torch.linalg.svdvals(args[0].double() - args[0].double().mean(0))
+        return bool(s[1] > 1e-3 * s[0] and s[0] > 1.3 * s[1] and (len(s) < 3 or s[1] > 1.3 * s[2]))
+
+    @st.composite
+    def cases(draw: Any) -> tuple[torch.Tensor]:
+        rows, dims, seed = draw(st.integers(3, 12)), draw(st.integers(2, 6)), draw(st.integers(0, 999))
+        g = torch.Generator().manual_seed(seed)
+        scale = torch.tensor([4.0, 2.0, 1.0, 0.5, 0.25, 0.1])[:dims]
+        return (torch.randn(rows, dims, generator=g) * scale + draw(st.sampled_from([0.0, 3.0, -5.0])),)
+
+    return cases().filter(spread_out)
+
+
+def _pca_reference(factors: torch.Tensor) -> torch.Tensor:
+    x = factors.double() - factors.double().mean(0)
+    return x @ torch.linalg.svd(x, full_matrices=False)[2][:2].T
+
+
+def _same_pca(got: Any, want: torch.Tensor, args: tuple[Any, ...]) -> str | None:
+    if isinstance(got, np.ndarray) and np.issubdtype(got.dtype, np.floating):
+        got = torch.from_numpy(got)  # what sklearn's PCA gives: the same numbers
+    if not isinstance(got, torch.Tensor) or not got.is_floating_point():
+        kind = f"{type(got).__name__}" + (f" of {got.dtype}" if hasattr(got, "dtype") else "")
+        return f"your pca2 returned {kind}: return a tensor of floats"
+    if tuple(got.shape) != tuple(want.shape):
+        return f"your pca2 returned shape {tuple(got.shape)}; it should be {tuple(want.shape)}, 2 coordinates per row"
+    g = got.detach().double()
+    tol = 1e-3 * float(want.abs().max())
+    for k in range(2):
+        if not (torch.allclose(g[:, k], want[:, k], atol=tol) or torch.allclose(g[:, k], -want[:, k], atol=tol)):
+            return (f"your pca2's column {k} is {[round(float(v), 3) for v in g[:3, k]]}... where the principal "
+                    f"component gives {[round(float(v), 3) for v in want[:3, k]]}... (up to its sign)")
+    return None
 
 
 QUESTIONS: tuple[type[Question], ...] = (TopBiases, MostSimilar, Pca2)

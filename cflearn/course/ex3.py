@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from ._differential import agree
 from ._question import Question, Wrong, diagnose, known, per_row, require_init, squash, squash_mistakes
+from ._training import Table, trains_like
 
 __all__ = ["EmbSize", "CollabNNModel", "DotBiasParams", "QUESTIONS"]
 
@@ -38,6 +41,7 @@ class EmbSize(Question):
         got = {n: self.call(f"emb_sz({n})", fn, n) for n in sizes}
         bad = [n for n in sizes if got[n] != _rule(n)]
         if not bad:
+            agree("emb_sz", fn, _rule, _count_inputs(1), _same_int("emb_sz"), names=("n_cat",))
             return "the same sizes as fastai's emb_sz_rule (9,066 movies -> 263 factors; never more than 600)."
         if all(got[n] == round(1.6 * n**0.56) for n in sizes):
             n = bad[0]
@@ -73,29 +77,40 @@ class CollabNNModel(Question):
         note = ""
         for (lo, hi), n_act in (((-1.0, 3.0), 6), ((0.5, 5.5), 8)):
             note = self._check(cls, lo, hi, n_act)
+
+        def built(user_sz: Any, item_sz: Any, y: Any, n_act: int, users: Any, items: Any) -> str | None:
+            self._check(cls, y[0], y[1], n_act, user_sz, item_sz, users, items)
+            return None
+
+        agree("CollabNN", lambda *args: args, lambda *_: None, _nn_inputs(), lambda args, _, __: built(*args),
+              examples=25, describe=lambda a: f"CollabNN({a[0]}, {a[1]}, y_range={a[2]}, n_act={a[3]}) on users="
+                                              f"{a[4].tolist()}, items={a[5].tolist()}")
         return "with known weights, forward matches Linear -> ReLU -> Linear -> sigmoid into y_range" + (note or ".")
 
-    def _check(self, cls: type, lo: float, hi: float, n_act: int) -> str:
-        call = f"CollabNN((7, 4), (5, 3), y_range=({lo}, {hi}), n_act={n_act})"
+    def _check(self, cls: type, lo: float, hi: float, n_act: int, user_sz: tuple[int, int] = (7, 4),
+               item_sz: tuple[int, int] = (5, 3), users: torch.Tensor | None = None,
+               items: torch.Tensor | None = None) -> str:
+        call = f"CollabNN({user_sz}, {item_sz}, y_range=({lo}, {hi}), n_act={n_act})"
+        width = user_sz[1] + item_sz[1]
         torch.manual_seed(0)
-        model = self.call(call, cls, (7, 4), (5, 3), y_range=(lo, hi), n_act=n_act)
+        model = self.call(call, cls, user_sz, item_sz, y_range=(lo, hi), n_act=n_act)
         require_init(model, "CollabNN")
         if not isinstance(model, nn.Module):
             raise Wrong(f"{call} is a {type(model).__name__}; CollabNN should be an nn.Module")
         embs = {tuple(m.weight.shape): m for m in model.modules() if isinstance(m, nn.Embedding)}
-        if not {(7, 4), (5, 3)} <= set(embs):
-            raise Wrong(f"{call} needs nn.Embedding(7, 4) for the users and nn.Embedding(5, 3) for the items; it has "
-                        f"{sorted(embs)}")
+        if not {user_sz, item_sz} <= set(embs):
+            raise Wrong(f"{call} needs nn.Embedding{user_sz} for the users and nn.Embedding{item_sz} for the items; "
+                        f"it has {sorted(embs)}")
         linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
         if len(linears) < 2:
             raise Wrong(f"{call} has {len(linears)} nn.Linear layer(s); the network is Linear -> ReLU -> Linear")
         # the layers by what they take and give (a student may define the output layer first)
-        first = next((m for m in linears if m.in_features == 7), None) or \
+        first = next((m for m in linears if m.in_features == width), None) or \
             next((m for m in linears if m.out_features != 1), linears[0])
         last = next((m for m in linears if m.out_features == 1 and m is not first), linears[-1])
-        if first.in_features != 7:
+        if first.in_features != width:
             raise Wrong(f"the first nn.Linear takes {first.in_features} inputs; it sees both embeddings side by side: "
-                        "4 + 3 = 7")
+                        f"{user_sz[1]} + {item_sz[1]} = {width}")
         if first.out_features != n_act:
             raise Wrong(f"with n_act={n_act} the first nn.Linear gives {first.out_features} activations: use the "
                         "n_act it is given")
@@ -103,12 +118,13 @@ class CollabNNModel(Question):
             raise Wrong(f"after the first layer comes one nn.Linear(n_act, 1); {call} has "
                         f"{[(m.in_features, m.out_features) for m in linears]}")
         model.eval()  # dropout, if any, is off when the model predicts
-        U, V = known((7, 4), 0.0), known((5, 3), 1.0)
-        W1, b1, W2, b2 = known((n_act, 7), 0.5), known((n_act,), -0.5), known((1, n_act), 0.0), known((1,), 0.3)
-        users, items = torch.tensor([0, 1, 6, 2, 5]), torch.tensor([4, 0, 1, 1, 3])
+        U, V = known(user_sz, 0.0), known(item_sz, 1.0)
+        W1, b1, W2, b2 = known((n_act, width), 0.5), known((n_act,), -0.5), known((1, n_act), 0.0), known((1,), 0.3)
+        if users is None or items is None:
+            users, items = torch.tensor([0, 1, 6, 2, 5]), torch.tensor([4, 0, 1, 1, 3])
         with torch.no_grad():
-            embs[(7, 4)].weight.copy_(U)
-            embs[(5, 3)].weight.copy_(V)
+            embs[user_sz].weight.copy_(U)
+            embs[item_sz].weight.copy_(V)
             for layer, w, b in ((first, W1, b1), (last, W2, b2)):
                 layer.weight.copy_(w)
                 if layer.bias is not None:
@@ -118,9 +134,10 @@ class CollabNNModel(Question):
             try:
                 raw = self.call("forward", model, users, items)
             except Wrong:
-                if widths and widths[0] != 7:
-                    raise Wrong(f"the first layer got {widths[0]} numbers per row, not 4 (the user's vector) + 3 (the "
-                                "item's): concatenate the user's and the item's vectors") from None
+                if widths and widths[0] != width:
+                    raise Wrong(f"the first layer got {widths[0]} numbers per row, not {user_sz[1]} (the user's "
+                                f"vector) + {item_sz[1]} (the item's): concatenate the user's and the item's "
+                                "vectors") from None
                 raise
             finally:
                 hook.remove()
@@ -133,8 +150,11 @@ class CollabNNModel(Question):
 
         x = torch.cat([U[users], V[items]], dim=1)
         z = net(x)
-        if torch.allclose(out, squash(net(torch.cat([V[items], U[users]], dim=1)), lo, hi), atol=1e-4):
-            return note  # the item's vector first: the same model with its inputs in another order
+        swapped = not torch.allclose(out, squash(z, lo, hi), atol=1e-4) and \
+            torch.allclose(out, squash(net(torch.cat([V[items], U[users]], dim=1)), lo, hi), atol=1e-4)
+        if swapped:  # the item's vector first: the same model with its inputs in another order
+            return note + self._learns(model, embs, first, last, (U, V, W1, W2), (B1, B2), (lo, hi), users, items, call,
+                                       swapped)
         where = f"with known weights, {call}"
         diagnose(out, squash(z, lo, hi), [
             (squash(net(x, lambda t: t), lo, hi), f"{where} has no ReLU between its layers: without it two Linear "
@@ -147,7 +167,33 @@ class CollabNNModel(Question):
                                             "layers only"),
             *squash_mistakes(z, lo, hi, where),
         ], f"{where} should return sigmoid(Linear(ReLU(Linear([user vector, item vector])))) scaled into y_range")
-        return note
+        return note + self._learns(model, embs, first, last, (U, V, W1, W2), (B1, B2), (lo, hi), users, items, call,
+                                   swapped)
+
+    @staticmethod
+    def _learns(model: nn.Module, embs: dict[Any, nn.Embedding], first: nn.Linear, last: nn.Linear,
+                weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor, torch.Tensor],
+                y: tuple[float, float], users: torch.Tensor, items: torch.Tensor, call: str, swapped: bool) -> str:
+        """Wrong unless a loss's gradient reaches the embeddings and both layers as in the reference."""
+        U, V, W1, W2 = weights
+        tables: dict[str, Table] = {"user factors": (embs[tuple(U.shape)], U),
+                                    "item factors": (embs[tuple(V.shape)], V), "first layer": (first, W1),
+                                    "last layer": (last, W2)}
+
+        def reference(item_first: bool) -> Any:
+            def out(t: dict[str, torch.Tensor]) -> torch.Tensor:
+                parts = [t["user factors"][users], t["item factors"][items]]
+                x = torch.cat(parts[::-1] if item_first else parts, dim=1)
+                hidden = torch.relu(x @ t["first layer"].T + biases[0])
+                return squash((hidden @ t["last layer"].T + biases[1])[:, 0], *y)
+            return out
+
+        # the item's vector first is the same model; try that order too (both agree when every ReLU is off)
+        problems = [trains_like(tables, lambda: model(users, items), reference(order), len(users), f"{call}'s forward")
+                    for order in (swapped, not swapped)]
+        if all(problems):
+            raise Wrong(problems[0])
+        return ""
 
 
 class DotBiasParams(Question):
@@ -176,7 +222,41 @@ class DotBiasParams(Question):
                 raise Wrong(f"{got:,} is the number of (user, item) pairs; the model stores a vector and a bias per "
                             "user and per item, not a number per pair")
             raise Wrong(f"dot_bias_params({nu}, {ni}, {nf}) should be {want:,}, got {got!r}")
+        agree("dot_bias_params", fn, lambda nu, ni, nf: (nu + ni) * (nf + 1), _count_inputs(3),
+              _same_int("dot_bias_params"), names=("n_users", "n_items", "n_factors"))
         return "(users + items) x (factors + 1): 496,587 numbers for MovieLens-small at 50 factors."
+
+
+# -- generated inputs -----------------------------------------------------------------------------------------------
+def _count_inputs(k: int) -> Any:
+    from hypothesis import strategies as st
+
+    count = st.one_of(st.integers(1, 200), st.integers(1, 10**7))
+    return st.tuples(*[count] * k)
+
+
+def _nn_inputs() -> Any:
+    from hypothesis import strategies as st
+
+    @st.composite
+    def cases(draw: Any) -> tuple[Any, ...]:
+        user_sz = (draw(st.integers(2, 8)), draw(st.integers(1, 4)))
+        item_sz = draw(st.tuples(st.integers(2, 8), st.integers(1, 4)).filter(lambda s: s != user_sz))
+        n_act = draw(st.integers(2, 6).filter(lambda a: a != user_sz[1] + item_sz[1]))  # tells the layers apart
+        rows = draw(st.integers(1, 5))
+        users = torch.tensor(draw(st.lists(st.integers(0, user_sz[0] - 1), min_size=rows, max_size=rows)))
+        items = torch.tensor(draw(st.lists(st.integers(0, item_sz[0] - 1), min_size=rows, max_size=rows)))
+        return user_sz, item_sz, draw(st.sampled_from([(0.0, 5.5), (-1.0, 3.0)])), n_act, users, items
+
+    return cases()
+
+
+def _same_int(call: str) -> Any:
+    def compare(got: Any, want: int, args: tuple[Any, ...]) -> str | None:
+        if isinstance(got, bool) or not isinstance(got, (int, np.integer)):
+            return f"your {call} gives {got!r} ({type(got).__name__}); a size is a whole number, an int ({want})"
+        return None if got == want else f"your {call} gives {got}; it should be {want}"
+    return compare
 
 
 QUESTIONS: tuple[type[Question], ...] = (EmbSize, CollabNNModel, DotBiasParams)

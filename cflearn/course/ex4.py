@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .._features import title_year
+from ._differential import agree
 from ._question import Question, Wrong, id_list, plain
 
 __all__ = ["ReleaseYear", "GenreMatrix", "ContentSimilar", "NewUser", "QUESTIONS"]
@@ -54,6 +55,7 @@ class ReleaseYear(Question):
                 raise Wrong(f"for {title!r} you found the first year in brackets; the release year is the one at the "
                             "end of the title (anchor the pattern with `$`)")
             raise Wrong(f"release_year({title!r}) should be {want!r}, got {got!r}")
+        agree("release_year", fn, _year_reference, _title_inputs(), _same_year, names=("title",))
         return "the year in brackets at the end of each title, as cflearn's year feature reads it."
 
 
@@ -80,6 +82,7 @@ class GenreMatrix(Question):
         self._check(fn, _genres())
         self._check(fn, pd.Series(["Sci-Fi|Film-Noir", "Drama|Sci-Fi", "Children"], index=pd.Index(["a", "b", "c"]),
                                   name="genres"))
+        agree("genre_matrix", fn, _genre_reference, _genre_inputs(), _same_matrix, names=("genres",))
         return "one 0/1 column per genre; a movie without genres is all zeros."
 
     def _check(self, fn: Any, genres: pd.Series) -> None:
@@ -105,6 +108,7 @@ class GenreMatrix(Question):
         values = got[want.columns].to_numpy(dtype=float)
         if not np.array_equal(values, want.to_numpy(dtype=float)):
             raise Wrong(f"{call}: each cell should be 1 where the movie has the genre and 0 elsewhere")
+        _integer_cells(got)
 
 
 def _onehot() -> pd.DataFrame:
@@ -162,6 +166,8 @@ class ContentSimilar(Question):
                       "lengths (cosine similarity)": pd.Series(inter, index=onehot.index),
                       "Jaccard similarity (shared genres over all genres of the two); the question asks for the "
                       "cosine similarity": pd.Series(inter / (m.sum(1) + v.sum() - inter), index=onehot.index),
+                      "the dot product over the genre counts (L1 lengths); cosine divides by the Euclidean "
+                      "lengths, `np.linalg.norm`": pd.Series(inter / (m.sum(1) * v.sum()), index=onehot.index),
                       "Euclidean distance, which favours movies with few genres; use the cosine similarity":
                           -pd.Series(np.linalg.norm(m - v, axis=1), index=onehot.index),
                       "Pearson correlation, not the cosine similarity": pd.Series(
@@ -173,6 +179,8 @@ class ContentSimilar(Question):
             if set(got) == set(cos.nsmallest(n).index):
                 raise Wrong(f"{call} gives the least similar items; recommend the most similar, best first")
             raise Wrong(f"{call} returned {got} (cosine similarities {mine}); the best are {want}, best first")
+        agree("content_similar", fn, _content_reference, _content_inputs(), _same_neighbours,
+              names=("item", "onehot", "n"))
         return "the most similar items by cosine similarity of their genres, best first."
 
 
@@ -219,6 +227,122 @@ class NewUser(Question):
                 raise Wrong("the right items in another order: keep cflearn.recommend's order (best first)")
             raise Wrong("these are recommendations for another user; the new user is in group 'g1'")
         return "scored from the new user's features: users like them, not the average user."
+
+
+# -- generated inputs: what each question's words allow -------------------------------------------------------------
+def _title_inputs() -> Any:
+    from hypothesis import strategies as st
+
+    names = st.sampled_from(["Heat", "Blade Runner 2049", "(500) Days of Summer", "1984", "Woodstock (1969)",
+                             "Babylon 5", "Les Misérables", "Se7en", "2001: A Space Odyssey"])
+    ends = st.sampled_from([" (1995)", "", " (2017)", " (1975-1979)", " (199)", " (19955)", " [1995]", " 1999",
+                            " (1995) (2006)", "(2001)", " (1933a)"])
+    return st.tuples(st.builds(lambda a, b, c: a + b + c, names, ends, st.sampled_from(["", " ", "   "])))
+
+
+def _year_reference(title: str) -> int | None:
+    year = title_year(pd.Series([title])).iloc[0]
+    return None if pd.isna(year) else int(year)
+
+
+def _same_year(got: Any, want: int | None, args: tuple[Any, ...]) -> str | None:
+    if want is None:
+        return None if got is None else f"your release_year gives {got!r} where the title has no release year: None"
+    if isinstance(got, bool) or not isinstance(got, (int, np.integer)):
+        return f"your release_year gives {got!r} ({type(got).__name__}); the year is an int, {want}"
+    return None if got == want else f"your release_year gives {got!r}; the year in brackets at the end is {want}"
+
+
+_GENRES = ["Action", "Comedy", "Sci-Fi", "Film-Noir", "Children", "Drama"]
+
+
+def _labels(n: int) -> Any:
+    """Index labels as a data set may have them: unsorted, with gaps, numbers or text."""
+    from hypothesis import strategies as st
+
+    ints = st.lists(st.integers(1, 999), min_size=n, max_size=n, unique=True)
+    return st.one_of(ints, ints.map(lambda v: [f"m{i}" for i in v]))
+
+
+def _genre_inputs() -> Any:
+    from hypothesis import strategies as st
+
+    movie = st.one_of(st.lists(st.sampled_from(_GENRES), min_size=1, max_size=4, unique=True).map("|".join),
+                      st.just("(no genres listed)"))
+
+    @st.composite
+    def series(draw: Any) -> pd.Series:
+        rows = draw(st.lists(movie, min_size=1, max_size=7))
+        return pd.Series(rows, index=draw(_labels(len(rows))), name="genres")
+
+    return st.tuples(series())
+
+
+def _genre_reference(genres: pd.Series) -> pd.DataFrame:
+    return genres.str.get_dummies(sep="|").drop(columns="(no genres listed)", errors="ignore")
+
+
+def _integer_cells(got: pd.DataFrame) -> None:
+    odd = [c for c in got.columns if not (pd.api.types.is_integer_dtype(got[c]) or pd.api.types.is_bool_dtype(got[c]))]
+    if odd:
+        raise Wrong(f"the column {odd[0]!r} holds {got[odd[0]].dtype} values; the matrix holds 0/1 (integers, or "
+                    "True/False), not floats or text: `.astype(int)`")
+
+
+def _same_matrix(got: Any, want: pd.DataFrame, args: tuple[Any, ...]) -> str | None:
+    if not isinstance(got, pd.DataFrame):
+        return f"your genre_matrix returned {type(got).__name__}, not a DataFrame"
+    if sorted(map(str, got.columns)) != sorted(want.columns):
+        return (f"your genre_matrix has the columns {sorted(map(str, got.columns))}; the genres are "
+                f"{sorted(want.columns)}")
+    if not got.index.equals(want.index):
+        return f"your genre_matrix has the rows {list(got.index)}; keep genres' index {list(want.index)}, in its order"
+    if not np.array_equal(got[want.columns].to_numpy(dtype=float), want.to_numpy(dtype=float)):
+        return "your genre_matrix has a cell that is not 1 where the movie has the genre and 0 elsewhere"
+    _integer_cells(got)
+    return None
+
+
+def _content_inputs() -> Any:
+    from hypothesis import strategies as st
+
+    @st.composite
+    def cases(draw: Any) -> tuple[Any, pd.DataFrame, int]:
+        k = draw(st.integers(1, 5))
+        row = st.lists(st.integers(0, 1), min_size=k, max_size=k).filter(any)  # every movie has a genre
+        rows = draw(st.lists(row, min_size=2, max_size=8))
+        labels = draw(_labels(len(rows)))
+        onehot = pd.DataFrame(rows, index=labels, columns=_GENRES[:k])
+        return draw(st.sampled_from(labels)), onehot, draw(st.integers(1, len(rows) - 1))
+
+    return cases()
+
+
+def _cosines(item: Any, onehot: pd.DataFrame) -> pd.Series:
+    m, v = onehot.to_numpy(float), onehot.loc[item].to_numpy(float)
+    return pd.Series(m @ v / (np.linalg.norm(m, axis=1) * np.linalg.norm(v)), index=onehot.index).drop(item)
+
+
+def _content_reference(item: Any, onehot: pd.DataFrame, n: int) -> list[Any]:
+    return _cosines(item, onehot).nlargest(n).index.tolist()
+
+
+def _same_neighbours(got: Any, want: list[Any], args: tuple[Any, ...]) -> str | None:
+    item, onehot, n = args
+    ids = id_list(got, f"your content_similar returned {got!r}, not a list of item IDs")
+    kind = {plain(i): type(plain(i)) for i in onehot.index}
+    if len(ids) != n or len(set(ids)) != n:
+        return f"your content_similar returned {ids}; it should list {n} different item IDs"
+    if any(i not in kind or type(i) is not kind[i] for i in ids):
+        return f"your content_similar returned {ids}; return labels of onehot's index, as they are there"
+    if item in ids:
+        return f"your content_similar lists the item {item!r} itself"
+    cos = _cosines(item, onehot)
+    mine, best = [round(float(cos[i]), 9) for i in ids], [round(float(cos[i]), 9) for i in want]
+    if mine != best:
+        return (f"your content_similar returned {ids} with cosine similarities {mine}; the most similar, best first, "
+                f"have {best} (e.g. {want}; tied items may come in any order)")
+    return None
 
 
 QUESTIONS: tuple[type[Question], ...] = (ReleaseYear, GenreMatrix, ContentSimilar, NewUser)

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics
-from ._question import Question, Wrong, close, id_list
+from ._differential import agree
+from ._question import Question, Wrong, close, id_list, number, plain
 
 __all__ = ["Rmse", "PrecisionAtK", "TimeSplit", "RecommendUnseen", "QUESTIONS"]
 
@@ -48,7 +49,8 @@ class Rmse(Question):
                             "their sum")
             raise Wrong(f"rmse({np.asarray(pred, float).tolist()}, {np.asarray(target, float).tolist()}) should be "
                         f"{want:.4g}, got {got:.4g}")
-        return "the same as cflearn.metrics.rmse."
+        agree("rmse", fn, metrics.rmse, _rmse_inputs(), _same_number("rmse"), names=("pred", "target"))
+        return "the same as cflearn.metrics.rmse, also on generated lists and arrays."
 
 
 # Relevant items exactly at position k and k + 1, a list shorter than k, an empty list, a user with no
@@ -94,6 +96,8 @@ class PrecisionAtK(Question):
         fn = self.answer("precision_at_k")
         for k in (3, 2, 1, 4):
             self._check(fn, k)
+        agree("precision_at_k", fn, metrics.precision_at_k, _precision_inputs(), _same_number("precision_at_k"),
+              names=("recommended", "relevant", "k"))
         return "the same as cflearn.metrics.precision_at_k, short lists and users without relevant items included."
 
     def _check(self, fn: Any, k: int) -> None:
@@ -159,12 +163,13 @@ class TimeSplit(Question):
         fn = self.answer("split_by_time")
         for frac in (0.2, 0.5, 0.0, 1.0):
             self._check(fn, _ratings(), frac)
+        agree("split_by_time", fn, _split_reference, _time_inputs(), _same_split, names=("df", "valid_frac"))
         return "every validation rating is newer than every training rating (also for valid_frac 0 and 1)."
 
     def _check(self, fn: Any, df: pd.DataFrame, frac: float) -> None:
         call = f"split_by_time(df, {frac})"
         out = self.call(call, fn, df.copy(), frac)
-        if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(p, pd.DataFrame) for p in out)):
+        if not (isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(p, pd.DataFrame) for p in out)):
             raise Wrong(f"{call} returned {type(out).__name__}; return two DataFrames: (train, valid)")
         train, valid = out
         key = ["user", "item", "rating", "timestamp"]
@@ -219,6 +224,7 @@ class RecommendUnseen(Question):
         fn = self.answer("recommend_unseen")
         for (scores, seen), n in ((_scores(), 3), (_untied(), 3), (_untied(), 1)):
             self._check(fn, scores, seen, n)
+        agree("recommend_unseen", fn, _unseen_reference, _unseen_inputs(), _same_unseen, names=("scores", "seen", "n"))
         return "the best unseen items, best first (ties may come in any order)."
 
     def _check(self, fn: Any, scores: pd.Series, seen: set[Any], n: int) -> None:
@@ -240,6 +246,131 @@ class RecommendUnseen(Question):
                 raise Wrong(f"recommend_unseen(scores, seen, {n}) returned the right items in the wrong order (scores "
                             f"{vals}): best first")
             raise Wrong(f"{got} are not the {n} best unseen items in order (scores {vals})")
+
+
+# -- generated inputs: what each question's words allow -------------------------------------------------------------
+def _same_number(call: str) -> Any:
+    def compare(got: Any, want: float, args: tuple[Any, ...]) -> str | None:
+        value = number(got, call)
+        if close(value, want, 1e-6):
+            return None
+        return f"your {call} gives {value:.6g} where the reference gives {want:.6g}"
+    return compare
+
+
+def _rmse_inputs() -> Any:
+    from hypothesis import strategies as st
+
+    half = st.integers(-6, 20).map(lambda k: k / 2)  # ratings and predictions, some outside any rating scale
+    form = st.sampled_from([list, np.array])
+    return st.integers(1, 8).flatmap(lambda n: st.tuples(
+        st.builds(lambda f, v: f(v), form, st.lists(half, min_size=n, max_size=n)),
+        st.builds(lambda f, v: f(v), form, st.lists(half, min_size=n, max_size=n))))
+
+
+def _precision_inputs() -> Any:
+    from hypothesis import strategies as st
+
+    def users(items: list[Any]) -> Any:
+        item = st.sampled_from(items)
+        user = st.tuples(st.lists(item, unique=True, max_size=6), st.sets(item, max_size=4))
+        return st.lists(user, min_size=1, max_size=6).filter(lambda us: any(rel for _, rel in us))
+
+    alphabets: list[list[Any]] = [list("abcdefg"), [101, 7, 55, 3, 42, 9, 18]]
+    return st.tuples(st.sampled_from(alphabets).flatmap(users), st.integers(1, 6)).map(
+        lambda t: ([list(recs) for recs, _ in t[0]], [set(rel) for _, rel in t[0]], t[1]))
+
+
+# timestamps of 6, 8, 9 and 10 digits: as text, "1000000000" sorts before "999999999"
+_STAMPS = [999_999_999, 1_000_000_000, 86_400, 99_999_999, 964_982_703, 1_100_000_000, 1_537_799_250, 100_000_000]
+
+
+def _time_inputs() -> Any:
+    from hypothesis import strategies as st
+
+    @st.composite
+    def tables(draw: Any) -> pd.DataFrame:
+        row = st.tuples(st.sampled_from([1, 2, 3]), st.sampled_from([10, 20, 30]),
+                        st.sampled_from([0.5, 1.0, 3.0, 4.5, 5.0]), st.sampled_from(_STAMPS))
+        rows = draw(st.lists(row, min_size=1, max_size=12))  # duplicate rows and repeated timestamps included
+        index = draw(st.lists(st.integers(0, 999), min_size=len(rows), max_size=len(rows), unique=True))  # gaps
+        return pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"], index=pd.Index(index, dtype="int64"))
+
+    return st.tuples(tables(), st.sampled_from([0.5, 0.0, 1.0, 0.2, 0.25, 0.1, 0.8, 1 / 3]))
+
+
+def _split_reference(df: pd.DataFrame, valid_frac: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ordered = df.sort_values("timestamp", kind="stable")
+    cut = len(df) - round(len(df) * valid_frac)
+    return ordered.iloc[:cut], ordered.iloc[cut:]
+
+
+def _same_split(got: Any, want: Any, args: tuple[Any, ...]) -> str | None:
+    df, frac = args
+    if not (isinstance(got, (tuple, list)) and len(got) == 2 and all(isinstance(p, pd.DataFrame) for p in got)):
+        return f"your split_by_time returned {type(got).__name__}, not two DataFrames (train, valid)"
+    train, valid = got
+    cols = list(df.columns)
+    for name, part in (("train", train), ("valid", valid)):
+        if sorted(map(str, part.columns)) != sorted(cols):
+            return f"{name} has the columns {list(part.columns)}; keep df's columns {cols}"
+        changed = [c for c in cols if part[c].dtype != df[c].dtype]
+        if changed:
+            return (f"{name}'s column {changed[0]!r} is {part[changed[0]].dtype}, not {df[changed[0]].dtype} as in df: "
+                    "return the rows unchanged")
+
+    def rows(t: pd.DataFrame) -> list[tuple[Any, ...]]:
+        return sorted(map(tuple, t[cols].itertuples(index=False)))
+
+    if sorted(rows(train) + rows(valid)) != rows(df):
+        return (f"train ({len(train)} rows) and valid ({len(valid)}) do not split the {len(df)} rows of df: each row "
+                "belongs in exactly one of them, unchanged (duplicate rows too)")
+    if abs(len(valid) - frac * len(df)) >= 1:
+        return (f"with valid_frac={frac:g} valid has {len(valid)} of {len(df)} rows; it should hold {len(want[1])}: "
+                "the latest valid_frac of the rows, counted in rows")
+    if len(train) and len(valid) and valid["timestamp"].min() < train["timestamp"].max():
+        return (f"valid holds a row with timestamp {plain(valid['timestamp'].min())}, older than train's newest "
+                f"({plain(train['timestamp'].max())}): sort by the timestamps as numbers, then cut")
+    return None
+
+
+def _unseen_inputs() -> Any:
+    from hypothesis import strategies as st
+
+    @st.composite
+    def cases(draw: Any) -> tuple[pd.Series, set[Any], int]:
+        ids = draw(st.lists(st.integers(1, 500), min_size=1, max_size=9, unique=True))  # unsorted, with gaps
+        if draw(st.booleans()):
+            ids = [f"m{i}" for i in ids]
+        values = draw(st.lists(st.sampled_from([3.5, 4.0, -1.0, 0.0, 2.5, 4.9, 5.5]), min_size=len(ids),
+                               max_size=len(ids)))  # ties, and scores outside any rating scale
+        seen = draw(st.sets(st.sampled_from(ids), max_size=len(ids) - 1))
+        n = draw(st.integers(1, len(ids) - len(seen)))
+        return pd.Series(values, index=ids, dtype=float), seen, n
+
+    return cases()
+
+
+def _unseen_reference(scores: pd.Series, seen: set[Any], n: int) -> list[Any]:
+    return scores.drop(list(seen)).nlargest(n).index.tolist()
+
+
+def _same_unseen(got: Any, want: list[Any], args: tuple[Any, ...]) -> str | None:
+    scores, seen, n = args
+    ids = id_list(got, f"your recommend_unseen returned {got!r}, not a list of item IDs")
+    kind = {plain(i): type(plain(i)) for i in scores.index}
+    if len(ids) != n or len(set(ids)) != n:
+        return f"your recommend_unseen returned {ids}; it should list {n} different item IDs"
+    if any(i not in kind or type(i) is not kind[i] for i in ids):
+        return f"your recommend_unseen returned {ids}; return the item IDs of scores' index, as they are there"
+    if set(ids) & seen:
+        return (f"your recommend_unseen returned {ids}, which has items the user already rated "
+                f"({sorted(set(ids) & seen, key=str)})")
+    mine, best = [float(scores[i]) for i in ids], [float(scores[i]) for i in want]
+    if mine != best:
+        return (f"your recommend_unseen returned {ids} with scores {mine}; the best unseen items, best first, have "
+                f"the scores {best} (e.g. {want}; tied items may come in any order)")
+    return None
 
 
 QUESTIONS: tuple[type[Question], ...] = (Rmse, PrecisionAtK, TimeSplit, RecommendUnseen)
