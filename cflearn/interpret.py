@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -27,7 +28,7 @@ from .models import HybridDotBias, Tables, rating_head
 if TYPE_CHECKING:
     from fastai.learner import Learner
 
-__all__ = ["biases", "factor_coords", "factor_map", "explain", "Explanation", "title_to_id", "find_titles"]
+__all__ = ["biases", "factor_coords", "factor_map", "explain", "Explanation", "title_to_id", "titles", "find_titles"]
 
 Side = Literal["user", "item"]
 
@@ -252,6 +253,36 @@ def explain(learn: Learner | CollabModel, user: Any, item: Any, *, top: int = 3)
     best = np.argsort(-np.abs(prod), kind="stable")[:top]
     factors = pd.DataFrame({"factor": best, "user": pu.numpy()[best], "item": qi.numpy()[best], "product": prod[best]})
     return Explanation(user, item, parts, factors, raw, score)
+
+
+def titles(learn: Learner | CollabModel, items: Iterable[Any], *, missing: str | None = None) -> list[str]:
+    """The title of each raw item ID, looked up by ID (never by position in a table).
+
+    Args:
+        learn: a trained model whose item table has a ``title`` column.
+        items: raw item IDs, e.g. ``learn.dls.classes["movieId"][rows]``.
+        missing: what to give an ID without a title (such as ``"#na#"``, row 0's class, the
+            unknown item); by default such an ID is an error.
+
+    Raises:
+        UnknownIDError: an ID has no title and ``missing`` is not given.
+        ConfigError: the model has no item titles.
+    """
+    cf = as_collab(learn)
+    table = item_titles(cf.item_info)
+    if table is None:
+        raise ConfigError("this model has no item titles: build the data with items=... holding a 'title' column")
+    out = []
+    for item in items:
+        item = item.item() if hasattr(item, "item") else item
+        title = table.get(item) if item in table.index else None
+        if title is None or (isinstance(title, float) and np.isnan(title)):
+            if missing is None:
+                raise UnknownIDError(f"item {item!r} has no title; pass missing=... to show such IDs (row 0's "
+                                     "'#na#' stands for the unknown item)")
+            title = missing
+        out.append(str(title))
+    return out
 
 
 def title_to_id(learn: Learner | CollabModel, title: str) -> Any:

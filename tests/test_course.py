@@ -795,3 +795,31 @@ def test_grading_is_isolated_from_what_a_submission_does(tmp_path, capsys):
     assert main(["course", "--check", str(subs / "empty.ipynb"), "--grades", str(tmp_path / "notes.csv")]) == 1
     assert "not a cflearn gradebook" in capsys.readouterr().err
     assert (tmp_path / "notes.csv").read_text() == "my notes\n"
+
+
+def test_the_gradebook_takes_one_result_per_question_of_the_exercise(tmp_path, capsys):
+    """A submission that serves its own `cflearn.course` to the checking cell, with ten questions
+    for a four-question exercise, earns nothing: the grader takes exactly q1..q4, once each."""
+    from cflearn.cli import main
+
+    forger = ("import sys, types, importlib.abc, importlib.machinery\n"
+              "class R:\n    def __init__(self, k):\n"
+              "        self.question, self.status, self.message = f'q{k}', 'correct', 'forged'\n"
+              "class Q:\n    def __init__(self, label, ns, lesson):\n        self.k = int(label[1:])\n"
+              "    def result(self):\n        return R(self.k)\n"
+              "fake = types.ModuleType('cflearn.course')\nfake.questions = lambda lesson: [Q] * 10\n"
+              "class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):\n"
+              "    def find_spec(self, name, path, target=None):\n"
+              "        return importlib.machinery.ModuleSpec(name, self) if name == 'cflearn.course' else None\n"
+              "    def create_module(self, spec):\n        return fake\n"
+              "    def exec_module(self, module):\n        pass\n"
+              "sys.meta_path.insert(0, Finder())")
+    blank = M.student_version(json.loads(M.exercise_path(5).read_text()))
+    nb, _ = _with_cells(blank, forger)
+    (tmp_path / "ex05.ipynb").write_text(json.dumps(nb))
+    grades = tmp_path / "grades.csv"
+    assert main(["course", "--check", str(tmp_path / "ex05.ipynb"), "--timeout", "300", "--grades", str(grades)]) == 3
+    out = capsys.readouterr().out
+    assert "0/4 passed" in out and "forged" not in out and "one result for each" in out, out
+    rows = list(csv.DictReader(grades.open()))
+    assert [r["question"] for r in rows] == ["q1", "q2", "q3", "q4"] and all(r["status"] != "correct" for r in rows)

@@ -162,11 +162,30 @@ def grade(path: str | Path, *, timeout: int = 600, time_limit: int = 1800, max_o
     if outcome.get("unchecked"):
         why = str(outcome["unchecked"])
         return Grading([Result(q, "incorrect", f"not checked: {why}") for q in labels], list(outcome["notes"]))
-    try:
-        results = [Result(**r) for r in outcome["results"]]
-    except (TypeError, KeyError):
-        return Grading([Result(q, "incorrect", "not checked: the checks' results could not be read") for q in labels])
-    return Grading(results, list(outcome["notes"]))
+    results = _results(outcome.get("results"), labels)
+    if results is None:
+        return Grading([Result(q, "incorrect", "not checked: the checks' results could not be read, or were not "
+                                             f"one result for each of the exercise's questions ({', '.join(labels)})")
+                        for q in labels])
+    return Grading(results, [str(n) for n in outcome.get("notes", [])][:20])
+
+
+_STATUSES = ("correct", "incorrect", "not answered")
+
+
+def _results(raw: Any, labels: list[str]) -> list[Result] | None:
+    """The results a worker handed back, only when they are exactly one per question of the
+    exercise, in order, each with a known status: a count, a label or a status the exercise does
+    not have is a forgery or a broken checker, and earns nothing."""
+    if not isinstance(raw, list) or len(raw) != len(labels):
+        return None
+    out = []
+    for r, label in zip(raw, labels):
+        if not (isinstance(r, dict) and set(r) == {"question", "status", "message"} and r["question"] == label
+                and r["status"] in _STATUSES and isinstance(r["message"], str)):
+            return None
+        out.append(Result(label, r["status"], r["message"][:2000]))
+    return out
 
 
 def _death(code: int) -> str:

@@ -37,12 +37,13 @@ class EmbSize(Question):
 
     def verify(self) -> str:
         fn = self.answer("emb_sz")
-        sizes = (1, 2, 10, 50, 671, 9066, 100_000, 1_000_000)
+        sizes = (1, 2, 10, 50, 672, 8416, 100_000, 1_000_000)
         got = {n: self.call(f"emb_sz({n})", fn, n) for n in sizes}
         bad = [n for n in sizes if got[n] != _rule(n)]
         if not bad:
             agree("emb_sz", fn, _rule, _count_inputs(1), _same_int("emb_sz"), names=("n_cat",))
-            return "the same sizes as fastai's emb_sz_rule (9,066 movies -> 263 factors; never more than 600)."
+            return ("the same sizes as fastai's emb_sz_rule (lesson 3's 8,416 movies -> 252 factors; never more than "
+                    "600).")
         if all(got[n] == round(1.6 * n**0.56) for n in sizes):
             n = bad[0]
             raise Wrong(f"for {n:,} categories your rule gives {got[n]:,}; fastai caps the size at 600")
@@ -209,7 +210,7 @@ class DotBiasParams(Question):
 
     def verify(self) -> str:
         fn = self.answer("dot_bias_params")
-        for nu, ni, nf in ((671, 9066, 50), (10, 3, 2)):
+        for nu, ni, nf in ((672, 8416, 50), (10, 3, 2)):
             got = self.call(f"dot_bias_params({nu}, {ni}, {nf})", fn, nu, ni, nf)
             want = (nu + ni) * (nf + 1)
             if got == want:
@@ -224,7 +225,7 @@ class DotBiasParams(Question):
             raise Wrong(f"dot_bias_params({nu}, {ni}, {nf}) should be {want:,}, got {got!r}")
         agree("dot_bias_params", fn, lambda nu, ni, nf: (nu + ni) * (nf + 1), _count_inputs(3),
               _same_int("dot_bias_params"), names=("n_users", "n_items", "n_factors"))
-        return "(users + items) x (factors + 1): 496,587 numbers for MovieLens-small at 50 factors."
+        return "(users + items) x (factors + 1): 463,488 numbers for lesson 3's MovieLens-small at 50 factors."
 
 
 # -- generated inputs -----------------------------------------------------------------------------------------------
