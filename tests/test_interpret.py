@@ -115,6 +115,16 @@ def test_titles_to_ids(learn):
         cflearn.similar_items(learn, "Film number 5 (1955)")
 
 
+def test_titles_by_id_never_by_position(learn):
+    rows = learn.model.i_bias.weight.detach()[:, 0].argsort(descending=True)[:4]
+    ids = [learn.dls.classes["item"][int(r)] for r in rows]  # row 0, '#na#', may be among them
+    got = interpret.titles(learn, ids, missing="#na#")
+    assert got == [f"Film number {i} ({1950 + i % 60})" if i != "#na#" else "#na#" for i in ids]
+    assert interpret.titles(learn, [np.int64(5), 7]) == ["Film number 5 (1955)", "Film number 7 (1957)"]
+    with pytest.raises(cflearn.UnknownIDError, match="item '#na#' has no title; pass missing="):
+        interpret.titles(learn, ["#na#"])
+
+
 def test_silence_of_the_lambs_by_title(ml_data):
     learn = cflearn.collab_learner(ml_data, "fast", epochs=2, progress=False)
     cflearn.fit(learn)
