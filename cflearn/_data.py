@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import warnings
 from collections.abc import Sequence
 from functools import cached_property
@@ -60,6 +61,7 @@ class CollabData:
         item_features: item side-feature columns declared on the data (``None``: not declared, so
             a preset's own list applies).
         titles_from: the items table's column shown as titles (``None``: no titles).
+        titles_how: how that column was chosen, in words.
     """
 
     ratings: pd.DataFrame
@@ -82,6 +84,7 @@ class CollabData:
     user_features: tuple[str, ...] = ()
     item_features: tuple[str, ...] | None = None
     titles_from: str | None = None
+    titles_how: str = ""
 
     # -- views --------------------------------------------------------------------------------
     @property
@@ -192,10 +195,10 @@ class CollabData:
         return "\n".join(lines + self._titles_line())
 
     def _titles_line(self) -> list[str]:
-        if self.titles_from in (None, "title"):
+        if self.titles_from is None or (self.titles_from == "title" and self.titles_how == "the 'title' column"):
             return []
-        return [f"  titles    from the items table's {self.titles_from!r} column (the first text column with mostly "
-                "unique values; item_title= / --items-title to choose)"]
+        tip = "" if self.titles_how.startswith("chosen with") else "; item_title= / --items-title to choose"
+        return [f"  titles    from the items table's {self.titles_from!r} column ({self.titles_how}{tip})"]
 
     def feature_coverage(self) -> list[str]:
         """One line per side with declared features: the columns, rated IDs without a metadata row,
@@ -289,8 +292,10 @@ def from_df(
         user_id: the ID column of the ``items`` / ``users`` table when its name differs
             from the ratings' (an artists table keyed by ``id``).
         item_title: the items table's column to show as each item's title (in recommendations,
-            reports, interpretation). Default: ``title``, else the first text column whose values
-            are mostly unique (a name, not a category); ``data.titles_from`` says which.
+            reports, interpretation). Default: ``title``, else a column that looks like names (text
+            with letters, not lists or years) under a name-like header (``WineName``) with at least
+            half its values distinct, else the first such column with 90% distinct values;
+            ``data.titles_from`` says which and ``data.titles_how`` why.
 
     Returns:
         CollabData: the training data; its ``repr`` summarises counts, scale, sparsity and cold rows.
@@ -366,45 +371,75 @@ def from_df(
     train = frame.iloc[train_idx]
     item_info = _side_table(items, item_id or item, "items", ids=frame[item])
     user_info = _side_table(users, user_id or user, "users", ids=frame[user])
-    item_info, titles_from = _titles(item_info, item_title)
+    item_info, titles_from, titles_how = _titles(item_info, item_title)
     user_cols, item_cols = _declared(user_features, user_info, "user"), _declared(item_features, item_info, "item")
     return CollabData(
         ratings=frame, train_idx=train_idx, valid_idx=valid_idx, user=user, item=item, rating=value_col,
         timestamp=timestamp, users=Vocab(train[user].to_numpy()), items=Vocab(train[item].to_numpy()),
         scale=scale, split=split, seed=seed, valid_pct=valid_pct, n_duplicates=n_dup,
         item_info=item_info, user_info=user_info, implicit=implicit,
-        user_features=user_cols or (), item_features=item_cols, titles_from=titles_from,
+        user_features=user_cols or (), item_features=item_cols, titles_from=titles_from, titles_how=titles_how,
     )
 
 
-def _titles(info: pd.DataFrame | None, column: str | None) -> tuple[pd.DataFrame | None, str | None]:
-    """The items table with the names to show in a ``title`` column: ``column`` if given, else ``title``,
-    else the first text column whose values are mostly unique (at least 90% distinct: a name, not a
-    category); and where they came from."""
+_NAME_LIKE = re.compile(r"(^|_|\b|[a-z])(name|title|label)s?$", re.IGNORECASE)
+
+
+def _titles(info: pd.DataFrame | None, column: str | None) -> tuple[pd.DataFrame | None, str | None, str]:
+    """The items table with the names to show in a ``title`` column, the column they came from and
+    how it was chosen: ``column`` if given; else a non-empty ``title``; else the first column that
+    looks like names (text with letters, not lists, years or codes) under a name-like header
+    (``name``, ``WineName``, ``label``) with at least half its values distinct; else the first such
+    column with at least 90% distinct values."""
     if info is None:
         if column is not None:
             raise ConfigError(f"item_title={column!r} names a column of the items table; pass items=... too")
-        return None, None
+        return None, None, ""
+    how = "chosen with item_title= / --items-title"
     if column is not None:
         if column not in info.columns:
             raise ColumnError(f"no title column {column!r} in the items table{closest(column, map(str, info.columns))};"
                               f" columns are {[str(c) for c in info.columns]}")
-    elif "title" in info.columns:
-        return info, "title"
+        if not _filled(info[column]).any():
+            raise DataError(f"the title column {column!r} of the items table is empty; choose a column that holds "
+                            "the items' names")
+    elif "title" in info.columns and _filled(info["title"]).any():
+        return info, "title", "the 'title' column"
     else:
-        for c in info.columns:
-            values = info[c].dropna()
-            text = values.map(lambda v: isinstance(v, str)).all() if len(values) else False
-            if text and values.nunique() >= 0.9 * len(values) and values.astype(str).str.len().mean() > 1:
-                column = str(c)
-                break
-        if column is None:
-            return info, None
-    if column == "title":
-        return info, "title"
+        column, how = _guess_titles(info)
+        if column is None:  # an empty 'title' column is no titles: never "None" or "nan" shown as a name
+            return (info.drop(columns="title") if "title" in info.columns else info), None, ""
+        if "title" in info.columns:
+            how += "; the 'title' column is empty"
     info = info.copy()
-    info["title"] = info[column]
-    return info, column
+    info["title"] = info[column].where(_filled(info[column]))
+    return info, column, how
+
+
+def _filled(values: pd.Series) -> pd.Series:
+    """Which values hold something to show: not missing, not blank text."""
+    return values.notna() & ~values.map(lambda v: isinstance(v, str) and not v.strip())
+
+
+def _guess_titles(info: pd.DataFrame) -> tuple[str | None, str]:
+    first_unique: str | None = None
+    for c in info.columns:
+        if c == "title":
+            continue
+        values = info[c][_filled(info[c])]
+        if not len(values) or not values.map(lambda v: isinstance(v, str)).all():
+            continue
+        text = values.astype(str).str.strip()
+        letters = text.str.contains(r"[^\W\d_]", regex=True).mean()  # names have letters; years and codes do not
+        lists = text.str.match(r"^[\[\{(]").mean()  # "[1998, 2003]": a list, not a name
+        if text.str.len().mean() <= 1 or letters < 0.9 or lists > 0.5:
+            continue
+        distinct = values.nunique() / len(values)
+        if _NAME_LIKE.search(str(c)) and distinct >= 0.5:
+            return str(c), "a column named like names, holding mostly distinct text"
+        if first_unique is None and distinct >= 0.9:
+            first_unique = str(c)
+    return first_unique, "the first text column with mostly distinct values"
 
 
 def _plain(value: object) -> object:

@@ -16,6 +16,7 @@ holds other files, the input, the checkout, a home folder or the working directo
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -92,14 +93,26 @@ def _is_within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def real_path(path: Path, what: str) -> Path:
+    """``path`` with every link followed; a loop of symbolic links is a :class:`ConfigError`."""
+    try:
+        return path.resolve()
+    except RuntimeError:  # Python < 3.13 reports a symlink loop so; later versions raise OSError(ELOOP)
+        pass
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+    raise ConfigError(f"{what} {printable(path)} is a loop of symbolic links; give a real folder")
+
+
 def check_target(out: str | Path, inputs: Iterable[str | Path | None] = (), *, what: str = "--out") -> Path:
     """Refuse, whatever ``--force`` says, an output folder whose replacement would take what is not a
     run: one that is or holds an input file, the cflearn checkout (or the installed package), a home
     folder, the working directory or the file system's root. Returns the resolved folder."""
     path = Path(out).expanduser()
-    resolved = path.resolve()
+    resolved = real_path(path, what)
     for src in inputs:
-        if src is not None and _is_within(Path(src).expanduser().resolve(), resolved):
+        if src is not None and _is_within(real_path(Path(src).expanduser(), "the input"), resolved):
             held = "is" if Path(src).expanduser().resolve() == resolved else "holds"
             raise ConfigError(f"{what} {printable(path)} {held} the input {printable(src)}; a run replaces its folder "
                               "as a unit, so choose a separate output folder")
@@ -197,7 +210,8 @@ class RunFolder:
                  inputs: Iterable[str | Path | None] = ()):
         given = Path(out).expanduser()
         # one real path: two spellings of a folder (a linked parent) take the same lock
-        self.out = given.parent.resolve() / given.name if given.name not in ("", ".", "..") else given.resolve()
+        self.out = real_path(given.parent, "--out's folder") / given.name if given.name not in ("", ".", "..") \
+            else real_path(given, "--out")
         self.shown = Path(out)  # as the user wrote it, in messages
         self.force, self.kind, self.inputs = force, kind, list(inputs)
         self.lock = self.out.parent / f".{self.out.name}.lock"

@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--items-id", metavar="COL", help="the ID column of --items when it is not named as --item "
                      "(e.g. id)")
     fit.add_argument("--items-title", metavar="COL", help="the column of --items to show as titles (default: title, "
-                     "else the first text column with mostly unique values, e.g. name)")
+                     "else text under a name-like header such as name or WineName, mostly distinct, else the first "
+                     "text column with 90%% distinct values)")
     fit.add_argument("--item-features", metavar="COLS", help="comma-separated columns of --items for the hybrid "
                      "model (multi-valued text with |, numbers, categories; 'year' from a title)")
     fit.add_argument("--users", metavar="FILE", help="user metadata table with the --user column (age, gender, "
@@ -567,16 +568,34 @@ def _demo(args: argparse.Namespace) -> int:
                                 source=ds.name, run=run, command="demo")
 
 
+def _side_options(args: argparse.Namespace) -> None:
+    """An option about a side table given without that table is an error, not ignored."""
+    from ._errors import ConfigError
+
+    for option, value, table in (("--items-id", args.items_id, args.items), ("--items-title", args.items_title,
+                                                                              args.items),
+                                 ("--users-id", args.users_id, args.users)):
+        if value is not None and table is None:
+            flag = "--items" if option.startswith("--items") else "--users"
+            raise ConfigError(f"{option} {value} names a column of the {flag} table, but no {flag} FILE was given; "
+                              f"add {flag} FILE or drop {option}")
+
+
 def _fit(args: argparse.Namespace) -> int:
     from ._read import read_ratings
     from ._runs import check_target
 
     out = Path(args.out)
     src = Path(args.ratings)
+    _side_options(args)
     check_target(out, [src, args.items, args.users])  # before reading anything: never a run over its inputs
     if not src.is_file():  # answered before pandas is imported
         from ._errors import DataError
 
+        if src.exists():
+            kind = "a folder" if src.is_dir() else "a device, pipe or socket"
+            raise DataError(f"the ratings file {src} is not a regular file ({kind}); give a CSV, TSV, Parquet, "
+                            "Feather, JSON or Excel file")
         raise DataError(f"ratings file not found: {src}")
     sep = _separator(args.sep) if args.sep else None
     kwargs = {"encoding": args.encoding} if args.encoding else {}

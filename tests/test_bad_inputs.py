@@ -1,6 +1,7 @@
 """The bad-input catalog (docs/bad-inputs.md): each row through the Python API and the CLI."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -339,3 +340,21 @@ def test_messages_that_say_what_is_wrong(tmp_path, capsys):
                                                  [("u", "i", "r"), *ratings[["user", "item", "rating"]].values]))
     assert main(["fit", str(tmp_path / "sect.csv"), "--user", "u", "--item", "i", "--rating", "r", "--sep", "§",
                  "--epochs", "1", "--out", str(tmp_path / "o5")]) == 0
+
+
+def test_side_options_without_their_table_a_ratings_folder_and_a_link_loop_are_one_line(tmp_path, capsys):
+    """Options that would be ignored, a folder or a device as the ratings file, and --out inside a
+    loop of symbolic links: each one line, exit 1, nothing written (each failed before its fix)."""
+    for option, table in (("--items-id", "--items"), ("--items-title", "--items"), ("--users-id", "--users")):
+        err = _one_line(capsys, main(_fit_small(tmp_path, option, "col", "--out", str(tmp_path / "o"))))
+        assert f"{option} col names a column of the {table} table, but no {table} FILE was given" in err
+    for src, kind in ((tmp_path, "a folder"), (Path("/dev/null"), "a device, pipe or socket")):
+        err = _one_line(capsys, main(["fit", str(src), "--user", "user", "--item", "item", "--out",
+                                      str(tmp_path / "o")]))
+        assert f"is not a regular file ({kind})" in err and "not found" not in err
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    for out in (tmp_path / "loop1", tmp_path / "loop1" / "run"):
+        err = _one_line(capsys, main(_fit_small(tmp_path, "--out", str(out))))
+        assert "is a loop of symbolic links; give a real folder" in err
+    assert not (tmp_path / "o").exists()

@@ -197,3 +197,26 @@ def test_a_side_table_keyed_otherwise_names_its_id_column_and_the_option():
     assert "WineryID'?" not in str(info.value) and "with --items-id COLUMN;" in _cli_words(str(info.value))
     data = cflearn.from_df(ratings, "user", "WineID", "rating", items=wines, item_id="id")  # the fix it names
     assert data.item_info is not None and "WineName" in data.item_info.columns
+
+
+def test_titles_come_from_a_column_that_looks_like_names_and_the_summary_says_how():
+    """A wines table's `Vintages` (lists of years, all distinct) came first and became the titles; the
+    name column (80% distinct) lost to the 90% rule; an empty `title` printed "None" as every name."""
+    import pandas as pd
+
+    ratings = cflearn.datasets.synthetic(n_users=30, n_items=50, density=0.3, seed=0).ratings
+    ids = range(1, 51)
+    wines = pd.DataFrame({"id": ids, "Vintages": [str([1990 + i, 2000 + i]) for i in ids], "Code": [f"{i:05d}" for i in
+                          ids], "Country": ["France"] * 50, "WineName": [f"Wine {i % 40}" for i in ids]})
+    data = cflearn.from_df(ratings, items=wines, item_id="id")
+    assert data.titles_from == "WineName" and data.item_info["title"].iloc[0] == "Wine 1"
+    assert "'WineName' column (a column named like names, holding mostly distinct text; item_title=" in repr(data)
+    chosen = cflearn.from_df(ratings, items=wines, item_id="id", item_title="Country")
+    assert "'Country' column (chosen with item_title= / --items-title)" in repr(chosen)  # not "the first text..."
+    empty = pd.DataFrame({"item": ids, "title": [None] * 50, "kind": ["red"] * 50})
+    data = cflearn.from_df(ratings, items=empty)
+    assert data.titles_from is None and "title" not in data.item_info.columns
+    named = cflearn.from_df(ratings, items=empty.assign(label=[f"Film {i}" for i in ids]))
+    assert named.titles_from == "label" and "the 'title' column is empty" in repr(named)
+    with pytest.raises(cflearn.DataError, match="the title column 'title' of the items table is empty"):
+        cflearn.from_df(ratings, items=empty.assign(title=" "), item_title="title")
