@@ -87,6 +87,12 @@ class CollabData:
     titles_how: str = ""
 
     # -- views --------------------------------------------------------------------------------
+    def side_tables(self) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+        """The items and users tables as :func:`from_df` takes them, keyed by this data's own ID
+        columns (whatever the tables' key was called: ``item_id=`` / ``user_id=``), for inner splits."""
+        return tuple(None if info is None else info.rename_axis(key).reset_index()  # type: ignore[return-value]
+                     for info, key in ((self.item_info, self.item), (self.user_info, self.user)))
+
     @property
     def train(self) -> pd.DataFrame:
         """Training rows of the cleaned table."""

@@ -56,9 +56,8 @@ def choose_user_feature_weight(data: CollabData, p: Preset, seed: int | None, *,
     out = set(rng.choice(eligible, n_out, replace=False).tolist())
     held = train[train[data.user].isin(out)]
     kept = train[~train[data.user].isin(out)]
-    users = data.user_info.reset_index() if data.user_info is not None else None
+    items, users = data.side_tables()
     users = users[~users[data.user].isin(out)] if users is not None else None  # new to the inner model
-    items = data.item_info.reset_index() if data.item_info is not None else None
     try:
         inner = from_df(kept, data.user, data.item, data.rating, data.timestamp, valid_pct=0.05,
                         seed=0 if seed is None else seed, items=items, users=users,

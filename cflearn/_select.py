@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._errors import CflearnError, ConfigError, ConfigWarning, closest
+from ._errors import CflearnError, ConfigError, ConfigWarning, check_seed, closest
 from ._launch import torchrun_env
 from ._presets import DEFAULT_PRESET, OVERRIDABLE, PRESETS, FeatureChoice, Preset, get_preset
 from ._settle import resolve, warn_feature_overrides
@@ -52,6 +52,7 @@ def select_features(data: CollabData, preset: str | Preset | None = None, *, see
         with the same overrides: the check does not run again. A preset with nothing to check is
         returned as it was named.
     """
+    seed = check_seed(seed)  # before any work: a bad seed is refused at the door, not deep inside the check
     p = get_preset(DEFAULT_PRESET if preset is None else preset)
     for name in overrides:
         if name not in OVERRIDABLE:
@@ -110,7 +111,7 @@ def _select(data: CollabData, p: Preset, seed: int | None, *, device: Any = None
     from ._predict import predict
     from .metrics import rmse
 
-    items, users = (info.reset_index() if info is not None else None for info in (data.item_info, data.user_info))
+    items, users = data.side_tables()
     try:  # features not declared here: each candidate names its own
         inner = from_df(data.train, data.user, data.item, data.rating, data.timestamp, valid_pct=0.1,
                         seed=0 if seed is None else seed, items=items, users=users)

@@ -358,3 +358,26 @@ def test_side_options_without_their_table_a_ratings_folder_and_a_link_loop_are_o
         err = _one_line(capsys, main(_fit_small(tmp_path, "--out", str(out))))
         assert "is a loop of symbolic links; give a real folder" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_select_features_refuses_a_bad_seed_before_any_work(monkeypatch):
+    import cflearn._select as S
+
+    data = cflearn.from_df(cflearn.datasets.synthetic(n_users=30, n_items=20, density=0.3, seed=0))
+    monkeypatch.setattr(S, "get_preset", lambda *a: pytest.fail("the check started with a bad seed"))
+    for seed in (-1, 2**64, "abc", 1.5, True):
+        with pytest.raises(cflearn.ConfigError, match=r"seed must be an integer from 0 to 2\*\*63 - 1"):
+            cflearn.select_features(data, "best", seed=seed)
+
+
+def test_users_id_with_user_features_at_the_command_line(tmp_path, capsys):
+    """`--users users.csv --users-id uid --user-features group` ended in a KeyError traceback."""
+    syn = cflearn.datasets.synthetic(n_users=60, n_items=40, density=0.3, seed=0)
+    syn.users.rename(columns={"user": "uid"}).to_csv(tmp_path / "users.csv", index=False)
+    code = main(_fit_small(tmp_path, "--preset", "best", "--users", str(tmp_path / "users.csv"), "--users-id", "uid",
+                           "--user-features", "group", "--out", str(tmp_path / "o")))
+    captured = capsys.readouterr()
+    assert code == 0 and "Traceback" not in captured.err, captured.err
+    model = cflearn.load(tmp_path / "o" / "model.safetensors")
+    assert model.preset["user_features"] == ["group"] and "new_user_features" in model.preset
+    assert "feature_selection" in model.preset  # the check ran on the table keyed uid, not skipped
