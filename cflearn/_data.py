@@ -595,19 +595,25 @@ def _clean_times(values: pd.Series, name: str) -> pd.Series:
     if values.dtype.kind == "b":
         raise DataError(f"column {name!r} holds booleans, not timestamps")
     if values.dtype.kind not in "mM":
+        # a column of numbers that a few bad values made text: the numbers are still epochs, not bad dates
+        numbers = pd.to_numeric(values, errors="coerce") if values.dtype.kind == "O" else None
+        text = values if numbers is None else values[numbers.isna()]
         try:
-            parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+            parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
         except (ValueError, TypeError):
-            parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+            parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
         if parsed.isna().any():  # other layouts, element by element (slower)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+                parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
         bad = parsed.isna()
         if bad.any():
-            examples = ", ".join(repr(v) for v in values[bad].astype(str).unique()[:3])
+            examples = ", ".join(repr(v) for v in text[bad].astype(str).unique()[:3])
             raise DataError(f"column {name!r} has {int(bad.sum())} timestamps that are neither numbers nor dates "
                             f"(e.g. {examples}); fix them, or leave timestamp out")
+        if numbers is not None and numbers.notna().any():
+            seconds = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+            return numbers.astype(np.float64).fillna(seconds)
         values = parsed
     if values.dtype.kind == "m":
         raise DataError(f"column {name!r} holds durations, not timestamps")

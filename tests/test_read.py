@@ -102,6 +102,16 @@ def test_timestamps_that_are_not_dates_are_one_clear_error(tmp_path):
     path.write_text("user,item,rating,when\n1,2,3,yesterday\n1,3,4,2020-01-01\n2,3,4,2020-01-02\n")
     with pytest.raises(cflearn.DataError, match=r"1 timestamps that are neither numbers nor dates \(e.g. 'yester"):
         cflearn.from_file(path, timestamp="when", split="time")
+    # epochs that a few bad values turned into text are epochs: counted and cited are the bad ones only
+    rows = [f"{u},{i},4,{835355790 + 60 * (u * 10 + i)}" for u in range(1, 11) for i in range(1, 11)]
+    rows[:7] = [r.rsplit(",", 1)[0] + ",yesterday" for r in rows[:7]]
+    path.write_text("user,item,rating,when\n" + "\n".join(rows) + "\n")
+    with pytest.raises(cflearn.DataError, match=r"has 7 timestamps that are neither numbers nor dates \(e.g. "
+                                                r"'yesterday'\); fix them"):
+        cflearn.from_file(path, timestamp="when", split="time")
+    path.write_text("user,item,rating,when\n" + "\n".join(rows[7:] + ["1,1,3,2020-01-01T00:00:00"]) + "\n")
+    data = cflearn.from_file(path, timestamp="when", split="time")  # numbers and a date in one text column
+    assert data.ratings["when"].max() == pd.Timestamp("2020-01-01", tz="UTC").timestamp()
 
 
 def test_decimal_comma_when_asked(tmp_path):
