@@ -50,12 +50,19 @@ _warned: set[str] = set()
 def torchrun_env() -> TorchrunEnv | None:
     """The torchrun job this process belongs to, from torchrun's whole set of variables
     (:data:`TORCHRUN_VARS`), or ``None``: one process. A partial set (``RANK=1`` left in a shell) is
-    one process, with a warning; values that are not numbers are a :class:`ConfigError`."""
+    one process, with a warning, unless it holds a ``WORLD_SIZE`` above 1 or not a number (fastai reads
+    that variable itself and would gather across processes that do not exist): that, and values that
+    are not numbers in a whole set, are a :class:`ConfigError`."""
     present = [v for v in TORCHRUN_VARS if os.environ.get(v, "").strip()]
     if not present:
         return None
     if len(present) < len(TORCHRUN_VARS):
         missing = [v for v in TORCHRUN_VARS if v not in present]
+        world = os.environ.get("WORLD_SIZE", "").strip()
+        if world and not (world.isdigit() and int(world) <= 1):  # fastai reads it and would gather from peers
+            raise ConfigError(f"the environment sets WORLD_SIZE={world!r} but not {', '.join(missing)}: not a "
+                              "torchrun job, yet fastai would train as one; unset WORLD_SIZE, or start several "
+                              "processes with --nproc N or torchrun")
         key = ",".join(present)
         if key not in _warned:
             _warned.add(key)

@@ -216,6 +216,15 @@ def test_rank_left_in_the_environment_is_one_process_with_the_lock(ratings_csv, 
     assert main(fit_args(ratings_csv, tmp_path / "other", "--epochs", "1")) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "WORLD_SIZE='two'" in err
+    # a partial set whose WORLD_SIZE fastai would act on (it gathers across processes that do not exist)
+    for name in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name)
+    for world in ("2", "two"):
+        monkeypatch.setenv("WORLD_SIZE", world)
+        assert main(fit_args(ratings_csv, tmp_path / "third", "--epochs", "1")) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"WORLD_SIZE={world!r} but not RANK, LOCAL_RANK" in err, err
+        assert "unset WORLD_SIZE" in err and not (tmp_path / "third").exists()
 
 
 def test_output_names_a_file_and_files_follow_the_umask(ratings_csv, tmp_path, capsys):
