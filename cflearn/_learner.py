@@ -46,7 +46,7 @@ from .callbacks import (
     StopAfterWarmUp,
     fill_cold_rows,
 )
-from .kinds import Built, Kind, get_kind
+from .kinds import Built, Kind, check_built, get_kind
 from .models import HybridDotBias, contract, ranking_head, rating_head
 from .optim import adamw, lazy_adamw
 
@@ -145,6 +145,8 @@ def collab_learner(
         if seed is not None:
             torch.manual_seed(seed)
         built = kind.build(data, p, device=dev, seed=seed, y_range=yr, shard=shard)
+    if model is None:
+        built = check_built(kind, built, p)
     user_cbs = list(learner_kwargs.pop("cbs", None) or [])
     learn = _assemble(data, p, built, user_cbs, dict(learner_kwargs), custom=model is not None, shard=shard,
                       device=dev, progress=progress)

@@ -32,7 +32,12 @@ def resolve(data: CollabData, p: Preset, given: dict[str, Any], *, custom: bool 
         check_count(name, getattr(p, name))
     for name in ("lr", "wd", "row_l2", "bias_l2"):
         check_number(name, getattr(p, name), positive=name == "lr")
-    return get_kind(p.kind).settle(data, p, given, custom=custom)
+    kind = get_kind(p.kind)
+    settled = kind.settle(data, p, given, custom=custom)
+    if not isinstance(settled, Preset):
+        raise ConfigError(f"kind {kind.name!r}: settle() returned {type(settled).__name__}, not a cflearn.Preset; "
+                          "return the preset (preset.replace(...) for changes)")
+    return settled
 
 
 def warn_feature_overrides(given: dict[str, Any], where: str) -> None:

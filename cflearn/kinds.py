@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from ._data import CollabData
 
-__all__ = ["Kind", "Built", "KINDS", "register", "unregister", "get_kind", "rating_loaders"]
+__all__ = ["Kind", "Built", "KINDS", "register", "unregister", "get_kind", "rating_loaders", "check_built"]
 
 _BUILTIN = ("cflearn._rating", "cflearn._ranking", "cflearn._dual")
 """The modules of the built-in kinds (each registers its own on import)."""
@@ -202,6 +202,50 @@ def get_kind(name: str) -> Kind:
         raise ConfigError(f"unknown model kind {name!r}{closest(name, KINDS)}; registered kinds: "
                           f"{', '.join(KINDS)} (cflearn.kinds.register adds one)")
     return KINDS[name]
+
+
+def check_built(kind: Kind, built: object, preset: Preset) -> Built:
+    """What ``kind.build`` returned, checked before anything trains on it; a :class:`ConfigError`
+    naming the kind otherwise: a :class:`Built` holding an ``nn.Module`` whose saved config is JSON
+    with a ``kind``, and, for a rating kind of your own, one score per row of a batch."""
+    import json
+
+    import torch
+    from torch import nn
+
+    where = f"kind {kind.name!r}"
+    if not isinstance(built, Built):
+        raise ConfigError(f"{where}: build() returned {type(built).__name__}, not a cflearn.kinds.Built")
+    if not isinstance(built.model, nn.Module):
+        raise ConfigError(f"{where}: Built.model is {type(built.model).__name__}, not a torch nn.Module")
+    config = getattr(built.model, "config", None)
+    if callable(config):
+        value = config()
+        if not isinstance(value, dict) or not isinstance(value.get("kind"), str):
+            raise ConfigError(f"{where}: its model's config() must be a dict with a 'kind' (the name load() rebuilds "
+                              f"it by), got {type(value).__name__}" + (f" with keys {sorted(map(str, value))}"
+                                                                       if isinstance(value, dict) else ""))
+        for key, item in value.items():
+            try:
+                json.dumps(item, allow_nan=False)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where}: its model's config()[{key!r}] is {type(item).__name__}, which a saved "
+                                  "file cannot hold; give numbers, text, booleans or lists of them") from None
+    if type(kind).__module__ not in _BUILTIN and not preset.ranking:  # cflearn's own kinds have their own tests
+        batch = built.dls.valid.one_batch()
+        was = built.model.training
+        built.model.eval()
+        try:
+            with torch.no_grad():
+                out = built.model(*batch[:-1])
+        finally:
+            built.model.train(was)
+        n = len(batch[-1])
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) not in ((n,), (n, 1)):
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ConfigError(f"{where}: its model returned {shape} for a batch of {n} rows; a rating model returns "
+                              f"one score per row, shape ({n},)")
+    return built
 
 
 def rating_loaders(data: CollabData, preset: Preset, *, device: torch.device, seed: int | None,

@@ -173,3 +173,59 @@ def test_building_a_learner_never_trains(data, monkeypatch):
             warnings.simplefilter("ignore")
             learn = cflearn.collab_learner(data, name, progress=False)
         assert not learn.cf.trained
+
+
+def test_what_a_kind_returns_is_checked_and_the_error_names_the_kind(data):
+    """A kind whose model scored (n, 3) or (1,) trained silently; build or settle returning None, and a
+    config without 'kind' or holding a tensor, ended in tracebacks."""
+
+    class Shaped(TwoTower):
+        def __init__(self, *args, shape="rows3", cfg="ok", **kwargs):
+            super().__init__(*args, **kwargs)
+            self.shape, self.cfg = shape, cfg
+
+        def forward(self, x):
+            out = super().forward(x)
+            return {"rows3": out[:, None].expand(-1, 3), "one": out[:1], "ok": out}[self.shape]
+
+        def config(self):
+            config = super().config()
+            if self.cfg == "nokind":
+                config.pop("kind")
+            elif self.cfg == "tensor":
+                config["scale"] = torch.ones(2)
+            return config
+
+    def kind_of(name, **how):
+        def build(self, data, preset, *, device, seed, y_range, shard=(0, 1)):
+            if how.get("none"):
+                return None
+            dls = kinds.rating_loaders(data, preset, device=device, seed=seed, shard=shard)
+            return Built(dls, Shaped(len(data.users), len(data.items), 8, y_range=y_range, **how))
+        attrs = {"name": name, "build": build}
+        if how.get("settle_none"):
+            attrs["settle"] = lambda self, *a, **k: None
+        return type(f"Kind_{name}", (Kind,), attrs)()
+
+    cases = {"odd_rows3": ({"shape": "rows3"}, r"returned \(\d+, 3\) for a batch of \d+ rows; a rating model"),
+             "odd_one": ({"shape": "one"}, r"returned \(1,\) for a batch of \d+ rows"),
+             "odd_none": ({"none": True}, r"build\(\) returned NoneType, not a cflearn.kinds.Built"),
+             "odd_settle": ({"settle_none": True}, r"settle\(\) returned NoneType, not a cflearn.Preset"),
+             "odd_nokind": ({"cfg": "nokind"}, r"config\(\) must be a dict with a 'kind'"),
+             "odd_tensor": ({"cfg": "tensor"}, r"config\(\)\['scale'\] is Tensor, which a saved file cannot hold")}
+    for name, (how, words) in cases.items():
+        kinds.register(kind_of(name, **how), PRESET.replace(name=name, kind=name, epochs=1))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with pytest.raises(cflearn.ConfigError, match=rf"kind '{name}': .*{words}"):
+                    cflearn.collab_learner(data, name, progress=False)
+        finally:
+            kinds.unregister(name)
+    kinds.register(kind_of("odd_fine", shape="ok"), PRESET.replace(name="odd_fine", kind="odd_fine", epochs=1))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert isinstance(cflearn.collab_learner(data, "odd_fine", progress=False).model, Shaped)
+    finally:
+        kinds.unregister("odd_fine")
