@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ._columns import find_column
 from ._errors import ColumnError, ConfigError, DataError, DataWarning, check_seed, closest, closest_name
 from ._features import check_feature_columns
 from ._read import read_ratings
@@ -336,11 +337,11 @@ def from_df(
     if len(ratings.columns) < 3 and None in (user, item, rating) and not implicit:
         raise DataError(f"the table has {len(ratings.columns)} column(s) {list(ratings.columns)}; it needs user, "
                         "item and rating columns (wrong separator? try sep='\\t' or sep=';')")
-    user = _column(ratings, user, 0, "user")
-    item = _column(ratings, item, 1, "item")
-    rating = _column(ratings, rating, 2, "rating") if rating is not None or not implicit else None
-    value = _column(ratings, weight, None, "weight") if weight is not None else None
-    timestamp = _column(ratings, timestamp, None, "timestamp") if timestamp is not None else None
+    user = find_column(ratings, user, 0, "user")
+    item = find_column(ratings, item, 1, "item")
+    rating = find_column(ratings, rating, 2, "rating") if rating is not None or not implicit else None
+    value = find_column(ratings, weight, None, "weight") if weight is not None else None
+    timestamp = find_column(ratings, timestamp, None, "timestamp") if timestamp is not None else None
     named = [c for c in (user, item, rating, value, timestamp) if c is not None]
     if len(set(named)) < len(named):
         raise ConfigError(f"user, item, rating, weight and timestamp must be different columns, got {user!r}, "
@@ -493,42 +494,6 @@ def _interactions(frame: pd.DataFrame, rating: str | None, weight: str | None,
             raise DataError(f"column {weight!r} has {int(bad.sum())} weights that are not positive (e.g. "
                             f"{frame.loc[bad, weight].iloc[0]:g}); interaction weights must be > 0: drop those rows")
     return frame.reset_index(drop=True), weight
-
-
-_ROLE_WORDS = {
-    "user": ("user", "uid", "customer", "member", "reader", "person"),
-    "item": ("item", "iid", "movie", "product", "book", "song", "track", "article"),
-    "rating": ("rating", "score", "stars", "value", "grade", "label"),
-    "timestamp": ("time", "date", "ts", "when"),
-}
-
-
-def _column(df: pd.DataFrame, name: str | None, default_pos: int | None, role: str) -> str:
-    if name is None:
-        return str(df.columns[default_pos or 0])
-    if name not in df.columns:
-        names = [str(c) for c in df.columns]
-        hint = closest(str(name), names)
-        glued = next((c for c in names if str(name) in c and any(sep in c for sep in ",;\t|")), None)
-        if glued is not None:
-            sep = next(sep for sep in ",;\t|" if sep in glued)
-            hint = f" (wrong separator? the header reads {glued!r}: pass sep={sep!r})"
-        elif len(names) > 1 and all(_is_number(c) for c in names):
-            hint = (" (the first row looks like data, not column names: the file has no header row; use "
-                    "`cflearn fit --no-header` with columns 0, 1, 2..., or read_ratings(path, header=None))")
-        elif not hint:
-            fits = [c for c in names if any(w in c.lower() for w in _ROLE_WORDS[role])]
-            hint = f" (did you mean '{fits[0]}'?)" if fits else ""
-        raise ColumnError(f"no {role} column {name!r} in the table{hint}; columns are {list(df.columns)}")
-    return name
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _clean_ids(ids: pd.Series, name: str) -> pd.Series:

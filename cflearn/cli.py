@@ -605,6 +605,12 @@ def _fit(args: argparse.Namespace) -> int:
                          decimal=args.decimal, **kwargs)
     if args.no_header:
         frame.columns = [str(c) for c in frame.columns]
+    from ._columns import find_column
+
+    for name, role in ((args.user, "user"), (args.item, "item"), (args.rating, "rating"), (args.weight, "weight"),
+                       (args.timestamp, "timestamp")):  # a misspelt column is refused before torch loads
+        if name is not None:
+            find_column(frame, name, None, role)
     for col in (args.user, args.item):  # integer IDs that fit take int32: 200 MB less on 25M ratings
         if col in frame.columns and frame[col].dtype.kind == "i" and len(frame) and \
                 -2**31 <= frame[col].min() and frame[col].max() < 2**31:
