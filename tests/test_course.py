@@ -8,6 +8,8 @@ import csv
 import functools
 import json
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +17,10 @@ import pytest
 import cflearn
 import cflearn.course as course
 from cflearn.course import _material as M
+from cflearn.course import _sandbox
 
 CASES = [(lesson, f"q{k}") for lesson in course.EXERCISES for k in range(1, len(course.questions(lesson)) + 1)]
+SANDBOXED = _sandbox.bwrap() is not None  # make test installs bubblewrap where it can (apt-get, as root)
 
 
 @functools.cache
@@ -769,20 +773,25 @@ def test_grading_is_isolated_from_what_a_submission_does(tmp_path, capsys):
     assert out.count("not answered") == 3  # the checkers ran afresh: the blank answers are blank
     assert f"cell {first + 1} printed over 0.05 MB; its output was cut" in out
     assert f"{subs / 'zoe' / 'ex03.ipynb'}: 3/3 passed" in out, out  # read before mallory deleted it
-    assert not (subs / "zoe").exists()
-    assert out.count("not checked: the notebook stopped its grading process (killed by SIGKILL)") == 3
+    if SANDBOXED:  # in the sandbox mallory cannot delete zoe's work, and killer cannot reach its grader
+        assert (subs / "zoe" / "ex03.ipynb").is_file()
+        assert f"{subs / 'killer' / 'ex03.ipynb'}: 3/3 passed" in out, out
+    else:
+        assert not (subs / "zoe").exists()
+        assert out.count("not checked: the notebook stopped its grading process (killed by SIGKILL)") == 3
     for name, words in {"cells_dict": "not a list of cells", "top_list": "its JSON is a list",
                         "v99": "nbformat 99", "deep": "nested too deeply", "empty": "no nbformat field",
                         "bad_cell": "cell 1 is not a notebook cell", "lesson7": "no exercise for lesson 7"}.items():
         assert f"{subs / name}.ipynb: not graded: {name}.ipynb" in out and words in out, name
-    assert len(out.splitlines()) == 3 * 4 + 1 + len(bad) + 1  # three tables, mallory's note, a line a bad file
+    notes = 0 if SANDBOXED else 3  # without bubblewrap each grading says it was not sandboxed
+    assert len(out.splitlines()) == 3 * 4 + 1 + len(bad) + 1 + notes  # three tables, mallory's note, a line a bad file
     rows = list(csv.DictReader(grades.open()))
     assert {(r["student"], r["question"], r["status"]) for r in rows if r["student"] == "zoe"} == {
         ("zoe", f"q{k}", "correct") for k in (1, 2, 3)}
     assert sum(r["status"] == "not graded" for r in rows) == len(bad)
     totals = {r["student"]: r for r in csv.DictReader((tmp_path / "book" / "grades-totals.csv").open())}
     assert (totals["zoe"]["passed"], totals["zoe"]["questions"]) == ("3", "3")
-    assert (totals["mallory"]["passed"], totals["killer"]["passed"]) == ("0", "0")
+    assert (totals["mallory"]["passed"], totals["killer"]["passed"]) == ("0", "3" if SANDBOXED else "0")
     assert totals["subs"]["not_graded"] == str(len(bad))
     # a cell that loops is stopped at --timeout, and the notebook goes on (whatever else a busy machine stopped)
     looper, at = _with_cells(blank, "while True:\n    pass")
@@ -823,3 +832,37 @@ def test_the_gradebook_takes_one_result_per_question_of_the_exercise(tmp_path, c
     assert "0/4 passed" in out and "forged" not in out and "one result for each" in out, out
     rows = list(csv.DictReader(grades.open()))
     assert [r["question"] for r in rows] == ["q1", "q2", "q3", "q4"] and all(r["status"] != "correct" for r in rows)
+
+
+@pytest.mark.skipif(not SANDBOXED, reason="needs bubblewrap (make test installs it where it can)")
+def test_the_sandbox_stops_what_a_blank_submission_does_outside_its_kernel(tmp_path, capsys):
+    """Editing the installed checkers (it persisted to the next grading), a daemon that outlives
+    grading, writing beside the gradebook, the network and the grader's process: each fails in the
+    sandbox, and the next blank submission is still 'not answered'."""
+    import cflearn.course.ex5 as ex5_module
+    from cflearn.cli import main
+
+    installed = Path(ex5_module.__file__)
+    before = installed.read_bytes()
+    marker = tmp_path / "book" / "planted.txt"
+    blank = M.student_version(json.loads(M.exercise_path(5).read_text()))
+    evil, _ = _with_cells(
+        blank,
+        f"import os\ntry:\n    open({str(installed)!r}, 'a').write('\\n# forged\\n')\nexcept OSError as e:\n"
+        "    print('refused:', e.strerror)",
+        "import subprocess\nsubprocess.Popen(['sleep', '4242'], start_new_session=True)",
+        f"try:\n    open({str(marker)!r}, 'w').write('x')\nexcept OSError as e:\n    print('refused:', e.strerror)",
+        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 22), timeout=3)\nexcept OSError as e:\n"
+        "    print('refused:', e)",
+        "import os\nprint('pid', os.getpid(), 'parent', os.getppid(), 'uid', os.getuid())")
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "evil.ipynb").write_text(json.dumps(evil))
+    (tmp_path / "subs" / "next.ipynb").write_text(json.dumps(blank))
+    (tmp_path / "book").mkdir()
+    code = main(["course", "--check", str(tmp_path / "subs"), "--timeout", "300", "--grades",
+                 str(tmp_path / "book" / "grades.csv")])
+    out = capsys.readouterr().out
+    assert code == 3 and out.count("0/4 passed") == 2 and out.count("not answered") == 8, out
+    assert installed.read_bytes() == before and not marker.exists()
+    found = subprocess.run(["pgrep", "-f", "sleep 4242"], capture_output=True, text=True)
+    assert found.stdout.strip() == "", found.stdout  # nothing it started outlives its grading

@@ -9,9 +9,11 @@ limit on output, then re-imports the checkers from disk in the kernel (a noteboo
 only the worker and the grader know. A worker that dies, a kernel that hangs, or a notebook past
 its limits costs that submission's points and a line saying why, never the grading of the others.
 
-This is isolation against accidents and simple forgery, not a sandbox: code in a notebook runs
-as the grading user and can still reach anything that user can (see the README's "What grading
-protects against").
+Where bubblewrap is installed, the kernel runs in a sandbox (:mod:`cflearn.course._sandbox`): the
+file system read-only but for its run folder, no network, its own process namespace (nothing it
+starts outlives it, and it cannot see or signal the grader), uid 65534, limits on CPU and file size.
+The checks still run in the kernel's own Python process, so a notebook can still patch what they use
+(the course guide's "What grading protects against" says what is and is not stopped).
 """
 
 from __future__ import annotations
@@ -132,13 +134,22 @@ def grade(path: str | Path, *, timeout: int = 600, time_limit: int = 1800, max_o
         labels = [f"q{k}" for k in range(1, len(questions(lesson)) + 1)]
     except CflearnError as e:  # cflearn.course.exercise(7, ...): this submission's problem, not the grading's
         raise DataError(f"{path.name}: {e}") from None
+    from ._sandbox import MISSING, bwrap
+
+    sandboxed = bwrap() is not None
+    graded = _run(path, notebook, lesson, labels, timeout, time_limit, max_output, sandboxed)
+    return graded if sandboxed else Grading(graded.results, [*graded.notes, MISSING])
+
+
+def _run(path: Path, notebook: dict[str, Any], lesson: int, labels: list[str], timeout: int, time_limit: int,
+         max_output: int, sandboxed: bool) -> Grading:
     secret = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="cflearn-grade-") as tmp:
         work = Path(tmp)
         (work / "run").mkdir()
         (work / "submission.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
         args = [sys.executable, "-m", "cflearn.course._grade", str(work), str(lesson), str(timeout), str(time_limit),
-                str(max_output)]
+                str(max_output), str(int(sandboxed))]
         with open(work / "worker.log", "wb") as log:
             proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True,
                                     env={**os.environ, "PYTHONWARNINGS": "ignore"})
@@ -240,7 +251,8 @@ _cflearn_grade(%d, %r)
 '''
 
 
-def _work(work: Path, lesson: int, timeout: int, time_limit: int, max_output: int, secret: str) -> dict[str, Any]:
+def _work(work: Path, lesson: int, timeout: int, time_limit: int, max_output: int, secret: str,
+          sandboxed: bool = False) -> dict[str, Any]:
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
@@ -258,7 +270,7 @@ def _work(work: Path, lesson: int, timeout: int, time_limit: int, max_output: in
             if cell_index != self.cell:
                 self.cell, self.printed = cell_index, 0
             self.printed += len(json.dumps(msg.get("content", {}), default=str))
-            if self.printed > max_output and cell_index < limit_index:
+            if self.printed > max_output:  # the checking cell too: a notebook may make it print
                 if cell_index not in self.flooded:
                     self.flooded.add(cell_index)
                     _interrupt(self)
@@ -270,10 +282,16 @@ def _work(work: Path, lesson: int, timeout: int, time_limit: int, max_output: in
             return await super()._async_handle_timeout(timeout, cell)
 
     nb = nbformat.from_dict(json.loads((work / "submission.ipynb").read_text(encoding="utf-8")))
-    found = work / f"checked-{secrets.token_hex(8)}.json"
+    # the kernel writes only in run/ (in the sandbox nothing else is writable); outcome.json stays out of its reach
+    found = work / "run" / f"checked-{secrets.token_hex(8)}.json"
     nb.cells.append(nbformat.v4.new_code_cell(_CHECK_CELL % (lesson, str(found))))
     limit_index = len(nb.cells) - 1
-    client = Client(nb, timeout=timeout, kernel_name="python3", allow_errors=True, interrupt_on_timeout=True,
+    km = None
+    if sandboxed:
+        from ._sandbox import kernel_manager
+
+        km = kernel_manager(work / "run", time_limit + _CHECK_SECONDS)
+    client = Client(nb, km=km, timeout=timeout, kernel_name="python3", allow_errors=True, interrupt_on_timeout=True,
                     error_on_timeout={"ename": "Timeout", "evalue": "stopped by the grader", "traceback": []},
                     resources={"metadata": {"path": str(work / "run")}})
     client.printed, client.cell, client.flooded, client.stopped = 0, -1, set(), set()
@@ -311,6 +329,9 @@ def _work(work: Path, lesson: int, timeout: int, time_limit: int, max_output: in
     except (OSError, ValueError):
         if limit_index in client.stopped:
             return {"unchecked": f"checking the answers ran past {_CHECK_SECONDS} s", "notes": notes}
+        if limit_index in client.flooded:
+            return {"unchecked": f"checking the answers printed over {_size(max_output)} (the notebook made the "
+                                 "checks print)", "notes": notes}
         return {"unchecked": "the checking cell failed (did the notebook break cflearn or its own kernel?)",
                 "notes": notes}
     if checked.get("unbound"):
@@ -329,6 +350,14 @@ def _kernel_pid(client: Any) -> int:
 
 
 def _interrupt(client: Any) -> None:
+    km = client.km
+    if getattr(km, "sandboxed", False):  # a signal from outside its process namespace does not reach it
+        try:
+            km._connect_control_socket()
+            km.session.send(km._control_socket, km.session.msg("interrupt_request", content={}))
+        except Exception:  # noqa: BLE001  (a kernel already gone: the cell ends anyway)
+            pass
+        return
     try:
         os.killpg(_kernel_pid(client), signal.SIGINT)
     except (AttributeError, ProcessLookupError, PermissionError):
@@ -349,11 +378,11 @@ def _idle(client: Any) -> bool:
 
 
 def _main(argv: list[str]) -> int:
-    work, lesson, timeout, time_limit, max_output = Path(argv[0]), *map(int, argv[1:5])
+    work, lesson, timeout, time_limit, max_output, sandboxed = Path(argv[0]), *map(int, argv[1:6])
     secret = sys.stdin.readline().strip()
     warnings.simplefilter("ignore")
     try:
-        outcome = _work(work, lesson, timeout, time_limit, max_output, secret)
+        outcome = _work(work, lesson, timeout, time_limit, max_output, secret, bool(sandboxed))
     except Exception as e:  # the kernel could not start, died...: a line for the table
         outcome = {"unchecked": f"the notebook could not be run ({type(e).__name__}: {str(e)[:200]})"}
     outcome = {"notes": [], **outcome, "secret": secret}
