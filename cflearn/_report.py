@@ -29,6 +29,8 @@ __all__ = ["write_report", "report_html", "run_samples"]
 
 _LOWER_IS_BETTER = {"rmse", "mae"}
 _NOT_RANKED = ("popularity@",)  # lower is less popularity bias, not "better": left unmarked
+_CHANCE = "global mean"
+"""The baseline whose scores all tie: its lists are random, so they cover everything by chance."""
 
 
 def run_samples(cf: CollabModel, data: Any, *, n_users: int = 3, n_top: int = 5) -> dict[str, Any]:
@@ -164,7 +166,8 @@ def _evaluation(m: dict[str, Any]) -> str:
     cols = list(next(iter(methods.values())))
     best: dict[str, float] = {}
     for c in cols:
-        values = [v[c] for v in methods.values() if isinstance(v.get(c), (int, float)) and math.isfinite(v[c])]
+        ranked = {n: v for n, v in methods.items() if not ("@" in c and n == _CHANCE)}  # random lists win nothing
+        values = [v[c] for v in ranked.values() if isinstance(v.get(c), (int, float)) and math.isfinite(v[c])]
         if values and not c.startswith(_NOT_RANKED):
             best[c] = min(values) if c in _LOWER_IS_BETTER else max(values)
     head = "<tr><th>method</th>" + "".join(f"<th>{_e(c)}</th>" for c in cols) + "</tr>"
@@ -173,7 +176,7 @@ def _evaluation(m: dict[str, Any]) -> str:
         cells = []
         for c in cols:
             v = row.get(c)
-            mark = c in best and isinstance(v, (int, float)) and v == best[c]
+            mark = c in best and isinstance(v, (int, float)) and v == best[c] and not ("@" in c and name == _CHANCE)
             cells.append(f"<td class='{'best' if mark else ''}'>{_num(v)}{' ★' if mark else ''}</td>")
         body.append(f"<tr class='{'model' if k == 0 else ''}'><td>{_e(name)}</td>{''.join(cells)}</tr>")
     relevant = ("every validation interaction is relevant (implicit data: no ratings)" if ev.get("relevance") is None
@@ -182,10 +185,12 @@ def _evaluation(m: dict[str, Any]) -> str:
     if isinstance(cold, int) and cold > 0:
         relevant += (f"; {cold} relevant items have no training row, so no list can hold them: each counts as a "
                      "relevant item missed by every method")
+    unseen = "had no interaction with" if ev.get("relevance") is None else "did not rate"
     return (f"<table id='evaluation' class='grid'>{head}{''.join(body)}</table><p class='note'>Top-{_e(ev.get('n'))} "
-            f"lists over items the user did not rate in training; {relevant}. EASE and item-kNN rank the items with "
+            f"lists over items the user {unseen} in training; {relevant}. EASE and item-kNN rank the items with "
             f"at least 3 training interactions. The model's row is highlighted; ★ marks the best value of each column "
-            "(lowest RMSE/MAE, highest otherwise; popularity is left unmarked: lower means less popularity bias).</p>")
+            "(lowest RMSE/MAE, highest otherwise; popularity is left unmarked: lower means less popularity bias; the "
+            "global mean's lists are random, so its coverage is left unmarked too).</p>")
 
 
 def _biases(cf: CollabModel) -> str:
@@ -198,6 +203,9 @@ def _biases(cf: CollabModel) -> str:
         return f"<p class='note'>{_e(e)}</p>"
     extra = () if cf.implicit else ("mean_rating",)
     cols = [c for c in ("item", "title", "bias", "n_ratings", *extra) if c in table.columns]
+    if cf.implicit:  # play counts and clicks are not ratings
+        table = table.rename(columns={"n_ratings": "n_interactions"})
+        cols = ["n_interactions" if c == "n_ratings" else c for c in cols]
     hi, lo = table[table["end"] == "highest"][cols], table[table["end"] == "lowest"][cols]
     why = ("A ranking model's item bias is how readily an item is recommended to anyone: mostly popularity among "
            "the users it learned from." if cf.contract.score_kind == "ranking" else
@@ -233,11 +241,13 @@ def _recommendations(cf: CollabModel, m: dict[str, Any]) -> str:
         except CflearnError as e:
             blocks.append(f"<p class='note'>user {_e(s['user'])}: {_e(e)}</p>")
             continue
-        own = pd.DataFrame(s["top_rated"], columns=["item", "rating"])
-        own = _titled(cf, own)
+        weight = str(cf.columns.get("rating") or "weight")  # on interactions: the weight column (plays, clicks)
+        own = _titled(cf, pd.DataFrame(s["top_rated"], columns=["item", weight if cf.implicit else "rating"]))
         rec = _titled(cf, top[[c for c in ("item", "score", "rating") if c in top.columns]])
-        blocks.append(f"<h3>user {_e(s['user'])} ({_e(s.get('n_ratings'))} ratings)</h3><div class='pair'>"
-                      f"<div><h4>their top-rated</h4>{_frame(own)}</div><div><h4>recommended</h4>{_frame(rec)}</div>"
+        count, theirs = (("interactions", f"their heaviest, by {weight}") if cf.implicit else
+                         ("ratings", "their top-rated"))
+        blocks.append(f"<h3>user {_e(s['user'])} ({_num(s.get('n_ratings'))} {count})</h3><div class='pair'>"
+                      f"<div><h4>{_e(theirs)}</h4>{_frame(own)}</div><div><h4>recommended</h4>{_frame(rec)}</div>"
                       "</div>")
     return "".join(blocks)
 
@@ -310,8 +320,10 @@ def _num(v: Any, digits: int | None = None) -> str:
         return _e(v if v is not None else "-")
     if isinstance(v, float) and not math.isfinite(v):
         return "-"
-    if isinstance(v, int):
-        return f"{v:,}"
+    if isinstance(v, int) or (digits and v.is_integer() and abs(v) < 2**53):
+        return f"{int(v):,}"  # play counts and other whole numbers as they are: 19,830, never 1.983e+04
+    if digits and abs(v) >= 10**digits:
+        return f"{v:,.0f}"
     return f"{v:.{digits}g}" if digits else f"{v:.4f}"
 
 

@@ -112,3 +112,29 @@ def test_the_training_table_names_the_loss_and_the_kept_epoch():
     assert "(MSE)" not in dual and "final validation loss" not in dual
     fast = _training({"valid_loss": 0.22, "rmse": 0.47, "kept_epoch": 7, "epochs_run": 7}, None)  # an older run
     assert "final validation loss (MSE)" in fast
+
+
+def test_a_report_on_play_counts_says_interactions_and_shows_whole_numbers(tmp_path):
+    """Play counts were 'ratings' shown as 1.983e+04 under 'their top-rated', and the global mean's
+    random lists took the coverage star."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    plays = pd.DataFrame({"user": rng.integers(1, 80, 2500), "artist": rng.integers(1, 120, 2500),
+                          "plays": (rng.pareto(1.2, 2500) * 60 + 1).astype(int) + 19_000 * (rng.random(2500) < 0.1)})
+    plays = plays.drop_duplicates(["user", "artist"])
+    src = tmp_path / "plays.csv"
+    plays.to_csv(src, index=False)
+    out = tmp_path / "run"
+    assert main(["fit", str(src), "--user", "user", "--item", "artist", "--weight", "plays", "--epochs", "2",
+                 "--out", str(out)]) == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert re.search(r"user \S+ \(\d[\d,]* interactions\)", text) and "their heaviest, by plays" in text
+    assert not re.search(r"\(\d[\d,]* ratings\)", text) and "top-rated" not in text and "n_interactions" in text
+    assert "did not rate" not in text and "had no interaction with in training" in text
+    assert not re.search(r"\de\+\d", text)  # whole numbers as they are
+    assert re.search(r"\b19,\d{3}\b", text)  # the heavy plays, with a thousands separator
+    chance = re.search(r"<tr class=''><td>global mean</td>(.*?)</tr>", page).group(1)
+    assert "★" not in chance  # random lists cover the catalogue by chance: no star
