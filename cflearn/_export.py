@@ -20,6 +20,7 @@ from ._distributed import is_main
 from ._errors import ConfigWarning, ModelFileError
 from ._fold import rating_noise
 from ._io import atomic_write_bytes, json_default
+from ._presets import y_range_for
 from ._vocab import Vocab
 from .models import build_model, contract
 
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["save", "load", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 5  # 5: each user's seen items sorted (checked on load); 4: hybrid models have user features too;
+FORMAT_VERSION = 6  # 6: a digest of the header too, and the y_range a caller chose recorded in the preset;
+# 5: each user's seen items sorted (checked on load); 4: hybrid models have user features too;
 # 3: vocabularies as tensors; 2: hybrid items' collaborative part is i_cf_weight / i_cf_bias
 _KEY = "cflearn"
 _EXTRA = ("seen_indptr", "seen_items", "item_counts", "user_means", "item_means")  # beside the weights, "cflearn."
@@ -96,7 +98,9 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
         for name, array in arrays.items():
             tensors[f"{_KEY}.{side}.{name}"] = torch.from_numpy(array)
     meta["checksums"] = {name: _digest(t) for name, t in tensors.items()}  # format 5: an altered tensor is refused
-    blob = safetensors_bytes(tensors, metadata={_KEY: json.dumps(meta, default=json_default)})
+    meta = json.loads(json.dumps(meta, default=json_default))  # as the file will hold it
+    meta["header_digest"] = _header_digest(meta)  # format 6: an edited header field is refused too
+    blob = safetensors_bytes(tensors, metadata={_KEY: json.dumps(meta)})
     return atomic_write_bytes(path, blob)
 
 
@@ -119,11 +123,19 @@ def _digest(t: torch.Tensor) -> str:
     return h.hexdigest()[:32]
 
 
+def _header_digest(meta: dict[str, Any]) -> str:
+    """A SHA-256 of every header field but this digest, in a canonical JSON form."""
+    body = {k: v for k, v in meta.items() if k != "header_digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
+
+
 def _check_digests(meta: dict[str, Any], tensors: dict[str, torch.Tensor], version: int) -> None:
     """Format 5 files carry a checksum of every tensor: a tensor changed, added or removed after saving is
     refused (``ValueError`` naming it)."""
     if version < 5:
         return
+    if version >= 6 and meta.get("header_digest") != _header_digest(meta):
+        raise ValueError("the header does not match its digest (a field was edited after saving)")
     sums = meta.get("checksums")
     if not isinstance(sums, dict):
         raise ValueError("the tensors' checksums are missing")
@@ -178,6 +190,9 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
         config = meta["model"]
         if not isinstance(config, dict) or not isinstance(config.get("kind"), str):
             raise ValueError("the model config is not an object with a 'kind'")
+        if version < 5 and config["kind"] in ("dual", "rank"):  # written since format 5: an older one is a downgrade
+            raise ValueError(f"a {config['kind']!r} model in format {version}, which has no checksums; cflearn writes "
+                             "these as format 5 or later")
         _check_finite(tensors, path)  # a diverged model's NaN says so before any checksum does
         _check_digests(meta, tensors, version)
         users, items = (_vocab(meta, side, tensors) for side in ("users", "items"))
@@ -223,13 +238,17 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
         contract(model).validate()
     except ValueError as e:
         raise ModelFileError(f"{path}: {e}; the file was altered") from None
+    extras = _checked_extra(extra, users, items, path, sorted_lists=version >= 5)
+    try:
+        _check_agreement(model, config, meta.get("preset") or {}, scale, users, items, extras, version)
+    except ValueError as e:
+        raise ModelFileError(f"{path}: {e}; the file was altered or mixed with another model") from None
     model.to(dev).eval()
     return CollabModel(model=model, users=users, items=items, scale=scale, preset=meta.get("preset", {}),
                        columns=meta.get("columns", {}), global_mean=global_mean,
                        item_info=_table_from_json(meta.get("item_info")), trained=True,
                        implicit=meta.get("implicit") is True,
-                       fold_noise=None if fold_noise is None else float(fold_noise),
-                       **_checked_extra(extra, users, items, path, sorted_lists=version >= 5))
+                       fold_noise=None if fold_noise is None else float(fold_noise), **extras)
 
 
 _V1_HYBRID = {"i_weight.weight": "i_cf_weight.weight", "i_bias.weight": "i_cf_bias.weight"}
@@ -340,6 +359,71 @@ def _checked_extra(extra: dict[str, torch.Tensor | None], users: Vocab, items: V
                 raise ModelFileError(f"{path}: {name} do not match the vocabularies; the file was altered")
             out[name] = means.float()
     return out
+
+
+def _check_agreement(model: torch.nn.Module, config: dict[str, Any], preset: dict[str, Any],
+                     scale: tuple[float, float], users: Vocab, items: Vocab, extras: dict[str, torch.Tensor],
+                     version: int) -> None:
+    """The header's fields against each other and against the tensors (``ValueError`` saying which):
+    every head's user and item counts against the vocabularies, the rating head's y_range against the
+    scale and the padding rule (or the range its caller chose), the item counts against the seen
+    lists, and each ranking history inside its user's seen items, in order. What a checksum cannot
+    tell (a forger can recompute it), these catch when the edit is not made consistently everywhere."""
+    for sub in _configs(config):
+        for key, vocab in (("n_users", users), ("n_items", items)):
+            if key in sub and sub[key] != len(vocab):
+                raise ValueError(f"the {sub.get('kind')!r} head's {key} ({sub[key]}) does not match the "
+                                 f"{key[2:-1]} vocabulary ({len(vocab)} rows)")
+        y_range = sub.get("y_range")
+        if y_range is not None:
+            _check_y_range(list(y_range), preset, scale, version)
+    seen, indptr, counts = (extras.get(k) for k in ("seen_items", "seen_indptr", "item_counts"))
+    if seen is None or indptr is None:
+        return
+    if counts is not None and not torch.equal(counts, torch.bincount(seen.long(), minlength=len(counts))):
+        raise ValueError("the item counts do not match the seen lists")
+    seen_keys = torch.repeat_interleave(torch.arange(len(indptr) - 1), indptr[1:] - indptr[:-1]) * len(items) + seen
+    for module in model.modules():
+        buffers = dict(module.named_buffers(recurse=False))
+        if "hist_indptr" not in buffers or "hist_items" not in buffers:
+            continue
+        hist, offsets = buffers["hist_items"].long(), buffers["hist_indptr"].long()
+        if len(offsets) != len(indptr):
+            raise ValueError("the ranking histories do not have one list per user")
+        keys = torch.repeat_interleave(torch.arange(len(offsets) - 1), offsets[1:] - offsets[:-1]) * len(items) + hist
+        if len(keys) > 1 and not bool((keys[1:] > keys[:-1]).all()):
+            raise ValueError("a user's ranking history is not in item order")
+        if not bool(torch.isin(keys, seen_keys).all()):
+            raise ValueError("a ranking history holds an item its user never had in training")
+
+
+def _configs(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """A model's config and its heads' (a dual model's ``rating`` and ``ranking``)."""
+    heads = [v for k, v in config.items() if k in ("rating", "ranking") and isinstance(v, dict)]
+    return [config, *heads]
+
+
+def _check_y_range(y_range: list[Any], preset: dict[str, Any], scale: tuple[float, float], version: int) -> None:
+    lo, hi = scale
+    if len(y_range) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in y_range):
+        raise ValueError(f"the y_range {y_range!r} is not two numbers")
+    a, b = float(y_range[0]), float(y_range[1])
+    if a > lo or b < hi:
+        raise ValueError(f"the y_range [{a:g}, {b:g}] does not cover the rating scale [{lo:g}, {hi:g}]")
+    given = preset.get("y_range_given")
+    if version >= 6 and given is not None:  # the caller's own range: recorded, so it must be this one
+        if [float(v) for v in given] != [a, b]:
+            raise ValueError(f"the y_range [{a:g}, {b:g}] is not the one its caller chose ({given!r})")
+        return
+    rule, pad = preset.get("y_range_rule", "pad"), preset.get("y_pad")
+    pad = pad if isinstance(pad, (int, float)) and not isinstance(pad, bool) else None
+    want = y_range_for(scale, rule if rule in ("pad", "book") else "pad", pad)
+    if version >= 6:
+        if abs(a - want[0]) > 1e-6 or abs(b - want[1]) > 1e-6:
+            raise ValueError(f"the y_range [{a:g}, {b:g}] does not follow from the scale [{lo:g}, {hi:g}] and the "
+                             f"padding rule ([{want[0]:g}, {want[1]:g}])")
+    elif a < want[0] - max(1.0, hi - lo) or b > want[1] + max(1.0, hi - lo):  # older files: no record of a choice
+        raise ValueError(f"the y_range [{a:g}, {b:g}] reaches far beyond the scale [{lo:g}, {hi:g}]")
 
 
 def _table_to_json(table: pd.DataFrame | None, vocab: Vocab) -> dict[str, Any] | None:

@@ -150,6 +150,8 @@ def collab_learner(
     user_cbs = list(learner_kwargs.pop("cbs", None) or [])
     learn = _assemble(data, p, built, user_cbs, dict(learner_kwargs), custom=model is not None, shard=shard,
                       device=dev, progress=progress)
+    if y_range is not None:  # the caller's own range, in the saved file: load checks the model's against it
+        learn.cf.preset["y_range_given"] = list(yr)
     learn.cf_choice = None  # the feature check that cflearn.fit runs first, when the preset asks for one
     if model is None and needs_choice(p, given):
         learn.cf_choice = _Pending(given, y_range, device, seed_given, progress, dict(learner_kwargs),

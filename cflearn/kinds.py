@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from ._data import CollabData
 
-__all__ = ["Kind", "Built", "KINDS", "register", "unregister", "get_kind", "rating_loaders", "check_built"]
+__all__ = ["Kind", "Built", "KINDS", "register", "unregister", "get_kind", "rating_loaders"]
 
 _BUILTIN = ("cflearn._rating", "cflearn._ranking", "cflearn._dual")
 """The modules of the built-in kinds (each registers its own on import)."""

@@ -165,12 +165,15 @@ def test_tampered_model_contents_are_refused(trained, tmp_path, field, value, me
     import json
     import struct
 
+    from cflearn._export import _header_digest
+
     path = cflearn.save(trained, tmp_path / "m.safetensors")
     raw = path.read_bytes()
     n = struct.unpack("<Q", raw[:8])[0]
     header = json.loads(raw[8:8 + n])
     meta = json.loads(header["__metadata__"]["cflearn"])
     meta["model"][field] = value
+    meta["header_digest"] = _header_digest(meta)  # as a forger who knows the format would: the checks must stand
     blob = json.dumps(dict(header, __metadata__={"cflearn": json.dumps(meta)})).encode()
     blob += b" " * (-len(blob) % 8)
     bad = tmp_path / "bad.safetensors"
@@ -180,6 +183,7 @@ def test_tampered_model_contents_are_refused(trained, tmp_path, field, value, me
     for top, value2, message2 in (("scale", [5, 1], "reversed"), ("preset", "fast", "JSON object")):
         meta2 = json.loads(header["__metadata__"]["cflearn"])
         meta2[top] = value2
+        meta2["header_digest"] = _header_digest(meta2)
         blob = json.dumps(dict(header, __metadata__={"cflearn": json.dumps(meta2)})).encode()
         blob += b" " * (-len(blob) % 8)
         bad.write_bytes(struct.pack("<Q", len(blob)) + blob + raw[8 + n:])

@@ -37,7 +37,19 @@ def _header(path):
     return raw, n, json.loads(raw[8 : 8 + n])
 
 
-def _rewrite(path, header, rest):
+def _rewrite(path, header, rest, reseal=True):
+    """Write ``header`` over ``rest``; by default the header's digest is recomputed, as a forger who
+    knows the format would (the checks below must stand without it)."""
+    from cflearn._export import _header_digest
+
+    text = header.get("__metadata__", {}).get("cflearn")
+    try:
+        meta = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        meta = None
+    if reseal and isinstance(meta, dict) and "header_digest" in meta:
+        meta["header_digest"] = _header_digest(meta)
+        header = dict(header, __metadata__={"cflearn": json.dumps(meta)})
     blob = json.dumps(header).encode()
     blob += b" " * (-len(blob) % 8)
     path.write_bytes(struct.pack("<Q", len(blob)) + blob + rest)
@@ -277,3 +289,86 @@ def test_three_million_string_ids_save_and_load(tmp_path):
     assert loaded.users == users and loaded.items == items
     assert loaded.users.decode([1, 2, 3]).tolist() == users.decode([1, 2, 3]).tolist()
     assert "with\nnewline" in loaded.users and torch.equal(loaded.model.u_weight.weight, model.u_weight.weight)
+
+
+def _forge(path, out, edit_meta=None, edit_tensors=None):
+    """What someone editing a model file with the format in hand can do: change header fields and
+    tensors, then recompute every tensor's checksum and the header's digest."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from cflearn._export import _digest, _header_digest
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["cflearn"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    if edit_tensors:
+        edit_tensors(tensors)
+    if edit_meta:
+        edit_meta(meta)
+    meta["checksums"] = {k: _digest(t) for k, t in tensors.items()}
+    meta["header_digest"] = _header_digest(meta)
+    save_file({k: t.contiguous() for k, t in tensors.items()}, str(out), metadata={"cflearn": json.dumps(meta)})
+    return out
+
+
+def test_a_resealed_forgery_is_refused_when_its_fields_disagree(synth_data, tmp_path):
+    """Checksums were recomputed, as anyone editing the file can; what they cannot prove, the fields'
+    agreement with each other can: y_range with the scale and the padding rule, the heads' sizes with
+    the vocabularies, the item counts with the seen lists, the histories with the seen items; a header
+    edited without resealing is refused by its digest; a two-headed file downgraded to format 4 too."""
+    import torch
+
+    dual = cflearn.collab_learner(synth_data, epochs=1, progress=False)  # rated: a rating head and EASE
+    path = cflearn.save(cflearn.fit(dual), tmp_path / "dual.safetensors")
+    assert cflearn.load(_forge(path, tmp_path / "same.safetensors")) is not None  # resealing alone changes nothing
+
+    def rating(m):
+        return m["model"]["rating"]
+
+    half = {}
+
+    def fewer_users(t):  # the ranking head made to hold half the users, its tensors cut to match
+        indptr = t["ranking.hist_indptr"]
+        half["n"] = (len(indptr) - 1) // 2
+        t["ranking.hist_indptr"] = indptr[:half["n"] + 1].clone()
+        t["ranking.hist_items"] = t["ranking.hist_items"][:int(indptr[half["n"]])].clone()
+        half["history"] = int(indptr[half["n"]])
+
+    def ranking_users(m):
+        m["model"]["ranking"].update(n_users=half["n"], n_history=half["history"])
+
+    def reverse_lists(key):
+        def edit(t):
+            t[f"ranking.{key}"] = t[f"ranking.{key}"].flip(0)
+        return edit
+
+    cases = {
+        "wide y_range": (lambda m: rating(m).update(y_range=[-1000, 1000]), None, "does not follow from the scale"),
+        "scale and y_range": (lambda m: (m.update(scale=[0, 1000]), rating(m).update(y_range=[0, 1000])), None,
+                              "does not follow from the scale"),
+        "head's users": (ranking_users, fewer_users, r"'item_item' head's n_users \(\d+\) does not match the user "
+                                                     r"vocabulary"),
+        "item counts": (None, lambda t: t.update({"cflearn.item_counts": t["cflearn.item_counts"].flip(0)}),
+                        "item counts do not match the seen lists"),
+        "histories": (None, reverse_lists("hist_items"), "ranking history"),
+    }
+    for name, (meta_edit, tensor_edit, words) in cases.items():
+        forged = _forge(path, tmp_path / f"{name}.safetensors", meta_edit, tensor_edit)
+        with pytest.raises(cflearn.ModelFileError, match=words):
+            cflearn.load(forged)
+    raw, n, header = _header(path)
+    meta = json.loads(header["__metadata__"]["cflearn"])
+    meta["model"]["rating"]["y_range"] = [0.0, 9.0]
+    _rewrite(tmp_path / "unsealed.safetensors", dict(header, __metadata__={"cflearn": json.dumps(meta)}),
+             raw[8 + n:], reseal=False)
+    with pytest.raises(cflearn.ModelFileError, match="does not match its digest"):
+        cflearn.load(tmp_path / "unsealed.safetensors")
+    down = _forge(path, tmp_path / "v4.safetensors", lambda m: m.update(format_version=4))
+    with pytest.raises(cflearn.ModelFileError, match="'dual' model in format 4, which has no checksums"):
+        cflearn.load(down)
+    # a y_range the caller chose is recorded, so the file keeps it and load checks against it
+    own = cflearn.collab_learner(synth_data, "fast", y_range=(0.0, 6.5), epochs=1, progress=False)
+    kept = cflearn.load(cflearn.save(cflearn.fit(own), tmp_path / "own.safetensors"))
+    assert kept.preset["y_range_given"] == [0.0, 6.5] and list(kept.model.y_range) == [0.0, 6.5]
+    assert torch.isfinite(torch.tensor(kept.model.y_range)).all()
