@@ -20,7 +20,7 @@ import pandas as pd
 
 from ._question import NotAnswered, Wrong, first_line
 
-__all__ = ["agree", "same_value", "show"]
+__all__ = ["agree", "same_value", "show", "ranked_labels"]
 
 Compare = Callable[[Any, Any, tuple[Any, ...]], "str | None"]
 """``compare(got, want, args)``: ``None`` when the answer's output ``got`` is right for ``args``
@@ -110,6 +110,21 @@ def _problem(call: str, fn: Callable[..., Any], reference: Callable[..., Any], a
         return str(e)
     except Exception as e:  # compare runs what the answer built (a model's forward, say)
         return f"on a generated input your {call} raised {type(e).__name__}: {first_line(e)}"
+
+
+def ranked_labels(got: Any, call: str, index: Any, n: int, what: str) -> list[Any]:
+    """A student's list of ``n`` labels of ``index`` (the IDs a ranking question returns), as plain
+    values; :class:`Wrong` for anything else: not a list, too few or too many, repeats, or values that
+    are not the index's labels as they are there (``5.0`` for the ID ``5``, ``'5'`` for ``5``)."""
+    from ._question import id_list, plain
+
+    ids = id_list(got, f"your {call} returned {got!r}, not a list of item IDs")
+    kind = {plain(i): type(plain(i)) for i in index}
+    if len(ids) != n or len(set(ids)) != n:
+        raise Wrong(f"your {call} returned {ids}; it should list {n} different item IDs")
+    if any(i not in kind or type(i) is not kind[i] for i in ids):
+        raise Wrong(f"your {call} returned {ids}; return {what}, as they are there")
+    return ids
 
 
 def same_value(a: Any, b: Any) -> bool:

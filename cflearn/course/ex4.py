@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .._features import title_year
-from ._differential import agree
+from ._differential import agree, ranked_labels
 from ._question import Question, Wrong, id_list, plain
 
 __all__ = ["ReleaseYear", "GenreMatrix", "ContentSimilar", "NewUser", "QUESTIONS"]
@@ -329,12 +329,7 @@ def _content_reference(item: Any, onehot: pd.DataFrame, n: int) -> list[Any]:
 
 def _same_neighbours(got: Any, want: list[Any], args: tuple[Any, ...]) -> str | None:
     item, onehot, n = args
-    ids = id_list(got, f"your content_similar returned {got!r}, not a list of item IDs")
-    kind = {plain(i): type(plain(i)) for i in onehot.index}
-    if len(ids) != n or len(set(ids)) != n:
-        return f"your content_similar returned {ids}; it should list {n} different item IDs"
-    if any(i not in kind or type(i) is not kind[i] for i in ids):
-        return f"your content_similar returned {ids}; return labels of onehot's index, as they are there"
+    ids = ranked_labels(got, "content_similar", onehot.index, n, "labels of onehot's index")
     if item in ids:
         return f"your content_similar lists the item {item!r} itself"
     cos = _cosines(item, onehot)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics
-from ._differential import agree
+from ._differential import agree, ranked_labels
 from ._question import Question, Wrong, close, id_list, number, plain
 
 __all__ = ["Rmse", "PrecisionAtK", "TimeSplit", "RecommendUnseen", "QUESTIONS"]
@@ -357,12 +357,7 @@ def _unseen_reference(scores: pd.Series, seen: set[Any], n: int) -> list[Any]:
 
 def _same_unseen(got: Any, want: list[Any], args: tuple[Any, ...]) -> str | None:
     scores, seen, n = args
-    ids = id_list(got, f"your recommend_unseen returned {got!r}, not a list of item IDs")
-    kind = {plain(i): type(plain(i)) for i in scores.index}
-    if len(ids) != n or len(set(ids)) != n:
-        return f"your recommend_unseen returned {ids}; it should list {n} different item IDs"
-    if any(i not in kind or type(i) is not kind[i] for i in ids):
-        return f"your recommend_unseen returned {ids}; return the item IDs of scores' index, as they are there"
+    ids = ranked_labels(got, "recommend_unseen", scores.index, n, "the item IDs of scores' index")
     if set(ids) & seen:
         return (f"your recommend_unseen returned {ids}, which has items the user already rated "
                 f"({sorted(set(ids) & seen, key=str)})")
