@@ -50,10 +50,13 @@ def command(run: Path, cpu_seconds: int) -> list[str]:
     path = bwrap()
     if path is None:
         raise RuntimeError(MISSING)
+    from ..datasets import cache_dir
+
     prlimit = shutil.which("prlimit")
     limits = [prlimit, f"--cpu={cpu_seconds}", f"--fsize={FILE_LIMIT}"] if prlimit else []
     return [path, *_BOX, "--bind", str(run), str(run), "--chdir", str(run), "--setenv", "HOME", str(run),
             "--setenv", "MPLCONFIGDIR", str(run), "--setenv", "TMPDIR", "/tmp",
+            "--setenv", "CFLEARN_CACHE", str(cache_dir()),  # the grader's data, read-only (HOME is the run folder)
             "--unsetenv", "JPY_PARENT_PID",  # its parent is the sandbox's init: the kernel must not take that as gone
             *limits]
 
