@@ -866,3 +866,18 @@ def test_the_sandbox_stops_what_a_blank_submission_does_outside_its_kernel(tmp_p
     assert installed.read_bytes() == before and not marker.exists()
     found = subprocess.run(["pgrep", "-f", "sleep 4242"], capture_output=True, text=True)
     assert found.stdout.strip() == "", found.stdout  # nothing it started outlives its grading
+
+
+def test_agree_never_calls_an_answer_wrong_for_want_of_inputs():
+    """A strategy that draws nothing (every input filtered out) finds no disagreement: it is not a
+    verdict against the answer; one that draws finds the smallest disagreement."""
+    from hypothesis import strategies as st
+
+    from cflearn.course._differential import agree
+    from cflearn.course._question import Wrong
+
+    nothing = st.tuples(st.integers(0, 10)).filter(lambda t: False)
+    agree("double", lambda x: x + 1, lambda x: 2 * x, nothing, lambda got, want, args: None if got == want else "no")
+    with pytest.raises(Wrong, match=r"differs; the smallest such input found: double\(0\)"):
+        agree("double", lambda x: x + 1, lambda x: 2 * x, st.tuples(st.integers(0, 10)),
+              lambda got, want, args: None if got == want else "differs")

@@ -43,7 +43,7 @@ def agree(call: str, fn: Callable[..., Any], reference: Callable[..., Any], inpu
         describe: how a failing input reads (default: the call with its arguments).
     """
     from hypothesis import HealthCheck, Phase, Verbosity, find, settings
-    from hypothesis.errors import NoSuchExample
+    from hypothesis.errors import NoSuchExample, Unsatisfiable
 
     found: list[Any] = []
 
@@ -60,7 +60,7 @@ def agree(call: str, fn: Callable[..., Any], reference: Callable[..., Any], inpu
     try:
         with _no_local_constants():
             find(inputs, disagrees, settings=config)
-    except NoSuchExample:
+    except (NoSuchExample, Unsatisfiable):  # no disagreement found (or no input drawn): never a false "wrong"
         return
     args, reason = found
     text = describe(args) if describe else f"{call}({', '.join(show(a) for a in args)})"
