@@ -13,7 +13,7 @@ from ._cold import feature_rows
 from ._collab import CollabModel, as_collab
 from ._errors import ConfigError, UnknownIDError
 from ._recommend import FoldedUser
-from ._scoring import encode_items, encode_users, eval_mode, fallback_labels, score_pairs
+from ._scoring import encode_items, encode_users, eval_mode, fallback_labels, score_matrix, score_pairs
 from .metrics import mae, rmse
 
 if TYPE_CHECKING:
@@ -89,12 +89,15 @@ def predict(
         items = items * len(users)
     if len(users) != len(items):
         raise ConfigError(f"users and items must have the same length, got {len(users)} and {len(items)}")
-    if any(isinstance(x, FoldedUser) for x in users):  # not an unknown ID: scoring it as the average user is wrong
-        raise ConfigError("predict takes raw user IDs; a folded-in user's scores come from cflearn.recommend(learn, "
-                          "folded, candidates=[items], min_ratings=0) (its score and, for the default, rating columns)")
-    u, i = encode_users(cf, users), encode_items(cf, items)
-    if strict and ((u == 0).any() or (i == 0).any()):
-        bad_u = sorted({repr(x) for x, c in zip(users, u) if c == 0})[:5]
+    folded = [k for k, x in enumerate(users) if isinstance(x, FoldedUser)]
+    raw_users = [None if isinstance(x, FoldedUser) else x for x in users]
+    u = encode_users(cf, [x for x in raw_users if x is not None]) if len(folded) < len(users) else np.zeros(0, int)
+    u = np.insert(u, [k - j for j, k in enumerate(folded)], 0).astype(np.int64) if folded else u
+    i = encode_items(cf, items)
+    is_folded = np.zeros(len(users), bool)
+    is_folded[folded] = True
+    if strict and ((u[~is_folded] == 0).any() or (i == 0).any()):
+        bad_u = sorted({repr(x) for x, c, f in zip(users, u, is_folded) if c == 0 and not f})[:5]
         bad_i = sorted({repr(x) for x, c in zip(items, i) if c == 0})[:5]
         what = "; ".join(s for s in [bad_u and f"users {', '.join(bad_u)}", bad_i and f"items {', '.join(bad_i)}"] if s)
         raise UnknownIDError(f"not in the training data: {what}; pass strict=False to get the average-user/item "
@@ -105,9 +108,29 @@ def predict(
     if by_u[0].any() or by_i[0].any():
         scores = _rescore(cf, u, i, by_u, by_i, scores, clip=clip)
     fallback = fallback_labels(cf, u, i, by_user=by_u[0], by_item=by_i[0])
+    if folded:
+        scores, fallback = _folded(cf, users, i, folded, scores, fallback, clip=clip and not ranking)
     frame = pd.DataFrame({"user": users, "item": items, "score": scores, "fallback": fallback})
     frame.attrs["score_kind"] = cf.contract.score_kind
     return frame
+
+
+def _folded(cf: CollabModel, users: list[Any], i: np.ndarray, rows: list[int], scores: np.ndarray,
+            fallback: np.ndarray, *, clip: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and labels of the rows whose user is a :class:`FoldedUser`: its predicted rating (the rating
+    head's, from its fitted vector and bias), or a ranking model's score from its encoded vector."""
+    scores, fallback = scores.copy(), fallback.copy()
+    rating = cf.contract.score_kind == "rating"
+    for user in {id(users[k]): users[k] for k in rows}.values():
+        mine = [k for k in rows if users[k] is user]
+        vec, bias = (user.vector[None], torch.tensor([float(user.bias)])) if rating else user.list_row()
+        row = score_matrix(cf, torch.zeros(1, dtype=torch.long), vectors=vec, bias=bias,
+                           head="rating" if rating else "list", clip=clip)[0]
+        scores[mine] = row[torch.from_numpy(i[mine])].numpy()
+        item_part = fallback_labels(cf, None, i[mine])
+        said = user.label(for_list=False)
+        fallback[mine] = [f"{said}, {p}" if p else said for p in item_part]
+    return scores, fallback
 
 
 def _from_metadata(cf: CollabModel, side: Literal["user", "item"], raw: list[Any], codes: np.ndarray,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -15,7 +16,7 @@ from ._cold import FeatureInput, feature_part, feature_rows
 from ._collab import CollabModel, as_collab
 from ._data import relevance_level
 from ._errors import ColumnError, ConfigError, DataError, UnknownIDError, check_count, check_number
-from ._fold import UserPrior, user_prior
+from ._fold import CHART_PRIOR, UserPrior, chart_weight, lean_on_chart, posterior_mode, user_prior
 from ._scoring import encode_items, encode_users, fallback_labels, item_mask, score_matrix, top_n
 from .models import HybridDotBias, rating_head
 
@@ -45,6 +46,12 @@ class FoldedUser:
             (metadata alone, :func:`cold_user`).
         list_vector: a two-headed model's (preset ``dual``) ranking-head vector of the user, encoded
             from the items (``None``: the lists come from ``vector``).
+        chart: the popularity chart's weight in the user's list (0: the model's ranking alone; 1: the
+            chart alone). :func:`fold_in` sets it from how many ratings inform the list
+            (:func:`cflearn._fold.chart_weight`): a new user's list starts from the chart and leaves it as
+            evidence grows.
+        list_items: how many of the ratings inform the list (a ranking head learns from liked items
+            only: ratings below the relevance level tell it what the user has seen, not what to suggest).
     """
 
     vector: torch.Tensor
@@ -54,6 +61,8 @@ class FoldedUser:
     loss: float
     source: str = "fold-in"
     list_vector: torch.Tensor | None = None
+    chart: float = 0.0
+    list_items: int | None = None
 
     def list_row(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The user's vector and bias for the tables lists are ranked with."""
@@ -61,12 +70,31 @@ class FoldedUser:
             return self.list_vector[None], torch.zeros(1)
         return self.vector[None], torch.tensor([self.bias])
 
+    def label(self, for_list: bool = True) -> str:
+        """What the user's list (or, ``for_list=False``, their predictions) was based on, as the ``fallback``
+        column says it: ``"fold-in (3 ratings) + popular (80%)"``, ``"popular (2 ratings, none liked)"``,
+        ``"popular (ratings from user features)"``; for predictions ``"fold-in (3 ratings)"``, ``"user
+        features"``."""
+        n = len(self.items)
+        rated = f"{n} rating{'s' if n != 1 else ''}"
+        base = f"fold-in ({rated})" + (" + user features" if "features" in self.source else "")
+        if not n:
+            base = "user features"
+        if not for_list:
+            return base
+        if not n:
+            return "popular (ratings from user features)" if self.chart >= 1.0 else base
+        if self.list_items == 0:
+            return f"popular ({rated}, none liked)"
+        return base + (f" + popular ({self.chart:.0%})" if self.chart > 0 else "")
+
     def __repr__(self) -> str:
         if not len(self.items):
-            return "FoldedUser(no ratings: scored from user features)"
+            return f"FoldedUser(no ratings: {self.label()})"
         fit = "encoded from the items" if self.loss != self.loss else f"fit MSE {self.loss:.3f}"
-        return (f"FoldedUser({len(self.items)} ratings used, {len(self.unknown_items)} unknown items ignored, {fit}"
-                f"{', started from user features' if 'features' in self.source else ''})")
+        liked = "" if self.list_items in (None, len(self.items)) else f", {self.list_items} liked inform the list"
+        return (f"FoldedUser({len(self.items)} ratings used{liked}, {len(self.unknown_items)} unknown items ignored, "
+                f"{fit}{', started from user features' if 'features' in self.source else ''}, list: {self.label()})")
 
 
 def _resolve_users(cf: CollabModel, users: Sequence[Any]) -> tuple[torch.Tensor, list[int]]:
@@ -108,9 +136,13 @@ def recommend_all(
         model (preset ``dual``) ranks with its ranking head and adds a ``rating`` column, the
         rating head's prediction for the same items. Unknown users get the most popular items
         with ``fallback="popular"``, scored by their number of training ratings (the order of
-        the list); a :class:`FoldedUser`'s rows say how it was scored
-        (``"fold-in"``, ``"fold-in + user features"``, ``"user features"``), as do a hybrid
-        model's users known only from metadata. A user with fewer than ``n`` items left to
+        the list); a :class:`FoldedUser`'s rows say what its list was based on
+        (:meth:`FoldedUser.label`: ``"fold-in (3 ratings) + popular (80%)"``, ``"popular (2
+        ratings, none liked)"``, ...): its list blends the model's ranking with the chart by rank,
+        the chart weighing ``FoldedUser.chart``, and ``score`` is that blend (the training count
+        where the list is the chart alone, as for unknown users); :func:`cflearn.predict` gives a
+        folded user's ratings. A hybrid model's users known only from metadata say ``"user
+        features"``. A user with fewer than ``n`` items left to
         recommend gets fewer rows: never an item excluded as seen, nor the unknown-item row.
     """
     cf = as_collab(learn)
@@ -132,8 +164,7 @@ def recommend_all(
         scores = score_matrix(cf, uidx[rows])
         for j, k in enumerate(rows):
             if k in folded:
-                vec, bias = users[k].list_row()
-                scores[j] = score_matrix(cf, uidx[k:k + 1], vectors=vec, bias=bias)[0]
+                scores[j] = _folded_list(cf, users[k], allowed, exclude_seen)
         seen = [users[k].items if k in folded else cf.seen(int(uidx[k])) for k in rows] if exclude_seen else None
         top = top_n(scores, allowed, seen, n_eff)
         out_items[rows], out_scores[rows] = top.indices, top.values
@@ -146,7 +177,7 @@ def recommend_all(
             if uidx[k] == 0 and k not in folded:
                 out_items[k], out_scores[k], fallback[k] = popular, counts, "popular"
     for k in folded:
-        fallback[k] = users[k].source
+        fallback[k] = users[k].label()
     frame = pd.DataFrame({
         "user": np.repeat(np.array(users, dtype=object), n_eff),
         "rank": np.tile(np.arange(1, n_eff + 1), len(users)),
@@ -162,6 +193,24 @@ def recommend_all(
     if masked.any():
         frame = frame[~masked].reset_index(drop=True)
     return _with_info(cf, frame)
+
+
+def _folded_list(cf: CollabModel, user: FoldedUser, allowed: torch.Tensor, exclude_seen: bool) -> torch.Tensor:
+    """A folded-in user's list scores over every item: the model's, leaning on the chart by ``user.chart``."""
+    vec, bias = user.list_row()
+    scores = score_matrix(cf, torch.zeros(1, dtype=torch.long), vectors=vec, bias=bias)[0]
+    if user.chart <= 0.0:
+        return scores
+    if cf.item_counts is None:
+        raise ConfigError("a new user's list leans on the popularity chart, and this model was saved without the "
+                          "training counts; fold in with chart=0 for the model's ranking alone")
+    masked = ~allowed
+    if exclude_seen:
+        masked = masked.clone()
+        masked[user.items] = True
+    if user.chart >= 1.0:  # the chart alone: the unknown user's list, scored by the training counts as there
+        return cf.item_counts.float().masked_fill(masked, -torch.inf)
+    return lean_on_chart(scores, cf.item_counts, user.chart, masked)
 
 
 @torch.no_grad()
@@ -320,12 +369,12 @@ def cold_user(learn: Learner | CollabModel, features: FeatureInput) -> FoldedUse
     empty = torch.zeros(0, dtype=torch.long)
     encoded = cf.contract.fold_vector(empty)  # a two-headed model's list: no items yet (its ranking head's chart)
     return FoldedUser(vec[0], float(bias[0]), empty, [], float("nan"), "user features",
-                      None if encoded is None else encoded.detach().float().cpu())
+                      None if encoded is None else encoded.detach().float().cpu(), chart=1.0, list_items=0)
 
 
 def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.DataFrame, *,
             features: FeatureInput | None = None, l2: float | None = None, strength: float = 1.0,
-            steps: int = 100) -> FoldedUser:
+            steps: int = 100, chart: float = CHART_PRIOR) -> FoldedUser:
     """Fit a new user's factors and bias from a few ratings, keeping every item factor frozen.
 
     The optimisation has ``n_factors + 1`` unknowns, so it takes milliseconds. By default it is
@@ -350,10 +399,17 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
             plus ``l2 * (|u|^2 + b^2)``), for comparison.
         strength: weight of the prior (1 = the posterior mode; larger keeps the user nearer the
             average user).
-        steps: L-BFGS iterations.
+        steps: at most this many Gauss-Newton steps (it stops once converged, usually within 10).
+        chart: how many ratings the popularity chart is worth in the user's list: with ``m`` ratings
+            that inform the list, the chart weighs ``chart / (chart + m)`` (``FoldedUser.chart``), so
+            a new user's list starts from the chart and moves away from it as ratings come in; 0 gives
+            the model's ranking alone. The default, :data:`cflearn._fold.CHART_PRIOR`, was chosen on
+            training users held out as new users of every suite data set. A ranking head learns from
+            liked items only (rated at the relevance level or above): with none of those, the list is
+            the chart without the rated items, and a warning says so.
 
     Returns:
-        FoldedUser: pass it to :func:`recommend`.
+        FoldedUser: pass it to :func:`recommend` or :func:`cflearn.predict`.
     """
     cf = as_collab(learn)
     cf.require_trained()
@@ -403,8 +459,16 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
         weights = np.ones(len(values)) if cf.implicit else np.where(
             values >= relevance_level(cf.scale), 1.0, float(cf.preset.get("below_weight", 1.0)))
         encoded = spec.fold_vector(idx[known], torch.from_numpy(weights))
+    chart = check_number("chart", chart)
+    liked = int(known.sum()) if encoded is None else int((weights > 0).sum())  # what informs the list
+    if not liked:
+        warnings.warn(f"none of the {len(values)} known ratings is at the relevance level "
+                      f"({relevance_level(cf.scale):g}), and the model's ranking head learns from liked items only: "
+                      "the user's list is the popularity chart, without the rated items", UserWarning, stacklevel=2)
+    lean = chart_weight(liked, chart) if chart > 0 else 0.0 if liked else 1.0
     if encoded is not None and spec.score_kind != "rating":  # a ranking model: the encoded vector is the user
-        return FoldedUser(encoded.detach().float().cpu(), 0.0, idx[known], unknown, float("nan"))
+        return FoldedUser(encoded.detach().float().cpu(), 0.0, idx[known], unknown, float("nan"), chart=lean,
+                          list_items=liked)
     list_vector = None if encoded is None else encoded.detach().float().cpu()  # two heads: the list's vector
     if l2 is not None:
         check_number("l2", l2)
@@ -415,28 +479,20 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
     prior = _prior(cf, U, bu, features) if l2 is None else None
     if features is not None and l2 is not None:
         raise ConfigError("features= sets fold-in's prior and l2= replaces the prior by a plain penalty; pass one")
-    start_u, start_b = (U[0], bu.reshape(-1)[0]) if prior is None else (prior.mean, torch.tensor(prior.bias_mean))
-    u = start_u.clone().requires_grad_(True)  # the average user
-    b = start_b.clone().float().reshape(1).requires_grad_(True)
-    opt = torch.optim.LBFGS([u, b], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        err = spec.output(q @ u + b + b_i) - y
-        if prior is None:
-            loss = err.pow(2).mean() + float(l2 or 0.0) * (u.pow(2).sum() + b.pow(2).sum())
-        else:
-            d = u - prior.mean
-            loss = err.pow(2).sum() / prior.noise + strength * (
-                (b - prior.bias_mean).pow(2).sum() / prior.bias_var + d @ prior.precision @ d)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
+    if prior is None:  # mean((y - pred)^2) + l2 * (|u|^2 + b^2): the same problem with a flat, l2-wide prior
+        n, weight = len(y), max(float(l2 or 0.0), 0.0)
+        prior = UserPrior(torch.zeros(U.shape[1]), torch.eye(U.shape[1]) * n * weight, 0.0,
+                          1.0 / (n * weight) if weight > 0 else float("inf"), 1.0)
+        start = (U[0], float(bu.reshape(-1)[0]))
+    else:
+        start = (prior.mean, prior.bias_mean)
+    vec, bias_value = posterior_mode(spec.output, q, b_i, y, start, prior, strength=strength if l2 is None else 1.0,
+                                     steps=steps)
+    u, b = vec, torch.tensor([bias_value])
     with torch.no_grad():
         mse = float(F.mse_loss(spec.output(q @ u + b + b_i), y))
     source = "fold-in" if features is None else "fold-in + user features"
-    return FoldedUser(u.detach(), float(b.detach()), idx[known], unknown, mse, source, list_vector)
+    return FoldedUser(u, bias_value, idx[known], unknown, mse, source, list_vector, lean, liked)
 
 
 def _prior(cf: CollabModel, users: torch.Tensor, bias: torch.Tensor, features: FeatureInput | None) -> UserPrior:

@@ -107,20 +107,22 @@ def metadata_only(cf: CollabModel, col: int, codes: np.ndarray) -> np.ndarray:
     return (codes > 0) & ~trained.cpu().numpy()[codes]
 
 
-def fallback_labels(cf: CollabModel, users: np.ndarray, items: np.ndarray | None = None, *,
+def fallback_labels(cf: CollabModel, users: np.ndarray | None, items: np.ndarray | None = None, *,
                     by_user: np.ndarray | None = None, by_item: np.ndarray | None = None) -> np.ndarray:
     """The ``fallback`` column, written once: how each row was scored when not by its own trained rows.
 
     A side is ``"user features"`` / ``"item features"`` (known only from metadata, or scored from
     metadata given with the call: ``by_user`` / ``by_item``), ``"average user"`` / ``"average item"``
     (unknown) or ``""``; a pair joins its sides with ``", "``, and both unknown read ``"average user and
-    item"``. ``items=None``: the user side alone (the users of top-N lists).
+    item"``. ``items=None``: the user side alone (the users of top-N lists); ``users=None``: the item side.
     """
     def side(col: int, codes: np.ndarray, given: np.ndarray | None) -> np.ndarray:
         name = "user" if col == 0 else "item"
         known_by_features = metadata_only(cf, col, codes) | (given if given is not None else False)
         return np.select([known_by_features, codes == 0], [f"{name} features", f"average {name}"], "").astype(str)
 
+    if users is None:  # the item side alone (the items of a folded-in user's predictions)
+        return side(1, np.asarray(items), by_item).astype(object)
     u_part = side(0, np.asarray(users), by_user)
     if items is None:
         return u_part.astype(object)

@@ -45,12 +45,18 @@ def test_new_users_scored_from_metadata_beat_the_average_user(cold, planted):
     mixed = cflearn.predict(learn, [users[0], learn.cf.users.ids[1], -5], items[:3], user_info=planted.users)
     assert mixed["fallback"].tolist() == ["user features", "", "average user"]  # only unknown IDs in the table
     assert rmse(feats["score"], held["rating"]) < 0.85 * rmse(plain["score"], held["rating"])
-    # the same user through recommend(features=...): same scores, and it says which path it took
+    # the same user through cold_user: the same ratings from predict; recommend's list with no rating is the
+    # unknown user's chart (a list from features alone was worse than the chart on held-out users), and says so
     user = users[0]
-    recs = cflearn.recommend(learn, None, n=5, features=planted.users.set_index("user").loc[user])
-    assert (recs["fallback"] == "user features").all()
+    cold_one = cflearn.cold_user(learn, planted.users.set_index("user").loc[user])
+    recs = cflearn.recommend(learn, cold_one, n=5)
+    assert (recs["fallback"] == "popular (ratings from user features)").all()
+    chart = cflearn.recommend(learn, -5, n=5)
+    assert recs["item"].tolist() == chart["item"].tolist() and recs["score"].tolist() == chart["score"].tolist()
     again = cflearn.predict(learn, [user] * 5, recs["item"].tolist(), user_info=planted.users)
-    np.testing.assert_allclose(again["score"], recs["score"], atol=1e-4)
+    mine = cflearn.predict(learn, [cold_one] * 5, recs["item"].tolist())
+    np.testing.assert_allclose(again["score"], mine["score"], atol=1e-4)
+    assert (mine["fallback"] == "user features").all()
 
 
 def test_fold_in_started_from_features_beats_fold_in_alone(cold, planted):
@@ -94,8 +100,8 @@ def test_cold_start_mistakes_are_clear(cold, planted, synth_data):
     with pytest.warns(UserWarning, match="never saw.*group=astronaut"):
         odd = cflearn.cold_user(learn, {"group": "astronaut"})
     average = cflearn.predict(learn, [-1], [planted.items["item"].iloc[0]])["score"].iloc[0]
-    mine = cflearn.recommend_all(learn, [odd], n=len(learn.cf.items), exclude_seen=False, min_ratings=0)
-    assert mine.set_index("item")["score"][planted.items["item"].iloc[0]] == pytest.approx(average, abs=1e-4)
+    mine = cflearn.predict(learn, [odd], [planted.items["item"].iloc[0]])
+    assert mine["score"].iloc[0] == pytest.approx(average, abs=1e-4)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a column left out is missing, not an unseen value: no warning
         blank = cflearn.cold_user(learn, {})

@@ -72,10 +72,10 @@ def test_predict_gives_ratings_and_recommend_gives_the_ranking_heads_list_with_r
 def test_a_new_user_folded_in_gets_a_list_and_ratings(dual_learned, planted):
     dual = dual_learned
     rated = planted.train[planted.train["user"] == planted.train["user"].iloc[0]].head(6)
-    folded = cflearn.fold_in(dual, dict(zip(rated["item"], rated["rating"])))
+    folded = cflearn.fold_in(dual, dict(zip(rated["item"], rated["rating"])), chart=0)  # the model's list alone
     assert folded.list_vector is not None and folded.vector.shape[0] == dual.cf.contract.tables().users.shape[1]
     top = cflearn.recommend(dual, folded, n=5)
-    assert (top["fallback"] == "fold-in").all() and not set(rated["item"]) & set(top["item"])
+    assert (top["fallback"] == "fold-in (6 ratings)").all() and not set(rated["item"]) & set(top["item"])
     # the list is the ranking head's encoding of the items, the ratings the fitted rating vector's
     head = cflearn.models.ranking_head(dual.model)
     idx = torch.from_numpy(dual.cf.items.encode(top["item"].tolist()))
@@ -110,9 +110,9 @@ def test_on_a_small_catalogue_the_default_ranks_with_ease_and_rates_as_fast(dual
     # no taste to extend), every rated item left out
     rated = planted.train[planted.train["user"] == planted.train["user"].iloc[0]].head(8)
     assert (rated["rating"] < 4).any() and (rated["rating"] >= 4).any()
-    folded = cflearn.fold_in(dual, dict(zip(rated["item"], rated["rating"])))
+    folded = cflearn.fold_in(dual, dict(zip(rated["item"], rated["rating"])), chart=0)  # the model's list alone
     top = cflearn.recommend(dual, folded, n=5)
-    assert (top["fallback"] == "fold-in").all() and not set(rated["item"]) & set(top["item"])
+    assert (top["fallback"] == "fold-in (8 ratings)").all() and not set(rated["item"]) & set(top["item"])
     B, keep = head.weights.numpy(), head.keep.numpy().tolist()
     liked = rated.loc[rated["rating"] >= 4, "item"].tolist()
     mine = [keep.index(i) for i in dual.cf.items.encode(liked) if i in keep]
@@ -120,7 +120,10 @@ def test_on_a_small_catalogue_the_default_ranks_with_ease_and_rates_as_fast(dual
     np.testing.assert_allclose(top["score"].to_numpy(), expect, rtol=1e-4, atol=2e-6)
     # no rating to extend (only dislikes): the popular items, never a rated one
     disliked = rated[rated["rating"] < 4]
-    empty = cflearn.recommend(dual, cflearn.fold_in(dual, dict(zip(disliked["item"], disliked["rating"]))), n=3)
+    with pytest.warns(UserWarning, match="none of the .* known ratings is at the relevance level"):
+        unliked = cflearn.fold_in(dual, dict(zip(disliked["item"], disliked["rating"])))
+    empty = cflearn.recommend(dual, unliked, n=3)
+    assert (empty["fallback"] == f"popular ({len(disliked)} ratings, none liked)").all()
     counts = dual.cf.item_counts.clone()
     counts[torch.from_numpy(dual.cf.items.encode(disliked["item"].tolist()))] = -1
     counts[~torch.isin(torch.arange(len(counts)), head.keep)] = -1
@@ -153,7 +156,7 @@ def test_with_user_features_a_new_user_is_scored_from_metadata(tmp_path):
     learn = cflearn.fit(cflearn.collab_learner(data, epochs=3, progress=False))
     assert type(learn.model.rating).__name__ == "HybridDotBias"  # the rating head is the hybrid
     top = cflearn.recommend(learn, None, n=4, features={"group": "g1"})
-    assert (top["fallback"] == "user features").all() and top["rating"].notna().all()
+    assert (top["fallback"] == "popular (ratings from user features)").all() and top["rating"].notna().all()
     model = cflearn.load(cflearn.save(learn, tmp_path / "m.safetensors"))
     pd.testing.assert_frame_equal(top, cflearn.recommend(model, None, n=4, features={"group": "g1"}))
 

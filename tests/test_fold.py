@@ -34,8 +34,7 @@ def _rmse(learn, held, **kwargs):
         else:
             folded = cflearn.fold_in(learn, dict(zip(given["item"], given["rating"])), **kwargs)
             biases.append(folded.bias)
-            rec = cflearn.recommend(learn, folded, n=len(rest), candidates=rest["item"].tolist(), min_ratings=0)
-            pred = np.clip(rest["item"].map(dict(zip(rec["item"], rec["score"]))).to_numpy(float), *learn.cf.scale)
+            pred = cflearn.predict(learn, [folded] * len(rest), rest["item"].tolist())["score"].to_numpy()
         errors.append(pred - rest["rating"].to_numpy(float))
     return float(np.sqrt(np.mean(np.concatenate(errors) ** 2))), np.std(biases) if biases else np.nan
 
@@ -136,5 +135,112 @@ def test_folded_users_can_be_grouped_in_recommend_alls_frame(held_out):
     for f, g in zip(folded, firsts):  # each list is that user's, without the items they gave
         assert groups[f] == list(cflearn.recommend(learn, f, n=4)["item"]) and not set(groups[f]) & set(g["item"])
     assert folded[0] != cflearn.fold_in(learn, dict(zip(firsts[0]["item"], firsts[0]["rating"])))  # each its own
-    with pytest.raises(cflearn.ConfigError, match="predict takes raw user IDs; a folded-in user's scores come from"):
-        cflearn.predict(learn, [folded[0]], [firsts[0]["item"].iloc[0]])  # it was scored as the average user
+
+
+def test_predict_takes_folded_users_like_raw_ids(held_out):
+    """A FoldedUser in predict is scored from its fitted vector and bias (it raised, and before that was
+    scored as the average user), beside raw IDs in the same call, with a label that says so."""
+    learn, held = held_out
+    firsts = [rows.sort_values("timestamp", kind="stable").iloc[:5] for _, rows in held.groupby("user")][:2]
+    a, b = (cflearn.fold_in(learn, dict(zip(g["item"], g["rating"]))) for g in firsts)
+    known = int(learn.cf.users.ids[1])
+    items = [1, 2, 3, 999999]
+    out = cflearn.predict(learn, [a, known, b, a], items)
+    tables = learn.cf.contract.tables()
+    for row, user in ((0, a), (2, b), (3, a)):
+        i = int(learn.cf.items.encode([items[row]])[0])
+        with torch.no_grad():
+            raw = tables.items[i] @ user.vector + user.bias + tables.item_bias[i]
+        expect = float(learn.cf.contract.output(raw).clamp(*learn.cf.scale))
+        assert out["score"].iloc[row] == pytest.approx(expect, rel=1e-5)
+    assert out["score"].iloc[1] == pytest.approx(float(cflearn.predict(learn, known, 2)["score"].iloc[0]))
+    assert out["fallback"].tolist() == ["fold-in (5 ratings)", "", "fold-in (5 ratings)",
+                                        "fold-in (5 ratings), average item"]
+
+
+@pytest.mark.parametrize(("n_ratings", "f", "strength"), [(1, 8, 1.0), (5, 16, 1.0), (40, 16, 0.3)])
+def test_the_gauss_newton_fit_reaches_the_posterior_mode_lbfgs_finds(n_ratings, f, strength):
+    """fold_in's solver (a few Gauss-Newton steps) against a long L-BFGS run on the same objective: random
+    items, a sigmoid y_range output, a full-covariance prior; the same answer, the loss no higher."""
+    from cflearn._fold import UserPrior, posterior_mode
+    from cflearn.models import squash
+
+    g = torch.Generator().manual_seed(n_ratings)
+    q, c = torch.randn(n_ratings, f, generator=g), 0.3 * torch.randn(n_ratings, generator=g)
+    y = 0.5 + 4.5 * torch.rand(n_ratings, generator=g)
+    A = torch.randn(f, f, generator=g)
+    prior = UserPrior(0.1 * torch.randn(f, generator=g), A @ A.T / f + torch.eye(f), 0.2, 0.5, 0.8)
+
+    def output(z):
+        return squash(z, (0.0, 5.5))
+
+    def loss(u, b):
+        d = u - prior.mean.double()
+        r = output(q.double() @ u + b + c.double()) - y.double()
+        return r @ r / prior.noise + strength * (
+            (b - prior.bias_mean) ** 2 / prior.bias_var + d @ prior.precision.double() @ d)
+
+    u, b = posterior_mode(output, q, c, y, (prior.mean, prior.bias_mean), prior, strength=strength)
+    ref_u = prior.mean.clone().double().requires_grad_(True)
+    ref_b = torch.tensor(prior.bias_mean, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([ref_u, ref_b], max_iter=2000, tolerance_grad=1e-12, tolerance_change=1e-15,
+                            line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        value = loss(ref_u, ref_b)
+        value.backward()
+        return value
+
+    opt.step(closure)
+    torch.testing.assert_close(u, ref_u.detach().float(), rtol=1e-3, atol=1e-4)
+    assert b == pytest.approx(float(ref_b), abs=1e-4)
+    assert float(loss(u.double(), torch.tensor(b, dtype=torch.float64))) <= float(loss(ref_u, ref_b)) + 1e-6
+
+
+def test_a_new_users_list_starts_from_the_chart_and_leaves_it_as_ratings_come(held_out):
+    """The list is the model's ranking and the chart's, blended by rank, the chart weighing c / (c + m): checked
+    against the formula written out here; chart=0 is the model's ranking alone, the label says which."""
+    from cflearn._fold import CHART_OFFSET, CHART_PRIOR
+
+    learn, held = held_out
+    rows = held[held["user"] == held["user"].iloc[0]].sort_values("timestamp", kind="stable")
+    counts = learn.cf.item_counts.double().numpy()
+    for m in (1, 3, 10):
+        given = dict(zip(rows["item"].iloc[:m], rows["rating"].iloc[:m]))
+        folded = cflearn.fold_in(learn, given)
+        w = CHART_PRIOR / (CHART_PRIOR + m)
+        assert folded.chart == pytest.approx(w) and folded.list_items == m
+        alone = cflearn.fold_in(learn, given, chart=0)
+        assert alone.chart == 0 and torch.equal(alone.vector, folded.vector)
+        everything = len(learn.cf.items) - 1
+        model = cflearn.recommend(learn, alone, n=everything)  # the model's ranking of every unseen item
+        top = cflearn.recommend(learn, folded, n=10)
+        items = list(model["item"])
+        model_rank = {item: r for r, item in enumerate(items)}
+        enc = learn.cf.items.encode(items)
+        chart_order = [items[k] for k in sorted(range(len(items)), key=lambda k: (-counts[enc[k]], enc[k]))]
+        chart_rank = {item: r for r, item in enumerate(chart_order)}
+        blend = {i: (1 - w) / (CHART_OFFSET + model_rank[i]) + w / (CHART_OFFSET + chart_rank[i]) for i in items}
+        expect = sorted(items, key=lambda i: -blend[i])[:10]
+        assert list(top["item"]) == expect
+        np.testing.assert_allclose(top["score"], [blend[i] for i in expect], rtol=1e-5)
+        assert (top["fallback"] == f"fold-in ({m} rating{'s' if m > 1 else ''}) + popular ({w:.0%})").all()
+        assert (model["fallback"] == f"fold-in ({m} rating{'s' if m > 1 else ''})").all()
+    with pytest.raises(cflearn.ConfigError, match="chart must be a non-negative number"):
+        cflearn.fold_in(learn, {1: 4.0}, chart=-1)
+
+
+def test_a_ranking_head_told_only_dislikes_says_so_and_lists_the_chart(synth_data):
+    """rank learns from liked items only: fold-in from ratings below the relevance level gave a zero vector,
+    labelled 'fold-in', with no word. It now warns, and the list is the chart without the rated items."""
+    learn = cflearn.collab_learner(synth_data, "rank", epochs=2, progress=False, seed=0)
+    cflearn.fit(learn)
+    low = synth_data.train[synth_data.train["rating"] < 3].drop_duplicates("item").head(3)
+    with pytest.warns(UserWarning, match="none of the 3 known ratings is at the relevance level"):
+        folded = cflearn.fold_in(learn, dict(zip(low["item"], low["rating"])))
+    assert folded.chart == 1.0 and folded.list_items == 0 and "none liked" in repr(folded)
+    top = cflearn.recommend(learn, folded, n=5)
+    chart = cflearn.recommend(learn, -99999, n=5 + 3)  # an unknown user's list
+    assert list(top["item"]) == [i for i in chart["item"] if i not in set(low["item"])][:5]
+    assert (top["fallback"] == "popular (3 ratings, none liked)").all()

@@ -119,7 +119,7 @@ def test_fold_in_input_forms_and_errors(trained):
     f = cflearn.fold_in(trained, pd.DataFrame({"item": [1, 2, 3, 999999], "rating": [5, 4, 1, 3]}))
     assert f.unknown_items == [999999] and len(f.items) == 3
     top = cflearn.recommend(trained, f, n=5)
-    assert not {1, 2, 3} & set(top["item"]) and (top["fallback"] == "fold-in").all()
+    assert not {1, 2, 3} & set(top["item"]) and (top["fallback"] == "fold-in (3 ratings) + popular (80%)").all()
     with pytest.raises(cflearn.UnknownIDError):
         cflearn.fold_in(trained, {999999: 3})
     with pytest.raises(cflearn.ConfigError):
