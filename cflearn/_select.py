@@ -33,7 +33,8 @@ def select_features(data: CollabData, preset: str | Preset | None = None, *, see
     The preset's features are those declared on the data (``cflearn.from_df(..., item_features=...,
     user_features=...)``), or for ``best`` the genres, year and tags its items table has. Each choice
     (all features; the item features alone; none) trains on 90% of the training rows and is scored on
-    the other 10% (seeded); the best one wins, ties keeping more features. With user features, how
+    the other 10% (seeded; on a ``cold_users`` split, 10% of the training users held out as new users,
+    scored from their metadata); the best one wins, ties keeping more features. With user features, how
     much a new user's metadata counts is chosen on training users held out as new users.
 
     Args:
@@ -112,8 +113,11 @@ def _select(data: CollabData, p: Preset, seed: int | None, *, device: Any = None
     from .metrics import rmse
 
     items, users = data.side_tables()
+    # on a cold-users split the model is judged on users it never saw: so are the candidates, on training
+    # users held out as new (their features, where a users table has them, are all that is known of them)
+    split = "cold_users" if data.split == "cold_users" else "random"
     try:  # features not declared here: each candidate names its own
-        inner = from_df(data.train, data.user, data.item, data.rating, data.timestamp, valid_pct=0.1,
+        inner = from_df(data.train, data.user, data.item, data.rating, data.timestamp, valid_pct=0.1, split=split,
                         seed=0 if seed is None else seed, items=items, users=users)
     except CflearnError:  # too few rows to hold some out: keep the features
         return p, {}
@@ -132,10 +136,11 @@ def _select(data: CollabData, p: Preset, seed: int | None, *, device: Any = None
         learn = collab_learner(inner, cand.replace(select_features=False), seed=seed, device=device,
                                progress=False)
         fit(learn)
-        pred = predict(learn, valid[inner.user].tolist(), valid[inner.item].tolist())
+        pred = predict(learn, valid[inner.user].tolist(), valid[inner.item].tolist(),
+                       user_info=users if split == "cold_users" and cand.user_features else None)
         scores[feats] = rmse(pred["score"].to_numpy(), valid[inner.rating].to_numpy())
     chosen = min(candidates, key=lambda f: (scores[f], -len(f)))
-    note = {"kept": chosen == everything, "features": list(everything), "chosen": list(chosen),
+    note = {"kept": chosen == everything, "features": list(everything), "chosen": list(chosen), "inner_split": split,
             "inner_rmse": {", ".join(f) or "none": scores[f] for f in candidates},
             "inner_rmse_with": scores[everything], "inner_rmse_without": scores[()], "inner_valid_rows": len(valid)}
     if chosen != everything:

@@ -208,3 +208,18 @@ def test_metadata_that_does_not_help_new_users_does_not_hurt_them(signal):
         assert trust["weight"] > 0.5 and e_features < e_fallback - 0.02, (trust, e_features, e_fallback)
     if signal == "shuffled":
         assert trust["weight"] <= 0.25, trust
+
+
+def test_on_a_cold_users_split_user_features_are_judged_on_new_users(planted):
+    """select_features on a cold-users split held out random rows of known users, where a user's own vector
+    makes the group nearly redundant (inner RMSE 0.405 with it against 0.421 without): it could drop the
+    user features on the one split where metadata is all there is. It now holds out training users as new."""
+    data = cflearn.from_df(planted, split="cold_users", valid_pct=0.1, seed=42, user_features=["group"],
+                           item_features=["genres"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = cflearn.select_features(data, "best", seed=0)
+    report = p.chosen.report
+    assert report["inner_split"] == "cold_users" and p.user_features == ("group",)
+    rmse_of = report["inner_rmse"]
+    assert rmse_of["genres"] - rmse_of["genres, group"] > 0.1  # new users: the group is what places them
