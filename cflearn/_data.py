@@ -438,8 +438,8 @@ def _guess_titles(info: pd.DataFrame) -> tuple[str | None, str]:
             continue
         text = values.astype(str).str.strip()
         letters = text.str.contains(r"[^\W\d_]", regex=True).mean()  # names have letters; years and codes do not
-        lists = text.str.match(r"^[\[\{(]").mean()  # "[1998, 2003]": a list, not a name
-        if text.str.len().mean() <= 1 or letters < 0.9 or lists > 0.5:
+        lists = (text.str.match(r"^[\[\{(]") | text.str.contains("|", regex=False)).mean()  # "[1998]", "a|b"
+        if text.str.len().mean() <= 1 or text.str.len().median() > 300 or letters < 0.9 or lists > 0.5:
             continue
         distinct = values.nunique() / len(values)
         if _NAME_LIKE.search(str(c)) and distinct >= 0.5:

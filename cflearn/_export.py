@@ -17,7 +17,7 @@ from safetensors.torch import save as safetensors_bytes
 from ._collab import CollabModel, as_collab
 from ._device import resolve_device
 from ._distributed import is_main
-from ._errors import ConfigWarning, ModelFileError
+from ._errors import ConfigWarning, DataError, ModelFileError
 from ._fold import rating_noise
 from ._io import atomic_write_bytes, json_default
 from ._presets import y_range_for
@@ -27,12 +27,14 @@ from .models import build_model, contract
 if TYPE_CHECKING:
     from fastai.learner import Learner
 
-__all__ = ["save", "load", "FORMAT_VERSION"]
+__all__ = ["save", "load", "check_header_size", "FORMAT_VERSION", "HEADER_LIMIT"]
 
 FORMAT_VERSION = 6  # 6: a digest of the header too, and the y_range a caller chose recorded in the preset;
 # 5: each user's seen items sorted (checked on load); 4: hybrid models have user features too;
 # 3: vocabularies as tensors; 2: hybrid items' collaborative part is i_cf_weight / i_cf_bias
 _KEY = "cflearn"
+HEADER_LIMIT = 100_000_000
+"""The most JSON a safetensors file's header may hold (bytes): the file format's own limit."""
 _EXTRA = ("seen_indptr", "seen_items", "item_counts", "user_means", "item_means")  # beside the weights, "cflearn."
 
 
@@ -100,8 +102,38 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
     meta["checksums"] = {name: _digest(t) for name, t in tensors.items()}  # format 5: an altered tensor is refused
     meta = json.loads(json.dumps(meta, default=json_default))  # as the file will hold it
     meta["header_digest"] = _header_digest(meta)  # format 6: an edited header field is refused too
-    blob = safetensors_bytes(tensors, metadata={_KEY: json.dumps(meta)})
+    header = json.dumps(meta)
+    if len(header) > HEADER_LIMIT:  # safetensors' own error says only "header too large"
+        raise DataError(f"{Path(path).name}: the model's header would hold {len(header) / 1e6:,.0f} MB of text, over "
+                        f"the file format's {HEADER_LIMIT // 1_000_000} MB: shorten the items table's text columns "
+                        "or the feature labels, and train again")
+    blob = safetensors_bytes(tensors, metadata={_KEY: header})
     return atomic_write_bytes(path, blob)
+
+
+def check_header_size(cf: CollabModel) -> None:
+    """Refuse, before training, a model whose file header would pass :data:`HEADER_LIMIT`: the items table
+    (saved with the model for its titles and metadata) and the model's config (a hybrid's feature labels),
+    where huge text (10^6 long tags) trained and then failed at save with "header too large"."""
+    info = cf.item_info
+    if info is not None:
+        info = info[info.index.isin(cf.items.ids)]
+    sizes: dict[str, int] = {}
+    if info is not None:
+        for col in info.columns:
+            values = info[col]
+            rough = int(values.astype(str).str.len().sum()) + 4 * len(values) if values.dtype.kind in "OUS" or \
+                str(values.dtype) in ("str", "string") else 12 * len(values)
+            sizes[f"the items table's column {str(col)!r}"] = rough
+    sizes["the model's config (its feature labels)"] = len(json.dumps(cf.contract.config(), default=json_default))
+    total = sum(sizes.values())
+    if total <= HEADER_LIMIT * 0.9:
+        return
+    big = sorted((k for k in sizes if sizes[k] >= 0.1 * total), key=lambda k: -sizes[k])
+    raise DataError(f"this model could train but never be saved: a model file's header holds at most "
+                    f"{HEADER_LIMIT // 1_000_000} MB of text, and this one would need about {total / 1e6:,.0f} MB ("
+                    + ", ".join(f"{k} {sizes[k] / 1e6:,.0f} MB" for k in big) + "); drop or shorten the long text "
+                    "(cflearn.from_df(..., items=items.drop(columns=[...])), feature labels of a few words)")
 
 
 def _check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:

@@ -23,6 +23,7 @@ from ._data import CollabData
 from ._device import resolve_device
 from ._distributed import init_from_env, is_main, rank, unwrap, world
 from ._errors import ConfigError, ConfigWarning, check_count, check_number, check_seed, closest
+from ._export import check_header_size
 from ._launch import TorchrunEnv, torchrun_env
 from ._presets import DEFAULT_PRESET, OVERRIDABLE, Preset, get_preset
 from ._rating import RMSE, OwnModule, RatingLoss
@@ -232,6 +233,7 @@ def _assemble(data: CollabData, p: Preset, built: Built, user_cbs: list[Any], le
         columns={"user": data.user, "item": data.item, "rating": data.rating, "timestamp": data.timestamp},
         global_mean=data.global_mean, item_info=data.item_info, data=data, implicit=data.implicit,
     )
+    check_header_size(learn.cf)  # a model that could never be saved is refused before it trains
     if users is data.users and items is data.items:  # the data's own codes: no copy of the training table
         x, y = data.tensors("train")
         learn.cf.set_training_rows(x[:, 0].to(torch.int32), x[:, 1].to(torch.int32), y)

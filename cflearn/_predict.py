@@ -25,7 +25,7 @@ __all__ = ["predict", "score"]
 
 
 def _as_list(v: Any, what: str = "users and items") -> list[Any]:
-    if isinstance(v, (str, bytes)) or np.isscalar(v):
+    if isinstance(v, (str, bytes, FoldedUser)) or np.isscalar(v):
         return [v]
     if v is None:
         raise ConfigError(f"{what} must be raw IDs (one ID or a list), got None")

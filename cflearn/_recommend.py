@@ -83,7 +83,9 @@ class FoldedUser:
         if not for_list:
             return base
         if not n:
-            return "popular (ratings from user features)" if self.chart >= 1.0 else base
+            if self.chart >= 1.0:
+                return "popular (ratings from user features)"
+            return base + (f" + popular ({self.chart:.0%})" if self.chart > 0 else "")
         if self.list_items == 0:
             return f"popular ({rated}, none liked)"
         return base + (f" + popular ({self.chart:.0%})" if self.chart > 0 else "")
@@ -368,8 +370,13 @@ def cold_user(learn: Learner | CollabModel, features: FeatureInput) -> FoldedUse
         raise ConfigError(f"cold_user scores one user; got features for {len(vec)} (pass one row or mapping)")
     empty = torch.zeros(0, dtype=torch.long)
     encoded = cf.contract.fold_vector(empty)  # a two-headed model's list: no items yet (its ranking head's chart)
+    # the list: a two-headed model's ranking head knows no features, so the chart; a hybrid's own list from the
+    # features, leaning on the chart as far as the features did not help new users (user_feature_weight, chosen
+    # on training users held out as new: 0 when the features told nothing about them)
+    trust = float(getattr(rating_head(cf.model), "user_feature_weight", 1.0))
+    chart = 1.0 if encoded is not None else min(1.0, max(0.0, 1.0 - trust))
     return FoldedUser(vec[0], float(bias[0]), empty, [], float("nan"), "user features",
-                      None if encoded is None else encoded.detach().float().cpu(), chart=1.0, list_items=0)
+                      None if encoded is None else encoded.detach().float().cpu(), chart=chart, list_items=0)
 
 
 def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.DataFrame, *,

@@ -45,18 +45,33 @@ def test_new_users_scored_from_metadata_beat_the_average_user(cold, planted):
     mixed = cflearn.predict(learn, [users[0], learn.cf.users.ids[1], -5], items[:3], user_info=planted.users)
     assert mixed["fallback"].tolist() == ["user features", "", "average user"]  # only unknown IDs in the table
     assert rmse(feats["score"], held["rating"]) < 0.85 * rmse(plain["score"], held["rating"])
-    # the same user through cold_user: the same ratings from predict; recommend's list with no rating is the
-    # unknown user's chart (a list from features alone was worse than the chart on held-out users), and says so
+    # the same user through recommend(features=...): same scores, and it says which path it took (the
+    # features are trusted fully here: user_feature_weight 1, so the list is theirs, not the chart's)
     user = users[0]
-    cold_one = cflearn.cold_user(learn, planted.users.set_index("user").loc[user])
-    recs = cflearn.recommend(learn, cold_one, n=5)
-    assert (recs["fallback"] == "popular (ratings from user features)").all()
-    chart = cflearn.recommend(learn, -5, n=5)
-    assert recs["item"].tolist() == chart["item"].tolist() and recs["score"].tolist() == chart["score"].tolist()
+    recs = cflearn.recommend(learn, None, n=5, features=planted.users.set_index("user").loc[user])
+    assert (recs["fallback"] == "user features").all()
     again = cflearn.predict(learn, [user] * 5, recs["item"].tolist(), user_info=planted.users)
-    mine = cflearn.predict(learn, [cold_one] * 5, recs["item"].tolist())
+    np.testing.assert_allclose(again["score"], recs["score"], atol=1e-4)
+    cold_one = cflearn.cold_user(learn, planted.users.set_index("user").loc[user])
+    mine = cflearn.predict(learn, cold_one, recs["item"].tolist())  # predict takes the FoldedUser too
     np.testing.assert_allclose(again["score"], mine["score"], atol=1e-4)
     assert (mine["fallback"] == "user features").all()
+
+
+def test_features_that_told_nothing_about_new_users_leave_their_list_at_the_chart(cold, planted, monkeypatch):
+    """best's list for a metadata-only user came from the features whatever they were worth (every new user
+    got the same 10 items on real metadata). It leans on the chart as far as the features did not help
+    training users held out as new (user_feature_weight): none -> the unknown user's chart, half -> half."""
+    learn, _ = cold
+    features = {"group": "g1"}
+    chart = cflearn.recommend(learn, -5, n=5)
+    monkeypatch.setattr(learn.model, "user_feature_weight", 0.0)
+    recs = cflearn.recommend(learn, None, n=5, features=features)
+    assert recs["item"].tolist() == chart["item"].tolist()
+    assert (recs["fallback"] == "popular (ratings from user features)").all()
+    monkeypatch.setattr(learn.model, "user_feature_weight", 0.5)
+    half = cflearn.recommend(learn, None, n=5, features=features)
+    assert (half["fallback"] == "user features + popular (50%)").all() and half["score"].is_monotonic_decreasing
 
 
 def test_fold_in_started_from_features_beats_fold_in_alone(cold, planted):

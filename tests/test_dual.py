@@ -156,6 +156,7 @@ def test_with_user_features_a_new_user_is_scored_from_metadata(tmp_path):
     learn = cflearn.fit(cflearn.collab_learner(data, epochs=3, progress=False))
     assert type(learn.model.rating).__name__ == "HybridDotBias"  # the rating head is the hybrid
     top = cflearn.recommend(learn, None, n=4, features={"group": "g1"})
+    # the ranking head knows no features: the list is the chart, the ratings come from the features
     assert (top["fallback"] == "popular (ratings from user features)").all() and top["rating"].notna().all()
     model = cflearn.load(cflearn.save(learn, tmp_path / "m.safetensors"))
     pd.testing.assert_frame_equal(top, cflearn.recommend(model, None, n=4, features={"group": "g1"}))

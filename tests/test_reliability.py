@@ -218,3 +218,24 @@ def test_early_stopping_waits_for_the_warm_up():
     rising_then_falling = [1.0, 1.2, 1.3, 1.4, 0.9, 0.8, 0.85, 0.86, 0.87, 0.7]
     assert run(rising_then_falling, warm=0) == (3, 1.0)  # fastai's rule: stopped during the warm-up
     assert run(rising_then_falling, warm=4) == (8, 0.8)  # counts from epoch 5: 0.9, 0.8, then 2 without a gain
+
+
+def test_a_model_whose_file_could_not_hold_its_text_is_refused_before_training(synth, monkeypatch, tmp_path):
+    """10^6 long tags trained and then failed at save ("header too large", a safetensors traceback). The
+    header's text is estimated when the learner is built: a model that could never be saved is refused first,
+    naming what takes the room. (The limit is lowered here so that the test needs kilobytes, not 100 MB.)"""
+    import cflearn._export as export
+
+    monkeypatch.setattr(export, "HEADER_LIMIT", 200_000)
+    items = synth.items.copy()
+    items["blurb"] = [f"item {i} " + "long words " * 200 for i in range(len(items))]  # ~2 KB an item
+    data = cflearn.from_df(synth.ratings, "user", "item", "rating", items=items, seed=0)
+    assert data.titles_from != "blurb"  # long text is no title
+    with pytest.raises(cflearn.DataError, match=r"could train but never be saved.*column 'blurb'"):
+        cflearn.collab_learner(data, "fast", progress=False)
+    short = cflearn.from_df(synth.ratings, "user", "item", "rating", items=items.drop(columns="blurb"), seed=0)
+    learn = cflearn.fit(cflearn.collab_learner(short, "fast", epochs=1, progress=False))
+    monkeypatch.setattr(export, "HEADER_LIMIT", 100)  # whatever slips past the estimate is a clear error at save
+    with pytest.raises(cflearn.DataError, match="over the file format's"):
+        cflearn.save(learn, tmp_path / "m.safetensors")
+    assert not (tmp_path / "m.safetensors").exists()
