@@ -55,6 +55,9 @@ class CollabModel:
             model is trained).
         epochs_run, kept_epoch: after :func:`cflearn.fit`: the epochs trained and the one whose
             weights the model holds (the best one with ``keep_best`` / ``patience``, else the last).
+        kept_heads: a two-headed model with a learned ranking head, kept by ``keep_best`` /
+            ``patience``: each head's epoch (``{"rating": 9, "ranking": 12}``), each judged by its own
+            validation metric; ``kept_epoch`` is then the later one.
     """
 
     model: nn.Module
@@ -78,6 +81,7 @@ class CollabModel:
     fold_prior: Any = None
     epochs_run: int | None = None
     kept_epoch: int | None = None
+    kept_heads: dict[str, int] | None = None
     settings: Preset | None = None
 
     @property

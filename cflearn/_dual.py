@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from fastai.callback.core import Callback
-from fastai.learner import Learner
+from fastai.learner import Learner, Metric
 
 from ._baselines import ease_solution
 from ._data import relevance_level
@@ -50,8 +50,8 @@ if TYPE_CHECKING:
     from ._data import CollabData
     from ._presets import Preset
 
-__all__ = ["DualLoader", "DualLoss", "DualRMSE", "DualKind", "dual_parts", "ItemItemFit", "choose_head",
-           "ITEM_ITEM_MAX"]
+__all__ = ["DualLoader", "DualLoss", "DualRMSE", "DualRankingLoss", "DualKind", "dual_parts", "ItemItemFit",
+           "choose_head", "ITEM_ITEM_MAX"]
 
 
 
@@ -126,13 +126,16 @@ class DualLoss:
     def __init__(self, rank: RankLoss, weight: float):
         self.rank, self.weight = rank, float(weight)
         self.reduction = "mean"
+        self.last_rank: torch.Tensor | None = None  # the last batch's ranking loss (for DualRankingLoss)
 
     def __call__(self, pred: Any, target: Any) -> torch.Tensor:
         if isinstance(pred, (tuple, list)):
             h, r = pred
             rows, y = target
             mse = F.mse_loss(r.view(-1), y.view(-1).to(r.dtype), reduction="sum") / max(1, len(y))
-            return mse + self.weight * self.rank(h, rows)
+            ranking = self.rank(h, rows)
+            self.last_rank = ranking.detach()
+            return mse + self.weight * ranking
         return F.mse_loss(pred.view(-1), target.view(-1), reduction=self.reduction)
 
     def activation(self, x: Any) -> Any:
@@ -160,6 +163,29 @@ class DualRMSE(RMSE):
         err = pred.detach().reshape(-1).float() - target.reshape(-1).float()
         self.total += float(err.pow(2).sum())
         self.count += err.numel()
+
+
+class DualRankingLoss(Metric):
+    """Validation loss of the ranking head alone (the ranking part of :class:`DualLoss`, per user): what
+    :class:`cflearn.callbacks.KeepBest` and early stopping judge the ranking head by."""
+
+    def reset(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def accumulate(self, learn: Learner) -> None:
+        last = getattr(learn.loss_func, "last_rank", None)
+        if last is not None:
+            n = len(learn.xb[0])
+            self.total += float(last) * n
+            self.count += n
+
+    @property
+    def value(self) -> float | None:
+        return self.total / self.count if self.count else None
+
+    @property
+    def name(self) -> str:
+        return "ranking_loss"
 
 
 def _users_of(targets: RankTargets, first: int, n: int) -> torch.Tensor:
@@ -207,8 +233,8 @@ class DualKind(Kind):
             return _item_item_parts(data, p, rating, codes, parts, device=device, seed=seed, decoder=decoder,
                                     users=users, items=items, shard=shard)
         dls, net, loss, rank = dual_parts(data, p, rating, codes, parts, device=device, seed=seed, decoder=decoder)
-        return Built(dls, net, loss_func=loss, callbacks=[TargetItems(rank)], metrics=[DualRMSE()], users=users,
-                     items=items, rank_loss=rank)
+        return Built(dls, net, loss_func=loss, callbacks=[TargetItems(rank)], metrics=[DualRMSE(), DualRankingLoss()],
+                     users=users, items=items, rank_loss=rank)
 
 
 def dual_parts(data: CollabData, p: Preset, rating: DotBias | HybridDotBias, codes: np.ndarray,

@@ -104,6 +104,7 @@ def run_fit(source_data: Any, out: Path, *, preset: str, epochs: int | None, see
     leave()  # training is over on every rank: leave the group together
     if not main_rank:  # every rank holds the same model; rank 0 evaluates and writes
         return None
+    kept_loss = _kept_loss(learn)  # before the training state goes: it may validate once more
     release_training_state(learn)
     release_memory()
     table = evaluate(learn, n=10)
@@ -115,11 +116,11 @@ def run_fit(source_data: Any, out: Path, *, preset: str, epochs: int | None, see
         "rmse": float(mine["rmse"]) if ratings else None, "mae": float(mine["mae"]) if ratings
         else None, "baseline_rmse_global_mean": baseline if baseline == baseline else None,
         "ndcg@10": float(mine["ndcg@10"]), "implicit": data.implicit,
-        "valid_loss": float(learn.loss_history.valid_losses[max(1, learn.cf.kept_epoch) - 1]),  # the kept weights
+        "valid_loss": kept_loss,  # the kept weights
         "loss": str(getattr(learn.loss_func, "label", "MSE")),
         "n_train": len(data.train_idx), "n_valid": len(data.valid_idx), "cold_valid_rows": data.cold["rows"],
         "fit_seconds": round(learn.cf.fit_seconds, 3), "epochs": p["epochs"], "epochs_run": learn.cf.epochs_run,
-        "kept_epoch": learn.cf.kept_epoch, "preset": p["name"], "seed": seed,
+        "kept_epoch": learn.cf.kept_epoch, "kept_heads": learn.cf.kept_heads, "preset": p["name"], "seed": seed,
         "processes": n_proc,
         "split": split, "valid_pct": valid_pct, "device": str(learn.cf.device), "data": source, "command": command,
         "cflearn_version": __version__,
@@ -186,3 +187,10 @@ def release_training_state(learn: Any) -> None:
     if isinstance(getattr(train, "pairs", None), torch.Tensor):
         train.pairs, train.ratings = train.pairs[:0], train.ratings[:0]
 
+
+def _kept_loss(learn: Any) -> float:
+    """The validation loss of the weights the model holds: the kept epoch's, or, where each head kept its own
+    epoch, the loss of the two heads together measured again."""
+    if learn.cf.kept_heads and len(set(learn.cf.kept_heads.values())) > 1:
+        return float(learn.validate()[0])
+    return float(learn.loss_history.valid_losses[max(1, learn.cf.kept_epoch) - 1])

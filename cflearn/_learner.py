@@ -310,7 +310,8 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
         lr: peak learning rate (overrides the preset's).
         wd: weight decay (overrides the preset's).
         keep_best: end with the weights of the epoch with the lowest validation loss (kept in
-            memory by :class:`cflearn.callbacks.KeepBest`), not those of the last epoch.
+            memory by :class:`cflearn.callbacks.KeepBest`), not those of the last epoch; the default's
+            learned heads each at their own best epoch (validation RMSE, validation ranking loss).
         patience: stop after this many epochs without a lower validation loss (fastai's
             ``EarlyStoppingCallback``, never inside the one-cycle warm-up: the first quarter of the
             epochs), keeping the best epoch's weights (implies ``keep_best``).
@@ -361,4 +362,5 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
     cf.fit_seconds = time.perf_counter() - t0
     cf.epochs_run = len(vars(learn.recorder).get("values") or [])  # none when interrupted before the first epoch
     cf.kept_epoch = keep.best_epoch if keep is not None and keep.best is not None else cf.epochs_run
+    cf.kept_heads = dict(keep.head_epochs) if keep is not None and keep.head_epochs else None
     return learn

@@ -147,9 +147,12 @@ def _data_table(m: dict[str, Any]) -> str:
 
 def _training(m: dict[str, Any], loss_png: bytes | None) -> str:
     loss = m.get("loss") or ("MSE" if m.get("rmse") is not None else "")  # runs before 'loss' was recorded
-    kept = m.get("kept_epoch")
+    kept, heads = m.get("kept_epoch"), m.get("kept_heads") or {}
     which = (f"validation loss of the kept weights (epoch {kept})" if kept and kept != m.get("epochs_run") else
              "final validation loss")
+    if len(set(heads.values())) > 1:
+        which = (f"validation loss of the kept heads (rating head of epoch {heads.get('rating')}, ranking head of "
+                 f"epoch {heads.get('ranking')})")
     facts = _kv_table([("epochs", m.get("epochs")), ("fit seconds", m.get("fit_seconds")),
                        ("device", m.get("device")), (f"{which}{f' ({loss})' if loss else ''}", m.get("valid_loss")),
                        ("validation RMSE", m.get("rmse")), ("validation MAE", m.get("mae"))])

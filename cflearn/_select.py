@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import CflearnError, ConfigError, ConfigWarning, check_seed, closest
 from ._launch import torchrun_env
@@ -115,7 +115,7 @@ def _select(data: CollabData, p: Preset, seed: int | None, *, device: Any = None
     items, users = data.side_tables()
     # on a cold-users split the model is judged on users it never saw: so are the candidates, on training
     # users held out as new (their features, where a users table has them, are all that is known of them)
-    split = "cold_users" if data.split == "cold_users" else "random"
+    split: Literal["random", "cold_users"] = "cold_users" if data.split == "cold_users" else "random"
     try:  # features not declared here: each candidate names its own
         inner = from_df(data.train, data.user, data.item, data.rating, data.timestamp, valid_pct=0.1, split=split,
                         seed=0 if seed is None else seed, items=items, users=users)

@@ -250,11 +250,38 @@ class NaNGuard(_Callback):
             self.good_epoch = self.epoch + 1
 
 
+HEAD_METRICS = {"rating.": "rmse", "ranking.": "ranking_loss"}
+"""A two-headed model's heads (their weights' prefix) and the validation metric each is judged by."""
+
+
+def _metric(learn: Any, name: str) -> float | None:
+    """This epoch's value of a recorded column (``valid_loss``, ``rmse``, ...), or ``None``."""
+    names, log = list(learn.recorder.metric_names), list(learn.recorder.log)
+    if name not in names or names.index(name) >= len(log):
+        return None
+    value = log[names.index(name)]
+    return None if value is None else float(value)
+
+
+def head_metrics(learn: Any) -> dict[str, str] | None:
+    """``{weights prefix: metric}`` when each head of the model is judged by its own validation metric (a
+    two-headed model with a learned ranking head records ``rmse`` and ``ranking_loss``), else ``None``."""
+    names = set(learn.recorder.metric_names)
+    keys = unwrap(learn.model).state_dict().keys()
+    if all(m in names for m in HEAD_METRICS.values()) and all(any(k.startswith(p) for k in keys)
+                                                               for p in HEAD_METRICS):
+        return dict(HEAD_METRICS)
+    return None
+
+
 class KeepBest(_Callback):
     """Keep the weights of the epoch with the lowest validation loss and load them after fitting.
 
-    The copy stays in memory (no file, no pickle). ``best_epoch`` (1-based) and ``best_loss`` say
-    which epoch won.
+    A two-headed model with a learned ranking head (whose validation loss mixes the rating head's MSE with
+    the ranking loss) keeps each head's best epoch by its own metric: the rating head's by validation RMSE,
+    the ranking head's by its validation ranking loss, so each head ends at least as good as at the last
+    epoch on what it is for. The copies stay in memory (no file, no pickle). ``best_epoch`` (1-based) and
+    ``best_loss`` say which epoch won (the latest of the heads' epochs); ``head_epochs`` gives each head's.
     """
 
     order = 65  # after the Recorder has the epoch's validation loss
@@ -262,40 +289,78 @@ class KeepBest(_Callback):
 
     def before_fit(self) -> None:
         self.best_loss, self.best_epoch, self.best = float("inf"), 0, None
+        self.heads = head_metrics(self.learn)
+        self.head_best = {prefix: float("inf") for prefix in self.heads or {}}
+        self.head_epochs: dict[str, int] = {}
+        self.head_states: dict[str, dict[str, torch.Tensor]] = {}
 
     def after_epoch(self) -> None:
         if not self.trained_epoch():
             return
-        loss = self.learn.recorder.log[2] if len(self.learn.recorder.log) > 2 else None
-        if loss is not None and float(loss) < self.best_loss:
-            self.best_loss, self.best_epoch = float(loss), self.epoch + 1
+        if self.heads:
+            for prefix, metric in self.heads.items():
+                value = _metric(self.learn, metric)
+                if value is not None and value < self.head_best[prefix]:
+                    self.head_best[prefix], self.head_epochs[prefix.rstrip(".")] = value, self.epoch + 1
+                    self.head_states[prefix] = {k: v.detach().clone() for k, v in
+                                                unwrap(self.learn.model).state_dict().items() if k.startswith(prefix)}
+            if self.head_states:
+                self.best_epoch = max(self.head_epochs.values())
+                self.best = {}  # marks that something is kept; the heads' copies are in head_states
+            return
+        loss = _metric(self.learn, "valid_loss")
+        if loss is not None and loss < self.best_loss:
+            self.best_loss, self.best_epoch = loss, self.epoch + 1
             self.best = state_copy(self.learn.model)
 
     def after_fit(self) -> None:
-        if self.best is not None:
-            unwrap(self.learn.model).load_state_dict(self.best)
+        model = unwrap(self.learn.model)
+        if self.heads and self.head_states:
+            state = state_copy(model)
+            for kept in self.head_states.values():
+                state.update(kept)
+            model.load_state_dict(state)
+        elif self.best:
+            model.load_state_dict(self.best)
 
 
 class StopAfterWarmUp(EarlyStoppingCallback):
     """fastai's ``EarlyStoppingCallback`` (stop after ``patience`` epochs without a lower validation loss)
     that never stops inside the one-cycle schedule's warm-up (its first ``warm_epochs``), where the loss
-    of a rising learning rate says little: it stopped the default after 7 of 40 epochs."""
+    of a rising learning rate says little: it stopped the default after 7 of 40 epochs. A two-headed model
+    with a learned ranking head waits while either head still improves on its own metric (validation RMSE,
+    validation ranking loss), not on the mixed loss."""
 
     order = 80  # last at an epoch's end: the epoch it stops at is printed, recorded and judged by KeepBest
+    heads: dict[str, str] | None = None  # set by before_fit: the heads' own metrics, where a model has two
 
     def __init__(self, warm_epochs: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.warm_epochs = int(warm_epochs)
 
+    def before_fit(self) -> None:
+        super().before_fit()
+        self.heads = head_metrics(self.learn)
+        self.head_best = {metric: float("inf") for metric in (self.heads or {}).values()}
+
     def after_epoch(self) -> None:
-        TrackerCallback.after_epoch(self)  # the best so far
+        if self.heads:
+            improved = False
+            for metric in self.head_best:
+                value = _metric(self.learn, metric)
+                if value is not None and value < self.head_best[metric] - self.min_delta:
+                    self.head_best[metric], improved = value, True
+            self.new_best = improved
+        else:
+            TrackerCallback.after_epoch(self)  # the best so far
         if self.new_best or self.epoch + 1 <= self.warm_epochs:  # the wait starts after the warm-up
             self.wait = 0
             return
         self.wait += 1
         if self.wait >= self.patience:
             if is_main():  # epochs counted from 1, as the lines printed for them (fastai's message counts from 0)
-                print(f"no lower validation loss since epoch {self.epoch + 1 - self.wait}: stopped after epoch "
+                what = "lower validation RMSE or ranking loss" if self.heads else "lower validation loss"
+                print(f"no {what} since epoch {self.epoch + 1 - self.wait}: stopped after epoch "
                       f"{self.epoch + 1}")
             raise CancelFitException()
 

@@ -87,9 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--epochs", type=int, help="override the preset's epochs")
     fit.add_argument("--keep-best", action="store_true",
                      help="end with the weights of the epoch with the lowest validation loss "
-                          "(recorded in metrics.json)")
+                          "(recorded in metrics.json; a learned two-headed model keeps each head's own best: "
+                          "RMSE, ranking loss)")
     fit.add_argument("--patience", type=int, metavar="N",
-                     help="stop after N epochs without a lower validation loss, keeping the best epoch")
+                     help="stop after N epochs without a lower validation loss (either head's own, for a learned "
+                          "two-headed model), keeping the best epoch")
     fit.add_argument("--valid-pct", type=float, default=0.2, help="fraction held out (default: 0.2)")
     fit.add_argument("--split", default="random", choices=["random", "time", "leave_last", "cold_users", "cold_items"],
                      help="how to hold out validation rows (default: random)")
@@ -742,7 +744,11 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     if keep_best or patience is not None:
         stopped = f"stopped after {learn.cf.epochs_run} of {p['epochs']} epochs; " if learn.cf.epochs_run != p[
             "epochs"] else ""
-        print(f"{stopped}kept the weights of epoch {learn.cf.kept_epoch} (the lowest validation loss)")
+        heads = learn.cf.kept_heads
+        kept = (f"kept the rating head of epoch {heads['rating']} (the lowest validation RMSE) and the ranking head "
+                f"of epoch {heads['ranking']} (the lowest validation ranking loss)" if heads and len(heads) == 2 else
+                f"kept the weights of epoch {learn.cf.kept_epoch} (the lowest validation loss)")
+        print(f"{stopped}{kept}")
     print(f"wrote {out / 'metrics.json'}, {out / 'loss.png'}, {out / 'model.safetensors'}, {out / 'report.html'}")
     return 0
 
