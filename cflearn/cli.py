@@ -381,7 +381,13 @@ def _recommend(args: argparse.Namespace) -> int:
                     features=features)
     if features is not None:
         shown = ", ".join(f"{k}={_shown(v)}" for k, v in features.items())
-        print(f"top {len(top)} for a new user ({shown}), scored from their features:")
+        said = str(top["fallback"].iloc[0]) if len(top) else "user features"
+        how = ("scored from their features" if said == "user features" else
+               "the most popular items (this model's lists do not use user features; its predicted ratings do)"
+               if said.startswith("popular") else
+               f"scored from their features, leaning on the most popular items ({said.rsplit('(', 1)[-1].rstrip(')')}:"
+               " the features helped users held out as new only in part)")
+        print(f"top {len(top)} for a new user ({shown}), {how}:")
     elif (top["fallback"] == "popular").any():
         print(f"user {_shown(user)} is not in the training data: showing the most popular items (score: their "
               "number of training ratings)")

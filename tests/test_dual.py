@@ -151,7 +151,7 @@ def test_the_ranking_head_follows_the_catalogue_and_the_data(planted, monkeypatc
         cflearn.collab_learner(implicit, rank_head="item_item")
 
 
-def test_with_user_features_a_new_user_is_scored_from_metadata(tmp_path):
+def test_with_user_features_a_new_user_is_scored_from_metadata(tmp_path, capsys):
     ds = cflearn.datasets.synthetic(n_users=300, n_items=200, density=0.1, seed=0)
     data = cflearn.from_df(ds, seed=42, user_features=["group"], item_features=["genres"])
     learn = cflearn.fit(cflearn.collab_learner(data, epochs=3, progress=False))
@@ -161,6 +161,12 @@ def test_with_user_features_a_new_user_is_scored_from_metadata(tmp_path):
     assert (top["fallback"] == "popular (ratings from user features)").all() and top["rating"].notna().all()
     model = cflearn.load(cflearn.save(learn, tmp_path / "m.safetensors"))
     pd.testing.assert_frame_equal(top, cflearn.recommend(model, None, n=4, features={"group": "g1"}))
+    from cflearn.cli import main  # the command line says the same: the list is the chart, ratings from features
+
+    assert main(["recommend", str(tmp_path / "m.safetensors"), "--features", "group=g1", "-n", "4"]) == 0
+    said = capsys.readouterr().out
+    assert "top 4 for a new user (group=g1), the most popular items (this model's lists do not use user " in said
+    assert said.count("  predicted ") == 4  # each row: its rating from the features
 
 
 def test_on_interactions_the_default_trains_its_ranking_head_alone():
