@@ -52,6 +52,14 @@ def frame(name: str) -> tuple[pd.DataFrame, dict[str, str]]:
     return _foursquare(), {"user": "user", "item": "item", "weight": "count", "timestamp": "order"}
 
 
+def held_out(df: pd.DataFrame, user: str, seed: int = 42) -> pd.Series:
+    """Which rows belong to the users held out as new: 10% of the users, seeded (the bench's evaluation users
+    with seed 42)."""
+    users = df[user].unique()
+    held = set(np.random.default_rng(seed).choice(users, size=max(1, len(users) // 10), replace=False).tolist())
+    return df[user].isin(held)
+
+
 def train(df: pd.DataFrame, cols: dict[str, str], preset: str) -> object:
     data = cflearn.from_df(df, **cols, valid_pct=0.05, seed=0)  # type: ignore[arg-type]
     learn = cflearn.collab_learner(data, preset, progress=False, seed=0)
@@ -77,9 +85,7 @@ def main() -> None:
     for name in args.sets:
         df, cols = frame(name)
         u, i, t = cols["user"], cols["item"], cols["timestamp"]
-        users = df[u].unique()
-        held = set(np.random.default_rng(42).choice(users, size=max(1, len(users) // 10), replace=False).tolist())
-        is_held = df[u].isin(held)
+        is_held = held_out(df, u)
         base = df[~is_held]
         learn = train(base, cols, args.preset)
         known = set(base[i])

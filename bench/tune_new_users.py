@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown_table  # noqa: E402
 from new_users import frame as shared_frame  # noqa: E402
+from new_users import held_out, train  # noqa: E402
 from suite import _synthetic  # noqa: E402
 
 import cflearn  # noqa: E402
@@ -66,20 +66,11 @@ def main() -> None:
     for name in args.sets:
         df, cols = frame(name)
         u, i, t = cols["user"], cols["item"], cols["timestamp"]
-        users = df[u].unique()
-        outer = set(np.random.default_rng(42).choice(users, size=max(1, len(users) // 10), replace=False).tolist())
-        df = df[~df[u].isin(outer)]  # the bench's evaluation users: never seen here
-        users = df[u].unique()
-        size = max(1, len(users) // 10)
-        inner = set(np.random.default_rng(args.seed).choice(users, size=size, replace=False).tolist())
-        is_inner = df[u].isin(inner)
+        df = df[~held_out(df, u)]  # the bench's evaluation users: never seen here
+        is_inner = held_out(df, u, args.seed)
         base = df[~is_inner]
-        data = cflearn.from_df(base, **cols, valid_pct=0.05, seed=0)  # type: ignore[arg-type]
-        learn = cflearn.collab_learner(data, args.preset, progress=False, seed=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            cflearn.fit(learn)
-        cf = as_collab(learn)
+        cf = as_collab(train(base, cols, args.preset))  # type: ignore[arg-type]
+        learn = cf
         allowed = item_mask(cf, None, 1)
         assert cf.item_counts is not None
         chart = torch.where(allowed, cf.item_counts.double(), torch.tensor(-1.0, dtype=torch.float64))
