@@ -17,7 +17,7 @@ from ._collab import CollabModel, as_collab
 from ._data import relevance_level
 from ._errors import ColumnError, ConfigError, DataError, UnknownIDError, check_count, check_number
 from ._fold import CHART_PRIOR, UserPrior, chart_weight, lean_on_chart, posterior_mode, user_prior
-from ._scoring import encode_items, encode_users, fallback_labels, item_mask, score_matrix, top_n
+from ._scoring import encode_items, encode_users, fallback_labels, features_label, item_mask, score_matrix, top_n
 from .models import HybridDotBias, rating_head
 
 if TYPE_CHECKING:
@@ -43,7 +43,8 @@ class FoldedUser:
             encodes the user from the items without fitting, and for a user scored from features alone).
         source: how the user was scored, shown as ``fallback`` in recommendations: ``"fold-in"``,
             ``"fold-in + user features"`` (the fit started from their features) or ``"user features"``
-            (metadata alone, :func:`cold_user`).
+            (metadata alone, :func:`cold_user`; ``"average user (user features did not help new users)"``
+            where the model gave them no weight for new users).
         list_vector: a two-headed model's (preset ``dual``) ranking-head vector of the user, encoded
             from the items (``None``: the lists come from ``vector``).
         chart: the popularity chart's weight in the user's list (0: the model's ranking alone; 1: the
@@ -79,12 +80,12 @@ class FoldedUser:
         rated = f"{n} rating{'s' if n != 1 else ''}"
         base = f"fold-in ({rated})" + (" + user features" if "features" in self.source else "")
         if not n:
-            base = "user features"
+            base = self.source  # "user features", or the average user's label where they did not help
         if not for_list:
             return base
         if not n:
             if self.chart >= 1.0:
-                return "popular (ratings from user features)"
+                return "popular (ratings from user features)" if base == "user features" else "popular"
             return base + (f" + popular ({self.chart:.0%})" if self.chart > 0 else "")
         if self.list_items == 0:
             return f"popular ({rated}, none liked)"
@@ -375,7 +376,7 @@ def cold_user(learn: Learner | CollabModel, features: FeatureInput) -> FoldedUse
     # on training users held out as new: 0 when the features told nothing about them)
     trust = float(getattr(rating_head(cf.model), "user_feature_weight", 1.0))
     chart = 1.0 if encoded is not None else min(1.0, max(0.0, 1.0 - trust))
-    return FoldedUser(vec[0], float(bias[0]), empty, [], float("nan"), "user features",
+    return FoldedUser(vec[0], float(bias[0]), empty, [], float("nan"), features_label(cf),
                       None if encoded is None else encoded.detach().float().cpu(), chart=chart, list_items=0)
 
 
@@ -498,7 +499,8 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
     u, b = vec, torch.tensor([bias_value])
     with torch.no_grad():
         mse = float(F.mse_loss(spec.output(q @ u + b + b_i), y))
-    source = "fold-in" if features is None else "fold-in + user features"
+    source = "fold-in + user features" if features is not None and features_label(cf) == "user features" \
+        else "fold-in"  # features given no weight for new users start the fit at the average user
     return FoldedUser(u, bias_value, idx[known], unknown, mse, source, list_vector, lean, liked)
 
 

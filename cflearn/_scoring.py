@@ -107,6 +107,20 @@ def metadata_only(cf: CollabModel, col: int, codes: np.ndarray) -> np.ndarray:
     return (codes > 0) & ~trained.cpu().numpy()[codes]
 
 
+NO_HELP = "average user (user features did not help new users)"
+"""The label of a user scored from metadata by a model whose user features did not help training users held
+out as new (``user_feature_weight`` 0): such a user is scored exactly as the average user."""
+
+
+def features_label(cf: CollabModel) -> str:
+    """How a user known only from metadata is scored: ``"user features"``, or :data:`NO_HELP` where the
+    features were given no weight for new users."""
+    from .models import rating_head
+
+    weight = float(getattr(rating_head(cf.model), "user_feature_weight", 1.0))
+    return "user features" if weight > 0 else NO_HELP
+
+
 def fallback_labels(cf: CollabModel, users: np.ndarray | None, items: np.ndarray | None = None, *,
                     by_user: np.ndarray | None = None, by_item: np.ndarray | None = None) -> np.ndarray:
     """The ``fallback`` column, written once: how each row was scored when not by its own trained rows.
@@ -119,7 +133,8 @@ def fallback_labels(cf: CollabModel, users: np.ndarray | None, items: np.ndarray
     def side(col: int, codes: np.ndarray, given: np.ndarray | None) -> np.ndarray:
         name = "user" if col == 0 else "item"
         known_by_features = metadata_only(cf, col, codes) | (given if given is not None else False)
-        return np.select([known_by_features, codes == 0], [f"{name} features", f"average {name}"], "").astype(str)
+        by_features = features_label(cf) if col == 0 else "item features"
+        return np.select([known_by_features, codes == 0], [by_features, f"average {name}"], "").astype(str)
 
     if users is None:  # the item side alone (the items of a folded-in user's predictions)
         return side(1, np.asarray(items), by_item).astype(object)

@@ -383,6 +383,8 @@ def _recommend(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{k}={_shown(v)}" for k, v in features.items())
         said = str(top["fallback"].iloc[0]) if len(top) else "user features"
         how = ("scored from their features" if said == "user features" else
+               "the most popular items (this model's user features did not help users held out as new)"
+               if said == "popular" else
                "the most popular items (this model's lists do not use user features; its predicted ratings do)"
                if said.startswith("popular") else
                f"scored from their features, leaning on the most popular items ({said.rsplit('(', 1)[-1].rstrip(')')}:"

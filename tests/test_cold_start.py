@@ -68,7 +68,16 @@ def test_features_that_told_nothing_about_new_users_leave_their_list_at_the_char
     monkeypatch.setattr(learn.model, "user_feature_weight", 0.0)
     recs = cflearn.recommend(learn, None, n=5, features=features)
     assert recs["item"].tolist() == chart["item"].tolist()
-    assert (recs["fallback"] == "popular (ratings from user features)").all()
+    # scored exactly as the average user, and said so (it was labelled "user features")
+    assert (recs["fallback"] == "popular").all()
+    said = cflearn.predict(learn, cflearn.cold_user(learn, features), recs["item"].tolist())
+    average = cflearn.predict(learn, -5, recs["item"].tolist())
+    np.testing.assert_allclose(said["score"], average["score"], atol=1e-5)
+    assert (said["fallback"] == "average user (user features did not help new users)").all()
+    info = pd.DataFrame({"user": [-7], "group": ["g1"]})
+    by_table = cflearn.predict(learn, -7, recs["item"].tolist(), user_info=info)
+    assert (by_table["fallback"] == "average user (user features did not help new users)").all()
+    assert cflearn.fold_in(learn, {recs["item"].iloc[0]: 4.0}, features=features).source == "fold-in"
     monkeypatch.setattr(learn.model, "user_feature_weight", 0.5)
     half = cflearn.recommend(learn, None, n=5, features=features)
     assert (half["fallback"] == "user features + popular (50%)").all() and half["score"].is_monotonic_decreasing
@@ -196,7 +205,8 @@ def test_metadata_that_does_not_help_new_users_does_not_hurt_them(signal):
     held = ratings[ratings["user"].isin(new)].sort_values(["user", "timestamp"])
     fallback = cflearn.predict(learn, held["user"].tolist(), held["item"].tolist())
     scored = cflearn.predict(learn, held["user"].tolist(), held["item"].tolist(), user_info=users)
-    assert (scored["fallback"] == "user features").all() and (fallback["fallback"] == "average user").all()
+    said = "user features" if trust["weight"] > 0 else "average user (user features did not help new users)"
+    assert (scored["fallback"] == said).all() and (fallback["fallback"] == "average user").all()
     e_fallback, e_features = rmse(fallback["score"], held["rating"]), rmse(scored["score"], held["rating"])
     if trust["weight"] == 0:  # no trust in the features: a new user known by metadata is the average user
         np.testing.assert_allclose(scored["score"], fallback["score"], atol=1e-5)
