@@ -90,6 +90,8 @@ def predict(
     if len(users) != len(items):
         raise ConfigError(f"users and items must have the same length, got {len(users)} and {len(items)}")
     folded = [k for k, x in enumerate(users) if isinstance(x, FoldedUser)]
+    for k in folded:
+        users[k].check_model(cf)
     raw_users = [None if isinstance(x, FoldedUser) else x for x in users]
     u = encode_users(cf, [x for x in raw_users if x is not None]) if len(folded) < len(users) else np.zeros(0, int)
     u = np.insert(u, [k - j for j, k in enumerate(folded)], 0).astype(np.int64) if folded else u

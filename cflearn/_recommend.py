@@ -64,6 +64,14 @@ class FoldedUser:
     list_vector: torch.Tensor | None = None
     chart: float = 0.0
     list_items: int | None = None
+    origin: int | None = dataclasses.field(default=None, repr=False)  # which model folded the user in
+
+    def check_model(self, cf: CollabModel) -> None:
+        """Refuse a model other than the one this user was folded in with: their vector lives in that model's
+        space (another model's, even of the same shape, would score them as someone else)."""
+        if self.origin is not None and self.origin != id(cf.model):
+            raise ConfigError("this FoldedUser was folded in with another model; its vector means nothing to this "
+                              "one: fold the user in again with cflearn.fold_in(model, ratings)")
 
     def list_row(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The user's vector and bias for the tables lists are ranked with."""
@@ -96,7 +104,9 @@ class FoldedUser:
             return f"FoldedUser(no ratings: {self.label()})"
         fit = "encoded from the items" if self.loss != self.loss else f"fit MSE {self.loss:.3f}"
         liked = "" if self.list_items in (None, len(self.items)) else f", {self.list_items} liked inform the list"
-        return (f"FoldedUser({len(self.items)} ratings used{liked}, {len(self.unknown_items)} unknown items ignored, "
+        n = len(self.items)
+        return (f"FoldedUser({n} rating{'s' if n != 1 else ''} used{liked}, {len(self.unknown_items)} unknown items "
+                "ignored, "
                 f"{fit}{', started from user features' if 'features' in self.source else ''}, list: {self.label()})")
 
 
@@ -153,6 +163,8 @@ def recommend_all(
     users = list(cf.users.ids) if users is None else list(users)
     check_count("n", n)
     uidx, folded_pos = _resolve_users(cf, users)
+    for k in folded_pos:
+        users[k].check_model(cf)
     unknown = [users[k] for k in range(len(users)) if uidx[k] == 0 and k not in folded_pos]
     if strict and unknown:
         raise UnknownIDError(f"users not in the training data: {', '.join(map(repr, unknown[:5]))}; pass "
@@ -377,7 +389,8 @@ def cold_user(learn: Learner | CollabModel, features: FeatureInput) -> FoldedUse
     trust = float(getattr(rating_head(cf.model), "user_feature_weight", 1.0))
     chart = 1.0 if encoded is not None else min(1.0, max(0.0, 1.0 - trust))
     return FoldedUser(vec[0], float(bias[0]), empty, [], float("nan"), features_label(cf),
-                      None if encoded is None else encoded.detach().float().cpu(), chart=chart, list_items=0)
+                      None if encoded is None else encoded.detach().float().cpu(), chart=chart, list_items=0,
+                      origin=id(cf.model))
 
 
 def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.DataFrame, *,
@@ -476,7 +489,7 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
     lean = chart_weight(liked, chart) if chart > 0 else 0.0 if liked else 1.0
     if encoded is not None and spec.score_kind != "rating":  # a ranking model: the encoded vector is the user
         return FoldedUser(encoded.detach().float().cpu(), 0.0, idx[known], unknown, float("nan"), chart=lean,
-                          list_items=liked)
+                          list_items=liked, origin=id(cf.model))
     list_vector = None if encoded is None else encoded.detach().float().cpu()  # two heads: the list's vector
     if l2 is not None:
         check_number("l2", l2)
@@ -501,7 +514,7 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
         mse = float(F.mse_loss(spec.output(q @ u + b + b_i), y))
     source = "fold-in + user features" if features is not None and features_label(cf) == "user features" \
         else "fold-in"  # features given no weight for new users start the fit at the average user
-    return FoldedUser(u, bias_value, idx[known], unknown, mse, source, list_vector, lean, liked)
+    return FoldedUser(u, bias_value, idx[known], unknown, mse, source, list_vector, lean, liked, id(cf.model))
 
 
 def _prior(cf: CollabModel, users: torch.Tensor, bias: torch.Tensor, features: FeatureInput | None) -> UserPrior:

@@ -244,3 +244,15 @@ def test_a_ranking_head_told_only_dislikes_says_so_and_lists_the_chart(synth_dat
     chart = cflearn.recommend(learn, -99999, n=5 + 3)  # an unknown user's list
     assert list(top["item"]) == [i for i in chart["item"] if i not in set(low["item"])][:5]
     assert (top["fallback"] == "popular (3 ratings, none liked)").all()
+
+
+def test_a_folded_user_belongs_to_the_model_that_folded_them(held_out, trained):
+    """A FoldedUser's vector lives in its model's space: another model's recommend / predict ended in a matrix
+    shape RuntimeError, or, with the same shapes, would have scored them as someone else."""
+    learn, held = held_out
+    rows = held[held["user"] == held["user"].iloc[0]].iloc[:5]
+    folded = cflearn.fold_in(learn, dict(zip(rows["item"], rows["rating"])))
+    assert not cflearn.recommend(learn, folded, n=3).empty  # its own model takes it
+    for call in (lambda: cflearn.recommend(trained, folded, n=3), lambda: cflearn.predict(trained, folded, [1])):
+        with pytest.raises(cflearn.ConfigError, match="folded in with another model"):
+            call()
