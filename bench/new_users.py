@@ -10,6 +10,8 @@ Recall@10 of:
 - fold-in: ``recommend(learn, fold_in(learn, first k))`` (k = 0: the list an unknown user gets), the
   default list, which leans on the chart by ``CHART_PRIOR / (CHART_PRIOR + k)``;
 - model alone: the same with ``fold_in(..., chart=0)``, the model's ranking without the chart;
+- metadata: where the set has user metadata (the shared sets have none; the synthetic set's planted user
+  groups), the user known from it: ``cold_user`` at k = 0, ``fold_in(..., features=...)`` after;
 - most popular: the training rows' most interacted items, the k given excluded;
 - retrain: the same preset trained on the training rows plus every held-out user's first k (their
   own model, the reference fold-in aims at), its list for them by ID.
@@ -39,17 +41,27 @@ import cflearn  # noqa: E402
 from cflearn.metrics import ndcg_at_k, recall_at_k, relevance_level  # noqa: E402
 
 KS = (0, 1, 3, 5, 10, 20)
-LABELS = {"ml": "ml-latest-small", "filmtrust": "FilmTrust", "foursquare": "Foursquare (implicit)"}
+LABELS = {"ml": "ml-latest-small", "filmtrust": "FilmTrust", "foursquare": "Foursquare (implicit)",
+          "groups": "synthetic, user groups"}
+_GROUPS = {"n_users": 1500, "n_items": 1000, "density": 0.03, "seed": 11}  # tastes follow a planted user group
 
 
 def frame(name: str) -> tuple[pd.DataFrame, dict[str, str]]:
     """The raw rows and their columns (user, item, rating or weight, time)."""
+    if name == "groups":
+        df = cflearn.datasets.synthetic(**_GROUPS).ratings  # type: ignore[arg-type]
+        return df, {"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"}
     if name == "ml":
         df = cflearn.datasets.movielens("ml-latest-small").ratings
         return df, {"user": "userId", "item": "movieId", "rating": "rating", "timestamp": "timestamp"}
     if name == "filmtrust":
         return _filmtrust(), {"user": "user", "item": "item", "rating": "rating", "timestamp": "order"}
     return _foursquare(), {"user": "user", "item": "item", "weight": "count", "timestamp": "order"}
+
+
+def user_table(name: str) -> pd.DataFrame | None:
+    """The users' metadata where a set has any (the shared sets have none): the planted groups."""
+    return cflearn.datasets.synthetic(**_GROUPS).users if name == "groups" else None  # type: ignore[arg-type]
 
 
 def held_out(df: pd.DataFrame, user: str, seed: int = 42) -> pd.Series:
@@ -60,8 +72,11 @@ def held_out(df: pd.DataFrame, user: str, seed: int = 42) -> pd.Series:
     return df[user].isin(held)
 
 
-def train(df: pd.DataFrame, cols: dict[str, str], preset: str) -> object:
-    data = cflearn.from_df(df, **cols, valid_pct=0.05, seed=0)  # type: ignore[arg-type]
+def train(df: pd.DataFrame, cols: dict[str, str], preset: str, users: pd.DataFrame | None = None) -> object:
+    """The preset trained on ``df`` (with the users' metadata as user features, where given)."""
+    extra = {} if users is None else {"users": users[users[cols["user"]].isin(df[cols["user"]])],
+                                      "user_features": [c for c in users.columns if c != cols["user"]]}
+    data = cflearn.from_df(df, **cols, valid_pct=0.05, seed=0, **extra)  # type: ignore[arg-type]
     learn = cflearn.collab_learner(data, preset, progress=False, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -72,6 +87,10 @@ def train(df: pd.DataFrame, cols: dict[str, str], preset: str) -> object:
 def lists(learn: object, users: list[object], n: int = 10) -> dict[object, list[object]]:
     recs = cflearn.recommend_all(learn, users, n)  # type: ignore[arg-type]
     return {u: list(g["item"]) for u, g in recs.groupby("user", sort=False)}
+
+
+def _cell(value: float) -> str:
+    return "-" if value != value else f"{value:.4f}"
 
 
 def main() -> None:
@@ -87,7 +106,9 @@ def main() -> None:
         u, i, t = cols["user"], cols["item"], cols["timestamp"]
         is_held = held_out(df, u)
         base = df[~is_held]
-        learn = train(base, cols, args.preset)
+        meta = user_table(name)
+        learn = train(base, cols, args.preset, meta)
+        info = None if meta is None else meta.set_index(u)
         known = set(base[i])
         counts = base[i].value_counts()
         implicit = "rating" not in cols
@@ -124,27 +145,35 @@ def main() -> None:
                            if len(given[user]) else user for user in order]
             got = lists(learn, alone_users)
             alone = [got[f] for f in alone_users]
+            metadata: list[list[object]] | None = None
+            if info is not None:  # the same users with their metadata: from it alone (k = 0), or fold-in from it
+                with_meta = [cflearn.fold_in(learn, dict(zip(given[user][i], given[user][cols["rating"]])),
+                                             features=info.loc[user]) if len(given[user])
+                             else cflearn.cold_user(learn, info.loc[user]) for user in order]
+                got = lists(learn, with_meta)
+                metadata = [got[f] for f in with_meta]
             popular = []
             for user in order:
                 seen = set(given[user][i])
                 popular.append([x for x in counts.index[:10 + len(seen)] if x not in seen][:10])
             if k > 0:
                 extra = pd.concat([test[test[u] == user].iloc[:k] for user in order])
-                again = train(pd.concat([base, extra]), cols, args.preset)
+                again = train(pd.concat([base, extra]), cols, args.preset, meta)
                 got = lists(again, order)
                 retrain = [got.get(user, []) for user in order]
             else:
                 retrain = fold
             rel = [truth[user] for user in order]
-            cells = {what: (ndcg_at_k(recs, rel, 10), recall_at_k(recs, rel, 10))
-                     for what, recs in (("fold-in", fold), ("model alone", alone), ("most popular", popular),
-                                        ("retrain", retrain))}
+            cells = {what: (ndcg_at_k(recs, rel, 10), recall_at_k(recs, rel, 10)) if recs is not None
+                     else (float("nan"), float("nan"))
+                     for what, recs in (("fold-in", fold), ("model alone", alone), ("metadata", metadata),
+                                        ("most popular", popular), ("retrain", retrain))}
             ratio = cells["fold-in"][0] / cells["most popular"][0] if cells["most popular"][0] else float("nan")
-            rows.append([LABELS[name], str(k), str(len(order)), *(f"{cells[w][0]:.4f}" for w in cells),
-                         f"{ratio:.2f}x", *(f"{cells[w][1]:.4f}" for w in cells), f"{fold_ms:.0f}"])
+            rows.append([LABELS[name], str(k), str(len(order)), *(_cell(cells[w][0]) for w in cells),
+                         f"{ratio:.2f}x", *(_cell(cells[w][1]) for w in cells), f"{fold_ms:.0f}"])
             print(" | ".join(rows[-1]), flush=True)
-    header = ["data", "k given", "users", "NDCG@10 fold-in", "model alone", "most popular", "retrain",
-              "fold-in / popular", "Recall@10 fold-in", "model alone", "most popular", "retrain",
+    header = ["data", "k given", "users", "NDCG@10 fold-in", "model alone", "metadata", "most popular", "retrain",
+              "fold-in / popular", "Recall@10 fold-in", "model alone", "metadata", "most popular", "retrain",
               "fold-in + list ms/user"]
     table = markdown_table(header, rows)
     print(table)

@@ -10,6 +10,11 @@ place them), is chosen on an inner split: a share of the training *users* is hel
 the preset trains on the rest, and the held-out users' ratings are predicted from their metadata
 alone with each candidate weight. The smallest weight within noise of the best wins, so features
 that do not help leave new users at the fallback.
+
+The same held-out users choose how far a metadata-only user's *list* leans on the popularity chart
+(``HybridDotBias.new_user_chart``): the list the features give, blended with the chart, scored by
+NDCG@10 on the items they liked; the chart keeps every weight within noise of the best (a list from
+predicted ratings alone is far worse than the chart), and features given no weight leave the chart.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ if TYPE_CHECKING:
     from ._data import CollabData
     from ._presets import Preset
 
-__all__ = ["choose_user_feature_weight", "WEIGHTS", "HELD_OUT_USERS", "TOLERANCE"]
+__all__ = ["choose_user_feature_weight", "WEIGHTS", "HELD_OUT_USERS", "TOLERANCE", "CHARTS", "LIST_TOLERANCE"]
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 """Candidate weights of a new user's feature part."""
@@ -34,6 +39,11 @@ HELD_OUT_USERS = 0.15
 """Share of the training users (with at least 5 training ratings) held out as new users."""
 TOLERANCE = 0.002
 """The smallest weight whose RMSE is within this of the best one wins (a gain below it is noise)."""
+CHARTS = (1.0, 0.75, 0.5, 0.25, 0.0)
+"""Candidate weights of the popularity chart in the list of a user known only from metadata."""
+LIST_TOLERANCE = 0.005
+"""The largest chart weight whose NDCG@10 on the held-out users is within this of the best one wins: the
+features move a new user's list away from the chart only when that helps them by more than noise."""
 
 
 def choose_user_feature_weight(data: CollabData, p: Preset, seed: int | None, *,
@@ -92,5 +102,40 @@ def choose_user_feature_weight(data: CollabData, p: Preset, seed: int | None, *,
         scores[w] = float(torch.sqrt(((pred - y) ** 2).mean()))
     best = min(scores.values())
     chosen = min(w for w in WEIGHTS if scores[w] <= best + TOLERANCE)
+    model.user_feature_weight = chosen
+    # features that told nothing about new users leave their list at the unknown user's chart
+    chart, lists = _list_chart(cf, info, held, data) if chosen > 0 else (1.0, {})
     return chosen, {"weight": chosen, "inner_rmse": {f"{w:g}": scores[w] for w in WEIGHTS},
-                    "held_out_users": n_out, "held_out_ratings": len(held)}
+                    "held_out_users": n_out, "held_out_ratings": len(held), "list_chart": chart,
+                    "inner_ndcg@10": lists}
+
+
+def _list_chart(cf: Any, info: Any, held: Any, data: CollabData) -> tuple[float, dict[str, float]]:
+    """The chart's weight in the list of a user known only from metadata: each candidate of :data:`CHARTS`
+    blends the list the features give (:func:`cflearn._fold.lean_on_chart`) for the held-out users, scored by
+    NDCG@10 on the items they rated at the relevance level; the largest weight within :data:`LIST_TOLERANCE`
+    of the best wins. A two-headed model's list knows no features: the chart (1)."""
+    from ._cold import feature_rows
+    from ._fold import lean_on_chart
+    from ._scoring import item_mask, score_matrix
+    from .metrics import ndcg_at_k, relevance_level
+
+    if cf.contract.fold_vector(torch.zeros(0, dtype=torch.long)) is not None or cf.item_counts is None:
+        return 1.0, {}
+    liked = held[held[data.rating] >= relevance_level(cf.scale)]
+    truth = {u: set(cf.items.encode(g[data.item]).tolist()) - {0} for u, g in liked.groupby(data.user)}
+    users = [u for u in info.index if truth.get(u)]
+    if len(users) < 5:
+        return 1.0, {}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        vec, bias = feature_rows(cf, "user", info.loc[users])
+        scores = score_matrix(cf, torch.zeros(len(users), dtype=torch.long), vectors=vec, bias=bias)
+    masked = ~item_mask(cf, None, 1)
+    ndcg = {}
+    for chart in CHARTS:
+        lists = [torch.topk(lean_on_chart(row, cf.item_counts, chart, masked), 10).indices.tolist() for row in scores]
+        ndcg[chart] = float(ndcg_at_k(lists, [truth[u] for u in users], 10))
+    best = max(ndcg.values())
+    chosen = max(c for c in CHARTS if ndcg[c] >= best - LIST_TOLERANCE)
+    return chosen, {f"{c:g}": ndcg[c] for c in CHARTS}

@@ -108,9 +108,9 @@ def lean_on_chart(scores: torch.Tensor, counts: torch.Tensor, weight: float,
     popularity chart (``counts``: training rows per item, most first, ties by index as the unknown-user
     list orders them), the chart weighing ``weight``. Both are blended by rank, so that the model's
     scale does not matter; ``masked`` items (not recommendable, or seen) rank nowhere and score ``-inf``."""
-    if weight <= 0.0:
-        return scores
     masked = torch.zeros(len(scores), dtype=torch.bool) if masked is None else masked
+    if weight <= 0.0:
+        return scores.masked_fill(masked, -torch.inf)
     out = torch.zeros(len(scores), dtype=torch.float64)
     for share, values in ((1.0 - weight, scores.double()), (weight, counts.double())):
         if share <= 0.0:

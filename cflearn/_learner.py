@@ -250,6 +250,8 @@ def _weigh_new_users(net: nn.Module, p: Preset) -> None:
     head = rating_head(net)
     if isinstance(head, HybridDotBias) and p.chosen is not None:
         head.user_feature_weight = p.chosen.user_feature_weight
+        chart = p.chosen.new_users.get("list_chart")
+        head.new_user_chart = None if chart is None else float(chart)
 
 
 def _check_learner_kwargs(kwargs: dict[str, Any]) -> None:

@@ -386,8 +386,10 @@ def cold_user(learn: Learner | CollabModel, features: FeatureInput) -> FoldedUse
     # the list: a two-headed model's ranking head knows no features, so the chart; a hybrid's own list from the
     # features, leaning on the chart as far as the features did not help new users (user_feature_weight, chosen
     # on training users held out as new: 0 when the features told nothing about them)
-    trust = float(getattr(rating_head(cf.model), "user_feature_weight", 1.0))
-    chart = 1.0 if encoded is not None else min(1.0, max(0.0, 1.0 - trust))
+    head = rating_head(cf.model)
+    measured = getattr(head, "new_user_chart", None)  # the chart's weight chosen on held-out users' lists
+    trust = float(getattr(head, "user_feature_weight", 1.0))
+    chart = 1.0 if encoded is not None else float(measured) if measured is not None else min(1.0, max(0.0, 1 - trust))
     return FoldedUser(vec[0], float(bias[0]), empty, [], float("nan"), features_label(cf),
                       None if encoded is None else encoded.detach().float().cpu(), chart=chart, list_items=0,
                       origin=id(cf.model))

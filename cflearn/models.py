@@ -313,6 +313,7 @@ class HybridDotBias(nn.Module, Contract):
         super().__init__()
         self.y_range, self.item_cf = y_range, bool(item_cf)
         self.user_feature_weight = float(user_feature_weight)
+        self.new_user_chart: float | None = None  # the chart's weight in a metadata-only user's list (measured)
         self.u_cf_weight, self.u_cf_bias = Embedding(n_users, n_factors), Embedding(n_users, 1)
         n_cf_items = n_items if item_cf else 1  # content-based: no collaborative item part to learn
         self.i_cf_weight, self.i_cf_bias = Embedding(n_cf_items, n_factors), Embedding(n_cf_items, 1)
@@ -458,7 +459,7 @@ class HybridDotBias(nn.Module, Contract):
                 "n_user_features": self.get_parameter("u_f_weight.weight").shape[0],
                 "max_user_features": self.get_buffer("u_feat_idx").shape[1],
                 "user_feature_names": list(self.user_feature_names), "user_spec": list(self.user_spec),
-                "user_feature_weight": self.user_feature_weight}
+                "user_feature_weight": self.user_feature_weight, "new_user_chart": self.new_user_chart}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> HybridDotBias:
@@ -467,16 +468,19 @@ class HybridDotBias(nn.Module, Contract):
         def side(n_rows: int, width: int, n_feat: int) -> tuple[torch.Tensor, torch.Tensor, int]:
             return torch.zeros(n_rows, width), torch.zeros(n_rows, width), n_feat
 
-        return cls(config["n_factors"], n_users, n_items,
-                   items=side(n_items, config["max_features"], config["n_features"]),
-                   users=side(n_users, config.get("max_user_features", 1), config.get("n_user_features", 1)),
-                   trained_items=torch.zeros(n_items), trained_users=torch.zeros(n_users),
-                   y_range=_range(config, required=True),
-                   feature_names=list(config.get("feature_names", [])),
-                   user_feature_names=list(config.get("user_feature_names", [])),
-                   item_spec=list(config.get("item_spec", [])), user_spec=list(config.get("user_spec", [])),
-                   item_cf=bool(config.get("item_cf", True)),
-                   user_feature_weight=_weight(config.get("user_feature_weight", 1.0)))
+        model = cls(config["n_factors"], n_users, n_items,
+                    items=side(n_items, config["max_features"], config["n_features"]),
+                    users=side(n_users, config.get("max_user_features", 1), config.get("n_user_features", 1)),
+                    trained_items=torch.zeros(n_items), trained_users=torch.zeros(n_users),
+                    y_range=_range(config, required=True),
+                    feature_names=list(config.get("feature_names", [])),
+                    user_feature_names=list(config.get("user_feature_names", [])),
+                    item_spec=list(config.get("item_spec", [])), user_spec=list(config.get("user_spec", [])),
+                    item_cf=bool(config.get("item_cf", True)),
+                    user_feature_weight=_weight(config.get("user_feature_weight", 1.0)))
+        chart = config.get("new_user_chart")
+        model.new_user_chart = None if chart is None else _weight(chart, "new_user_chart")
+        return model
 
 
 def csr_rows(indptr: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -1009,10 +1013,10 @@ def _check_spec(spec: Any, side: str) -> None:
                 raise ValueError(f"the bucket edges of {side} feature {one['column']!r} must be rising numbers")
 
 
-def _weight(value: Any) -> float:
+def _weight(value: Any, name: str = "user_feature_weight") -> float:
     """A weight in [0, 1] from a config (a tampered one is a ``ValueError``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"user_feature_weight must be a number from 0 to 1, got {value!r}")
+        raise ValueError(f"{name} must be a number from 0 to 1, got {value!r}")
     return float(value)
 
 

@@ -233,6 +233,30 @@ def test_metadata_that_does_not_help_new_users_does_not_hurt_them(signal):
         assert trust["weight"] > 0.5 and e_features < e_fallback - 0.02, (trust, e_features, e_fallback)
     if signal == "shuffled":
         assert trust["weight"] <= 0.25, trust
+    # lists: a metadata-only user's list leans on the chart by a weight chosen on training users held out as
+    # new (features that told nothing leave it at the chart); on these users, never held out for that choice,
+    # it is no worse than the unknown user's chart, and better where the groups are informative
+    if trust["weight"] == 0:
+        assert trust["list_chart"] == 1.0
+    else:
+        ndcg = trust["inner_ndcg@10"]
+        assert ndcg[f"{trust['list_chart']:g}"] >= ndcg["1"], trust
+    liked = held[held["rating"] >= 4]
+    truth = {u: set(g["item"]) for u, g in liked.groupby("user")}
+    order = sorted(truth)
+    cold = [cflearn.cold_user(learn, by_user.loc[u]) for u in order]
+    recs = cflearn.recommend_all(learn, cold, n=10)
+    lists = [list(g["item"]) for _, g in recs.groupby("user", sort=False)]
+    chart = list(cflearn.recommend(learn, -5, n=10)["item"])
+    from cflearn.metrics import ndcg_at_k
+
+    mine, popular = ndcg_at_k(lists, [truth[u] for u in order], 10), ndcg_at_k([chart] * len(order),
+                                                                            [truth[u] for u in order], 10)
+    assert mine >= popular - 0.01, (signal, trust, mine, popular)
+    if signal == "informative":
+        assert trust["list_chart"] < 1 and mine > popular + 0.01, (trust, mine, popular)
+    if trust["list_chart"] == 1.0:
+        assert all(lst == chart for lst in lists)
 
 
 def test_on_a_cold_users_split_user_features_are_judged_on_new_users(planted):
