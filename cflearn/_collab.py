@@ -49,6 +49,9 @@ class CollabModel:
         implicit: trained on implicit interactions (no ratings).
         fold_noise: the squared error fold-in expects on a new rating (see
             :func:`cflearn._fold.rating_noise`; computed on first use, saved with the model).
+        fold_lists: how the model's own top-10 lists compare with the popularity chart for known
+            users (NDCG@10 ratio on validation rows, :func:`cflearn._fold.lists_vs_chart`): a model whose
+            lists come from predicted ratings and lose to the chart gives new users the chart.
         fold_prior: fold-in's prior from the trained users (:func:`cflearn._fold.user_prior`),
             computed on first use; both are cleared when the model trains again.
         trained: whether a training epoch has completed (set by the learner's callbacks; a loaded
@@ -79,6 +82,7 @@ class CollabModel:
     implicit: bool = False
     fold_noise: float | None = None
     fold_prior: Any = None
+    fold_lists: float | None = None
     epochs_run: int | None = None
     kept_epoch: int | None = None
     kept_heads: dict[str, int] | None = None

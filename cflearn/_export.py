@@ -18,7 +18,7 @@ from ._collab import CollabModel, as_collab
 from ._device import resolve_device
 from ._distributed import is_main
 from ._errors import ConfigWarning, DataError, ModelFileError
-from ._fold import rating_noise
+from ._fold import lists_vs_chart, rating_noise
 from ._io import atomic_write_bytes, json_default
 from ._presets import y_range_for
 from ._vocab import Vocab
@@ -89,6 +89,7 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
         "implicit": cf.implicit,
         "item_info": _table_to_json(cf.item_info, cf.items),
         "fold_noise": None if cf.implicit else rating_noise(cf),  # fold-in's prior travels with the model
+        "fold_lists": lists_vs_chart(cf) if cf.contract.list_kind == "rating" else None,  # new users' lists
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in cf.model.state_dict().items()}
     for name in _EXTRA:
@@ -239,6 +240,10 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
         if fold_noise is not None and not (isinstance(fold_noise, (int, float)) and math.isfinite(fold_noise)
                                            and fold_noise > 0):
             raise ValueError(f"fold_noise must be a positive number, got {fold_noise!r}")
+        fold_lists = meta.get("fold_lists")
+        if fold_lists is not None and not (isinstance(fold_lists, (int, float)) and not isinstance(fold_lists, bool)
+                                           and math.isfinite(fold_lists) and fold_lists >= 0):
+            raise ValueError(f"fold_lists must be a non-negative number, got {fold_lists!r}")
         if version < 4 and config["kind"] == "hybrid":
             tensors = _old_hybrid(tensors, version, config)
         with torch.device("meta"):  # the sizes the header claims, checked before anything is allocated
@@ -280,7 +285,8 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
                        columns=meta.get("columns", {}), global_mean=global_mean,
                        item_info=_table_from_json(meta.get("item_info")), trained=True,
                        implicit=meta.get("implicit") is True,
-                       fold_noise=None if fold_noise is None else float(fold_noise), **extras)
+                       fold_noise=None if fold_noise is None else float(fold_noise),
+                       fold_lists=None if fold_lists is None else float(fold_lists), **extras)
 
 
 _V1_HYBRID = {"i_weight.weight": "i_cf_weight.weight", "i_bias.weight": "i_cf_bias.weight"}

@@ -16,7 +16,7 @@ from ._cold import FeatureInput, feature_part, feature_rows
 from ._collab import CollabModel, as_collab
 from ._data import relevance_level
 from ._errors import ColumnError, ConfigError, DataError, UnknownIDError, check_count, check_number
-from ._fold import CHART_PRIOR, UserPrior, chart_weight, lean_on_chart, posterior_mode, user_prior
+from ._fold import CHART_PRIOR, UserPrior, chart_weight, lean_on_chart, lists_vs_chart, posterior_mode, user_prior
 from ._scoring import encode_items, encode_users, fallback_labels, features_label, item_mask, score_matrix, top_n
 from .models import HybridDotBias, rating_head
 
@@ -65,6 +65,7 @@ class FoldedUser:
     chart: float = 0.0
     list_items: int | None = None
     origin: int | None = dataclasses.field(default=None, repr=False)  # which model folded the user in
+    chart_reason: str = ""  # why the list is the chart alone though ratings inform it
 
     def check_model(self, cf: CollabModel) -> None:
         """Refuse a model other than the one this user was folded in with: their vector lives in that model's
@@ -97,6 +98,8 @@ class FoldedUser:
             return base + (f" + popular ({self.chart:.0%})" if self.chart > 0 else "")
         if self.list_items == 0:
             return f"popular ({rated}, none liked)"
+        if self.chart >= 1.0 and self.chart_reason:
+            return f"popular ({rated}; {self.chart_reason})"
         return base + (f" + popular ({self.chart:.0%})" if self.chart > 0 else "")
 
     def __repr__(self) -> str:
@@ -429,7 +432,9 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
             the model's ranking alone. The default, :data:`cflearn._fold.CHART_PRIOR`, was chosen on
             training users held out as new users of every suite data set. A ranking head learns from
             liked items only (rated at the relevance level or above): with none of those, the list is
-            the chart without the rated items, and a warning says so.
+            the chart without the rated items, and a warning says so. A model whose lists come from
+            predicted ratings (``fast``, ``best``) and lose to the chart for its known users
+            (:func:`cflearn._fold.lists_vs_chart`) gives a new user the chart.
 
     Returns:
         FoldedUser: pass it to :func:`recommend` or :func:`cflearn.predict`.
@@ -489,6 +494,11 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
                       f"({relevance_level(cf.scale):g}), and the model's ranking head learns from liked items only: "
                       "the user's list is the popularity chart, without the rated items", UserWarning, stacklevel=2)
     lean = chart_weight(liked, chart) if chart > 0 else 0.0 if liked else 1.0
+    weak = ""
+    if spec.list_kind == "rating" and chart > 0 and liked:  # lists by predicted rating: as good as the chart?
+        ratio = lists_vs_chart(cf)
+        if ratio is not None and ratio < 1.0:
+            lean, weak = 1.0, "this model's lists lose to the chart"
     if encoded is not None and spec.score_kind != "rating":  # a ranking model: the encoded vector is the user
         return FoldedUser(encoded.detach().float().cpu(), 0.0, idx[known], unknown, float("nan"), chart=lean,
                           list_items=liked, origin=id(cf.model))
@@ -516,7 +526,7 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
         mse = float(F.mse_loss(spec.output(q @ u + b + b_i), y))
     source = "fold-in + user features" if features is not None and features_label(cf) == "user features" \
         else "fold-in"  # features given no weight for new users start the fit at the average user
-    return FoldedUser(u, bias_value, idx[known], unknown, mse, source, list_vector, lean, liked, id(cf.model))
+    return FoldedUser(u, bias_value, idx[known], unknown, mse, source, list_vector, lean, liked, id(cf.model), weak)
 
 
 def _prior(cf: CollabModel, users: torch.Tensor, bias: torch.Tensor, features: FeatureInput | None) -> UserPrior:

@@ -202,7 +202,7 @@ class LossHistory(_Callback):
         cf = getattr(self.learn, "cf", None)
         if cf is not None:
             cf.trained = True
-            cf.fold_noise = cf.fold_prior = None  # the weights changed: fold-in measures them again
+            cf.fold_noise = cf.fold_prior = cf.fold_lists = None  # the weights changed: fold-in measures them again
         if self._pending:
             self.train_losses.extend(torch.stack(self._pending).float().cpu().tolist())
             self._pending = []

@@ -159,7 +159,9 @@ def test_fit_with_an_items_table_and_named_features(ratings_csv, synth, tmp_path
     assert type(model.model).__name__ == "HybridDotBias" and model.preset["item_features"] == ["genres"]
     assert any(n.startswith("genres=") for n in model.model.feature_names)
     assert model.preset["user_features"] == ["group"] and "group=g1" in model.model.user_feature_names
-    assert (cflearn.recommend(model, None, n=3, features={"group": "g1"})["fallback"] == "user features").all()
+    said = cflearn.recommend(model, None, n=3, features={"group": "g1"})["fallback"]
+    chart = model.model.new_user_chart  # chosen on training users held out as new, by their lists
+    assert chart is not None and (said == ("user features" + (f" + popular ({chart:.0%})" if chart else ""))).all()
     assert main(["recommend", str(out / "model.safetensors"), "--features", "group=g1", "-n", "3"]) == 0
     stdout = capsys.readouterr().out
     assert "a new user (group=g1), scored from their features" in stdout and stdout.count("\n") == 4
