@@ -79,8 +79,7 @@ def run(ds: cflearn.datasets.Dataset, seed: int) -> dict[str, float]:
         ratings = dict(zip(first["item"], first["rating"]))
         for folded, sink in ((cflearn.fold_in(learn, ratings), fold_plain),
                              (cflearn.fold_in(learn, ratings, features=users.loc[user]), fold_feats)):
-            sink.append(cflearn.recommend_all(learn, [folded], n=len(learn.cf.items), exclude_seen=False,
-                                              min_ratings=0).set_index("item")["score"].reindex(rest["item"]).to_numpy())
+            sink.append(cflearn.predict(learn, folded, rest["item"].tolist()).score.to_numpy())
         rest_rows.append(rest["rating"].to_numpy())
     out["ndcg own average user"] = cflearn.metrics.ndcg_at_k(own["average user"], relevant, 10)
     out["ndcg own user features"] = cflearn.metrics.ndcg_at_k(own["user features"], relevant, 10)

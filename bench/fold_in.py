@@ -57,8 +57,7 @@ def run(name: str, ds: cflearn.datasets.Dataset, preset: str) -> list[str]:
             t0 = time.perf_counter()
             folded = cflearn.fold_in(learn, dict(zip(given[item], given[rating])), **kwargs)
             seconds += time.perf_counter() - t0 if label == "empirical Bayes" else 0.0
-            rec = cflearn.recommend(learn, folded, n=len(rest), candidates=rest[item].tolist(), min_ratings=0)
-            pred = rest[item].map(dict(zip(rec["item"], rec["score"]))).to_numpy(float)
+            pred = cflearn.predict(learn, folded, rest[item].tolist()).score.to_numpy(float)
             err[label].append(np.clip(pred, *learn.cf.scale) - truth)
         users += 1
     rmse = {k: float(np.sqrt(np.mean(np.concatenate(v) ** 2))) for k, v in err.items()}
