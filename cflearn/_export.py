@@ -89,7 +89,7 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
         "implicit": cf.implicit,
         "item_info": _table_to_json(cf.item_info, cf.items),
         "fold_noise": None if cf.implicit else rating_noise(cf),  # fold-in's prior travels with the model
-        "fold_lists": lists_vs_chart(cf) if cf.contract.list_kind == "rating" else None,  # new users' lists
+        "fold_lists": _fold_lists(cf),  # how a new user's list is made: travels with the model
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in cf.model.state_dict().items()}
     for name in _EXTRA:
@@ -110,6 +110,17 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
                         "or the feature labels, and train again")
     blob = safetensors_bytes(tensors, metadata={_KEY: header})
     return atomic_write_bytes(path, blob)
+
+
+def _fold_lists(cf: CollabModel) -> float | None:
+    """:func:`cflearn._fold.lists_vs_chart` for the models fold-in serves (with user/item tables) whose lists
+    come from predicted ratings; ``None`` for the others (a ranking head's lists need no such check)."""
+    if cf.contract.list_kind != "rating":
+        return None
+    with torch.no_grad():
+        if cf.contract.tables() is None:
+            return None
+    return lists_vs_chart(cf)
 
 
 def check_header_size(cf: CollabModel) -> None:

@@ -259,7 +259,7 @@ def test_a_folded_user_belongs_to_the_model_that_folded_them(held_out, trained):
             call()
 
 
-def test_a_model_whose_lists_lose_to_the_chart_gives_new_users_the_chart(held_out):
+def test_a_model_whose_lists_lose_to_the_chart_gives_new_users_the_chart(held_out, tmp_path):
     """fast ranks by predicted rating; on this planted set (popular items are liked) its lists lose to the
     chart for known users, so a new user's list blended towards it would lose too (best's fold-in lists fell
     to 0.26x the chart after 20 ratings on a synthetic set). The ratio is measured on the validation rows,
@@ -292,3 +292,6 @@ def test_a_model_whose_lists_lose_to_the_chart_gives_new_users_the_chart(held_ou
     assert list(top["item"]) == popular
     assert (top["fallback"] == "popular (5 ratings; this model's lists lose to the chart)").all()
     assert cflearn.fold_in(learn, dict(zip(rows["item"], rows["rating"])), chart=0).chart == 0  # the model alone
+    loaded = cflearn.load(cflearn.save(learn, tmp_path / "m.safetensors"))  # no validation rows: the saved ratio
+    assert loaded.fold_lists == pytest.approx(ratio) and cflearn.fold_in(loaded, dict(zip(rows["item"],
+                                                                                          rows["rating"]))).chart == 1
