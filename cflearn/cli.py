@@ -544,6 +544,8 @@ def _cli_words(message: str) -> str:
             name, name.replace("_", "-"))
         return f"--{flag_name} {value}"
 
+    message = re.sub(r"cflearn\.from_df\(\.\.\., (user|item)s=\.\.\., \1_features=\[\.\.\.\]\)",
+                     r"--\1s FILE --\1-features COLS", message)  # the API's way to declare side features
     message = _OPTION.sub(flag, message)
     message = re.sub(r"\brating_range=\(([^,)]+),\s*([^)]+)\)", r"--rating-range \1 \2", message)
     return message.replace("implicit=True", "--implicit")

@@ -198,3 +198,13 @@ def test_the_summary_says_when_a_baseline_beats_the_model(ratings_csv, tmp_path,
     model = next(v["ndcg@10"] for k, v in table.items() if k.startswith("model"))
     said = f"note: the '{best[1]}' baseline's top-10 lists beat the model's"
     assert (said in out) == (best[0] > 1.01 * model) and "--preset rank" not in out.split(said)[-1]
+
+
+def test_the_command_line_says_how_to_declare_side_features_in_its_own_words():
+    """'declare them (cflearn.from_df(..., users=..., --user-features [...]))' mixed the API and the CLI."""
+    from cflearn.cli import _cli_words
+
+    said = _cli_words("this model (preset 'rank') was trained without user features, so it cannot score a new user "
+                      "from metadata; declare them (cflearn.from_df(..., users=..., user_features=[...])) and train")
+    assert "declare them (--users FILE --user-features COLS) and train" in said and "from_df" not in said
+    assert "(--items FILE --item-features COLS)" in _cli_words("(cflearn.from_df(..., items=..., item_features=[...]))")
