@@ -148,6 +148,22 @@ def check_header_size(cf: CollabModel) -> None:
                     "(cflearn.from_df(..., items=items.drop(columns=[...])), feature labels of a few words)")
 
 
+def _looks_like_text(path: Path) -> bool:
+    """Whether a file starts like text (a CSV, JSON...), not like safetensors (8 bytes of header length)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return False
+    if len(head) < 8:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return text[:8].isprintable()  # safetensors begins with its header length: 8 bytes, never all printable
+
+
 def _check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
     """No NaN or infinite weight (a user's or item's mean rating is NaN when it has none: not infinite)."""
     for name, t in tensors.items():
@@ -209,6 +225,11 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
     """
     dev = resolve_device(device)
     path = Path(path)
+    if path.is_dir():
+        hint = f" ({path / 'model.safetensors'})" if (path / "model.safetensors").is_file() else ""
+        raise ModelFileError(f"{path} is a folder; give the model file in it{hint}")
+    if path.exists() and not path.is_file():
+        raise ModelFileError(f"{path} is not a regular file (a device or a pipe); give a model file")
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
     try:
@@ -216,6 +237,9 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
             header = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        if _looks_like_text(path):
+            raise ModelFileError(f"{path} is a text file (a ratings table?), not a model file: give the "
+                                 "model.safetensors a `cflearn fit` run wrote") from None
         raise ModelFileError(f"{path} is not a readable safetensors model file (truncated or corrupted?): "
                              f"{e}") from None
     if _KEY not in header:

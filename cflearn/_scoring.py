@@ -150,6 +150,8 @@ def fallback_labels(cf: CollabModel, users: np.ndarray | None, items: np.ndarray
 
 def item_mask(cf: CollabModel, candidates: Sequence[Any] | None, min_ratings: int) -> torch.Tensor:
     """Items that may be recommended at all: not row 0, rated often enough, among the candidates."""
+    if isinstance(min_ratings, bool) or not isinstance(min_ratings, (int, np.integer)) or min_ratings < 0:
+        raise ConfigError(f"min_ratings must be a whole number of training ratings, 0 or more, got {min_ratings!r}")
     ok = torch.ones(len(cf.items), dtype=torch.bool)
     ok[0] = False
     if min_ratings > 0:

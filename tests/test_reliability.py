@@ -239,3 +239,21 @@ def test_a_model_whose_file_could_not_hold_its_text_is_refused_before_training(s
     with pytest.raises(cflearn.DataError, match="over the file format's"):
         cflearn.save(learn, tmp_path / "m.safetensors")
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_model_file_mistakes_say_what_the_path_is(trained, tmp_path):
+    """A folder, /dev/null or a ratings CSV given as the model file said "not found" or "header too large"."""
+    cflearn.save(trained, tmp_path / "run" / "model.safetensors")
+    with pytest.raises(cflearn.ModelFileError, match=r"is a folder; give the model file in it \(.*model.safetensors\)"):
+        cflearn.load(tmp_path / "run")
+    with pytest.raises(cflearn.ModelFileError, match="not a regular file"):
+        cflearn.load("/dev/null")
+    (tmp_path / "r.csv").write_text("user,item,rating\n1,2,3.5\n")
+    with pytest.raises(cflearn.ModelFileError, match=r"is a text file \(a ratings table\?\), not a model file"):
+        cflearn.load(tmp_path / "r.csv")
+    (tmp_path / "cut.safetensors").write_bytes((tmp_path / "run" / "model.safetensors").read_bytes()[:100])
+    with pytest.raises(cflearn.ModelFileError, match="truncated or corrupted"):
+        cflearn.load(tmp_path / "cut.safetensors")
+    for bad in (-1, 1.5, True):
+        with pytest.raises(cflearn.ConfigError, match="min_ratings must be a whole number"):
+            cflearn.recommend(trained, 1, min_ratings=bad)
