@@ -165,6 +165,7 @@ def recommend_all(
     cf.require_trained()
     users = list(cf.users.ids) if users is None else list(users)
     check_count("n", n)
+    chunk = check_count("chunk", chunk)
     uidx, folded_pos = _resolve_users(cf, users)
     for k in folded_pos:
         users[k].check_model(cf)

@@ -257,3 +257,5 @@ def test_model_file_mistakes_say_what_the_path_is(trained, tmp_path):
     for bad in (-1, 1.5, True):
         with pytest.raises(cflearn.ConfigError, match="min_ratings must be a whole number"):
             cflearn.recommend(trained, 1, min_ratings=bad)
+    with pytest.raises(cflearn.ConfigError, match="chunk must be a positive integer"):  # range() arg 3 was zero
+        cflearn.recommend_all(trained, [1, 2], 3, chunk=0)
