@@ -280,12 +280,13 @@ def _start_processes(args: argparse.Namespace, argv: list[str]) -> int | None:
     if args.nproc == 1:
         return None
     from ._presets import get_preset
+    from .kinds import get_kind
 
     preset = get_preset(args.preset)
-    if preset.ranking or preset.dual:
-        raise ConfigError(f"--nproc {args.nproc}: preset {preset.name!r} trains in one process (its ranking head is "
-                          "not sharded); leave --nproc out, or train a rating preset with several processes: "
-                          "--preset fast (or best)")
+    if not get_kind(preset.kind).distributed:  # asked of the kind: a registered one says so too
+        raise ConfigError(f"--nproc {args.nproc}: preset {preset.name!r} trains in one process (its model kind "
+                          f"{preset.kind!r} is not sharded); leave --nproc out, or train a rating preset with several "
+                          "processes: --preset fast (or best)")
     limit, what = max_processes(args.device)
     if args.nproc > limit:
         raise ConfigError(f"--nproc {args.nproc} is more than the {limit} {what} here; use at most --nproc {limit}")

@@ -229,3 +229,18 @@ def test_what_a_kind_returns_is_checked_and_the_error_names_the_kind(data):
             assert isinstance(cflearn.collab_learner(data, "odd_fine", progress=False).model, Shaped)
     finally:
         kinds.unregister("odd_fine")
+
+
+def test_the_command_line_asks_the_kind_whether_it_trains_in_several_processes(tmp_path, capsys):
+    """--nproc was refused by the preset's flags (ranking, dual): a registered kind that does not shard passed the
+    check and then failed in every process. The kind is asked now, before any process starts."""
+    from cflearn.cli import main
+
+    cflearn.datasets.synthetic(60, 40, density=0.2, seed=0).ratings.to_csv(tmp_path / "r.csv", index=False)
+    assert not TwoTowerKind.distributed
+    code = main(["fit", str(tmp_path / "r.csv"), "--user", "user", "--item", "item", "--rating", "rating",
+                 "--preset", "two_tower", "--nproc", "2", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert "preset 'two_tower' trains in one process (its model kind 'two_tower' is not sharded)" in err
+    assert not (tmp_path / "run").exists()
