@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from ._collab import CollabModel
-from ._errors import ConfigError, DataWarning, printable
+from ._errors import ConfigError, DataWarning, caller_level, printable
 from ._features import as_rows, encode_rows
 from .models import HybridDotBias, rating_head
 
@@ -53,11 +53,11 @@ def feature_part(cf: CollabModel, side: Literal["user", "item"],
     if unreadable:
         warnings.warn(f"{side} feature values that are not numbers (or ISO dates) count as missing: "
                       f"{', '.join(printable(v) for v in unreadable[:5])}{' ...' if len(unreadable) > 5 else ''}",
-                      DataWarning, stacklevel=3)
+                      DataWarning, stacklevel=caller_level())
     if ignored:
         shown = ", ".join(printable(v) for v in ignored[:5])
         warnings.warn(f"{side} feature values the model never saw are ignored: {shown}"
-                      f"{' ...' if len(ignored) > 5 else ''}", DataWarning, stacklevel=3)
+                      f"{' ...' if len(ignored) > 5 else ''}", DataWarning, stacklevel=caller_level())
     vec, bias = model.feature_mean(s, idx, weight)
     none = weight.sum(1) == 0  # nothing known about the row: the trained rows' mean feature part
     if none.any():

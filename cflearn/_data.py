@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from ._columns import find_column
-from ._errors import ColumnError, ConfigError, DataError, DataWarning, check_seed, closest, closest_name
+from ._errors import ColumnError, ConfigError, DataError, DataWarning, caller_level, check_seed, closest, closest_name
 from ._features import check_feature_columns
 from ._read import read_ratings
 from ._splits import SplitName, check_split, split_rows
@@ -700,10 +700,10 @@ def _side_table(table: pd.DataFrame | None, key: str, role: str, *, ids: pd.Seri
     covered = int(pd.Index(pd.unique(ids)).isin(own).sum())
     if not len(own):
         warnings.warn(f"the {role} table has no rows: no titles or side features come from it", DataWarning,
-                      stacklevel=4)
+                      stacklevel=caller_level())
     elif covered == 0:
         warnings.warn(f"the {role} table ({len(own):,} rows) holds none of the rated IDs: no titles or side features "
-                      f"come from it (is {key!r} its ID column?)", DataWarning, stacklevel=4)
+                      f"come from it (is {key!r} its ID column?)", DataWarning, stacklevel=caller_level())
     return table.set_index(key) if key in table.columns else table
 
 

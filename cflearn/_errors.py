@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from types import FrameType
 
 __all__ = [
+    "caller_level",
     "first_line",
     "CflearnError",
     "DataError",
@@ -91,6 +93,26 @@ def printable(value: object) -> str:
     """``str(value)`` safe for a terminal: control characters (ESC, newlines, ...) are escaped, so an ID,
     title or file name from the data can neither forge a line nor send terminal commands."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
+
+
+def caller_level() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside cflearn: the user's own call,
+    however deep in cflearn the warning is raised (a hard-coded depth pointed into cflearn when a path
+    changed). Call it as ``warnings.warn(..., stacklevel=caller_level())``."""
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    wrappers = (os.path.join("torch", "utils", "_contextlib.py"), os.sep + "contextlib.py")  # decorators between
+
+    def ours(f: FrameType) -> bool:
+        name = os.path.abspath(f.f_code.co_filename)
+        return name.startswith(package) or name.endswith(wrappers)
+
+    frame, level = sys._getframe(1), 1  # the function that warns is level 1
+    while frame.f_back is not None and ours(frame):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def check_count(name: str, value: object) -> int:

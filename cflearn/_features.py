@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._errors import ColumnError, ConfigError, DataWarning, closest
+from ._errors import ColumnError, ConfigError, DataWarning, caller_level, closest
 from ._vocab import Vocab
 
 if TYPE_CHECKING:
@@ -233,11 +233,11 @@ def side_features(info: pd.DataFrame, columns: Sequence[str], vocab: Vocab, side
             counts[f] = counts.get(f, 0) + 1
     if long_rows:
         warnings.warn(f"{long_rows:,} {side}(s) have more than {MAX_LABELS} labels in one column; the first "
-                      f"{MAX_LABELS} of each are used", DataWarning, stacklevel=3)
+                      f"{MAX_LABELS} of each are used", DataWarning, stacklevel=caller_level())
     if len(counts) > MAX_FEATURES:  # keep the most frequent labels: a label on one row teaches little anyway
         keep = set(sorted(counts, key=lambda f: (-counts[f], f))[:MAX_FEATURES])
         warnings.warn(f"the {side} features have {len(counts):,} distinct labels; the {MAX_FEATURES:,} most "
-                      "frequent are used", DataWarning, stacklevel=3)
+                      "frequent are used", DataWarning, stacklevel=caller_level())
         per_row = [[f for f in labels if f in keep] for labels in per_row]
     names = sorted({f for labels in per_row for f in labels})
     index = {n: j for j, n in enumerate(names)}

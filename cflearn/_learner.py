@@ -22,7 +22,7 @@ from ._collab import CollabModel, as_collab
 from ._data import CollabData
 from ._device import resolve_device
 from ._distributed import init_from_env, is_main, rank, unwrap, world
-from ._errors import ConfigError, ConfigWarning, check_count, check_number, check_seed, closest
+from ._errors import ConfigError, ConfigWarning, caller_level, check_count, check_number, check_seed, closest
 from ._export import check_header_size
 from ._launch import TorchrunEnv, torchrun_env
 from ._presets import DEFAULT_PRESET, OVERRIDABLE, Preset, get_preset
@@ -203,7 +203,7 @@ def _assemble(data: CollabData, p: Preset, built: Built, user_cbs: list[Any], le
         if p.row_l2 > 0 or p.bias_l2 > 0:
             skipped.append(f"RowL2 (row_l2={p.row_l2:g}; regularise with wd=... instead)")
         warnings.warn(f"your {type(net).__name__} has no user/item tables cflearn knows (Contract.embeddings), so "
-                      f"these callbacks are skipped: {'; '.join(skipped)}", ConfigWarning, stacklevel=3)
+                      f"these callbacks are skipped: {'; '.join(skipped)}", ConfigWarning, stacklevel=caller_level())
     cold = [ColdRows()] if has_tables else []
     note = [PresetNote(p.to_dict())] if p.loader == "fast" else []
     distributed = [DDPTrainer()] if shard[1] > 1 else []
@@ -275,7 +275,8 @@ def _choose_now(learn: Learner) -> None:
     if cf.trained:
         warnings.warn(f"preset {cf.settings.name!r} checks its side features before training, and this learner has "
                       "trained already (learn.fit_one_cycle?), with all of them; call cflearn.select_features(data, "
-                      "preset) before collab_learner to train with the check's choice", ConfigWarning, stacklevel=3)
+                      "preset) before collab_learner to train with the check's choice", ConfigWarning,
+                      stacklevel=caller_level())
         return
     p = choose(cf.data, cf.settings, pending.given, seed=pending.seed, device=pending.device,
                say=print if pending.progress and is_main() else None)

@@ -19,7 +19,7 @@ from fastai.tabular.model import get_emb_sz, tabular_config
 from torch import nn
 from torch.nn import functional as F
 
-from ._errors import ColumnError, ConfigError, ConfigWarning, check_count, check_fraction, closest
+from ._errors import ColumnError, ConfigError, ConfigWarning, caller_level, check_count, check_fraction, closest
 from ._features import hybrid_data
 from ._loaders import Decoder, fast_loaders
 from ._ranking import RANK_ONLY, check_ranking
@@ -174,7 +174,7 @@ class RatingKind(Kind):
         if custom:
             if data.user_features or data.item_features:
                 warnings.warn("your own model= takes (user, item) indices only, so the side features declared on "
-                              "the data are not used", ConfigWarning, stacklevel=5)
+                              "the data are not used", ConfigWarning, stacklevel=caller_level())
             return p.replace(item_features=(), user_features=())
         if not p.use_nn:
             for name in ("emb_szs", "layers"):

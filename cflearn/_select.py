@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._errors import CflearnError, ConfigError, ConfigWarning, check_seed, closest
+from ._errors import CflearnError, ConfigError, ConfigWarning, caller_level, check_seed, closest
 from ._launch import torchrun_env
 from ._presets import DEFAULT_PRESET, OVERRIDABLE, PRESETS, FeatureChoice, Preset, get_preset
 from ._settle import resolve, warn_feature_overrides
@@ -148,7 +148,7 @@ def _select(data: CollabData, p: Preset, seed: int | None, *, device: Any = None
         tried = "; ".join(f"{', '.join(f) or 'none'}: {scores[f]:.4f}" for f in candidates)
         warnings.warn(f"preset {p.name!r}: the side features {tuple(dropped)} did not help on an inner split of the "
                       f"training rows (RMSE {tried}); training without them (select_features=False keeps them)",
-                      ConfigWarning, stacklevel=5)
+                      ConfigWarning, stacklevel=caller_level())
         won = candidates[chosen]
         p = p.replace(item_features=won.item_features, user_features=won.user_features) if p.dual else won
     return p, note

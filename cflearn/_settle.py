@@ -8,7 +8,7 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ColumnError, ConfigError, ConfigWarning, check_count, check_number, closest
+from ._errors import ColumnError, ConfigError, ConfigWarning, caller_level, check_count, check_number, closest
 from ._features import check_feature_columns, has_feature
 from ._presets import Preset, y_range_for
 
@@ -48,7 +48,7 @@ def warn_feature_overrides(given: dict[str, Any], where: str) -> None:
                       "once, on the data (cflearn.from_df(..., item_features=[...], user_features=[...]), or "
                       "--item-features on the command line); a preset uses them (best, content, dual) or says it does "
                       "not (fast), and select_features=False keeps them without best's check", ConfigWarning,
-                      stacklevel=3)
+                      stacklevel=caller_level())
 
 
 def side_features(data: CollabData, p: Preset, given: dict[str, Any]) -> Preset:
@@ -66,7 +66,7 @@ def side_features(data: CollabData, p: Preset, given: dict[str, Any]) -> Preset:
         if p.chosen is None:
             warnings.warn(f"preset {p.name!r} has no side features, so the data's {' and '.join(declared)} are not "
                           "used; use preset='best' (hybrid) or 'content' (content-based)", ConfigWarning,
-                          stacklevel=5)
+                          stacklevel=caller_level())
         return p
     if not uses:
         return p
@@ -109,7 +109,7 @@ def _usable_features(data: CollabData, p: Preset, *, explicit: bool) -> tuple[st
     if p.select_features and kept:  # 'the features the data has': the others are not expected
         return kept
     using = f"item features {kept}" if kept else "no item features (the plain dot-product model, as preset fast)"
-    warnings.warn(f"preset {p.name!r}: {why}; training with {using}", ConfigWarning, stacklevel=6)
+    warnings.warn(f"preset {p.name!r}: {why}; training with {using}", ConfigWarning, stacklevel=caller_level())
     return kept
 
 
@@ -131,7 +131,7 @@ def check_y_range(data: CollabData, p: Preset, y_range: Any) -> tuple[float, flo
         warnings.warn(f"y_range ({a:g}, {b:g}) ends at the rating scale {lo:g}-{hi:g}, and a sigmoid never reaches "
                       "its ends, so the extreme ratings cannot be predicted; pad it, e.g. "
                       f"({lo - 0.5:g}, {hi + 0.5:g})",
-                      ConfigWarning, stacklevel=3)
+                      ConfigWarning, stacklevel=caller_level())
     return (a, b)
 
 

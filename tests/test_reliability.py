@@ -2,6 +2,7 @@
 
 import json
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -259,3 +260,18 @@ def test_model_file_mistakes_say_what_the_path_is(trained, tmp_path):
             cflearn.recommend(trained, 1, min_ratings=bad)
     with pytest.raises(cflearn.ConfigError, match="chunk must be a positive integer"):  # range() arg 3 was zero
         cflearn.recommend_all(trained, [1, 2], 3, chunk=0)
+
+
+def test_warnings_point_at_the_users_own_call(synth_data, synth):
+    """Warnings hard-coded their depth (stacklevel 5, 6): a change of path inside cflearn pointed them into
+    cflearn. They now point at the first frame outside the package, whatever the depth."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cflearn.collab_learner(synth_data, "best", progress=False)  # no genres, year or tags: a ConfigWarning
+        data = cflearn.from_df(synth.ratings, "user", "item", "rating", users=synth.users, user_features=["group"],
+                               seed=0)
+        learn = cflearn.fit(cflearn.collab_learner(data, "best", select_features=False, epochs=1, progress=False))
+        cflearn.cold_user(learn, {"group": "astronaut"})  # a value the model never saw: a DataWarning
+    ours = [w for w in caught if issubclass(w.category, (cflearn.ConfigWarning, cflearn.DataWarning))]
+    assert len({w.category for w in ours}) == 2 and all(w.filename == __file__ for w in ours), \
+        [(w.category.__name__, w.filename, str(w.message)[:60]) for w in ours]
