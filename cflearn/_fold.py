@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ._scoring import score_pairs
+from ._scoring import item_mask, score_pairs, top_n
 
 if TYPE_CHECKING:
     from ._collab import CollabModel
@@ -125,11 +125,10 @@ def lists_vs_chart(cf: CollabModel) -> float | None:
     mine = recommend_all(cf, users, 10)
     lists = {u: list(g["item"]) for u, g in mine.groupby("user", sort=False)}
     assert cf.item_counts is not None
-    order = cf.items.decode(torch.argsort(cf.item_counts, descending=True, stable=True).numpy())
-    charts = []
-    for u in users:
-        seen = set(cf.items.decode(cf.seen(int(cf.users.encode([u])[0])).numpy()))
-        charts.append([i for i in order[:10 + len(seen)] if i not in seen][:10])
+    # the chart as recommend_all would list it for each user: the same items allowed, their own left out
+    counts = cf.item_counts.float().expand(len(users), -1).clone()
+    top = top_n(counts, item_mask(cf, None, 1), [cf.seen(int(k)) for k in cf.users.encode(users)], 10)
+    charts = [list(cf.items.decode(idx[val > -torch.inf].numpy())) for idx, val in zip(top.indices, top.values)]
     rel = [truth[u] for u in users]
     chart = ndcg_at_k(charts, rel, 10)
     cf.fold_lists = float(ndcg_at_k([lists.get(u, []) for u in users], rel, 10) / chart) if chart else 1.0
