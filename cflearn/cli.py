@@ -373,23 +373,21 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _recommend(args: argparse.Namespace) -> int:
     from ._export import load
-    from ._recommend import recommend
+    from ._recommend import cold_user, recommend
 
     cf = load(args.model)
     features = None if args.features is None else _pairs(args.features)
-    user = None if features is not None else _coerce_id(args.user, cf.users)
-    top = recommend(cf, user, n=args.n, exclude_seen=not args.include_seen, min_ratings=args.min_ratings,
-                    features=features)
+    user = cold_user(cf, features) if features is not None else _coerce_id(args.user, cf.users)
+    top = recommend(cf, user, n=args.n, exclude_seen=not args.include_seen, min_ratings=args.min_ratings)
     if features is not None:
         shown = ", ".join(f"{k}={_shown(v)}" for k, v in features.items())
-        said = str(top["fallback"].iloc[0]) if len(top) else "user features"
-        how = ("scored from their features" if said == "user features" else
+        how = ("scored from their features" if user.chart <= 0 else
                "the most popular items (this model's user features did not help users held out as new)"
-               if said == "popular" else
+               if user.source != "user features" else
                "the most popular items (this model's lists do not use user features; its predicted ratings do)"
-               if said.startswith("popular") else
-               f"scored from their features, leaning on the most popular items ({said.rsplit('(', 1)[-1].rstrip(')')}:"
-               " the features helped users held out as new only in part)")
+               if user.chart >= 1 else
+               f"scored from their features, leaning on the most popular items ({user.chart:.0%}: the features "
+               "helped users held out as new only in part)")
         print(f"top {len(top)} for a new user ({shown}), {how}:")
     elif (top["fallback"] == "popular").any():
         print(f"user {_shown(user)} is not in the training data: showing the most popular items (score: their "
