@@ -88,15 +88,18 @@ def _no_local_constants() -> Iterator[None]:
 
 def _problem(call: str, fn: Callable[..., Any], reference: Callable[..., Any], args: tuple[Any, ...],
              pristine: tuple[Any, ...], compare: Compare, names: tuple[str, ...]) -> str | None:
+    from ._remote import ChannelDown, kind_of
+
     try:
         with warnings.catch_warnings():  # the answer's own warnings, once per generated input, would flood the cell
             warnings.simplefilter("ignore")
             got = fn(*args)
-    except NotAnswered:
+    except (NotAnswered, ChannelDown):
         raise
     except Exception as e:  # the student's code failing on a generated input is a wrong answer
-        return f"on a generated input your {call} raised {type(e).__name__}: {first_line(e)}"
-    for k, (now, before) in enumerate(zip(args, pristine)):
+        return f"on a generated input your {call} raised {kind_of(e)}: {first_line(e)}"
+    after = getattr(fn, "last_args", None) or args  # an answer in the notebook: its inputs as they were after
+    for k, (now, before) in enumerate(zip(after, pristine)):
         if not same_value(now, before):
             what = f"`{names[k]}`" if k < len(names) else f"argument {k + 1}"
             return (f"your {call} changes its input {what}: work on a copy (`.copy()`, `.clone()` for a tensor) or "
@@ -108,8 +111,10 @@ def _problem(call: str, fn: Callable[..., Any], reference: Callable[..., Any], a
             return compare(got, want, pristine)
     except Wrong as e:
         return str(e)
+    except (NotAnswered, ChannelDown):
+        raise
     except Exception as e:  # compare runs what the answer built (a model's forward, say)
-        return f"on a generated input your {call} raised {type(e).__name__}: {first_line(e)}"
+        return f"on a generated input your {call} raised {kind_of(e)}: {first_line(e)}"
 
 
 def ranked_labels(got: Any, call: str, index: Any, n: int, what: str) -> list[Any]:
@@ -143,6 +148,8 @@ def same_value(a: Any, b: Any) -> bool:
         return bool(a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b))
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and a != a and b != b:  # NaN is still NaN
+        return True
     return bool(a == b)
 
 

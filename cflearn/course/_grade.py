@@ -4,16 +4,19 @@ Each submission is read and checked for shape here (a malformed file is one line
 private folder, and run by a worker process in a session of its own (``python -m
 cflearn.course._grade``), which starts a Jupyter kernel (its own process group) in an empty
 folder. The worker runs the student's cells with a time limit per cell and per notebook and a
-limit on output, then re-imports the checkers from disk in the kernel (a notebook's patches of
-``Question.result`` or of a checker do not reach them) and hands the results back with a secret
-only the worker and the grader know. A worker that dies, a kernel that hangs, or a notebook past
-its limits costs that submission's points and a line saying why, never the grading of the others.
+limit on output. Then it checks the answers itself: the checks run in the worker, never in the
+kernel, and reach the notebook only through requests that the kernel answers with values over a
+narrow channel (:mod:`._wire`: JSON and arrays, never pickles): look an answer up, call it with
+these inputs, build a model and run it with these weights, save the learner (loaded here without
+unpickling). The worker hands the results back with a secret only it and the grader know. A worker
+that dies, a kernel that hangs, or a notebook past its limits costs that submission's points and a
+line saying why, never the grading of the others.
 
 Where bubblewrap is installed, the kernel runs in a sandbox (:mod:`cflearn.course._sandbox`): the
 file system read-only but for its run folder, no network, its own process namespace (nothing it
-starts outlives it, and it cannot see or signal the grader), uid 65534, limits on CPU and file size.
-The checks still run in the kernel's own Python process, so a notebook can still patch what they use
-(the course guide's "What grading protects against" says what is and is not stopped).
+starts outlives it, and it cannot see or signal the worker or the grader), uid 65534, limits on
+CPU and file size. The course guide's "What grading protects against" says what is and is not
+stopped.
 """
 
 from __future__ import annotations
@@ -234,21 +237,62 @@ def _read_outcome(path: Path, secret: str) -> dict[str, Any] | None:
 
 # -- the worker: runs in its own session, never in the grader's process -----------------------------
 
-_CHECK_CELL = '''\
-def _cflearn_grade(lesson, path):
-    import builtins as b, json, sys  # builtins by module: a notebook's own `print` or `open` is not used
-    for name in [m for m in b.list(sys.modules) if m.startswith(("cflearn.course", "cflearn.metrics",
-                                                                   "cflearn._features"))]:
-        del sys.modules[name]
-    import cflearn.course as course  # the checkers again, from disk
-    found = {"unbound": True}
-    if "q1" in b.globals():
-        bound = [cls(f"q{k}", b.globals(), lesson) for k, cls in b.enumerate(course.questions(lesson), start=1)]
-        found = {"results": [r.__dict__ for r in (q.result() for q in bound)]}
-    with b.open(path, "w", encoding="utf-8") as f:  # a file, not the cell's output: a redirected stdout cannot lose it
-        f.write(json.dumps(found))
-_cflearn_grade(%d, %r)
-'''
+_SERVE = "__import__('cflearn.course._serve', fromlist=['serve']).serve(globals(), %r)"
+_REQUEST_SECONDS = 60  # one request of the checks: a call of an answer, a model's forward...
+_CHECK_OUTPUT = 64 * 2**20  # the bytes a checking cell may return (replies are values, not prints)
+
+
+class _Kernel:
+    """The checks' channel to the notebook's kernel: each request is a cell that asks the notebook's
+    :class:`~cflearn.course._serve.Server`, and the reply is read from that cell's display data. The
+    checks themselves run here, in the worker, out of the notebook's reach."""
+
+    def __init__(self, client: Any, index: int, deadline: float) -> None:
+        self.client, self.index, self.deadline = client, index, deadline
+        self.broken: str | None = None
+
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        import nbformat
+        from nbclient.exceptions import DeadKernelError
+
+        from ._remote import ChannelDown
+        from ._serve import MIME
+
+        left = self.deadline - time.monotonic()
+        if self.broken is None and left < 1:
+            self.broken = f"checking the answers ran past {_CHECK_SECONDS} s"
+        if self.broken is not None:
+            raise ChannelDown(self.broken)
+        cell = nbformat.v4.new_code_cell(_SERVE % json.dumps(request))
+        client = self.client
+        client.timeout = limit = max(1, int(min(_REQUEST_SECONDS, left)))
+        client.cell_now, client.cell, client.limit = self.index, -1, _CHECK_OUTPUT
+        try:
+            client.execute_cell(cell, self.index, store_history=False)
+        except DeadKernelError:
+            self.broken = ("the kernel died while its answers were checked (the notebook killed it, or it ran out of "
+                           "memory)")
+            raise ChannelDown(self.broken) from None
+        if self.index in client.stopped:
+            client.stopped.discard(self.index)
+            if not _idle(client):
+                self.broken = f"an answer ran past {limit} s and could not be stopped"
+                raise ChannelDown(self.broken)
+            return {"raised": ["TimeoutError", f"it ran past {limit} s and was stopped by the grader"]}
+        if self.index in client.flooded:
+            client.flooded.discard(self.index)
+            return {"raised": ["OverflowError", f"what it returned is over {_size(_CHECK_OUTPUT)}"]}
+        for out in cell.get("outputs", []):
+            text = out.get("data", {}).get(MIME) if out.get("output_type") == "display_data" else None
+            if isinstance(text, str):
+                try:
+                    reply = json.loads(text)
+                except (ValueError, RecursionError):
+                    break
+                if isinstance(reply, dict):
+                    return reply
+                break
+        return {"error": "the checking cell gave no reply (did the notebook break cflearn or its own kernel?)"}
 
 
 def _work(work: Path, lesson: int, timeout: int, time_limit: int, max_output: int, secret: str,
@@ -261,6 +305,7 @@ def _work(work: Path, lesson: int, timeout: int, time_limit: int, max_output: in
         """nbclient with an output limit per cell and a record of the cells it stopped."""
 
         printed: int
+        limit: int
         cell: int
         cell_now: int
         flooded: set[int]
@@ -270,7 +315,7 @@ def _work(work: Path, lesson: int, timeout: int, time_limit: int, max_output: in
             if cell_index != self.cell:
                 self.cell, self.printed = cell_index, 0
             self.printed += len(json.dumps(msg.get("content", {}), default=str))
-            if self.printed > max_output:  # the checking cell too: a notebook may make it print
+            if self.printed > self.limit:
                 if cell_index not in self.flooded:
                     self.flooded.add(cell_index)
                     _interrupt(self)
@@ -282,9 +327,7 @@ def _work(work: Path, lesson: int, timeout: int, time_limit: int, max_output: in
             return await super()._async_handle_timeout(timeout, cell)
 
     nb = nbformat.from_dict(json.loads((work / "submission.ipynb").read_text(encoding="utf-8")))
-    # the kernel writes only in run/ (in the sandbox nothing else is writable); outcome.json stays out of its reach
-    found = work / "run" / f"checked-{secrets.token_hex(8)}.json"
-    nb.cells.append(nbformat.v4.new_code_cell(_CHECK_CELL % (lesson, str(found))))
+    nb.cells.append(nbformat.v4.new_code_cell(""))  # where the checks' requests run, after the notebook's cells
     limit_index = len(nb.cells) - 1
     km = None
     if sandboxed:
@@ -294,7 +337,7 @@ def _work(work: Path, lesson: int, timeout: int, time_limit: int, max_output: in
     client = Client(nb, km=km, timeout=timeout, kernel_name="python3", allow_errors=True, interrupt_on_timeout=True,
                     error_on_timeout={"ename": "Timeout", "evalue": "stopped by the grader", "traceback": []},
                     resources={"metadata": {"path": str(work / "run")}})
-    client.printed, client.cell, client.flooded, client.stopped = 0, -1, set(), set()
+    client.printed, client.cell, client.flooded, client.stopped, client.limit = 0, -1, set(), set(), max_output
     notes: list[str] = []
     deadline = time.monotonic() + time_limit
     with client.setup_kernel():
@@ -322,21 +365,25 @@ def _work(work: Path, lesson: int, timeout: int, time_limit: int, max_output: in
                     return {"unchecked": f"cell {index + 1} ran past {client.timeout} s and could not be stopped",
                             "notes": notes}
                 notes.append(f"cell {index + 1} ran past {client.timeout} s and was stopped")
-        client.timeout, client.cell_now = _CHECK_SECONDS, limit_index
-        client.execute_cell(nb.cells[limit_index], limit_index)
+        return _check(lesson, _Kernel(client, limit_index, time.monotonic() + _CHECK_SECONDS), work / "run", notes)
+
+
+def _check(lesson: int, kernel: Any, run: Path, notes: list[str]) -> dict[str, Any]:
+    """The answers checked here, asking the kernel for each value and call (never in the kernel)."""
+    from . import questions
+    from ._remote import Answers, ChannelDown
+
+    answers = Answers(kernel, folder=run)
     try:
-        checked = json.loads(found.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        if limit_index in client.stopped:
-            return {"unchecked": f"checking the answers ran past {_CHECK_SECONDS} s", "notes": notes}
-        if limit_index in client.flooded:
-            return {"unchecked": f"checking the answers printed over {_size(max_output)} (the notebook made the "
-                                 "checks print)", "notes": notes}
-        return {"unchecked": "the checking cell failed (did the notebook break cflearn or its own kernel?)",
-                "notes": notes}
-    if checked.get("unbound"):
+        bound = answers.get("q1")
+    except ChannelDown as e:
+        return {"unchecked": str(e), "notes": notes}
+    from ._question import is_placeholder
+
+    if is_placeholder(bound):
         return {"unchecked": "the setup cell (cflearn.course.exercise(...)) did not run", "notes": notes}
-    return {"results": checked["results"], "notes": notes}
+    results = [cls(f"q{k}", answers, lesson).result() for k, cls in enumerate(questions(lesson), start=1)]
+    return {"results": [r.__dict__ for r in results], "notes": notes}
 
 
 def _size(n: int) -> str:

@@ -7,7 +7,10 @@ import math
 import textwrap
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from ._remote import Answers, Model
 
 __all__ = ["PLACEHOLDER", "is_placeholder", "Question", "Result", "NotAnswered", "Wrong", "plain", "close",
            "require_init", "per_row", "diagnose", "known", "squash", "squash_mistakes", "first_line", "number",
@@ -78,8 +81,11 @@ class Question:
     hint_more: ClassVar[str] = ""
     wrong: ClassVar[tuple[tuple[str, str, str], ...]] = ()
 
-    def __init__(self, label: str, namespace: MutableMapping[str, Any], lesson: int | None = None) -> None:
-        self.label, self.namespace, self.lesson = label, namespace, lesson
+    def __init__(self, label: str, namespace: MutableMapping[str, Any] | Answers, lesson: int | None = None) -> None:
+        from ._remote import Answers, Local
+
+        self.label, self.lesson = label, lesson
+        self.answers = namespace if isinstance(namespace, Answers) else Answers(Local(namespace))
 
     # -- what a student calls --------------------------------------------------------------------
     def check(self) -> None:
@@ -104,14 +110,18 @@ class Question:
 
     def result(self) -> Result:
         """The check's outcome, without printing (what graders collect)."""
+        from ._remote import ChannelDown, kind_of
+
         try:
             message = self.verify()
+        except ChannelDown as e:
+            return Result(self.label, "incorrect", f"not checked: {e}")
         except NotAnswered as e:
             return Result(self.label, "not answered", str(e) or f"define {self._names()} in the cell above")
         except Wrong as e:
             return Result(self.label, "incorrect", str(e))
         except Exception as e:  # a bug in the student's code surfaces as a message, never a traceback
-            return Result(self.label, "incorrect", f"running your answer raised {type(e).__name__}: {first_line(e)}")
+            return Result(self.label, "incorrect", f"running your answer raised {kind_of(e)}: {first_line(e)}")
         return Result(self.label, "correct", message or "well done.")
 
     def __repr__(self) -> str:
@@ -124,7 +134,7 @@ class Question:
 
     def answer(self, name: str) -> Any:
         """The student's value of ``name``; :class:`NotAnswered` while it is the placeholder."""
-        value = self.namespace.get(name, PLACEHOLDER)
+        value = self.answers.get(name)
         if is_placeholder(value):
             raise NotAnswered(f"`{name}` is still `____`; replace it with your answer and run the cell")
         return value
@@ -132,14 +142,16 @@ class Question:
     def call(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call the student's ``fn``; an exception becomes a :class:`Wrong` message naming it,
         and a result that is the placeholder is :class:`NotAnswered`."""
+        from ._remote import ChannelDown, kind_of
+
         try:
             out = fn(*args, **kwargs)
-        except NotAnswered:
+        except (NotAnswered, ChannelDown):
             raise
         except Exception as e:
             if "_Placeholder" in str(e) or "____" in str(e):  # a `____` left in the code it ran
                 raise NotAnswered(f"`{name}` still uses `____`; replace each one and run the cell") from None
-            raise Wrong(f"calling `{name}` raised {type(e).__name__}: {first_line(e)}") from None
+            raise Wrong(f"calling `{name}` raised {kind_of(e)}: {first_line(e)}") from None
         if is_placeholder(out):
             raise NotAnswered(f"`{name}` still returns `____`; write the code and run the cell")
         return out
@@ -148,10 +160,17 @@ class Question:
         return ", ".join(f"`{n}`" for n in self.names) or "your answer"
 
 
-def require_init(model: object, cls: str) -> None:
-    """:class:`NotAnswered` while the student's ``__init__`` still assigns ``____`` to an attribute."""
-    if any(is_placeholder(v) for v in vars(model).values()):
+def require_init(model: object, cls: str) -> Model:
+    """``model`` (what calling the student's class built) as a :class:`~._remote.Model`:
+    :class:`Wrong` unless it is an ``nn.Module``, :class:`NotAnswered` while its ``__init__`` still
+    assigns ``____`` to an attribute."""
+    from ._remote import Model, type_name
+
+    if not isinstance(model, Model):
+        raise Wrong(f"{cls}(...) built a {type_name(model)}; {cls} should be an nn.Module (class {cls}(nn.Module))")
+    if model.unset:
         raise NotAnswered(f"`{cls}.__init__` still has `____`; replace each one and run the cell")
+    return model
 
 
 def per_row(out: Any, n: int, name: str = "forward") -> tuple[Any, str]:
@@ -159,8 +178,10 @@ def per_row(out: Any, n: int, name: str = "forward") -> tuple[Any, str]:
     note says so); :class:`Wrong` naming the shape otherwise."""
     import torch
 
+    from ._remote import type_name
+
     if not isinstance(out, torch.Tensor):
-        raise Wrong(f"{name} returned a {type(out).__name__}; return a tensor")
+        raise Wrong(f"{name} returned a {type_name(out)}; return a tensor")
     if tuple(out.shape) == (n, 1):
         return out.detach().float()[:, 0], " (shape (batch, 1), as fastbook's models return: fastai's loss flattens it)"
     if tuple(out.shape) != (n,):

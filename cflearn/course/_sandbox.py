@@ -7,8 +7,9 @@ grader, and every process it starts dies with it), runs as ``nobody`` (uid 65534
 namespace, and has limits on CPU time and on the size of a file it writes. The grader talks to it
 over Unix sockets in the run folder and interrupts it with Jupyter's interrupt message.
 
-What it does not stop: code in the notebook still runs in the same Python process as the checks
-(see the course guide), and it can read what the grading user can read.
+The checks do not run in the kernel (see :mod:`cflearn.course._grade`). What the sandbox does not
+stop: the notebook can read what the grading user can read (the course's reference answers
+included), and it decides what its answers return to the checks.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ._differential import agree
@@ -14,8 +15,15 @@ __all__ = ["TopBiases", "MostSimilar", "Pca2", "QUESTIONS"]
 
 
 def _learner(q: Question) -> Any:
-    learn = q.namespace.get("learn")
-    if learn is None or not hasattr(learn, "cf"):
+    """The notebook's ``learn``, saved there and loaded here (a :class:`cflearn.CollabModel`)."""
+    from ._remote import Raised
+
+    try:
+        learn = q.answers.learner("learn")
+    except Raised as e:
+        raise Wrong(f"`learn` is no longer the learner the setup cell trained ({e.kind}: {e}); run the setup cell "
+                    "again") from None
+    if learn is None:
         raise Wrong("`learn` is no longer the learner the setup cell trained; run the setup cell again")
     return learn
 
@@ -38,7 +46,7 @@ class TopBiases(Question):
         learn = _learner(self)
         got = self.answer("top_biased")
         got = id_list(got, f"`top_biased` is a {type(got).__name__}; make it a list of 5 item IDs")
-        cf = learn.cf
+        cf = learn
         raw = learn.model.i_bias.weight.detach()[:, 0].clone()
         bias = raw.clone()
         bias[0] = -torch.inf  # the unknown item is not a film
@@ -66,9 +74,9 @@ class TopBiases(Question):
             if got == shifted:
                 raise Wrong("each ID is the one of the row before: rows of `weight[1:]` start at row 1, so add 1 "
                             "before decoding (or sort the whole column with row 0 set aside)")
-        data = self.namespace.get("data")
-        if data is not None:
-            means = data.train.groupby(data.item)[data.rating].mean().nlargest(5).index.tolist()
+        if cf.item_means is not None:  # the training ratings' means, as data.train.groupby(...).mean() has them
+            by_item = pd.Series(cf.item_means[1:].numpy(), index=cf.items.decode(np.arange(1, len(cf.items))))
+            means = by_item.dropna().sort_index().nlargest(5).index.tolist()
             if got == [plain(v) for v in means]:
                 raise Wrong("these are the highest mean ratings; the question asks for the learned bias "
                             "(learn.model.i_bias), which discounts who rated the item")

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ._differential import agree
 from ._question import Question, Wrong, diagnose, known, per_row, require_init, squash, squash_mistakes
+from ._remote import Layer, Model, Raised
 from ._training import Table, trains_like
 
 __all__ = ["EmbSize", "CollabNNModel", "DotBiasParams", "QUESTIONS"]
@@ -93,16 +93,12 @@ class CollabNNModel(Question):
                items: torch.Tensor | None = None) -> str:
         call = f"CollabNN({user_sz}, {item_sz}, y_range=({lo}, {hi}), n_act={n_act})"
         width = user_sz[1] + item_sz[1]
-        torch.manual_seed(0)
-        model = self.call(call, cls, user_sz, item_sz, y_range=(lo, hi), n_act=n_act)
-        require_init(model, "CollabNN")
-        if not isinstance(model, nn.Module):
-            raise Wrong(f"{call} is a {type(model).__name__}; CollabNN should be an nn.Module")
-        embs = {tuple(m.weight.shape): m for m in model.modules() if isinstance(m, nn.Embedding)}
+        model = require_init(self.call(call, cls, user_sz, item_sz, y_range=(lo, hi), n_act=n_act), "CollabNN")
+        embs = {m.shape: m for m in model.embeddings()}
         if not {user_sz, item_sz} <= set(embs):
             raise Wrong(f"{call} needs nn.Embedding{user_sz} for the users and nn.Embedding{item_sz} for the items; "
                         f"it has {sorted(embs)}")
-        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        linears = model.linears()
         if len(linears) < 2:
             raise Wrong(f"{call} has {len(linears)} nn.Linear layer(s); the network is Linear -> ReLU -> Linear")
         # the layers by what they take and give (a student may define the output layer first)
@@ -118,33 +114,31 @@ class CollabNNModel(Question):
         if len(linears) > 2 or last.in_features != n_act or last.out_features != 1:
             raise Wrong(f"after the first layer comes one nn.Linear(n_act, 1); {call} has "
                         f"{[(m.in_features, m.out_features) for m in linears]}")
-        model.eval()  # dropout, if any, is off when the model predicts
         U, V = known(user_sz, 0.0), known(item_sz, 1.0)
         W1, b1, W2, b2 = known((n_act, width), 0.5), known((n_act,), -0.5), known((1, n_act), 0.0), known((1,), 0.3)
         if users is None or items is None:
             users, items = torch.tensor([0, 1, 6, 2, 5]), torch.tensor([4, 0, 1, 1, 3])
-        with torch.no_grad():
-            embs[user_sz].weight.copy_(U)
-            embs[item_sz].weight.copy_(V)
-            for layer, w, b in ((first, W1, b1), (last, W2, b2)):
-                layer.weight.copy_(w)
-                if layer.bias is not None:
-                    layer.bias.copy_(b)
-            widths: list[int] = []
-            hook = first.register_forward_pre_hook(lambda _, args: widths.append(int(args[0].shape[-1])))
+        widths: list[int] = []
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
             try:
-                raw = self.call("forward", model, users, items)
-            except Wrong:
-                if widths and widths[0] != width:
-                    raise Wrong(f"the first layer got {widths[0]} numbers per row, not {user_sz[1]} (the user's "
-                                f"vector) + {item_sz[1]} (the item's): concatenate the user's and the item's "
-                                "vectors") from None
+                return model.run(*args, **kwargs)
+            except Raised as e:
+                widths.extend(e.widths)
                 raise
-            finally:
-                hook.remove()
-            out, note = per_row(raw, len(users))
-        B1 = b1 if first.bias is not None else torch.zeros_like(b1)
-        B2 = b2 if last.bias is not None else torch.zeros_like(b2)
+
+        weights = {embs[user_sz].index: U, embs[item_sz].index: V, first.index: (W1, b1), last.index: (W2, b2)}
+        try:  # dropout, if any, is off when the model predicts (eval)
+            run = self.call("forward", forward, weights, users, items, watch=first.index, eval=True)
+        except Wrong:
+            if widths and widths[0] != width:
+                raise Wrong(f"the first layer got {widths[0]} numbers per row, not {user_sz[1]} (the user's "
+                            f"vector) + {item_sz[1]} (the item's): concatenate the user's and the item's "
+                            "vectors") from None
+            raise
+        out, note = per_row(run.out, len(users))
+        B1 = b1 if first.has_bias else torch.zeros_like(b1)
+        B2 = b2 if last.has_bias else torch.zeros_like(b2)
 
         def net(x: torch.Tensor, act: Any = torch.relu) -> torch.Tensor:
             return (act(x @ W1.T + B1) @ W2.T + B2)[:, 0]
@@ -172,7 +166,7 @@ class CollabNNModel(Question):
                                    swapped)
 
     @staticmethod
-    def _learns(model: nn.Module, embs: dict[Any, nn.Embedding], first: nn.Linear, last: nn.Linear,
+    def _learns(model: Model, embs: dict[Any, Layer], first: Layer, last: Layer,
                 weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor, torch.Tensor],
                 y: tuple[float, float], users: torch.Tensor, items: torch.Tensor, call: str, swapped: bool) -> str:
         """Wrong unless a loss's gradient reaches the embeddings and both layers as in the reference."""
@@ -190,7 +184,7 @@ class CollabNNModel(Question):
             return out
 
         # the item's vector first is the same model; try that order too (both agree when every ReLU is off)
-        problems = [trains_like(tables, lambda: model(users, items), reference(order), len(users), f"{call}'s forward")
+        problems = [trains_like(model, tables, users, items, reference(order), f"{call}'s forward", eval=True)
                     for order in (swapped, not swapped)]
         if all(problems):
             raise Wrong(problems[0])

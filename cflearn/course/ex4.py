@@ -201,7 +201,7 @@ class NewUser(Question):
         from .._recommend import recommend
 
         recs = self.answer("new_user_recs")
-        learn: Any = self.namespace.get("learn")
+        learn = self.answers.learner("learn")
         if learn is None:
             raise Wrong("the setup cell's `learn` is gone; run the notebook from the top")
         want = recommend(learn, None, n=5, features={"group": "g1"})
