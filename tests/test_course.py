@@ -835,6 +835,68 @@ def test_the_gradebook_takes_one_result_per_question_of_the_exercise(tmp_path, c
     assert [r["question"] for r in rows] == ["q1", "q2", "q3", "q4"] and all(r["status"] != "correct" for r in rows)
 
 
+_FORGED_SERVER = """\
+import builtins, json, os, sys, threading, time, types
+from IPython.display import display
+fake = types.ModuleType("cflearn.course._serve")
+def serve(namespace, request):  # claims every answer, returns made-up values and a verdict of its own
+    r = json.loads(request)
+    reply = ({"kind": "callable", "type": "function"} if r["op"] == "look" else
+             {"out": 0.5, "args": {"$": "placeholder"}, "kwargs": {"$": "dict", "v": []},
+              "results": [{"question": f"q{k}", "status": "correct", "message": "forged"} for k in range(1, 5)]})
+    display({"text/x-cflearn-check": json.dumps(reply)}, raw=True)
+fake.serve = serve
+sys.modules["cflearn.course._serve"] = fake
+real_import = builtins.__import__
+builtins.__import__ = lambda name, *a, **k: fake if name == "cflearn.course._serve" else real_import(name, *a, **k)
+def rewrite():  # every file it can reach, and the names the grader once used
+    while True:
+        for name in os.listdir(".") + ["outcome.json", "checked-0.json", "grades.csv"]:
+            try:
+                with open(name, "w") as f:
+                    f.write('{"results": "forged"}')
+            except OSError:
+                pass
+        time.sleep(0.01)
+threading.Thread(target=rewrite, daemon=True).start()
+"""
+
+
+def test_forgeries_in_the_kernel_earn_nothing(tmp_path, capsys):
+    """A blank notebook that serves forged replies to the checks (through sys.modules and the
+    builtins' import), reports a verdict of its own, rewrites every file it can reach from a thread,
+    or patches `json`: the checks run in the worker on the values that come back, so it earns
+    nothing, and each question says why."""
+    from cflearn.cli import main
+
+    blank = M.student_version(json.loads(M.exercise_path(5).read_text()))
+    (tmp_path / "subs").mkdir()
+    for name, cell in {"forger": _FORGED_SERVER,
+                       "json": "import json\njson.dumps = lambda *a, **k: '{\"results\": \"forged\"}'"}.items():
+        (tmp_path / "subs" / f"{name}.ipynb").write_text(json.dumps(_with_cells(blank, cell)[0]))
+    code = main(["course", "--check", str(tmp_path / "subs"), "--timeout", "300", "--grades",
+                 str(tmp_path / "grades.csv")])
+    out = capsys.readouterr().out
+    assert code == 3 and out.count("0/4 passed") == 2 and "forged" not in out, out
+    forger = out[out.index("forger.ipynb"):out.index("json.ipynb")] if out.index("forger") < out.index("json.ipynb") \
+        else out[out.index("forger.ipynb"):]
+    assert forger.count("  incorrect  ") == 4 and "got 0.5" in forger, forger  # its made-up values, judged
+    assert out.count("not checked: the notebook could not be run to the end") == 4, out  # it broke its own kernel
+    rows = list(csv.DictReader((tmp_path / "grades.csv").open()))
+    assert len(rows) == 8 and not any(r["status"] == "correct" for r in rows)
+
+
+def test_the_sandbox_limits_memory_cpu_and_files(tmp_path):
+    """Every cell of a graded kernel runs under the sandbox's limits (the checks' requests too)."""
+    if not SANDBOXED:
+        pytest.skip("needs bubblewrap (make test installs it where it can)")
+    probe = ("import resource as r\nprint([r.getrlimit(k)[0] for k in (r.RLIMIT_AS, r.RLIMIT_CPU, r.RLIMIT_FSIZE)])\n"
+             "try:\n    bytearray(_sandbox_limit + 1)\nexcept MemoryError:\n    print('refused')")
+    got = subprocess.run([*_sandbox.command(tmp_path, 60), "python3", "-c",
+                          f"_sandbox_limit = {_sandbox.MEMORY_LIMIT}\n{probe}"], capture_output=True, text=True)
+    assert got.stdout.split("\n")[:2] == [str([_sandbox.MEMORY_LIMIT, 60, _sandbox.FILE_LIMIT]), "refused"], got
+
+
 @pytest.mark.skipif(not SANDBOXED, reason="needs bubblewrap (make test installs it where it can)")
 def test_the_sandbox_stops_what_a_blank_submission_does_outside_its_kernel(tmp_path, capsys):
     """Editing the installed checkers (it persisted to the next grading), a daemon that outlives
@@ -882,3 +944,18 @@ def test_agree_never_calls_an_answer_wrong_for_want_of_inputs():
     with pytest.raises(Wrong, match=r"differs; the smallest such input found: double\(0\)"):
         agree("double", lambda x: x + 1, lambda x: 2 * x, st.tuples(st.integers(0, 10)),
               lambda got, want, args: None if got == want else "differs")
+
+
+def test_the_checks_build_the_setup_cells_table_themselves():
+    """Exercise 0's checks use their own copy of the table the setup cell loads (equal to it), so a
+    notebook that swaps `ratings` for a one-row table still has to encode the setup cell's users."""
+    import pandas as pd
+
+    from cflearn.course.ex0 import setup_ratings
+
+    pd.testing.assert_frame_equal(setup_ratings(), _setup(0)["ratings"])
+    ns = _namespace(0)
+    _answer(ns, ["ratings = ratings.head(1)\nuser2idx = {u: i for i, u in enumerate(sorted(ratings.user.unique()))}\n"
+                 "idx2user = {i: u for u, i in user2idx.items()}"])
+    got = _result(ns, "q1")
+    assert got.status == "incorrect" and "missing from `user2idx`" in got.message, got

@@ -431,7 +431,8 @@ def _main(argv: list[str]) -> int:
     try:
         outcome = _work(work, lesson, timeout, time_limit, max_output, secret, bool(sandboxed))
     except Exception as e:  # the kernel could not start, died...: a line for the table
-        outcome = {"unchecked": f"the notebook could not be run ({type(e).__name__}: {str(e)[:200]})"}
+        outcome = {"unchecked": f"the notebook could not be run to the end ({type(e).__name__}: {str(e)[:200]}; did "
+                                "it break its kernel or Python's own modules?)"}
     outcome = {"notes": [], **outcome, "secret": secret}
     atomic_write_bytes(work / "outcome.json", json.dumps(outcome).encode())
     return 0

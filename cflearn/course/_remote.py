@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ._wire import Opaque, WireError, decode, encode
+from ._wire import Iterable, Opaque, WireError, decode, encode
 
 __all__ = ["Channel", "Local", "Answers", "Remote", "Model", "Layer", "Run", "Raised", "ChannelDown", "kind_of",
            "type_name", "LEARNER_LIMIT"]
@@ -260,4 +260,4 @@ class Model:
 
 def type_name(value: Any) -> str:
     """The name of a value's type, as the notebook had it (an :class:`Opaque`'s own)."""
-    return value.type_name if isinstance(value, (Opaque, Remote, Model)) else type(value).__name__
+    return value.type_name if isinstance(value, (Opaque, Iterable, Remote, Model)) else type(value).__name__

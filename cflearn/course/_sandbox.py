@@ -4,8 +4,9 @@ The kernel sees the whole file system read-only (the installed package, the cour
 included) except its own run folder, has a private ``/tmp``, no network (its own network
 namespace: only a loopback of its own), its own process namespace (it cannot see or signal the
 grader, and every process it starts dies with it), runs as ``nobody`` (uid 65534) inside its user
-namespace, and has limits on CPU time and on the size of a file it writes. The grader talks to it
-over Unix sockets in the run folder and interrupts it with Jupyter's interrupt message.
+namespace, and has limits on CPU time, memory (address space) and the size of a file it writes.
+The grader talks to it over Unix sockets in the run folder and interrupts it with Jupyter's
+interrupt message.
 
 The checks do not run in the kernel (see :mod:`cflearn.course._grade`). What the sandbox does not
 stop: the notebook can read what the grading user can read (the course's reference answers
@@ -20,7 +21,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["bwrap", "kernel_manager", "MISSING", "FILE_LIMIT"]
+__all__ = ["bwrap", "kernel_manager", "MISSING", "FILE_LIMIT", "MEMORY_LIMIT"]
 
 MISSING = ("not sandboxed: bubblewrap (bwrap) is not installed or cannot run here (apt-get install bubblewrap); "
            "the notebook could reach the grading user's files, the network and processes")
@@ -28,6 +29,10 @@ MISSING = ("not sandboxed: bubblewrap (bwrap) is not installed or cannot run her
 
 FILE_LIMIT = 2**30
 """The largest file a graded notebook may write (bytes)."""
+
+MEMORY_LIMIT = 8 * 2**30
+"""The address space a graded notebook's kernel may map (bytes): past it an allocation fails with
+``MemoryError`` in the cell that asked for it, instead of the machine running out of memory."""
 
 _BOX = ("--unshare-all", "--die-with-parent", "--unshare-user", "--uid", "65534", "--gid", "65534",
         "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp")
@@ -54,10 +59,11 @@ def command(run: Path, cpu_seconds: int) -> list[str]:
     from ..datasets import cache_dir
 
     prlimit = shutil.which("prlimit")
-    limits = [prlimit, f"--cpu={cpu_seconds}", f"--fsize={FILE_LIMIT}"] if prlimit else []
+    limits = [prlimit, f"--cpu={cpu_seconds}", f"--fsize={FILE_LIMIT}", f"--as={MEMORY_LIMIT}"] if prlimit else []
     return [path, *_BOX, "--bind", str(run), str(run), "--chdir", str(run), "--setenv", "HOME", str(run),
             "--setenv", "MPLCONFIGDIR", str(run), "--setenv", "TMPDIR", "/tmp",
             "--setenv", "CFLEARN_CACHE", str(cache_dir()),  # the grader's data, read-only (HOME is the run folder)
+            "--setenv", "MALLOC_ARENA_MAX", "4",  # glibc's arenas per core would map much of the limit on big machines
             "--unsetenv", "JPY_PARENT_PID",  # its parent is the sandbox's init: the kernel must not take that as gone
             *limits]
 

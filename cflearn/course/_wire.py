@@ -1,10 +1,11 @@
 """The narrow channel between a notebook's kernel and the checks: values as JSON, never pickles.
 
 What an answer returns and what it is given travel as JSON with typed tags for what JSON lacks
-(tuples, sets, dicts with any keys, NumPy scalars and arrays, tensors, pandas Series, DataFrames and
-indexes). Arrays go as base64 of their bytes with their dtype, so a value comes back with its exact
-dtype, shape, labels and name. Decoding only ever builds these types: anything else the kernel
-sends is an :class:`Opaque` stand-in that says what it was, and nothing is unpickled or evaluated.
+(tuples, sets, dicts with any keys, NumPy scalars and arrays, tensors, pandas Series, DataFrames,
+indexes, timestamps and ``pd.NA``; a range, a dict's keys or a generator as the items it gives).
+Arrays go as base64 of their bytes with their dtype, so a value comes back with its exact dtype,
+shape, labels and name. Decoding only ever builds these types: anything else the kernel sends is
+an :class:`Opaque` stand-in that says what it was, and nothing is unpickled or evaluated.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["encode", "decode", "Opaque", "WireError", "MAX_DEPTH"]
+__all__ = ["encode", "decode", "Opaque", "Iterable", "WireError", "MAX_DEPTH", "MAX_ITEMS"]
 
 MAX_DEPTH = 40
 """The deepest nesting of containers that travels (deeper is :class:`WireError`)."""
@@ -54,6 +55,12 @@ def encode(value: Any, depth: int = 0) -> Any:
         return value if math.isfinite(value) else {"$": "float", "v": repr(value)}
     if is_placeholder(value):
         return {"$": "placeholder"}
+    if value is pd.NA or value is pd.NaT:
+        return {"$": "na" if value is pd.NA else "nat"}
+    if isinstance(value, pd.Timestamp):
+        return {"$": "timestamp", "v": int(value.value), "tz": None if value.tz is None else str(value.tz)}
+    if isinstance(value, pd.Timedelta):
+        return {"$": "timedelta", "v": int(value.value)}
     if isinstance(value, np.generic) and not isinstance(value, np.object_):
         return {"$": "scalar", "a": _array(np.asarray(value))}
     if isinstance(value, list):
@@ -65,7 +72,9 @@ def encode(value: Any, depth: int = 0) -> Any:
         return {"$": "dict", "v": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
     if isinstance(value, np.ndarray) and type(value) is np.ndarray:
         return _array(value, depth)
-    if isinstance(value, pd.Index) and type(value) in (pd.Index, pd.RangeIndex):
+    if isinstance(value, pd.MultiIndex):
+        return {"$": "multiindex", "v": encode(list(value), depth + 1), "names": encode(list(value.names), depth + 1)}
+    if isinstance(value, pd.Index):  # a RangeIndex as the integers it holds; dates, categories... as they are
         return {"$": "index", "a": _values(value), "name": encode(value.name, depth + 1)}
     if type(value) is pd.Series:
         return {"$": "series", "a": _values(value), "index": encode(value.index, depth + 1),
@@ -78,7 +87,35 @@ def encode(value: Any, depth: int = 0) -> Any:
         t = value.detach().cpu()
         return {"$": "tensor", "a": _array(t.numpy() if t.dtype != torch.bfloat16 else t.float().numpy()),
                 "dtype": str(t.dtype).removeprefix("torch."), "grad": bool(value.requires_grad)}
+    if isinstance(value, _ITERABLES) or (hasattr(value, "__next__") and hasattr(value, "__iter__")):
+        items: list[Any] = []  # a range, a dict's keys, a map or a generator: what iterating it gives, up to a limit
+        for item in value:
+            if len(items) == MAX_ITEMS:
+                break
+            items.append(encode(item, depth + 1))
+        return {"$": "iterable", "type": type(value).__name__[:100], "v": items}
     return opaque(value)
+
+
+_ITERABLES: tuple[type, ...] = (range, type({}.keys()), type({}.values()), type({}.items()))
+MAX_ITEMS = 10**6
+
+
+class Iterable:
+    """What an answer returned that is iterable but not a list or a tuple (a range, a dict's keys, a
+    generator...): its items, in order, under its own type's name."""
+
+    def __init__(self, type_name: str, items: list[Any]) -> None:
+        self.type_name, self.items = type_name, items
+
+    def __iter__(self) -> Any:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __repr__(self) -> str:
+        return f"{self.type_name}({self.items!r})"
 
 
 def opaque(value: Any) -> dict[str, Any]:
@@ -118,6 +155,16 @@ def decode(data: Any, depth: int = 0) -> Any:
     tag = data["$"]
     if tag == "float":
         return float(_field(data, "v", str))
+    if tag in ("na", "nat"):
+        return pd.NA if tag == "na" else pd.NaT
+    if tag == "timestamp":
+        tz = data.get("tz")
+        try:
+            return pd.Timestamp(_field(data, "v", int), tz=str(tz) if tz is not None else None)
+        except (TypeError, ValueError, KeyError) as e:
+            raise WireError(f"a timestamp that cannot be read ({e})") from None
+    if tag == "timedelta":
+        return pd.Timedelta(_field(data, "v", int))
     if tag == "placeholder":
         from ._question import PLACEHOLDER
 
@@ -143,6 +190,14 @@ def decode(data: Any, depth: int = 0) -> Any:
         return out
     if tag in ("array", "objects"):
         return _from_array(data, depth)
+    if tag == "iterable":
+        return Iterable(str(_field(data, "type", str))[:100], [decode(v, depth + 1) for v in _field(data, "v", list)])
+    if tag == "multiindex":
+        rows, names = decode(_field(data, "v", list), depth + 1), decode(_field(data, "names", list), depth + 1)
+        try:
+            return pd.MultiIndex.from_tuples([tuple(r) for r in rows], names=names)
+        except (TypeError, ValueError) as e:
+            raise WireError(f"a MultiIndex that cannot be built ({e})") from None
     if tag == "index":
         return pd.Index(_from_values(_field(data, "a", dict), depth), name=decode(data.get("name"), depth + 1),
                         tupleize_cols=False)
