@@ -172,6 +172,7 @@ WRONG: dict[tuple[int, str], list[str]] = {
         _dot(out="self.user_factors(users) @ self.movie_factors(movies).T"),  # every pair
         _dot(init="self.user_factors.weight.data.normal_(); self.movie_factors.weight.data.normal_()"),
         _dot(init="pass"),  # no init at all
+        _dot(init="nn.init.zeros_(self.user_factors.weight); nn.init.zeros_(self.movie_factors.weight)"),  # all equal
         _dot(init="self.user_factors.weight.data.uniform_(0, 0.5); self.movie_factors.weight.data.uniform_(0, 0.5)"),
         _dot(out="(self.user_factors(users) * self.movie_factors(movies)).sum(0)"),
         _dot(out="(self.user_factors(users) * self.user_factors(movies)).sum(1)"),  # users' table for movies
@@ -233,6 +234,7 @@ WRONG: dict[tuple[int, str], list[str]] = {
     ],
     (2, "q3"): [
         _pca("U, S, Vh = torch.linalg.svd(factors, full_matrices=False)\nreturn factors @ Vh[:2].T"),  # not centered
+        _pca("x = factors - factors.mean(0)\nU, S, V = torch.pca_lowrank(x, q=2, center=False)\nreturn x @ V"),  # approx
         _pca("x = factors - factors.mean(0)\nU, S, Vh = torch.linalg.svd(x, full_matrices=False)\nreturn Vh[:2]"),
         _pca("x = factors - factors.mean(0)\nU, S, Vh = torch.linalg.svd(x, full_matrices=False)\n"
              "return x @ Vh[-2:].T"),
@@ -486,7 +488,8 @@ RIGHT: dict[tuple[int, str], list[str]] = {
                      "return U[:, :2] * S[:2]"),
                 _pca("import numpy as np\nx = factors.numpy() - factors.numpy().mean(0)\n"
                      "w, v = np.linalg.eigh(x.T @ x)\nreturn x @ v[:, ::-1][:, :2]"),
-                _pca("from sklearn.decomposition import PCA\nreturn PCA(2).fit_transform(factors.numpy())")],
+                _pca("from sklearn.decomposition import PCA\nreturn PCA(2).fit_transform(factors.numpy())"),
+                _pca("U, S, V = torch.pca_lowrank(factors)\nreturn (factors - factors.mean(0)) @ V[:, :2]")],
     (3, "q1"): [_emb("return round(min(600, 1.6 * n_cat ** 0.56))"),
                 _emb("from fastai.tabular.model import emb_sz_rule\nreturn emb_sz_rule(n_cat)")],
     (3, "q2"): [  # fastbook's own CollabNN: a (batch, 1) output and fastai's sigmoid_range

@@ -134,6 +134,10 @@ class EmbeddingDotModel(Question):
             if lo < 0 or hi > 0.05:
                 raise Wrong(f"the {what}' factors start in [{lo:.3f}, {hi:.3f}]; start them small and positive: "
                             "`.weight.data.uniform_(0, 0.05)`")
+            if hi - lo < 0.01:  # 15 or more draws of uniform(0, 0.05) spread wider, all but never
+                raise Wrong(f"the {what}' factors all start at about {lo:.3f}: start them at random, uniform in (0, "
+                            "0.05) (`.weight.data.uniform_(0, 0.05)`); vectors that start equal get equal gradients "
+                            "and stay alike")
         U, M = known((7, 3), 0.0), known((5, 3), 1.0)
         run = self.call("forward", model.run, {emb["users"].index: U, emb["movies"].index: M}, _USERS, _ITEMS)
         out, note = per_row(run.out, len(_USERS))
