@@ -234,7 +234,8 @@ WRONG: dict[tuple[int, str], list[str]] = {
     ],
     (2, "q3"): [
         _pca("U, S, Vh = torch.linalg.svd(factors, full_matrices=False)\nreturn factors @ Vh[:2].T"),  # not centered
-        _pca("x = factors - factors.mean(0)\nU, S, V = torch.pca_lowrank(x, q=2, center=False)\nreturn x @ V"),  # approx
+        _pca("x = factors - factors.mean(0)\nU, S, V = torch.pca_lowrank(x, q=2, center=False)\n"
+             "return x @ V"),  # a randomized SVD with q = 2: inexact
         _pca("x = factors - factors.mean(0)\nU, S, Vh = torch.linalg.svd(x, full_matrices=False)\nreturn Vh[:2]"),
         _pca("x = factors - factors.mean(0)\nU, S, Vh = torch.linalg.svd(x, full_matrices=False)\n"
              "return x @ Vh[-2:].T"),
