@@ -264,6 +264,7 @@ WRONG: dict[tuple[int, str], list[str]] = {
     ],
     (3, "q2"): [
         _nn(layers="nn.Linear(user_sz[1] + item_sz[1], n_act), nn.Linear(n_act, 1)"),  # no ReLU
+        _nn(layers="nn.Linear(user_sz[1] + item_sz[1], n_act), nn.BatchNorm1d(n_act), nn.ReLU(), nn.Linear(n_act, 1)"),
         _nn(layers="nn.Linear(user_sz[1] + item_sz[1], n_act), nn.ReLU(), nn.Linear(n_act, 1), nn.ReLU()"),
         _nn(yr="(0, 5.5)"),  # ignores y_range
         _nn(out="torch.sigmoid(x[:, 0]) * (hi - lo)"),  # no + lo
@@ -494,6 +495,7 @@ RIGHT: dict[tuple[int, str], list[str]] = {
     (3, "q1"): [_emb("return round(min(600, 1.6 * n_cat ** 0.56))"),
                 _emb("from fastai.tabular.model import emb_sz_rule\nreturn emb_sz_rule(n_cat)")],
     (3, "q2"): [  # fastbook's own CollabNN: a (batch, 1) output and fastai's sigmoid_range
+        _nn(layers="nn.Linear(user_sz[1] + item_sz[1], n_act), nn.ReLU(), nn.Dropout(0.5), nn.Linear(n_act, 1)"),
         "from fastai.layers import sigmoid_range\n"
         "class CollabNN(nn.Module):\n"
         "    def __init__(self, user_sz, item_sz, y_range=(0, 5.5), n_act=100):\n"

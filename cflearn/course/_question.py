@@ -170,6 +170,9 @@ def require_init(model: object, cls: str) -> Model:
         raise Wrong(f"{cls}(...) built a {type_name(model)}; {cls} should be an nn.Module (class {cls}(nn.Module))")
     if model.unset:
         raise NotAnswered(f"`{cls}.__init__` still has `____`; replace each one and run the cell")
+    if model.extra:
+        raise Wrong(f"{cls} learns parameters the question does not ask for ({', '.join(model.extra[:3])}): its "
+                    "tables are nn.Embedding and nn.Linear layers only")
     return model
 
 

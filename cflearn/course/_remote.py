@@ -205,6 +205,7 @@ class Model:
         self.channel, self.ident, self.type_name = channel, ident, type_name
         self._layers: list[Layer] | None = None
         self._unset = False
+        self._extra: list[str] = []
 
     def _describe(self) -> list[Layer]:
         if self._layers is None:
@@ -219,8 +220,16 @@ class Model:
                 ins, outs = layer.get("in"), layer.get("out")
                 layers.append(Layer(k, str(layer.get("kind"))[:40], weight.detach(), bool(layer.get("bias")),
                                     ins if type(ins) is int else None, outs if type(outs) is int else None))
+            extra = reply.get("extra")
             self._layers, self._unset = layers, bool(reply.get("unset"))
+            self._extra = [str(e)[:100] for e in extra] if isinstance(extra, list) else []
         return self._layers
+
+    @property
+    def extra(self) -> list[str]:
+        """The names of parameters outside the model's embeddings and linear layers."""
+        self._describe()
+        return self._extra
 
     @property
     def unset(self) -> bool:

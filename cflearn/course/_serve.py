@@ -92,7 +92,9 @@ class Server:
                            "bias": bias is not None, "in": getattr(m, "in_features", None),
                            "out": getattr(m, "out_features", None)})
         unset = any(is_placeholder(v) for v in vars(model).values())
-        return {"unset": unset, "layers": layers}
+        known = {id(p) for m in _layers(model) for p in m.parameters()}
+        extra = [name for name, p in model.named_parameters() if id(p) not in known]
+        return {"unset": unset, "layers": layers, "extra": extra[:20]}
 
     def _run(self, r: dict[str, Any]) -> dict[str, Any]:
         import torch
