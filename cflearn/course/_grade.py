@@ -45,7 +45,7 @@ MAX_BYTES = 50 * 2**20
 """The largest notebook file the grader reads."""
 _CELL_TYPES = ("code", "markdown", "raw")
 _SETUP = re.compile(r"cflearn\.course\.exercise\(\s*(\d+)")
-_CHECK_SECONDS = 300  # the checking cell's own limit, beyond the notebook's
+_CHECK_SECONDS = 300  # checking the answers, beyond the notebook's own limit
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,7 @@ def _read_outcome(path: Path, secret: str) -> dict[str, Any] | None:
 
 _SERVE = "__import__('cflearn.course._serve', fromlist=['serve']).serve(globals(), %r)"
 _REQUEST_SECONDS = 60  # one request of the checks: a call of an answer, a model's forward...
-_CHECK_OUTPUT = 64 * 2**20  # the bytes a checking cell may return (replies are values, not prints)
+_CHECK_OUTPUT = 64 * 2**20  # the bytes one request's cell may return (replies are values, not prints)
 
 
 class _Kernel:

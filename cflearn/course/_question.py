@@ -30,7 +30,7 @@ PLACEHOLDER = _Placeholder()
 
 def is_placeholder(value: Any) -> bool:
     """Whether ``value`` is the ``____`` placeholder, also one bound by an earlier import of this
-    module (the grader re-imports the checkers from disk after a notebook has run)."""
+    module (a notebook that reloaded cflearn's modules)."""
     return value is PLACEHOLDER or (type(value).__qualname__ == "_Placeholder" and type(value).__module__ == __name__)
 
 

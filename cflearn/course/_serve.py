@@ -22,7 +22,7 @@ from ._wire import decode, encode
 __all__ = ["Server", "serve", "MIME", "KEEP_MODELS"]
 
 MIME = "text/x-cflearn-check"
-"""The display type of a reply in the checking cell's output."""
+"""The display type of a reply in the output of a request's cell."""
 
 KEEP_MODELS = 16
 """How many models a notebook's server keeps for the checks at a time (the oldest goes first)."""
