@@ -892,6 +892,25 @@ def test_forgeries_in_the_kernel_earn_nothing(tmp_path, capsys):
     assert len(rows) == 8 and not any(r["status"] == "correct" for r in rows)
 
 
+def test_a_learner_the_kernel_plants_as_a_pipe_or_a_link_is_refused_not_followed(tmp_path, capsys):
+    """The checks load the notebook's learner from its folder: a forged server that puts a pipe (a
+    read would hang) or a link to another file there gets a `not checked` line, at once."""
+    from cflearn.cli import main
+
+    solved = json.loads(M.exercise_path(2).read_text())
+    for name, make in {"fifo": "os.mkfifo(r['path'])", "link": "os.symlink('/etc/passwd', r['path'])"}.items():
+        cell = ("import os\nimport cflearn.course._serve as S\n"
+                f"def plant(self, r):\n    {make}\n    return {{'saved': True}}\nS.Server._save = plant")
+        (tmp_path / f"{name}.ipynb").write_text(json.dumps(_with_cells(solved, cell)[0]))
+    assert main(["course", "--check", str(tmp_path / "fifo.ipynb"), str(tmp_path / "link.ipynb"), "--timeout", "300",
+                 "--grades", str(tmp_path / "grades.csv")]) == 3
+    out = capsys.readouterr().out
+    assert out.count("2/3 passed") == 2, out  # the questions that need no learner still pass
+    fifo, link = out[:out.index("link.ipynb")], out[out.index("link.ipynb"):]
+    assert "q1  incorrect     not checked: the notebook's saved learner is not a file the checks read" in fifo, out
+    assert "q1  incorrect     not checked: the notebook's learner was not saved where the checks asked" in link, out
+
+
 def test_the_sandbox_limits_memory_cpu_and_files(tmp_path):
     """Every cell of a graded kernel runs under the sandbox's limits (the checks' requests too)."""
     if not SANDBOXED:

@@ -326,6 +326,14 @@ def _work(work: Path, lesson: int, timeout: int, time_limit: int, max_output: in
             self.stopped.add(self.cell_now)
             return await super()._async_handle_timeout(timeout, cell)
 
+    # the checks and what they use, imported before the notebook runs (without a sandbox it could edit them on disk)
+    import hypothesis.strategies  # noqa: F401
+
+    from .._export import load  # noqa: F401
+    from . import questions
+    from ._remote import Answers  # noqa: F401
+
+    questions(lesson)
     nb = nbformat.from_dict(json.loads((work / "submission.ipynb").read_text(encoding="utf-8")))
     nb.cells.append(nbformat.v4.new_code_cell(""))  # where the checks' requests run, after the notebook's cells
     limit_index = len(nb.cells) - 1

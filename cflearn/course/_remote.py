@@ -129,21 +129,37 @@ class Answers:
             reply = _reply(self.channel, {"op": "save", "name": name, "path": str(path)})
             if reply.get("kind") == "missing":
                 return None
+            private = Path(tempfile.mkdtemp(prefix="cflearn-check-"))
             try:
-                info = os.lstat(path)
-            except OSError:
-                raise ChannelDown("the notebook's learner was not saved where the checks asked") from None
-            if not stat.S_ISREG(info.st_mode) or info.st_size > LEARNER_LIMIT:
-                raise ChannelDown("the notebook's saved learner is not a file the checks read")
-            try:
-                return load(path)
+                mine = private / "learner.cflearn"
+                mine.write_bytes(_read_plain_file(path))  # out of the notebook's folder before it is parsed
+                return load(mine)
             except CflearnError as e:
                 raise ChannelDown(f"the notebook's saved learner could not be loaded ({str(e)[:200]})") from None
+            finally:
+                shutil.rmtree(private, ignore_errors=True)
         finally:
             if own:
                 shutil.rmtree(folder, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
+
+
+def _read_plain_file(path: Path) -> bytes:
+    """The bytes of the regular file at ``path``, never following a link or opening a pipe or a
+    device the notebook put there, and at most :data:`LEARNER_LIMIT` of them."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        raise ChannelDown("the notebook's learner was not saved where the checks asked (or not as a file)") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > LEARNER_LIMIT:
+            raise ChannelDown("the notebook's saved learner is not a file the checks read")
+        data = f.read(LEARNER_LIMIT + 1)
+    if len(data) > LEARNER_LIMIT:
+        raise ChannelDown("the notebook's saved learner is not a file the checks read")
+    return data
 
 
 class Remote:
