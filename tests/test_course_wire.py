@@ -97,7 +97,9 @@ def test_a_notebook_answer_is_called_on_copies_and_its_changes_are_seen():
     df = pd.DataFrame({"a": [1], "b": [2]})
     assert f(df) is None and list(df.columns) == ["a", "b"]  # the caller's object is never touched
     assert list(f.last_args[0].columns) == ["a"]  # what the answer did to its copy
+    state = torch.random.get_rng_state()
     model = answers.get("Model")(3)
+    assert torch.equal(state, torch.random.get_rng_state())  # a check leaves the notebook's generator as it was
     assert isinstance(model, Model) and [layer.shape for layer in model.linears()] == [(1, 3)]
     run = model.run({0: (torch.ones(1, 3), torch.zeros(1))}, torch.eye(3), torch.eye(3), target=torch.zeros(3))
     assert run.grads[0] is not None and tuple(run.grads[0].shape) == (1, 3)

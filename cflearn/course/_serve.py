@@ -67,8 +67,7 @@ class Server:
         fn = self.namespace.get(str(r["name"]))
         args, kwargs = decode(r["args"]), decode(r["kwargs"])
         try:
-            with _quiet():
-                _seed()
+            with _quiet(), _seeded():
                 out = fn(*args, **kwargs)  # type: ignore[misc]
         except (KeyboardInterrupt, GeneratorExit):
             raise
@@ -175,12 +174,19 @@ def _raised(e: BaseException) -> dict[str, Any]:
     return {"raised": [type(e).__name__[:100], str(e)[:1000]]}
 
 
-def _seed() -> None:
+@contextlib.contextmanager
+def _seeded() -> Any:
+    """torch's generator seeded for the call (an answer's random start is the same every check), and
+    the notebook's own generator as it was afterwards."""
     import sys
 
     torch = sys.modules.get("torch")
-    if torch is not None:
+    if torch is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
+        yield
 
 
 @contextlib.contextmanager
