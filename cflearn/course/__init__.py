@@ -10,29 +10,17 @@ Instructors: :func:`copy_course` (``cflearn course DIR``) hands out the student 
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from importlib import import_module
 from typing import Any
 
-from .._errors import ConfigError
-from ._grade import Grading, grade
-from ._material import check_notebook, copy_course, student_version
+from ._exercises import EXERCISES, questions
+from ._grade import Grading, check_notebook, grade
+from ._material import copy_course, student_version
 from ._question import PLACEHOLDER, NotAnswered, Question, Result, Wrong
 
 __all__ = ["exercise", "results", "EXERCISES", "PLACEHOLDER", "Question", "Result", "NotAnswered", "Wrong",
            "copy_course", "check_notebook", "grade", "Grading", "student_version"]
 
-EXERCISES = {0: "ex0", 2: "ex2", 3: "ex3", 4: "ex4", 5: "ex5"}
-"""Lesson number -> module of its questions (``cflearn.course.ex0`` ...)."""
-
 _bound: list[Question] = []
-
-
-def questions(lesson: int) -> tuple[type[Question], ...]:
-    """The question classes of a lesson's exercise, in order."""
-    if lesson not in EXERCISES:
-        raise ConfigError(f"no exercise for lesson {lesson!r}; exercises exist for lessons "
-                          f"{', '.join(map(str, EXERCISES))}")
-    return import_module(f"{__name__}.{EXERCISES[lesson]}").QUESTIONS  # type: ignore[no-any-return]
 
 
 def exercise(lesson: int, namespace: MutableMapping[str, Any]) -> tuple[Question, ...]:

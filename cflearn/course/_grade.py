@@ -37,9 +37,10 @@ from typing import Any
 
 from .._errors import DataError
 from .._io import atomic_write_bytes
+from ._placeholder import is_placeholder
 from ._question import Result
 
-__all__ = ["Grading", "grade", "read_submission", "lesson_of", "MAX_BYTES"]
+__all__ = ["Grading", "grade", "check_notebook", "read_submission", "lesson_of", "MAX_BYTES"]
 
 MAX_BYTES = 50 * 2**20
 """The largest notebook file the grader reads."""
@@ -126,7 +127,7 @@ def grade(path: str | Path, *, timeout: int = 600, time_limit: int = 1800, max_o
     from importlib.util import find_spec
 
     from .._errors import CflearnError, ConfigError
-    from . import questions
+    from ._exercises import questions
 
     if find_spec("nbclient") is None or find_spec("ipykernel") is None:
         raise ConfigError("grading runs notebooks with nbclient: pip install nbclient nbformat ipykernel")
@@ -142,6 +143,17 @@ def grade(path: str | Path, *, timeout: int = 600, time_limit: int = 1800, max_o
     sandboxed = bwrap() is not None
     graded = _run(path, notebook, lesson, labels, timeout, time_limit, max_output, sandboxed)
     return graded if sandboxed else Grading(graded.results, [*graded.notes, MISSING])
+
+
+def check_notebook(path: str | Path, *, timeout: int = 600) -> list[Result]:
+    """Run a filled-in exercise notebook top to bottom in an isolated worker and kernel (cells
+    that fail, or run longer than ``timeout`` seconds and are stopped, do not stop it) and check
+    every question from the worker (see :func:`grade`).
+
+    Returns:
+        One :class:`Result` per question (``question``, ``status``, ``message``).
+    """
+    return grade(path, timeout=timeout).results
 
 
 def _run(path: Path, notebook: dict[str, Any], lesson: int, labels: list[str], timeout: int, time_limit: int,
@@ -330,7 +342,7 @@ def _work(work: Path, lesson: int, timeout: int, time_limit: int, max_output: in
     import hypothesis.strategies  # noqa: F401
 
     from .._export import load  # noqa: F401
-    from . import questions
+    from ._exercises import questions
     from ._remote import Answers  # noqa: F401
 
     questions(lesson)
@@ -378,7 +390,7 @@ def _work(work: Path, lesson: int, timeout: int, time_limit: int, max_output: in
 
 def _check(lesson: int, kernel: Any, run: Path, notes: list[str]) -> dict[str, Any]:
     """The answers checked here, asking the kernel for each value and call (never in the kernel)."""
-    from . import questions
+    from ._exercises import questions
     from ._remote import Answers, ChannelDown
 
     answers = Answers(kernel, folder=run)
@@ -386,8 +398,6 @@ def _check(lesson: int, kernel: Any, run: Path, notes: list[str]) -> dict[str, A
         bound = answers.get("q1")
     except ChannelDown as e:
         return {"unchecked": str(e), "notes": notes}
-    from ._question import is_placeholder
-
     if is_placeholder(bound):
         return {"unchecked": "the setup cell (cflearn.course.exercise(...)) did not run", "notes": notes}
     results = [cls(f"q{k}", answers, lesson).result() for k, cls in enumerate(questions(lesson), start=1)]

@@ -13,10 +13,9 @@ from typing import Any
 
 from .._errors import ConfigError, DataError
 from .._io import atomic_write_bytes
-from ._question import Result
 
 __all__ = ["material_dir", "exercise_path", "lesson_version", "KEY", "syllabus", "answer_cells", "solutions",
-           "strip_solutions", "setup_code", "student_version", "copy_course", "check_notebook", "BEGIN", "END",
+           "strip_solutions", "setup_code", "student_version", "copy_course", "BEGIN", "END",
            "HANDOUT_MARKER"]
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -272,16 +271,3 @@ def copy_course(dest: str | Path, *, force: bool = False) -> tuple[list[Path], s
         except OSError:  # another process put it there first
             shutil.rmtree(part, ignore_errors=True)
     return written, f"MovieLens ml-latest-small is in {cached if cached.exists() else found.path}"
-
-
-def check_notebook(path: str | Path, *, timeout: int = 600) -> list[Result]:
-    """Run a filled-in exercise notebook top to bottom in an isolated worker and kernel (cells
-    that fail, or run longer than ``timeout`` seconds and are stopped, do not stop it) and check
-    every question with checkers imported afresh (see :func:`cflearn.course._grade.grade`).
-
-    Returns:
-        One :class:`Result` per question (``question``, ``status``, ``message``).
-    """
-    from ._grade import grade
-
-    return grade(path, timeout=timeout).results

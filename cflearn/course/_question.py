@@ -9,29 +9,14 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from ._placeholder import PLACEHOLDER, is_placeholder
+
 if TYPE_CHECKING:
     from ._remote import Answers, Model
 
 __all__ = ["PLACEHOLDER", "is_placeholder", "Question", "Result", "NotAnswered", "Wrong", "plain", "close",
            "require_init", "per_row", "diagnose", "known", "squash", "squash_mistakes", "first_line", "number",
            "id_list"]
-
-
-class _Placeholder:
-    """The ``____`` a student replaces with an answer."""
-
-    def __repr__(self) -> str:
-        return "____"
-
-
-PLACEHOLDER = _Placeholder()
-"""Bound to ``____`` in an exercise notebook: an answer still equal to it is not answered yet."""
-
-
-def is_placeholder(value: Any) -> bool:
-    """Whether ``value`` is the ``____`` placeholder, also one bound by an earlier import of this
-    module (a notebook that reloaded cflearn's modules)."""
-    return value is PLACEHOLDER or (type(value).__qualname__ == "_Placeholder" and type(value).__module__ == __name__)
 
 
 class NotAnswered(Exception):

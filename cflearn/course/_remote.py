@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ._placeholder import PLACEHOLDER
 from ._wire import Iterable, Opaque, WireError, decode, encode
 
 __all__ = ["Channel", "Local", "Answers", "Remote", "Model", "Layer", "Run", "Raised", "ChannelDown", "kind_of",
@@ -104,8 +105,6 @@ class Answers:
     def get(self, name: str) -> Any:
         """The answer ``name``: the placeholder while it is missing or ``____``, a :class:`Remote`
         for a function or class, else its value."""
-        from ._question import PLACEHOLDER
-
         reply = _reply(self.channel, {"op": "look", "name": name})
         kind = reply.get("kind")
         if kind in ("missing", "placeholder"):

@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from ._question import is_placeholder
+from ._placeholder import is_placeholder
 from ._wire import decode, encode
 
 __all__ = ["Server", "serve", "MIME", "KEEP_MODELS"]

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._placeholder import PLACEHOLDER, is_placeholder
+
 __all__ = ["encode", "decode", "Opaque", "Iterable", "WireError", "MAX_DEPTH", "MAX_ITEMS"]
 
 MAX_DEPTH = 40
@@ -47,8 +49,6 @@ def encode(value: Any, depth: int = 0) -> Any:
     """``value`` as JSON-ready data (:func:`decode` gives it back)."""
     if depth > MAX_DEPTH:
         raise WireError(f"a value nested deeper than {MAX_DEPTH}")
-    from ._question import is_placeholder
-
     if value is None or isinstance(value, (bool, str)) or type(value) is int:
         return value
     if type(value) is float:
@@ -166,8 +166,6 @@ def decode(data: Any, depth: int = 0) -> Any:
     if tag == "timedelta":
         return pd.Timedelta(_field(data, "v", int))
     if tag == "placeholder":
-        from ._question import PLACEHOLDER
-
         return PLACEHOLDER
     if tag == "scalar":
         a = decode(_field(data, "a", dict), depth + 1)
