@@ -21,7 +21,7 @@ _WHERE = {
     "ConfigWarning": "._errors",
     "evaluate": "._evaluate",
     "load": "._export", "save": "._export",
-    "collab_learner": "._learner", "fit": "._learner", "select_features": "._select",
+    "collab_learner": "._learner", "fit": "._fit", "select_features": "._select",
     "plot_loss": "._plots",
     "predict": "._predict",
     "PRESETS": "._presets", "Preset": "._presets", "y_range_for": "._presets",
@@ -119,7 +119,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     )
     from ._evaluate import evaluate  # noqa: F401
     from ._export import load, save  # noqa: F401
-    from ._learner import collab_learner, fit  # noqa: F401
+    from ._fit import fit  # noqa: F401
+    from ._learner import collab_learner  # noqa: F401
     from ._plots import plot_loss  # noqa: F401
     from ._predict import predict  # noqa: F401
     from ._presets import PRESETS, Preset, y_range_for  # noqa: F401

@@ -50,7 +50,7 @@ class CollabModel:
         fold_noise: the squared error fold-in expects on a new rating (see
             :func:`cflearn._fold.rating_noise`; computed on first use, saved with the model).
         fold_lists: how the model's own top-10 lists compare with the popularity chart for known
-            users (NDCG@10 ratio on validation rows, :func:`cflearn._fold.lists_vs_chart`): a model whose
+            users (NDCG@10 ratio on validation rows, :func:`cflearn._recommend.lists_vs_chart`): a model whose
             lists come from predicted ratings and lose to the chart gives new users the chart.
         fold_prior: fold-in's prior from the trained users (:func:`cflearn._fold.user_prior`),
             computed on first use; both are cleared when the model trains again.

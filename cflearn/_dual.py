@@ -25,8 +25,9 @@ from fastai.learner import Learner, Metric
 from ._baselines import ease_solution
 from ._data import relevance_level
 from ._errors import ConfigError
+from ._feature_settle import settle_features
 from ._features import hybrid_data
-from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader, _show, fast_loaders
+from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader, _show, fast_loaders, pair_loaders
 from ._presets import ITEM_ITEM_MAX
 from ._ranking import (
     RankKind,
@@ -41,8 +42,7 @@ from ._ranking import (
     train_steps,
     valid_bs,
 )
-from ._rating import RMSE, RatingLoss, hybrid_net, pair_loaders, pair_schedule
-from ._settle import side_features
+from ._rating import RMSE, RatingLoss, hybrid_net, pair_schedule
 from .kinds import Built, Kind, register
 from .models import DotBias, Dual, HybridDotBias, ItemItem, Ranker, item_item_head
 
@@ -208,8 +208,8 @@ class DualKind(Kind):
         p = check_dual(p.replace(rank_head=head), given, custom=custom, implicit=data.implicit,
                        n_users=len(data.users) - 1)
         if head == "item_item":  # the ranking head is solved, not trained: the rating head trains alone, as 'fast'
-            return side_features(data, _rating_schedule(data, p, given), given)
-        p = side_features(data, p, given)
+            return settle_features(data, _rating_schedule(data, p, given), given)
+        p = settle_features(data, p, given)
         if p.kind == "rank":  # implicit data: the ranking head alone
             return RankKind.schedule(data, p, epochs_given="epochs" in given)
         p = sample_items(p, len(data.users), len(data.items), softmax=True)  # a large catalogue: as preset rank

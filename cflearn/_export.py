@@ -18,9 +18,10 @@ from ._collab import CollabModel, as_collab
 from ._device import resolve_device
 from ._distributed import is_main
 from ._errors import ConfigWarning, DataError, ModelFileError
-from ._fold import lists_vs_chart, rating_noise
+from ._fold import rating_noise
 from ._io import atomic_write_bytes, json_default
 from ._presets import y_range_for
+from ._recommend import lists_vs_chart
 from ._vocab import Vocab
 from .models import build_model, contract
 
@@ -113,7 +114,7 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
 
 
 def _fold_lists(cf: CollabModel) -> float | None:
-    """:func:`cflearn._fold.lists_vs_chart` for the models fold-in serves (with user/item tables) whose lists
+    """:func:`cflearn._recommend.lists_vs_chart` for the models fold-in serves (with user/item tables) whose lists
     come from predicted ratings; ``None`` for the others (a ranking head's lists need no such check)."""
     if cf.contract.list_kind != "rating":
         return None

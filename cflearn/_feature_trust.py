@@ -53,7 +53,8 @@ def choose_user_feature_weight(data: CollabData, p: Preset, seed: int | None, *,
     Returns ``(1.0, {})`` when there are too few users to hold some out.
     """
     from ._data import from_df
-    from ._learner import collab_learner, fit
+    from ._learner import collab_learner
+    from ._learner import train as train_learner
     from .models import HybridDotBias, rating_head
 
     rng = np.random.default_rng(0 if seed is None else seed)
@@ -75,7 +76,7 @@ def choose_user_feature_weight(data: CollabData, p: Preset, seed: int | None, *,
     except CflearnError:
         return 1.0, {}
     learn = collab_learner(inner, p.replace(select_features=False), seed=seed, device=device, progress=False)
-    fit(learn)
+    train_learner(learn)
     model = rating_head(learn.model)
     if not isinstance(model, HybridDotBias):
         return 1.0, {}

@@ -72,9 +72,10 @@ def run_fit(source_data: Any, out: Path, *, preset: str, epochs: int | None, see
     from ._errors import CflearnError
     from ._evaluate import evaluate
     from ._export import save
+    from ._fit import fit
     from ._io import atomic_write_bytes, atomic_write_json
     from ._launch import launcher_alive
-    from ._learner import collab_learner, fit
+    from ._learner import collab_learner
     from ._memory import release_memory
     from ._plots import plot_loss
     from ._report import run_samples, write_report

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ._scoring import item_mask, score_pairs, top_n
+from ._scoring import score_pairs
 
 if TYPE_CHECKING:
     from ._collab import CollabModel
 
 __all__ = ["UserPrior", "user_prior", "rating_noise", "posterior_mode", "chart_weight", "lean_on_chart",
-           "lists_vs_chart", "TRAIN_TO_HELD_OUT", "MIN_HELD_OUT", "CHART_PRIOR", "CHART_OFFSET", "LIST_USERS"]
+           "TRAIN_TO_HELD_OUT", "MIN_HELD_OUT", "CHART_PRIOR", "CHART_OFFSET"]
 
 TRAIN_TO_HELD_OUT = 2.0
 """Held-out MSE over training MSE, used when no held-out ratings of known users exist (measured
@@ -93,46 +93,6 @@ def posterior_mode(output: Callable[[torch.Tensor], torch.Tensor], items: torch.
         if float((t * step).abs().max()) <= 1e-7 * (1.0 + float(x.abs().max())):
             break
     return x[:f].float(), float(x[f])
-
-
-LIST_USERS = 1000
-"""Validation users (at most, seeded) on whom :func:`lists_vs_chart` compares the model's lists with the chart."""
-
-
-def lists_vs_chart(cf: CollabModel) -> float | None:
-    """NDCG@10 of the model's own top-10 lists over the popularity chart's (each without the user's training
-    items), for the known users of the validation rows who liked one of them (at most :data:`LIST_USERS`,
-    seeded); ``None`` without validation rows (a model loaded from a file uses the value saved with it).
-    Cached on the model until it trains again."""
-    if cf.fold_lists is not None:
-        return cf.fold_lists
-    data = cf.data
-    if data is None or not len(data.valid_idx):
-        return None
-    from ._recommend import recommend_all
-    from .metrics import ndcg_at_k, relevance_level
-
-    valid = data.valid
-    valid = valid[(cf.users.encode(valid[data.user]) > 0) & (cf.items.encode(valid[data.item]) > 0)]
-    if not data.implicit:
-        valid = valid[valid[data.rating] >= relevance_level(cf.scale)]
-    truth = {u: set(g[data.item]) for u, g in valid.groupby(data.user)}
-    users = sorted(truth, key=str)
-    if len(users) < 10:
-        return None
-    if len(users) > LIST_USERS:
-        users = [users[k] for k in np.sort(np.random.default_rng(0).choice(len(users), LIST_USERS, replace=False))]
-    mine = recommend_all(cf, users, 10)
-    lists = {u: list(g["item"]) for u, g in mine.groupby("user", sort=False)}
-    assert cf.item_counts is not None
-    # the chart as recommend_all would list it for each user: the same items allowed, their own left out
-    counts = cf.item_counts.float().expand(len(users), -1).clone()
-    top = top_n(counts, item_mask(cf, None, 1), [cf.seen(int(k)) for k in cf.users.encode(users)], 10)
-    charts = [list(cf.items.decode(idx[val > -torch.inf].numpy())) for idx, val in zip(top.indices, top.values)]
-    rel = [truth[u] for u in users]
-    chart = ndcg_at_k(charts, rel, 10)
-    cf.fold_lists = float(ndcg_at_k([lists.get(u, []) for u in users], rel, 10) / chart) if chart else 1.0
-    return cf.fold_lists
 
 
 def chart_weight(m: int, prior: float = CHART_PRIOR) -> float:

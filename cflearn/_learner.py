@@ -24,10 +24,10 @@ from ._device import resolve_device
 from ._distributed import init_from_env, is_main, rank, unwrap, world
 from ._errors import ConfigError, ConfigWarning, caller_level, check_count, check_number, check_seed, closest
 from ._export import check_header_size
+from ._feature_settle import needs_choice
 from ._launch import TorchrunEnv, torchrun_env
 from ._presets import DEFAULT_PRESET, OVERRIDABLE, Preset, get_preset
 from ._rating import RMSE, OwnModule, RatingLoss
-from ._select import choose, needs_choice
 from ._settle import (
     check_has_validation,
     check_memory,
@@ -51,7 +51,7 @@ from .kinds import Built, Kind, check_built, get_kind
 from .models import HybridDotBias, contract, ranking_head, rating_head
 from .optim import adamw, lazy_adamw
 
-__all__ = ["collab_learner", "fit", "resolve_device"]
+__all__ = ["collab_learner", "train", "resolve_device"]
 
 
 def collab_learner(
@@ -162,7 +162,7 @@ def collab_learner(
 
 @dataclasses.dataclass
 class _Pending:
-    """What :func:`fit` needs to run a preset's feature check and rebuild the learner with its choice."""
+    """What :func:`cflearn.fit` needs to run a preset's feature check and rebuild the learner with its choice."""
 
     given: dict[str, Any]
     y_range: Any
@@ -264,45 +264,16 @@ def _check_learner_kwargs(kwargs: dict[str, Any]) -> None:
             raise ConfigError(f"unknown option {name!r}{hint}; see help(cflearn.collab_learner) and cflearn.PRESETS")
 
 
-def _choose_now(learn: Learner) -> None:
-    """Run the feature check the learner's preset asks for (once, before its first :func:`fit`), and
-    rebuild the learner with the choice when it differs from what was built."""
-    pending: _Pending | None = getattr(learn, "cf_choice", None)
-    learn.cf_choice = None
-    cf = as_collab(learn)
-    if pending is None or cf.data is None or cf.settings is None:
-        return
-    if cf.trained:
-        warnings.warn(f"preset {cf.settings.name!r} checks its side features before training, and this learner has "
-                      "trained already (learn.fit_one_cycle?), with all of them; call cflearn.select_features(data, "
-                      "preset) before collab_learner to train with the check's choice", ConfigWarning,
-                      stacklevel=caller_level())
-        return
-    p = choose(cf.data, cf.settings, pending.given, seed=pending.seed, device=pending.device,
-               say=print if pending.progress and is_main() else None)
-    if p == cf.settings:  # the features built are the ones chosen: record the choice
-        cf.settings, cf.preset = p, p.to_dict()
-        _weigh_new_users(learn.model, p)
-        return
-    extra = [cb for cb in learn.cbs if id(cb) not in pending.own_cbs]  # yours, given or added since
-    new = collab_learner(cf.data, p, y_range=pending.y_range, device=pending.device, seed=pending.seed,
-                         progress=pending.progress, cbs=extra, **pending.given, **pending.learner_kwargs)
-    learn.__dict__.update(new.__dict__)  # the same Learner object, rebuilt: callers keep their reference
-    for cb in learn.cbs:
-        cb.learn = learn
-    loss = getattr(learn.loss_func, "rank", learn.loss_func)
-    if hasattr(loss, "learn"):
-        loss.learn = learn
-
-
 def _silent(*_: Any) -> None:
     """A logger that prints nothing (fastai prints each epoch's row when bars are off)."""
 
 
-def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: float | None = None, *,
+def train(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: float | None = None, *,
         keep_best: bool = False, patience: int | None = None, interrupt: Literal["keep", "raise"] = "keep",
         **kwargs: Any) -> Learner:
-    """Train with the preset's one-cycle schedule (``learn.fit_one_cycle(epochs, lr, wd=wd)``).
+    """Train with the preset's one-cycle schedule (``learn.fit_one_cycle(epochs, lr, wd=wd)``), as
+    :func:`cflearn.fit` does after the preset's feature check (this runs none: a learner whose
+    preset still has one to run trains with the features it was built with).
 
     Interrupting (Ctrl-C, or the notebook's stop button) keeps the learner usable: the weights of
     the last completed epoch are put back, a message says so, and the learner is returned.
@@ -325,7 +296,6 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
     Returns:
         The same learner, trained; ``learn.cf.fit_seconds`` holds the wall time.
     """
-    _choose_now(learn)
     cf = as_collab(learn)
     if cf.settings is None:
         raise ConfigError("cflearn.fit trains a learner from cflearn.collab_learner (it reads the preset it was built "

@@ -5,12 +5,16 @@ already on the training device (no per-batch pandas, collation or workers). Ever
 fastai's: ``new``, ``one_batch``, ``get_preds``, plus ``decode_batch`` / ``show_batch`` /
 ``show_results`` that show raw IDs (and titles where known). :class:`CollabLoaders` adds
 ``test_dl`` for raw IDs or a DataFrame, encoded through the model's vocabularies.
+:func:`pair_loaders` picks the loaders of ``(user, item)`` pairs: these, or fastai's own
+``CollabDataLoaders`` recipe (the course's presets).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from types import MethodType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,8 +29,9 @@ from ._vocab import Vocab, encode_ids, item_titles
 
 if TYPE_CHECKING:
     from ._data import CollabData
+    from ._presets import Preset
 
-__all__ = ["Decoder", "TensorDataset", "TensorLoader", "CollabLoaders", "fast_loaders"]
+__all__ = ["Decoder", "TensorDataset", "TensorLoader", "CollabLoaders", "fast_loaders", "pair_loaders"]
 
 
 class Decoder:
@@ -301,3 +306,54 @@ def fast_loaders(x_train: torch.Tensor, y_train: torch.Tensor, x_valid: torch.Te
                          drop_last=len(x_train) // shard[1] > rank_bs, seed=seed, decoder=decoder, shard=shard)
     valid = TensorLoader(TensorDataset(x_valid, y_valid), bs=valid_bs or max(bs, 65536), seed=seed, decoder=decoder)
     return CollabLoaders(train, valid, decoder=decoder, device=torch.device(device))
+
+
+def pair_loaders(data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
+                 shard: tuple[int, int] = (0, 1)) -> Any:
+    """Loaders of ``(user, item)`` pairs and ratings: fastai's ``CollabDataLoaders`` recipe
+    (``p.loader == "fastai"``, the course's) or cflearn's tensor loaders."""
+    if p.loader == "fastai":
+        dls = _fastai_loaders(data, p.bs, device, seed)
+        for col, vocab in ((data.user, data.users), (data.item, data.items)):  # fastai's Categorify: same layout
+            if list(dls.classes[col]) != vocab.itos:
+                raise ConfigError(f"fastai laid out the {col!r} IDs differently from cflearn; use preset "
+                                  "'fast' (loader='fast') for this table")
+        return dls
+    decoder = Decoder.of(data)
+    return fast_loaders(*data.tensors("train"), *data.tensors("valid"), bs=p.bs, device=device, seed=seed,
+                        decoder=decoder, shard=shard)
+
+
+def _fastai_loaders(data: CollabData, bs: int, device: torch.device, seed: int | None) -> Any:
+    """fastai's ``CollabDataLoaders.from_df`` recipe, on cflearn's split (for the course presets).
+
+    fastai's tabular training loader draws each epoch from numpy's global generator (with
+    replacement); with a seed, it draws from its own seeded generator, and building the loaders
+    leaves the global state as it was.
+    """
+    from fastai.collab import TabularCollab  # the trainer's tabular stack: only the course's presets need it
+    from fastai.data.block import TransformBlock
+    from fastai.tabular.core import Categorify
+
+    frame = data.ratings[[data.user, data.item, data.rating]]
+    state = np.random.get_state()
+    try:
+        with warnings.catch_warnings():  # fastai turns pandas' read-only (copy-on-write) arrays into tensors
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+            to = TabularCollab(frame, [Categorify], [data.user, data.item], y_names=[data.rating],
+                               y_block=TransformBlock(), splits=(list(data.train_idx), list(data.valid_idx)))
+            dls = to.dataloaders(bs=bs, device=device)
+    finally:
+        np.random.set_state(state)
+    if seed is not None:
+        train = dls.train
+        train.cf_random = np.random.RandomState(seed)
+        train.get_idxs = MethodType(_seeded_idxs, train)  # a method: fastai's `new` does not copy it
+    return dls
+
+
+def _seeded_idxs(self: Any) -> list[int]:
+    """fastai's ``TabWeightedDL.get_idxs`` drawing from the loader's own seeded generator."""
+    if self.n == 0 or not self.shuffle:
+        return list(type(self).get_idxs(self))
+    return list(self.cf_random.choice(self.n, self.n, p=self.wgts))

@@ -21,8 +21,8 @@ from fastai.callback.core import Callback
 from ._data import relevance_level
 from ._distributed import unwrap
 from ._errors import ConfigError, check_count, check_fraction, check_number
+from ._feature_settle import settle_features
 from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader
-from ._settle import side_features
 from .kinds import Built, Kind, register
 from .models import Ranker, csr_rows, ranking_head
 
@@ -461,7 +461,7 @@ class RankKind(Kind):
             check_rated_factors(p, given)
         elif p.implicit_factors and "n_factors" not in given:
             p = p.replace(n_factors=p.implicit_factors)
-        return self.schedule(data, side_features(data, p, given), epochs_given="epochs" in given)
+        return self.schedule(data, settle_features(data, p, given), epochs_given="epochs" in given)
 
     @staticmethod
     def schedule(data: CollabData, p: Preset, *, epochs_given: bool) -> Preset:

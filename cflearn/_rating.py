@@ -5,25 +5,21 @@ ratings, through fastai's ``CollabDataLoaders`` recipe or cflearn's tensor loade
 from __future__ import annotations
 
 import warnings
-from types import MethodType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
-from fastai.collab import TabularCollab
-from fastai.data.block import TransformBlock
 from fastai.learner import Learner, Metric
 from fastai.losses import MSELossFlat
-from fastai.tabular.core import Categorify
 from fastai.tabular.model import get_emb_sz, tabular_config
 from torch import nn
 from torch.nn import functional as F
 
 from ._errors import ColumnError, ConfigError, ConfigWarning, caller_level, check_count, check_fraction, closest
+from ._feature_settle import settle_features
 from ._features import hybrid_data
-from ._loaders import Decoder, fast_loaders
+from ._loaders import Decoder, fast_loaders, pair_loaders
 from ._ranking import RANK_ONLY, check_ranking
-from ._settle import side_features
 from .kinds import Built, Kind, register
 from .models import DotBias, HybridDotBias
 
@@ -76,53 +72,6 @@ class RatingLoss:
 
     def __repr__(self) -> str:
         return "RatingLoss(mse)"
-
-
-def pair_loaders(data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
-                 shard: tuple[int, int] = (0, 1)) -> Any:
-    """Loaders of ``(user, item)`` pairs and ratings: fastai's ``CollabDataLoaders`` recipe
-    (``p.loader == "fastai"``, the course's) or cflearn's tensor loaders."""
-    if p.loader == "fastai":
-        dls = _fastai_loaders(data, p.bs, device, seed)
-        for col, vocab in ((data.user, data.users), (data.item, data.items)):  # fastai's Categorify: same layout
-            if list(dls.classes[col]) != vocab.itos:
-                raise ConfigError(f"fastai laid out the {col!r} IDs differently from cflearn; use preset "
-                                  "'fast' (loader='fast') for this table")
-        return dls
-    decoder = Decoder.of(data)
-    return fast_loaders(*data.tensors("train"), *data.tensors("valid"), bs=p.bs, device=device, seed=seed,
-                        decoder=decoder, shard=shard)
-
-
-def _fastai_loaders(data: CollabData, bs: int, device: torch.device, seed: int | None) -> Any:
-    """fastai's ``CollabDataLoaders.from_df`` recipe, on cflearn's split (for the course presets).
-
-    fastai's tabular training loader draws each epoch from numpy's global generator (with
-    replacement); with a seed, it draws from its own seeded generator, and building the loaders
-    leaves the global state as it was.
-    """
-    frame = data.ratings[[data.user, data.item, data.rating]]
-    state = np.random.get_state()
-    try:
-        with warnings.catch_warnings():  # fastai turns pandas' read-only (copy-on-write) arrays into tensors
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
-            to = TabularCollab(frame, [Categorify], [data.user, data.item], y_names=[data.rating],
-                               y_block=TransformBlock(), splits=(list(data.train_idx), list(data.valid_idx)))
-            dls = to.dataloaders(bs=bs, device=device)
-    finally:
-        np.random.set_state(state)
-    if seed is not None:
-        train = dls.train
-        train.cf_random = np.random.RandomState(seed)
-        train.get_idxs = MethodType(_seeded_idxs, train)  # a method: fastai's `new` does not copy it
-    return dls
-
-
-def _seeded_idxs(self: Any) -> list[int]:
-    """fastai's ``TabWeightedDL.get_idxs`` drawing from the loader's own seeded generator."""
-    if self.n == 0 or not self.shuffle:
-        return list(type(self).get_idxs(self))
-    return list(self.cf_random.choice(self.n, self.n, p=self.wgts))
 
 
 def hybrid_net(p: Preset, hyb: Any, yr: tuple[float, float] | None) -> HybridDotBias:
@@ -188,7 +137,7 @@ class RatingKind(Kind):
                                       f"{closest(str(key), [data.user, data.item])}; use "
                                       f"{{{data.user!r}: ..., {data.item!r}: ...}}")
                 check_count(f"emb_szs[{key!r}]", size)
-        return side_features(data, p, given)
+        return settle_features(data, p, given)
 
     @staticmethod
     def loss(p: Preset) -> Any:

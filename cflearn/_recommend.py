@@ -16,14 +16,15 @@ from ._cold import FeatureInput, feature_part, feature_rows
 from ._collab import CollabModel, as_collab
 from ._data import relevance_level
 from ._errors import ColumnError, ConfigError, DataError, UnknownIDError, check_count, check_number
-from ._fold import CHART_PRIOR, UserPrior, chart_weight, lean_on_chart, lists_vs_chart, posterior_mode, user_prior
+from ._fold import CHART_PRIOR, UserPrior, chart_weight, lean_on_chart, posterior_mode, user_prior
 from ._scoring import encode_items, encode_users, fallback_labels, features_label, item_mask, score_matrix, top_n
 from .models import HybridDotBias, rating_head
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
 
-__all__ = ["recommend", "recommend_all", "similar_items", "similar_users", "fold_in", "cold_user", "FoldedUser"]
+__all__ = ["recommend", "recommend_all", "similar_items", "similar_users", "fold_in", "cold_user", "FoldedUser",
+           "lists_vs_chart"]
 
 
 @dataclasses.dataclass(eq=False)
@@ -435,7 +436,7 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
             liked items only (rated at the relevance level or above): with none of those, the list is
             the chart without the rated items, and a warning says so. A model whose lists come from
             predicted ratings (``fast``, ``best``) and lose to the chart for its known users
-            (:func:`cflearn._fold.lists_vs_chart`) gives a new user the chart.
+            (:func:`lists_vs_chart`) gives a new user the chart.
 
     Returns:
         FoldedUser: pass it to :func:`recommend` or :func:`cflearn.predict`.
@@ -558,3 +559,42 @@ def _prior(cf: CollabModel, users: torch.Tensor, bias: torch.Tensor, features: F
     base = cast(UserPrior, cache["cf"])
     mf, mc = cache["mean_features"]  # the new user's shrunk feature part, relative to the trained users' mean
     return dataclasses.replace(base, mean=base.mean + vec[0] - mf, bias_mean=base.bias_mean + float(b[0]) - mc)
+
+
+LIST_USERS = 1000
+"""Validation users (at most, seeded) on whom :func:`lists_vs_chart` compares the model's lists with the chart."""
+
+
+def lists_vs_chart(cf: CollabModel) -> float | None:
+    """NDCG@10 of the model's own top-10 lists over the popularity chart's (each without the user's training
+    items), for the known users of the validation rows who liked one of them (at most :data:`LIST_USERS`,
+    seeded); ``None`` without validation rows (a model loaded from a file uses the value saved with it).
+    Cached on the model until it trains again."""
+    if cf.fold_lists is not None:
+        return cf.fold_lists
+    data = cf.data
+    if data is None or not len(data.valid_idx):
+        return None
+    from .metrics import ndcg_at_k, relevance_level
+
+    valid = data.valid
+    valid = valid[(cf.users.encode(valid[data.user]) > 0) & (cf.items.encode(valid[data.item]) > 0)]
+    if not data.implicit:
+        valid = valid[valid[data.rating] >= relevance_level(cf.scale)]
+    truth = {u: set(g[data.item]) for u, g in valid.groupby(data.user)}
+    users = sorted(truth, key=str)
+    if len(users) < 10:
+        return None
+    if len(users) > LIST_USERS:
+        users = [users[k] for k in np.sort(np.random.default_rng(0).choice(len(users), LIST_USERS, replace=False))]
+    mine = recommend_all(cf, users, 10)
+    lists = {u: list(g["item"]) for u, g in mine.groupby("user", sort=False)}
+    assert cf.item_counts is not None
+    # the chart as recommend_all would list it for each user: the same items allowed, their own left out
+    counts = cf.item_counts.float().expand(len(users), -1).clone()
+    top = top_n(counts, item_mask(cf, None, 1), [cf.seen(int(k)) for k in cf.users.encode(users)], 10)
+    charts = [list(cf.items.decode(idx[val > -torch.inf].numpy())) for idx, val in zip(top.indices, top.values)]
+    rel = [truth[u] for u in users]
+    chart = ndcg_at_k(charts, rel, 10)
+    cf.fold_lists = float(ndcg_at_k([lists.get(u, []) for u in users], rel, 10) / chart) if chart else 1.0
+    return cf.fold_lists

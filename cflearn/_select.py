@@ -16,14 +16,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import CflearnError, ConfigError, ConfigWarning, caller_level, check_seed, closest
-from ._launch import torchrun_env
+from ._feature_settle import needs_choice
 from ._presets import DEFAULT_PRESET, OVERRIDABLE, PRESETS, FeatureChoice, Preset, get_preset
 from ._settle import resolve, warn_feature_overrides
 
 if TYPE_CHECKING:
     from ._data import CollabData
 
-__all__ = ["select_features", "choose", "needs_choice"]
+__all__ = ["select_features", "choose"]
 
 
 def select_features(data: CollabData, preset: str | Preset | None = None, *, seed: int | None = None,
@@ -70,14 +70,6 @@ def select_features(data: CollabData, preset: str | Preset | None = None, *, see
     return choose(data, settled, given, seed=seed, device=device, say=print if verbose else None)
 
 
-def needs_choice(p: Preset, given: dict[str, Any]) -> bool:
-    """Whether a settled preset still has a feature check to run: its features (unless the caller named
-    them) or the weight of new users' metadata (never under torchrun: the features are kept as they are)."""
-    named = bool({"item_features", "user_features"} & set(given))
-    return bool(p.select_features and p.chosen is None and torchrun_env() is None
-                and ((p.item_features or p.user_features) and not named or p.user_features))
-
-
 def choose(data: CollabData, p: Preset, given: dict[str, Any], *, seed: int | None, device: Any = None,
            say: Callable[[str], Any] | None = None) -> Preset:
     """The settled preset ``p`` with its features chosen (see :func:`select_features`); ``given``: the
@@ -108,7 +100,7 @@ def _select(data: CollabData, p: Preset, seed: int | None, *, device: Any = None
     predicts best when trained on 90% of the training rows and scored on the other 10% (seeded); ties
     keep more features."""
     from ._data import from_df
-    from ._learner import collab_learner, fit
+    from ._learner import collab_learner, train
     from ._predict import predict
     from .metrics import rmse
 
@@ -135,7 +127,7 @@ def _select(data: CollabData, p: Preset, seed: int | None, *, device: Any = None
     for feats, cand in candidates.items():
         learn = collab_learner(inner, cand.replace(select_features=False), seed=seed, device=device,
                                progress=False)
-        fit(learn)
+        train(learn)
         pred = predict(learn, valid[inner.user].tolist(), valid[inner.item].tolist(),
                        user_info=users if split == "cold_users" and cand.user_features else None)
         scores[feats] = rmse(pred["score"].to_numpy(), valid[inner.rating].to_numpy())

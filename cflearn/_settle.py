@@ -1,5 +1,6 @@
 """Settling a preset against the data, once, before anything is built: checks of every setting, the
-model kind's own choices (:meth:`cflearn.kinds.Kind.settle`), side features, ``y_range`` and memory."""
+model kind's own choices (:meth:`cflearn.kinds.Kind.settle`; its side features in
+:mod:`cflearn._feature_settle`), ``y_range`` and memory."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ColumnError, ConfigError, ConfigWarning, caller_level, check_count, check_number, closest
-from ._features import check_feature_columns, has_feature
+from ._errors import ConfigError, ConfigWarning, caller_level, check_count, check_number
 from ._presets import Preset, y_range_for
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from ._data import CollabData
 
-__all__ = ["resolve", "side_features", "warn_feature_overrides", "check_y_range", "check_memory", "check_own_model",
+__all__ = ["resolve", "warn_feature_overrides", "check_y_range", "check_memory", "check_own_model",
            "check_has_validation"]
 
 _ARCH = ("n_factors", "use_nn", "emb_szs", "layers", "item_features", "user_features", "content_based", "y_range",
@@ -49,68 +49,6 @@ def warn_feature_overrides(given: dict[str, Any], where: str) -> None:
                       "--item-features on the command line); a preset uses them (best, content, dual) or says it does "
                       "not (fast), and select_features=False keeps them without best's check", ConfigWarning,
                       stacklevel=caller_level())
-
-
-def side_features(data: CollabData, p: Preset, given: dict[str, Any]) -> Preset:
-    """Settle the side features: those declared on the data replace a feature preset's own list; a
-    preset without side features says it leaves declared ones unused; every column must exist. A
-    preset whose features were chosen (:func:`cflearn.select_features`) keeps its lists."""
-    if p.chosen is not None:  # chosen already: the lists are the choice
-        given = {**given, "item_features": p.item_features, "user_features": p.user_features}
-    declared = [f"{side} features {cols}" for side, cols in (("user", data.user_features),
-                                                             ("item", data.item_features)) if cols]
-    if p.dual and declared and p.chosen is None:  # the two-headed model's rating head uses the declared features
-        p = p.replace(item_features=data.item_features or (), user_features=data.user_features or ())
-    uses = bool(p.item_features or p.user_features or p.content_based)
-    if not uses and declared:
-        if p.chosen is None:
-            warnings.warn(f"preset {p.name!r} has no side features, so the data's {' and '.join(declared)} are not "
-                          "used; use preset='best' (hybrid) or 'content' (content-based)", ConfigWarning,
-                          stacklevel=caller_level())
-        return p
-    if not uses:
-        return p
-    if p.use_nn:
-        raise ConfigError(f"the NN model takes no side features, so item_features={tuple(p.item_features)} / "
-                          f"user_features={tuple(p.user_features)} would be dropped; use preset='best_nn' or "
-                          "'fast_nn' (they train without side features)")
-    if p.loader != "fast":
-        raise ConfigError("side features need the fast loader (loader='fast')")
-    if "item_features" not in given and data.item_features is not None:
-        p = p.replace(item_features=data.item_features)
-    if "user_features" not in given and data.user_features:
-        p = p.replace(user_features=data.user_features)
-    check_feature_columns(data.user_info, p.user_features, "user")
-    explicit = "item_features" in given or data.item_features is not None
-    p = p.replace(item_features=_usable_features(data, p, explicit=explicit)) if p.item_features else p
-    if p.content_based and not p.item_features:
-        raise ConfigError(f"preset {p.name!r} is content-based: it needs item features (e.g. genres); pass "
-                          "items=... and item_features=... to cflearn.from_df")
-    return p
-
-
-def _usable_features(data: CollabData, p: Preset, *, explicit: bool) -> tuple[str, ...]:
-    """The preset's item features that apply to ``data``: errors for the ones you asked for, a warning
-    for a preset's defaults that this data lacks."""
-    feats = tuple(p.item_features)
-    info = data.item_info
-    cols = [] if info is None else [str(c) for c in info.columns]
-    if info is None:
-        why = f"item_features={feats} need an items table: pass items=... to cflearn.from_df"
-    else:
-        missing = [f for f in feats if not has_feature(info, f)]
-        if not missing:
-            return feats
-        why = (f"item_features={feats}: {missing[0]!r} is not in the items table{closest(missing[0], cols)}; "
-               f"columns are {cols}")
-    if explicit:
-        raise ColumnError(why) if info is not None else ConfigError(why)
-    kept = tuple(f for f in feats if info is not None and has_feature(info, f))
-    if p.select_features and kept:  # 'the features the data has': the others are not expected
-        return kept
-    using = f"item features {kept}" if kept else "no item features (the plain dot-product model, as preset fast)"
-    warnings.warn(f"preset {p.name!r}: {why}; training with {using}", ConfigWarning, stacklevel=caller_level())
-    return kept
 
 
 def check_y_range(data: CollabData, p: Preset, y_range: Any) -> tuple[float, float]:

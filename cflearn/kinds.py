@@ -110,9 +110,9 @@ class Kind:
                                   f"{self.name!r}); it reads {', '.join(sorted(self.fields | schedule))}")
         if preset.optimizer == "auto":
             preset = preset.replace(optimizer="adamw")
-        from ._settle import side_features
+        from ._feature_settle import settle_features
 
-        return side_features(data, preset, given)  # says so when the data's declared features go unused
+        return settle_features(data, preset, given)  # says so when the data's declared features go unused
 
     def check_implicit(self, data: CollabData, preset: Preset) -> None:
         """A kind that predicts ratings (``implicit = False``) refuses interactions without ratings."""
@@ -252,6 +252,6 @@ def rating_loaders(data: CollabData, preset: Preset, *, device: torch.device, se
                    shard: tuple[int, int] = (0, 1)) -> DataLoaders:
     """The loaders of a model that takes ``(user, item)`` index pairs and predicts ratings: fastai's
     ``CollabDataLoaders`` recipe (``preset.loader == "fastai"``) or cflearn's tensor loaders."""
-    from ._rating import pair_loaders
+    from ._loaders import pair_loaders
 
     return pair_loaders(data, preset, device=device, seed=seed, shard=shard)

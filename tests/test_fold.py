@@ -269,7 +269,7 @@ def test_a_model_whose_lists_lose_to_the_chart_gives_new_users_the_chart(held_ou
     learn, held = held_out
     cf = learn.cf
     cf.fold_lists = None
-    ratio = cflearn._fold.lists_vs_chart(cf)
+    ratio = cflearn._recommend.lists_vs_chart(cf)
     data = cf.data
     valid = data.valid[data.valid["rating"] >= relevance_level(cf.scale)]
     valid = valid[(cf.users.encode(valid["user"]) > 0) & (cf.items.encode(valid["item"]) > 0)]

@@ -1,13 +1,15 @@
 """The layout keeps serving apart from training: only the modules that build learners import the
-factory, and loading a model or answering with it does not pull in the trainer."""
+factory, and loading a model or answering with it does not pull in the trainer; and no module
+imports one that imports it back, deferred (in-function) imports included."""
 
 import ast
+import graphlib
 import subprocess
 import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cflearn"
-BUILDERS = {"_learner", "cli", "__init__", "_feature_trust", "_select", "_fitrun"}  # + runs, the feature check
+BUILDERS = {"_learner", "_fit", "cli", "__init__", "_feature_trust", "_select", "_fitrun"}  # + runs, the check
 
 
 def _imports(path: Path) -> set[str]:
@@ -33,3 +35,59 @@ def test_load_and_predict_do_not_import_the_trainer():
             "print(sorted(m for m in ('cflearn._learner', 'fastai.learner') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+def _module_name(path: Path) -> str:
+    parts = path.with_suffix("").relative_to(PACKAGE.parent).parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each cflearn module -> the cflearn modules it imports anywhere in its code (at the top, in a
+    function, in a method), but not under ``if TYPE_CHECKING:`` (never run)."""
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        tree = ast.parse(path.read_text())
+        guards = [n for n in ast.walk(tree) if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test)]
+        unrun = {id(n) for node in guards for stmt in node.body for n in ast.walk(stmt)}
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        deps = set()
+        for node in ast.walk(tree):
+            if id(node) in unrun or not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names]
+            for target in targets:
+                while target and target not in files:  # cflearn.x.y (a name in module x) -> cflearn.x
+                    target = target.rpartition(".")[0]
+                if target.startswith("cflearn") and target != name:
+                    deps.add(target)
+        graph[name] = deps
+    return graph
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    graph = import_graph()
+    assert "cflearn._select" in graph["cflearn._fit"] and "cflearn._learner" in graph["cflearn._select"]  # deferred
+    try:
+        tuple(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as e:
+        raise AssertionError(f"an import cycle: {' -> '.join(e.args[1])}") from None
+
+
+def test_the_cycle_check_sees_a_cycle_through_a_deferred_import():
+    graph = import_graph()
+    graph["cflearn._learner"].add("cflearn._fit")  # as a `from ._fit import fit` inside a function would
+    try:
+        tuple(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as e:
+        assert {"cflearn._learner", "cflearn._fit"} <= set(e.args[1])
+    else:
+        raise AssertionError("the cycle was not found")
