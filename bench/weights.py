@@ -62,9 +62,14 @@ def main() -> int:
     for preset, variant, table, data_args, learner_args in runs():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            data = cflearn.from_df(table, seed=42, **data_args)
-            learn = cflearn.collab_learner(data, preset, epochs=1, progress=False, **learner_args)
-            cflearn.fit(learn)
+            try:
+                data = cflearn.from_df(table, seed=42, **data_args)
+                learn = cflearn.collab_learner(data, preset, epochs=1, progress=False, **learner_args)
+                cflearn.fit(learn)
+            except cflearn.CflearnError as e:  # e.g. 'content' without item features: refused, as it should be
+                rows.append([preset, variant, f"refused: {type(e).__name__}"])
+                print(*rows[-1], flush=True)
+                continue
         rows.append([preset, variant, fingerprint(learn)])
         print(*rows[-1], flush=True)
     table = markdown_table(["preset", "data", "weights (SHA-256, first 16)"], rows)
@@ -75,7 +80,7 @@ def main() -> int:
         if at < 0:
             print("no recorded fingerprints to compare with")
             return 1
-        recorded = dict(((p, v), h) for p, v, h in re.findall(r"^\| (\S+) \| ([^|]+?) \| ([0-9a-f]{16}) \|$",
+        recorded = dict(((p, v), h) for p, v, h in re.findall(r"^\| (\S+) \| ([^|]+?) \| ([^|]+?) \|$",
                                                                  text[at:], flags=re.M))
         changed = [(p, v) for p, v, h in rows if recorded.get((p, v)) != h]
         print(f"{len(rows) - len(changed)} of {len(rows)} unchanged" + (f"; changed: {changed}" if changed else ""))

@@ -14,7 +14,7 @@ from ._collab import CollabModel, as_collab
 from ._data import relevance_level
 from ._errors import ConfigError, check_count, closest, first_line
 from ._scoring import item_mask, score_matrix, score_pairs, top_n
-from .metrics import Empty, catalog_coverage, mae, popularity_bias, ranking_metrics, rmse
+from .metrics import METRICS, Catalogue, Empty, ranking_metrics
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
@@ -116,8 +116,9 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
             ``name@n`` computed on every row's lists.
 
     Returns:
-        DataFrame with one row per method and columns ``rmse, mae, precision@n, recall@n, ndcg@n,
-        map@n, mrr@n, hit_rate@n, coverage@n, popularity@n`` (``n`` as given, e.g. ``ndcg@10``).
+        DataFrame with one row per method and a column per registered metric
+        (:data:`cflearn.metrics.METRICS`): ``rmse, mae, precision@n, recall@n, ndcg@n, map@n, mrr@n,
+        hit_rate@n, coverage@n, popularity@n`` (``n`` as given, e.g. ``ndcg@10``), then yours.
         ``attrs`` holds ``n``, ``relevance``, ``users_ranked``, ``users_sampled``, ``n_valid``,
         ``implicit``, ``ease_lambda`` and ``cold_relevant``: the relevant validation items with no
         training row, which no list can contain; each counts as one relevant item (a miss for
@@ -148,6 +149,7 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
     n_users, n_items = len(cf.users), len(cf.items)
 
     # rating metrics
+    pair_metrics = [m for m in METRICS.values() if m.pairs is not None]
     mu, bu, bi = bias_baseline(tu, ti, train_ratings, n_users, n_items)
     rows: dict[str, dict[str, float]] = {}
     given = list(BASELINES) if baselines is True else [] if baselines is False else list(baselines)
@@ -174,9 +176,11 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
                  "most popular": item_mean[vi]}
         if cf.contract.score_kind == "rating":
             preds["model"] = score_pairs(cf, vu, vi)
-        nan = {"rmse": float("nan"), "mae": float("nan")}
-        rows = {name: {"rmse": rmse(preds[name], target), "mae": mae(preds[name], target)} if name in preds
-                else dict(nan) for name in names}
+        rows = {name: {} for name in names}
+        for m in pair_metrics:
+            assert m.pairs is not None
+            for name in names:
+                rows[name][m.name] = m.pairs(preds[name], target) if name in preds else float("nan")
     else:
         rows = {name: {} for name in names}
 
@@ -223,16 +227,19 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
                 notes[name] = f"not computed: {first_line(e)}"
     for name, make in own.items():
         scorers[name] = _own_scorer(name, make(np.asarray(tu), np.asarray(ti), n_users, n_items), n_items)
+    catalogue = Catalogue(n_rankable, popularity)
+    list_metrics = [m for m in METRICS.values() if m.lists is not None]
     for name in names:
         if name not in scorers:  # a baseline that could not be computed: blank, with the reason in attrs
-            rows[name] |= {k: float("nan") for k in ranking_metrics([], [], n)} | {f"coverage@{n}": float("nan"),
-                                                                                 f"popularity@{n}": float("nan")}
+            rows[name] |= {k: float("nan") for k in ranking_metrics([], [], n)}
+            rows[name] |= {m.column(n): float("nan") for m in list_metrics}
             rows[name] |= {f"{metric}@{n}": float("nan") for metric in extra}
             continue
         top = _ranked(cf, uidx, n, allowed, scorers[name])
         rows[name] |= ranking_metrics(top, relevant, n, empty=empty)
-        rows[name][f"coverage@{n}"] = catalog_coverage(top, n_rankable, n)
-        rows[name][f"popularity@{n}"] = popularity_bias(top, popularity, n)
+        for m in list_metrics:
+            assert m.lists is not None
+            rows[name][m.column(n)] = float(m.lists(top, catalogue, n))
         for metric, fn in extra.items():
             rows[name][f"{metric}@{n}"] = float(fn(top, relevant, n))
     table = pd.DataFrame.from_dict(rows, orient="index")

@@ -24,11 +24,10 @@ from ._export import load
 from ._io import atomic_write_bytes
 from ._recommend import recommend, similar_items
 from ._vocab import item_titles
+from .metrics import better
 
 __all__ = ["write_report", "report_html", "run_samples"]
 
-_LOWER_IS_BETTER = {"rmse", "mae"}
-_NOT_RANKED = ("popularity@",)  # lower is less popularity bias, not "better": left unmarked
 _CHANCE = "global mean"
 """The baseline whose scores all tie: its lists are random, so they cover everything by chance."""
 
@@ -171,8 +170,9 @@ def _evaluation(m: dict[str, Any]) -> str:
     for c in cols:
         ranked = {n: v for n, v in methods.items() if not ("@" in c and n == _CHANCE)}  # random lists win nothing
         values = [v[c] for v in ranked.values() if isinstance(v.get(c), (int, float)) and math.isfinite(v[c])]
-        if values and not c.startswith(_NOT_RANKED):
-            best[c] = min(values) if c in _LOWER_IS_BETTER else max(values)
+        way = better(c)  # popularity: lower is less popularity bias, not "better": left unmarked
+        if values and way is not None:
+            best[c] = min(values) if way == "lower" else max(values)
     head = "<tr><th>method</th>" + "".join(f"<th>{_e(c)}</th>" for c in cols) + "</tr>"
     body = []
     for k, (name, row) in enumerate(methods.items()):

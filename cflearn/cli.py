@@ -707,6 +707,7 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
     from ._distributed import is_main
     from ._fitrun import run_fit
     from .callbacks import EpochPrinter
+    from .metrics import summary_columns
 
     result = run_fit(source_data, out, preset=preset, epochs=epochs, seed=seed, valid_pct=valid_pct, source=source,
                      run=run, command=command, keep_best=keep_best, patience=patience,
@@ -716,7 +717,7 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
         return 0
     learn, table, metrics, p = result.learn, result.table, result.metrics, result.learn.cf.preset
     print()
-    cols = [c for c in ["rmse", "mae", "ndcg@10", "recall@10", "coverage@10"] if c in table.columns]
+    cols = [c for c in summary_columns(table.attrs["n"]) if c in table.columns]
     print(f"{'validation':<22}" + "".join(f"{c:>12}" for c in cols))
     for name, row in table.iterrows():
         print(f"{name:<22}" + "".join(f"{'-':>12}" if row[c] != row[c] else f"{row[c]:>12.4f}" for c in cols))

@@ -8,13 +8,14 @@ the list length (the k of "@k"). Gains are binary. Users with no relevant item a
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._errors import ConfigError, DataError
+from ._errors import ConfigError, DataError, closest
 
 __all__ = [
     "relevance_level",
@@ -29,6 +30,13 @@ __all__ = [
     "ranking_metrics",
     "catalog_coverage",
     "popularity_bias",
+    "Metric",
+    "Catalogue",
+    "METRICS",
+    "register",
+    "unregister",
+    "better",
+    "summary_columns",
 ]
 
 Empty = Literal["skip", "zero"]
@@ -71,31 +79,19 @@ def _user_scores(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collec
         raise DataError(f"{len(recommended)} recommendation lists for {len(relevant)} relevant sets")
     if n < 1:
         raise ConfigError(f"n (the list length) must be at least 1, got {n}")
-    discounts = 1.0 / np.log2(np.arange(2, n + 2))
+    per_user = [m for m in METRICS.values() if m.user is not None]
     rows = []
     for recs, rel in zip(recommended, relevant):
         rel = set(rel)
         if not rel:
             if empty == "zero":
-                rows.append((0.0,) * 6)
+                rows.append((0.0,) * len(per_user))
             continue
         hits = _hits(recs, rel, n)
-        n_hit = hits.sum()
-        idcg = discounts[: min(n, len(rel))].sum()
-        precision_at_r = np.cumsum(hits) / np.arange(1, len(hits) + 1) if len(hits) else np.zeros(0)
-        first = np.flatnonzero(hits)
-        rows.append((
-            n_hit / n,
-            n_hit / len(rel),
-            float((hits * discounts[: len(hits)]).sum() / idcg),
-            float((precision_at_r * hits).sum() / min(n, len(rel))),
-            1.0 / (first[0] + 1) if len(first) else 0.0,
-            float(n_hit > 0),
-        ))
-    names = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")
+        rows.append(tuple(float(m.user(hits, len(rel), n)) for m in per_user))  # type: ignore[misc]
     if not rows:
-        return {f"{name}@{n}": float("nan") for name in names}
-    return {f"{name}@{n}": float(v) for name, v in zip(names, np.mean(rows, axis=0))}
+        return {m.column(n): float("nan") for m in per_user}
+    return {m.column(n): float(v) for m, v in zip(per_user, np.mean(rows, axis=0))}
 
 
 def precision_at_k(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], n: int = 10,
@@ -136,7 +132,8 @@ def hit_rate_at_k(recommended: Sequence[Sequence[Any]], relevant: Sequence[Colle
 
 def ranking_metrics(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], n: int = 10,
                     *, empty: Empty = "skip") -> dict[str, float]:
-    """All six per-user ranking metrics at ``n`` in one pass (keys like ``"ndcg@10"``)."""
+    """Every registered per-user ranking metric at ``n`` in one pass (keys like ``"ndcg@10"``; cflearn's
+    own six: precision, recall, NDCG, MAP, MRR and hit rate)."""
     return _user_scores(recommended, relevant, n, empty)
 
 
@@ -152,3 +149,107 @@ def popularity_bias(recommended: Sequence[Sequence[Any]], popularity: Mapping[An
     of ``popularity[item]`` (e.g. the share of training users who rated it; unknown items count 0)."""
     values = [popularity.get(i, 0.0) for recs in recommended for i in (list(recs)[:n] if n else recs)]
     return float(np.mean(values)) if values else float("nan")
+
+
+# -- the registry: what evaluate computes, the command line shows, the report marks and metrics.json holds ----------
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What a metric of whole lists knows besides the lists: the items that could be recommended and
+    each item's popularity (the share of training users who rated it)."""
+
+    n_items: int
+    popularity: Mapping[Any, float]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of :func:`cflearn.evaluate`, computed in one of three ways.
+
+    Attributes:
+        name: its column (``name@n`` for the ranking metrics, e.g. ``ndcg@10``).
+        pairs: a rating metric: ``(predicted, true ratings) -> value``.
+        user: a ranking metric averaged over users: ``(hits, n_relevant, n) -> value`` for one user,
+            ``hits`` the 0/1 relevance of their top ``n`` (shorter when the list is).
+        lists: a metric of all the lists together: ``(lists, catalogue, n) -> value``.
+        better: ``"higher"``, ``"lower"`` or ``None`` (neither: the report marks no best value).
+        summary: its place in ``cflearn fit``'s summary table (1 first; 0: not shown there).
+    """
+
+    name: str
+    pairs: Callable[[np.ndarray, np.ndarray], float] | None = None
+    user: Callable[[np.ndarray, int, int], float] | None = None
+    lists: Callable[[Sequence[Sequence[Any]], Catalogue, int], float] | None = None
+    better: Literal["higher", "lower"] | None = "higher"
+    summary: int = 0
+
+    def column(self, n: int) -> str:
+        """Its column in :func:`cflearn.evaluate`'s table for lists of ``n``."""
+        return self.name if self.pairs is not None else f"{self.name}@{n}"
+
+
+METRICS: dict[str, Metric] = {}
+"""The registered metrics by name, in the order of :func:`cflearn.evaluate`'s columns."""
+
+
+def register(metric: Metric, *, replace: bool = False) -> Metric:
+    """Add a metric: :func:`cflearn.evaluate` computes it for the model and every baseline, the
+    command line's summary shows it (``summary``), and the run's report and ``metrics.json`` hold it."""
+    if not isinstance(metric, Metric) or not metric.name or "@" in metric.name:
+        raise ConfigError(f"register takes a cflearn.metrics.Metric with a name (no '@'), got {metric!r}")
+    if sum(f is not None for f in (metric.pairs, metric.user, metric.lists)) != 1:
+        raise ConfigError(f"metric {metric.name!r}: give exactly one of pairs=, user= or lists=")
+    if metric.name in METRICS and not replace:
+        raise ConfigError(f"a metric named {metric.name!r} is registered already; pass replace=True to replace it")
+    METRICS[metric.name] = metric
+    return metric
+
+
+def unregister(name: str) -> None:
+    """Remove a registered metric."""
+    if name not in METRICS:
+        raise ConfigError(f"no metric named {name!r} is registered{closest(name, METRICS)}")
+    del METRICS[name]
+
+
+def better(column: str) -> Literal["higher", "lower"] | None:
+    """Which way a column of :func:`cflearn.evaluate`'s table is better (a metric of your own: higher)."""
+    metric = METRICS.get(column.split("@")[0])
+    return "higher" if metric is None else metric.better
+
+
+def summary_columns(n: int) -> list[str]:
+    """The columns ``cflearn fit``'s summary table shows, in order."""
+    shown = sorted((m for m in METRICS.values() if m.summary), key=lambda m: m.summary)
+    return [m.column(n) for m in shown]
+
+
+def _discounts(n: int) -> np.ndarray:
+    return 1.0 / np.log2(np.arange(2, n + 2))
+
+
+def _ndcg(hits: np.ndarray, n_rel: int, n: int) -> float:
+    discounts = _discounts(n)
+    return float((hits * discounts[: len(hits)]).sum() / discounts[: min(n, n_rel)].sum())
+
+
+def _map(hits: np.ndarray, n_rel: int, n: int) -> float:
+    precision_at_r = np.cumsum(hits) / np.arange(1, len(hits) + 1) if len(hits) else np.zeros(0)
+    return float((precision_at_r * hits).sum() / min(n, n_rel))
+
+
+def _mrr(hits: np.ndarray, n_rel: int, n: int) -> float:
+    first = np.flatnonzero(hits)
+    return 1.0 / (first[0] + 1) if len(first) else 0.0
+
+
+register(Metric("rmse", pairs=rmse, better="lower", summary=1))
+register(Metric("mae", pairs=mae, better="lower", summary=2))
+register(Metric("precision", user=lambda hits, n_rel, n: hits.sum() / n))
+register(Metric("recall", user=lambda hits, n_rel, n: hits.sum() / n_rel, summary=4))
+register(Metric("ndcg", user=_ndcg, summary=3))
+register(Metric("map", user=_map))
+register(Metric("mrr", user=_mrr))
+register(Metric("hit_rate", user=lambda hits, n_rel, n: float(hits.sum() > 0)))
+register(Metric("coverage", lists=lambda lists, cat, n: catalog_coverage(lists, cat.n_items, n), summary=5))
+register(Metric("popularity", lists=lambda lists, cat, n: popularity_bias(lists, cat.popularity, n), better=None))

@@ -56,3 +56,35 @@ def test_rating_metrics():
     assert math.isnan(m.rmse([], []))
     with pytest.raises(ValueError):
         m.rmse([1, 2], [1])
+
+
+def test_a_registered_metric_reaches_evaluate_the_cli_the_report_and_metrics_json(tmp_path, capsys):
+    """Adding a metric is one function and one registry line: evaluate computes it for every row,
+    `cflearn fit` prints it, and the run's metrics.json and report hold it."""
+    import json
+
+    import cflearn
+    from cflearn.cli import main
+
+    def top_hit(hits, n_relevant, n):  # the user's first recommendation is relevant
+        return float(len(hits) > 0 and hits[0] > 0)
+
+    m.register(m.Metric("top_hit", user=top_hit, summary=6))
+    try:
+        src = tmp_path / "r.csv"
+        cflearn.datasets.synthetic(n_users=60, n_items=40, density=0.3, seed=0).ratings.to_csv(src, index=False)
+        assert main(["fit", str(src), "--user", "user", "--item", "item", "--rating", "rating", "--preset", "fast",
+                     "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+        header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("validation"))
+        assert header.split()[-1] == "top_hit@10", header
+        methods = json.loads((tmp_path / "run" / "metrics.json").read_text())["evaluation"]["methods"]
+        assert all("top_hit@10" in row for row in methods.values())
+        for row in methods.values():  # a hit at the top is a hit
+            assert row["top_hit@10"] is None or row["top_hit@10"] <= row["hit_rate@10"]
+        assert "top_hit@10" in (tmp_path / "run" / "report.html").read_text()
+        with pytest.raises(cflearn.ConfigError, match="registered already"):
+            m.register(m.Metric("top_hit", user=top_hit))
+    finally:
+        m.unregister("top_hit")
+    assert "top_hit" not in m.METRICS and m.summary_columns(10) == ["rmse", "mae", "ndcg@10", "recall@10",
+                                                                    "coverage@10"]
