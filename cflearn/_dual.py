@@ -43,7 +43,7 @@ from ._ranking import (
     valid_bs,
 )
 from ._rating import RMSE, RatingLoss, hybrid_net, pair_schedule
-from .kinds import Built, Kind, register
+from .kinds import Built, Kind, epochs_words, on_interactions, register, schedule_line
 from .models import DotBias, Dual, HybridDotBias, ItemItem, Ranker, item_item_head
 
 if TYPE_CHECKING:
@@ -202,6 +202,28 @@ class DualKind(Kind):
     model_class = Dual
     implicit = True
     fields = None  # check_dual names what applies
+
+    def memory(self, data: CollabData, preset: Preset) -> int:
+        """The rating head's user and item tables and the ranking head's three item tables."""
+        return 16 * (len(data.users) + 4 * len(data.items)) * (preset.n_factors + 1)
+
+    def describe(self, p: Preset) -> str:
+        size = (f"rating head {p.n_factors} factors, ranking head {p.rank_factors or p.n_factors}"
+                f"{on_interactions(p)}")
+        if p.rank_head != "auto":
+            return schedule_line(p, f"{p.bs} users", size)
+        from ._presets import PRESETS
+
+        fast = PRESETS["fast"]
+        return (f"kind {p.kind}; item-item head (up to {ITEM_ITEM_MAX:,} items with {p.min_count} ratings): the rating "
+                f"head trains as 'fast' (bs {fast.bs}, {fast.epochs} epochs, lr {fast.lr:g}); learned head (larger "
+                f"catalogues): bs {p.bs} users, {epochs_words(p)}, lr {p.lr:g}; wd {p.wd:g}, row_l2 {p.row_l2:g}, "
+                f"{size}")
+
+    def training_note(self, preset: Preset) -> str:
+        if preset.rank_head == "item_item":
+            return "a rating head and a ranking head (EASE, solved in closed form: the catalogue is small)"
+        return "a rating head and a ranking head"
 
     def settle(self, data: CollabData, p: Preset, given: dict[str, Any], *, custom: bool = False) -> Preset:
         head = choose_head(data, p, given)

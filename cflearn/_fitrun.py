@@ -151,18 +151,16 @@ def run_fit(source_data: Any, out: Path, *, preset: str, epochs: int | None, see
 
 
 def _training_line(learn: Learner, n_proc: int) -> str:
-    """``training: preset 'best' (10 epochs, bs 4096) on cpu; item features genres, year``."""
+    """``training: preset 'best' (10 epochs, bs 4096) on cpu; item features genres, year``, with what the
+    model's kind says of it (:meth:`cflearn.kinds.Kind.training_note`)."""
+    from .kinds import get_kind
+
     p = learn.cf.preset
     procs = f" x {n_proc} processes (bs {p['bs'] // n_proc} each)" if n_proc > 1 else ""
     sides = "; ".join(f"{side} features {', '.join(p.get(f'{side}_features') or [])}"
                       for side in ("item", "user") if p.get(f"{side}_features"))
-    heads = ("; the ranking head alone (the data are interactions: no ratings to predict)"
-             if p.get("loss") == "softmax" and p["name"] == "dual" else
-             "; a rating head and a ranking head (EASE, solved in closed form: the catalogue is small)"
-             if p.get("loss") == "dual" and p.get("rank_head") == "item_item" else
-             "; a rating head and a ranking head" if p.get("loss") == "dual" else "")
-    if p["name"] in ("best", "content") and not (p.get("item_features") or p.get("user_features")):
-        heads += "; no side features to use, so the plain dot-product model (as preset 'fast')"
+    note = get_kind(learn.cf.settings.kind).training_note(learn.cf.settings) if learn.cf.settings is not None else ""
+    heads = f"; {note}" if note else ""
     return (f"training: preset {p['name']!r} ({p['epochs']} epochs, bs {p['bs']}) on {learn.cf.device}{procs}"
             + heads + (f"; {sides}" if sides else ""))
 

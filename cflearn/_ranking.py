@@ -23,7 +23,7 @@ from ._distributed import unwrap
 from ._errors import ConfigError, check_count, check_fraction, check_number
 from ._feature_settle import settle_features
 from ._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader
-from .kinds import Built, Kind, register
+from .kinds import Built, Kind, on_interactions, register, schedule_line
 from .models import Ranker, csr_rows, ranking_head
 
 if TYPE_CHECKING:
@@ -452,6 +452,20 @@ class RankKind(Kind):
     model_class = Ranker
     implicit = True
     fields = None  # check_ranking names what applies
+
+    def memory(self, data: CollabData, preset: Preset) -> int:
+        """Three item tables (what a user's bag reads, what the catalogue is scored with, the item biases)."""
+        return 16 * 3 * len(data.items) * (preset.n_factors + 1)
+
+    def describe(self, preset: Preset) -> str:
+        return schedule_line(preset, f"{preset.bs} users", f"{preset.n_factors} factors{on_interactions(preset)}")
+
+    def training_note(self, preset: Preset) -> str:
+        from ._presets import PRESETS
+
+        if preset.name in PRESETS and PRESETS[preset.name].kind == "dual":
+            return "the ranking head alone (the data are interactions: no ratings to predict)"
+        return ""
 
     def settle(self, data: CollabData, p: Preset, given: dict[str, Any], *, custom: bool = False) -> Preset:
         """Check the settings; size the model (``implicit_factors`` on interactions); settle ``negatives``, the

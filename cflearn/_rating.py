@@ -20,7 +20,7 @@ from ._feature_settle import settle_features
 from ._features import hybrid_data
 from ._loaders import Decoder, fast_loaders, pair_loaders
 from ._ranking import RANK_ONLY, check_ranking
-from .kinds import Built, Kind, register
+from .kinds import Built, Kind, register, schedule_line
 from .models import DotBias, HybridDotBias
 
 if TYPE_CHECKING:
@@ -173,6 +173,9 @@ class NNKind(DotKind):
         config = tabular_config(y_range=y_range, ps=[p.dropout] * len(hidden) if p.dropout else None)
         return NN(emb_szs=get_emb_sz(dls, dict(p.emb_szs or {})), layers=hidden, **config)
 
+    def describe(self, preset: Preset) -> str:
+        return schedule_line(preset, str(preset.bs), f"NN layers {list(preset.layers)}")
+
 
 class OwnModule(DotKind):
     """A user's own ``nn.Module`` (``collab_learner(data, model=...)``) on a rating preset's loaders."""
@@ -192,6 +195,11 @@ class HybridKind(RatingKind):
 
     name = "hybrid"
     model_class = HybridDotBias
+
+    def training_note(self, preset: Preset) -> str:
+        if preset.item_features or preset.user_features:
+            return ""
+        return "no side features to use, so the plain dot-product model (as preset 'fast')"
 
     def build(self, data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
               y_range: tuple[float, float] | None, shard: tuple[int, int] = (0, 1)) -> Built:

@@ -74,20 +74,20 @@ def check_y_range(data: CollabData, p: Preset, y_range: Any) -> tuple[float, flo
 
 
 def check_memory(data: CollabData, p: Preset) -> None:
-    """Refuse tables that cannot fit in this machine's memory before allocating them (weights, gradients and
-    two optimizer states: 16 bytes per parameter)."""
-    width = max([p.n_factors, *dict(p.emb_szs or {}).values()])
-    rows = (3 * len(data.items) if p.ranking else len(data.users) + len(data.items)
-            + (3 * len(data.items) if p.dual else 0))
-    need = 16 * rows * (width + 1)
+    """Refuse tables that cannot fit in this machine's memory before allocating them (the kind's estimate,
+    :meth:`cflearn.kinds.Kind.memory`: weights, gradients and two optimizer states)."""
+    from .kinds import get_kind
+
+    need = get_kind(p.kind).memory(data, p)
     try:
         have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not Linux/macOS: no limit known
         return
     if need > have:
+        width = max([p.n_factors, *dict(p.emb_szs or {}).values()])
         raise ConfigError(f"n_factors={width} on {len(data.users) - 1:,} users and {len(data.items) - 1:,} items needs "
-                          f"about {need / 2**30:,.0f} GB for the weights and optimizer state; this machine has "
-                          f"{have / 2**30:,.0f} GB: use a smaller n_factors (e.g. 64)")
+                          f"about {need / 2**30:,.0f} GB for the weights and optimizer state (kind {p.kind!r}); this "
+                          f"machine has {have / 2**30:,.0f} GB: use a smaller n_factors (e.g. 64)")
 
 
 def check_own_model(model: nn.Module, given: dict[str, Any], y_range: Any) -> None:

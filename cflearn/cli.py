@@ -318,26 +318,12 @@ class _cflearn_warnings:
 
 # -- commands -----------------------------------------------------------------------------------
 def _presets(args: argparse.Namespace) -> int:
-    from ._presets import DEFAULT_PRESET, ITEM_ITEM_MAX, PRESETS
+    from ._presets import DEFAULT_PRESET, PRESETS
+    from .kinds import get_kind
 
     for p in PRESETS.values():
         print(f"{p.name:<8} {p.description}" + (" [the default]" if p.name == DEFAULT_PRESET else ""))
-        on_interactions = f" ({p.implicit_factors} on interactions)" if p.implicit_factors else ""
-        size = (f"NN layers {list(p.layers)}" if p.use_nn else
-                f"rating head {p.n_factors} factors, ranking head {p.rank_factors or p.n_factors}{on_interactions}"
-                if p.dual else f"{p.n_factors} factors{on_interactions}")
-        batch = f"{p.bs} users" if p.ranking or p.dual else str(p.bs)
-        epochs = f"{p.epochs} epochs" + (f" at most (a budget of about {p.step_budget} steps, at least 5)"
-                                          if p.step_budget else "")
-        if p.dual and p.rank_head == "auto":
-            fast = PRESETS["fast"]
-            print(f"{'':<8} kind {p.kind}; item-item head (up to {ITEM_ITEM_MAX:,} items with {p.min_count} "
-                  f"ratings): the rating head trains as 'fast' (bs {fast.bs}, {fast.epochs} epochs, lr {fast.lr:g}); "
-                  f"learned head (larger catalogues): bs {batch}, {epochs}, lr {p.lr:g}; wd {p.wd:g}, "
-                  f"row_l2 {p.row_l2:g}, {size}")
-            continue
-        print(f"{'':<8} kind {p.kind}; bs {batch}, {epochs}, lr {p.lr:g}, wd {p.wd:g}, row_l2 {p.row_l2:g}, "
-              f"{size}, {p.loader} loader")
+        print(f"{'':<8} {get_kind(p.kind).describe(p)}")  # the kind says how its presets train
     print(f"\nThe default, {DEFAULT_PRESET!r}, answers both questions: predicted ratings (RMSE as 'fast') and "
           "top-N lists (NDCG@10 1.000-1.006x EASE's on the rated sets of bench/suite.py, 1.02-1.12x on its "
           "interaction sets; on synthetic catalogues of 10,000-60,000 items 1.01-1.06x its EASE, 0.98-0.99x a "

@@ -81,6 +81,11 @@ class Kind:
         distributed: whether it trains data-parallel under torchrun (its loaders take ``shard``).
         fields: the :class:`Preset` fields the kind reads beyond the training schedule; a setting
             outside them passed to :func:`cflearn.collab_learner` is an error (``None``: any).
+
+    The kind also answers for itself where cflearn would otherwise read a preset's flags: its memory
+    estimate (:meth:`memory`, checked before building), its line in ``cflearn presets``
+    (:meth:`describe`) and in ``cflearn fit``'s training line (:meth:`training_note`), whether it
+    trains on interactions (``implicit``) and in several processes (``distributed``).
     """
 
     name: ClassVar[str] = ""
@@ -114,6 +119,20 @@ class Kind:
 
         return settle_features(data, preset, given)  # says so when the data's declared features go unused
 
+    def memory(self, data: CollabData, preset: Preset) -> int:
+        """Bytes the model's weights, their gradients and two optimizer states take (16 a parameter),
+        which :func:`cflearn.collab_learner` checks against this machine's memory before building
+        anything. The default counts a user table and an item table of ``n_factors`` and a bias each."""
+        return 16 * (len(data.users) + len(data.items)) * (_width(preset) + 1)
+
+    def describe(self, preset: Preset) -> str:
+        """One line of how the preset trains, for ``cflearn presets``."""
+        return schedule_line(preset, str(preset.bs), f"{preset.n_factors} factors{on_interactions(preset)}")
+
+    def training_note(self, preset: Preset) -> str:
+        """What ``cflearn fit``'s training line says of the settled preset's model (``""``: nothing)."""
+        return ""
+
     def check_implicit(self, data: CollabData, preset: Preset) -> None:
         """A kind that predicts ratings (``implicit = False``) refuses interactions without ratings."""
         if data.implicit and not self.implicit:
@@ -137,6 +156,27 @@ class Kind:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
+
+
+def _width(preset: Preset) -> int:
+    """The widest table row of a preset's model (its factors, or the widest of an NN's embeddings)."""
+    return max([preset.n_factors, *dict(preset.emb_szs or {}).values()])
+
+
+def epochs_words(preset: Preset) -> str:
+    """``25 epochs at most (a budget of about 300 steps, at least 5)``, or ``10 epochs``."""
+    return f"{preset.epochs} epochs" + (f" at most (a budget of about {preset.step_budget} steps, at least 5)"
+                                        if preset.step_budget else "")
+
+
+def on_interactions(preset: Preset) -> str:
+    return f" ({preset.implicit_factors} on interactions)" if preset.implicit_factors else ""
+
+
+def schedule_line(preset: Preset, batch: str, size: str) -> str:
+    """What :meth:`Kind.describe` says: the kind, the schedule and the model's size."""
+    return (f"kind {preset.kind}; bs {batch}, {epochs_words(preset)}, lr {preset.lr:g}, wd {preset.wd:g}, "
+            f"row_l2 {preset.row_l2:g}, {size}, {preset.loader} loader")
 
 
 KINDS: dict[str, Kind] = {}

@@ -244,3 +244,48 @@ def test_the_command_line_asks_the_kind_whether_it_trains_in_several_processes(t
     assert code == 1 and err.count("\n") == 1
     assert "preset 'two_tower' trains in one process (its model kind 'two_tower' is not sharded)" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_kind_answers_for_itself_memory_description_training_note_and_interactions(tmp_path, capsys, data):
+    """The settle step, `cflearn presets`, `cflearn fit`'s training line and the data check ask the kind,
+    not the preset's flags: a kind that says no to each is heard."""
+    from cflearn.cli import main
+
+    class Greedy(TwoTowerKind):
+        name = "greedy"
+
+        def memory(self, data, preset):
+            return 2**70  # more than any machine has
+
+    kinds.register(Greedy(), PRESET.replace(name="greedy", kind="greedy", epochs=1))
+    try:
+        with pytest.raises(cflearn.ConfigError, match=r"needs about .* GB for the weights and optimizer state "
+                                                      r"\(kind 'greedy'\)"):
+            cflearn.collab_learner(data, "greedy", progress=False)
+    finally:
+        kinds.unregister("greedy")
+
+    class Noted(TwoTowerKind):
+        name = "noted"
+
+        def describe(self, preset):
+            return "kind noted; a line of its own"
+
+        def training_note(self, preset):
+            return "two towers, as the test asked"
+
+    kinds.register(Noted(), PRESET.replace(name="noted", kind="noted", epochs=1))
+    try:
+        assert main(["presets"]) == 0
+        assert "kind noted; a line of its own" in capsys.readouterr().out
+        cflearn.datasets.synthetic(60, 40, density=0.2, seed=0).ratings.to_csv(tmp_path / "r.csv", index=False)
+        assert main(["fit", str(tmp_path / "r.csv"), "--user", "user", "--item", "item", "--rating", "rating",
+                     "--preset", "noted", "--out", str(tmp_path / "run")]) == 0
+        line = next(s for s in capsys.readouterr().out.splitlines() if s.startswith("training: preset 'noted'"))
+        assert line.endswith("; two towers, as the test asked"), line
+        clicks = cflearn.from_df(cflearn.datasets.synthetic(60, 40, density=0.2, seed=0, implicit=True), seed=0)
+        assert not Noted.implicit
+        with pytest.raises(cflearn.ConfigError, match="the data is implicit .* preset 'noted' predicts ratings"):
+            cflearn.collab_learner(clicks, "noted", progress=False)
+    finally:
+        kinds.unregister("noted")
