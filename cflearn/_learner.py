@@ -271,31 +271,9 @@ def _silent(*_: Any) -> None:
 def train(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: float | None = None, *,
         keep_best: bool = False, patience: int | None = None, interrupt: Literal["keep", "raise"] = "keep",
         **kwargs: Any) -> Learner:
-    """Train with the preset's one-cycle schedule (``learn.fit_one_cycle(epochs, lr, wd=wd)``), as
-    :func:`cflearn.fit` does after the preset's feature check (this runs none: a learner whose
-    preset still has one to run trains with the features it was built with).
-
-    Interrupting (Ctrl-C, or the notebook's stop button) keeps the learner usable: the weights of
-    the last completed epoch are put back, a message says so, and the learner is returned.
-
-    Args:
-        learn: from :func:`collab_learner`.
-        epochs: epochs of the one-cycle schedule (overrides the preset's).
-        lr: peak learning rate (overrides the preset's).
-        wd: weight decay (overrides the preset's).
-        keep_best: end with the weights of the epoch with the lowest validation loss (kept in
-            memory by :class:`cflearn.callbacks.KeepBest`), not those of the last epoch; the default's
-            learned heads each at their own best epoch (validation RMSE, validation ranking loss).
-        patience: stop after this many epochs without a lower validation loss (fastai's
-            ``EarlyStoppingCallback``, never inside the one-cycle warm-up: the first quarter of the
-            epochs), keeping the best epoch's weights (implies ``keep_best``).
-        interrupt: on Ctrl-C, after putting the last complete epoch's weights back, ``"keep"``
-            returns the learner (notebooks), ``"raise"`` re-raises ``KeyboardInterrupt`` (scripts).
-        **kwargs: passed to ``fit_one_cycle``.
-
-    Returns:
-        The same learner, trained; ``learn.cf.fit_seconds`` holds the wall time.
-    """
+    """Train with the preset's one-cycle schedule: :func:`cflearn.fit` without the preset's feature
+    check (a learner whose preset still has one to run trains with the features it was built with).
+    The arguments and what an interruption keeps are :func:`cflearn.fit`'s."""
     cf = as_collab(learn)
     if cf.settings is None:
         raise ConfigError("cflearn.fit trains a learner from cflearn.collab_learner (it reads the preset it was built "
