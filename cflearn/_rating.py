@@ -143,6 +143,15 @@ class RatingKind(Kind):
     def loss(p: Preset) -> Any:
         return MSELossFlat() if p.loader == "fastai" else RatingLoss()
 
+    def training_note(self, preset: Preset) -> str:
+        """A feature preset (kind ``hybrid``) that found no side features trains the plain model: said."""
+        from ._presets import PRESETS
+
+        named = PRESETS.get(preset.name)
+        if named is not None and named.kind == "hybrid" and not (preset.item_features or preset.user_features):
+            return "no side features to use, so the plain dot-product model (as preset 'fast')"
+        return ""
+
 
 class DotKind(RatingKind):
     """fastai's ``EmbeddingDotBias`` (:class:`cflearn.models.DotBias`): the course's model and ``fast``'s."""
@@ -195,11 +204,6 @@ class HybridKind(RatingKind):
 
     name = "hybrid"
     model_class = HybridDotBias
-
-    def training_note(self, preset: Preset) -> str:
-        if preset.item_features or preset.user_features:
-            return ""
-        return "no side features to use, so the plain dot-product model (as preset 'fast')"
 
     def build(self, data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
               y_range: tuple[float, float] | None, shard: tuple[int, int] = (0, 1)) -> Built:
