@@ -36,7 +36,6 @@ from ._settle import (
     resolve,
     warn_feature_overrides,
 )
-from ._threads import training_threads
 from .callbacks import (
     ColdRows,
     DDPTrainer,
@@ -293,8 +292,7 @@ def train(learn: Learner, epochs: int | None = None, lr: float | None = None, wd
         note.in_cflearn_fit = True  # cflearn.fit chooses the preset's settings or the caller's on purpose
     t0 = time.perf_counter()
     try:
-        with training_threads() as cf.threads:  # the cores free now, unless you chose the threads
-            learn.fit_one_cycle(epochs, lr, wd=preset.wd if wd is None else wd, cbs=cbs, **kwargs)
+        learn.fit_one_cycle(epochs, lr, wd=preset.wd if wd is None else wd, cbs=cbs, **kwargs)
     except KeyboardInterrupt:
         guard = next((cb for cb in learn.cbs if isinstance(cb, NaNGuard)), None)
         if guard is None:  # the user removed the callback that keeps the last good weights
