@@ -3,8 +3,8 @@
 Each fit runs in a fresh process on ml-latest-small's seeded split: with torch's default threads,
 or with the threads fixed by `torch.set_num_threads`. (The tables in RESULTS.md of commit d8ae9fa
 had a rule in the first column: the cores idle when training started; it did not help and was
-taken out. A rule to try goes where "default" is.) "Busy" is one busy loop per core (``--loops``: as many as you say),
-started two seconds before the fit.
+taken out. A rule to try goes where "default" is.) "Busy" is one busy loop per core (``--loops``:
+as many as you say), started two seconds before the fit.
 The table gives the median fit wall time and each one over the idle machine's time by default.
 
     python bench/threads.py [--record] [--repeats 3] [--presets dual fast book] [--loops N]
