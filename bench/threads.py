@@ -91,8 +91,8 @@ def main() -> int:
     print(table)
     if args.record:
         append_results("Training threads on an idle and a busy machine", table,
-                       f"Median of {args.repeats} fits in fresh processes; busy = {loops_n} busy loops on {cores} cores, "
-                       "started 2 s before each fit; ratios over the idle machine with torch's default.")
+                       f"Median of {args.repeats} fits in fresh processes; busy = {loops_n} busy loops on {cores} "
+                       "cores, started 2 s before each fit; ratios over the idle machine with torch's default.")
     return 0
 
 
