@@ -15,7 +15,7 @@ line saying why, never the grading of the others.
 Where bubblewrap is installed, the kernel runs in a sandbox (:mod:`cflearn.course._sandbox`): the
 file system read-only but for its run folder, no network, its own process namespace (nothing it
 starts outlives it, and it cannot see or signal the worker or the grader), uid 65534, limits on
-CPU and file size. The course guide's "What grading protects against" says what is and is not
+CPU, memory and file size. The course guide's "What grading protects against" says what is and is not
 stopped.
 """
 
