@@ -76,7 +76,7 @@ def check_y_range(data: CollabData, p: Preset, y_range: Any) -> tuple[float, flo
 def check_memory(data: CollabData, p: Preset) -> None:
     """Refuse tables that cannot fit in this machine's memory before allocating them (the kind's estimate,
     :meth:`cflearn.kinds.Kind.memory`: weights, gradients and two optimizer states)."""
-    from .kinds import get_kind
+    from .kinds import get_kind, table_width
 
     need = get_kind(p.kind).memory(data, p)
     try:
@@ -84,10 +84,9 @@ def check_memory(data: CollabData, p: Preset) -> None:
     except (ValueError, OSError, AttributeError):  # not Linux/macOS: no limit known
         return
     if need > have:
-        width = max([p.n_factors, *dict(p.emb_szs or {}).values()])
-        raise ConfigError(f"n_factors={width} on {len(data.users) - 1:,} users and {len(data.items) - 1:,} items needs "
-                          f"about {need / 2**30:,.0f} GB for the weights and optimizer state (kind {p.kind!r}); this "
-                          f"machine has {have / 2**30:,.0f} GB: use a smaller n_factors (e.g. 64)")
+        raise ConfigError(f"n_factors={table_width(p)} on {len(data.users) - 1:,} users and {len(data.items) - 1:,} "
+                          f"items needs about {need / 2**30:,.0f} GB for the weights and optimizer state (kind "
+                          f"{p.kind!r}); this machine has {have / 2**30:,.0f} GB: use a smaller n_factors (e.g. 64)")
 
 
 def check_own_model(model: nn.Module, given: dict[str, Any], y_range: Any) -> None:

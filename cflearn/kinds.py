@@ -123,7 +123,7 @@ class Kind:
         """Bytes the model's weights, their gradients and two optimizer states take (16 a parameter),
         which :func:`cflearn.collab_learner` checks against this machine's memory before building
         anything. The default counts a user table and an item table of ``n_factors`` and a bias each."""
-        return 16 * (len(data.users) + len(data.items)) * (_width(preset) + 1)
+        return 16 * (len(data.users) + len(data.items)) * (table_width(preset) + 1)
 
     def describe(self, preset: Preset) -> str:
         """One line of how the preset trains, for ``cflearn presets``."""
@@ -158,7 +158,7 @@ class Kind:
         return f"{type(self).__name__}({self.name!r})"
 
 
-def _width(preset: Preset) -> int:
+def table_width(preset: Preset) -> int:
     """The widest table row of a preset's model (its factors, or the widest of an NN's embeddings)."""
     return max([preset.n_factors, *dict(preset.emb_szs or {}).values()])
 

@@ -8,6 +8,7 @@ the list length (the k of "@k"). Gains are binary. Users with no relevant item a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -224,7 +225,9 @@ def summary_columns(n: int) -> list[str]:
     return [m.column(n) for m in shown]
 
 
+@functools.cache
 def _discounts(n: int) -> np.ndarray:
+    """``1 / log2(rank + 1)`` for ranks 1..n, once per ``n`` (read, never written)."""
     return 1.0 / np.log2(np.arange(2, n + 2))
 
 

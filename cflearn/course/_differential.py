@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ._question import NotAnswered, Wrong, first_line
+from ._remote import ChannelDown, kind_of
 
 __all__ = ["agree", "same_value", "show", "ranked_labels"]
 
@@ -88,8 +89,6 @@ def _no_local_constants() -> Iterator[None]:
 
 def _problem(call: str, fn: Callable[..., Any], reference: Callable[..., Any], args: tuple[Any, ...],
              pristine: tuple[Any, ...], compare: Compare, names: tuple[str, ...]) -> str | None:
-    from ._remote import ChannelDown, kind_of
-
     try:
         with warnings.catch_warnings():  # the answer's own warnings, once per generated input, would flood the cell
             warnings.simplefilter("ignore")

@@ -7,12 +7,10 @@ import math
 import textwrap
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from ._placeholder import PLACEHOLDER, is_placeholder
-
-if TYPE_CHECKING:
-    from ._remote import Answers, Model
+from ._remote import Answers, ChannelDown, Local, Model, kind_of, type_name
 
 __all__ = ["PLACEHOLDER", "is_placeholder", "Question", "Result", "NotAnswered", "Wrong", "plain", "close",
            "require_init", "per_row", "diagnose", "known", "squash", "squash_mistakes", "first_line", "number",
@@ -67,8 +65,6 @@ class Question:
     wrong: ClassVar[tuple[tuple[str, str, str], ...]] = ()
 
     def __init__(self, label: str, namespace: MutableMapping[str, Any] | Answers, lesson: int | None = None) -> None:
-        from ._remote import Answers, Local
-
         self.label, self.lesson = label, lesson
         self.answers = namespace if isinstance(namespace, Answers) else Answers(Local(namespace))
 
@@ -95,8 +91,6 @@ class Question:
 
     def result(self) -> Result:
         """The check's outcome, without printing (what graders collect)."""
-        from ._remote import ChannelDown, kind_of
-
         try:
             message = self.verify()
         except ChannelDown as e:
@@ -127,8 +121,6 @@ class Question:
     def call(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call the student's ``fn``; an exception becomes a :class:`Wrong` message naming it,
         and a result that is the placeholder is :class:`NotAnswered`."""
-        from ._remote import ChannelDown, kind_of
-
         try:
             out = fn(*args, **kwargs)
         except (NotAnswered, ChannelDown):
@@ -149,8 +141,6 @@ def require_init(model: object, cls: str) -> Model:
     """``model`` (what calling the student's class built) as a :class:`~._remote.Model`:
     :class:`Wrong` unless it is an ``nn.Module``, :class:`NotAnswered` while its ``__init__`` still
     assigns ``____`` to an attribute."""
-    from ._remote import Model, type_name
-
     if not isinstance(model, Model):
         raise Wrong(f"{cls}(...) built a {type_name(model)}; {cls} should be an nn.Module (class {cls}(nn.Module))")
     if model.unset:
@@ -165,8 +155,6 @@ def per_row(out: Any, n: int, name: str = "forward") -> tuple[Any, str]:
     """A model's output as one number per row: shape ``(n,)``, or fastai's ``(n, 1)`` flattened (the
     note says so); :class:`Wrong` naming the shape otherwise."""
     import torch
-
-    from ._remote import type_name
 
     if not isinstance(out, torch.Tensor):
         raise Wrong(f"{name} returned a {type_name(out)}; return a tensor")
