@@ -51,7 +51,7 @@ def main() -> None:
     cflearn.fit(learn)
     pred = cflearn.predict(learn, data.valid[data.user].tolist(), data.valid[data.item].tolist())
     rmse, _ = rmse_mae(pred["score"].to_numpy(), data.valid[data.rating].to_numpy())
-    chosen = ", ".join(learn.cf.preset.get("feature_selection", {}).get("chosen", [])) or "none"
+    chosen = ", ".join(learn.cf.preset.feature_selection.get("chosen", [])) or "none"
     rows = [[name, f"{s:.3f}", f"{s / builds['fast']:.1f}x"] for name, s in builds.items()]
     table = markdown_table(["preset", "collab_learner s (median)", "vs fast"], rows)
     picked = ", ".join(settled.item_features) or "none"

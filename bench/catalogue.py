@@ -59,9 +59,9 @@ def one(n_items: int, contender: str) -> dict[str, float | str]:
             cflearn.fit(learn)
             model: object = learn.cf
             p = learn.cf.preset
-            head = f"{p.get('rank_head')} head, " if contender == "dual" else ""
-            sampled = f"{p['negatives']} sampled items" if p.get("negatives") else "full softmax"
-            how = "rating head as 'fast'" if p.get("rank_head") == "item_item" else f"{sampled}, {p['optimizer']}"
+            head = f"{p.rank_head} head, " if contender == "dual" else ""
+            sampled = f"{p.negatives} sampled items" if p.negatives else "full softmax"
+            how = "rating head as 'fast'" if p.rank_head == "item_item" else f"{sampled}, {p.optimizer}"
             out["note"] = f"{head}{learn.cf.epochs_run} epochs, {how}"
         elif contender == "EASE":
             rel = data.values[data.train_idx] >= relevance_level(data.scale)

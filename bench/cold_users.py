@@ -88,7 +88,7 @@ def run(ds: cflearn.datasets.Dataset, seed: int) -> dict[str, float]:
     target = np.concatenate(rest_rows)
     out["rmse fold-in 5"] = cflearn.metrics.rmse(np.concatenate(fold_plain), target)
     out["rmse fold-in 5 + features"] = cflearn.metrics.rmse(np.concatenate(fold_feats), target)
-    out["feature weight"] = learn.cf.preset.get("new_user_features", {}).get("weight", 1.0)
+    out["feature weight"] = learn.cf.preset.new_user_features.get("weight", 1.0)
     return out
 
 

@@ -41,7 +41,7 @@ def child(millions: float, epochs: int, out: str, optimizer: str | None) -> None
     rmse = learn.loss_history.metric_values["rmse"][-1]
     result = {"rank": rank, "world": world, "n_train": len(data.train_idx), "prep_s": prep,
               "fit_s": learn.cf.fit_seconds, "epochs": epochs, "valid_rmse": rmse,
-              "optimizer": learn.cf.preset["optimizer"], "bs": learn.cf.preset["bs"],
+              "optimizer": learn.cf.preset.optimizer, "bs": learn.cf.preset.bs,
               "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0),
               "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2}
     Path(out, f"rank{rank}.json").write_text(json.dumps(result))

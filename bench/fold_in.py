@@ -41,7 +41,7 @@ def run(name: str, ds: cflearn.datasets.Dataset, preset: str) -> list[str]:
     data = cflearn.from_df(table[~table[user].isin(out)], user, item, rating, ts, seed=42, items=ds.items)
     learn = cflearn.collab_learner(data, preset, progress=False, seed=0)
     cflearn.fit(learn)
-    l2 = float(learn.cf.preset["row_l2"] or 0.05)
+    l2 = float(learn.cf.preset.row_l2 or 0.05)
     err: dict[str, list[np.ndarray]] = {"fallback": [], "plain L2": [], "empirical Bayes": []}
     seconds, users = 0.0, 0
     for _, rows in table[table[user].isin(out)].groupby(user):

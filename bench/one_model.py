@@ -114,12 +114,12 @@ def cost_note(cf: cflearn.CollabModel, data: cflearn.CollabData) -> str:
         return ""
     counts = cf.item_counts
     users = int((cf.seen_indptr[1:] - cf.seen_indptr[:-1] > 0).sum())
-    scored = int((counts >= p.get("min_count", 1)).sum()) - (1 if p.get("min_count", 1) <= 0 else 0)
+    scored = int((counts >= p.min_count).sum()) - (1 if p.min_count <= 0 else 0)
     k = head.i_in.embedding_dim
     now = 6 * users * scored * k
     old = 6 * users * (len(cf.items) - 1) * 300
-    return (f"{users:,} users x {scored:,} scored items x {k} factors = {now / 1e9:.1f} GFLOP/epoch x {p['epochs']} "
-            f"epochs = {now * p['epochs'] / 1e9:.0f} GFLOP (old rank: {len(cf.items) - 1:,} items x 300 factors x 30 "
+    return (f"{users:,} users x {scored:,} scored items x {k} factors = {now / 1e9:.1f} GFLOP/epoch x {p.epochs} "
+            f"epochs = {now * p.epochs / 1e9:.0f} GFLOP (old rank: {len(cf.items) - 1:,} items x 300 factors x 30 "
             f"epochs = {old * 30 / 1e9:.0f} GFLOP)")
 
 

@@ -106,7 +106,7 @@ def cflearn_preset(data: cflearn.CollabData, preset: str, seed: int):
         cflearn.fit(learn)
     v = data.valid
     preds = cflearn.predict(learn, v[data.user].tolist(), v[data.item].tolist())["score"].to_numpy()
-    return preds, v[data.rating].to_numpy(), t.seconds, learn.cf.settings.epochs
+    return preds, v[data.rating].to_numpy(), t.seconds, learn.cf.preset.epochs
 
 
 CONTENDERS = {

@@ -36,7 +36,7 @@ def one(millions: float, epochs: int, preset: str, optimizer: str | None) -> dic
     return {"ratings": len(data.ratings), "n_train": len(data.train_idx), "prep_s": prep,
             "fit_s": learn.cf.fit_seconds, "epochs": epochs,
             "valid_rmse": hist.metric_values.get("rmse", hist.valid_losses)[-1],
-            "device": str(learn.cf.device), "optimizer": learn.cf.preset["optimizer"], "bs": learn.cf.preset["bs"],
+            "device": str(learn.cf.device), "optimizer": learn.cf.preset.optimizer, "bs": learn.cf.preset.bs,
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2}
 
 

@@ -43,7 +43,7 @@ def score(data: cflearn.CollabData, preset: str) -> tuple[float, float, str]:
         secs.append(time.perf_counter() - t0)
         pred = cflearn.predict(learn, v[data.user].tolist(), v[data.item].tolist()).score.to_numpy()
         rmses.append(cflearn.metrics.rmse(pred, v[data.rating].to_numpy()))
-        sel = learn.cf.preset.get("feature_selection")
+        sel = learn.cf.preset.feature_selection
         if sel:
             chose = f"kept {', '.join(sel['chosen']) or 'none'} (of {', '.join(sel['features'])})"
     return float(np.mean(rmses)), float(np.mean(secs)), chose

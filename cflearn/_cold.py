@@ -29,7 +29,7 @@ def _hybrid(cf: CollabModel, side: Literal["user", "item"]) -> HybridDotBias:
     model = rating_head(cf.model)
     spec = getattr(model, "user_spec" if side == "user" else "item_spec", None)
     if not isinstance(model, HybridDotBias) or not spec:
-        name = cf.preset.get("name", "?")
+        name = cf.preset.name
         raise ConfigError(f"this model (preset {name!r}) was trained without {side} features, so it cannot score a "
                           f"new {side} from metadata; declare them (cflearn.from_df(..., {side}s=..., "
                           f"{side}_features=[...])) and train preset 'dual', 'best' or 'content'")

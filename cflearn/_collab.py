@@ -35,9 +35,9 @@ class CollabModel:
         model: the network: a :mod:`cflearn.models` kind or the user's own ``nn.Module``.
         users, items: vocabularies (index 0 = unknown ID).
         scale: ``(lowest, highest)`` rating of the training data.
-        preset: the preset's fields as trained, as saved with the model (a dict).
-        settings: the same preset, typed (:class:`cflearn.Preset`), while the model comes from
-            :func:`cflearn.collab_learner`; ``None`` for a loaded model (its ``preset`` is what was saved).
+        preset: the settled :class:`cflearn.Preset` the model trains (or trained) with: the model's
+            record, saved with it and loaded as a ``Preset`` (its ``feature_selection`` and
+            ``new_user_features`` hold the feature check's reports).
         columns: the user/item/rating/timestamp column names of the training table.
         global_mean: mean training rating.
         item_info: optional item metadata indexed by raw item ID.
@@ -67,7 +67,7 @@ class CollabModel:
     users: Vocab
     items: Vocab
     scale: tuple[float, float]
-    preset: dict[str, Any]
+    preset: Preset
     columns: dict[str, str | None]
     global_mean: float
     item_info: pd.DataFrame | None = None
@@ -86,7 +86,6 @@ class CollabModel:
     epochs_run: int | None = None
     kept_epoch: int | None = None
     kept_heads: dict[str, int] | None = None
-    settings: Preset | None = None
 
     @property
     def contract(self) -> Contract:
@@ -133,7 +132,7 @@ class CollabModel:
     def __repr__(self) -> str:
         kind = type(self.model).__name__
         return (f"CollabModel({kind}, {len(self.users) - 1:,} users, {len(self.items) - 1:,} items, "
-                f"preset {self.preset.get('name')!r}, scale {self.scale[0]:g}-{self.scale[1]:g})")
+                f"preset {self.preset.name!r}, scale {self.scale[0]:g}-{self.scale[1]:g})")
 
 
 def as_collab(obj: Learner | CollabModel) -> CollabModel:

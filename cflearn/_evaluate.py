@@ -243,7 +243,7 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
         for metric, fn in extra.items():
             rows[name][f"{metric}@{n}"] = float(fn(top, relevant, n))
     table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index = [f"model ({cf.preset.get('name', '?')})"] + names[1:]
+    table.index = [f"model ({cf.preset.name})"] + names[1:]
     table.attrs.update({"n": n, "relevance": None if implicit else relevance, "implicit": implicit,
                         "users_sampled": sampled,
                         "ease_lambda": lam, "users_ranked": sum(1 for r in relevant if r) if

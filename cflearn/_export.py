@@ -20,7 +20,7 @@ from ._distributed import is_main
 from ._errors import ConfigWarning, DataError, ModelFileError
 from ._fold import rating_noise
 from ._io import atomic_write_bytes, json_default
-from ._presets import y_range_for
+from ._presets import Preset, y_range_for
 from ._recommend import lists_vs_chart
 from ._vocab import Vocab
 from .models import build_model, contract
@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["save", "load", "check_header_size", "FORMAT_VERSION", "HEADER_LIMIT"]
 
-FORMAT_VERSION = 6  # 6: a digest of the header too, and the y_range a caller chose recorded in the preset;
+FORMAT_VERSION = 7  # 7: the preset is the typed record (Preset.to_dict: the caller's y_range as "y_range");
+# 6: a digest of the header too, and the y_range a caller chose recorded in the preset;
 # 5: each user's seen items sorted (checked on load); 4: hybrid models have user features too;
 # 3: vocabularies as tensors; 2: hybrid items' collaborative part is i_cf_weight / i_cf_bias
 _KEY = "cflearn"
@@ -84,7 +85,7 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
         "users": None,  # format 3: the vocabularies are tensors ("cflearn.users.*"), not header JSON
         "items": None,
         "scale": list(cf.scale),
-        "preset": cf.preset,
+        "preset": cf.preset.to_dict(),
         "columns": cf.columns,
         "global_mean": cf.global_mean,
         "implicit": cf.implicit,
@@ -272,6 +273,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
         if scale[0] > scale[1]:
             raise ValueError(f"the rating scale {list(scale)} is reversed (low > high)")
         _check_fields(meta)
+        preset = Preset.from_dict(meta.get("preset") or {})
         fold_noise = meta.get("fold_noise")
         if fold_noise is not None and not (isinstance(fold_noise, (int, float)) and math.isfinite(fold_noise)
                                            and fold_noise > 0):
@@ -313,11 +315,11 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
         raise ModelFileError(f"{path}: {e}; the file was altered") from None
     extras = _checked_extra(extra, users, items, path, sorted_lists=version >= 5)
     try:
-        _check_agreement(model, config, meta.get("preset") or {}, scale, users, items, extras, version)
+        _check_agreement(model, config, preset, scale, users, items, extras, version)
     except ValueError as e:
         raise ModelFileError(f"{path}: {e}; the file was altered or mixed with another model") from None
     model.to(dev).eval()
-    return CollabModel(model=model, users=users, items=items, scale=scale, preset=meta.get("preset", {}),
+    return CollabModel(model=model, users=users, items=items, scale=scale, preset=preset,
                        columns=meta.get("columns", {}), global_mean=global_mean,
                        item_info=_table_from_json(meta.get("item_info")), trained=True,
                        implicit=meta.get("implicit") is True,
@@ -435,7 +437,7 @@ def _checked_extra(extra: dict[str, torch.Tensor | None], users: Vocab, items: V
     return out
 
 
-def _check_agreement(model: torch.nn.Module, config: dict[str, Any], preset: dict[str, Any],
+def _check_agreement(model: torch.nn.Module, config: dict[str, Any], preset: Preset,
                      scale: tuple[float, float], users: Vocab, items: Vocab, extras: dict[str, torch.Tensor],
                      version: int) -> None:
     """The header's fields against each other and against the tensors (``ValueError`` saying which):
@@ -477,21 +479,19 @@ def _configs(config: dict[str, Any]) -> list[dict[str, Any]]:
     return [config, *heads]
 
 
-def _check_y_range(y_range: list[Any], preset: dict[str, Any], scale: tuple[float, float], version: int) -> None:
+def _check_y_range(y_range: list[Any], preset: Preset, scale: tuple[float, float], version: int) -> None:
     lo, hi = scale
     if len(y_range) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in y_range):
         raise ValueError(f"the y_range {y_range!r} is not two numbers")
     a, b = float(y_range[0]), float(y_range[1])
     if a > lo or b < hi:
         raise ValueError(f"the y_range [{a:g}, {b:g}] does not cover the rating scale [{lo:g}, {hi:g}]")
-    given = preset.get("y_range_given")
+    given = preset.y_range
     if version >= 6 and given is not None:  # the caller's own range: recorded, so it must be this one
         if [float(v) for v in given] != [a, b]:
-            raise ValueError(f"the y_range [{a:g}, {b:g}] is not the one its caller chose ({given!r})")
+            raise ValueError(f"the y_range [{a:g}, {b:g}] is not the one its caller chose ({list(given)!r})")
         return
-    rule, pad = preset.get("y_range_rule", "pad"), preset.get("y_pad")
-    pad = pad if isinstance(pad, (int, float)) and not isinstance(pad, bool) else None
-    want = y_range_for(scale, rule if rule in ("pad", "book") else "pad", pad)
+    want = y_range_for(scale, preset.y_range_rule, preset.y_pad)
     if version >= 6:
         if abs(a - want[0]) > 1e-6 or abs(b - want[1]) > 1e-6:
             raise ValueError(f"the y_range [{a:g}, {b:g}] does not follow from the scale [{lo:g}, {hi:g}] and the "

@@ -57,18 +57,18 @@ def _choose_now(learn: Learner) -> None:
     pending: _Pending | None = getattr(learn, "cf_choice", None)
     learn.cf_choice = None
     cf = as_collab(learn)
-    if pending is None or cf.data is None or cf.settings is None:
+    if pending is None or cf.data is None:
         return
     if cf.trained:
-        warnings.warn(f"preset {cf.settings.name!r} checks its side features before training, and this learner has "
+        warnings.warn(f"preset {cf.preset.name!r} checks its side features before training, and this learner has "
                       "trained already (learn.fit_one_cycle?), with all of them; call cflearn.select_features(data, "
                       "preset) before collab_learner to train with the check's choice", ConfigWarning,
                       stacklevel=caller_level())
         return
-    p = choose(cf.data, cf.settings, pending.given, seed=pending.seed, device=pending.device,
+    p = choose(cf.data, cf.preset, pending.given, seed=pending.seed, device=pending.device,
                say=print if pending.progress and is_main() else None)
-    if p == cf.settings:  # the features built are the ones chosen: record the choice
-        cf.settings, cf.preset = p, p.to_dict()
+    if p == cf.preset:  # the features built are the ones chosen: record the choice
+        cf.preset = p
         _weigh_new_users(learn.model, p)
         return
     extra = [cb for cb in learn.cbs if id(cb) not in pending.own_cbs]  # yours, given or added since

@@ -120,8 +120,8 @@ def run_fit(source_data: Any, out: Path, *, preset: str, epochs: int | None, see
         "valid_loss": kept_loss,  # the kept weights
         "loss": str(getattr(learn.loss_func, "label", "MSE")),
         "n_train": len(data.train_idx), "n_valid": len(data.valid_idx), "cold_valid_rows": data.cold["rows"],
-        "fit_seconds": round(learn.cf.fit_seconds, 3), "epochs": p["epochs"], "epochs_run": learn.cf.epochs_run,
-        "kept_epoch": learn.cf.kept_epoch, "kept_heads": learn.cf.kept_heads, "preset": p["name"], "seed": seed,
+        "fit_seconds": round(learn.cf.fit_seconds, 3), "epochs": p.epochs, "epochs_run": learn.cf.epochs_run,
+        "kept_epoch": learn.cf.kept_epoch, "kept_heads": learn.cf.kept_heads, "preset": p.name, "seed": seed,
         "processes": n_proc,
         "split": split, "valid_pct": valid_pct, "device": str(learn.cf.device), "data": source, "command": command,
         "cflearn_version": __version__,
@@ -132,7 +132,7 @@ def run_fit(source_data: Any, out: Path, *, preset: str, epochs: int | None, see
         "samples": run_samples(learn.cf, data),
     }
     where = run.tmp if run is not None else out  # everything in a private folder, moved into place at the end
-    fig = plot_loss(learn, title=f"cflearn {p['name']} on {Path(source).name}")
+    fig = plot_loss(learn, title=f"cflearn {p.name} on {Path(source).name}")
     buf = BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     try:
@@ -156,12 +156,12 @@ def _training_line(learn: Learner, n_proc: int) -> str:
     from .kinds import get_kind
 
     p = learn.cf.preset
-    procs = f" x {n_proc} processes (bs {p['bs'] // n_proc} each)" if n_proc > 1 else ""
-    sides = "; ".join(f"{side} features {', '.join(p.get(f'{side}_features') or [])}"
-                      for side in ("item", "user") if p.get(f"{side}_features"))
-    note = get_kind(learn.cf.settings.kind).training_note(learn.cf.settings) if learn.cf.settings is not None else ""
+    procs = f" x {n_proc} processes (bs {p.bs // n_proc} each)" if n_proc > 1 else ""
+    sides = "; ".join(f"{side} features {', '.join(cols)}"
+                      for side, cols in (("item", p.item_features), ("user", p.user_features)) if cols)
+    note = get_kind(p.kind).training_note(p)
     heads = f"; {note}" if note else ""
-    return (f"training: preset {p['name']!r} ({p['epochs']} epochs, bs {p['bs']}) on {learn.cf.device}{procs}"
+    return (f"training: preset {p.name!r} ({p.epochs} epochs, bs {p.bs}) on {learn.cf.device}{procs}"
             + heads + (f"; {sides}" if sides else ""))
 
 

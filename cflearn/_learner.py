@@ -139,9 +139,12 @@ def collab_learner(
     seed_given = seed  # the feature check seeds its inner models with it (None: theirs)
     seed = check_seed(data.seed if seed is None else seed)
     check_memory(data, p)
+    y_range = p.y_range if y_range is None else y_range  # the caller's, or one a settled preset recorded
     if p.ranking and y_range is not None:
         raise ConfigError(f"y_range does not apply to preset {p.name!r}: a ranking model's scores are not ratings")
     yr = check_y_range(data, p, y_range)
+    if y_range is not None:  # the caller's own range is the record's: load checks the model's against it
+        p = p.replace(y_range=yr)
     with torch.random.fork_rng(devices=[]):  # seeded weights, the caller's global generator untouched
         if seed is not None:
             torch.manual_seed(seed)
@@ -151,8 +154,6 @@ def collab_learner(
     user_cbs = list(learner_kwargs.pop("cbs", None) or [])
     learn = _assemble(data, p, built, user_cbs, dict(learner_kwargs), custom=model is not None, shard=shard,
                       device=dev, progress=progress)
-    if y_range is not None:  # the caller's own range, in the saved file: load checks the model's against it
-        learn.cf.preset["y_range_given"] = list(yr)
     learn.cf_choice = None  # the feature check that cflearn.fit runs first, when the preset asks for one
     if model is None and needs_choice(p, given):
         learn.cf_choice = _Pending(given, y_range, device, seed_given, progress, dict(learner_kwargs),
@@ -205,7 +206,7 @@ def _assemble(data: CollabData, p: Preset, built: Built, user_cbs: list[Any], le
         warnings.warn(f"your {type(net).__name__} has no user/item tables cflearn knows (Contract.embeddings), so "
                       f"these callbacks are skipped: {'; '.join(skipped)}", ConfigWarning, stacklevel=caller_level())
     cold = [ColdRows()] if has_tables else []
-    note = [PresetNote(p.to_dict())] if p.loader == "fast" else []
+    note = [PresetNote(p)] if p.loader == "fast" else []
     distributed = [DDPTrainer()] if shard[1] > 1 else []
     cbs = [*distributed, *built.callbacks, *cold, LossHistory(), NaNGuard(), *l2, *note, *user_cbs]
     learner_kwargs.setdefault("metrics", [RMSE()] if built.metrics is None else built.metrics)
@@ -229,7 +230,7 @@ def _assemble(data: CollabData, p: Preset, built: Built, user_cbs: list[Any], le
     users = built.users if built.users is not None else data.users
     items = built.items if built.items is not None else data.items
     learn.cf = CollabModel(
-        model=learn.model, users=users, items=items, scale=data.scale, preset=p.to_dict(), settings=p,
+        model=learn.model, users=users, items=items, scale=data.scale, preset=p,
         columns={"user": data.user, "item": data.item, "rating": data.rating, "timestamp": data.timestamp},
         global_mean=data.global_mean, item_info=data.item_info, data=data, implicit=data.implicit,
     )
@@ -275,10 +276,10 @@ def train(learn: Learner, epochs: int | None = None, lr: float | None = None, wd
     check (a learner whose preset still has one to run trains with the features it was built with).
     The arguments and what an interruption keeps are :func:`cflearn.fit`'s."""
     cf = as_collab(learn)
-    if cf.settings is None:
+    if cf.data is None:
         raise ConfigError("cflearn.fit trains a learner from cflearn.collab_learner (it reads the preset it was built "
                           "with); a loaded model is for predictions: build a new learner to train")
-    preset = cf.settings
+    preset = cf.preset
     epochs = check_count("epochs", preset.epochs if epochs is None else epochs)
     lr = check_number("lr", preset.lr if lr is None else lr, positive=True)
     if patience is not None:

@@ -182,7 +182,7 @@ def score(learn: Learner | CollabModel, data: CollabData | None = None, *, clip:
     cf = as_collab(learn)
     cf.require_trained()
     if cf.contract.score_kind != "rating":
-        raise ConfigError(f"score gives RMSE/MAE of predicted ratings; preset {cf.preset.get('name')!r} ranks (its "
+        raise ConfigError(f"score gives RMSE/MAE of predicted ratings; preset {cf.preset.name!r} ranks (its "
                           "scores are not ratings): use cflearn.evaluate for ranking metrics")
     data = data if data is not None else cf.data
     if data is not None and data.implicit:

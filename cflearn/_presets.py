@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from typing import Any, Literal
 
 from ._errors import ConfigError, closest
@@ -124,8 +127,13 @@ class Preset:
             many optimizer steps (epochs = ``min(epochs, max(5, budget / steps per epoch))``), so a
             table with many users trains fewer epochs of more steps each (each epoch costs users x
             scored items x factors; on ml-latest-small the budget leaves the preset's epochs).
+        y_range: the sigmoid range its caller chose (``collab_learner(..., y_range=(0, 5.5))``); ``None``:
+            ``y_range_rule`` and ``y_pad`` on the data's scale.
         chosen: set by :func:`cflearn.select_features`: the side features have been chosen (the
             preset's lists are the choice) and how much new users' metadata counts.
+
+    A trained model's record is its settled preset (``learn.cf.preset``, saved with the model and loaded
+    as a ``Preset`` by :func:`cflearn.load`).
     """
 
     name: str
@@ -159,6 +167,7 @@ class Preset:
     implicit_factors: int | None = None
     rank_head: Literal["auto", "learned", "item_item"] = "learned"
     step_budget: int | None = None
+    y_range: tuple[float, float] | None = None
     chosen: FeatureChoice | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -175,13 +184,24 @@ class Preset:
         """Whether the preset trains both heads (:class:`cflearn.models.Dual`)."""
         return self.loss == "dual"
 
+    @property
+    def feature_selection(self) -> dict[str, Any]:
+        """The feature check's report (:func:`cflearn.select_features`): the features tried, their inner
+        RMSEs and the choice; empty when none ran."""
+        return dict(self.chosen.report) if self.chosen is not None else {}
+
+    @property
+    def new_user_features(self) -> dict[str, Any]:
+        """The inner split that chose how much new users' metadata counts; empty when none ran."""
+        return dict(self.chosen.new_users) if self.chosen is not None else {}
+
     def replace(self, **changes: Any) -> Preset:
         """A copy with some fields changed (``None`` values are ignored)."""
         changes = {k: v for k, v in changes.items() if v is not None}
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise ConfigError(f"unknown preset field(s) {sorted(unknown)}")
-        for key in ("layers", "item_features", "user_features"):
+        for key in ("layers", "item_features", "user_features", "y_range"):
             if key in changes:
                 changes[key] = tuple(changes[key])
         if self.kind in BUILTIN_KINDS and "kind" not in changes and set(changes) & set(_KIND_FLAGS):
@@ -195,16 +215,83 @@ class Preset:
         d["item_features"] = list(self.item_features)
         d["user_features"] = list(self.user_features)
         d["emb_szs"] = dict(self.emb_szs) if self.emb_szs is not None else None
+        d["y_range"] = list(self.y_range) if self.y_range is not None else None
         if self.chosen is not None and self.chosen.report:
             d["feature_selection"] = self.chosen.report
         if self.chosen is not None and self.chosen.new_users:
             d["new_user_features"] = self.chosen.new_users
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Preset:
+        """The preset :meth:`to_dict` wrote (as a saved model holds it), each field's type checked
+        (``ValueError`` naming the field). Fields this version does not know are left out; a missing
+        one takes its default (files from older versions)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a preset must be a JSON object, got {type(d).__name__}")
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {"name": d.get("name", "saved"), "description": d.get("description", "")}
+        for f in dataclasses.fields(cls):
+            if f.name in d and f.name != "chosen":
+                values[f.name] = d[f.name]
+        if values.get("y_range") is None and d.get("y_range_given") is not None:  # format 6's name
+            values["y_range"] = d["y_range_given"]
+        for name, value in values.items():
+            _check_field(name, value, hints[name])
+        for key in ("layers", "item_features", "user_features", "y_range"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        report, new_users = d.get("feature_selection") or {}, d.get("new_user_features") or {}
+        for name, value in (("feature_selection", report), ("new_user_features", new_users)):
+            if not isinstance(value, dict):
+                raise ValueError(f"the preset's {name} must be a JSON object, got {type(value).__name__}")
+        if report or new_users:
+            weight = new_users.get("weight", 1.0)
+            _check_field("new_user_features.weight", weight, float)
+            values["chosen"] = FeatureChoice(report, float(weight), new_users)
+        return cls(**values)
 
-OVERRIDABLE = frozenset(f.name for f in dataclasses.fields(Preset)) - {"name", "description", "chosen"}
+
+def _check_field(name: str, value: Any, hint: Any) -> None:
+    """``ValueError`` unless ``value`` (from JSON) fits the type ``hint`` of a :class:`Preset` field."""
+    if not _fits(value, hint):
+        raise ValueError(f"the preset's {name} is {value!r}, not a {_words(hint)}")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if origin is Literal:
+        return value in args
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_fits(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args))
+    if origin is dict:
+        return isinstance(value, dict) and all(_fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items())
+    return False
+
+
+def _words(hint: Any) -> str:
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+OVERRIDABLE = frozenset(f.name for f in dataclasses.fields(Preset)) - {"name", "description", "chosen", "y_range"}
 """The :class:`Preset` fields that :func:`cflearn.collab_learner` and :func:`cflearn.select_features` take as
-keyword overrides."""
+keyword overrides (``y_range`` is :func:`cflearn.collab_learner`'s own argument)."""
 
 _KIND_FLAGS = ("loss", "use_nn", "item_features", "user_features", "content_based")
 """The fields that decide a built-in kind."""

@@ -487,7 +487,7 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
     with torch.no_grad():
         values = np.array([float(ratings[r]) for r, ok in zip(raw_items, known.tolist()) if ok])
         weights = np.ones(len(values)) if cf.implicit else np.where(
-            values >= relevance_level(cf.scale), 1.0, float(cf.preset.get("below_weight", 1.0)))
+            values >= relevance_level(cf.scale), 1.0, cf.preset.below_weight)
         encoded = spec.fold_vector(idx[known], torch.from_numpy(weights))
     chart = check_number("chart", chart)
     liked = int(known.sum()) if encoded is None else int((weights > 0).sum())  # what informs the list

@@ -89,7 +89,7 @@ def write_report(run_dir: str | Path, *, model: CollabModel | None = None, out: 
 
 def report_html(metrics: dict[str, Any], cf: CollabModel, loss_png: bytes | None = None) -> str:
     """The report page as one HTML string (see the module docstring)."""
-    p = cf.preset
+    p = cf.preset.to_dict()
     sections = [
         _section("Data", _data_table(metrics)),
         _section("Preset and settings", _kv_table([(k, p[k]) for k in p if k != "description"])

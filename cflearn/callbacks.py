@@ -6,7 +6,7 @@ import math
 import sys
 import time
 import warnings
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ from ._distributed import ddp, is_main, sync_buffers, unwrap, world
 from ._errors import ConfigWarning, TrainingError
 from ._memory import release_memory
 from .models import contract
+
+if TYPE_CHECKING:
+    from ._presets import Preset
 
 __all__ = ["ColdRows", "RowL2", "LossHistory", "NaNGuard", "KeepBest", "StopAfterWarmUp", "EpochPrinter", "PresetNote",
            "ReleaseMemory", "DDPTrainer",
@@ -429,12 +432,12 @@ class PresetNote(_Callback):
     wd 0 and row L2) gives a worse model than ``cflearn.fit(learn)``; this names the preset's settings.
 
     Args:
-        preset: the preset's fields as trained (``learn.cf.preset``).
+        preset: the preset as trained (``learn.cf.preset``).
     """
 
     order = 0
 
-    def __init__(self, preset: dict[str, Any]):
+    def __init__(self, preset: Preset):
         self.preset, self.noted, self.in_cflearn_fit, self._check = preset, False, False, False
 
     def before_fit(self) -> None:
@@ -448,7 +451,7 @@ class PresetNote(_Callback):
         p = self.preset
         if getattr(self.learn, "cf_choice", None) is not None:  # collab_learner left the feature check to fit
             self.noted = True
-            warnings.warn(f"preset {p['name']!r} checks its side features before training, in cflearn.fit(learn); "
+            warnings.warn(f"preset {p.name!r} checks its side features before training, in cflearn.fit(learn); "
                           "this fit trains with all of them, unchecked (or call cflearn.select_features(data, "
                           "preset) and build the learner from its result)", ConfigWarning, stacklevel=2)
             return
@@ -456,18 +459,18 @@ class PresetNote(_Callback):
         wd = float(opt.hypers[-1].get("wd", 0.0)) if opt is not None and opt.hypers else 0.0
         lr = _scheduled_lr_max(self.learn)
         off = []
-        if not math.isclose(wd, float(p["wd"]), rel_tol=0.01, abs_tol=1e-12):
+        if not math.isclose(wd, p.wd, rel_tol=0.01, abs_tol=1e-12):
             off.append(f"wd={wd:g}")
-        if lr is not None and not math.isclose(lr, float(p["lr"]), rel_tol=0.05):
+        if lr is not None and not math.isclose(lr, p.lr, rel_tol=0.05):
             off.append(f"lr={lr:g}")
         if not off:
             return
         self.noted = True
         warnings.warn(
-            f"preset {p['name']!r} is tuned for lr={p['lr']:g}, wd={p['wd']:g}, {p['epochs']} epochs"
-            + (f", row_l2={p['row_l2']:g}" if p.get("row_l2") else "")
+            f"preset {p.name!r} is tuned for lr={p.lr:g}, wd={p.wd:g}, {p.epochs} epochs"
+            + (f", row_l2={p.row_l2:g}" if p.row_l2 else "")
             + f"; this fit uses {', '.join(off)}, which usually gives a worse model. Train with cflearn.fit(learn) "
-            f"(or learn.fit_one_cycle({p['epochs']}, {p['lr']:g}, wd={p['wd']:g})); for the book's own recipe "
+            f"(or learn.fit_one_cycle({p.epochs}, {p.lr:g}, wd={p.wd:g})); for the book's own recipe "
             "use preset='book'", ConfigWarning, stacklevel=2)
 
 

@@ -7,7 +7,10 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._presets import Preset
 
 __all__ = ["main"]
 
@@ -247,18 +250,18 @@ class _terminated:
             signal.signal(signal.SIGTERM, self._previous)
 
 
-def _say_better_lists(table: Any, model_ndcg: float, preset: dict[str, Any]) -> None:
+def _say_better_lists(table: Any, model_ndcg: float, preset: Preset) -> None:
     """One line when a baseline's top-10 lists beat the model's by more than 1%, with what to try."""
     better = {name: float(v) for name, v in table["ndcg@10"].items()
               if not str(name).startswith("model") and v == v and float(v) > 1.01 * model_ndcg}
     if not better:
         return
     name = max(better, key=better.__getitem__)
-    if preset.get("rank_head") == "item_item":
+    if preset.rank_head == "item_item":
         what = ("the ranking head is EASE solved in closed form already (items with 5 ratings); on this split the "
                 "baseline's lists are better")
     else:
-        what = "try more --epochs" + (", or --preset rank" if preset.get("name") != "rank" else "")
+        what = "try more --epochs" + (", or --preset rank" if preset.name != "rank" else "")
     print(f"note: the {name!r} baseline's top-10 lists beat the model's (NDCG@10 {better[name]:.4f} against "
           f"{model_ndcg:.4f}); {what}")
 
@@ -343,7 +346,7 @@ def _predict(args: argparse.Namespace) -> int:
     items = [_coerce_id(i, cf.items) for i in args.item]
     table = predict(cf, [user] * len(items), items)
     if table.attrs.get("score_kind") == "ranking":
-        print(f"preset {cf.preset.get('name')!r} ranks: these are ranking scores (higher = recommended first), "
+        print(f"preset {cf.preset.name!r} ranks: these are ranking scores (higher = recommended first), "
               "not ratings")
     words = {"average user": "an unknown user, scored as the average user",
              "average item": "an unknown item, scored as the average item",
@@ -732,14 +735,13 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
                   "--preset (fast is the default's rating head), or the baseline itself")
     else:
         why = ("the data are interactions" if metrics["implicit"] else
-               f"preset {p['name']!r} ranks, its scores are not ratings")
+               f"preset {p.name!r} ranks, its scores are not ratings")
         print(f"\nvalid NDCG@10 {metrics['ndcg@10']:.4f} (most popular: {ndcg['most popular']:.4f}, EASE: "
               f"{ndcg['EASE']:.4f}); ranking metrics only ({why}); {rows}; fit {metrics['fit_seconds']:.2f} s")
         _say_better_lists(table, metrics["ndcg@10"], p)
     print()
     if keep_best or patience is not None:
-        stopped = f"stopped after {learn.cf.epochs_run} of {p['epochs']} epochs; " if learn.cf.epochs_run != p[
-            "epochs"] else ""
+        stopped = f"stopped after {learn.cf.epochs_run} of {p.epochs} epochs; " if learn.cf.epochs_run != p.epochs else ""
         heads = learn.cf.kept_heads
         kept = (f"kept the rating head of epoch {heads['rating']} (the lowest validation RMSE) and the ranking head "
                 f"of epoch {heads['ranking']} (the lowest validation ranking loss)" if heads and len(heads) == 2 else

@@ -383,8 +383,8 @@ def test_users_id_with_user_features_at_the_command_line(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0 and "Traceback" not in captured.err, captured.err
     model = cflearn.load(tmp_path / "o" / "model.safetensors")
-    assert model.preset["user_features"] == ["group"] and "new_user_features" in model.preset
-    assert "feature_selection" in model.preset  # the check ran on the table keyed uid, not skipped
+    assert model.preset.user_features == ("group",) and model.preset.new_user_features
+    assert model.preset.feature_selection  # the check ran on the table keyed uid, not skipped
 
 
 def test_a_misspelt_column_is_refused_before_torch_loads(tmp_path):

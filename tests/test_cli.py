@@ -156,9 +156,9 @@ def test_fit_with_an_items_table_and_named_features(ratings_csv, synth, tmp_path
                                     "--out", str(out))
     assert code == 0, stderr
     model = cflearn.load(out / "model.safetensors")
-    assert type(model.model).__name__ == "HybridDotBias" and model.preset["item_features"] == ["genres"]
+    assert type(model.model).__name__ == "HybridDotBias" and model.preset.item_features == ("genres",)
     assert any(n.startswith("genres=") for n in model.model.feature_names)
-    assert model.preset["user_features"] == ["group"] and "group=g1" in model.model.user_feature_names
+    assert model.preset.user_features == ("group",) and "group=g1" in model.model.user_feature_names
     said = cflearn.recommend(model, None, n=3, features={"group": "g1"})["fallback"]
     chart = model.model.new_user_chart  # chosen on training users held out as new, by their lists
     assert chart is not None and (said == ("user features" + (f" + popular ({chart:.0%})" if chart else ""))).all()

@@ -201,7 +201,7 @@ def test_metadata_that_does_not_help_new_users_does_not_hurt_them(signal):
         warnings.simplefilter("ignore")
         learn = cflearn.collab_learner(data, "best", user_features=("group",), item_features=(), progress=False)
     cflearn.fit(learn)
-    trust = learn.cf.preset["new_user_features"]
+    trust = learn.cf.preset.new_user_features
     held = ratings[ratings["user"].isin(new)].sort_values(["user", "timestamp"])
     fallback = cflearn.predict(learn, held["user"].tolist(), held["item"].tolist())
     scored = cflearn.predict(learn, held["user"].tolist(), held["item"].tolist(), user_info=users)

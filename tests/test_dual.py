@@ -47,7 +47,7 @@ def dual_learned(planted):
 
 
 def test_the_default_is_two_heads_that_answer_both_questions(dual, planted):
-    assert dual.cf.preset["name"] == "dual" and type(dual.model).__name__ == "Dual"
+    assert dual.cf.preset.name == "dual" and type(dual.model).__name__ == "Dual"
     fast = cflearn.fit(cflearn.collab_learner(planted, "fast", progress=False))
     ev = cflearn.evaluate(dual, baselines=["most popular"])
     ev_fast = cflearn.evaluate(fast, baselines=False)
@@ -90,7 +90,7 @@ def test_a_new_user_folded_in_gets_a_list_and_ratings(dual_learned, planted):
 
 
 def test_on_a_small_catalogue_the_default_ranks_with_ease_and_rates_as_fast(dual, planted):
-    p = dual.cf.settings
+    p = dual.cf.preset
     assert p.rank_head == "item_item" and type(dual.model.ranking).__name__ == "ItemItem"
     assert (p.epochs, p.lr) == (cflearn.PRESETS["fast"].epochs, cflearn.PRESETS["fast"].lr)
     # the head is EASE as cflearn.baselines solves it, on the same items and lambda: the same scores
@@ -136,7 +136,7 @@ def test_the_ranking_head_follows_the_catalogue_and_the_data(planted, monkeypatc
     import cflearn._dual as dual_kind
     monkeypatch.setattr(dual_kind, "ITEM_ITEM_MAX", 10)  # a catalogue "too large" for the item-item head
     big = cflearn.collab_learner(planted, progress=False)
-    assert big.cf.settings.rank_head == "learned" and type(big.model.ranking).__name__ == "Ranker"
+    assert big.cf.preset.rank_head == "learned" and type(big.model.ranking).__name__ == "Ranker"
     forced = cflearn.collab_learner(planted, rank_head="item_item", progress=False)
     assert type(forced.model.ranking).__name__ == "ItemItem"
     with pytest.raises(cflearn.ConfigError, match="rank_head must be"):
@@ -173,9 +173,9 @@ def test_on_interactions_the_default_trains_its_ranking_head_alone():
     ds = cflearn.datasets.synthetic(n_users=300, n_items=200, density=0.1, implicit=True, seed=1)
     data = cflearn.from_df(ds)
     learn = cflearn.fit(cflearn.collab_learner(data, epochs=3, progress=False))
-    assert learn.cf.preset["name"] == "dual" and learn.cf.preset["loss"] == "softmax"
+    assert learn.cf.preset.name == "dual" and learn.cf.preset.loss == "softmax"
     assert type(learn.model).__name__ == "Ranker"
-    assert learn.cf.preset["n_factors"] == cflearn.PRESETS["dual"].implicit_factors == 128
+    assert learn.cf.preset.n_factors == cflearn.PRESETS["dual"].implicit_factors == 128
     assert learn.model.i_in.weight.shape[1] == 128  # interactions: the ranking head's size there
     with pytest.raises(cflearn.ConfigError, match="rating head"):
         cflearn.collab_learner(data, row_l2=0.1)
@@ -183,16 +183,16 @@ def test_on_interactions_the_default_trains_its_ranking_head_alone():
 
 def test_the_ranking_heads_size_on_interactions_gives_way_to_a_size_given():
     data = cflearn.from_df(cflearn.datasets.synthetic(n_users=100, n_items=80, density=0.1, implicit=True, seed=2))
-    size = {preset: cflearn.collab_learner(data, preset, progress=False).cf.preset["n_factors"]
+    size = {preset: cflearn.collab_learner(data, preset, progress=False).cf.preset.n_factors
             for preset in ("dual", "rank")}
     assert size == {"dual": 128, "rank": 128}
-    assert cflearn.collab_learner(data, rank_factors=16, progress=False).cf.preset["n_factors"] == 16
+    assert cflearn.collab_learner(data, rank_factors=16, progress=False).cf.preset.n_factors == 16
     with pytest.raises(cflearn.ConfigError, match="n_factors applies to the rating head"):
         cflearn.collab_learner(data, n_factors=24)
-    assert cflearn.collab_learner(data, "rank", n_factors=24, progress=False).cf.preset["n_factors"] == 24
-    assert cflearn.collab_learner(data, implicit_factors=32, progress=False).cf.preset["n_factors"] == 32
+    assert cflearn.collab_learner(data, "rank", n_factors=24, progress=False).cf.preset.n_factors == 24
+    assert cflearn.collab_learner(data, implicit_factors=32, progress=False).cf.preset.n_factors == 32
     rated = cflearn.from_df(cflearn.datasets.synthetic(n_users=100, n_items=80, density=0.1, seed=2))
-    assert cflearn.collab_learner(rated, "rank", progress=False).cf.preset["n_factors"] == 64
+    assert cflearn.collab_learner(rated, "rank", progress=False).cf.preset.n_factors == 64
     for preset, use in (("dual", "rank_factors="), ("rank", "n_factors=")):
         with pytest.raises(cflearn.ConfigError, match=f"this data has ratings; use {use}"):
             cflearn.collab_learner(rated, preset, implicit_factors=32)
@@ -204,11 +204,11 @@ def test_a_large_user_base_trains_fewer_epochs_unless_told(planted):
     p = cflearn.PRESETS["dual"]
     small = cflearn.collab_learner(planted, rank_head="learned", progress=False)
     steps = len(small.dls.train)
-    assert small.cf.preset["epochs"] == min(p.epochs, max(5, -(-p.step_budget // steps)))
+    assert small.cf.preset.epochs == min(p.epochs, max(5, -(-p.step_budget // steps)))
     many = cflearn.from_df(cflearn.datasets.synthetic(n_users=3000, n_items=100, density=0.02, seed=0))
-    assert cflearn.collab_learner(many, rank_head="learned", progress=False).cf.preset["epochs"] < p.epochs
+    assert cflearn.collab_learner(many, rank_head="learned", progress=False).cf.preset.epochs < p.epochs
     assert cflearn.collab_learner(many, rank_head="learned", epochs=p.epochs,
-                                  progress=False).cf.preset["epochs"] == p.epochs
+                                  progress=False).cf.preset.epochs == p.epochs
 
 
 def test_fastai_tools_work_on_the_default(dual, dual_learned, planted):
@@ -235,7 +235,7 @@ def test_settings_that_do_not_apply_to_the_default_are_errors(planted):
     with pytest.raises(cflearn.ConfigError, match="ranking presets only"):
         cflearn.collab_learner(planted, "fast", min_count=2)
     # model= and use_nn=True without a preset: the rating presets, as before
-    assert cflearn.collab_learner(planted, use_nn=True, progress=False).cf.preset["name"] == "fast_nn"
+    assert cflearn.collab_learner(planted, use_nn=True, progress=False).cf.preset.name == "fast_nn"
 
 
 def test_evaluate_can_leave_the_baselines_out(dual):
@@ -275,11 +275,11 @@ def test_on_a_large_catalogue_the_learned_head_samples_items_as_rank_does():
     got = {}
     for preset, extra in (("dual", {"rank_head": "learned"}), ("rank", {})):
         learn = cflearn.collab_learner(data, preset, progress=False, **extra)
-        got[preset] = (learn.cf.preset["negatives"], learn.cf.preset["optimizer"], learn.loss_func.rank.negatives
+        got[preset] = (learn.cf.preset.negatives, learn.cf.preset.optimizer, learn.loss_func.rank.negatives
                        if preset == "dual" else learn.loss_func.negatives)
     assert got["dual"] == got["rank"] and got["dual"][::2] == (2048, 2048)  # and the same optimizer
     full = cflearn.collab_learner(data, rank_head="learned", negatives=0, progress=False)
-    assert full.cf.preset["negatives"] == 0 and full.loss_func.rank.scored_items > 0
+    assert full.cf.preset.negatives == 0 and full.loss_func.rank.scored_items > 0
     learn = cflearn.fit(cflearn.collab_learner(data, rank_head="learned", epochs=1, progress=False))
     assert np.isfinite(learn.recorder.values[-1][0]) and len(cflearn.recommend(learn, df.user.iloc[0], n=5)) == 5
     with pytest.raises(cflearn.ConfigError, match="negatives must be a non-negative integer"):
@@ -318,7 +318,7 @@ def test_keep_best_keeps_each_learned_head_at_its_own_best_epoch(planted):
         epoch = best_rating if key.startswith("rating.") else best_ranking
         torch.testing.assert_close(value, snap.states[epoch][key], msg=key)
     # the validation loss mixes the two: MSE + weight x ranking loss (up to how batches are weighted)
-    w = learn.cf.settings.rank_weight
+    w = learn.cf.preset.rank_weight
     np.testing.assert_allclose(values[:, names.index("valid_loss")], rmse ** 2 + w * ranking, rtol=0.05)
     again = learn.validate()  # the kept heads, measured again: each at its best, so no worse than the last epoch
     assert float(again[names.index("rmse") - 1]) == pytest.approx(rmse.min(), rel=1e-4) and rmse.min() <= rmse[-1]

@@ -17,7 +17,7 @@ def test_round_trip_identical_predictions_without_data(trained, synth_data, tmp_
     b = cflearn.predict(model, users, items)
     assert a.equals(b)
     assert model.users == trained.cf.users and model.items == trained.cf.items
-    assert model.preset["name"] == "fast"
+    assert model.preset.name == "fast"
     assert model.item_info is not None and "genres" in model.item_info.columns
 
 
@@ -280,7 +280,7 @@ def test_three_million_string_ids_save_and_load(tmp_path):
     users = Vocab(ids)
     items = Vocab([1, 2, 3])
     model = DotBias(1, len(users), len(items), y_range=(0.5, 5.5))
-    cf = CollabModel(model=model, users=users, items=items, scale=(1.0, 5.0), preset={"name": "fast"},
+    cf = CollabModel(model=model, users=users, items=items, scale=(1.0, 5.0), preset=cflearn.PRESETS["fast"],
                      columns={"user": "u", "item": "i", "rating": "r", "timestamp": None}, global_mean=3.0,
                      trained=True)
     path = tmp_path / "big.safetensors"
@@ -352,6 +352,9 @@ def test_a_resealed_forgery_is_refused_when_its_fields_disagree(synth_data, tmp_
         "item counts": (None, lambda t: t.update({"cflearn.item_counts": t["cflearn.item_counts"].flip(0)}),
                         "item counts do not match the seen lists"),
         "histories": (None, reverse_lists("hist_items"), "ranking history"),
+        "preset field": (lambda m: m["preset"].update(below_weight="heavy"), None,
+                         "preset's below_weight is 'heavy', not a float"),
+        "preset choice": (lambda m: m["preset"].update(rank_head="best"), None, "preset's rank_head is 'best'"),
     }
     for name, (meta_edit, tensor_edit, words) in cases.items():
         forged = _forge(path, tmp_path / f"{name}.safetensors", meta_edit, tensor_edit)
@@ -370,5 +373,6 @@ def test_a_resealed_forgery_is_refused_when_its_fields_disagree(synth_data, tmp_
     # a y_range the caller chose is recorded, so the file keeps it and load checks against it
     own = cflearn.collab_learner(synth_data, "fast", y_range=(0.0, 6.5), epochs=1, progress=False)
     kept = cflearn.load(cflearn.save(cflearn.fit(own), tmp_path / "own.safetensors"))
-    assert kept.preset["y_range_given"] == [0.0, 6.5] and list(kept.model.y_range) == [0.0, 6.5]
+    assert kept.preset.y_range == (0.0, 6.5) and list(kept.model.y_range) == [0.0, 6.5]
+    assert isinstance(kept.preset, cflearn.Preset) and kept.preset == own.cf.preset  # the typed record, loaded
     assert torch.isfinite(torch.tensor(kept.model.y_range)).all()

@@ -61,7 +61,7 @@ def test_year_from_the_title_and_unknown_columns(titled):
     with pytest.warns(UserWarning, match=r"item_features= passed to collab_learner is deprecated: declare side "
                                          r"features once, on the data"):  # the old door still opens, and says so
         old = cflearn.collab_learner(titled, "best", item_features=("genres",), progress=False)
-    assert old.cf.settings.item_features == ("genres",) and old.cf_choice is None  # named: never checked
+    assert old.cf.preset.item_features == ("genres",) and old.cf_choice is None  # named: never checked
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +72,11 @@ def planted():
 def test_best_keeps_features_that_help(planted):
     data = cflearn.from_df(planted, seed=42)
     learn = cflearn.collab_learner(data, "best", progress=False)  # builds, never trains: the check is fit's
-    assert type(learn.model).__name__ == "HybridDotBias" and "feature_selection" not in learn.cf.preset
+    assert type(learn.model).__name__ == "HybridDotBias" and not learn.cf.preset.feature_selection
     cflearn.fit(learn, epochs=1)
-    sel = learn.cf.preset["feature_selection"]
+    sel = learn.cf.preset.feature_selection
     assert sel["kept"] and sel["features"] == ["genres"] and sel["inner_rmse_with"] < sel["inner_rmse_without"]
-    assert type(learn.model).__name__ == "HybridDotBias" and learn.cf.settings.chosen is not None
+    assert type(learn.model).__name__ == "HybridDotBias" and learn.cf.preset.chosen is not None
 
 
 def test_best_drops_features_that_do_not_help_and_says_so(planted, tmp_path):
@@ -88,11 +88,11 @@ def test_best_drops_features_that_do_not_help_and_says_so(planted, tmp_path):
     with pytest.warns(UserWarning, match=r"did not help on an inner split .* training without them"):
         same = cflearn.fit(learn, epochs=1)  # the check runs first, and the learner is rebuilt with its choice
     assert same is learn and mine_cb in learn.cbs and all(cb.learn is learn for cb in learn.cbs)
-    sel = learn.cf.preset["feature_selection"]
+    sel = learn.cf.preset.feature_selection
     assert not sel["kept"] and sel["inner_rmse_with"] > sel["inner_rmse_without"]
-    assert type(learn.model).__name__ == "DotBias" and learn.cf.preset["bias_l2"] == cflearn.PRESETS["fast"].bias_l2
+    assert type(learn.model).__name__ == "DotBias" and learn.cf.preset.bias_l2 == cflearn.PRESETS["fast"].bias_l2
     cflearn.save(learn, tmp_path / "m.safetensors")
-    assert cflearn.load(tmp_path / "m.safetensors").preset["feature_selection"] == sel
+    assert cflearn.load(tmp_path / "m.safetensors").preset.feature_selection == sel
     # the check as its own step: the settled preset builds the same model, and fit does not check again
     with pytest.warns(UserWarning, match="did not help"):
         settled = cflearn.select_features(data, "best")
@@ -106,7 +106,7 @@ def test_best_drops_features_that_do_not_help_and_says_so(planted, tmp_path):
     # select_features=False keeps the data's features without the check
     kept = cflearn.collab_learner(data, "best", select_features=False, progress=False)
     cflearn.fit(kept, epochs=1)
-    assert type(kept.model).__name__ == "HybridDotBias" and "feature_selection" not in kept.cf.preset
+    assert type(kept.model).__name__ == "HybridDotBias" and not kept.cf.preset.feature_selection
 
 
 def test_training_before_the_check_says_it_was_skipped(planted):
@@ -116,7 +116,7 @@ def test_training_before_the_check_says_it_was_skipped(planted):
         learn.fit_one_cycle(1)  # fastai's own loop: all the features, no check
     with pytest.warns(UserWarning, match="has trained already"):
         cflearn.fit(learn, epochs=1)
-    assert "feature_selection" not in learn.cf.preset
+    assert not learn.cf.preset.feature_selection
 
 
 def test_an_item_with_metadata_and_no_ratings_is_scored_by_its_features(planted):

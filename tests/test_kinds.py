@@ -103,7 +103,7 @@ def test_the_suite_is_the_contract_suite():
 def test_the_kind_is_found_by_name(data):
     with pytest.warns(UserWarning, match="preset 'two_tower' has no side features, so the data's user features"):
         learn = cflearn.collab_learner(data, "two_tower", progress=False)
-    assert type(learn.model) is TwoTower and learn.cf.settings.kind == "two_tower"
+    assert type(learn.model) is TwoTower and learn.cf.preset.kind == "two_tower"
     with pytest.raises(cflearn.ConfigError, match=r"use_nn do\(es\) not apply to preset 'two_tower'"):
         cflearn.collab_learner(data, "two_tower", use_nn=True)
     with pytest.raises(cflearn.ConfigError, match="kind name 'dot' is reserved for cflearn's own"):

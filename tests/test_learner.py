@@ -191,14 +191,14 @@ def test_fast_loader_batches_cover_each_row_once(synth_data):
 
 def test_auto_optimizer_picks_dense_for_small_tables(synth_data):
     learn = cflearn.collab_learner(synth_data, "fast", progress=False)
-    assert learn.cf.preset["optimizer"] == "adamw" and not learn.model.u_weight.sparse
+    assert learn.cf.preset.optimizer == "adamw" and not learn.model.u_weight.sparse
     learn = cflearn.collab_learner(synth_data, "fast", bs=16, progress=False)  # 500 rows > 16 batches of 16
-    assert learn.cf.preset["optimizer"] == "lazy"
+    assert learn.cf.preset.optimizer == "lazy"
 
 
 def test_lazy_optimizer_uses_sparse_rows(synth_data):
     learn = cflearn.collab_learner(synth_data, "fast", epochs=1, optimizer="lazy", progress=False)
-    assert learn.cf.preset["optimizer"] == "lazy"
+    assert learn.cf.preset.optimizer == "lazy"
     assert learn.model.u_weight.sparse and learn.model.i_bias.sparse
     cflearn.fit(learn)
     assert np.isfinite(learn.loss_history.train_losses).all()
@@ -206,7 +206,7 @@ def test_lazy_optimizer_uses_sparse_rows(synth_data):
 
 def test_extra_preset_fields_as_keywords(synth_data):
     learn = cflearn.collab_learner(synth_data, "fast", optimizer="lazy", progress=False)
-    assert learn.cf.preset["optimizer"] == "lazy" and learn.model.u_weight.sparse
+    assert learn.cf.preset.optimizer == "lazy" and learn.model.u_weight.sparse
 
 
 def test_hybrid_uses_genres_and_helps_cold_items(synth):
@@ -221,7 +221,7 @@ def test_hybrid_uses_genres_and_helps_cold_items(synth):
     hybrid = cflearn.collab_learner(data, "best", progress=False)
     cflearn.fit(hybrid)
     assert type(hybrid.model).__name__ == "HybridDotBias"
-    assert hybrid.cf.preset["item_features"] == ["genres"]
+    assert hybrid.cf.preset.item_features == ("genres",)
     assert all(n.startswith("genres=") for n in hybrid.model.feature_names)
     s_plain, s_hybrid = score(plain)["rmse"], score(hybrid)["rmse"]
     assert s_hybrid < s_plain - 0.02, (s_plain, s_hybrid)
@@ -235,7 +235,7 @@ def test_best_without_item_metadata_falls_back_to_plain_and_says_so(synth):
     with pytest.warns(UserWarning, match=r"preset 'best': item_features=\('genres', 'year', 'tags'\) need an items "
                       "table"):
         learn = cflearn.collab_learner(data, "best", progress=False)
-    assert type(learn.model).__name__ == "DotBias" and learn.cf.preset["item_features"] == []
+    assert type(learn.model).__name__ == "DotBias" and learn.cf.preset.item_features == ()
 
 
 def test_device_choice(synth_data):

@@ -36,7 +36,7 @@ def test_item_features_typo_and_missing_table(synth, synth_data):
         cflearn.from_df(synth.ratings, "user", "item", "rating", item_features=["genres"])
     with pytest.warns(UserWarning, match="training with no item features"):
         learn = cflearn.collab_learner(plain, "best", progress=False)
-    assert learn.cf.preset["item_features"] == []
+    assert learn.cf.preset.item_features == ()
 
 
 def test_nn_on_best_would_drop_the_genres(synth_data):

@@ -115,7 +115,7 @@ def test_named_item_features_go_through_bests_check(wines, tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     model = cflearn.load(out / "model.safetensors")
-    selection = model.preset["feature_selection"]
+    selection = model.preset.feature_selection
     assert selection["features"] == ["Type", "Harmonize"] and "none" in selection["inner_rmse"]
     if not selection["kept"]:  # dropped: said, with the inner-split numbers
         assert "did not help on an inner split" in captured.err and "none:" in captured.err
