@@ -24,6 +24,7 @@ second data set has the groups shuffled across users (no signal left in the meta
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import warnings
 from pathlib import Path
@@ -35,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import append_results, markdown_table  # noqa: E402
 
 import cflearn  # noqa: E402
+from cflearn._feature_trust import choose_user_feature_weight  # noqa: E402
+from cflearn._presets import FeatureChoice  # noqa: E402
 
 SEEDS = (0, 1)
 N_FOLD = 5
@@ -54,8 +57,10 @@ def run(ds: cflearn.datasets.Dataset, seed: int) -> dict[str, float]:
     known_users = ds.users[~ds.users["user"].isin(held["user"])]
     data = cflearn.from_df(split.train, "user", "item", "rating", "timestamp", items=ds.items, users=known_users,
                            user_features=["group"], item_features=["genres"], seed=42)
-    learn = cflearn.collab_learner(data, "best", progress=False, seed=seed, user_features=("group",),
-                                   item_features=("genres",))  # features kept; their weight for new users chosen
+    p = cflearn.PRESETS["best"].replace(item_features=("genres",), user_features=("group",), select_features=False)
+    weight, trust = choose_user_feature_weight(data, p, seed)  # the features kept; their weight for new users chosen
+    learn = cflearn.collab_learner(data, dataclasses.replace(p, chosen=FeatureChoice({}, weight, trust)),
+                                   progress=False, seed=seed)
     cflearn.fit(learn)
     users = ds.users.set_index("user")
     level = 4.0

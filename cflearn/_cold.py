@@ -29,7 +29,13 @@ def _hybrid(cf: CollabModel, side: Literal["user", "item"]) -> HybridDotBias:
     model = rating_head(cf.model)
     spec = getattr(model, "user_spec" if side == "user" else "item_spec", None)
     if not isinstance(model, HybridDotBias) or not spec:
-        name = cf.preset.name
+        name, report = cf.preset.name, cf.preset.feature_selection
+        dropped = [f for f in report.get("features", []) if f not in report.get("chosen", [])]
+        if dropped:
+            raise ConfigError(f"this model (preset {name!r}) was trained without {side} features: its feature check "
+                              f"dropped {', '.join(map(str, dropped))} (they did not help on an inner split; "
+                              "learn.cf.preset.feature_selection), so it scores a new "
+                              f"{side} as the average {side}; select_features=False keeps them")
         raise ConfigError(f"this model (preset {name!r}) was trained without {side} features, so it cannot score a "
                           f"new {side} from metadata; declare them (cflearn.from_df(..., {side}s=..., "
                           f"{side}_features=[...])) and train preset 'dual', 'best' or 'content'")

@@ -230,8 +230,8 @@ class DualKind(Kind):
         p = check_dual(p.replace(rank_head=head), given, custom=custom, implicit=data.implicit,
                        n_users=len(data.users) - 1)
         if head == "item_item":  # the ranking head is solved, not trained: the rating head trains alone, as 'fast'
-            return settle_features(data, _rating_schedule(data, p, given), given)
-        p = settle_features(data, p, given)
+            return settle_features(data, _rating_schedule(data, p, given))
+        p = settle_features(data, p)
         if p.kind == "rank":  # implicit data: the ranking head alone
             return RankKind.schedule(data, p, epochs_given="epochs" in given)
         p = sample_items(p, len(data.users), len(data.items), softmax=True)  # a large catalogue: as preset rank

@@ -23,7 +23,8 @@ from ._io import atomic_write_bytes, json_default
 from ._presets import Preset, y_range_for
 from ._recommend import lists_vs_chart
 from ._vocab import Vocab
-from .models import build_model, contract
+from .kinds import build_model
+from .models import contract
 
 if TYPE_CHECKING:
     from fastai.learner import Learner

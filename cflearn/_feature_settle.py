@@ -6,7 +6,7 @@ must exist (:meth:`cflearn.kinds.Kind.settle` calls it; the feature tables thems
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._errors import ColumnError, ConfigError, ConfigWarning, caller_level, closest
 from ._features import check_feature_columns, has_feature
@@ -19,12 +19,11 @@ if TYPE_CHECKING:
 __all__ = ["settle_features", "needs_choice"]
 
 
-def settle_features(data: CollabData, p: Preset, given: dict[str, Any]) -> Preset:
+def settle_features(data: CollabData, p: Preset) -> Preset:
     """Settle the side features: those declared on the data replace a feature preset's own list; a
     preset without side features says it leaves declared ones unused; every column must exist. A
     preset whose features were chosen (:func:`cflearn.select_features`) keeps its lists."""
-    if p.chosen is not None:  # chosen already: the lists are the choice
-        given = {**given, "item_features": p.item_features, "user_features": p.user_features}
+    chosen = p.chosen is not None  # chosen already: the lists are the choice
     declared = [f"{side} features {cols}" for side, cols in (("user", data.user_features),
                                                              ("item", data.item_features)) if cols]
     if p.dual and declared and p.chosen is None:  # the two-headed model's rating head uses the declared features
@@ -44,12 +43,12 @@ def settle_features(data: CollabData, p: Preset, given: dict[str, Any]) -> Prese
                           "'fast_nn' (they train without side features)")
     if p.loader != "fast":
         raise ConfigError("side features need the fast loader (loader='fast')")
-    if "item_features" not in given and data.item_features is not None:
+    if not chosen and data.item_features is not None:
         p = p.replace(item_features=data.item_features)
-    if "user_features" not in given and data.user_features:
+    if not chosen and data.user_features:
         p = p.replace(user_features=data.user_features)
     check_feature_columns(data.user_info, p.user_features, "user")
-    explicit = "item_features" in given or data.item_features is not None
+    explicit = chosen or data.item_features is not None
     p = p.replace(item_features=_usable_features(data, p, explicit=explicit)) if p.item_features else p
     if p.content_based and not p.item_features:
         raise ConfigError(f"preset {p.name!r} is content-based: it needs item features (e.g. genres); pass "
@@ -81,9 +80,8 @@ def _usable_features(data: CollabData, p: Preset, *, explicit: bool) -> tuple[st
     return kept
 
 
-def needs_choice(p: Preset, given: dict[str, Any]) -> bool:
-    """Whether a settled preset still has a feature check to run: its features (unless the caller named
-    them) or the weight of new users' metadata (never under torchrun: the features are kept as they are)."""
-    named = bool({"item_features", "user_features"} & set(given))
+def needs_choice(p: Preset) -> bool:
+    """Whether a settled preset still has a feature check to run: its features and the weight of new
+    users' metadata (never under torchrun: the features are kept as they are)."""
     return bool(p.select_features and p.chosen is None and torchrun_env() is None
-                and ((p.item_features or p.user_features) and not named or p.user_features))
+                and (p.item_features or p.user_features))

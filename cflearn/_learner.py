@@ -33,8 +33,8 @@ from ._settle import (
     check_memory,
     check_own_model,
     check_y_range,
+    refuse_feature_overrides,
     resolve,
-    warn_feature_overrides,
 )
 from .callbacks import (
     ColdRows,
@@ -111,8 +111,8 @@ def collab_learner(
         seed: seeds weights and shuffling (without touching torch's global generator); default
             ``data.seed``. Same seed, same result.
         progress: show fastai's progress bars.
-        **learner_kwargs: any other :class:`Preset` field (``optimizer``, ``item_features``, ``loader``,
-            ...) overrides the preset; the rest go to fastai's ``Learner`` (``metrics``, ``cbs``, ...).
+        **learner_kwargs: any other :class:`Preset` field (``optimizer``, ``loader``, ``dropout``, ...)
+            overrides the preset (side features are declared on the data: :func:`cflearn.from_df`); the rest go to fastai's ``Learner`` (``metrics``, ``cbs``, ...).
 
     Raises:
         ConfigError: an unknown option (with the closest name), or a setting that does not apply
@@ -124,6 +124,7 @@ def collab_learner(
     if preset is None:  # the default: both heads; your own module or use_nn=True predict ratings
         preset = "fast" if model is not None else "fast_nn" if use_nn else DEFAULT_PRESET
     base = get_preset(preset)
+    refuse_feature_overrides(learner_kwargs, "collab_learner")
     extra = {k: learner_kwargs.pop(k) for k in list(learner_kwargs) if k in OVERRIDABLE}
     _check_learner_kwargs(learner_kwargs)
     given = {k: v for k, v in dict(extra, n_factors=n_factors, use_nn=use_nn, emb_szs=emb_szs, layers=layers,
@@ -131,7 +132,6 @@ def collab_learner(
                                   y_pad=y_pad).items() if v is not None}
     if model is not None:
         check_own_model(model, given, y_range)
-    warn_feature_overrides(given, "collab_learner")
     p = resolve(data, base.replace(**given), given, custom=model is not None)
     check_has_validation(data)
     kind = OwnModule(model) if model is not None else get_kind(p.kind)
@@ -155,7 +155,7 @@ def collab_learner(
     learn = _assemble(data, p, built, user_cbs, dict(learner_kwargs), custom=model is not None, shard=shard,
                       device=dev, progress=progress)
     learn.cf_choice = None  # the feature check that cflearn.fit runs first, when the preset asks for one
-    if model is None and needs_choice(p, given):
+    if model is None and needs_choice(p):
         learn.cf_choice = _Pending(given, y_range, device, seed_given, progress, dict(learner_kwargs),
                                    {id(cb) for cb in learn.cbs} - {id(cb) for cb in user_cbs})
     return learn

@@ -78,9 +78,9 @@ class Preset:
         item_features: item metadata columns (e.g. ``("genres",)``) for the hybrid model
             (:class:`cflearn.models.HybridDotBias`): multi-valued text (``|``), numbers and dates
             (quantile buckets), categories; ``year`` may come from a title ending in ``(1995)``.
-            A preset's own list uses the columns the data has (with a warning for the others);
-            ``item_features=`` passed to :func:`cflearn.collab_learner` must all exist. Features
-            declared on the data (``cflearn.from_df(..., item_features=...)``) replace a preset's own list.
+            A preset's own list uses the columns the data has (with a warning for the others). Features
+            declared on the data (``cflearn.from_df(..., item_features=...)``, which must all exist)
+            replace a preset's own list; they are not a keyword of :func:`cflearn.collab_learner`.
         user_features: user metadata columns (age, gender, occupation) for the same hybrid model;
             a preset with side features (``best``, ``content``) uses those declared on the data.
         content_based: items are their features alone (no collaborative part): content-based
@@ -289,9 +289,11 @@ def _words(hint: Any) -> str:
     return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
 
 
-OVERRIDABLE = frozenset(f.name for f in dataclasses.fields(Preset)) - {"name", "description", "chosen", "y_range"}
+OVERRIDABLE = frozenset(f.name for f in dataclasses.fields(Preset)) - {"name", "description", "chosen", "y_range",
+                                                                     "item_features", "user_features"}
 """The :class:`Preset` fields that :func:`cflearn.collab_learner` and :func:`cflearn.select_features` take as
-keyword overrides (``y_range`` is :func:`cflearn.collab_learner`'s own argument)."""
+keyword overrides (``y_range`` is :func:`cflearn.collab_learner`'s own argument; side features are declared
+on the data, :func:`cflearn.from_df`)."""
 
 _KIND_FLAGS = ("loss", "use_nn", "item_features", "user_features", "content_based")
 """The fields that decide a built-in kind."""

@@ -475,7 +475,7 @@ class RankKind(Kind):
             check_rated_factors(p, given)
         elif p.implicit_factors and "n_factors" not in given:
             p = p.replace(n_factors=p.implicit_factors)
-        return self.schedule(data, settle_features(data, p, given), epochs_given="epochs" in given)
+        return self.schedule(data, settle_features(data, p), epochs_given="epochs" in given)
 
     @staticmethod
     def schedule(data: CollabData, p: Preset, *, epochs_given: bool) -> Preset:

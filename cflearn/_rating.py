@@ -137,7 +137,7 @@ class RatingKind(Kind):
                                       f"{closest(str(key), [data.user, data.item])}; use "
                                       f"{{{data.user!r}: ..., {data.item!r}: ...}}")
                 check_count(f"emb_szs[{key!r}]", size)
-        return settle_features(data, p, given)
+        return settle_features(data, p)
 
     @staticmethod
     def loss(p: Preset) -> Any:
@@ -173,7 +173,12 @@ class NNKind(DotKind):
     ``emb_szs`` says; ``dropout`` is fastai's ``ps`` after each hidden layer."""
 
     name = "nn"
-    model_class: ClassVar[type | None] = None  # cflearn.models builds NN on first use (it imports fastai)
+    model_class: ClassVar[type | None] = None  # saved_class imports NN on first use (it imports fastai)
+
+    def saved_class(self) -> type | None:
+        from ._nn import NN
+
+        return NN
 
     def network(self, data: CollabData, p: Preset, dls: Any, y_range: tuple[float, float] | None) -> nn.Module:
         from ._nn import NN

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ._errors import CflearnError, ConfigError, ConfigWarning, caller_level, check_seed, closest
 from ._feature_settle import needs_choice
 from ._presets import DEFAULT_PRESET, OVERRIDABLE, PRESETS, FeatureChoice, Preset, get_preset
-from ._settle import resolve, warn_feature_overrides
+from ._settle import refuse_feature_overrides, resolve
 
 if TYPE_CHECKING:
     from ._data import CollabData
@@ -55,15 +55,15 @@ def select_features(data: CollabData, preset: str | Preset | None = None, *, see
     """
     seed = check_seed(seed)  # before any work: a bad seed is refused at the door, not deep inside the check
     p = get_preset(DEFAULT_PRESET if preset is None else preset)
+    refuse_feature_overrides(overrides, "select_features")
     for name in overrides:
         if name not in OVERRIDABLE:
             raise ConfigError(f"unknown preset field {name!r}{closest(name, sorted(OVERRIDABLE))}; see cflearn.Preset")
     given = {k: v for k, v in overrides.items() if v is not None}
-    warn_feature_overrides(given, "select_features")
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         settled = resolve(data, p.replace(**given), given)
-    if not needs_choice(settled, given):  # nothing to check: collab_learner settles it (and says what it says) itself
+    if not needs_choice(settled):  # nothing to check: collab_learner settles it (and says what it says) itself
         return p
     for w in said:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -73,20 +73,18 @@ def select_features(data: CollabData, preset: str | Preset | None = None, *, see
 def choose(data: CollabData, p: Preset, given: dict[str, Any], *, seed: int | None, device: Any = None,
            say: Callable[[str], Any] | None = None) -> Preset:
     """The settled preset ``p`` with its features chosen (see :func:`select_features`); ``given``: the
-    caller's overrides (features named there are kept without the check, and so is a given ``bias_l2``)."""
+    caller's overrides (a given ``bias_l2`` is kept)."""
     from ._feature_trust import choose_user_feature_weight
 
-    if not needs_choice(p, given):
+    if not needs_choice(p):
         return p
-    report: dict[str, Any] = {}
-    if not {"item_features", "user_features"} & set(given):
-        if say is not None:
-            say(f"preset {p.name!r}: checking the side features {(*p.item_features, *p.user_features)} on an inner "
-                "split of the training rows (cflearn.select_features)")
-        p, report = _select(data, p, seed, device=device, keep_bias_l2="bias_l2" in given)
-        if say is not None and report:
-            say(f"preset {p.name!r}: keeping {', '.join(report['chosen']) or 'no side features'} (inner RMSE "
-                + "; ".join(f"{k}: {v:.4f}" for k, v in report["inner_rmse"].items()) + ")")
+    if say is not None:
+        say(f"preset {p.name!r}: checking the side features {(*p.item_features, *p.user_features)} on an inner "
+            "split of the training rows (cflearn.select_features)")
+    p, report = _select(data, p, seed, device=device, keep_bias_l2="bias_l2" in given)
+    if say is not None and report:
+        say(f"preset {p.name!r}: keeping {', '.join(report['chosen']) or 'no side features'} (inner RMSE "
+            + "; ".join(f"{k}: {v:.4f}" for k, v in report["inner_rmse"].items()) + ")")
     weight, trust = 1.0, dict[str, Any]()
     if p.user_features:
         weight, trust = choose_user_feature_weight(data, p, seed, device=device)  # new users: do features help?

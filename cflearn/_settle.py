@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from ._data import CollabData
 
-__all__ = ["resolve", "warn_feature_overrides", "check_y_range", "check_memory", "check_own_model",
+__all__ = ["resolve", "refuse_feature_overrides", "check_y_range", "check_memory", "check_own_model",
            "check_has_validation"]
 
 _ARCH = ("n_factors", "use_nn", "emb_szs", "layers", "item_features", "user_features", "content_based", "y_range",
@@ -40,15 +40,19 @@ def resolve(data: CollabData, p: Preset, given: dict[str, Any], *, custom: bool 
     return settled
 
 
-def warn_feature_overrides(given: dict[str, Any], where: str) -> None:
-    """Side features have one door, the data: naming them to ``where`` still works, and says so."""
-    named = [k for k in ("item_features", "user_features") if k in given]
+FEATURE_DOOR = ("item_features", "user_features")
+"""Side features have one door, the data: these are not keyword arguments of ``collab_learner`` or
+``select_features`` (removed in 0.1.0; the changelog says so)."""
+
+
+def refuse_feature_overrides(names: Any, where: str) -> None:
+    """Side features have one door, the data: naming them to ``where`` is a :class:`ConfigError` saying so."""
+    named = [k for k in FEATURE_DOOR if k in names]
     if named:
-        warnings.warn(f"{' and '.join(f'{k}=' for k in named)} passed to {where} is deprecated: declare side features "
-                      "once, on the data (cflearn.from_df(..., item_features=[...], user_features=[...]), or "
-                      "--item-features on the command line); a preset uses them (best, content, dual) or says it does "
-                      "not (fast), and select_features=False keeps them without best's check", ConfigWarning,
-                      stacklevel=caller_level())
+        raise ConfigError(f"{where} takes no {' or '.join(f'{k}=' for k in named)}: declare side features once, "
+                          "on the data (cflearn.from_df(..., item_features=[...], user_features=[...]), or "
+                          "--item-features on the command line); a preset uses them (best, content, dual) or says it "
+                          "does not (fast), and select_features=False keeps them without best's check")
 
 
 def check_y_range(data: CollabData, p: Preset, y_range: Any) -> tuple[float, float]:

@@ -741,7 +741,8 @@ def _train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | 
         _say_better_lists(table, metrics["ndcg@10"], p)
     print()
     if keep_best or patience is not None:
-        stopped = f"stopped after {learn.cf.epochs_run} of {p.epochs} epochs; " if learn.cf.epochs_run != p.epochs else ""
+        ran = learn.cf.epochs_run
+        stopped = f"stopped after {ran} of {p.epochs} epochs; " if ran != p.epochs else ""
         heads = learn.cf.kept_heads
         kept = (f"kept the rating head of epoch {heads['rating']} (the lowest validation RMSE) and the ranking head "
                 f"of epoch {heads['ranking']} (the lowest validation ranking loss)" if heads and len(heads) == 2 else

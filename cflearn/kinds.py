@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from ._data import CollabData
 
-__all__ = ["Kind", "Built", "KINDS", "register", "unregister", "get_kind", "rating_loaders"]
+__all__ = ["Kind", "Built", "KINDS", "register", "unregister", "get_kind", "build_model", "rating_loaders"]
 
 _BUILTIN = ("cflearn._rating", "cflearn._ranking", "cflearn._dual")
 """The modules of the built-in kinds (each registers its own on import)."""
@@ -75,8 +75,9 @@ class Kind:
 
     Attributes:
         name: the kind's name (``Preset.kind``); also the ``"kind"`` of its model's saved config.
-        model_class: the :class:`cflearn.models.Contract` class :func:`cflearn.load` rebuilds with
-            ``from_config`` (``None``: the model class is registered elsewhere).
+        model_class: the :class:`cflearn.models.Contract` class :func:`cflearn.load` rebuilds a saved
+            model of this kind with (``from_config``; :meth:`saved_class` asks for it). The kinds
+            registry is the one registry of model classes: :func:`build_model` reads it.
         implicit: whether the kind trains on interactions without ratings.
         distributed: whether it trains data-parallel under torchrun (its loaders take ``shard``).
         fields: the :class:`Preset` fields the kind reads beyond the training schedule; a setting
@@ -93,6 +94,11 @@ class Kind:
     implicit: ClassVar[bool] = False
     distributed: ClassVar[bool] = False
     fields: ClassVar[frozenset[str] | None] = frozenset({"n_factors", "y_pad", "y_range_rule", "row_l2", "bias_l2"})
+
+    def saved_class(self) -> type | None:
+        """The class whose ``from_config`` rebuilds this kind's saved models (``model_class``; a kind
+        whose class imports heavy libraries imports it here, on first use)."""
+        return self.model_class
 
     def settle(self, data: CollabData, preset: Preset, given: dict[str, Any], *, custom: bool = False) -> Preset:
         """The preset with what depends on the data settled; errors for settings that do not apply.
@@ -117,7 +123,7 @@ class Kind:
             preset = preset.replace(optimizer="adamw")
         from ._feature_settle import settle_features
 
-        return settle_features(data, preset, given)  # says so when the data's declared features go unused
+        return settle_features(data, preset)  # says so when the data's declared features go unused
 
     def memory(self, data: CollabData, preset: Preset) -> int:
         """Bytes the model's weights, their gradients and two optimizer states take (16 a parameter),
@@ -186,7 +192,7 @@ KINDS: dict[str, Kind] = {}
 def register(kind: Kind, *presets: Preset, replace: bool = False) -> Kind:
     """Register a kind (and presets that train it) by its name.
 
-    Its ``model_class`` becomes loadable by :func:`cflearn.load`, and each preset is added to
+    Its saved models become loadable by :func:`cflearn.load` (:func:`build_model`), and each preset is added to
     :data:`cflearn.PRESETS` (so ``collab_learner(data, name)`` and ``cflearn fit --preset name``
     find it).
 
@@ -195,11 +201,14 @@ def register(kind: Kind, *presets: Preset, replace: bool = False) -> Kind:
         *presets: presets of this kind (``Preset.kind == kind.name``).
         replace: allow replacing a kind or preset of the same name (else an error).
     """
-    from . import models
     from ._presets import BUILTIN_KINDS
 
     if not isinstance(kind, Kind) or not kind.name:
         raise ConfigError(f"register needs an instance of a cflearn.kinds.Kind subclass with a name, got {kind!r}")
+    if kind.model_class is not None and not callable(getattr(kind.model_class, "from_config", None)):
+        what = getattr(kind.model_class, "__name__", kind.model_class)
+        raise ConfigError(f"kind {kind.name!r}: its model_class {what!r} needs a from_config(config) classmethod to "
+                          "be rebuilt from a saved file")
     if kind.name in BUILTIN_KINDS and type(kind).__module__ not in _BUILTIN:  # reserved, loaded yet or not
         raise ConfigError(f"kind name {kind.name!r} is reserved for cflearn's own ({', '.join(BUILTIN_KINDS)}); "
                           "give your kind another name")
@@ -212,8 +221,6 @@ def register(kind: Kind, *presets: Preset, replace: bool = False) -> Kind:
         if not replace and p.name in PRESETS and PRESETS[p.name] != p:
             raise ConfigError(f"a preset named {p.name!r} exists already; pass replace=True or choose another name")
     KINDS[kind.name] = kind
-    if kind.model_class is not None:
-        models.register_model(kind.name, kind.model_class)
     for p in presets:
         PRESETS[p.name] = p
     return kind
@@ -221,7 +228,6 @@ def register(kind: Kind, *presets: Preset, replace: bool = False) -> Kind:
 
 def unregister(name: str) -> None:
     """Remove a registered kind, its presets and its saved-model class (cflearn's own kinds stay)."""
-    from . import models
     from ._presets import BUILTIN_KINDS
 
     if name in BUILTIN_KINDS:
@@ -229,7 +235,6 @@ def unregister(name: str) -> None:
     if name not in KINDS:
         raise ConfigError(f"no kind named {name!r} is registered{closest(name, KINDS)}")
     del KINDS[name]
-    models.unregister_model(name)
     for preset in [p for p in PRESETS.values() if p.kind == name]:
         del PRESETS[preset.name]
 
@@ -242,6 +247,24 @@ def get_kind(name: str) -> Kind:
         raise ConfigError(f"unknown model kind {name!r}{closest(name, KINDS)}; registered kinds: "
                           f"{', '.join(KINDS)} (cflearn.kinds.register adds one)")
     return KINDS[name]
+
+
+def build_model(config: dict[str, Any]) -> nn.Module:
+    """An untrained model from :meth:`cflearn.models.Contract.config`'s output, built by the class of the
+    registered kind its ``"kind"`` names (``ValueError`` for an unknown kind, or one without a class)."""
+    name = config.get("kind")
+    if not isinstance(name, str):
+        raise ValueError(f"a model config names its kind, got {name!r}")
+    try:
+        kind = get_kind(name)
+    except ConfigError:
+        raise ValueError(f"unknown model kind {name!r}") from None
+    cls = kind.saved_class()
+    if cls is None:
+        raise ValueError(f"kind {name!r} has no model class to rebuild a saved model with")
+    rebuild: Any = cls.from_config  # type: ignore[attr-defined]  # register checked it has one
+    model: nn.Module = rebuild(config)
+    return model
 
 
 def check_built(kind: Kind, built: object, preset: Preset) -> Built:

@@ -15,7 +15,7 @@ those never branch on the class:
   preference, comparable only between items of one user);
 - :meth:`Contract.embeddings` and :meth:`Contract.trained_rows`: the tables training updates and
   which of their rows it reaches (row L2, cold rows, sparse gradients);
-- :meth:`Contract.config`: JSON to rebuild the model without pickle (:func:`build_model`).
+- :meth:`Contract.config`: JSON to rebuild the model without pickle (:func:`cflearn.kinds.build_model`).
 
 Any other ``nn.Module`` taking the ``(n, 2)`` batch (a student's ``EmbeddingDot``) is answered by
 :class:`Foreign`: scored by forward passes, no tables, saved as weights whose class is needed to load.
@@ -49,9 +49,6 @@ __all__ = [
     "TableView",
     "squash",
     "contract",
-    "build_model",
-    "register_model",
-    "unregister_model",
     "ScoreKind",
 ]
 
@@ -123,7 +120,7 @@ class Contract:
         return slice(1, None)
 
     def config(self) -> dict[str, Any]:
-        """A JSON-able description from which :func:`build_model` rebuilds the same architecture."""
+        """A JSON-able description from which :func:`cflearn.kinds.build_model` rebuilds the same architecture."""
         raise NotImplementedError
 
     def fold_vector(self, items: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor | None:
@@ -867,10 +864,14 @@ class Dual(nn.Module, Contract):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Dual:
-        rating, ranking = build_model(config["rating"]), build_model(config["ranking"])
-        if not isinstance(rating, (DotBias, HybridDotBias)) or not isinstance(ranking, (Ranker, ItemItem)):
+        rating, ranking = (config.get(key) for key in ("rating", "ranking"))
+        if not isinstance(rating, dict) or not isinstance(ranking, dict):
+            raise ValueError("a dual model's config holds its two heads' configs")
+        heads: dict[Any, Any] = {"dot": DotBias, "hybrid": HybridDotBias, "rank": Ranker, "item_item": ItemItem}
+        rating_cls, ranking_cls = heads.get(rating.get("kind")), heads.get(ranking.get("kind"))  # Dual's own heads
+        if rating_cls not in (DotBias, HybridDotBias) or ranking_cls not in (Ranker, ItemItem):
             raise ValueError("a dual model holds a dot-product rating head and a ranking head")
-        return cls(rating, ranking)
+        return cls(rating_cls.from_config(rating), ranking_cls.from_config(ranking))
 
 
 def rating_head(model: nn.Module) -> nn.Module:
@@ -933,47 +934,12 @@ def contract(model: nn.Module) -> Contract:
     return model if isinstance(model, Contract) else Foreign(model)
 
 
-_KINDS: dict[str, Any] = {"dot": DotBias, "hybrid": HybridDotBias, "rank": Ranker, "item_item": ItemItem, "dual": Dual}
 if TYPE_CHECKING:  # what type checkers and the API reference see: fastai's NN, imported on first use
     from ._nn import NN  # noqa: F401
 
-_LAZY = {"NN": "cflearn._nn", "nn": "cflearn._nn"}
-"""Kinds (and public names) whose class lives in a module imported on first use: fastai's NN."""
-
-
-def _kind(kind: str) -> Any:
-    if kind in _KINDS:
-        return _KINDS[kind]
-    if kind in _LAZY:
-        return importlib.import_module(_LAZY[kind]).NN
-    raise ValueError(f"unknown model kind {kind!r}")
-
-
-def register_model(kind: str, cls: type) -> None:
-    """Make ``cls`` (a :class:`Contract` with ``from_config``) the class :func:`build_model` and
-    :func:`cflearn.load` rebuild a saved ``kind`` with (:func:`cflearn.kinds.register` calls it)."""
-    if not callable(getattr(cls, "from_config", None)):
-        from ._errors import ConfigError
-
-        raise ConfigError(f"{getattr(cls, '__name__', cls)!r} needs a from_config(config) classmethod to be rebuilt "
-                         "from a saved file")
-    _KINDS[kind] = cls
-
-
-def unregister_model(kind: str) -> None:
-    """Forget a kind registered by :func:`register_model`."""
-    _KINDS.pop(kind, None)
-
-
-def build_model(config: dict[str, Any]) -> nn.Module:
-    """Build an untrained model from :meth:`Contract.config`'s output (``ValueError`` for an unknown kind)."""
-    model: nn.Module = _kind(config["kind"]).from_config(config)
-    return model
-
-
 def __getattr__(name: str) -> Any:  # models.NN: fastai's EmbeddingNN, imported when first asked for
-    if name in _LAZY:
-        return _kind(name)
+    if name == "NN":
+        return importlib.import_module("cflearn._nn").NN
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -6,6 +6,7 @@ Planted data: user tastes follow a planted user ``group``, item factors planted 
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -14,6 +15,8 @@ import pytest
 import torch
 
 import cflearn
+from cflearn._feature_trust import choose_user_feature_weight
+from cflearn._presets import FeatureChoice
 from cflearn._scoring import score_matrix
 from cflearn.metrics import rmse
 
@@ -197,9 +200,15 @@ def test_metadata_that_does_not_help_new_users_does_not_hurt_them(signal):
     known = ratings[~ratings["user"].isin(new)]
     data = cflearn.from_df(known, "user", "item", "rating", "timestamp", seed=0, users=users[~users["user"].isin(new)],
                            user_features=["group"])
+    # the user features kept whatever they do for known users (as select_features=False keeps them), and the
+    # weight of a new user's features chosen as the check chooses it: on training users held out as new
+    p = cflearn.PRESETS["best"].replace(item_features=(), user_features=("group",), select_features=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        learn = cflearn.collab_learner(data, "best", user_features=("group",), item_features=(), progress=False)
+        weight, trust = choose_user_feature_weight(data, p, None)
+        learn = cflearn.collab_learner(data, dataclasses.replace(p, chosen=FeatureChoice({}, weight, trust)),
+                                       progress=False)
+    assert learn.cf.preset.user_features == ("group",)
     cflearn.fit(learn)
     trust = learn.cf.preset.new_user_features
     held = ratings[ratings["user"].isin(new)].sort_values(["user", "timestamp"])

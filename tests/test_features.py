@@ -58,10 +58,11 @@ def test_year_from_the_title_and_unknown_columns(titled):
     assert any(n.startswith("year=[") for n in learn.model.feature_names)
     with pytest.raises(cflearn.ColumnError, match="did you mean 'genres'"):
         cflearn.from_df(titled.ratings, "user", "item", "rating", items=items, item_features=["genre"])
-    with pytest.warns(UserWarning, match=r"item_features= passed to collab_learner is deprecated: declare side "
-                                         r"features once, on the data"):  # the old door still opens, and says so
-        old = cflearn.collab_learner(titled, "best", item_features=("genres",), progress=False)
-    assert old.cf.preset.item_features == ("genres",) and old.cf_choice is None  # named: never checked
+    for door in (lambda: cflearn.collab_learner(titled, "best", item_features=("genres",), progress=False),
+                 lambda: cflearn.select_features(titled, "best", user_features=("group",))):
+        with pytest.raises(cflearn.ConfigError, match=r"takes no (item|user)_features=: declare side features once, "
+                                                      r"on the data \(cflearn.from_df"):  # one door: the data
+            door()
 
 
 @pytest.fixture(scope="module")
