@@ -112,7 +112,8 @@ def collab_learner(
             ``data.seed``. Same seed, same result.
         progress: show fastai's progress bars.
         **learner_kwargs: any other :class:`Preset` field (``optimizer``, ``loader``, ``dropout``, ...)
-            overrides the preset (side features are declared on the data: :func:`cflearn.from_df`); the rest go to fastai's ``Learner`` (``metrics``, ``cbs``, ...).
+            overrides the preset (side features are declared on the data: :func:`cflearn.from_df`); the
+            rest go to fastai's ``Learner`` (``metrics``, ``cbs``, ...).
 
     Raises:
         ConfigError: an unknown option (with the closest name), or a setting that does not apply
