@@ -43,8 +43,8 @@ def one(n_items: int, contender: str) -> dict[str, float | str]:
     from suite import Measured, evaluate
 
     import cflearn
-    from cflearn._baselines import ease, interactions
-    from cflearn._data import relevance_level
+    from cflearn.evaluation._baselines import ease, interactions
+    from cflearn.data._data import relevance_level
 
     n_users, n_items, n = shape(n_items)
     ds = cflearn.datasets.synthetic(n_users, n_items, density=n / (n_users * n_items), popularity=1.0, seed=0)

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import append_results, markdown_table  # noqa: E402
 
 import cflearn  # noqa: E402
-from cflearn._feature_trust import choose_user_feature_weight  # noqa: E402
-from cflearn._presets import FeatureChoice  # noqa: E402
+from cflearn.train._feature_trust import choose_user_feature_weight  # noqa: E402
+from cflearn.kinds._presets import FeatureChoice  # noqa: E402
 
 SEEDS = (0, 1)
 N_FOLD = 5
@@ -127,7 +127,7 @@ def main() -> int:
                        table, f"10% of users held out entirely (seed 42); mean of model seeds {SEEDS}; fold-in uses "
                        f"each held-out user's {N_FOLD} earliest ratings, RMSE on the rest. The features are kept "
                        "(user_features=, item_features= given); how much they move a new user from the average user "
-                       "was chosen on training users held out as new users (cflearn._feature_trust).")
+                       "was chosen on training users held out as new users (cflearn.train._feature_trust).")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Scratch: joint rating + ranking models on ml-latest-small (plain torch loop).
 
-The experiment that shaped preset ``dual`` (see ``cflearn/_dual.py``). Unlike the benchmarks, it builds
-its own training loop from cflearn's internal ranking targets (``cflearn._ranking.rank_targets``) on
+The experiment that shaped preset ``dual`` (see ``cflearn/kinds/_dual.py``). Unlike the benchmarks, it builds
+its own training loop from cflearn's internal ranking targets (``cflearn.kinds._ranking.rank_targets``) on
 purpose: it is a record of how the design was explored, not a measurement of the public library.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).parent))
 import cflearn
 from cflearn.metrics import relevance_level
-from cflearn._ranking import rank_targets
+from cflearn.kinds._ranking import rank_targets
 from cflearn.models import csr_rows
 
 torch.set_num_threads(2)

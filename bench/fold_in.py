@@ -84,7 +84,7 @@ def main() -> int:
         append_results("Fold-in: new users from their 5 earliest ratings", table,
                        "10% of the users held out entirely (seed 42); the model trains on the others; each held-out "
                        "user's 5 earliest ratings are folded in and the rest predicted. Fallback: the average user. "
-                       "Plain L2: `fold_in(l2=row_l2)`. Default: the empirical-Bayes prior (cflearn._fold).")
+                       "Plain L2: `fold_in(l2=row_l2)`. Default: the empirical-Bayes prior (cflearn.serve._fold).")
     return 0
 
 

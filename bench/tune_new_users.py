@@ -27,8 +27,8 @@ from new_users import held_out, train  # noqa: E402
 from suite import _synthetic  # noqa: E402
 
 import cflearn  # noqa: E402
-from cflearn._collab import as_collab  # noqa: E402
-from cflearn._scoring import item_mask, score_matrix  # noqa: E402
+from cflearn.serve._collab import as_collab  # noqa: E402
+from cflearn.serve._scoring import item_mask, score_matrix  # noqa: E402
 from cflearn.metrics import ndcg_at_k, relevance_level  # noqa: E402
 
 KS = (1, 3, 5, 10, 20)

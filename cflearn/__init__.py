@@ -13,22 +13,23 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _WHERE = {
-    "CollabModel": "._collab",
-    "CollabData": "._data", "from_df": "._data", "from_file": "._data", "read_ratings": "._data",
+    "CollabModel": ".serve._collab",
+    "CollabData": ".data._data", "from_df": ".data._data", "from_file": ".data._data", "read_ratings": ".data._data",
     "CflearnError": "._errors", "DataError": "._errors", "ColumnError": "._errors", "ConfigError": "._errors",
     "UnknownIDError": "._errors", "TrainingError": "._errors", "ModelFileError": "._errors",
     "DownloadError": "._errors", "WriteError": "._errors", "CflearnWarning": "._errors", "DataWarning": "._errors",
     "ConfigWarning": "._errors",
-    "evaluate": "._evaluate",
-    "load": "._export", "save": "._export",
-    "collab_learner": "._learner", "fit": "._fit", "select_features": "._select",
-    "plot_loss": "._plots",
-    "predict": "._predict",
-    "PRESETS": "._presets", "Preset": "._presets", "y_range_for": "._presets",
-    "FoldedUser": "._recommend", "cold_user": "._recommend", "fold_in": "._recommend", "recommend": "._recommend",
-    "recommend_all": "._recommend", "similar_items": "._recommend", "similar_users": "._recommend",
-    "write_report": "._report",
-    "Vocab": "._vocab",
+    "evaluate": ".evaluation._evaluate",
+    "load": ".serve._export", "save": ".serve._export",
+    "collab_learner": ".train._learner", "fit": ".train._fit", "select_features": ".train._select",
+    "plot_loss": ".report._plots",
+    "predict": ".serve._predict",
+    "PRESETS": ".kinds._presets", "Preset": ".kinds._presets", "y_range_for": ".kinds._presets",
+    "FoldedUser": ".serve._recommend", "cold_user": ".serve._recommend", "fold_in": ".serve._recommend",
+    "recommend": ".serve._recommend", "recommend_all": ".serve._recommend", "similar_items": ".serve._recommend",
+    "similar_users": ".serve._recommend",
+    "write_report": ".report._report",
+    "Vocab": ".data._vocab",
 }
 _MODULES = ("baselines", "callbacks", "course", "datasets", "interpret", "kinds", "metrics", "models", "optim")
 
@@ -101,8 +102,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
     from . import baselines, callbacks, course, datasets, interpret, kinds, metrics, models, optim  # noqa: F401
-    from ._collab import CollabModel  # noqa: F401
-    from ._data import CollabData, from_df, from_file, read_ratings  # noqa: F401
     from ._errors import (  # noqa: F401
         CflearnError,
         CflearnWarning,
@@ -117,14 +116,16 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         UnknownIDError,
         WriteError,
     )
-    from ._evaluate import evaluate  # noqa: F401
-    from ._export import load, save  # noqa: F401
-    from ._fit import fit  # noqa: F401
-    from ._learner import collab_learner  # noqa: F401
-    from ._plots import plot_loss  # noqa: F401
-    from ._predict import predict  # noqa: F401
-    from ._presets import PRESETS, Preset, y_range_for  # noqa: F401
-    from ._recommend import (  # noqa: F401
+    from .data._data import CollabData, from_df, from_file, read_ratings  # noqa: F401
+    from .data._vocab import Vocab  # noqa: F401
+    from .evaluation._evaluate import evaluate  # noqa: F401
+    from .kinds._presets import PRESETS, Preset, y_range_for  # noqa: F401
+    from .report._plots import plot_loss  # noqa: F401
+    from .report._report import write_report  # noqa: F401
+    from .serve._collab import CollabModel  # noqa: F401
+    from .serve._export import load, save  # noqa: F401
+    from .serve._predict import predict  # noqa: F401
+    from .serve._recommend import (  # noqa: F401
         FoldedUser,
         cold_user,
         fold_in,
@@ -133,6 +134,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         similar_items,
         similar_users,
     )
-    from ._report import write_report  # noqa: F401
-    from ._select import select_features  # noqa: F401
-    from ._vocab import Vocab  # noqa: F401
+    from .train._fit import fit  # noqa: F401
+    from .train._learner import collab_learner  # noqa: F401
+    from .train._select import select_features  # noqa: F401

@@ -15,13 +15,13 @@ from fastai.callback.schedule import LRFinder
 from fastai.callback.tracker import EarlyStoppingCallback, TrackerCallback
 from torch import nn
 
-from ._distributed import ddp, is_main, sync_buffers, unwrap, world
 from ._errors import ConfigWarning, TrainingError
 from ._memory import release_memory
 from .models import contract
+from .train._distributed import ddp, is_main, sync_buffers, unwrap, world
 
 if TYPE_CHECKING:
-    from ._presets import Preset
+    from .kinds._presets import Preset
 
 __all__ = ["ColdRows", "RowL2", "LossHistory", "NaNGuard", "KeepBest", "StopAfterWarmUp", "EpochPrinter", "PresetNote",
            "ReleaseMemory", "DDPTrainer",

@@ -18,12 +18,12 @@ import pandas as pd
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from ._collab import CollabModel, as_collab
 from ._errors import ConfigError, UnknownIDError, check_count
-from ._plots import Figure, literal_text
-from ._scoring import encode_items, encode_users, eval_mode
-from ._vocab import find_titles, item_titles
+from .data._vocab import find_titles, item_titles
 from .models import HybridDotBias, Tables, rating_head
+from .report._plots import Figure, literal_text
+from .serve._collab import CollabModel, as_collab
+from .serve._scoring import encode_items, encode_users, eval_mode
 
 if TYPE_CHECKING:
     from fastai.learner import Learner

@@ -165,7 +165,7 @@ def test_tampered_model_contents_are_refused(trained, tmp_path, field, value, me
     import json
     import struct
 
-    from cflearn._export import _header_digest
+    from cflearn.serve._export import _header_digest
 
     path = cflearn.save(trained, tmp_path / "m.safetensors")
     raw = path.read_bytes()
@@ -251,7 +251,7 @@ def test_a_key_given_twice_to_features_is_one_line(tmp_path, capsys, with_users)
 def test_a_peer_that_never_joins_is_one_line(tmp_path, capsys, monkeypatch):
     import torch.distributed as dist
 
-    from cflearn import _distributed
+    from cflearn.train import _distributed
 
     for key, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
                        "MASTER_PORT": "29917"}.items():
@@ -264,7 +264,7 @@ def test_a_peer_that_never_joins_is_one_line(tmp_path, capsys, monkeypatch):
 
 def test_nproc_is_not_ignored_when_part_of_torchruns_environment_is_set(tmp_path, capsys, monkeypatch):
     """LOCAL_RANK=0 left in a shell used to make `--nproc 2` train one process."""
-    from cflearn import _launch
+    from cflearn.train import _launch
 
     started = []
     monkeypatch.setenv("LOCAL_RANK", "0")
@@ -365,7 +365,7 @@ def test_side_options_without_their_table_a_ratings_folder_and_a_link_loop_are_o
 
 
 def test_select_features_refuses_a_bad_seed_before_any_work(monkeypatch):
-    import cflearn._select as S
+    import cflearn.train._select as S
 
     data = cflearn.from_df(cflearn.datasets.synthetic(n_users=30, n_items=20, density=0.3, seed=0))
     monkeypatch.setattr(S, "get_preset", lambda *a: pytest.fail("the check started with a bad seed"))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import cflearn
-import cflearn._baselines as B
+import cflearn.evaluation._baselines as B
 from cflearn.callbacks import ReleaseMemory
 
 

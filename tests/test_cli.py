@@ -202,9 +202,33 @@ def test_the_summary_says_when_a_baseline_beats_the_model(ratings_csv, tmp_path,
 
 def test_the_command_line_says_how_to_declare_side_features_in_its_own_words():
     """'declare them (cflearn.from_df(..., users=..., --user-features [...]))' mixed the API and the CLI."""
-    from cflearn.cli import _cli_words
+    from cflearn.cli._common import cli_words as _cli_words
 
     said = _cli_words("this model (preset 'rank') was trained without user features, so it cannot score a new user "
                       "from metadata; declare them (cflearn.from_df(..., users=..., user_features=[...])) and train")
     assert "declare them (--users FILE --user-features COLS) and train" in said and "from_df" not in said
     assert "(--items FILE --item-features COLS)" in _cli_words("(cflearn.from_df(..., items=..., item_features=[...]))")
+
+
+def test_a_command_is_one_module(tmp_path, monkeypatch, capsys):
+    """A module in cflearn/cli with NAME, SUMMARY, ORDER, add_parser and run is a command: listed in the
+    help in its order, parsed, run, and its errors printed as one line like every command's."""
+    import cflearn.cli
+
+    (tmp_path / "hello.py").write_text(
+        'NAME = "hello"\nSUMMARY = "say hello"\nORDER = 15\n\n'
+        "def add_parser(sub):\n    p = sub.add_parser('hello', help='say hello')\n"
+        "    p.add_argument('--to', default='world')\n    return p\n\n"
+        "def run(args):\n    import cflearn\n    if args.to == 'nobody':\n"
+        "        raise cflearn.ConfigError('--to nobody: name someone')\n    print(f'hello {args.to}')\n    return 0\n")
+    monkeypatch.setattr(cflearn.cli, "__path__", [*cflearn.cli.__path__, str(tmp_path)])
+    monkeypatch.setattr(sys, "modules", dict(sys.modules))  # the command module is forgotten afterwards
+    names = [c.NAME for c in cflearn.cli.commands()]
+    assert names.index("demo") < names.index("hello") < names.index("fit")
+    assert main(["hello", "--to", "you"]) == 0 and capsys.readouterr().out == "hello you\n"
+    assert main(["hello", "--to", "nobody"]) == 1
+    err = capsys.readouterr().err
+    assert err == "cflearn: error: --to nobody: name someone\n", err
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "  hello      say hello\n" in capsys.readouterr().out

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 import cflearn
-from cflearn._feature_trust import choose_user_feature_weight
-from cflearn._presets import FeatureChoice
-from cflearn._scoring import score_matrix
+from cflearn.kinds._presets import FeatureChoice
 from cflearn.metrics import rmse
+from cflearn.serve._scoring import score_matrix
+from cflearn.train._feature_trust import choose_user_feature_weight
 
 
 @pytest.fixture(scope="module")

@@ -133,7 +133,7 @@ def test_on_a_small_catalogue_the_default_ranks_with_ease_and_rates_as_fast(dual
 
 
 def test_the_ranking_head_follows_the_catalogue_and_the_data(planted, monkeypatch):
-    import cflearn._dual as dual_kind
+    import cflearn.kinds._dual as dual_kind
     monkeypatch.setattr(dual_kind, "ITEM_ITEM_MAX", 10)  # a catalogue "too large" for the item-item head
     big = cflearn.collab_learner(planted, progress=False)
     assert big.cf.preset.rank_head == "learned" and type(big.model.ranking).__name__ == "Ranker"
@@ -351,7 +351,7 @@ def test_early_stopping_waits_while_either_learned_head_improves(planted, capsys
 def test_the_cli_says_which_epoch_each_learned_head_kept(monkeypatch, tmp_path, capsys):
     import json
 
-    import cflearn._dual as dual_kind
+    import cflearn.kinds._dual as dual_kind
     from cflearn.cli import main
 
     monkeypatch.setattr(dual_kind, "ITEM_ITEM_MAX", 10)  # a catalogue "too large" for the item-item head

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import cflearn
-from cflearn._evaluate import bias_baseline
+from cflearn.evaluation._evaluate import bias_baseline
 
 
 def test_evaluate_table_model_and_baselines(trained, synth_data):
@@ -49,7 +49,7 @@ def test_evaluate_needs_data_for_loaded_models(trained, synth_data, tmp_path):
 
 
 def test_large_validation_sets_rank_a_seeded_sample_of_users(trained, monkeypatch):
-    from cflearn import _evaluate
+    from cflearn.evaluation import _evaluate
 
     full = cflearn.evaluate(trained)
     assert full.attrs["users_sampled"] is False and full.attrs["users_ranked"] > 20

@@ -40,7 +40,7 @@ def _header(path):
 def _rewrite(path, header, rest, reseal=True):
     """Write ``header`` over ``rest``; by default the header's digest is recomputed, as a forger who
     knows the format would (the checks below must stand without it)."""
-    from cflearn._export import _header_digest
+    from cflearn.serve._export import _header_digest
 
     text = header.get("__metadata__", {}).get("cflearn")
     try:
@@ -270,9 +270,9 @@ def test_three_million_string_ids_save_and_load(tmp_path):
     2.4M UUID-like IDs), so a model of any trainable size can be saved; IDs round-trip exactly."""
     import torch
 
-    from cflearn._collab import CollabModel
-    from cflearn._vocab import Vocab
+    from cflearn.data._vocab import Vocab
     from cflearn.models import DotBias
+    from cflearn.serve._collab import CollabModel
 
     n = 3_000_000
     ids = np.char.add("user-7f3a9c1e-4b2d-", np.arange(n).astype(str)).tolist()
@@ -297,7 +297,7 @@ def _forge(path, out, edit_meta=None, edit_tensors=None):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from cflearn._export import _digest, _header_digest
+    from cflearn.serve._export import _digest, _header_digest
 
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["cflearn"])

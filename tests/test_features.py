@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import cflearn
-from cflearn._features import N_BUCKETS, side_features, title_year
-from cflearn._vocab import Vocab
+from cflearn.data._features import N_BUCKETS, side_features, title_year
+from cflearn.data._vocab import Vocab
 
 
 def test_title_year():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import cflearn
-from cflearn._fold import TRAIN_TO_HELD_OUT, rating_noise, user_prior
+from cflearn.serve._fold import TRAIN_TO_HELD_OUT, rating_noise, user_prior
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +162,8 @@ def test_predict_takes_folded_users_like_raw_ids(held_out):
 def test_the_gauss_newton_fit_reaches_the_posterior_mode_lbfgs_finds(n_ratings, f, strength):
     """fold_in's solver (a few Gauss-Newton steps) against a long L-BFGS run on the same objective: random
     items, a sigmoid y_range output, a full-covariance prior; the same answer, the loss no higher."""
-    from cflearn._fold import UserPrior, posterior_mode
     from cflearn.models import squash
+    from cflearn.serve._fold import UserPrior, posterior_mode
 
     g = torch.Generator().manual_seed(n_ratings)
     q, c = torch.randn(n_ratings, f, generator=g), 0.3 * torch.randn(n_ratings, generator=g)
@@ -201,7 +201,7 @@ def test_the_gauss_newton_fit_reaches_the_posterior_mode_lbfgs_finds(n_ratings, 
 def test_a_new_users_list_starts_from_the_chart_and_leaves_it_as_ratings_come(held_out, monkeypatch):
     """The list is the model's ranking and the chart's, blended by rank, the chart weighing c / (c + m): checked
     against the formula written out here; chart=0 is the model's ranking alone, the label says which."""
-    from cflearn._fold import CHART_OFFSET, CHART_PRIOR
+    from cflearn.serve._fold import CHART_OFFSET, CHART_PRIOR
 
     learn, held = held_out
     monkeypatch.setattr(learn.cf, "fold_lists", 1.5)  # as a model whose lists beat the chart (see the next test)
@@ -269,7 +269,7 @@ def test_a_model_whose_lists_lose_to_the_chart_gives_new_users_the_chart(held_ou
     learn, held = held_out
     cf = learn.cf
     cf.fold_lists = None
-    ratio = cflearn._recommend.lists_vs_chart(cf)
+    ratio = cflearn.serve._recommend.lists_vs_chart(cf)
     data = cf.data
     valid = data.valid[data.valid["rating"] >= relevance_level(cf.scale)]
     valid = valid[(cf.users.encode(valid["user"]) > 0) & (cf.items.encode(valid["item"]) > 0)]

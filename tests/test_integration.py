@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cflearn
-from cflearn._predict import score
+from cflearn.serve._predict import score
 
 from .test_cli import run_cli
 

@@ -150,7 +150,7 @@ def test_the_command_line_trains_saves_and_serves_it(synth, tmp_path, capsys):
 
 
 def test_builtin_presets_name_the_kind_their_flags_describe():
-    from cflearn._presets import BUILTIN_KINDS, infer_kind
+    from cflearn.kinds._presets import BUILTIN_KINDS, infer_kind
 
     for p in cflearn.PRESETS.values():
         assert p.kind not in BUILTIN_KINDS or p.kind == infer_kind(p), p.name

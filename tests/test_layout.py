@@ -30,9 +30,9 @@ def test_only_builders_import_the_factory():
 
 def test_load_and_predict_do_not_import_the_trainer():
     code = ("import sys, cflearn\n"
-            "from cflearn import _export, _predict, _recommend, _evaluate\n"
+            "from cflearn.serve import _export, _predict, _recommend\nfrom cflearn.evaluation import _evaluate\n"
             "cflearn.load; cflearn.predict; cflearn.recommend\n"
-            "print(sorted(m for m in ('cflearn._learner', 'fastai.learner') if m in sys.modules))")
+            "print(sorted(m for m in ('cflearn.train._learner', 'fastai.learner') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
 
@@ -75,7 +75,8 @@ def import_graph() -> dict[str, set[str]]:
 
 def test_no_module_imports_one_that_imports_it_back():
     graph = import_graph()
-    assert "cflearn._select" in graph["cflearn._fit"] and "cflearn._learner" in graph["cflearn._select"]  # deferred
+    fit, select, learner = "cflearn.train._fit", "cflearn.train._select", "cflearn.train._learner"
+    assert select in graph[fit] and learner in graph[select]  # deferred
     try:
         tuple(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as e:
@@ -84,10 +85,38 @@ def test_no_module_imports_one_that_imports_it_back():
 
 def test_the_cycle_check_sees_a_cycle_through_a_deferred_import():
     graph = import_graph()
-    graph["cflearn._learner"].add("cflearn._fit")  # as a `from ._fit import fit` inside a function would
+    graph["cflearn.train._learner"].add("cflearn.train._fit")  # as a `from ._fit import fit` inside a function would
     try:
         tuple(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as e:
-        assert {"cflearn._learner", "cflearn._fit"} <= set(e.args[1])
+        assert {"cflearn.train._learner", "cflearn.train._fit"} <= set(e.args[1])
     else:
         raise AssertionError("the cycle was not found")
+
+
+def _stage_table() -> dict[str, set[str]]:
+    """docs/architecture.md's stage table: folder (``""`` for the top) -> the module names its row gives."""
+    import re
+
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    rows = {}
+    for line in page.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and (re.fullmatch(r"`\w+/`", cells[0]) or cells[0] == "(top)"):
+            rows[cells[0].strip("`/") if cells[0] != "(top)" else ""] = set(re.findall(r"`(\w+)`", cells[1]))
+    return rows
+
+
+def test_the_architecture_page_names_every_module_of_every_folder():
+    rows = _stage_table()
+    folders = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert set(rows) == folders | {""}, set(rows) ^ (folders | {""})
+    public = {p.stem for p in PACKAGE.glob("[a-z]*.py")}
+    for folder, named in rows.items():
+        here = {p.stem for p in (PACKAGE / folder).glob("*.py")} - {"__main__"}
+        top_private = {p.stem for p in PACKAGE.glob("_*.py")} - {"__init__", "__main__"}
+        must = top_private if folder == "" else here - {"__init__"}
+        assert must <= named, (folder, must - named)  # every module of the folder is on the page
+        private = {n for n in named if n.startswith("_")}  # (other names there are classes and functions)
+        exists = here if folder else top_private | {"__init__"}
+        assert private <= exists, (folder, private - exists)  # and every private module named there exists

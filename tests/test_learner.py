@@ -8,7 +8,7 @@ from fastai.learner import Learner
 from fastai.tabular.core import Categorify
 
 import cflearn
-from cflearn._presets import y_range_for
+from cflearn.kinds._presets import y_range_for
 
 
 def test_returns_a_plain_fastai_learner(synth_data):
@@ -20,7 +20,7 @@ def test_returns_a_plain_fastai_learner(synth_data):
 
 
 def test_planted_structure_is_learned(trained, synth_data):
-    from cflearn._predict import score
+    from cflearn.serve._predict import score
 
     s = score(trained)
     valid = synth_data.valid[synth_data.rating]
@@ -214,7 +214,7 @@ def test_hybrid_uses_genres_and_helps_cold_items(synth):
     genre-based rows beat the average-item fallback of the plain model."""
     data = cflearn.from_df(synth, split="cold_items", valid_pct=0.2, seed=0)
     assert data.cold["rows"] == len(data.valid_idx)
-    from cflearn._predict import score
+    from cflearn.serve._predict import score
 
     plain = cflearn.collab_learner(data, "fast", progress=False)
     cflearn.fit(plain)

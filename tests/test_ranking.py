@@ -11,8 +11,8 @@ import scipy.sparse as sp
 import torch
 
 import cflearn
-from cflearn._baselines import ease, interactions, item_knn
-from cflearn._predict import score
+from cflearn.evaluation._baselines import ease, interactions, item_knn
+from cflearn.serve._predict import score
 
 
 @pytest.fixture(scope="module")

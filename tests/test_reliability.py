@@ -225,7 +225,7 @@ def test_a_model_whose_file_could_not_hold_its_text_is_refused_before_training(s
     """10^6 long tags trained and then failed at save ("header too large", a safetensors traceback). The
     header's text is estimated when the learner is built: a model that could never be saved is refused first,
     naming what takes the room. (The limit is lowered here so that the test needs kilobytes, not 100 MB.)"""
-    import cflearn._export as export
+    import cflearn.serve._export as export
 
     monkeypatch.setattr(export, "HEADER_LIMIT", 200_000)
     items = synth.items.copy()

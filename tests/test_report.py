@@ -11,7 +11,8 @@ import struct
 import pytest
 
 import cflearn
-from cflearn.cli import _train_and_write, main
+from cflearn.cli import main
+from cflearn.cli._training import train_and_write as _train_and_write
 
 from .browser import Page, chromium
 
@@ -104,7 +105,7 @@ def test_report_in_a_real_browser(run_dir, tmp_path):
 def test_the_training_table_names_the_loss_and_the_kept_epoch():
     """The default's combined loss was shown as 'final validation loss (MSE) 10.28' where the MSE was 0.22, and
     with --keep-best the last epoch's loss stood beside the kept weights."""
-    from cflearn._report import _training
+    from cflearn.report._report import _training
 
     dual = _training({"loss": "MSE + 1 x cross-entropy per user", "valid_loss": 10.28, "rmse": 0.47,
                       "kept_epoch": 4, "epochs_run": 7}, None)

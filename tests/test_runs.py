@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import cflearn
-from cflearn._runs import RunFolder
+from cflearn.runs._runs import RunFolder
 from tests.test_cli import run_cli
 
 
@@ -158,7 +158,7 @@ def test_force_never_deletes_what_cflearn_did_not_write(ratings_csv, tmp_path, c
 
 LOCKER = """
 import multiprocessing as mp, sys, time
-from cflearn._runs import RunFolder
+from cflearn.runs._runs import RunFolder
 
 def take(out, start, results):
     while time.time() < start:
@@ -250,8 +250,8 @@ def test_output_names_a_file_and_files_follow_the_umask(ratings_csv, tmp_path, c
 def test_disk_full_after_training_is_one_line_and_keeps_the_old_run(ratings_csv, tmp_path, monkeypatch, capsys):
     import errno
 
-    from cflearn import _export
     from cflearn.cli import main
+    from cflearn.serve import _export
 
     out = tmp_path / "run"
     assert main(fit_args(ratings_csv, out, "--epochs", "1")) == 0
@@ -322,7 +322,7 @@ def test_a_signal_another_thread_takes_waits_until_the_run_folder_is_done(tmp_pa
     second SIGTERM broke into the removal of the private folder and left it behind (a CI failure)."""
     import threading
 
-    from cflearn import _runs
+    from cflearn.runs import _runs
 
     gate = threading.Event()
     other = threading.Thread(target=gate.wait)

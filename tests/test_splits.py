@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 import cflearn
-from cflearn._splits import cold_split, leave_last_n, random_split, time_split
+from cflearn.data._splits import cold_split, leave_last_n, random_split, time_split
 
 
 def _check_partition(tr, va, n):

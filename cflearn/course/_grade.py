@@ -341,7 +341,7 @@ def _work(work: Path, lesson: int, timeout: int, time_limit: int, max_output: in
     # the checks and what they use, imported before the notebook runs (without a sandbox it could edit them on disk)
     import hypothesis.strategies  # noqa: F401
 
-    from .._export import load  # noqa: F401
+    from ..serve._export import load  # noqa: F401
     from ._exercises import questions
     from ._remote import Answers  # noqa: F401
 

@@ -119,7 +119,7 @@ class Answers:
         """The notebook's learner ``name``, saved there and loaded here (``None`` when it has none);
         :class:`Raised` when it cannot be saved."""
         from .._errors import CflearnError
-        from .._export import load
+        from ..serve._export import load
 
         own = self.folder is None
         folder = Path(tempfile.mkdtemp(prefix="cflearn-check-")) if own else Path(str(self.folder))

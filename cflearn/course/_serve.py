@@ -141,7 +141,7 @@ class Server:
         return {"out": encode(out), "widths": widths, "grads": encode(grads)}
 
     def _save(self, r: dict[str, Any]) -> dict[str, Any]:
-        from .._export import save
+        from ..serve._export import save
 
         learn = self.namespace.get(str(r["name"]))
         if learn is None:

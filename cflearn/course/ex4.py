@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._features import title_year
+from ..data._features import title_year
 from ._differential import agree, ranked_labels
 from ._question import Question, Wrong, id_list, plain
 
@@ -198,7 +198,7 @@ class NewUser(Question):
     )
 
     def verify(self) -> str:
-        from .._recommend import recommend
+        from ..serve._recommend import recommend
 
         recs = self.answer("new_user_recs")
         learn = self.answers.learner("learn")
