@@ -111,7 +111,6 @@ def test_the_architecture_page_names_every_module_of_every_folder():
     rows = _stage_table()
     folders = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
     assert set(rows) == folders | {""}, set(rows) ^ (folders | {""})
-    public = {p.stem for p in PACKAGE.glob("[a-z]*.py")}
     for folder, named in rows.items():
         here = {p.stem for p in (PACKAGE / folder).glob("*.py")} - {"__main__"}
         top_private = {p.stem for p in PACKAGE.glob("_*.py")} - {"__init__", "__main__"}
