@@ -184,7 +184,7 @@ def test_a_side_table_keyed_otherwise_names_its_id_column_and_the_option():
     """A wines table keyed `id` got "(did you mean 'WineryID'?)", the winery's column; no word of --items-id."""
     import pandas as pd
 
-    from cflearn.cli import _cli_words
+    from cflearn.cli._common import cli_words as _cli_words
 
     ratings = pd.DataFrame({"WineID": [1, 2, 3, 4, 5, 6], "user": [1, 1, 2, 2, 3, 3], "rating": [4, 3, 5, 2, 4, 1.0]})
     wines = pd.DataFrame({"id": [1, 2, 3, 4, 5, 6, 7], "WineryID": [1, 1, 2, 2, 3, 3, 3], "WineName": list("abcdefg")})

@@ -62,12 +62,13 @@ def test_large_validation_sets_rank_a_seeded_sample_of_users(trained, monkeypatc
 
 def test_cli_out_of_memory_is_one_line(tmp_path, monkeypatch, capsys):
     from cflearn import cli
+    from cflearn.cli import fit
 
     def boom(args):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
                            "you tried to allocate 69077951280 bytes.\nmore")
 
-    monkeypatch.setattr(cli, "_fit", boom)
+    monkeypatch.setattr(fit, "run", boom)
     assert cli.main(["fit", "x.csv", "--user", "u", "--item", "i", "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("cflearn: error: out of memory (") and err.count("\n") == 1

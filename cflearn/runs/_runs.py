@@ -116,7 +116,7 @@ def check_target(out: str | Path, inputs: Iterable[str | Path | None] = (), *, w
             held = "is" if Path(src).expanduser().resolve() == resolved else "holds"
             raise ConfigError(f"{what} {printable(path)} {held} the input {printable(src)}; a run replaces its folder "
                               "as a unit, so choose a separate output folder")
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # cflearn/ (this module is cflearn/runs/_runs.py)
     checkout = package.parent if (package.parent / "pyproject.toml").is_file() else package
     protected = {"the cflearn checkout": checkout, "your home folder": Path.home().resolve(),
                  "the working directory": Path.cwd().resolve(), "the file system's root": Path(resolved.anchor)}
