@@ -3,7 +3,8 @@
 Every preset trains for one epoch on ml-latest-small (cflearn's seeded 80/20 split), on the ratings
 alone, with the items' metadata declared (genres, year, tags), and on the cold-items split; `best`
 and `dual` also with a user feature. Each row is the SHA-256 of the trained weights (every tensor
-of the state dict, in name order, as bytes). One torch thread, so that the sums are the same.
+of the state dict, in name order, as bytes). One torch thread and one BLAS thread, so that the sums are the
+same (the default's EASE head, solved by LAPACK, sums in another order with two OpenBLAS threads).
 
     python bench/weights.py            # print the table
     python bench/weights.py --check    # compare with the last table recorded in RESULTS.md
@@ -14,15 +15,19 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import re
 import sys
 import warnings
 from typing import Any
 
-import torch
-from common import RESULTS, append_results, markdown_table
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # before numpy loads its BLAS:
+    os.environ[_name] = "1"  # the default's EASE head is solved by LAPACK, whose sums follow its thread count
 
-import cflearn
+import torch  # noqa: E402
+from common import RESULTS, append_results, markdown_table  # noqa: E402
+
+import cflearn  # noqa: E402
 
 torch.set_num_threads(1)
 _TITLE = "Trained-weight fingerprints"

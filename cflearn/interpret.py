@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from ._errors import ConfigError, UnknownIDError, check_count
 from .data._vocab import find_titles, item_titles
-from .models import HybridDotBias, Tables, rating_head
+from .models import Tables, contract, rating_head
 from .report._plots import Figure, literal_text
 from .serve._collab import CollabModel, as_collab
 from .serve._scoring import encode_items, encode_users, eval_mode
@@ -221,34 +221,11 @@ def explain(learn: Learner | CollabModel, user: Any, item: Any, *, top: int = 3)
     if u == 0 or i == 0:
         what = f"user {user!r}" if u == 0 else f"item {item!r}"
         raise UnknownIDError(f"{what} is not in the training data; an explanation needs a trained user and item")
-    users_b, items_b = tables.user_bias[1:], tables.item_bias[1:]
-    mu_u, mu_i = float(users_b.mean()), float(items_b.mean())
-    pu, qi = tables.users[u], tables.items[i]
-    rows = [("global offset (average user + item bias)", mu_u + mu_i),
-            ("user bias (vs the average user)", float(tables.user_bias[u]) - mu_u)]
-    model = rating_head(cf.model)
-    if isinstance(model, HybridDotBias):
-        with torch.no_grad():
-            row = torch.tensor([i], device=model.get_buffer("i_feat_idx").device)
-            own_b = float(model.cf_part("i", row, True).reshape(-1)[0])
-            own_q = model.cf_part("i", row, False)[0].detach().float().cpu()
-            fi, fw = model.get_buffer("i_feat_idx")[i].cpu(), model.get_buffer("i_feat_w")[i].cpu()
-            fvec = model.get_parameter("i_f_weight.weight").detach().float().cpu()
-            fbias = model.get_parameter("i_f_bias.weight").detach().float().cpu()
-        rows.append(("item bias (vs the average item)", own_b - mu_i))
-        rows.append(("dot product (collaborative part)", float(pu @ own_q)))
-        names = model.feature_names
-        for k, w in zip(fi.tolist(), fw.tolist()):
-            if w > 0:
-                name = names[k] if k < len(names) else f"feature {k}"
-                rows.append((f"feature {name}", w * (float(fbias[k, 0]) + float(pu @ fvec[k]))))
-    else:
-        rows.append(("item bias (vs the average item)", float(tables.item_bias[i]) - mu_i))
-        rows.append(("dot product", float(pu @ qi)))
-    parts = pd.DataFrame(rows, columns=["part", "value"])
-    raw = float(pu @ qi + tables.user_bias[u] + tables.item_bias[i])
-    with torch.no_grad():
+    with eval_mode(cf.model):  # the parts are the model's own (a hybrid model's item side split by feature)
+        rows, raw = contract(rating_head(cf.model)).explain(u, i)
         score = float(cf.contract.output(torch.tensor([raw]))[0])
+    parts = pd.DataFrame(rows, columns=["part", "value"])
+    pu, qi = tables.users[u], tables.items[i]
     prod = (pu * qi).numpy()
     best = np.argsort(-np.abs(prod), kind="stable")[:top]
     factors = pd.DataFrame({"factor": best, "user": pu.numpy()[best], "item": qi.numpy()[best], "product": prod[best]})

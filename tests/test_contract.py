@@ -111,6 +111,35 @@ def test_recommend_scores_equal_predict(learned, data):
     assert top["score"].is_monotonic_decreasing
 
 
+def test_the_models_one_formula_is_its_forward_pass(learned, data):
+    """``Contract.score_rows`` (what predict, recommend, fold-in, cold start and the feature check score
+    with) gives the model's own forward pass on trained rows, pair by pair, per user and against every item;
+    ``explain``'s parts add up to the raw score it reports."""
+    _, learn = learned
+    spec = learn.cf.contract
+    tables = spec.tables()
+    if tables is None:
+        assert spec.score_rows(torch.zeros(1, 1), torch.zeros(1)) is None
+        return
+    rows = data.valid.head(12)
+    u = torch.from_numpy(learn.cf.users.encode(rows["user"].tolist()))
+    i = torch.from_numpy(learn.cf.items.encode(rows["item"].tolist()))
+    learn.model.eval()
+    with torch.no_grad():
+        forward = cflearn.models.rating_head(learn.model)(torch.stack([u, i], 1)).reshape(-1)
+        vec, bias = tables.users[u], tables.user_bias[u]
+        np.testing.assert_allclose(spec.score_rows(vec, bias, i), forward, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(spec.score_rows(vec, bias, (tables.items[i], tables.item_bias[i])), forward,
+                                   rtol=1e-5, atol=1e-5)
+        matrix = spec.score_rows(vec, bias)
+        np.testing.assert_allclose(matrix[torch.arange(len(i)), i], forward, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(spec.score_rows(vec, bias, i[:, None].repeat(1, 3))[:, 1], forward, rtol=1e-5,
+                                   atol=1e-5)
+        parts, raw = cflearn.models.contract(cflearn.models.rating_head(learn.model)).explain(int(u[0]), int(i[0]))
+    assert sum(v for _, v in parts) == pytest.approx(raw, abs=1e-4)
+    assert float(spec.output(torch.tensor([raw]))[0]) == pytest.approx(float(forward[0]), abs=1e-5)
+
+
 def test_save_load_identical(learned, data, tmp_path):
     kind, learn = learned
     path = tmp_path / "m.safetensors"

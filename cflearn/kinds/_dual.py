@@ -156,13 +156,9 @@ class DualLoss:
 class DualRMSE(RMSE):
     """Validation RMSE of the rating head (its predictions are the second of the model's outputs)."""
 
-    def accumulate(self, learn: Learner) -> None:
+    def ratings(self, learn: Learner) -> tuple[Any, Any]:
         pred, target = learn.pred, learn.yb[0]
-        if isinstance(pred, (tuple, list)):
-            pred, target = pred[1], target[1]
-        err = pred.detach().reshape(-1).float() - target.reshape(-1).float()
-        self.total += float(err.pow(2).sum())
-        self.count += err.numel()
+        return (pred[1], target[1]) if isinstance(pred, (tuple, list)) else (pred, target)
 
 
 class DualRankingLoss(Metric):

@@ -31,13 +31,19 @@ __all__ = ["RMSE", "RatingLoss", "DotKind", "HybridKind", "NNKind", "OwnModule",
 
 
 class RMSE(Metric):
-    """Validation RMSE as a running sum of squared errors (fastai's ``rmse`` keeps every prediction)."""
+    """Validation RMSE (:func:`cflearn.metrics.rmse`) as a running sum of squared errors, batch by batch
+    (fastai's ``rmse`` keeps every prediction)."""
 
     def reset(self) -> None:
         self.total, self.count = 0.0, 0
 
+    def ratings(self, learn: Learner) -> tuple[Any, Any]:
+        """The batch's predicted and true ratings (a two-headed model says which of its outputs they are)."""
+        return learn.pred, learn.yb[0]
+
     def accumulate(self, learn: Learner) -> None:
-        err = learn.pred.detach().reshape(-1).float() - learn.yb[0].reshape(-1).float()
+        pred, target = self.ratings(learn)
+        err = pred.detach().reshape(-1).float() - target.reshape(-1).float()
         self.total += float(err.pow(2).sum())
         self.count += err.numel()
 

@@ -105,6 +105,57 @@ class Contract:
         """The output transform of :meth:`list_tables`' raw scores."""
         return self.output(raw)
 
+    def score_rows(self, vectors: torch.Tensor, bias: torch.Tensor,
+                   items: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None, *,
+                   head: Literal["rating", "list"] = "rating") -> torch.Tensor | None:
+        """Scores of users given as rows of the user table's space (trained rows, folded-in users, users
+        known by metadata): ``output(vector @ item row + bias + item bias)``, the model's one formula.
+
+        Args:
+            vectors: ``(n, k)`` user vectors.
+            bias: ``(n,)`` user biases.
+            items: item indices, ``(n,)`` (one item per user) or ``(n, m)`` (``m`` per user); item rows
+                ``(vectors (n, k), bias (n,))``, one per user (items known by metadata); ``None``: every
+                item, ``(n, n_items)``.
+            head: ``"rating"``: predicted ratings (:meth:`tables`); ``"list"``: the scores that order
+                top-N lists (:meth:`list_tables`, :meth:`list_output`).
+
+        Returns:
+            The scores, on the tables' device; ``None`` for a model without tables.
+        """
+        tables = self.list_tables() if head == "list" else self.tables()
+        if tables is None:
+            return None
+        q, b_i = tables.items, tables.item_bias
+        u, b_u = vectors.to(q), bias.to(q)
+        if items is None:
+            raw = u @ q.T + b_u[:, None] + b_i[None, :]
+        elif isinstance(items, tuple):
+            raw = (u * items[0].to(q)).sum(-1) + b_u + items[1].to(q)
+        else:
+            idx = items.to(q.device)
+            if idx.dim() == 2:
+                u, b_u = u[:, None, :], b_u[:, None]
+            raw = (u * q[idx]).sum(-1) + b_u + b_i[idx]
+        return self.list_output(raw) if head == "list" else self.output(raw)
+
+    def explain(self, user: int, item: int) -> tuple[list[tuple[str, float]], float]:
+        """The parts a trained user's score of a trained item adds up from (name, value), and the raw
+        score they sum to (before :meth:`output`): an offset, the user's and the item's bias against the
+        average ones, and the dot product. ``ValueError`` for a model without tables."""
+        tables = self.tables()
+        if tables is None:
+            raise ValueError("a model without user/item tables has no parts to explain")
+        with torch.no_grad():
+            U, b_u, Q, b_i = (t.detach().float().cpu() for t in tables)
+            pu, qi = U[user], Q[item]
+            mu_u, mu_i = float(b_u[1:].mean()), float(b_i[1:].mean())
+            parts = [("global offset (average user + item bias)", mu_u + mu_i),
+                     ("user bias (vs the average user)", float(b_u[user]) - mu_u),
+                     ("item bias (vs the average item)", float(b_i[item]) - mu_i),
+                     ("dot product", float(pu @ qi))]
+            return parts, float(pu @ qi + b_u[user] + b_i[item])
+
     def list_scores(self, users: torch.Tensor | None = None, vectors: torch.Tensor | None = None
                     ) -> torch.Tensor | None:
         """The list scores ``(n, n_items)`` of users (by index) or of folded-in users' list vectors, for a
@@ -382,6 +433,29 @@ class HybridDotBias(nn.Module, Contract):
         fi = idx.to(self.get_buffer("u_feat_idx"))
         vec, bias = getattr(self, f"{side}_f_weight"), getattr(self, f"{side}_f_bias")
         return (vec(fi) * fw).sum(1), (bias(fi) * fw).sum((1, 2))
+
+    def explain(self, user: int, item: int) -> tuple[list[tuple[str, float]], float]:
+        """:meth:`Contract.explain` with the item's side split: its own bias and collaborative dot product,
+        then each of its features' share (weight x (feature bias + the user's vector @ the feature's))."""
+        parts, raw = Contract.explain(self, user, item)
+        with torch.no_grad():
+            row = torch.tensor([item], device=self.get_buffer("i_feat_idx").device)
+            tables = self.tables()
+            pu = tables.users[user].detach().float().cpu()
+            own_b = float(self.cf_part("i", row, True).reshape(-1)[0])
+            own_q = self.cf_part("i", row, False)[0].detach().float().cpu()
+            fi, fw = self.get_buffer("i_feat_idx")[item].cpu(), self.get_buffer("i_feat_w")[item].cpu()
+            fvec = self.get_parameter("i_f_weight.weight").detach().float().cpu()
+            fbias = self.get_parameter("i_f_bias.weight").detach().float().cpu()
+            item_mean = float(tables.item_bias[1:].mean())
+        out = parts[:2] + [("item bias (vs the average item)", own_b - item_mean),
+                           ("dot product (collaborative part)", float(pu @ own_q))]
+        names = self.feature_names
+        for k, w in zip(fi.tolist(), fw.tolist()):
+            if w > 0:
+                name = names[k] if k < len(names) else f"feature {k}"
+                out.append((f"feature {name}", w * (float(fbias[k, 0]) + float(pu @ fvec[k]))))
+        return out, raw
 
     def cf_part(self, side: Literal["u", "i"], rows: torch.Tensor | slice, bias: bool) -> torch.Tensor:
         """The collaborative part of one side's rows (0 for content-based items)."""

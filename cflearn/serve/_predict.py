@@ -167,7 +167,9 @@ def _rescore(cf: CollabModel, u: np.ndarray, i: np.ndarray, by_u: tuple, by_i: t
             if vec is not None:
                 sub = mask[rows]
                 vecs[torch.from_numpy(sub)], biases[torch.from_numpy(sub)] = vec, bias
-        out = cf.contract.output((pu * qi).sum(1) + bu + bi).numpy()
+        scored = cf.contract.score_rows(pu, bu, (qi, bi))
+        assert scored is not None
+        out = scored.float().cpu().numpy()
     scores = scores.copy()
     scores[rows] = np.clip(out, *cf.scale) if clip else out
     return scores

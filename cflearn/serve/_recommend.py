@@ -240,12 +240,13 @@ def _ratings_of(cf: CollabModel, users: list[Any], uidx: torch.Tensor, folded: s
     tables = cf.contract.tables()
     if tables is None:
         return torch.full(items.shape, float("nan"))
-    U, bu, Q, bi = (t.detach().float().cpu() for t in tables)
-    vec, bias = U[uidx].clone(), bu[uidx].clone()
+    vec, bias = tables.users.detach()[uidx.to(tables.users.device)].float().cpu(), \
+        tables.user_bias.detach()[uidx.to(tables.users.device)].float().cpu()
     for k in folded:
         vec[k], bias[k] = users[k].vector.float().cpu(), float(users[k].bias)
-    raw = (vec[:, None, :] * Q[items]).sum(-1) + bias[:, None] + bi[items]
-    return cf.contract.output(raw).clamp(*cf.scale)
+    scores = cf.contract.score_rows(vec, bias, items)
+    assert scores is not None  # the model has tables
+    return scores.float().cpu().clamp(*cf.scale)
 
 
 def _popular(cf: CollabModel, allowed: torch.Tensor, n: int) -> torch.Tensor:
@@ -525,7 +526,9 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
                                      steps=steps)
     u, b = vec, torch.tensor([bias_value])
     with torch.no_grad():
-        mse = float(F.mse_loss(spec.output(q @ u + b + b_i), y))
+        fitted = spec.score_rows(u.expand(len(q), -1), b.expand(len(q)), (q, b_i))
+        assert fitted is not None  # the model has tables
+        mse = float(F.mse_loss(fitted.float().cpu(), y))
     source = "fold-in + user features" if features is not None and features_label(cf) == "user features" \
         else "fold-in"  # features given no weight for new users start the fit at the average user
     return FoldedUser(u, bias_value, idx[known], unknown, mse, source, list_vector, lean, liked, id(cf.model), weak)

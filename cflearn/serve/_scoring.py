@@ -76,8 +76,9 @@ def score_matrix(cf: CollabModel, uidx: torch.Tensor, *, vectors: torch.Tensor |
             if vectors is None or bias is None:
                 rows = uidx.to(tables.users.device)
                 vectors, bias = tables.users[rows], tables.user_bias[rows]
-            raw = vectors.to(tables.items) @ tables.items.T + bias.to(tables.items)[:, None] + tables.item_bias[None, :]
-            scores = (spec.list_output(raw) if head == "list" else spec.output(raw)).float().cpu()
+            scored = spec.score_rows(vectors, bias, head="list" if head == "list" else "rating")
+            assert scored is not None  # the model has tables
+            scores = scored.float().cpu()
         elif vectors is not None:
             raise ConfigError("folded-in users need a model with user/item tables (presets dual, fast, best, book)")
         else:

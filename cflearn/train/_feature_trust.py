@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .._errors import CflearnError, DataWarning
+from ..metrics import rmse
 
 if TYPE_CHECKING:
     from ..data._data import CollabData
@@ -87,7 +88,6 @@ def choose_user_feature_weight(data: CollabData, p: Preset, seed: int | None, *,
         return 1.0, {}
     scores = {}
     cf = learn.cf
-    tables = cf.contract.tables()
     items_idx = torch.from_numpy(cf.items.encode(held[data.item]))
     y = torch.from_numpy(held[data.rating].to_numpy(np.float32))
     order = {u: k for k, u in enumerate(info.index)}
@@ -97,10 +97,9 @@ def choose_user_feature_weight(data: CollabData, p: Preset, seed: int | None, *,
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)  # held-out users' values the inner model never saw
             vec, bias = feature_rows(cf, "user", info)
-            raw = (vec[which] * tables.items[items_idx].float().cpu()).sum(1) + bias[which] + \
-                tables.item_bias[items_idx].float().cpu()
-            pred = cf.contract.output(raw).clamp(*cf.scale)
-        scores[w] = float(torch.sqrt(((pred - y) ** 2).mean()))
+            pred = cf.contract.score_rows(vec[which], bias[which], items_idx)
+        assert pred is not None  # a hybrid model has tables
+        scores[w] = rmse(pred.float().cpu().clamp(*cf.scale).numpy(), y.numpy())
     best = min(scores.values())
     chosen = min(w for w in WEIGHTS if scores[w] <= best + TOLERANCE)
     model.user_feature_weight = chosen
