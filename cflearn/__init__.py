@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 
 _WHERE = {
     "CollabModel": ".serve._collab",
-    "CollabData": ".data._data", "from_df": ".data._data", "from_file": ".data._data", "read_ratings": ".data._data",
+    "CollabData": ".data._data", "DataSpec": ".data._data", "from_df": ".data._data", "from_file": ".data._data",
+    "read_ratings": ".data._data",
     "CflearnError": "._errors", "DataError": "._errors", "ColumnError": "._errors", "ConfigError": "._errors",
     "UnknownIDError": "._errors", "TrainingError": "._errors", "ModelFileError": "._errors",
     "DownloadError": "._errors", "WriteError": "._errors", "CflearnWarning": "._errors", "DataWarning": "._errors",
@@ -44,6 +45,7 @@ __all__ = [
     "models",
     "optim",
     "CollabData",
+    "DataSpec",
     "CollabModel",
     "Vocab",
     "Preset",
@@ -116,7 +118,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         UnknownIDError,
         WriteError,
     )
-    from .data._data import CollabData, from_df, from_file, read_ratings  # noqa: F401
+    from .data._data import CollabData, DataSpec, from_df, from_file, read_ratings  # noqa: F401
     from .data._vocab import Vocab  # noqa: F401
     from .evaluation._evaluate import evaluate  # noqa: F401
     from .kinds._presets import PRESETS, Preset, y_range_for  # noqa: F401

@@ -220,3 +220,19 @@ def test_titles_come_from_a_column_that_looks_like_names_and_the_summary_says_ho
     assert named.titles_from == "label" and "the 'title' column is empty" in repr(named)
     with pytest.raises(cflearn.DataError, match="the title column 'title' of the items table is empty"):
         cflearn.from_df(ratings, items=empty.assign(title=" "), item_title="title")
+
+
+def test_a_data_spec_is_from_dfs_keywords_as_one_value():
+    """``from_df(table, spec=DataSpec(...))`` reads the table as the same keywords do; a spec and keywords at
+    once is refused, naming the keywords."""
+    ds = cflearn.datasets.synthetic(n_users=60, n_items=40, density=0.3, seed=0)
+    table = ds.ratings.rename(columns={"user": "who", "item": "what"})
+    kw = dict(user="who", item="what", rating="rating", timestamp="timestamp", split="time", valid_pct=0.25)
+    spec = cflearn.DataSpec(**kw)
+    a, b = cflearn.from_df(table, **kw), cflearn.from_df(table, spec=spec)
+    assert a.ratings.equals(b.ratings) and list(a.train_idx) == list(b.train_idx) and a.scale == b.scale
+    assert (b.user, b.item, b.split, b.valid_pct) == ("who", "what", "time", 0.25)
+    with pytest.raises(cflearn.ConfigError, match=r"keywords it holds, not both \(also given: seed, split\)"):
+        cflearn.from_df(table, spec=spec, split="cold_users", seed=1)
+    with pytest.raises(cflearn.ConfigError, match="also given: items"):
+        cflearn.from_df(table, spec=spec, items=ds.items)

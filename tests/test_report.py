@@ -11,8 +11,10 @@ import struct
 import pytest
 
 import cflearn
+from cflearn import DataSpec
 from cflearn.cli import main
 from cflearn.cli._training import train_and_write as _train_and_write
+from cflearn.runs._fitrun import RunSpec
 
 from .browser import Page, chromium
 
@@ -28,7 +30,8 @@ def run_dir(synth, tmp_path_factory):
     items.loc[items["item"] == top, "title"] = EVIL
     ds = cflearn.datasets.Dataset(name="hostile", ratings=synth.ratings, columns=synth.columns, items=items)
     out = tmp_path_factory.mktemp("run") / "run"
-    assert _train_and_write(ds, out, preset="fast", epochs=3, seed=42, valid_pct=0.2, source="hostile") == 0
+    spec = RunSpec(DataSpec(seed=42, valid_pct=0.2), preset="fast", epochs=3, source="hostile")
+    assert _train_and_write(ds, out, spec) == 0
     return out
 
 
@@ -63,7 +66,8 @@ def test_report_command_rebuilds_it_from_the_run_folder(run_dir, tmp_path, capsy
 
 def test_a_model_without_tables_gets_a_report_too(synth, tmp_path):
     out = tmp_path / "nn"
-    assert _train_and_write(synth, out, preset="fast_nn", epochs=1, seed=1, valid_pct=0.2, source="synthetic") == 0
+    spec = RunSpec(DataSpec(seed=1, valid_pct=0.2), preset="fast_nn", epochs=1, source="synthetic")
+    assert _train_and_write(synth, out, spec) == 0
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "needs a model with user/item factor tables" in page and "<table id='evaluation'" in page
 

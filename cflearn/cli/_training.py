@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..kinds._presets import Preset
+    from ..runs._fitrun import RunSpec
 
 __all__ = ["run_folder", "train_and_write", "say_better_lists"]
 
@@ -33,19 +34,15 @@ def run_folder(out: Path, *, force: bool, kind: str, inputs: Sequence[str | None
     return _Held(out, force=force, kind=kind, inputs=inputs)
 
 
-def train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | None, seed: int, valid_pct: float,
-                     source: str, run: Any = None, command: str = "fit", keep_best: bool = False,
-                     patience: int | None = None, **data_options: Any) -> int:
+def train_and_write(source_data: Any, out: Path, spec: RunSpec, *, run: Any = None) -> int:
     """Run :func:`cflearn.runs._fitrun.run_fit` with the command line's progress lines, then print its table."""
     from ..callbacks import EpochPrinter
     from ..metrics import summary_columns
     from ..runs._fitrun import run_fit
     from ..train._distributed import is_main
 
-    result = run_fit(source_data, out, preset=preset, epochs=epochs, seed=seed, valid_pct=valid_pct, source=source,
-                     run=run, command=command, keep_best=keep_best, patience=patience,
-                     callbacks=[EpochPrinter(bar=sys.stdout.isatty())], say=print if is_main() else None,
-                     **data_options)
+    result = run_fit(source_data, out, spec, run=run, callbacks=[EpochPrinter(bar=sys.stdout.isatty())],
+                     say=print if is_main() else None)
     if result is None:  # a rank other than 0: rank 0 writes and prints
         return 0
     learn, table, metrics, p = result.learn, result.table, result.metrics, result.learn.cf.preset
@@ -84,7 +81,7 @@ def train_and_write(source_data: Any, out: Path, *, preset: str, epochs: int | N
               f"{ndcg['EASE']:.4f}); ranking metrics only ({why}); {rows}; fit {metrics['fit_seconds']:.2f} s")
         say_better_lists(table, metrics["ndcg@10"], p)
     print()
-    if keep_best or patience is not None:
+    if spec.keep_best or spec.patience is not None:
         ran = learn.cf.epochs_run
         stopped = f"stopped after {ran} of {p.epochs} epochs; " if ran != p.epochs else ""
         heads = learn.cf.kept_heads

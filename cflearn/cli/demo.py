@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     """Run ``cflearn demo``; the exit code."""
     from .. import datasets
     from .._errors import CflearnError
+    from ..data._spec import DataSpec
+    from ..runs._fitrun import RunSpec
 
     try:
         ds = datasets.movielens("ml-latest-small", download=not args.offline, timeout=15)
@@ -49,5 +51,6 @@ def run(args: argparse.Namespace) -> int:
     with run_folder(out, force=args.force, kind="demo") as run:
         if run is not None and run.out.exists() and any(run.out.iterdir()):
             print(f"note: replacing the previous run in {out}")
-        return train_and_write(ds, out, preset=args.preset, epochs=args.epochs, seed=args.seed, valid_pct=0.2,
-                                source=ds.name, run=run, command="demo")
+        spec = RunSpec(DataSpec(seed=args.seed, valid_pct=0.2), preset=args.preset, epochs=args.epochs,
+                       source=ds.name, command="demo")
+        return train_and_write(ds, out, spec, run=run)

@@ -83,6 +83,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Run ``cflearn fit``; the exit code."""
     from ..data._read import read_ratings
+    from ..data._spec import DataSpec
+    from ..runs._fitrun import RunSpec
     from ..runs._runs import check_target
 
     out = Path(args.out)
@@ -120,20 +122,16 @@ def run(args: argparse.Namespace) -> int:
     items, item_features = _read_side_table(args.items, args.item_features, "item", kwargs)
     users, user_features = _read_side_table(args.users, args.user_features, "user", kwargs)
     with run_folder(out, force=args.force, kind="fit", inputs=[str(src), args.items, args.users]) as run:
-        return train_and_write(holder, out, preset=args.preset, epochs=args.epochs, seed=args.seed,
-                                keep_best=args.keep_best, patience=args.patience,
-                                items=items, item_features=item_features, users=users,
-                                user_features=user_features,
-                                valid_pct=args.valid_pct, split=args.split, duplicates=args.duplicates,
-                                columns=(args.user, args.item, args.rating, args.timestamp), device=args.device,
-                                source=str(src), implicit={"implicit": True if args.implicit or (
-                                    args.rating is None and args.threshold is None) else None,
-                                                           "threshold": args.threshold, "weight": args.weight,
-                                                           "rating_range": tuple(args.rating_range)
-                                                           if args.rating_range else None,
-                                                           "item_id": args.items_id, "item_title": args.items_title,
-                                                           "user_id": args.users_id},
-                                run=run, command="fit")
+        data = DataSpec(user=args.user, item=args.item, rating=args.rating, timestamp=args.timestamp,
+                        valid_pct=args.valid_pct, seed=args.seed, split=args.split, duplicates=args.duplicates,
+                        rating_range=tuple(args.rating_range) if args.rating_range else None,
+                        implicit=True if args.implicit or (args.rating is None and args.threshold is None) else None,
+                        threshold=args.threshold, weight=args.weight, items=items, item_id=args.items_id,
+                        item_title=args.items_title, item_features=item_features, users=users,
+                        user_id=args.users_id, user_features=user_features)
+        spec = RunSpec(data, preset=args.preset, epochs=args.epochs, device=args.device, keep_best=args.keep_best,
+                       patience=args.patience, source=str(src), command="fit")
+        return train_and_write(holder, out, spec, run=run)
 
 
 def _start_processes(args: argparse.Namespace, argv: list[str]) -> int | None:

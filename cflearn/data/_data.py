@@ -20,18 +20,19 @@ from ..metrics import relevance_level
 from ._columns import find_column
 from ._features import check_feature_columns
 from ._read import read_ratings
+from ._spec import DataSpec, Duplicates
 from ._splits import SplitName, check_split, split_rows
 from ._vocab import Vocab
 
 if TYPE_CHECKING:
     from ..datasets import Dataset
 
-__all__ = ["CollabData", "from_df", "from_file", "read_ratings", "Duplicates", "relevance_level", "IMPLICIT_COLUMN"]
+__all__ = ["CollabData", "DataSpec", "from_df", "from_file", "read_ratings", "Duplicates", "relevance_level",
+           "IMPLICIT_COLUMN"]
 
 IMPLICIT_COLUMN = "interaction"
 """Name of the weight column added to implicit data without a ``weight`` column."""
 
-Duplicates = Literal["mean", "sum", "last", "error"]
 
 
 @dataclasses.dataclass(eq=False)
@@ -255,6 +256,7 @@ def from_df(
     item_id: str | None = None,
     item_title: str | None = None,
     user_id: str | None = None,
+    spec: DataSpec | None = None,
 ) -> CollabData:
     """Validate, de-duplicate, split and encode a ratings table.
 
@@ -303,6 +305,8 @@ def from_df(
             with letters, not lists or years) under a name-like header (``WineName``) with at least
             half its values distinct, else the first such column with 90% distinct values;
             ``data.titles_from`` says which and ``data.titles_how`` why.
+        spec: all of the above as one :class:`DataSpec` (``cflearn run_fit`` and the command line
+            pass theirs so); with ``spec``, the other keywords must be left out.
 
     Returns:
         CollabData: the training data; its ``repr`` summarises counts, scale, sparsity and cold rows.
@@ -312,26 +316,53 @@ def from_df(
             NaN/inf/non-numeric ratings, ratings outside ``rating_range``, duplicates with
             ``duplicates="error"``, or a split that leaves nothing to train on.
     """
+    given = {k: v for k, v in locals().items() if k not in ("ratings", "spec")}  # the keywords, as passed
+    if spec is None:
+        spec = DataSpec(**given)
+    else:
+        defaults = {f.name: f.default for f in dataclasses.fields(DataSpec)}
+        changed = sorted(k for k, v in given.items() if v is not defaults[k] and (
+            isinstance(v, pd.DataFrame) or v != defaults[k]))
+        if changed:
+            raise ConfigError(f"from_df takes spec= or the keywords it holds, not both (also given: "
+                              f"{', '.join(changed)}); put them in the spec (spec.replace(...))")
+    table, spec = _unpack_dataset(ratings, spec)
+    spec = _roles(table, spec)
+    frame, value_col, scale, n_dup = _cleaned(table, spec)
+    return _encoded(frame, spec, value_col, scale, n_dup)
+
+
+def _unpack_dataset(ratings: pd.DataFrame | Dataset, spec: DataSpec) -> tuple[pd.DataFrame, DataSpec]:
+    """The ratings table, with a :class:`cflearn.datasets.Dataset`'s columns and side tables as the
+    spec's defaults."""
     from ..datasets import Dataset
 
     if isinstance(ratings, Dataset):
         names = ratings.columns
-        user, item = user or names["user"], item or names["item"]
-        rating, timestamp = rating or names["rating"], timestamp or names.get("timestamp")
-        if names.get("rating") is None and rating is None and implicit is None:
+        implicit = spec.implicit
+        if names.get("rating") is None and spec.rating is None and implicit is None:
             implicit = True  # an interactions data set (e.g. datasets.synthetic(implicit=True))
-        items = ratings.items if items is None else items
-        users = ratings.users if users is None else users
+        spec = spec.replace(user=spec.user or names["user"], item=spec.item or names["item"],
+                            rating=spec.rating or names["rating"], timestamp=spec.timestamp or names.get("timestamp"),
+                            implicit=implicit, items=ratings.items if spec.items is None else spec.items,
+                            users=ratings.users if spec.users is None else spec.users)
         ratings = ratings.ratings
     if not isinstance(ratings, pd.DataFrame):
         raise DataError(f"ratings must be a pandas DataFrame, got {type(ratings).__name__}; "
                         "for a file use cflearn.from_file(path, ...)")
-    seed = check_seed(seed)
+    return ratings, spec.replace(seed=check_seed(spec.seed))
+
+
+def _roles(ratings: pd.DataFrame, spec: DataSpec) -> DataSpec:
+    """The spec with each role's column found (the closest name suggested), interactions told from
+    ratings and the duplicates rule settled; errors for roles that clash."""
+    user, item, rating, timestamp, weight = spec.user, spec.item, spec.rating, spec.timestamp, spec.weight
+    implicit, threshold = spec.implicit, spec.threshold
     if rating is None and implicit is None and timestamp is not None and user is not None and item is not None and \
             not set(map(str, ratings.columns)) - {str(user), str(item), str(timestamp), str(weight)}:
         implicit = True  # (user, item, timestamp) and nothing else: interactions, the timestamp is no rating
     implicit, rating, threshold = _implicit_mode(ratings, rating, implicit, threshold, weight)
-    if implicit and rating_range is not None:
+    if implicit and spec.rating_range is not None:
         raise ConfigError("rating_range applies to ratings, not to implicit interactions; leave it out (or pass "
                           "implicit=False if the table holds ratings)")
     if len(ratings.columns) < 3 and None in (user, item, rating) and not implicit:
@@ -346,7 +377,7 @@ def from_df(
     if len(set(named)) < len(named):
         raise ConfigError(f"user, item, rating, weight and timestamp must be different columns, got {user!r}, "
                           f"{item!r}, {rating!r}, {value!r}, {timestamp!r}")
-    duplicates = duplicates if duplicates is not None else "sum" if implicit else "mean"
+    duplicates = spec.duplicates if spec.duplicates is not None else "sum" if implicit else "mean"
     if duplicates not in ("mean", "sum", "last", "error"):
         raise ConfigError(f"duplicates must be 'mean', 'sum', 'last' or 'error', got {duplicates!r}")
     if duplicates == "sum" and not implicit:
@@ -354,13 +385,22 @@ def from_df(
                           "use 'mean', 'last' or 'error'")
     if len(ratings) == 0:
         raise DataError("the ratings table is empty (a header but no rows?); it needs at least one rating")
+    return spec.replace(user=user, item=item, rating=rating, weight=value, timestamp=timestamp,
+                        implicit=bool(implicit), threshold=threshold, duplicates=duplicates)
 
-    cols = [c for c in (user, item, rating, value, timestamp) if c is not None]
+
+def _cleaned(ratings: pd.DataFrame, spec: DataSpec) -> tuple[pd.DataFrame, str, tuple[float, float], int]:
+    """A clean copy of the table's columns (the caller's table untouched): IDs, ratings or interaction
+    weights, timestamps checked, the scale found, duplicates merged; ``(frame, value column, scale,
+    duplicates merged)``."""
+    user, item, rating, timestamp = spec.user, spec.item, spec.rating, spec.timestamp
+    assert user is not None and item is not None  # _roles found them
+    cols = [c for c in (user, item, rating, spec.weight, timestamp) if c is not None]
     frame = ratings[cols].copy()  # never touch the caller's table
     frame[user] = _clean_ids(frame[user], user)
     frame[item] = _clean_ids(frame[item], item)
-    if implicit:
-        frame, value_col = _interactions(frame, rating, value, threshold)
+    if spec.implicit:
+        frame, value_col = _interactions(frame, rating, spec.weight, spec.threshold)
     else:
         value_col = str(rating)
         frame[value_col] = _clean_ratings(frame[value_col], value_col)
@@ -369,22 +409,31 @@ def from_df(
                         "fill or drop them")
     if timestamp is not None:
         frame[timestamp] = _clean_times(frame[timestamp], timestamp)
-    scale = _scale(frame[value_col], value_col, rating_range, counts_ok=bool(implicit))
-    frame, n_dup = _dedupe(frame, user, item, value_col, timestamp, duplicates)
+    scale = _scale(frame[value_col], value_col, spec.rating_range, counts_ok=bool(spec.implicit))
+    assert spec.duplicates is not None  # _roles settled it
+    frame, n_dup = _dedupe(frame, user, item, value_col, timestamp, spec.duplicates)
+    return frame, value_col, scale, n_dup
 
-    train_idx, valid_idx = split_rows(frame, split, user=user, item=item, timestamp=timestamp,
-                                      valid_pct=valid_pct, seed=seed, n_last=n_last)
+
+def _encoded(frame: pd.DataFrame, spec: DataSpec, value_col: str, scale: tuple[float, float],
+             n_dup: int) -> CollabData:
+    """The split, the side tables and the vocabularies of a clean table."""
+    user, item, timestamp = spec.user, spec.item, spec.timestamp
+    assert user is not None and item is not None
+    train_idx, valid_idx = split_rows(frame, spec.split, user=user, item=item, timestamp=timestamp,
+                                      valid_pct=spec.valid_pct, seed=spec.seed, n_last=spec.n_last)
     check_split(train_idx, len(frame))
     train = frame.iloc[train_idx]
-    item_info = _side_table(items, item_id or item, "items", ids=frame[item])
-    user_info = _side_table(users, user_id or user, "users", ids=frame[user])
-    item_info, titles_from, titles_how = _titles(item_info, item_title)
-    user_cols, item_cols = _declared(user_features, user_info, "user"), _declared(item_features, item_info, "item")
+    item_info = _side_table(spec.items, spec.item_id or item, "items", ids=frame[item])
+    user_info = _side_table(spec.users, spec.user_id or user, "users", ids=frame[user])
+    item_info, titles_from, titles_how = _titles(item_info, spec.item_title)
+    user_cols = _declared(spec.user_features, user_info, "user")
+    item_cols = _declared(spec.item_features, item_info, "item")
     return CollabData(
         ratings=frame, train_idx=train_idx, valid_idx=valid_idx, user=user, item=item, rating=value_col,
         timestamp=timestamp, users=Vocab(train[user].to_numpy()), items=Vocab(train[item].to_numpy()),
-        scale=scale, split=split, seed=seed, valid_pct=valid_pct, n_duplicates=n_dup,
-        item_info=item_info, user_info=user_info, implicit=implicit,
+        scale=scale, split=spec.split, seed=spec.seed, valid_pct=spec.valid_pct, n_duplicates=n_dup,
+        item_info=item_info, user_info=user_info, implicit=bool(spec.implicit),
         user_features=user_cols or (), item_features=item_cols, titles_from=titles_from, titles_how=titles_how,
     )
 

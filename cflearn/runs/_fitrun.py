@@ -8,7 +8,10 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
+
+from ..data._spec import DataSpec
+from ..kinds._presets import DEFAULT_PRESET
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -16,7 +19,7 @@ if TYPE_CHECKING:
 
     from ..data._data import CollabData
 
-__all__ = ["FitRun", "run_fit", "release_training_state"]
+__all__ = ["FitRun", "RunSpec", "run_fit", "release_training_state"]
 
 
 @dataclasses.dataclass
@@ -36,30 +39,40 @@ class FitRun:
     metrics: dict[str, Any]
 
 
-def run_fit(source_data: Any, out: Path, *, preset: str, epochs: int | None, seed: int, valid_pct: float,
-            source: str, split: str = "random", duplicates: str | None = None, items: Any = None,
-            item_features: tuple[str, ...] | None = None, users: Any = None,
-            user_features: tuple[str, ...] | None = None,
-            columns: tuple[str | None, ...] = (None, None, None, None), device: str | None = None,
-            implicit: dict[str, Any] | None = None, run: Any = None, command: str = "fit",
-            keep_best: bool = False, patience: int | None = None, callbacks: Sequence[Any] = (),
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """A ``cflearn fit`` run: how to read the table, how to train, and what the run records.
+
+    Attributes:
+        data: how :func:`cflearn.from_df` reads the table (its ``seed`` also seeds the feature check,
+            the weights and the shuffling).
+        preset, epochs, device: as :func:`cflearn.collab_learner` takes them.
+        keep_best, patience: as :func:`cflearn.fit` takes them.
+        source: where the data came from (recorded in ``metrics.json`` and the report).
+        command: the command recorded in ``metrics.json``.
+    """
+
+    data: DataSpec = dataclasses.field(default_factory=DataSpec)
+    preset: str = DEFAULT_PRESET
+    epochs: int | None = None
+    device: str | None = None
+    keep_best: bool = False
+    patience: int | None = None
+    source: str = "data"
+    command: str = "fit"
+
+
+def run_fit(source_data: Any, out: Path, spec: RunSpec, *, run: Any = None, callbacks: Sequence[Any] = (),
             say: Callable[[str], Any] | None = None) -> FitRun | None:
-    """Train on a table and write the run into ``out`` (through ``run``, a held :class:`RunFolder`, when given).
+    """Train on a table as ``spec`` says and write the run into ``out`` (through ``run``, a held
+    :class:`RunFolder`, when given).
 
     Args:
         source_data: a DataFrame or :class:`cflearn.datasets.Dataset`, or a one-element list holding
             one (the list is emptied, so the raw table can be freed once encoded).
         out: the run folder.
-        preset, epochs, seed, valid_pct, split, duplicates: as :func:`cflearn.from_df` and
-            :func:`cflearn.collab_learner` take them.
-        source: where the data came from (recorded).
-        items, item_features, users, user_features: side tables and the features declared on them.
-        columns: user, item, rating and timestamp columns.
-        device: where to train.
-        implicit: :func:`cflearn.from_df`'s options for interactions (``implicit``, ``threshold``, ...).
+        spec: the run (:class:`RunSpec`).
         run: the held :class:`cflearn.runs._runs.RunFolder` to write into and commit.
-        command: the command recorded in ``metrics.json``.
-        keep_best, patience: as :func:`cflearn.fit`.
         callbacks: more fastai callbacks for training (e.g. an epoch printer).
         say: prints progress lines (the data, the feature check, the training settings); ``None``: silent.
 
@@ -67,40 +80,36 @@ def run_fit(source_data: Any, out: Path, *, preset: str, epochs: int | None, see
         The :class:`FitRun`; ``None`` on a rank other than 0 of a distributed run (rank 0 writes).
     """
     from .. import __version__
-    from ..data._data import Duplicates, from_df
-    from ..train._distributed import is_main, leave, world
     from .._errors import CflearnError
-    from ..evaluation._evaluate import evaluate
-    from ..serve._export import save
-    from ..train._fit import fit
     from .._io import atomic_write_bytes, atomic_write_json
-    from ..train._launch import launcher_alive
-    from ..train._learner import collab_learner
     from .._memory import release_memory
+    from ..callbacks import ReleaseMemory
+    from ..data._data import from_df
+    from ..evaluation._evaluate import evaluate
     from ..report._plots import plot_loss
     from ..report._report import run_samples, write_report
+    from ..serve._export import save
+    from ..train._distributed import is_main, leave, world
+    from ..train._fit import fit
+    from ..train._launch import launcher_alive
+    from ..train._learner import collab_learner
     from ..train._select import select_features
-    from ..data._splits import SplitName
-    from ..callbacks import ReleaseMemory
 
-    user, item, rating, timestamp = columns
+    seed, epochs, device, source = spec.data.seed, spec.epochs, spec.device, spec.source
     table = source_data.pop() if isinstance(source_data, list) else source_data  # a list: ours to drop
-    data = from_df(table, user, item, rating, timestamp, valid_pct=valid_pct, seed=seed,
-                   split=cast(SplitName, split), duplicates=cast("Duplicates | None", duplicates), items=items,
-                   users=users, item_features=item_features, user_features=user_features,
-                   **{k: v for k, v in (implicit or {}).items() if v is not None})
+    data = from_df(table, spec=spec.data)
     del table
     release_memory()  # between steps: a large file's freed text and temporaries go back to the system
     if say is not None:
         say(str(data))
-    settled = select_features(data, preset, epochs=epochs, seed=seed, device=device, verbose=say is not None)
+    settled = select_features(data, spec.preset, epochs=epochs, seed=seed, device=device, verbose=say is not None)
     learn = collab_learner(data, settled, epochs=epochs, seed=seed, device=device, progress=False,
                            cbs=[*callbacks, ReleaseMemory()])
     p = learn.cf.preset
     n_proc = world()
     if say is not None:
         say(_training_line(learn, n_proc))
-    fit(learn, interrupt="raise", keep_best=keep_best, patience=patience)
+    fit(learn, interrupt="raise", keep_best=spec.keep_best, patience=spec.patience)
     main_rank = is_main()
     leave()  # training is over on every rank: leave the group together
     if not main_rank:  # every rank holds the same model; rank 0 evaluates and writes
@@ -123,7 +132,8 @@ def run_fit(source_data: Any, out: Path, *, preset: str, epochs: int | None, see
         "fit_seconds": round(learn.cf.fit_seconds, 3), "epochs": p.epochs, "epochs_run": learn.cf.epochs_run,
         "kept_epoch": learn.cf.kept_epoch, "kept_heads": learn.cf.kept_heads, "preset": p.name, "seed": seed,
         "processes": n_proc,
-        "split": split, "valid_pct": valid_pct, "device": str(learn.cf.device), "data": source, "command": command,
+        "split": data.split, "valid_pct": data.valid_pct, "device": str(learn.cf.device), "data": source,
+        "command": spec.command,
         "cflearn_version": __version__,
         "evaluation": {"n": 10, "relevance": table.attrs["relevance"], "cold_relevant": table.attrs["cold_relevant"],
                        "methods": {name: {c: (None if v != v else float(v)) for c, v in row.items()}
