@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -130,11 +130,42 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
     data = data if data is not None else cf.data
     if data is None:
         raise ConfigError("evaluate needs data: a loaded model carries no ratings; pass data=cflearn.from_df(...)")
-    implicit = data.implicit
-    if implicit and relevance is not None:
+    if data.implicit and relevance is not None:
         raise ConfigError("relevance does not apply to implicit data: every validation interaction is relevant")
-    lo, hi = cf.scale
     relevance = relevance_level(cf.scale) if relevance is None else relevance
+    names, own, extra = _methods(baselines, metrics, data.implicit)
+    encoded = _encoded_rows(cf, data)
+    bias = None if data.implicit else bias_baseline(encoded.tu, encoded.ti, encoded.train_ratings, encoded.n_users,
+                                                    encoded.n_items)  # (mean, user biases, item biases)
+    rows = _rating_metrics(cf, encoded, names, bias)
+    users, relevant, cold_relevant, sampled = _relevant(encoded, relevance, data.implicit)
+    scorers, lam, notes = _scorers(cf, encoded, names, own, relevance, bias)
+    _list_metrics(cf, rows, names, scorers, torch.tensor(users, dtype=torch.long), relevant, n, empty, extra)
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = [f"model ({cf.preset.name})"] + names[1:]
+    table.attrs.update({"n": n, "relevance": None if data.implicit else relevance, "implicit": data.implicit,
+                        "users_sampled": sampled,
+                        "ease_lambda": lam, "users_ranked": sum(1 for r in relevant if r) if
+                        empty == "skip" else len(relevant), "n_valid": len(encoded.target),
+                        "cold_relevant": cold_relevant, "baseline_notes": notes})
+    return table
+
+
+class _Rows(NamedTuple):
+    """The validation and training rows in the model's codes (0: unknown to it), with their ratings."""
+
+    vu: np.ndarray
+    vi: np.ndarray
+    target: np.ndarray
+    tu: np.ndarray
+    ti: np.ndarray
+    train_ratings: np.ndarray
+    n_users: int
+    n_items: int
+
+
+def _encoded_rows(cf: CollabModel, data: CollabData) -> _Rows:
+    """``data``'s rows in the model's codes: its own codes when the model trained on it (no copies)."""
     if cf.users is data.users and cf.items is data.items:  # the model's own data: its codes (no copies)
         codes, values = data.codes, data.values
         vu, vi = (codes[data.valid_idx, k] for k in (0, 1))  # int32 on large data: half the memory
@@ -146,12 +177,13 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
         vi = cf.items.encode(valid[data.item])
         target, train_ratings = valid[data.rating].to_numpy(), train[data.rating].to_numpy()
         tu, ti = cf.users.encode(train[data.user]), cf.items.encode(train[data.item])
-    n_users, n_items = len(cf.users), len(cf.items)
+    return _Rows(vu, vi, target, tu, ti, train_ratings, len(cf.users), len(cf.items))
 
-    # rating metrics
-    pair_metrics = [m for m in METRICS.values() if m.pairs is not None]
-    mu, bu, bi = bias_baseline(tu, ti, train_ratings, n_users, n_items)
-    rows: dict[str, dict[str, float]] = {}
+
+def _methods(baselines: bool | Sequence[str | tuple[str, Baseline]], metrics: Mapping[str, ListMetric] | None,
+             implicit: bool) -> tuple[list[str], dict[str, Baseline], dict[str, ListMetric]]:
+    """The rows to compute (``"model"``, then the baselines asked for, then the caller's own), the caller's
+    baselines by name and the caller's extra list metrics; errors naming what is wrong."""
     given = list(BASELINES) if baselines is True else [] if baselines is False else list(baselines)
     wanted = [b for b in given if not isinstance(b, tuple)]
     own: dict[str, Baseline] = {}
@@ -169,22 +201,36 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
         raise ConfigError(f"unknown baseline {unknown[0]!r}{closest(str(unknown[0]), BASELINES)}; choose from "
                           f"{', '.join(BASELINES)}")
     names = ["model"] + [b for b in BASELINES if b in wanted and not (implicit and b == "user+item bias")] + list(own)
-    if not implicit:
-        sums = np.bincount(ti, weights=train_ratings, minlength=n_items)
-        item_mean = (sums + 10 * mu) / (np.bincount(ti, minlength=n_items) + 10)
-        preds = {"global mean": np.full_like(target, mu), "user+item bias": np.clip(mu + bu[vu] + bi[vi], lo, hi),
-                 "most popular": item_mean[vi]}
-        if cf.contract.score_kind == "rating":
-            preds["model"] = score_pairs(cf, vu, vi)
-        rows = {name: {} for name in names}
-        for m in pair_metrics:
-            assert m.pairs is not None
-            for name in names:
-                rows[name][m.name] = m.pairs(preds[name], target) if name in preds else float("nan")
-    else:
-        rows = {name: {} for name in names}
+    return names, own, extra
 
-    # ranking metrics over validation users known to the model
+
+def _rating_metrics(cf: CollabModel, rows: _Rows, names: list[str], bias: tuple[Any, Any, Any] | None
+                    ) -> dict[str, dict[str, float]]:
+    """Each row's registered pair metrics (RMSE, MAE) on the validation ratings; none on implicit data
+    (``bias`` None), blank for the methods that predict no ratings."""
+    out: dict[str, dict[str, float]] = {name: {} for name in names}
+    if bias is None:
+        return out
+    lo, hi = cf.scale
+    mu, bu, bi = bias
+    sums = np.bincount(rows.ti, weights=rows.train_ratings, minlength=rows.n_items)
+    item_mean = (sums + 10 * mu) / (np.bincount(rows.ti, minlength=rows.n_items) + 10)
+    preds = {"global mean": np.full_like(rows.target, mu),
+             "user+item bias": np.clip(mu + bu[rows.vu] + bi[rows.vi], lo, hi), "most popular": item_mean[rows.vi]}
+    if cf.contract.score_kind == "rating":
+        preds["model"] = score_pairs(cf, rows.vu, rows.vi)
+    for m in (m for m in METRICS.values() if m.pairs is not None):
+        assert m.pairs is not None
+        for name in names:
+            out[name][m.name] = m.pairs(preds[name], rows.target) if name in preds else float("nan")
+    return out
+
+
+def _relevant(rows: _Rows, relevance: float, implicit: bool) -> tuple[list[int], list[set[int]], int, bool]:
+    """The validation users the model knows (a seeded sample of :data:`MAX_RANKED_USERS` on large data), each
+    one's relevant validation items (an item with no training row as its own miss), how many relevant items
+    have no training row, and whether the users were sampled."""
+    vu, vi, target = rows.vu, rows.vi, rows.target
     known_users = sorted(set(vu[vu > 0].tolist()))
     sampled = len(known_users) > MAX_RANKED_USERS
     if sampled:  # a seeded sample: ranking every user of a large set against the catalogue takes long
@@ -196,27 +242,31 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
             cold_relevant += int(i) == 0
             # an item with no training row can never be recommended: each counts as its own relevant miss
             rel_by_user[int(u)].add(int(i) if i > 0 else -1 - k)
-    relevant = [rel_by_user[u] for u in known_users]
-    allowed = item_mask(cf, None, 1)
-    n_rankable = int(allowed.sum())
+    return known_users, [rel_by_user[u] for u in known_users], cold_relevant, sampled
+
+
+def _scorers(cf: CollabModel, rows: _Rows, names: list[str], own: dict[str, Baseline], relevance: float,
+             bias: tuple[Any, Any, Any] | None
+             ) -> tuple[dict[str, Callable[[torch.Tensor], torch.Tensor]], float | None, dict[str, str]]:
+    """Each method's scores of a block of users against the catalogue; EASE's regularisation, and why a
+    baseline could not be computed."""
     if cf.item_counts is None:
         raise ConfigError("evaluate needs the training counts; this model was saved without them")
-    counts = cf.item_counts.double()
-    popularity = dict(enumerate((counts / max(1, n_users - 1)).tolist()))
-    uidx = torch.tensor(known_users, dtype=torch.long)
+    tu, ti, n_users, n_items = rows.tu, rows.ti, rows.n_users, rows.n_items
+    implicit = bias is None
     gen = torch.Generator().manual_seed(0)
     scorers: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-        "model": lambda rows: score_matrix(cf, rows),
+        "model": lambda block: score_matrix(cf, block),
         # all scores tie: a fresh random order per user (seeded), the chance level
-        "global mean": lambda rows: torch.rand(len(rows), n_items, generator=gen, dtype=torch.float64),
-        "user+item bias": _same_for_all(torch.from_numpy(bi)),
-        "most popular": _same_for_all(counts),
+        "global mean": lambda block: torch.rand(len(block), n_items, generator=gen, dtype=torch.float64),
+        "user+item bias": _same_for_all(torch.from_numpy(bias[2] if bias is not None else np.zeros(n_items))),
+        "most popular": _same_for_all(cf.item_counts.double()),
     }
     lam = None
     notes: dict[str, str] = {}
     if "EASE" in names or "item-kNN" in names:
         try:
-            lam = choose_ease_lambda(tu, ti, np.ones(len(tu), bool) if implicit else train_ratings >= relevance,
+            lam = choose_ease_lambda(tu, ti, np.ones(len(tu), bool) if implicit else rows.train_ratings >= relevance,
                                      n_users, n_items)
             ease, knn = item_models(tu, ti, n_users, n_items, lam)
             if not len(ease.keep):
@@ -227,7 +277,18 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
                 notes[name] = f"not computed: {first_line(e)}"
     for name, make in own.items():
         scorers[name] = _own_scorer(name, make(np.asarray(tu), np.asarray(ti), n_users, n_items), n_items)
-    catalogue = Catalogue(n_rankable, popularity)
+    return scorers, lam, notes
+
+
+def _list_metrics(cf: CollabModel, rows: dict[str, dict[str, float]], names: list[str],
+                  scorers: dict[str, Callable[[torch.Tensor], torch.Tensor]], users: torch.Tensor,
+                  relevant: list[set[int]], n: int, empty: Empty, extra: dict[str, ListMetric]) -> None:
+    """Each row's ranking metrics and registered list metrics on its top-``n`` lists, and the caller's
+    own; blank for a baseline that could not be computed."""
+    assert cf.item_counts is not None  # _scorers checked
+    allowed = item_mask(cf, None, 1)
+    popularity = dict(enumerate((cf.item_counts.double() / max(1, len(cf.users) - 1)).tolist()))
+    catalogue = Catalogue(int(allowed.sum()), popularity)
     list_metrics = [m for m in METRICS.values() if m.lists is not None]
     for name in names:
         if name not in scorers:  # a baseline that could not be computed: blank, with the reason in attrs
@@ -235,18 +296,10 @@ def evaluate(learn: Learner | CollabModel, data: CollabData | None = None, n: in
             rows[name] |= {m.column(n): float("nan") for m in list_metrics}
             rows[name] |= {f"{metric}@{n}": float("nan") for metric in extra}
             continue
-        top = _ranked(cf, uidx, n, allowed, scorers[name])
+        top = _ranked(cf, users, n, allowed, scorers[name])
         rows[name] |= ranking_metrics(top, relevant, n, empty=empty)
         for m in list_metrics:
             assert m.lists is not None
             rows[name][m.column(n)] = float(m.lists(top, catalogue, n))
         for metric, fn in extra.items():
             rows[name][f"{metric}@{n}"] = float(fn(top, relevant, n))
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index = [f"model ({cf.preset.name})"] + names[1:]
-    table.attrs.update({"n": n, "relevance": None if implicit else relevance, "implicit": implicit,
-                        "users_sampled": sampled,
-                        "ease_lambda": lam, "users_ranked": sum(1 for r in relevant if r) if
-                        empty == "skip" else len(relevant), "n_valid": len(target),
-                        "cold_relevant": cold_relevant, "baseline_notes": notes})
-    return table
