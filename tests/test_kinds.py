@@ -289,3 +289,15 @@ def test_a_kind_answers_for_itself_memory_description_training_note_and_interact
             cflearn.collab_learner(clicks, "noted", progress=False)
     finally:
         kinds.unregister("noted")
+
+    class Ranks(TwoTowerKind):  # its scores are no ratings: a y_range is refused by asking the kind, not the loss
+        name = "ranks"
+        rates = False
+
+    kinds.register(Ranks(), PRESET.replace(name="ranks", kind="ranks", epochs=1))
+    try:
+        assert cflearn.PRESETS["ranks"].loss == "mse"  # the preset's flags say nothing of ranking
+        with pytest.raises(cflearn.ConfigError, match="y_range does not apply to preset 'ranks'"):
+            cflearn.collab_learner(data, "ranks", y_range=(0.0, 6.0), progress=False)
+    finally:
+        kinds.unregister("ranks")

@@ -79,6 +79,8 @@ class Kind:
             model of this kind with (``from_config``; :meth:`saved_class` asks for it). The kinds
             registry is the one registry of model classes: :func:`build_model` reads it.
         implicit: whether the kind trains on interactions without ratings.
+        rates: whether its model's scores are predicted ratings (a ``y_range`` applies, and a kind of
+            your own is checked to give one per row); ``False`` for a kind that only ranks.
         distributed: whether it trains data-parallel under torchrun (its loaders take ``shard``).
         fields: the :class:`Preset` fields the kind reads beyond the training schedule; a setting
             outside them passed to :func:`cflearn.collab_learner` is an error (``None``: any).
@@ -92,6 +94,7 @@ class Kind:
     name: ClassVar[str] = ""
     model_class: ClassVar[type | None] = None
     implicit: ClassVar[bool] = False
+    rates: ClassVar[bool] = True
     distributed: ClassVar[bool] = False
     fields: ClassVar[frozenset[str] | None] = frozenset({"n_factors", "y_pad", "y_range_rule", "row_l2", "bias_l2"})
 
@@ -294,7 +297,7 @@ def check_built(kind: Kind, built: object, preset: Preset) -> Built:
             except (TypeError, ValueError):
                 raise ConfigError(f"{where}: its model's config()[{key!r}] is {type(item).__name__}, which a saved "
                                   "file cannot hold; give numbers, text, booleans or lists of them") from None
-    if type(kind).__module__ not in _BUILTIN and not preset.ranking:  # cflearn's own kinds have their own tests
+    if type(kind).__module__ not in _BUILTIN and kind.rates:  # cflearn's own kinds have their own tests
         batch = built.dls.valid.one_batch()
         was = built.model.training
         built.model.eval()

@@ -451,6 +451,7 @@ class RankKind(Kind):
     name = "rank"
     model_class = Ranker
     implicit = True
+    rates = False
     fields = None  # check_ranking names what applies
 
     def memory(self, data: CollabData, preset: Preset) -> int:

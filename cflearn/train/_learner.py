@@ -141,7 +141,7 @@ def collab_learner(
     seed = check_seed(data.seed if seed is None else seed)
     check_memory(data, p)
     y_range = p.y_range if y_range is None else y_range  # the caller's, or one a settled preset recorded
-    if p.ranking and y_range is not None:
+    if not kind.rates and y_range is not None:  # asked of the kind: a registered one that only ranks says so too
         raise ConfigError(f"y_range does not apply to preset {p.name!r}: a ranking model's scores are not ratings")
     yr = check_y_range(data, p, y_range)
     if y_range is not None:  # the caller's own range is the record's: load checks the model's against it
