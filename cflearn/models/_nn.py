@@ -11,7 +11,8 @@ from fastai.layers import LinBnDrop, SigmoidRange
 from fastai.tabular.model import tabular_config
 from torch import nn
 
-from . import Contract, TableKey, _range
+from ._checks import y_range_of
+from ._contract import Contract, TableKey
 
 __all__ = ["NN"]
 
@@ -60,7 +61,7 @@ class NN(EmbeddingNN, Contract):
                 raise ValueError(f"dropout probabilities must be numbers in [0, 1), got {p!r}")
         if not isinstance(config.get("use_bn", True), bool):
             raise ValueError(f"use_bn must be true or false, got {config.get('use_bn')!r}")
-        cfg = tabular_config(y_range=_range(config, required=True), use_bn=config.get("use_bn", True),
+        cfg = tabular_config(y_range=y_range_of(config, required=True), use_bn=config.get("use_bn", True),
                              embed_p=embed_p)
         if ps:
             cfg["ps"] = ps
