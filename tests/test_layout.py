@@ -119,3 +119,27 @@ def test_the_architecture_page_names_every_module_of_every_folder():
         private = {n for n in named if n.startswith("_")}  # (other names there are classes and functions)
         exists = here if folder else top_private | {"__init__"}
         assert private <= exists, (folder, private - exists)  # and every private module named there exists
+
+
+def test_loading_and_answering_from_a_file_imports_no_fastai(tmp_path):
+    """A saved model is rebuilt from its kind's model class without importing the kinds' modules (they import
+    fastai's training side): loading, predicting and recommending leave fastai out of the process."""
+    import warnings
+
+    import cflearn
+
+    ds = cflearn.datasets.synthetic(n_users=60, n_items=40, density=0.3, seed=0)
+    data = cflearn.from_df(ds, seed=0)
+    paths = []
+    for preset in ("fast", "dual", "rank"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            learn = cflearn.fit(cflearn.collab_learner(data, preset, epochs=1, progress=False))
+        paths.append(str(cflearn.save(learn, tmp_path / f"{preset}.safetensors")))
+    code = ("import sys, cflearn\n"
+            f"for path in {paths!r}:\n"
+            "    m = cflearn.load(path)\n"
+            "    cflearn.recommend(m, m.users.ids[1], n=3); cflearn.predict(m, [m.users.ids[1]], [m.items.ids[1]])\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'fastai' or m == 'cflearn.train._learner'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

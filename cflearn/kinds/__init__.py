@@ -258,16 +258,34 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     name = config.get("kind")
     if not isinstance(name, str):
         raise ValueError(f"a model config names its kind, got {name!r}")
-    try:
-        kind = get_kind(name)
-    except ConfigError:
-        raise ValueError(f"unknown model kind {name!r}") from None
-    cls = kind.saved_class()
+    # a registered kind answers; cflearn's own are found by their model class's `kind` without importing the
+    # kinds' modules (they import fastai's training side, which loading a model never needs)
+    cls = KINDS[name].saved_class() if name in KINDS else _model_class(name)
     if cls is None:
-        raise ValueError(f"kind {name!r} has no model class to rebuild a saved model with")
+        raise ValueError(f"unknown model kind {name!r}")
     rebuild: Any = cls.from_config  # type: ignore[attr-defined]  # register checked it has one
     model: nn.Module = rebuild(config)
     return model
+
+
+def _model_class(name: str) -> type | None:
+    """The model class of cflearn's own kind ``name``: the :class:`cflearn.models.Contract` subclass whose
+    ``kind`` it is (fastai's NN imported on first use)."""
+    from .. import models
+
+    if name in _BUILTIN_NAMES_LAZY:
+        return getattr(models, _BUILTIN_NAMES_LAZY[name])  # type: ignore[no-any-return]
+
+    def below(cls: type) -> list[type]:
+        subs: list[type] = cls.__subclasses__()
+        return [c for sub in subs for c in (sub, *below(sub))]
+
+    ours = [c for c in below(models.Contract) if c.__module__.startswith("cflearn.")]
+    return next((c for c in ours if getattr(c, "kind", "") == name), None)
+
+
+_BUILTIN_NAMES_LAZY = {"nn": "NN"}
+"""cflearn's kinds whose model class lives in a module imported on first use (it imports fastai)."""
 
 
 def check_built(kind: Kind, built: object, preset: Preset) -> Built:

@@ -49,7 +49,7 @@ def select_features(data: CollabData, preset: str | Preset | None = None, *, see
 
     Returns:
         The preset with the chosen features; ``preset.chosen`` holds the inner RMSEs (also in
-        ``learn.cf.preset["feature_selection"]`` once trained). Pass it to :func:`cflearn.collab_learner`
+        ``learn.cf.preset.feature_selection`` once trained). Pass it to :func:`cflearn.collab_learner`
         with the same overrides: the check does not run again. A preset with nothing to check is
         returned as it was named.
     """
