@@ -222,13 +222,15 @@ def test_a_command_is_one_module(tmp_path, monkeypatch, capsys):
         "def run(args):\n    import cflearn\n    if args.to == 'nobody':\n"
         "        raise cflearn.ConfigError('--to nobody: name someone')\n    print(f'hello {args.to}')\n    return 0\n")
     monkeypatch.setattr(cflearn.cli, "__path__", [*cflearn.cli.__path__, str(tmp_path)])
-    monkeypatch.setattr(sys, "modules", dict(sys.modules))  # the command module is forgotten afterwards
-    names = [c.NAME for c in cflearn.cli.commands()]
-    assert names.index("demo") < names.index("hello") < names.index("fit")
-    assert main(["hello", "--to", "you"]) == 0 and capsys.readouterr().out == "hello you\n"
-    assert main(["hello", "--to", "nobody"]) == 1
-    err = capsys.readouterr().err
-    assert err == "cflearn: error: --to nobody: name someone\n", err
-    with pytest.raises(SystemExit):
-        main(["--help"])
-    assert "  hello      say hello\n" in capsys.readouterr().out
+    try:
+        names = [c.NAME for c in cflearn.cli.commands()]
+        assert names.index("demo") < names.index("hello") < names.index("fit")
+        assert main(["hello", "--to", "you"]) == 0 and capsys.readouterr().out == "hello you\n"
+        assert main(["hello", "--to", "nobody"]) == 1
+        err = capsys.readouterr().err
+        assert err == "cflearn: error: --to nobody: name someone\n", err
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        assert "  hello      say hello\n" in capsys.readouterr().out
+    finally:
+        sys.modules.pop("cflearn.cli.hello", None)  # the command is forgotten with its folder
