@@ -1,3 +1,6 @@
+import dataclasses
+import inspect
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -236,3 +239,7 @@ def test_a_data_spec_is_from_dfs_keywords_as_one_value():
         cflearn.from_df(table, spec=spec, split="cold_users", seed=1)
     with pytest.raises(cflearn.ConfigError, match="also given: items"):
         cflearn.from_df(table, spec=spec, items=ds.items)
+    # one set of defaults: from_df's keywords default to the spec's fields (else a spec would look "also given")
+    defaults = {f.name: f.default for f in dataclasses.fields(cflearn.DataSpec)}
+    keywords = {k: p.default for k, p in inspect.signature(cflearn.from_df).parameters.items() if k in defaults}
+    assert keywords == defaults

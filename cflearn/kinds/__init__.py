@@ -270,22 +270,21 @@ def build_model(config: dict[str, Any]) -> nn.Module:
 
 def _model_class(name: str) -> type | None:
     """The model class of cflearn's own kind ``name``: the :class:`cflearn.models.Contract` subclass whose
-    ``kind`` it is (fastai's NN imported on first use)."""
+    ``kind`` it is; when none is loaded, once more after :mod:`cflearn.models` imports the class it
+    loads on first use (fastai's NN)."""
     from .. import models
-
-    if name in _BUILTIN_NAMES_LAZY:
-        return getattr(models, _BUILTIN_NAMES_LAZY[name])  # type: ignore[no-any-return]
 
     def below(cls: type) -> list[type]:
         subs: list[type] = cls.__subclasses__()
         return [c for sub in subs for c in (sub, *below(sub))]
 
-    ours = [c for c in below(models.Contract) if c.__module__.startswith("cflearn.")]
-    return next((c for c in ours if getattr(c, "kind", "") == name), None)
+    def ours() -> type | None:
+        found = [c for c in below(models.Contract) if c.__module__.startswith("cflearn.")]
+        return next((c for c in found if getattr(c, "kind", "") == name), None)
 
-
-_BUILTIN_NAMES_LAZY = {"nn": "NN"}
-"""cflearn's kinds whose model class lives in a module imported on first use (it imports fastai)."""
+    if ours() is None:
+        models.NN  # noqa: B018  (imports fastai's NN, which then is a Contract subclass too)
+    return ours()
 
 
 def check_built(kind: Kind, built: object, preset: Preset) -> Built:

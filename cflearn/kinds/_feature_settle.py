@@ -26,11 +26,11 @@ def settle_features(data: CollabData, p: Preset) -> Preset:
     chosen = p.chosen is not None  # chosen already: the lists are the choice
     declared = [f"{side} features {cols}" for side, cols in (("user", data.user_features),
                                                              ("item", data.item_features)) if cols]
-    if p.dual and declared and p.chosen is None:  # the two-headed model's rating head uses the declared features
+    if p.dual and declared and not chosen:  # the two-headed model's rating head uses the declared features
         p = p.replace(item_features=data.item_features or (), user_features=data.user_features or ())
     uses = bool(p.item_features or p.user_features or p.content_based)
     if not uses and declared:
-        if p.chosen is None:
+        if not chosen:
             warnings.warn(f"preset {p.name!r} has no side features, so the data's {' and '.join(declared)} are not "
                           "used; use preset='best' (hybrid) or 'content' (content-based)", ConfigWarning,
                           stacklevel=caller_level())

@@ -182,9 +182,9 @@ class NNKind(DotKind):
     model_class: ClassVar[type | None] = None  # saved_class imports NN on first use (it imports fastai)
 
     def saved_class(self) -> type | None:
-        from ..models._nn import NN
+        from .. import models
 
-        return NN
+        return models.NN  # cflearn.models imports it on first use
 
     def network(self, data: CollabData, p: Preset, dls: Any, y_range: tuple[float, float] | None) -> nn.Module:
         from ..models._nn import NN

@@ -70,7 +70,7 @@ class Contract:
 
     def score_rows(self, vectors: torch.Tensor, bias: torch.Tensor,
                    items: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None, *,
-                   head: Literal["rating", "list"] = "rating") -> torch.Tensor | None:
+                   head: Literal["rating", "list"] = "rating", tables: Tables | None = None) -> torch.Tensor | None:
         """Scores of users given as rows of the user table's space (trained rows, folded-in users, users
         known by metadata): ``output(vector @ item row + bias + item bias)``, the model's one formula.
 
@@ -82,11 +82,14 @@ class Contract:
                 item, ``(n, n_items)``.
             head: ``"rating"``: predicted ratings (:meth:`tables`); ``"list"``: the scores that order
                 top-N lists (:meth:`list_tables`, :meth:`list_output`).
+            tables: the head's tables when the caller holds them already (a hybrid model computes its
+                tables from its features on each call); ``None``: asked of the model.
 
         Returns:
             The scores, on the tables' device; ``None`` for a model without tables.
         """
-        tables = self.list_tables() if head == "list" else self.tables()
+        if tables is None:
+            tables = self.list_tables() if head == "list" else self.tables()
         if tables is None:
             return None
         q, b_i = tables.items, tables.item_bias

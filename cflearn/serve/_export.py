@@ -387,9 +387,6 @@ def _check_fields(meta: dict[str, Any]) -> None:
         if value is not None and not isinstance(value, kind):
             raise ValueError(f"the field {name!r} must be a JSON {kind.__name__.replace('dict', 'object')}, got "
                              f"{type(value).__name__}")
-    preset = meta.get("preset") or {}
-    if "name" in preset and not isinstance(preset["name"], str):
-        raise ValueError(f"the preset's name must be text, got {preset['name']!r}")
     for key, col in (meta.get("columns") or {}).items():
         if col is not None and not isinstance(col, str):
             raise ValueError(f"column {key!r} must be a name, got {col!r}")

@@ -167,7 +167,7 @@ def _rescore(cf: CollabModel, u: np.ndarray, i: np.ndarray, by_u: tuple, by_i: t
             if vec is not None:
                 sub = mask[rows]
                 vecs[torch.from_numpy(sub)], biases[torch.from_numpy(sub)] = vec, bias
-        scored = cf.contract.score_rows(pu, bu, (qi, bi))
+        scored = cf.contract.score_rows(pu, bu, (qi, bi), tables=tables)
         assert scored is not None
         out = scored.float().cpu().numpy()
     scores = scores.copy()

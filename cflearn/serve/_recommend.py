@@ -244,7 +244,7 @@ def _ratings_of(cf: CollabModel, users: list[Any], uidx: torch.Tensor, folded: s
         tables.user_bias.detach()[uidx.to(tables.users.device)].float().cpu()
     for k in folded:
         vec[k], bias[k] = users[k].vector.float().cpu(), float(users[k].bias)
-    scores = cf.contract.score_rows(vec, bias, items)
+    scores = cf.contract.score_rows(vec, bias, items, tables=tables)
     assert scores is not None  # the model has tables
     return scores.float().cpu().clamp(*cf.scale)
 
@@ -526,7 +526,7 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
                                      steps=steps)
     u, b = vec, torch.tensor([bias_value])
     with torch.no_grad():
-        fitted = spec.score_rows(u.expand(len(q), -1), b.expand(len(q)), (q, b_i))
+        fitted = spec.score_rows(u.expand(len(q), -1), b.expand(len(q)), (q, b_i), tables=tables)
         assert fitted is not None  # the model has tables
         mse = float(F.mse_loss(fitted.float().cpu(), y))
     source = "fold-in + user features" if features is not None and features_label(cf) == "user features" \

@@ -76,7 +76,7 @@ def score_matrix(cf: CollabModel, uidx: torch.Tensor, *, vectors: torch.Tensor |
             if vectors is None or bias is None:
                 rows = uidx.to(tables.users.device)
                 vectors, bias = tables.users[rows], tables.user_bias[rows]
-            scored = spec.score_rows(vectors, bias, head="list" if head == "list" else "rating")
+            scored = spec.score_rows(vectors, bias, head="list" if head == "list" else "rating", tables=tables)
             assert scored is not None  # the model has tables
             scores = scored.float().cpu()
         elif vectors is not None:

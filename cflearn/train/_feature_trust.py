@@ -92,12 +92,14 @@ def choose_user_feature_weight(data: CollabData, p: Preset, seed: int | None, *,
     y = torch.from_numpy(held[data.rating].to_numpy(np.float32))
     order = {u: k for k, u in enumerate(info.index)}
     which = torch.tensor([order[u] for u in held[data.user]])
+    with torch.no_grad():
+        tables = cf.contract.tables()  # the item side: the same whatever weight new users' features get
     for w in WEIGHTS:
         model.user_feature_weight = w
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)  # held-out users' values the inner model never saw
             vec, bias = feature_rows(cf, "user", info)
-            pred = cf.contract.score_rows(vec[which], bias[which], items_idx)
+            pred = cf.contract.score_rows(vec[which], bias[which], items_idx, tables=tables)
         assert pred is not None  # a hybrid model has tables
         scores[w] = rmse(pred.float().cpu().clamp(*cf.scale).numpy(), y.numpy())
     best = min(scores.values())
