@@ -449,12 +449,6 @@ class PresetNote(_Callback):
             return
         self._check = False
         p = self.preset
-        if getattr(self.learn, "cf_choice", None) is not None:  # collab_learner left the feature check to fit
-            self.noted = True
-            warnings.warn(f"preset {p.name!r} checks its side features before training, in cflearn.fit(learn); "
-                          "this fit trains with all of them, unchecked (or call cflearn.select_features(data, "
-                          "preset) and build the learner from its result)", ConfigWarning, stacklevel=2)
-            return
         opt = self.learn.opt
         wd = float(opt.hypers[-1].get("wd", 0.0)) if opt is not None and opt.hypers else 0.0
         lr = _scheduled_lr_max(self.learn)

@@ -72,10 +72,11 @@ def planted():
 
 def test_best_keeps_features_that_help(planted):
     data = cflearn.from_df(planted, seed=42)
-    learn = cflearn.collab_learner(data, "best", progress=False)  # builds, never trains: the check is fit's
-    assert type(learn.model).__name__ == "HybridDotBias" and not learn.cf.preset.feature_selection
-    cflearn.fit(learn, epochs=1)
+    learn = cflearn.collab_learner(data, "best", progress=False)  # the check runs before the build
     sel = learn.cf.preset.feature_selection
+    assert type(learn.model).__name__ == "HybridDotBias" and sel
+    cflearn.fit(learn, epochs=1)
+    assert learn.cf.preset.feature_selection == sel
     assert sel["kept"] and sel["features"] == ["genres"] and sel["inner_rmse_with"] < sel["inner_rmse_without"]
     assert type(learn.model).__name__ == "HybridDotBias" and learn.cf.preset.chosen is not None
 
@@ -85,10 +86,11 @@ def test_best_drops_features_that_do_not_help_and_says_so(planted, tmp_path):
     items["genres"] = items["genres"].sample(frac=1, random_state=0).to_numpy()  # no link to the ratings left
     data = cflearn.from_df(dataclasses.replace(planted, items=items), seed=42)
     mine_cb = cflearn.callbacks.EpochPrinter()
-    learn = cflearn.collab_learner(data, "best", progress=False, cbs=[mine_cb])
     with pytest.warns(UserWarning, match=r"did not help on an inner split .* training without them"):
-        same = cflearn.fit(learn, epochs=1)  # the check runs first, and the learner is rebuilt with its choice
-    assert same is learn and mine_cb in learn.cbs and all(cb.learn is learn for cb in learn.cbs)
+        learn = cflearn.collab_learner(data, "best", progress=False, cbs=[mine_cb])  # checked, then built once
+    assert type(learn.model).__name__ == "DotBias"  # before any training: lr_find and fit_one_cycle see it too
+    cflearn.fit(learn, epochs=1)
+    assert mine_cb in learn.cbs and all(cb.learn is learn for cb in learn.cbs)
     sel = learn.cf.preset.feature_selection
     assert not sel["kept"] and sel["inner_rmse_with"] > sel["inner_rmse_without"]
     assert type(learn.model).__name__ == "DotBias" and learn.cf.preset.bias_l2 == cflearn.PRESETS["fast"].bias_l2
@@ -110,14 +112,20 @@ def test_best_drops_features_that_do_not_help_and_says_so(planted, tmp_path):
     assert type(kept.model).__name__ == "HybridDotBias" and not kept.cf.preset.feature_selection
 
 
-def test_training_before_the_check_says_it_was_skipped(planted):
-    data = cflearn.from_df(planted, seed=42)
-    learn = cflearn.collab_learner(data, "best", progress=False)
-    with pytest.warns(UserWarning, match="this fit trains with all of them, unchecked"):
-        learn.fit_one_cycle(1)  # fastai's own loop: all the features, no check
-    with pytest.warns(UserWarning, match="has trained already"):
-        cflearn.fit(learn, epochs=1)
-    assert not learn.cf.preset.feature_selection
+def test_the_check_says_what_it_does_and_fastais_own_loop_trains_its_choice(planted, capsys):
+    """The check ran in fit: fastai's fit_one_cycle trained every feature unchecked (with a warning), and lr_find
+    probed a model the check could then replace. It now runs before the build, and says so with progress on."""
+    items = planted.items.copy()
+    items["genres"] = items["genres"].sample(frac=1, random_state=0).to_numpy()
+    data = cflearn.from_df(dataclasses.replace(planted, items=items), seed=42)
+    with pytest.warns(UserWarning, match="did not help"):
+        learn = cflearn.collab_learner(data, "best")
+    said = capsys.readouterr().out
+    assert "checking the side features ('genres',)" in said and "keeping no side features" in said
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the preset's tuned lr: the note about lr=, not about features
+        learn.fit_one_cycle(1, cflearn.PRESETS["fast"].lr)
+    assert type(learn.model).__name__ == "DotBias" and learn.cf.preset.feature_selection["kept"] is False
 
 
 def test_an_item_with_metadata_and_no_ratings_is_scored_by_its_features(planted):

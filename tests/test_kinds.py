@@ -160,19 +160,36 @@ def test_builtin_presets_name_the_kind_their_flags_describe():
     assert PRESET.replace(use_nn=True).kind == "two_tower"  # a registered kind is not re-inferred
 
 
-def test_building_a_learner_never_trains(data, monkeypatch):
-    """collab_learner only assembles: no preset's build calls fastai's fit (best's check is fit's step)."""
+def test_building_a_learner_trains_only_the_feature_check(data, monkeypatch):
+    """collab_learner assembles; the one training before it is the feature check of a preset that asks for it
+    (it trains the inner split's candidates, never the learner it returns), and a settled preset builds at once."""
     from fastai.learner import Learner
 
-    def trained(*_, **__):
-        raise AssertionError("collab_learner trained")
+    from cflearn.kinds._feature_settle import needs_choice
+    from cflearn.kinds._settle import resolve
 
-    monkeypatch.setattr(Learner, "fit", trained)
+    fit, trained = Learner.fit, []
+
+    def counted(self, *args, **kwargs):
+        trained.append(self)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Learner, "fit", counted)
     for name in cflearn.PRESETS:
+        trained.clear()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            learn = cflearn.collab_learner(data, name, progress=False)
-        assert not learn.cf.trained
+            learn = cflearn.collab_learner(data, name, progress=False, epochs=1)
+        checks = needs_choice(resolve(data, cflearn.PRESETS[name].replace(epochs=1), {"epochs": 1}))
+        assert not learn.cf.trained and learn not in trained, name
+        assert bool(trained) == checks and (learn.cf.preset.chosen is not None) == checks, name
+        if checks:
+            trained.clear()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cflearn.collab_learner(data, learn.cf.preset, progress=False)
+            assert not trained, name
+    assert any(needs_choice(cflearn.PRESETS[n]) for n in ("best", "dual"))  # the check was exercised above
 
 
 def test_what_a_kind_returns_is_checked_and_the_error_names_the_kind(data):

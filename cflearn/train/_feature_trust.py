@@ -55,8 +55,8 @@ def choose_user_feature_weight(data: CollabData, p: Preset, seed: int | None, *,
     """
     from ..data._data import from_df
     from ..models import HybridDotBias, rating_head
-    from ._learner import collab_learner
-    from ._learner import train as train_learner
+    from ._factory import inner_learner
+    from ._fit import fit
 
     rng = np.random.default_rng(0 if seed is None else seed)
     train = data.train
@@ -76,8 +76,7 @@ def choose_user_feature_weight(data: CollabData, p: Preset, seed: int | None, *,
                         item_features=p.item_features or None, user_features=p.user_features)
     except CflearnError:
         return 1.0, {}
-    learn = collab_learner(inner, p.replace(select_features=False), seed=seed, device=device, progress=False)
-    train_learner(learn)
+    learn = fit(inner_learner(inner, p, seed=seed, device=device))
     model = rating_head(learn.model)
     if not isinstance(model, HybridDotBias):
         return 1.0, {}

@@ -1,22 +1,19 @@
-"""``cflearn.fit``: the preset's feature check, when it still has one to run, then training.
-
-The check trains (candidate models on an inner split of the training rows), so building a learner
-never runs it: :func:`cflearn.collab_learner` leaves it pending, and the first :func:`fit` runs it
-(:func:`cflearn.train._select.choose`) and rebuilds the learner with the choice before training it
-(:func:`cflearn.train._learner.train`)."""
+"""``cflearn.fit``: train a learner with its preset's one-cycle schedule; an interruption keeps the last
+complete epoch."""
 
 from __future__ import annotations
 
-import warnings
+import math
+import sys
+import time
 from typing import Any, Literal
 
 from fastai.learner import Learner
 
-from .._errors import ConfigWarning, caller_level
+from .._errors import ConfigError, check_count, check_number
+from ..callbacks import KeepBest, NaNGuard, PresetNote, StopAfterWarmUp, fill_cold_rows
 from ..serve._collab import as_collab
-from ._distributed import is_main
-from ._learner import _Pending, _weigh_new_users, collab_learner, train
-from ._select import choose
+from ._distributed import unwrap
 
 __all__ = ["fit"]
 
@@ -47,36 +44,44 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
     Returns:
         The same learner, trained; ``learn.cf.fit_seconds`` holds the wall time.
     """
-    _choose_now(learn)
-    return train(learn, epochs, lr, wd, keep_best=keep_best, patience=patience, interrupt=interrupt, **kwargs)
-
-
-def _choose_now(learn: Learner) -> None:
-    """Run the feature check the learner's preset asks for (once, before its first :func:`fit`), and
-    rebuild the learner with the choice when it differs from what was built."""
-    pending: _Pending | None = getattr(learn, "cf_choice", None)
-    learn.cf_choice = None
     cf = as_collab(learn)
-    if pending is None or cf.data is None:
-        return
-    if cf.trained:
-        warnings.warn(f"preset {cf.preset.name!r} checks its side features before training, and this learner has "
-                      "trained already (learn.fit_one_cycle?), with all of them; call cflearn.select_features(data, "
-                      "preset) before collab_learner to train with the check's choice", ConfigWarning,
-                      stacklevel=caller_level())
-        return
-    p = choose(cf.data, cf.preset, pending.given, seed=pending.seed, device=pending.device,
-               say=print if pending.progress and is_main() else None)
-    if p == cf.preset:  # the features built are the ones chosen: record the choice
-        cf.preset = p
-        _weigh_new_users(learn.model, p)
-        return
-    extra = [cb for cb in learn.cbs if id(cb) not in pending.own_cbs]  # yours, given or added since
-    new = collab_learner(cf.data, p, y_range=pending.y_range, device=pending.device, seed=pending.seed,
-                         progress=pending.progress, cbs=extra, **pending.given, **pending.learner_kwargs)
-    learn.__dict__.update(new.__dict__)  # the same Learner object, rebuilt: callers keep their reference
-    for cb in learn.cbs:
-        cb.learn = learn
-    loss = getattr(learn.loss_func, "rank", learn.loss_func)
-    if hasattr(loss, "learn"):
-        loss.learn = learn
+    if cf.data is None:
+        raise ConfigError("cflearn.fit trains a learner from cflearn.collab_learner (it reads the preset it was built "
+                          "with); a loaded model is for predictions: build a new learner to train")
+    preset = cf.preset
+    epochs = check_count("epochs", preset.epochs if epochs is None else epochs)
+    lr = check_number("lr", preset.lr if lr is None else lr, positive=True)
+    if patience is not None:
+        patience = check_count("patience", patience)
+    keep = KeepBest() if keep_best or patience is not None else None
+    warm = math.ceil(float(kwargs.get("pct_start", 0.25)) * epochs)  # fit_one_cycle's warm-up epochs
+    stop = [StopAfterWarmUp(warm, monitor="valid_loss", patience=patience)] if patience is not None else []
+    cbs = list(kwargs.pop("cbs", None) or []) + ([keep] if keep is not None else []) + stop
+    notes = [cb for cb in learn.cbs if isinstance(cb, PresetNote)]
+    for note in notes:
+        note.in_cflearn_fit = True  # cflearn.fit chooses the preset's settings or the caller's on purpose
+    t0 = time.perf_counter()
+    try:
+        learn.fit_one_cycle(epochs, lr, wd=preset.wd if wd is None else wd, cbs=cbs, **kwargs)
+    except KeyboardInterrupt:
+        guard = next((cb for cb in learn.cbs if isinstance(cb, NaNGuard)), None)
+        if guard is None:  # the user removed the callback that keeps the last good weights
+            raise
+        learn.model = unwrap(learn.model)  # interrupted inside a distributed fit: no after_fit ran
+        if hasattr(guard, "good"):  # else interrupted before the first step: the weights are untouched
+            learn.model.load_state_dict(guard.good)
+            fill_cold_rows(learn.model)
+        learn.model.eval()
+        epoch = getattr(guard, "good_epoch", 0)
+        print(f"training interrupted: kept the weights after epoch {epoch} "
+              f"({'the start' if epoch == 0 else 'the last complete epoch'})", file=sys.stderr)
+        if interrupt == "raise":
+            raise
+    finally:
+        for note in notes:
+            note.in_cflearn_fit = False
+    cf.fit_seconds = time.perf_counter() - t0
+    cf.epochs_run = len(vars(learn.recorder).get("values") or [])  # none when interrupted before the first epoch
+    cf.kept_epoch = keep.best_epoch if keep is not None and keep.best is not None else cf.epochs_run
+    cf.kept_heads = dict(keep.head_epochs) if keep is not None and keep.head_epochs else None
+    return learn

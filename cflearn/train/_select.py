@@ -4,8 +4,8 @@ A preset with ``select_features`` (``best``, and ``dual`` on data with declared 
 side features only if a model with them predicts the held-out 10% of the training rows better than
 without (seeded), and weighs new users' metadata by how well it predicts training users held out as
 new (:mod:`cflearn.train._feature_trust`). :func:`select_features` runs both and returns the settled
-preset; :func:`cflearn.collab_learner` never trains, and :func:`cflearn.fit` runs the check first
-when the learner's preset has not been through it.
+preset. :func:`cflearn.collab_learner` runs it before it builds, for a preset that has not been through it,
+so a learner is built once, with the features it trains with.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def select_features(data: CollabData, preset: str | Preset | None = None, *, see
         preset: a preset name or :class:`cflearn.Preset` (default: ``"dual"``).
         seed: seeds the inner models, as ``collab_learner(..., seed=)`` would (``None``: the inner data's
             own seed); pass the seed you will build the learner with, and the choice is the one
-            :func:`cflearn.fit` would make.
+            :func:`cflearn.collab_learner` would make.
         device: where the inner models train.
         verbose: print the choice.
         **overrides: :class:`cflearn.Preset` fields, as :func:`cflearn.collab_learner` takes them.
@@ -50,8 +50,8 @@ def select_features(data: CollabData, preset: str | Preset | None = None, *, see
     Returns:
         The preset with the chosen features; ``preset.chosen`` holds the inner RMSEs (also in
         ``learn.cf.preset.feature_selection`` once trained). Pass it to :func:`cflearn.collab_learner`
-        with the same overrides: the check does not run again. A preset with nothing to check is
-        returned as it was named.
+        with the same overrides: the check does not run again (build many learners from one check). A
+        preset with nothing to check is returned as it was named.
     """
     seed = check_seed(seed)  # before any work: a bad seed is refused at the door, not deep inside the check
     p = get_preset(DEFAULT_PRESET if preset is None else preset)
@@ -100,7 +100,8 @@ def _select(data: CollabData, p: Preset, seed: int | None, *, device: Any = None
     from ..data._data import from_df
     from ..metrics import rmse
     from ..serve._predict import predict
-    from ._learner import collab_learner, train
+    from ._factory import inner_learner
+    from ._fit import fit
 
     items, users = data.side_tables()
     # on a cold-users split the model is judged on users it never saw: so are the candidates, on training
@@ -123,9 +124,7 @@ def _select(data: CollabData, p: Preset, seed: int | None, *, device: Any = None
                                    bias_l2=p.bias_l2 if keep_bias_l2 or p.dual else PRESETS["fast"].bias_l2)
     scores = {}
     for feats, cand in candidates.items():
-        learn = collab_learner(inner, cand.replace(select_features=False), seed=seed, device=device,
-                               progress=False)
-        train(learn)
+        learn = fit(inner_learner(inner, cand, seed=seed, device=device))
         pred = predict(learn, valid[inner.user].tolist(), valid[inner.item].tolist(),
                        user_info=users if split == "cold_users" and cand.user_features else None)
         scores[feats] = rmse(pred["score"].to_numpy(), valid[inner.rating].to_numpy())
