@@ -41,6 +41,17 @@ def fingerprint(learn: cflearn.Learner) -> str:
     return digest.hexdigest()[:16]
 
 
+def last_recorded(text: str) -> dict[tuple[str, str], str]:
+    """The newest fingerprint table in RESULTS.md: (preset, data) -> hash (a section without a table, such
+    as a note that a check passed, is skipped)."""
+    for section in reversed(text.split(f"## {_TITLE}")[1:]):
+        body = section.split("\n## ", 1)[0]
+        found = re.findall(r"^\| (\S+) \| ([^|]+?) \| ([0-9a-f]{16}|refused: \w+) \|$", body, flags=re.M)
+        if found:
+            return {(p, v): h for p, v, h in found}
+    return {}
+
+
 def runs() -> list[tuple[str, str, Any, dict[str, Any], dict[str, Any]]]:
     """(preset, what the data has, the table, from_df's arguments, collab_learner's arguments)."""
     ml = cflearn.datasets.movielens("ml-latest-small")
@@ -80,13 +91,10 @@ def main() -> int:
     table = markdown_table(["preset", "data", "weights (SHA-256, first 16)"], rows)
     print(table)
     if args.check:
-        text = RESULTS.read_text()
-        at = text.rfind(f"## {_TITLE}")
-        if at < 0:
+        recorded = last_recorded(RESULTS.read_text())
+        if not recorded:
             print("no recorded fingerprints to compare with")
             return 1
-        recorded = dict(((p, v), h) for p, v, h in re.findall(r"^\| (\S+) \| ([^|]+?) \| ([^|]+?) \|$",
-                                                                 text[at:], flags=re.M))
         changed = [(p, v) for p, v, h in rows if recorded.get((p, v)) != h]
         print(f"{len(rows) - len(changed)} of {len(rows)} unchanged" + (f"; changed: {changed}" if changed else ""))
         return 1 if changed else 0
