@@ -152,14 +152,12 @@ def _start_processes(args: argparse.Namespace, argv: list[str]) -> int | None:
         return None
     if args.nproc == 1:
         return None
-    from ..kinds import get_kind
+    from ..kinds import one_process_only
     from ..kinds._presets import get_preset
 
-    preset = get_preset(args.preset)
-    if not get_kind(preset.kind).distributed:  # asked of the kind: a registered one says so too
-        raise ConfigError(f"--nproc {args.nproc}: preset {preset.name!r} trains in one process (its model kind "
-                          f"{preset.kind!r} is not sharded); leave --nproc out, or train a rating preset with several "
-                          "processes: --preset fast (or best)")
+    refused = one_process_only(get_preset(args.preset))  # asked of the kind: a registered one says so too
+    if refused is not None:  # before any process starts
+        raise ConfigError(f"--nproc {args.nproc}: {refused}")
     limit, what = max_processes(args.device)
     if args.nproc > limit:
         raise ConfigError(f"--nproc {args.nproc} is more than the {limit} {what} here; use at most --nproc {limit}")

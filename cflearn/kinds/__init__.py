@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
     from ..data._data import CollabData
 
-__all__ = ["Kind", "Built", "KINDS", "register", "unregister", "get_kind", "build_model", "rating_loaders"]
+__all__ = ["Kind", "Built", "KINDS", "register", "unregister", "get_kind", "build_model", "rating_loaders",
+           "one_process_only"]
 
 _BUILTIN = ("cflearn.kinds._rating", "cflearn.kinds._ranking", "cflearn.kinds._dual")
 """The modules of the built-in kinds (each registers its own on import)."""
@@ -190,6 +191,20 @@ def schedule_line(preset: Preset, batch: str, size: str) -> str:
 
 KINDS: dict[str, Kind] = {}
 """Registered kinds by name (the built-in ones are registered on first lookup)."""
+
+
+def one_process_only(preset: Preset, kind: Kind | None = None) -> str | None:
+    """Why ``preset`` cannot train data-parallel (one line, with the way out), or ``None`` when it can: asked of
+    its kind (``Kind.distributed``; ``kind``: the one that builds it, default the preset's) and of its loaders
+    (fastai's own are not sharded). The command line asks before it starts any process, the factory in each."""
+    kind = get_kind(preset.kind) if kind is None else kind
+    if not kind.distributed:
+        return (f"preset {preset.name!r} trains in one process (its model kind {kind.name!r} is not sharded); run it "
+                "without torchrun / --nproc, or train a preset whose kind is (dual, rank, fast, best) in several")
+    if preset.loader != "fast":
+        return (f"preset {preset.name!r} uses fastai's own loaders, which cflearn does not shard across processes; "
+                "train in several processes with a preset on cflearn's loaders (dual, rank, fast, best, fast_nn)")
+    return None
 
 
 def register(kind: Kind, *presets: Preset, replace: bool = False) -> Kind:

@@ -71,18 +71,22 @@ class DualLoader(TensorLoader):
         self.ratings = ratings if ratings is not None else torch.zeros(0)
 
     def __len__(self) -> int:
-        users = math.ceil(len(self.dataset) / self.bs) if self.dataset is not None else 0
+        users = math.ceil(self._rows() / self.bs) if self.dataset is not None else 0
         ratings = 0 if self.shuffle else math.ceil(len(self.pairs) / 65536)  # validation: every rating, bounded
         return max(1, users, ratings)
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         ds, n_b = self.dataset, len(self)
         users, rows = ds.x, ds.y
-        n_u, n_r = len(users), len(self.pairs)
-        if self.shuffle:
-            u_order = torch.randperm(n_u, generator=self._gen).to(users.device)
-            r_order = torch.randperm(n_r, generator=self._gen).to(self.pairs.device)
+        if self.shuffle:  # under data-parallel training, this rank's share of both orders (as TensorLoader's)
+            rank, world = self.shard
+            u_order = torch.randperm(len(users), generator=self._gen)
+            r_order = torch.randperm(len(self.pairs), generator=self._gen)
+            u_order, r_order = (o[: len(o) - len(o) % world][rank::world] for o in (u_order, r_order))
+            u_order, r_order = u_order.to(users.device), r_order.to(self.pairs.device)
+            n_u, n_r = len(u_order), len(r_order)
         else:
+            n_u, n_r = len(users), len(self.pairs)
             u_order = torch.arange(n_u, device=users.device)
             r_order = torch.arange(n_r, device=self.pairs.device)
         for b in range(n_b):
@@ -196,6 +200,7 @@ class DualKind(Kind):
 
     name = "dual"
     model_class = Dual
+    distributed = True  # each rank: its share of every step's users and ratings; the item-item head solved on each
     implicit = True
     fields = None  # check_dual names what applies
 
@@ -250,16 +255,18 @@ class DualKind(Kind):
         if p.rank_head == "item_item":
             return _item_item_parts(data, p, rating, codes, parts, device=device, seed=seed, decoder=decoder,
                                     users=users, items=items, shard=shard)
-        dls, net, loss, rank = dual_parts(data, p, rating, codes, parts, device=device, seed=seed, decoder=decoder)
+        dls, net, loss, rank = dual_parts(data, p, rating, codes, parts, device=device, seed=seed, decoder=decoder,
+                                          shard=shard)
         return Built(dls, net, loss_func=loss, callbacks=[TargetItems(rank)], metrics=[DualRMSE(), DualRankingLoss()],
                      users=users, items=items, rank_loss=rank)
 
 
 def dual_parts(data: CollabData, p: Preset, rating: DotBias | HybridDotBias, codes: np.ndarray,
                tensors: dict[str, tuple[torch.Tensor, torch.Tensor]], *, device: torch.device, seed: int | None,
-               decoder: Decoder) -> tuple[CollabLoaders, Dual, DualLoss, RankLoss]:
+               decoder: Decoder, shard: tuple[int, int] = (0, 1)) -> tuple[CollabLoaders, Dual, DualLoss, RankLoss]:
     """Loaders, model and loss of the settled two-headed preset, given its rating head and the rows
-    under the rating head's vocabularies (``codes``; ``tensors``: ``{"train": (x, y), "valid": (x, y)}``)."""
+    under the rating head's vocabularies (``codes``; ``tensors``: ``{"train": (x, y), "valid": (x, y)}``);
+    ``shard``: ``(rank, world)`` under data-parallel training (each rank takes its share of every step)."""
     n_users, n_items = int(rating.u_weight.num_embeddings), int(rating.i_weight.num_embeddings)
     history, targets = rank_targets(data, p.below_weight, relevance_level(data.scale), codes=codes, n_users=n_users)
     ranker = Ranker(p.rank_factors or p.n_factors, n_users, n_items, history.indptr, history.items,
@@ -273,11 +280,11 @@ def dual_parts(data: CollabData, p: Preset, rating: DotBias | HybridDotBias, cod
     train_users = torch.nonzero(rated).view(-1)
     train_users = train_users[train_users > 0]
     valid_users = _users_of(targets, n_users, n_users)
-    train = DualLoader(TensorDataset(train_users, train_users), bs=p.bs, shuffle=True, seed=seed, decoder=decoder,
-                       pairs=xt, ratings=yt)
+    train = DualLoader(TensorDataset(train_users, train_users), bs=max(1, p.bs // shard[1]), shuffle=True, seed=seed,
+                       decoder=decoder, pairs=xt, ratings=yt, shard=shard)
     valid = DualLoader(TensorDataset(valid_users, valid_users + n_users), bs=valid_bs(p.bs, rank.scored_items),
                        seed=seed, decoder=decoder, pairs=xv, ratings=yv)
-    if len(train) != train_steps(data, p.bs):  # the step budget was settled on this count
+    if shard[1] == 1 and len(train) != train_steps(data, p.bs):  # the step budget was settled on this count
         raise AssertionError("dual epochs were budgeted on another number of steps")
     return CollabLoaders(train, valid, decoder=decoder, device=device), model, loss, rank
 

@@ -114,17 +114,19 @@ def valid_bs(bs: int, scored: int) -> int:
 
 
 def rank_loaders(targets: RankTargets, n_users: int, *, bs: int, device: torch.device, seed: int | None,
-                 decoder: Decoder, scored: int = 0) -> CollabLoaders:
+                 decoder: Decoder, scored: int = 0, shard: tuple[int, int] = (0, 1)) -> CollabLoaders:
     """Shuffled batches of the users with training items; validation over users with validation items.
 
     Each batch is ``(user indices, target rows)``: the same indices for training, shifted by
     ``n_users`` (the validation rows of :func:`rank_targets`) for validation; ``scored``: the items
-    the loss scores per user (see :func:`valid_bs`).
+    the loss scores per user (see :func:`valid_bs`); ``shard``: ``(rank, world)`` under data-parallel
+    training (each rank takes its share of every step's users).
     """
     lens = targets.indptr[1:] - targets.indptr[:-1]
     train_users = torch.nonzero(lens[:n_users] > 0).view(-1)
     valid_users = torch.nonzero(lens[n_users:] > 0).view(-1)
-    train = TensorLoader(TensorDataset(train_users, train_users), bs=bs, shuffle=True, seed=seed, decoder=decoder)
+    train = TensorLoader(TensorDataset(train_users, train_users), bs=max(1, bs // shard[1]), shuffle=True, seed=seed,
+                         decoder=decoder, shard=shard)
     valid = TensorLoader(TensorDataset(valid_users, valid_users + n_users), bs=valid_bs(bs, scored), seed=seed,
                          decoder=decoder)
     return CollabLoaders(train, valid, decoder=decoder, device=device)
@@ -451,6 +453,7 @@ class RankKind(Kind):
     name = "rank"
     model_class = Ranker
     implicit = True
+    distributed = True  # each rank: its share of every step's users
     rates = False
     fields = None  # check_ranking names what applies
 
@@ -487,13 +490,14 @@ class RankKind(Kind):
     def build(self, data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
               y_range: tuple[float, float] | None, shard: tuple[int, int] = (0, 1)) -> Built:
         decoder = Decoder.of(data)
-        dls, net, loss = ranking_parts(data, p, device=device, seed=seed, decoder=decoder)
+        dls, net, loss = ranking_parts(data, p, device=device, seed=seed, decoder=decoder, shard=shard)
         return Built(dls, net, loss_func=loss, callbacks=[TargetItems(loss)], metrics=[], rank_loss=loss)
 
 
 def ranking_parts(data: CollabData, p: Preset, *, device: torch.device, seed: int | None,
-                  decoder: Decoder) -> tuple[CollabLoaders, Ranker, RankLoss]:
-    """Loaders, model and loss of a settled ranking preset."""
+                  decoder: Decoder, shard: tuple[int, int] = (0, 1)) -> tuple[CollabLoaders, Ranker, RankLoss]:
+    """Loaders, model and loss of a settled ranking preset (``shard``: ``(rank, world)``, as
+    :func:`rank_loaders`)."""
     history, targets = rank_targets(data, p.below_weight, relevance_level(data.scale))
     n_users, n_items = len(data.users), len(data.items)
     negatives = p.negatives or 0
@@ -502,8 +506,8 @@ def ranking_parts(data: CollabData, p: Preset, *, device: torch.device, seed: in
     loss = RankLoss(net, targets, "bpr" if p.loss == "bpr" else "softmax", negatives=negatives, seed=seed,
                     min_count=p.min_count)
     dls = rank_loaders(targets, n_users, bs=p.bs, device=device, seed=seed, decoder=decoder,
-                       scored=loss.scored_items)
-    if len(dls.train) != train_steps(data, p.bs):  # the step budget was settled on this count
+                       scored=loss.scored_items, shard=shard)
+    if shard[1] == 1 and len(dls.train) != train_steps(data, p.bs):  # the step budget was settled on this count
         raise AssertionError("ranking epochs were budgeted on another number of steps")
     return dls, net, loss
 

@@ -2,8 +2,8 @@
 
 cflearn notices ``torchrun`` (the whole set of variables it sets,
 :func:`cflearn.train._launch.torchrun_env`) or a process group you started, and then: each rank
-trains on its own shard of every epoch's shuffled order (the per-rank batch is ``bs / N``, so a
-step sees the same total batch as one process); DDP averages the
+trains on its own shard of every epoch's shuffled order (rows, or a ranking head's users; the per-rank
+batch is ``bs / N``, so a step sees the same total batch as one process); DDP averages the
 gradients (dense ones: the tables do not use sparse gradients under DDP); every rank validates
 on the whole validation set, so losses and metrics are those of one process; only rank
 0 writes files. The same seed and the same number of processes give the same result.
@@ -86,8 +86,12 @@ def rank() -> int:
 
 
 def is_main() -> bool:
-    """Whether this process writes outputs and prints (rank 0)."""
-    return rank() == 0
+    """Whether this process writes outputs and prints (rank 0; before the group is joined, torchrun's
+    ``RANK`` says: a run's first lines were printed by every rank)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    job = torchrun_env()
+    return job is None or job.rank == 0
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -19,7 +19,7 @@ from .._device import resolve_device
 from .._errors import ConfigError, ConfigWarning, caller_level
 from ..callbacks import ColdRows, DDPTrainer, LossHistory, NaNGuard, PresetNote, RowL2
 from ..data._data import CollabData
-from ..kinds import Built, Kind, check_built, get_kind
+from ..kinds import Built, Kind, check_built, get_kind, one_process_only
 from ..kinds._presets import Preset
 from ..kinds._rating import RMSE, RatingLoss
 from ..kinds._settle import check_has_validation, check_memory, check_y_range, resolve
@@ -70,12 +70,9 @@ def _placement(p: Preset, kind: Kind, device: Any) -> tuple[torch.device, Preset
     """The device, and under torchrun (or your own process group) data-parallel training's settings."""
     dev = resolve_device(device)
     if init_from_env(dev):
-        if not kind.distributed:
-            raise ConfigError(f"preset {p.name!r} trains in one process (ranking heads are not sharded); run it "
-                              "without torchrun / --nproc, or train preset 'fast' or 'best' in several processes")
-        if p.loader != "fast":
-            raise ConfigError(f"preset {p.name!r} uses fastai's own loaders, which cflearn does not shard across "
-                              "processes; train distributed with a fast preset (fast, best, fast_nn, best_nn)")
+        refused = one_process_only(p, kind)
+        if refused is not None:
+            raise ConfigError(refused)
         if dev.type == "cuda":
             dev = torch.device("cuda", (torchrun_env() or TorchrunEnv(0, 1, 0)).local_rank)
         if p.optimizer == "lazy":  # DDP's sparse-gradient path is not reliable (it corrupted memory at 20M
