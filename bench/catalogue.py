@@ -10,7 +10,10 @@ ratings and one fixed lambda (800): a dense items x items float32 matrix, factor
 4 x items^2 bytes). It is run while three such matrices fit in 80% of the free memory and its estimated
 CPU stays under ``--ease-max-s``; beyond, the table gives the estimate (cubic from the largest EASE run).
 
-    python bench/catalogue.py [--sizes 1000 10000 60000 200000] [--record]
+The default and ``rank`` sample 2,048 items per step above 20,000 items; their "(full softmax)" rows score
+every item at every step (``negatives=0``) for the comparison, up to ``--full-max-items``.
+
+    python bench/catalogue.py [--sizes 1000 10000 60000 200000] [--contenders ...] [--record]
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import append_results, markdown_table  # noqa: E402
 
-CONTENDERS = ("dual", "rank", "EASE", "EASE (evaluate's)", "ALS")
+CONTENDERS = ("dual", "dual (full softmax)", "rank", "rank (full softmax)", "EASE", "EASE (evaluate's)", "ALS")
+FULL = " (full softmax)"
 
 
 def shape(n_items: int) -> tuple[int, int, int]:
@@ -43,8 +48,9 @@ def one(n_items: int, contender: str) -> dict[str, float | str]:
     from suite import Measured, evaluate
 
     import cflearn
-    from cflearn.evaluation._baselines import ease, interactions
     from cflearn.data._data import relevance_level
+    from cflearn.evaluation._baselines import ease, interactions
+    from cflearn.kinds._dual import choose_head
 
     n_users, n_items, n = shape(n_items)
     ds = cflearn.datasets.synthetic(n_users, n_items, density=n / (n_users * n_items), popularity=1.0, seed=0)
@@ -54,12 +60,16 @@ def one(n_items: int, contender: str) -> dict[str, float | str]:
     ref = cflearn.collab_learner(data, "fast", epochs=1, progress=False)  # evaluate's vocabularies and seen lists
     cflearn.fit(ref)  # (and the process's one-time costs, outside the measured fit)
     with Measured() as m:
-        if contender in ("dual", "rank"):
-            learn = cflearn.collab_learner(data, contender, progress=False, seed=0)
+        if contender.removesuffix(FULL) in ("dual", "rank"):
+            full: dict[str, Any] = {"negatives": 0} if contender.endswith(FULL) else {}  # every item, every step
+            preset = contender.removesuffix(FULL)
+            if full and preset == "dual" and choose_head(data, cflearn.PRESETS["dual"], {}) != "learned":
+                return {"ratings": out["ratings"], "skipped": 1.0, "why": "the default's head here is EASE"}
+            learn = cflearn.collab_learner(data, preset, progress=False, seed=0, **full)
             cflearn.fit(learn)
             model: object = learn.cf
             p = learn.cf.preset
-            head = f"{p.rank_head} head, " if contender == "dual" else ""
+            head = f"{p.rank_head} head, " if preset == "dual" else ""
             sampled = f"{p.negatives} sampled items" if p.negatives else "full softmax"
             how = "rating head as 'fast'" if p.rank_head == "item_item" else f"{sampled}, {p.optimizer}"
             out["note"] = f"{head}{learn.cf.epochs_run} epochs, {how}"
@@ -101,23 +111,36 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="*", type=int, default=[1000, 10000, 60000, 200000])
     ap.add_argument("--contenders", nargs="*", default=list(CONTENDERS), choices=CONTENDERS)
     ap.add_argument("--ease-max-s", type=float, default=600.0, help="skip EASE where its estimate is longer")
+    ap.add_argument("--full-max-items", type=int, default=60000,
+                    help="run the full-softmax contenders up to this many items (beyond: an estimate)")
     ap.add_argument("--record", action="store_true")
     ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one(int(args.one[0]), args.one[1])))
         return
-    rows, ease_prev = [], ""
+    rows, ease_prev, full_prev = [], "", dict[str, tuple[int, float]]()
     for size in args.sizes:
         n_users, _, n = shape(size)
         for contender in args.contenders:
+            if contender.endswith(FULL) and size > args.full_max_items:  # steps x items: quadratic in the size here
+                prev = full_prev.get(contender)
+                est = f"~{prev[1] * (size / prev[0]) ** 2:,.0f} (est.)" if prev else "-"
+                rows.append([f"{size:,}", f"{n_users:,}", f"{n:,}", contender, est, "-", "-",
+                             f"not run: above --full-max-items {args.full_max_items:,} (CPU estimated as items^2 "
+                             "from the largest run: users and the items each step scores both grow)"])
+                print(" | ".join(rows[-1]), flush=True)
+                continue
             env = {**os.environ, "EASE_PREV": ease_prev, "EASE_MAX_S": str(args.ease_max_s)}
             proc = subprocess.run([sys.executable, __file__, "--one", str(size), contender], capture_output=True,
                                   text=True, env=env)
             if proc.returncode != 0:
                 rows.append([f"{size:,}", f"{n_users:,}", f"{n:,}", contender, "-", "-", "-",
                              f"failed: {(proc.stderr.strip().splitlines() or ['?'])[-1][:80]}"])
-            elif (r := json.loads(proc.stdout.strip().splitlines()[-1])).get("skipped"):
+            elif (r := json.loads(proc.stdout.strip().splitlines()[-1])).get("why"):
+                rows.append([f"{size:,}", f"{n_users:,}", f"{int(r['ratings']):,}", contender, "-", "-", "-",
+                             f"not run: {r['why']}"])
+            elif r.get("skipped"):
                 why = (f"its matrices need ~{r['gb']:.0f} GB, {r['free']:.0f} GB free" if r["gb"] > 0.8 * r["free"]
                        else f"over --ease-max-s {args.ease_max_s:g}")
                 rows.append([f"{size:,}", f"{n_users:,}", f"{int(r['ratings']):,}", contender,
@@ -126,6 +149,8 @@ def main() -> None:
             else:
                 if contender == "EASE":
                     ease_prev = f"{r['items']},{r['cpu']}"
+                if contender.endswith(FULL):
+                    full_prev[contender] = (size, float(r["cpu"]))
                 rows.append([f"{size:,}", f"{n_users:,}", f"{int(r['ratings']):,}", contender, f"{r['cpu']:.1f}",
                              f"{r['mb']:.0f}", f"{r['ndcg']:.4f}", str(r["note"])])
             print(" | ".join(rows[-1]), flush=True)
