@@ -89,7 +89,7 @@ class Preset:
             the plain model on an inner split of the training rows (10%, seeded), and weigh new
             users' metadata by how well it predicts held-out users. The check trains, so it is a
             step of its own: :func:`cflearn.select_features` runs it and returns the settled preset;
-            :func:`cflearn.fit` runs it first when the learner's preset has not been through it. The
+            :func:`cflearn.collab_learner` runs it before building when the preset has not been through it. The
             choice and its RMSEs are recorded in ``learn.cf.preset.feature_selection``. Under
             torchrun (several processes) the features are kept without the check.
         y_range_rule: ``"pad"``: (lowest - pad, highest + pad); ``"book"``: (min(0, lowest - pad),
