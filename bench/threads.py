@@ -39,9 +39,12 @@ print(time.perf_counter() - t, torch.get_num_threads())
 """
 
 
-def fit_seconds(preset: str, threads: str) -> tuple[float, int]:
+def fit_seconds(preset: str, threads: str, env: dict[str, str] | None = None) -> tuple[float, int]:
+    """One fit in a fresh process: its seconds and torch's threads. ``env``: variables set for it (the
+    caller's OMP_NUM_THREADS and MKL_NUM_THREADS are left out)."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", FIT, preset, threads], capture_output=True, text=True, check=True,
-                         env={k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
+                         env={**clean, **(env or {})})
     seconds, used = out.stdout.split()[-2:]
     return float(seconds), int(used)
 

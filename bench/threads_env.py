@@ -4,7 +4,8 @@ Each fit of the default preset runs in a fresh process on ml-latest-small's seed
 and with two busy loops (one a core, started two seconds before the fit), with: torch's and BLAS's default
 threads; ``torch.set_num_threads(1)``; ``OPENBLAS_NUM_THREADS=1`` (numpy's and scipy's OpenBLAS, which solves
 the default's EASE head); ``OMP_NUM_THREADS=1`` (both: torch's OpenMP and, as a fallback, OpenBLAS). It prints
-the median fit wall time of ``--repeats`` fits and each over the idle machine's default.
+the median fit wall time of ``--repeats`` fits and each over the idle machine's default. The fit and the
+busy loops are ``bench/threads.py``'s.
 
     python bench/threads_env.py [--repeats 3] [--record]
 """
@@ -12,41 +13,24 @@ the median fit wall time of ``--repeats`` fits and each over the idle machine's 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import append_results, markdown_table  # noqa: E402
-
-FIT = """
-import sys, time, warnings
-warnings.simplefilter("ignore")
-import torch, cflearn
-if sys.argv[1] != "default":
-    torch.set_num_threads(int(sys.argv[1]))
-data = cflearn.from_df(cflearn.datasets.movielens("ml-latest-small"), seed=42)
-learn = cflearn.collab_learner(data, "dual", progress=False)
-t = time.perf_counter()
-cflearn.fit(learn)
-print(time.perf_counter() - t)
-"""
+from threads import busy, fit_seconds  # noqa: E402
 
 SETTINGS = [("defaults", "default", {}), ("torch.set_num_threads(1)", "1", {}),
             ("OPENBLAS_NUM_THREADS=1", "default", {"OPENBLAS_NUM_THREADS": "1"}),
             ("OMP_NUM_THREADS=1", "default", {"OMP_NUM_THREADS": "1"})]
 
 
-def fit(threads: str, env: dict[str, str], busy: bool) -> float:
-    loops = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(2 if busy else 0)]
-    time.sleep(2 if busy else 0)
+def fit(threads: str, env: dict[str, str], machine: str) -> float:
+    """One fit of the default in a fresh process (``bench/threads.py``'s), with two busy loops when busy."""
+    loops = busy(2) if machine == "busy" else []
     try:
-        out = subprocess.run([sys.executable, "-c", FIT, threads], capture_output=True, text=True, check=True,
-                             env={**os.environ, **env})
-        return float(out.stdout.strip().splitlines()[-1])
+        return fit_seconds("dual", threads, env)[0]
     finally:
         for loop in loops:
             loop.kill()
@@ -58,11 +42,11 @@ def main() -> None:
     ap.add_argument("--record", action="store_true")
     args = ap.parse_args()
     rows, idle = [], 0.0
-    for busy in (False, True):
+    for machine in ("idle", "busy"):
         for name, threads, env in SETTINGS:
-            s = statistics.median(fit(threads, env, busy) for _ in range(args.repeats))
+            s = statistics.median(fit(threads, env, machine) for _ in range(args.repeats))
             idle = idle or s
-            rows.append(["busy" if busy else "idle", name, f"{s:.2f}", f"{s / idle:.2f}x"])
+            rows.append([machine, name, f"{s:.2f}", f"{s / idle:.2f}x"])
             print(" | ".join(rows[-1]), flush=True)
     table = markdown_table(["machine", "threads", "fit s (median)", "vs idle, defaults"], rows)
     print(table)
