@@ -1,11 +1,10 @@
-"""Training threads on an idle and a busy machine: torch's default against fixed counts.
+"""Training threads on an idle and a busy machine: cflearn's rule against fixed counts.
 
-Each fit runs in a fresh process on ml-latest-small's seeded split: with torch's default threads,
-or with the threads fixed by `torch.set_num_threads`. (The tables in RESULTS.md of commit d8ae9fa
-had a rule in the first column: the cores idle when training started; it did not help and was
-taken out. A rule to try goes where "default" is.) "Busy" is one busy loop per core (``--loops``:
-as many as you say), started two seconds before the fit.
-The table gives the median fit wall time and each one over the idle machine's time by default.
+Each fit runs in a fresh process on ml-latest-small's seeded split: with cflearn's rule (``cflearn.fit``'s
+``threads=None``: torch and BLAS get the cores free when training starts), or with ``threads=N`` (both pools
+fixed at N; N = the cores is what torch and OpenBLAS do by default). "Busy" is one busy loop per core
+(``--loops``: as many as you say), started two seconds before the fit. The table gives the median fit wall
+time and each one over the idle machine's time with the rule.
 
     python bench/threads.py [--record] [--repeats 3] [--presets dual fast book] [--loops N]
 """
@@ -28,19 +27,20 @@ import sys, time, warnings
 warnings.simplefilter("ignore")
 import torch
 import cflearn
-threads = sys.argv[2]
-if threads != "default":
-    torch.set_num_threads(int(threads))
+threads = sys.argv[2]  # "rule", "N" (cflearn.fit(threads=N)) or "torch:N" (torch.set_num_threads(N) only)
+if threads.startswith("torch:"):
+    torch.set_num_threads(int(threads[6:]))
 data = cflearn.from_df(cflearn.datasets.movielens("ml-latest-small"), seed=42)
 learn = cflearn.collab_learner(data, sys.argv[1], progress=False, **({"epochs": 1} if sys.argv[1] == "book" else {}))
 t = time.perf_counter()
-cflearn.fit(learn)
-print(time.perf_counter() - t, torch.get_num_threads())
+cflearn.fit(learn, threads=int(threads) if threads.isdigit() else None)
+print(time.perf_counter() - t, learn.cf.fit_threads.n)
 """
 
 
 def fit_seconds(preset: str, threads: str, env: dict[str, str] | None = None) -> tuple[float, int]:
-    """One fit in a fresh process: its seconds and torch's threads. ``env``: variables set for it (the
+    """One fit in a fresh process: its seconds and the threads it trained with. ``threads``: ``"rule"``,
+    ``"N"`` or ``"torch:N"`` (the FIT script's). ``env``: variables set for it (the
     caller's OMP_NUM_THREADS and MKL_NUM_THREADS are left out)."""
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", FIT, preset, threads], capture_output=True, text=True, check=True,
@@ -64,7 +64,7 @@ def main() -> int:
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
     loops_n = args.loops or cores
-    settings = ["default", *map(str, range(1, cores + 1))]
+    settings = ["rule", *map(str, range(1, cores + 1))]
     rows = []
     for preset in args.presets:
         times: dict[tuple[str, str], float] = {}
@@ -80,22 +80,23 @@ def main() -> int:
                         for loop in loops:
                             loop.kill()
                     runs.append(seconds)
-                    if threads == "default":
+                    if threads == "rule":
                         used[machine] = n
                 times[machine, threads] = statistics.median(runs)
                 print(preset, machine, threads, f"{times[machine, threads]:.1f} s", flush=True)
-        base = times["idle", "default"]
+        base = times["idle", "rule"]
         for machine in ("idle", "busy"):
             rows.append([preset, machine] + [f"{times[machine, t]:.1f} s ({times[machine, t] / base:.2f}x)"
                                               for t in settings] + [str(used[machine])])
-    header = ["preset", "machine", "torch's default", *(f"{t} thread{'s' if t != '1' else ''}" for t in settings[1:]),
-              "threads by default"]
+    header = ["preset", "machine", "cflearn's rule", *(f"{t} thread{'s' if t != '1' else ''}" for t in settings[1:]),
+              "threads the rule chose"]
     table = markdown_table(header, rows)
     print(table)
     if args.record:
         append_results("Training threads on an idle and a busy machine", table,
                        f"Median of {args.repeats} fits in fresh processes; busy = {loops_n} busy loops on {cores} "
-                       "cores, started 2 s before each fit; ratios over the idle machine with torch's default.")
+                       "cores, started 2 s before each fit; ratios over the idle machine with the rule; N threads: "
+                       f"torch and BLAS both at N ({cores}: their defaults).")
     return 0
 
 

@@ -3,7 +3,8 @@
 Each fit of the default preset runs in a fresh process on ml-latest-small's seeded split, on an idle machine
 and with two busy loops (one a core, started two seconds before the fit), with: torch's and BLAS's default
 threads; ``torch.set_num_threads(1)``; ``OPENBLAS_NUM_THREADS=1`` (numpy's and scipy's OpenBLAS, which solves
-the default's EASE head); ``OMP_NUM_THREADS=1`` (both: torch's OpenMP and, as a fallback, OpenBLAS). It prints
+the default's EASE head); ``OMP_NUM_THREADS=1`` (both: torch's OpenMP and, as a fallback, OpenBLAS); cflearn's rule (``cflearn.fit``'s
+default: both pools get the cores free when training starts; a variable set above turns it off). It prints
 the median fit wall time of ``--repeats`` fits and each over the idle machine's default. The fit and the
 busy loops are ``bench/threads.py``'s.
 
@@ -13,6 +14,7 @@ busy loops are ``bench/threads.py``'s.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -21,9 +23,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import append_results, markdown_table  # noqa: E402
 from threads import busy, fit_seconds  # noqa: E402
 
-SETTINGS = [("defaults", "default", {}), ("torch.set_num_threads(1)", "1", {}),
-            ("OPENBLAS_NUM_THREADS=1", "default", {"OPENBLAS_NUM_THREADS": "1"}),
-            ("OMP_NUM_THREADS=1", "default", {"OMP_NUM_THREADS": "1"})]
+_CORES = str(len(os.sched_getaffinity(0)))
+SETTINGS = [("defaults", _CORES, {}), ("torch.set_num_threads(1)", "torch:1", {}),
+            ("OPENBLAS_NUM_THREADS=1", "rule", {"OPENBLAS_NUM_THREADS": "1"}),
+            ("OMP_NUM_THREADS=1", "rule", {"OMP_NUM_THREADS": "1"}), ("cflearn's rule", "rule", {})]
 
 
 def fit(threads: str, env: dict[str, str], machine: str) -> float:

@@ -27,6 +27,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                       help=f"training preset (default: {DEFAULT_PRESET}: ratings and top-N lists)")
     demo.add_argument("--epochs", type=int, help="override the preset's epochs")
     demo.add_argument("--seed", type=int, default=42, help="seed of split, weights and shuffling (default: 42)")
+    demo.add_argument("--threads", type=int, metavar="N",
+                      help="torch's and BLAS's threads while training (default: the cores free when training "
+                           "starts; OMP_NUM_THREADS, when set, stands)")
     demo.add_argument("--offline", action="store_true", help="never try to download")
     demo.add_argument("--force", action="store_true", help="replace --out even if it holds something else than an "
                       "earlier demo run")
@@ -52,5 +55,5 @@ def run(args: argparse.Namespace) -> int:
         if run is not None and run.out.exists() and any(run.out.iterdir()):
             print(f"note: replacing the previous run in {out}")
         spec = RunSpec(DataSpec(seed=args.seed, valid_pct=0.2), preset=args.preset, epochs=args.epochs,
-                       source=ds.name, command="demo")
+                       threads=args.threads, source=ds.name, command="demo")
         return train_and_write(ds, out, spec, run=run)

@@ -74,6 +74,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     fit.add_argument("--nproc", type=int, metavar="N",
                      help="train with N processes (data-parallel, DistributedDataParallel): starts torchrun itself; "
                           "under torchrun (`torchrun --nproc-per-node N -m cflearn fit ...`) leave it out")
+    fit.add_argument("--threads", type=int, metavar="N",
+                     help="torch's and BLAS's threads while training (default: the cores free when training starts; "
+                          "OMP_NUM_THREADS, when set, stands)")
     fit.add_argument("--out", required=True, metavar="DIR", help="output folder")
     fit.add_argument("--force", action="store_true", help="write into --out even if it already holds files")
     fit.set_defaults(start=_start_processes)  # --nproc N: torchrun runs the command N times
@@ -130,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
                         item_title=args.items_title, item_features=item_features, users=users,
                         user_id=args.users_id, user_features=user_features)
         spec = RunSpec(data, preset=args.preset, epochs=args.epochs, device=args.device, keep_best=args.keep_best,
-                       patience=args.patience, source=str(src), command="fit")
+                       patience=args.patience, threads=args.threads, source=str(src), command="fit")
         return train_and_write(holder, out, spec, run=run)
 
 

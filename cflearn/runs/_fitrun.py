@@ -47,7 +47,8 @@ class RunSpec:
         data: how :func:`cflearn.from_df` reads the table (its ``seed`` also seeds the feature check,
             the weights and the shuffling).
         preset, epochs, device: as :func:`cflearn.collab_learner` takes them.
-        keep_best, patience: as :func:`cflearn.fit` takes them.
+        keep_best, patience, threads: as :func:`cflearn.fit` takes them (``threads`` also holds for the
+            feature check and the evaluation).
         source: where the data came from (recorded in ``metrics.json`` and the report).
         command: the command recorded in ``metrics.json``.
     """
@@ -58,6 +59,7 @@ class RunSpec:
     device: str | None = None
     keep_best: bool = False
     patience: int | None = None
+    threads: int | None = None
     source: str = "data"
     command: str = "fit"
 
@@ -94,6 +96,7 @@ def run_fit(source_data: Any, out: Path, spec: RunSpec, *, run: Any = None, call
     from ..train._launch import launcher_alive
     from ..train._learner import collab_learner
     from ..train._select import select_features
+    from ..train._threads import training_threads
 
     seed, epochs, device, source = spec.data.seed, spec.epochs, spec.device, spec.source
     table = source_data.pop() if isinstance(source_data, list) else source_data  # a list: ours to drop
@@ -102,23 +105,24 @@ def run_fit(source_data: Any, out: Path, spec: RunSpec, *, run: Any = None, call
     release_memory()  # between steps: a large file's freed text and temporaries go back to the system
     if say is not None:
         say(str(data))
-    settled = select_features(data, spec.preset, epochs=epochs, seed=seed, device=device, verbose=say is not None)
-    learn = collab_learner(data, settled, epochs=epochs, seed=seed, device=device, progress=False,
-                           cbs=[*callbacks, ReleaseMemory()])
-    p = learn.cf.preset
-    n_proc = world()
-    if say is not None:
-        say(_training_line(learn, n_proc))
-    fit(learn, interrupt="raise", keep_best=spec.keep_best, patience=spec.patience)
-    main_rank = is_main()
-    leave()  # training is over on every rank: leave the group together
-    if not main_rank:  # every rank holds the same model; rank 0 evaluates and writes
-        return None
-    kept_loss = _kept_loss(learn)  # before the training state goes: it may validate once more
-    release_training_state(learn)
-    release_memory()
-    table = evaluate(learn, n=10)
-    release_memory()
+    with training_threads(spec.threads) as threads:  # the feature check, training and evaluation
+        settled = select_features(data, spec.preset, epochs=epochs, seed=seed, device=device, verbose=say is not None)
+        learn = collab_learner(data, settled, epochs=epochs, seed=seed, device=device, progress=False,
+                               cbs=[*callbacks, ReleaseMemory()])
+        p = learn.cf.preset
+        n_proc = world()
+        if say is not None:
+            say(_training_line(learn, n_proc, threads))
+        fit(learn, interrupt="raise", keep_best=spec.keep_best, patience=spec.patience)
+        main_rank = is_main()
+        leave()  # training is over on every rank: leave the group together
+        if not main_rank:  # every rank holds the same model; rank 0 evaluates and writes
+            return None
+        kept_loss = _kept_loss(learn)  # before the training state goes: it may validate once more
+        release_training_state(learn)
+        release_memory()
+        table = evaluate(learn, n=10)
+        release_memory()
     mine = table.loc[next(name for name in table.index if str(name).startswith("model"))]  # by name, not position
     ratings = "rmse" in table.columns and mine["rmse"] == mine["rmse"]
     baseline = float(table["rmse"].get("global mean", float("nan"))) if "rmse" in table.columns else float("nan")
@@ -131,7 +135,7 @@ def run_fit(source_data: Any, out: Path, spec: RunSpec, *, run: Any = None, call
         "n_train": len(data.train_idx), "n_valid": len(data.valid_idx), "cold_valid_rows": data.cold["rows"],
         "fit_seconds": round(learn.cf.fit_seconds, 3), "epochs": p.epochs, "epochs_run": learn.cf.epochs_run,
         "kept_epoch": learn.cf.kept_epoch, "kept_heads": learn.cf.kept_heads, "preset": p.name, "seed": seed,
-        "processes": n_proc,
+        "processes": n_proc, "threads": threads.n, "threads_reason": threads.reason,
         "split": data.split, "valid_pct": data.valid_pct, "device": str(learn.cf.device), "data": source,
         "command": spec.command,
         "cflearn_version": __version__,
@@ -160,9 +164,9 @@ def run_fit(source_data: Any, out: Path, spec: RunSpec, *, run: Any = None, call
     return FitRun(learn, data, table, metrics)
 
 
-def _training_line(learn: Learner, n_proc: int) -> str:
-    """``training: preset 'best' (10 epochs, bs 4096) on cpu; item features genres, year``, with what the
-    model's kind says of it (:meth:`cflearn.kinds.Kind.training_note`)."""
+def _training_line(learn: Learner, n_proc: int, threads: Any) -> str:
+    """``training: preset 'best' (10 epochs, bs 4096) on cpu, 2 threads (2.0 of 2 cores free); item features
+    genres, year``, with what the model's kind says of it (:meth:`cflearn.kinds.Kind.training_note`)."""
     from ..kinds import get_kind
 
     p = learn.cf.preset
@@ -171,7 +175,7 @@ def _training_line(learn: Learner, n_proc: int) -> str:
                       for side, cols in (("item", p.item_features), ("user", p.user_features)) if cols)
     note = get_kind(p.kind).training_note(p)
     heads = f"; {note}" if note else ""
-    return (f"training: preset {p.name!r} ({p.epochs} epochs, bs {p.bs}) on {learn.cf.device}{procs}"
+    return (f"training: preset {p.name!r} ({p.epochs} epochs, bs {p.bs}) on {learn.cf.device}, {threads}{procs}"
             + heads + (f"; {sides}" if sides else ""))
 
 

@@ -43,6 +43,7 @@ class CollabModel:
         item_info: optional item metadata indexed by raw item ID.
         data: the training :class:`CollabData` (``None`` for a loaded model).
         fit_seconds: wall time of the last :func:`cflearn.fit`.
+        fit_threads: the threads it trained with and why (:class:`cflearn.train._threads.Threads`).
         seen_indptr, seen_items: CSR lists of the items each user rated in training.
         item_counts: training ratings per item (row 0: unknown).
         user_means, item_means: mean training rating of each user / item (NaN without ratings).
@@ -73,6 +74,7 @@ class CollabModel:
     item_info: pd.DataFrame | None = None
     data: CollabData | None = None
     fit_seconds: float | None = None
+    fit_threads: Any = None
     seen_indptr: torch.Tensor | None = None
     seen_items: torch.Tensor | None = None
     item_counts: torch.Tensor | None = None

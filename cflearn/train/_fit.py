@@ -14,13 +14,14 @@ from .._errors import ConfigError, check_count, check_number
 from ..callbacks import KeepBest, NaNGuard, PresetNote, StopAfterWarmUp, fill_cold_rows
 from ..serve._collab import as_collab
 from ._distributed import unwrap
+from ._threads import training_threads
 
 __all__ = ["fit"]
 
 
 def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: float | None = None, *,
         keep_best: bool = False, patience: int | None = None, interrupt: Literal["keep", "raise"] = "keep",
-        **kwargs: Any) -> Learner:
+        threads: int | None = None, **kwargs: Any) -> Learner:
     """Train with the preset's one-cycle schedule (``learn.fit_one_cycle(epochs, lr, wd=wd)``).
 
     Interrupting (Ctrl-C, or the notebook's stop button) keeps the learner usable: the weights of
@@ -39,10 +40,14 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
             epochs), keeping the best epoch's weights (implies ``keep_best``).
         interrupt: on Ctrl-C, after putting the last complete epoch's weights back, ``"keep"``
             returns the learner (notebooks), ``"raise"`` re-raises ``KeyboardInterrupt`` (scripts).
+        threads: torch's and BLAS's threads while training; ``None``: the cores free when training starts
+            (one on a busy machine), unless ``OMP_NUM_THREADS`` (or ``torch.set_num_threads``) fixed them
+            (:mod:`cflearn.train._threads`). The same seed and thread count train the same weights.
         **kwargs: passed to ``fit_one_cycle``.
 
     Returns:
-        The same learner, trained; ``learn.cf.fit_seconds`` holds the wall time.
+        The same learner, trained; ``learn.cf.fit_seconds`` holds the wall time, ``learn.cf.fit_threads``
+        the threads it trained with and why.
     """
     cf = as_collab(learn)
     if cf.data is None:
@@ -62,7 +67,9 @@ def fit(learn: Learner, epochs: int | None = None, lr: float | None = None, wd: 
         note.in_cflearn_fit = True  # cflearn.fit chooses the preset's settings or the caller's on purpose
     t0 = time.perf_counter()
     try:
-        learn.fit_one_cycle(epochs, lr, wd=preset.wd if wd is None else wd, cbs=cbs, **kwargs)
+        with training_threads(threads) as cf.fit_threads:
+            t0 = time.perf_counter()  # not the free-core sample
+            learn.fit_one_cycle(epochs, lr, wd=preset.wd if wd is None else wd, cbs=cbs, **kwargs)
     except KeyboardInterrupt:
         guard = next((cb for cb in learn.cbs if isinstance(cb, NaNGuard)), None)
         if guard is None:  # the user removed the callback that keeps the last good weights
