@@ -3,8 +3,9 @@
 Each fit of the default preset runs in a fresh process on ml-latest-small's seeded split, on an idle machine
 and with two busy loops (one a core, started two seconds before the fit), with: torch's and BLAS's default
 threads; ``torch.set_num_threads(1)``; ``OPENBLAS_NUM_THREADS=1`` (numpy's and scipy's OpenBLAS, which solves
-the default's EASE head); ``OMP_NUM_THREADS=1`` (both: torch's OpenMP and, as a fallback, OpenBLAS); cflearn's rule (``cflearn.fit``'s
-default: both pools get the cores free when training starts; a variable set above turns it off). It prints
+the default's EASE head); ``OMP_NUM_THREADS=1`` (both: torch's OpenMP and, as a fallback, OpenBLAS);
+cflearn's rule (``cflearn.fit``'s default: both pools get the cores free when training starts; a variable set
+above turns it off). It prints
 the median fit wall time of ``--repeats`` fits and each over the idle machine's default. The fit and the
 busy loops are ``bench/threads.py``'s.
 
