@@ -35,10 +35,12 @@ def test_fit_writes_metrics_plot_and_model(ratings_csv, tmp_path, capsys):
     before = ratings_csv.read_bytes()
     out = tmp_path / "run"
     code, stdout, stderr = run_cli("fit", str(ratings_csv), "--user", "uid", "--item", "iid", "--rating", "stars",
-                                   "--epochs", "3", "--out", str(out))
+                                   "--epochs", "3", "--threads", "1", "--out", str(out))
     assert code == 0, stderr
     assert ratings_csv.read_bytes() == before  # input untouched
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["threads"] == 1 and metrics["threads_reason"] == "threads=1"
+    assert "on cpu, 1 thread (threads=1)" in stdout
     for key in ["rmse", "mae", "n_train", "n_valid", "fit_seconds", "preset", "seed"]:
         assert key in metrics
     assert metrics["preset"] == "dual" and metrics["seed"] == 42 and metrics["n_train"] == 4800
