@@ -13,7 +13,10 @@ CPU stays under ``--ease-max-s``; beyond, the table gives the estimate (cubic fr
 The default and ``rank`` sample 2,048 items per step above 20,000 items; their "(full softmax)" rows score
 every item at every step (``negatives=0``) for the comparison, up to ``--full-max-items``.
 
-    python bench/catalogue.py [--sizes 1000 10000 60000 200000] [--contenders ...] [--record]
+``--ratings N`` holds the data at N ratings from N / 40 users at every size, so that what grows with the catalogue
+is the catalogue alone (the note gives the model's weights: the tables grow with it, the step's work should not).
+
+    python bench/catalogue.py [--sizes 1000 10000 60000 200000] [--contenders ...] [--ratings N] [--record]
 """
 
 from __future__ import annotations
@@ -34,7 +37,11 @@ FULL = " (full softmax)"
 
 
 def shape(n_items: int) -> tuple[int, int, int]:
-    """(users, items, ratings) of the data of one size."""
+    """(users, items, ratings) of the data of one size: 20 ratings per item and half as many users as items, or
+    with ``--ratings N`` (``CATALOGUE_RATINGS``) N ratings from N / 40 users whatever the catalogue."""
+    fixed = int(os.environ.get("CATALOGUE_RATINGS", "0"))
+    if fixed:
+        return max(1000, fixed // 40), n_items, fixed
     n_users = max(1000, n_items // 2)
     return n_users, n_items, 20 * n_items
 
@@ -72,7 +79,8 @@ def one(n_items: int, contender: str) -> dict[str, float | str]:
             head = f"{p.rank_head} head, " if preset == "dual" else ""
             sampled = f"{p.negatives} sampled items" if p.negatives else "full softmax"
             how = "rating head as 'fast'" if p.rank_head == "item_item" else f"{sampled}, {p.optimizer}"
-            out["note"] = f"{head}{learn.cf.epochs_run} epochs, {how}"
+            weights = sum(t.numel() * t.element_size() for t in learn.model.state_dict().values()) / 2**20
+            out["note"] = f"{head}{learn.cf.epochs_run} epochs, {how}; weights {weights:,.0f} MB"
         elif contender == "EASE":
             rel = data.values[data.train_idx] >= relevance_level(data.scale)
             X = interactions(tr[rel, 0], tr[rel, 1], len(data.users), len(data.items))
@@ -113,22 +121,28 @@ def main() -> None:
     ap.add_argument("--ease-max-s", type=float, default=600.0, help="skip EASE where its estimate is longer")
     ap.add_argument("--full-max-items", type=int, default=60000,
                     help="run the full-softmax contenders up to this many items (beyond: an estimate)")
+    ap.add_argument("--ratings", type=int, default=0,
+                    help="the same number of ratings (from ratings / 40 users) at every size (default: 20 per item)")
     ap.add_argument("--record", action="store_true")
     ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one(int(args.one[0]), args.one[1])))
         return
+    if args.ratings:
+        os.environ["CATALOGUE_RATINGS"] = str(args.ratings)
+    grows = 1 if args.ratings else 2  # the full softmax's CPU: users x items per epoch
     rows, ease_prev, full_prev = [], "", dict[str, tuple[int, float]]()
     for size in args.sizes:
         n_users, _, n = shape(size)
         for contender in args.contenders:
             if contender.endswith(FULL) and size > args.full_max_items:  # steps x items: quadratic in the size here
                 prev = full_prev.get(contender)
-                est = f"~{prev[1] * (size / prev[0]) ** 2:,.0f} (est.)" if prev else "-"
+                est = f"~{prev[1] * (size / prev[0]) ** grows:,.0f} (est.)" if prev else "-"
+                why = "users and the items each step scores both" if grows == 2 else "the items each step scores"
                 rows.append([f"{size:,}", f"{n_users:,}", f"{n:,}", contender, est, "-", "-",
-                             f"not run: above --full-max-items {args.full_max_items:,} (CPU estimated as items^2 "
-                             "from the largest run: users and the items each step scores both grow)"])
+                             f"not run: above --full-max-items {args.full_max_items:,} (CPU estimated as "
+                             f"items{'^2' if grows == 2 else ''} from the largest run: {why} grow)"])
                 print(" | ".join(rows[-1]), flush=True)
                 continue
             env = {**os.environ, "EASE_PREV": ease_prev, "EASE_MAX_S": str(args.ease_max_s)}
@@ -159,7 +173,8 @@ def main() -> None:
     print(table)
     if args.record:
         append_results("Fit cost against the catalogue's size (synthetic ratings)", table,
-                       f"Command: `python bench/catalogue.py --sizes {' '.join(map(str, args.sizes))}`. One "
+                       f"Command: `python bench/catalogue.py --sizes {' '.join(map(str, args.sizes))}"
+                       f"{f' --ratings {args.ratings}' if args.ratings else ''}`. One "
                        "torch/BLAS thread, each cell in its own process. EASE: the full model (every item with 3 "
                        "ratings, lambda 800, one Cholesky inverse); ALS: implicit's, 64 factors, 15 iterations.")
 

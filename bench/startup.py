@@ -1,9 +1,10 @@
 """How fast the command line answers: start-up time of each kind of command, against `python -c pass`.
 
 Each command runs as a user runs it (a fresh process), ``--repeats`` times; the table gives the
-median wall time and whether torch / fastai were imported (checked by running the same command
-in-process and looking at ``sys.modules``). ``recommend`` and ``predict`` load a small model trained
-once by this script (synthetic data, preset ``dual``). The top imports of ``recommend`` come from
+median wall time, its difference from ``python -c "import pandas"`` and whether torch / fastai were
+imported (checked by running the same command in-process and looking at ``sys.modules``).
+``recommend`` and ``predict`` load a small model trained once by this script (synthetic data, preset
+``dual``), answered with NumPy (``cflearn.load_served``). The top imports of ``recommend`` come from
 ``python -X importtime``.
 
     python bench/startup.py [--record] [--repeats 5]
@@ -64,6 +65,7 @@ def main() -> None:
     cli = [sys.executable, "-m", "cflearn"]
     commands = {
         "python -c pass": ([sys.executable, "-c", "pass"], None),
+        "python -c 'import pandas'": ([sys.executable, "-c", "import pandas"], None),
         "cflearn --help": ([*cli, "--help"], ["--help"]),
         "cflearn presets": ([*cli, "presets"], ["presets"]),
         "cflearn fit (argument error)": ([*cli, "fit", "--user"], ["fit", "--user"]),
@@ -76,11 +78,13 @@ def main() -> None:
                                           ["predict", str(model), "--user", "1", "--item", "2", "3"]),
         "python -c 'import torch'": ([sys.executable, "-c", "import torch"], None),
     }
-    rows = []
+    rows, pandas = [], 0.0
     for name, (cmd, check) in commands.items():
         seconds = wall(cmd, args.repeats)
+        pandas = seconds if name == "python -c 'import pandas'" else pandas
         torch, fastai = imported(check) if check is not None else (name.endswith("torch'"), False)
-        rows.append([name, f"{seconds:.2f}", "yes" if torch else "no", "yes" if fastai else "no"])
+        rows.append([name, f"{seconds:.2f}", f"{seconds - pandas:+.2f}" if pandas else "",
+                     "yes" if torch else "no", "yes" if fastai else "no"])
         print(" | ".join(rows[-1]), flush=True)
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "cflearn", "recommend", str(model), "--user", "1"],
                           capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
@@ -89,7 +93,8 @@ def main() -> None:
                  key=lambda p: -int(p[1]))[:5]
     notes = "Top-level imports of `cflearn recommend` (cumulative): " + ", ".join(
         f"{p[2].strip()} {int(p[1]) / 1e6:.2f} s" for p in top)
-    table = markdown_table(["command", "median wall s", "imports torch", "imports fastai"], rows)
+    table = markdown_table(["command", "median wall s", "over import pandas", "imports torch", "imports fastai"],
+                           rows)
     print(table)
     print(notes)
     if args.record:

@@ -21,7 +21,7 @@ _WHERE = {
     "DownloadError": "._errors", "WriteError": "._errors", "CflearnWarning": "._errors", "DataWarning": "._errors",
     "ConfigWarning": "._errors",
     "evaluate": ".evaluation._evaluate",
-    "load": ".serve._export", "save": ".serve._export",
+    "load": ".serve._export", "save": ".serve._export", "load_served": ".serve._served", "Served": ".serve._served",
     "collab_learner": ".train._learner", "fit": ".train._fit", "select_features": ".train._select",
     "plot_loss": ".report._plots",
     "predict": ".serve._predict",
@@ -70,6 +70,8 @@ __all__ = [
     "write_report",
     "save",
     "load",
+    "load_served",
+    "Served",
     "CflearnError",
     "DataError",
     "ColumnError",
@@ -136,6 +138,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         similar_items,
         similar_users,
     )
+    from .serve._served import Served, load_served  # noqa: F401
     from .train._fit import fit  # noqa: F401
     from .train._learner import collab_learner  # noqa: F401
     from .train._select import select_features  # noqa: F401

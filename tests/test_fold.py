@@ -223,7 +223,8 @@ def test_a_new_users_list_starts_from_the_chart_and_leaves_it_as_ratings_come(he
         chart_order = [items[k] for k in sorted(range(len(items)), key=lambda k: (-counts[enc[k]], enc[k]))]
         chart_rank = {item: r for r, item in enumerate(chart_order)}
         blend = {i: (1 - w) / (CHART_OFFSET + model_rank[i]) + w / (CHART_OFFSET + chart_rank[i]) for i in items}
-        expect = sorted(items, key=lambda i: -blend[i])[:10]
+        index = dict(zip(items, enc))
+        expect = sorted(items, key=lambda i: (-blend[i], index[i]))[:10]  # equal blends in item order (m=10 has one)
         assert list(top["item"]) == expect
         np.testing.assert_allclose(top["score"], [blend[i] for i in expect], rtol=1e-5)
         assert (top["fallback"] == f"fold-in ({m} rating{'s' if m > 1 else ''}) + popular ({w:.0%})").all()

@@ -23,16 +23,25 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``cflearn predict``; the exit code."""
-    from ..serve._export import load
-    from ..serve._predict import predict
+    """Run ``cflearn predict``; the exit code. Answered from the file with NumPy (:mod:`cflearn.serve._served`:
+    no torch to import), or with :func:`cflearn.load` for a model NumPy does not serve."""
+    from ..serve._served import load_served
 
-    cf = load(args.model)
-    user = coerce_id(args.user, cf.users)
-    items = [coerce_id(i, cf.items) for i in args.item]
-    table = predict(cf, [user] * len(items), items)
+    served = load_served(args.model)
+    if served is not None:
+        user = coerce_id(args.user, served.users)
+        items = [coerce_id(i, served.items) for i in args.item]
+        table, preset = served.predict([user] * len(items), items), served.preset
+    else:
+        from ..serve._export import load
+        from ..serve._predict import predict
+
+        cf = load(args.model)
+        user = coerce_id(args.user, cf.users)
+        items = [coerce_id(i, cf.items) for i in args.item]
+        table, preset = predict(cf, [user] * len(items), items), cf.preset.name
     if table.attrs.get("score_kind") == "ranking":
-        print(f"preset {cf.preset.name!r} ranks: these are ranking scores (higher = recommended first), "
+        print(f"preset {preset!r} ranks: these are ranking scores (higher = recommended first), "
               "not ratings")
     words = {"average user": "an unknown user, scored as the average user",
              "average item": "an unknown item, scored as the average item",

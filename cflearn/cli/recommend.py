@@ -31,14 +31,23 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``cflearn recommend``; the exit code."""
-    from ..serve._export import load
-    from ..serve._recommend import cold_user, recommend
+    """Run ``cflearn recommend``; the exit code. A known or unknown user is answered from the file with NumPy
+    (:mod:`cflearn.serve._served`: no torch to import); a new user's features, or a model NumPy does not serve,
+    with :func:`cflearn.load`."""
+    from ..serve._served import load_served
 
-    cf = load(args.model)
     features = None if args.features is None else _pairs(args.features)
-    user = cold_user(cf, features) if features is not None else coerce_id(args.user, cf.users)
-    top = recommend(cf, user, n=args.n, exclude_seen=not args.include_seen, min_ratings=args.min_ratings)
+    served = load_served(args.model) if features is None else None
+    if served is not None:
+        user = coerce_id(args.user, served.users)
+        top = served.recommend(user, n=args.n, exclude_seen=not args.include_seen, min_ratings=args.min_ratings)
+    else:
+        from ..serve._export import load
+        from ..serve._recommend import cold_user, recommend
+
+        cf = load(args.model)
+        user = cold_user(cf, features) if features is not None else coerce_id(args.user, cf.users)
+        top = recommend(cf, user, n=args.n, exclude_seen=not args.include_seen, min_ratings=args.min_ratings)
     if features is not None:
         pairs = ", ".join(f"{k}={shown(v)}" for k, v in features.items())
         how = ("scored from their features" if user.chart <= 0 else

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import torch
 from torch import nn
 
+from .._formula import raw_scores, squash
 from ..train._distributed import unwrap
 
 __all__ = ["ScoreKind", "Tables", "squash", "Contract", "Foreign", "contract", "Embedding"]
@@ -26,13 +27,6 @@ class Tables(NamedTuple):
     user_bias: torch.Tensor
     items: torch.Tensor
     item_bias: torch.Tensor
-
-
-def squash(raw: torch.Tensor, y_range: tuple[float, float] | None) -> torch.Tensor:
-    """The output transform, written once: ``sigmoid(raw)`` scaled into ``y_range`` (identity without one)."""
-    if y_range is None:
-        return raw
-    return torch.sigmoid(raw) * (y_range[1] - y_range[0]) + y_range[0]
 
 
 class Contract:
@@ -92,17 +86,10 @@ class Contract:
             tables = self.list_tables() if head == "list" else self.tables()
         if tables is None:
             return None
-        q, b_i = tables.items, tables.item_bias
-        u, b_u = vectors.to(q), bias.to(q)
-        if items is None:
-            raw = u @ q.T + b_u[:, None] + b_i[None, :]
-        elif isinstance(items, tuple):
-            raw = (u * items[0].to(q)).sum(-1) + b_u + items[1].to(q)
-        else:
-            idx = items.to(q.device)
-            if idx.dim() == 2:
-                u, b_u = u[:, None, :], b_u[:, None]
-            raw = (u * q[idx]).sum(-1) + b_u + b_i[idx]
+        q = tables.items
+        rows = (items[0].to(q), items[1].to(q)) if isinstance(items, tuple) else \
+            None if items is None else items.to(q.device)
+        raw = raw_scores(vectors.to(q), bias.to(q), q, tables.item_bias, rows)  # the formula NumPy serving uses too
         return self.list_output(raw) if head == "list" else self.output(raw)
 
     def explain(self, user: int, item: int) -> tuple[list[tuple[str, float]], float]:

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._formula import item_item_scores
 from ._contract import Contract
 from ._ranker import csr_rows
 
@@ -91,9 +92,7 @@ class ItemItem(nn.Module, Contract):
             x = self.item_rows(users.to(self.get_buffer("keep").device))
         else:
             x = vectors.to(self.get_buffer("weights"))
-        out = self.get_buffer("floor").expand(len(x), -1).clone()
-        out[:, self.get_buffer("keep")] += x @ self.get_buffer("weights")
-        return out
+        return item_item_scores(x, self.get_buffer("weights"), self.get_buffer("floor"), self.get_buffer("keep"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 1:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import warnings
@@ -20,26 +19,22 @@ from .._io import atomic_write_bytes, json_default
 from ..data._vocab import Vocab
 from ..kinds import build_model
 from ..kinds._presets import Preset, y_range_for
-from ..models import contract
+from ..models import Tables, contract, item_item_head, rating_head
+from ..models._checks import range_list
 from ..train._distributed import is_main
+from ._answers import table_from_json
 from ._collab import CollabModel, as_collab
+from ._file import EXTRA as _EXTRA
+from ._file import FORMAT_VERSION, HEADER_LIMIT, SERVE_PREFIX, digest, header_digest
+from ._file import KEY as _KEY
 from ._fold import rating_noise
 from ._recommend import lists_vs_chart
+from ._scoring import NO_HELP, eval_mode
 
 if TYPE_CHECKING:
     from fastai.learner import Learner
 
 __all__ = ["save", "load", "check_header_size", "FORMAT_VERSION", "HEADER_LIMIT"]
-
-FORMAT_VERSION = 7  # 7: the preset is the typed record (Preset.to_dict: the caller's y_range as "y_range");
-# 6: a digest of the header too, and the y_range a caller chose recorded in the preset;
-# 5: each user's seen items sorted (checked on load); 4: hybrid models have user features too;
-# 3: vocabularies as tensors; 2: hybrid items' collaborative part is i_cf_weight / i_cf_bias
-_KEY = "cflearn"
-HEADER_LIMIT = 100_000_000
-"""The most JSON a safetensors file's header may hold (bytes): the file format's own limit."""
-_EXTRA = ("seen_indptr", "seen_items", "item_counts", "user_means", "item_means")  # beside the weights, "cflearn."
-
 
 def _versions() -> dict[str, str]:
     import fastai
@@ -103,6 +98,8 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
         meta[side] = {"kind": kind}
         for name, array in arrays.items():
             tensors[f"{_KEY}.{side}.{name}"] = torch.from_numpy(array)
+    meta["serving"], served = _serving(cf.model)
+    tensors.update(served)
     meta["checksums"] = {name: _digest(t) for name, t in tensors.items()}  # format 5: an altered tensor is refused
     meta = json.loads(json.dumps(meta, default=json_default))  # as the file will hold it
     meta["header_digest"] = _header_digest(meta)  # format 6: an edited header field is refused too
@@ -179,17 +176,52 @@ def _check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
 
 
 def _digest(t: torch.Tensor) -> str:
-    """A short SHA-256 of a tensor's dtype, shape and bytes."""
-    h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
-    if t.numel():  # (an empty tensor may have stride 0, which a byte view refuses)
-        h.update(t.detach().cpu().reshape(-1).clone().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:32]
+    """A short SHA-256 of a tensor's dtype, shape and bytes (:func:`cflearn.serve._file.digest`)."""
+    return digest(t.detach().cpu().numpy())
 
 
-def _header_digest(meta: dict[str, Any]) -> str:
-    """A SHA-256 of every header field but this digest, in a canonical JSON form."""
-    body = {k: v for k, v in meta.items() if k != "header_digest"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
+_header_digest = header_digest
+
+
+def _serving(model: torch.nn.Module) -> tuple[dict[str, Any] | None, dict[str, torch.Tensor]]:
+    """What a saved model scores with, for :mod:`cflearn.serve._served` (NumPy, no torch): the header's
+    ``serving`` record and the tables it names that are not weights already (a hybrid's or a ranking head's
+    computed tables, saved under :data:`~cflearn.serve._file.SERVE_PREFIX`). ``None`` for a model without tables
+    (preset ``book_nn``, your own module): it is served by torch."""
+    spec = contract(model)
+    names = {(t.data_ptr(), t.numel()): name for name, t in model.state_dict().items() if t.numel()}
+    extra: dict[str, torch.Tensor] = {}
+
+    def named(role: str, t: torch.Tensor) -> str:
+        found = names.get((t.data_ptr(), t.numel())) if t.numel() and t.is_contiguous() else None
+        if found is not None:  # a weight or buffer saved already
+            return found
+        t = t.detach().cpu()
+        extra[f"{SERVE_PREFIX}{role}"] = (t.float() if t.is_floating_point() else t).contiguous().clone()
+        return f"{SERVE_PREFIX}{role}"
+
+    def tables(role: str, got: Tables | None) -> dict[str, str] | None:
+        return None if got is None else {part: named(f"{role}.{part}", t) for part, t in got._asdict().items()}
+
+    if spec.kind in ("custom", "nn"):
+        return None, {}
+    with eval_mode(model), torch.no_grad():
+        record: dict[str, Any] = {"score_kind": spec.score_kind, "list_kind": spec.list_kind,
+                                  "pairs": tables("pairs", spec.tables()), "y_range": range_list(spec.y_range)}
+        head = item_item_head(model)
+        if head is not None:
+            record["lists"] = {"item_item": {name: named(f"lists.{name}", head.get_buffer(name))
+                                             for name in ("hist_indptr", "hist_items", "keep", "weights", "floor")}}
+        else:
+            record["lists"] = {"tables": tables("lists", spec.list_tables())}
+        for col, side in ((0, "users"), (1, "items")):
+            rows = spec.trained_rows(col)
+            record[f"trained_{side}"] = named(f"trained_{side}", rows) if isinstance(rows, torch.Tensor) else None
+        weight = float(getattr(rating_head(model), "user_feature_weight", 1.0))
+        record["features_label"] = "user features" if weight > 0 else NO_HELP
+    if record["pairs"] is None or record["lists"].get("tables", True) is None:
+        return None, {}
+    return record, extra
 
 
 def _check_digests(meta: dict[str, Any], tensors: dict[str, torch.Tensor], version: int) -> None:
@@ -295,6 +327,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
         raise ModelFileError(f"{path} has damaged or tampered metadata ({type(e).__name__}: {str(e)[:200]}); "
                              "re-save the model from its learner") from None
     extra = {name: tensors.pop(f"{_KEY}.{name}", None) for name in _EXTRA}
+    served = {k: tensors.pop(k) for k in list(tensors) if k.startswith(SERVE_PREFIX)}
     problems = [k for k in expected if k not in tensors or tuple(tensors[k].shape) != expected[k]]
     problems += [k for k in tensors if k not in expected]
     if problems:
@@ -319,10 +352,12 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, model: torch.n
         _check_agreement(model, config, preset, scale, users, items, extras, version)
     except ValueError as e:
         raise ModelFileError(f"{path}: {e}; the file was altered or mixed with another model") from None
+    if version >= 8:  # after the fields' own checks, which say more precisely what disagrees
+        _check_serving(model, meta.get("serving"), served, path)
     model.to(dev).eval()
     return CollabModel(model=model, users=users, items=items, scale=scale, preset=preset,
                        columns=meta.get("columns", {}), global_mean=global_mean,
-                       item_info=_table_from_json(meta.get("item_info")), trained=True,
+                       item_info=table_from_json(meta.get("item_info")), trained=True,
                        implicit=meta.get("implicit") is True,
                        fold_noise=None if fold_noise is None else float(fold_noise),
                        fold_lists=None if fold_lists is None else float(fold_lists), **extras)
@@ -471,6 +506,18 @@ def _check_agreement(model: torch.nn.Module, config: dict[str, Any], preset: Pre
             raise ValueError("a ranking history holds an item its user never had in training")
 
 
+def _check_serving(model: torch.nn.Module, record: Any, served: dict[str, torch.Tensor], path: Path) -> None:
+    """The tables the file holds for NumPy serving are the ones the weights give (a forger who edits one and
+    recomputes its checksum is still caught): the same record, the same computed tables to float rounding."""
+    want, tables = _serving(model)
+    same = record == json.loads(json.dumps(want)) and set(served) == set(tables) and all(
+        served[k].shape == tables[k].shape and served[k].dtype == tables[k].dtype
+        and torch.allclose(served[k].float(), tables[k].float(), rtol=1e-4, atol=1e-5) for k in tables)
+    if not same:
+        raise ModelFileError(f"{path}: the tables saved for serving do not match the weights; the file was altered "
+                             "or mixed with another model")
+
+
 def _configs(config: dict[str, Any]) -> list[dict[str, Any]]:
     """A model's config and its heads' (a dual model's ``rating`` and ``ranking``)."""
     heads = [v for k, v in config.items() if k in ("rating", "ranking") and isinstance(v, dict)]
@@ -505,13 +552,6 @@ def _table_to_json(table: pd.DataFrame | None, vocab: Vocab) -> dict[str, Any] |
     cols = [c for c in table.columns if table[c].dtype.kind in "biufO" or str(table[c].dtype) in ("str", "string")]
     return {"index_name": table.index.name, "index": [_plain(v) for v in table.index],
             "columns": {str(c): [_plain(v) for v in table[c]] for c in cols}}
-
-
-def _table_from_json(obj: dict[str, Any] | None) -> pd.DataFrame | None:
-    if not obj:
-        return None
-    df = pd.DataFrame(obj["columns"], index=pd.Index(obj["index"], name=obj.get("index_name")))
-    return df
 
 
 def _plain(v: Any) -> Any:

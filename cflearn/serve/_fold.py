@@ -103,11 +103,12 @@ def chart_weight(m: int, prior: float = CHART_PRIOR) -> float:
 
 
 def lean_on_chart(scores: torch.Tensor, counts: torch.Tensor, weight: float,
-                  masked: torch.Tensor | None = None) -> torch.Tensor:
+                  masked: torch.Tensor | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """A new user's list scores: the model's ranking (``scores``, one row over the items) blended with the
     popularity chart (``counts``: training rows per item, most first, ties by index as the unknown-user
     list orders them), the chart weighing ``weight``. Both are blended by rank, so that the model's
-    scale does not matter; ``masked`` items (not recommendable, or seen) rank nowhere and score ``-inf``."""
+    scale does not matter; ``masked`` items (not recommendable, or seen) rank nowhere and score ``-inf``.
+    ``dtype``: of the result (float64 keeps blends that float32 rounds together apart, for listing them)."""
     masked = torch.zeros(len(scores), dtype=torch.bool) if masked is None else masked
     if weight <= 0.0:
         return scores.masked_fill(masked, -torch.inf)
@@ -121,7 +122,7 @@ def lean_on_chart(scores: torch.Tensor, counts: torch.Tensor, weight: float,
         rank[order] = torch.arange(len(values), dtype=torch.float64)
         out += share / (CHART_OFFSET + rank)
     out[masked] = -torch.inf
-    return out.float()
+    return out.to(dtype)
 
 
 @dataclass(frozen=True)

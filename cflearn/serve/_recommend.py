@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from .._errors import ColumnError, ConfigError, DataError, UnknownIDError, check_count, check_number
 from ..data._data import relevance_level
 from ..models import HybridDotBias, rating_head
+from ._answers import chart_order, with_info
 from ._cold import FeatureInput, feature_part, feature_rows
 from ._collab import CollabModel, as_collab
 from ._fold import CHART_PRIOR, UserPrior, chart_weight, lean_on_chart, posterior_mode, user_prior
@@ -182,12 +183,14 @@ def recommend_all(
     for s in range(0, len(users), chunk):
         rows = list(range(s, min(s + chunk, len(users))))
         scores = score_matrix(cf, uidx[rows])
+        if folded.intersection(rows):  # a blend with the chart: listed by its float64 value
+            scores = scores.double()
         for j, k in enumerate(rows):
             if k in folded:
                 scores[j] = _folded_list(cf, users[k], allowed, exclude_seen)
         seen = [users[k].items if k in folded else cf.seen(int(uidx[k])) for k in rows] if exclude_seen else None
         top = top_n(scores, allowed, seen, n_eff)
-        out_items[rows], out_scores[rows] = top.indices, top.values
+        out_items[rows], out_scores[rows] = top.indices, top.values.float()
     fallback = fallback_labels(cf, uidx.numpy())  # "user features": a hybrid's users known only from metadata
     if unknown:  # the most popular items, scored (and so ordered) by their number of training ratings
         popular = _popular(cf, allowed, n_eff)
@@ -212,7 +215,7 @@ def recommend_all(
     masked = ~np.isfinite(frame["score"].to_numpy())  # fewer unseen candidates than n: no seen or unknown items
     if masked.any():
         frame = frame[~masked].reset_index(drop=True)
-    return _with_info(cf, frame)
+    return with_info(cf.item_info, frame)
 
 
 def _folded_list(cf: CollabModel, user: FoldedUser, allowed: torch.Tensor, exclude_seen: bool) -> torch.Tensor:
@@ -230,7 +233,7 @@ def _folded_list(cf: CollabModel, user: FoldedUser, allowed: torch.Tensor, exclu
         masked[user.items] = True
     if user.chart >= 1.0:  # the chart alone: the unknown user's list, scored by the training counts as there
         return cf.item_counts.float().masked_fill(masked, -torch.inf)
-    return lean_on_chart(scores, cf.item_counts, user.chart, masked)
+    return lean_on_chart(scores, cf.item_counts, user.chart, masked, dtype=torch.float64)
 
 
 @torch.no_grad()
@@ -252,17 +255,7 @@ def _ratings_of(cf: CollabModel, users: list[Any], uidx: torch.Tensor, folded: s
 def _popular(cf: CollabModel, allowed: torch.Tensor, n: int) -> torch.Tensor:
     if cf.item_counts is None:
         raise ConfigError("the popularity fallback needs the training counts; this model was saved without them")
-    counts = torch.where(allowed, cf.item_counts.double(), torch.tensor(-1.0, dtype=torch.float64))
-    return torch.argsort(counts, descending=True, stable=True)[:n]
-
-
-def _with_info(cf: CollabModel, frame: pd.DataFrame) -> pd.DataFrame:
-    if cf.item_info is None or frame.empty:
-        return frame
-    info = cf.item_info.reindex(frame["item"].to_numpy())
-    for col in info.columns:
-        frame[col] = info[col].to_numpy()
-    return frame
+    return torch.from_numpy(chart_order(cf.item_counts.numpy(), allowed.numpy(), n))
 
 
 def recommend(
@@ -346,7 +339,7 @@ def similar_items(learn: Learner | CollabModel, item: Any, n: int = 10, *, min_r
     cf = as_collab(learn)
     ok = item_mask(cf, None, min_ratings)
     if features is None:
-        return _with_info(cf, _similar(cf, 1, item, n, ok))
+        return with_info(cf.item_info, _similar(cf, 1, item, n, ok))
     if item is not None:
         raise ConfigError("pass either an item ID or features= for a new item, not both")
     cf.require_trained()
@@ -357,7 +350,7 @@ def similar_items(learn: Learner | CollabModel, item: Any, n: int = 10, *, min_r
     sims = F.cosine_similarity(_vectors(cf, 1), vec, dim=1)
     sims[~ok] = -torch.inf
     top = sims.topk(min(int(n), int(ok.sum())))
-    return _with_info(cf, pd.DataFrame({"item": cf.items.decode(top.indices.numpy()),
+    return with_info(cf.item_info, pd.DataFrame({"item": cf.items.decode(top.indices.numpy()),
                                         "similarity": top.values.numpy()}))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -17,9 +17,10 @@ from torch import nn
 
 from .._errors import ConfigError
 from ..data._vocab import encode_ids, item_titles
+from ._answers import NO_HELP, fallback_text
 from ._collab import CollabModel
 
-__all__ = ["eval_mode", "score_pairs", "score_matrix", "fallback_labels", "item_mask", "top_n", "encode_users",
+__all__ = ["eval_mode", "score_pairs", "score_matrix", "fallback_labels", "item_mask", "TopN", "top_n", "encode_users",
            "encode_items", "metadata_only"]
 
 
@@ -108,11 +109,6 @@ def metadata_only(cf: CollabModel, col: int, codes: np.ndarray) -> np.ndarray:
     return (codes > 0) & ~trained.cpu().numpy()[codes]
 
 
-NO_HELP = "average user (user features did not help new users)"
-"""The label of a user scored from metadata by a model whose user features did not help training users held
-out as new (``user_feature_weight`` 0): such a user is scored exactly as the average user."""
-
-
 def features_label(cf: CollabModel) -> str:
     """How a user known only from metadata is scored: ``"user features"``, or :data:`NO_HELP` where the
     features were given no weight for new users."""
@@ -131,22 +127,13 @@ def fallback_labels(cf: CollabModel, users: np.ndarray | None, items: np.ndarray
     (unknown) or ``""``; a pair joins its sides with ``", "``, and both unknown read ``"average user and
     item"``. ``items=None``: the user side alone (the users of top-N lists); ``users=None``: the item side.
     """
-    def side(col: int, codes: np.ndarray, given: np.ndarray | None) -> np.ndarray:
-        name = "user" if col == 0 else "item"
-        known_by_features = metadata_only(cf, col, codes) | (given if given is not None else False)
-        by_features = features_label(cf) if col == 0 else "item features"
-        return np.select([known_by_features, codes == 0], [by_features, f"average {name}"], "").astype(str)
+    def meta(col: int, codes: np.ndarray | None, given: np.ndarray | None) -> Any:
+        if codes is None:
+            return False
+        return metadata_only(cf, col, np.asarray(codes)) | (given if given is not None else False)
 
-    if users is None:  # the item side alone (the items of a folded-in user's predictions)
-        return side(1, np.asarray(items), by_item).astype(object)
-    u_part = side(0, np.asarray(users), by_user)
-    if items is None:
-        return u_part.astype(object)
-    i_part = side(1, np.asarray(items), by_item)
-    both = (u_part != "") & (i_part != "")
-    out = np.where(both, np.char.add(np.char.add(u_part, ", "), i_part), np.char.add(u_part, i_part)).astype(object)
-    out[(u_part == "average user") & (i_part == "average item")] = "average user and item"
-    return out
+    return fallback_text(users, items, user_meta=meta(0, users, by_user), item_meta=meta(1, items, by_item),
+                         user_label=features_label(cf))
 
 
 def item_mask(cf: CollabModel, candidates: Sequence[Any] | None, min_ratings: int) -> torch.Tensor:
@@ -167,11 +154,24 @@ def item_mask(cf: CollabModel, candidates: Sequence[Any] | None, min_ratings: in
     return ok
 
 
-def top_n(scores: torch.Tensor, allowed: torch.Tensor, seen: Sequence[torch.Tensor] | None,
-          n: int) -> torch.return_types.topk:
+class TopN(NamedTuple):
+    """The best scores of each row and their columns, best first."""
+
+    values: torch.Tensor
+    indices: torch.Tensor
+
+
+def top_n(scores: torch.Tensor, allowed: torch.Tensor, seen: Sequence[torch.Tensor] | None, n: int) -> TopN:
     """Best ``n`` columns of each row of ``scores`` (users x items), leaving out items that are not
-    ``allowed`` and, per row, the ``seen`` ones. Modifies ``scores``."""
+    ``allowed`` and, per row, the ``seen`` ones; equal scores in the order of their columns (as NumPy's
+    stable sort orders them, :mod:`cflearn.serve._served`). Modifies ``scores``."""
     scores[:, ~allowed] = -torch.inf
     for j, items in enumerate(seen or []):
         scores[j, items] = -torch.inf
-    return scores.topk(n, dim=1)
+    top = scores.topk(min(n + 1, scores.shape[1]), dim=1)  # one more: a tie at the n-th place shows
+    tied = (top.values[:, 1:] == top.values[:, :-1]).any(1) & torch.isfinite(top.values[:, 0])
+    values, indices = top.values[:, :n].clone(), top.indices[:, :n].clone()
+    for j in torch.nonzero(tied).reshape(-1).tolist():  # rare but for ratings clipped to the scale: sort again
+        order = torch.sort(scores[j], descending=True, stable=True)
+        values[j], indices[j] = order.values[:n], order.indices[:n]
+    return TopN(values, indices)

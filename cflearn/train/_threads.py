@@ -94,9 +94,11 @@ def free_cores(sample: float = _SAMPLE_S) -> float | None:
     return max(0.0, min(float(_cores()), second[2] - max(0.0, busy) / per_cpu))
 
 
-def threads_for(free: float | None, default: int = _DEFAULT) -> int:
+def threads_for(free: float | None, default: int | None = None) -> int:
     """The threads for training when ``free`` cores are idle: the free cores, rounded, at least one and at
-    most torch's ``default`` (all of them while nothing is known)."""
+    most torch's ``default`` (``None``: its count when cflearn was imported; all of them while nothing is
+    known)."""
+    default = _DEFAULT if default is None else default
     if free is None:
         return default
     return max(1, min(default, int(free + 0.5)))

@@ -1,0 +1,63 @@
+"""What an answer says beside its scores, written once for the torch path and the NumPy one (no torch here):
+the ``fallback`` column, the popularity chart's order, the items' metadata columns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["NO_HELP", "fallback_text", "chart_order", "with_info", "table_from_json"]
+
+NO_HELP = "average user (user features did not help new users)"
+"""The label of a user scored from metadata by a model whose user features did not help training users held
+out as new (``user_feature_weight`` 0): such a user is scored exactly as the average user."""
+
+
+def fallback_text(users: np.ndarray | None, items: np.ndarray | None = None, *, user_meta: Any = False,
+                  item_meta: Any = False, user_label: str = "user features") -> np.ndarray:
+    """The ``fallback`` column: how each row was scored when not by its own trained rows.
+
+    A side is ``user_label`` / ``"item features"`` where ``user_meta`` / ``item_meta`` (bool per row: known only
+    from metadata), ``"average user"`` / ``"average item"`` where its code is 0 (unknown), or ``""``; a pair joins
+    its sides with ``", "``, and both unknown read ``"average user and item"``. ``items=None``: the user side
+    alone (the users of top-N lists); ``users=None``: the item side.
+    """
+    def side(name: str, codes: np.ndarray, meta: Any, label: str) -> np.ndarray:
+        return np.select([np.asarray(meta, bool) & np.ones(len(codes), bool), codes == 0], [label, f"average {name}"],
+                         "").astype(str)
+
+    if users is None:
+        return side("item", np.asarray(items), item_meta, "item features").astype(object)
+    u_part = side("user", np.asarray(users), user_meta, user_label)
+    if items is None:
+        return u_part.astype(object)
+    i_part = side("item", np.asarray(items), item_meta, "item features")
+    both = (u_part != "") & (i_part != "")
+    out = np.where(both, np.char.add(np.char.add(u_part, ", "), i_part), np.char.add(u_part, i_part)).astype(object)
+    out[(u_part == "average user") & (i_part == "average item")] = "average user and item"
+    return out
+
+
+def chart_order(counts: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` most popular allowed items (most training ratings first; ties by index): an unknown user's list."""
+    key = np.where(allowed, np.asarray(counts, np.float64), -1.0)
+    return np.argsort(-key, kind="stable")[:n]
+
+
+def with_info(item_info: pd.DataFrame | None, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the items' metadata columns (titles, genres) beside its ``item`` column."""
+    if item_info is None or frame.empty:
+        return frame
+    info = item_info.reindex(frame["item"].to_numpy())
+    for col in info.columns:
+        frame[col] = info[col].to_numpy()
+    return frame
+
+
+def table_from_json(obj: dict[str, Any] | None) -> pd.DataFrame | None:
+    """The items table a model file's header holds (``item_info``: index and columns), or ``None``."""
+    if not obj:
+        return None
+    return pd.DataFrame(obj["columns"], index=pd.Index(obj["index"], name=obj.get("index_name")))

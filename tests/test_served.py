@@ -1,0 +1,100 @@
+"""Serving without torch: a saved model answered with NumPy (cflearn.load_served) agrees with torch's answers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cflearn
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return cflearn.datasets.synthetic(300, 160, density=0.08, seed=5)
+
+
+@pytest.fixture(scope="module")
+def models(planted, tmp_path_factory):
+    """One saved model of each kind NumPy serves: dot (fast), two heads (dual: item-item, learned), ranking
+    (rank) and hybrid (best with user and item features, where 15 users and 8 items are known only from
+    metadata)."""
+    ratings = planted.ratings
+    kept = ratings[~ratings["user"].isin(planted.users["user"][:15]) & ~ratings["item"].isin(planted.items["item"][:8])]
+    plain = cflearn.from_df(ratings, seed=0)
+    hybrid = cflearn.from_df(kept, "user", "item", "rating", items=planted.items, users=planted.users,
+                             user_features=["group"], item_features=["genres"], seed=0)
+    specs = {"fast": (plain, "fast", {}), "dual": (plain, "dual", {}),
+             "dual learned": (plain, "dual", {"rank_head": "learned"}), "rank": (plain, "rank", {}),
+             "hybrid": (hybrid, "best", {"select_features": False})}
+    out = {}
+    folder = tmp_path_factory.mktemp("served")
+    for name, (data, preset, kwargs) in specs.items():
+        learn = cflearn.collab_learner(data, preset, epochs=2, progress=False, seed=0, **kwargs)
+        cflearn.fit(learn)
+        path = cflearn.save(learn, folder / f"{name.replace(' ', '_')}.safetensors")
+        out[name] = (cflearn.load(path), cflearn.load_served(path), path)
+    return out
+
+
+def _who(cf, planted):
+    """Known users, users a hybrid knows only from metadata (the first three), an unknown one; every item and an
+    unknown one."""
+    users = list(cf.users.ids[:20]) + planted.users["user"][:3].tolist() + [-7]
+    return users, list(cf.items.ids) + [-3]
+
+
+@pytest.mark.parametrize("name", ["fast", "dual", "dual learned", "rank", "hybrid"])
+def test_numpy_answers_are_torch_answers(models, name, planted):
+    cf, served, _ = models[name]
+    assert served is not None  # served by NumPy, not handed back to torch
+    users, items = _who(cf, planted)
+    pairs = pd.DataFrame([(u, i) for u in users[::5] + users[-4:] for i in items], columns=["user", "item"])
+    want = cflearn.predict(cf, pairs["user"].tolist(), pairs["item"].tolist())
+    got = served.predict(pairs["user"].tolist(), pairs["item"].tolist())
+    assert got.attrs == want.attrs and list(got.columns) == list(want.columns)
+    np.testing.assert_allclose(got["score"], want["score"], rtol=0, atol=1e-6)
+    assert got["fallback"].tolist() == want["fallback"].tolist()
+    if name == "hybrid":
+        assert {"user features", "average user", "item features", ""} <= {
+            part for f in got["fallback"] for part in f.split(", ")}
+    for options in ({}, {"exclude_seen": False}, {"min_ratings": 0}, {"min_ratings": 5, "n": 30}):
+        for user in users:
+            want = cflearn.recommend(cf, user, **options)
+            got = served.recommend(user, **options)
+            assert list(got.columns) == list(want.columns) and got.attrs == want.attrs, (user, options)
+            assert got["item"].tolist() == want["item"].tolist(), (user, options)
+            for col in ("score", "rating"):
+                if col in want:
+                    np.testing.assert_allclose(got[col], want[col], rtol=0, atol=1e-6)
+            assert got["fallback"].tolist() == want["fallback"].tolist()
+
+
+def test_numpy_answers_need_neither_torch_nor_fastai(models):
+    _, served, path = models["dual"]
+    user = int(served.users.ids[3])
+    code = (f"import sys, cflearn\ns = cflearn.load_served({str(path)!r})\ns.recommend({user!r})\n"
+            f"s.predict({user!r}, [1, 2])\n"
+            "from cflearn.cli import main\nmain(['recommend', sys.argv[1], '--user', '4'])\n"
+            "main(['predict', sys.argv[1], '--user', '4', '--item', '1'])\n"
+            "print('torch' in sys.modules, 'fastai' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "False False"
+    assert "top 10 for user 4:" in out
+
+
+def test_files_numpy_cannot_serve_go_to_torch(models, tmp_path):
+    cf, _, path = models["fast"]
+    blob = bytearray(path.read_bytes())
+    blob[-1] ^= 0xFF  # a weight changed after saving: the checksums disagree
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(bytes(blob))
+    assert cflearn.load_served(bad) is None and cflearn.load_served(tmp_path / "missing.safetensors") is None
+    with pytest.raises(cflearn.ModelFileError, match="checksum"):
+        cflearn.load(bad)
+    from cflearn.cli import main
+
+    assert main(["recommend", str(bad), "--user", "4"]) == 1  # torch's load says what is wrong
