@@ -8,11 +8,37 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["NO_HELP", "fallback_text", "chart_order", "with_info", "table_from_json"]
+from .._errors import ConfigError
+
+__all__ = ["NO_HELP", "pair_lists", "fallback_text", "chart_order", "with_info", "table_from_json"]
 
 NO_HELP = "average user (user features did not help new users)"
 """The label of a user scored from metadata by a model whose user features did not help training users held
 out as new (``user_feature_weight`` 0): such a user is scored exactly as the average user."""
+
+
+def _as_list(v: Any, what: str, scalars: tuple[type, ...]) -> list[Any]:
+    if isinstance(v, (str, bytes, *scalars)) or np.isscalar(v):
+        return [v]
+    if v is None:
+        raise ConfigError(f"{what} must be raw IDs (one ID or a list), got None")
+    try:
+        return list(v)
+    except TypeError:
+        raise ConfigError(f"{what} must be raw IDs (one ID or a list), got {type(v).__name__}") from None
+
+
+def pair_lists(users: Any, items: Any, scalars: tuple[type, ...] = ()) -> tuple[list[Any], list[Any]]:
+    """``predict``'s users and items as two lists of one length: one ID (or one of ``scalars``, e.g. a folded-in
+    user) or a list on each side; a single one is repeated to the other side's length."""
+    users, items = _as_list(users, "users", scalars), _as_list(items, "items", ())
+    if len(users) == 1 and len(items) > 1:
+        users = users * len(items)
+    if len(items) == 1 and len(users) > 1:
+        items = items * len(users)
+    if len(users) != len(items):
+        raise ConfigError(f"users and items must have the same length, got {len(users)} and {len(items)}")
+    return users, items
 
 
 def fallback_text(users: np.ndarray | None, items: np.ndarray | None = None, *, user_meta: Any = False,

@@ -11,6 +11,7 @@ import torch
 
 from .._errors import ConfigError, UnknownIDError
 from ..metrics import mae, rmse
+from ._answers import pair_lists
 from ._cold import feature_rows
 from ._collab import CollabModel, as_collab
 from ._recommend import FoldedUser
@@ -22,17 +23,6 @@ if TYPE_CHECKING:
     from ..data._data import CollabData
 
 __all__ = ["predict", "score"]
-
-
-def _as_list(v: Any, what: str = "users and items") -> list[Any]:
-    if isinstance(v, (str, bytes, FoldedUser)) or np.isscalar(v):
-        return [v]
-    if v is None:
-        raise ConfigError(f"{what} must be raw IDs (one ID or a list), got None")
-    try:
-        return list(v)
-    except TypeError:
-        raise ConfigError(f"{what} must be raw IDs (one ID or a list), got {type(v).__name__}") from None
 
 
 def predict(
@@ -82,13 +72,7 @@ def predict(
     """
     cf = as_collab(learn)
     cf.require_trained()
-    users, items = _as_list(users, "users"), _as_list(items, "items")
-    if len(users) == 1 and len(items) > 1:
-        users = users * len(items)
-    if len(items) == 1 and len(users) > 1:
-        items = items * len(users)
-    if len(users) != len(items):
-        raise ConfigError(f"users and items must have the same length, got {len(users)} and {len(items)}")
+    users, items = pair_lists(users, items, scalars=(FoldedUser,))
     folded = [k for k, x in enumerate(users) if isinstance(x, FoldedUser)]
     for k in folded:
         users[k].check_model(cf)

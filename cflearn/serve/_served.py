@@ -25,7 +25,7 @@ import pandas as pd
 from .._errors import ConfigError, check_count
 from .._formula import item_item_scores, raw_scores, squash
 from ..data._vocab import Vocab, encode_ids, item_titles
-from ._answers import chart_order, fallback_text, table_from_json, with_info
+from ._answers import chart_order, fallback_text, pair_lists, table_from_json, with_info
 from ._file import FORMAT_VERSION, KEY, digest, header_digest
 
 __all__ = ["Served", "load_served"]
@@ -76,13 +76,7 @@ class Served:
     def predict(self, users: Any | Sequence[Any], items: Any | Sequence[Any], *, clip: bool = True) -> pd.DataFrame:
         """Scores of (user, item) pairs by raw ID, as :func:`cflearn.predict` gives them (unknown IDs scored as the
         average user or item, said in ``fallback``; ``attrs["score_kind"]`` says what ``score`` means)."""
-        users, items = _as_list(users), _as_list(items)
-        if len(users) == 1 and len(items) > 1:
-            users = users * len(items)
-        if len(items) == 1 and len(users) > 1:
-            items = items * len(users)
-        if len(users) != len(items):
-            raise ConfigError(f"users and items must have the same length, got {len(users)} and {len(items)}")
+        users, items = pair_lists(users, items)
         u = encode_ids(self.users, users, "user")
         i = encode_ids(self.items, items, "item", titles=item_titles(self.item_info))
         U, b_u, Q, b_i = self.pairs
@@ -149,12 +143,6 @@ class Served:
         frame.attrs["score_kind"] = self.list_kind
         frame = frame[np.isfinite(frame["score"].to_numpy())].reset_index(drop=True)
         return with_info(self.item_info, frame)
-
-
-def _as_list(v: Any) -> list[Any]:
-    if isinstance(v, (list, tuple, np.ndarray, pd.Series, pd.Index)):
-        return list(v)
-    return [v]
 
 
 def load_served(path: str | Path) -> Served | None:
