@@ -98,3 +98,22 @@ def test_files_numpy_cannot_serve_go_to_torch(models, tmp_path):
     from cflearn.cli import main
 
     assert main(["recommend", str(bad), "--user", "4"]) == 1  # torch's load says what is wrong
+
+
+def test_ratings_clipped_to_the_scale_are_listed_alike(planted, tmp_path):
+    """A rating model's list scores are predicted ratings clipped to the scale: many items tie at the top, and both
+    paths list them in item order."""
+    import torch
+
+    learn = cflearn.collab_learner(cflearn.from_df(planted.ratings, seed=0), "fast", epochs=1, progress=False, seed=0)
+    cflearn.fit(learn)
+    with torch.no_grad():
+        learn.model.i_bias.weight[1:40] += 4.0  # 39 items every user is predicted to rate above 5
+    path = cflearn.save(learn, tmp_path / "clipped.safetensors")
+    cf, served = cflearn.load(path), cflearn.load_served(path)
+    for user in cf.users.ids[:10]:
+        want, got = cflearn.recommend(cf, user, n=20), served.recommend(user, n=20)
+        assert (want["score"] == cf.scale[1]).all() and got["item"].tolist() == want["item"].tolist()
+        np.testing.assert_allclose(got["score"], want["score"], rtol=0, atol=1e-6)
+        codes = cf.items.encode(want["item"].tolist())
+        assert (np.diff(codes) > 0).all()  # tied at 5: in item order

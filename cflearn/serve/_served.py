@@ -106,8 +106,9 @@ class Served:
             row[0, col[col >= 0]] = 1.0
             return item_item_scores(row, self.lists["weights"], self.lists["floor"], self.lists["keep"])[0]
         U, b_u, Q, b_i = self.lists
-        return squash(raw_scores(U[[user]], b_u[[user]], Q, b_i), self.y_range if self.list_kind == "rating"
-                      else None)[0]
+        if self.list_kind == "rating":  # predicted ratings, clipped to the scale as predict gives them
+            return np.clip(squash(raw_scores(U[[user]], b_u[[user]], Q, b_i), self.y_range)[0], *self.scale)
+        return raw_scores(U[[user]], b_u[[user]], Q, b_i)[0]
 
     def recommend(self, user: Any, n: int = 10, *, exclude_seen: bool = True, min_ratings: int = 1) -> pd.DataFrame:
         """Top-``n`` items for a user by raw ID, best first, as :func:`cflearn.recommend` gives them (an unknown
