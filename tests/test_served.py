@@ -87,7 +87,7 @@ def test_numpy_answers_need_neither_torch_nor_fastai(models):
 
 
 def test_files_numpy_cannot_serve_go_to_torch(models, tmp_path):
-    cf, _, path = models["fast"]
+    _, _, path = models["fast"]
     blob = bytearray(path.read_bytes())
     blob[-1] ^= 0xFF  # a weight changed after saving: the checksums disagree
     bad = tmp_path / "bad.safetensors"
@@ -98,6 +98,11 @@ def test_files_numpy_cannot_serve_go_to_torch(models, tmp_path):
     from cflearn.cli import main
 
     assert main(["recommend", str(bad), "--user", "4"]) == 1  # torch's load says what is wrong
+    nn = cflearn.collab_learner(cflearn.from_df(cflearn.datasets.synthetic(100, 50, seed=1), seed=0), "fast_nn",
+                                epochs=1, progress=False)
+    path = cflearn.save(cflearn.fit(nn), tmp_path / "nn.safetensors")  # no tables: forward passes, torch's
+    assert cflearn.load_served(path) is None
+    assert main(["recommend", str(path), "--user", str(nn.cf.users.ids[1]), "-n", "3"]) == 0
 
 
 def test_ratings_clipped_to_the_scale_are_listed_alike(planted, tmp_path):
