@@ -61,7 +61,9 @@ def test_numpy_answers_are_torch_answers(models, name, planted):
     if name == "hybrid":
         assert {"user features", "average user", "item features", ""} <= {
             part for f in got["fallback"] for part in f.split(", ")}
-    for options in ({}, {"exclude_seen": False}, {"min_ratings": 0}, {"min_ratings": 5, "n": 30}):
+    some = items[::3] + [-3]  # candidates: every third item and an unknown one
+    for options in ({}, {"exclude_seen": False}, {"min_ratings": 0}, {"min_ratings": 5, "n": 30},
+                    {"candidates": some, "n": 5}):
         for user in users:
             want = cflearn.recommend(cf, user, **options)
             got = served.recommend(user, **options)
@@ -71,6 +73,26 @@ def test_numpy_answers_are_torch_answers(models, name, planted):
                 if col in want:
                     np.testing.assert_allclose(got[col], want[col], rtol=0, atol=1e-6)
             assert got["fallback"].tolist() == want["fallback"].tolist()
+    for strict in (lambda m: m.recommend(-7, strict=True), lambda m: m.predict([users[0], -7], [items[0], -3],
+                                                                                strict=True)):
+        with pytest.raises(cflearn.UnknownIDError) as by_numpy:
+            strict(served)
+        with pytest.raises(cflearn.UnknownIDError) as by_torch:
+            strict(_Torch(cf))
+        assert str(by_numpy.value) == str(by_torch.value)
+
+
+class _Torch:
+    """torch's answers through the same calls as :class:`cflearn.Served`'s."""
+
+    def __init__(self, cf):
+        self.cf = cf
+
+    def recommend(self, user, **kwargs):
+        return cflearn.recommend(self.cf, user, **kwargs)
+
+    def predict(self, users, items, **kwargs):
+        return cflearn.predict(self.cf, users, items, **kwargs)
 
 
 def test_numpy_answers_need_neither_torch_nor_fastai(models):

@@ -10,7 +10,8 @@ import pandas as pd
 
 from .._errors import ConfigError
 
-__all__ = ["NO_HELP", "pair_lists", "fallback_text", "chart_order", "with_info", "table_from_json"]
+__all__ = ["NO_HELP", "pair_lists", "refuse_unknown_pairs", "refuse_unknown_users", "allowed_items", "fallback_text",
+           "chart_order", "with_info", "table_from_json"]
 
 NO_HELP = "average user (user features did not help new users)"
 """The label of a user scored from metadata by a model whose user features did not help training users held
@@ -39,6 +40,50 @@ def pair_lists(users: Any, items: Any, scalars: tuple[type, ...] = ()) -> tuple[
     if len(users) != len(items):
         raise ConfigError(f"users and items must have the same length, got {len(users)} and {len(items)}")
     return users, items
+
+
+def refuse_unknown_pairs(users: list[Any], items: list[Any], u: np.ndarray, i: np.ndarray,
+                         skip: np.ndarray | None = None) -> None:
+    """``predict(strict=True)``: :class:`cflearn.UnknownIDError` naming up to five unknown users and items
+    (codes 0; ``skip``: users that are not IDs, e.g. folded-in ones)."""
+    from .._errors import UnknownIDError
+
+    skip = np.zeros(len(users), bool) if skip is None else skip
+    if not ((u[~skip] == 0).any() or (i == 0).any()):
+        return
+    bad_u = sorted({repr(x) for x, c, f in zip(users, u, skip) if c == 0 and not f})[:5]
+    bad_i = sorted({repr(x) for x, c in zip(items, i) if c == 0})[:5]
+    what = "; ".join(s for s in [bad_u and f"users {', '.join(bad_u)}", bad_i and f"items {', '.join(bad_i)}"] if s)
+    raise UnknownIDError(f"not in the training data: {what}; pass strict=False to get the average-user/item "
+                         "fallback")
+
+
+def refuse_unknown_users(unknown: list[Any]) -> None:
+    """``recommend(strict=True)``: :class:`cflearn.UnknownIDError` naming up to five unknown users."""
+    from .._errors import UnknownIDError
+
+    if unknown:
+        raise UnknownIDError(f"users not in the training data: {', '.join(map(repr, unknown[:5]))}; pass "
+                             "strict=False to get the most-popular fallback")
+
+
+def allowed_items(n_items: int, counts: np.ndarray | None, candidates: np.ndarray | None,
+                  min_ratings: int) -> np.ndarray:
+    """Items that may be recommended at all (bool per item row): not row 0, at least ``min_ratings`` training
+    ratings (``counts``), among the ``candidates`` (encoded; 0, an unknown ID, is none)."""
+    if isinstance(min_ratings, bool) or not isinstance(min_ratings, (int, np.integer)) or min_ratings < 0:
+        raise ConfigError(f"min_ratings must be a whole number of training ratings, 0 or more, got {min_ratings!r}")
+    ok = np.ones(n_items, bool)
+    ok[0] = False
+    if min_ratings > 0:
+        if counts is None:
+            raise ConfigError("min_ratings needs the training counts; this model was saved without them")
+        ok &= np.asarray(counts) >= min_ratings
+    if candidates is not None:
+        among = np.zeros(n_items, bool)
+        among[candidates[candidates > 0]] = True
+        ok &= among
+    return ok
 
 
 def fallback_text(users: np.ndarray | None, items: np.ndarray | None = None, *, user_meta: Any = False,

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .._errors import ConfigError, UnknownIDError
+from .._errors import ConfigError
 from ..metrics import mae, rmse
-from ._answers import pair_lists
+from ._answers import pair_lists, refuse_unknown_pairs
 from ._cold import feature_rows
 from ._collab import CollabModel, as_collab
 from ._recommend import FoldedUser
@@ -82,12 +82,8 @@ def predict(
     i = encode_items(cf, items)
     is_folded = np.zeros(len(users), bool)
     is_folded[folded] = True
-    if strict and ((u[~is_folded] == 0).any() or (i == 0).any()):
-        bad_u = sorted({repr(x) for x, c, f in zip(users, u, is_folded) if c == 0 and not f})[:5]
-        bad_i = sorted({repr(x) for x, c in zip(items, i) if c == 0})[:5]
-        what = "; ".join(s for s in [bad_u and f"users {', '.join(bad_u)}", bad_i and f"items {', '.join(bad_i)}"] if s)
-        raise UnknownIDError(f"not in the training data: {what}; pass strict=False to get the average-user/item "
-                             "fallback")
+    if strict:
+        refuse_unknown_pairs(users, items, u, i, skip=is_folded)
     ranking = cf.contract.score_kind == "ranking"
     scores = score_pairs(cf, u, i, clip=clip and not ranking)
     by_u, by_i = _from_metadata(cf, "user", users, u, user_info), _from_metadata(cf, "item", items, i, item_info)

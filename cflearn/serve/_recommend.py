@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from .._errors import ColumnError, ConfigError, DataError, UnknownIDError, check_count, check_number
 from ..data._data import relevance_level
 from ..models import HybridDotBias, rating_head
-from ._answers import chart_order, with_info
+from ._answers import chart_order, refuse_unknown_users, with_info
 from ._cold import FeatureInput, feature_part, feature_rows
 from ._collab import CollabModel, as_collab
 from ._fold import CHART_PRIOR, UserPrior, chart_weight, lean_on_chart, posterior_mode, user_prior
@@ -172,9 +172,8 @@ def recommend_all(
     for k in folded_pos:
         users[k].check_model(cf)
     unknown = [users[k] for k in range(len(users)) if uidx[k] == 0 and k not in folded_pos]
-    if strict and unknown:
-        raise UnknownIDError(f"users not in the training data: {', '.join(map(repr, unknown[:5]))}; pass "
-                             "strict=False to get the most-popular fallback")
+    if strict:
+        refuse_unknown_users(unknown)
     allowed = item_mask(cf, candidates, min_ratings)
     n_eff = min(int(n), int(allowed.sum()))
     out_items = torch.zeros(len(users), n_eff, dtype=torch.long)

@@ -17,7 +17,7 @@ from torch import nn
 
 from .._errors import ConfigError
 from ..data._vocab import encode_ids, item_titles
-from ._answers import NO_HELP, fallback_text
+from ._answers import NO_HELP, allowed_items, fallback_text
 from ._collab import CollabModel
 
 __all__ = ["eval_mode", "score_pairs", "score_matrix", "fallback_labels", "item_mask", "TopN", "top_n", "encode_users",
@@ -137,21 +137,11 @@ def fallback_labels(cf: CollabModel, users: np.ndarray | None, items: np.ndarray
 
 
 def item_mask(cf: CollabModel, candidates: Sequence[Any] | None, min_ratings: int) -> torch.Tensor:
-    """Items that may be recommended at all: not row 0, rated often enough, among the candidates."""
-    if isinstance(min_ratings, bool) or not isinstance(min_ratings, (int, np.integer)) or min_ratings < 0:
-        raise ConfigError(f"min_ratings must be a whole number of training ratings, 0 or more, got {min_ratings!r}")
-    ok = torch.ones(len(cf.items), dtype=torch.bool)
-    ok[0] = False
-    if min_ratings > 0:
-        if cf.item_counts is None:
-            raise ConfigError("min_ratings needs the training counts; this model was saved without them")
-        ok &= cf.item_counts >= min_ratings
-    if candidates is not None:
-        allowed = torch.zeros_like(ok)
-        idx = torch.from_numpy(encode_items(cf, list(candidates)))
-        allowed[idx[idx > 0]] = True
-        ok &= allowed
-    return ok
+    """Items that may be recommended at all: not row 0, rated often enough, among the candidates
+    (:func:`cflearn.serve._answers.allowed_items`)."""
+    codes = None if candidates is None else encode_items(cf, list(candidates))
+    counts = None if cf.item_counts is None else cf.item_counts.numpy()
+    return torch.from_numpy(allowed_items(len(cf.items), counts, codes, min_ratings))
 
 
 class TopN(NamedTuple):

@@ -22,10 +22,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._errors import ConfigError, check_count
+from .._errors import check_count
 from .._formula import item_item_scores, raw_scores, squash
 from ..data._vocab import Vocab, encode_ids, item_titles
-from ._answers import chart_order, fallback_text, pair_lists, table_from_json, with_info
+from ._answers import (
+    allowed_items,
+    chart_order,
+    fallback_text,
+    pair_lists,
+    refuse_unknown_pairs,
+    refuse_unknown_users,
+    table_from_json,
+    with_info,
+)
 from ._file import FORMAT_VERSION, KEY, digest, header_digest
 
 __all__ = ["Served", "load_served"]
@@ -73,12 +82,16 @@ class Served:
             return np.zeros(len(codes), bool)
         return (codes > 0) & ~trained[codes]
 
-    def predict(self, users: Any | Sequence[Any], items: Any | Sequence[Any], *, clip: bool = True) -> pd.DataFrame:
+    def predict(self, users: Any | Sequence[Any], items: Any | Sequence[Any], *, strict: bool = False,
+                clip: bool = True) -> pd.DataFrame:
         """Scores of (user, item) pairs by raw ID, as :func:`cflearn.predict` gives them (unknown IDs scored as the
-        average user or item, said in ``fallback``; ``attrs["score_kind"]`` says what ``score`` means)."""
+        average user or item, said in ``fallback``, or refused with ``strict``; ``attrs["score_kind"]`` says what
+        ``score`` means; ``clip``: ratings clipped to the scale)."""
         users, items = pair_lists(users, items)
         u = encode_ids(self.users, users, "user")
         i = encode_ids(self.items, items, "item", titles=item_titles(self.item_info))
+        if strict:
+            refuse_unknown_pairs(users, items, u, i)
         U, b_u, Q, b_i = self.pairs
         scores = squash(raw_scores(U[u], b_u[u], Q, b_i, i), self.y_range)
         if clip and self.score_kind == "rating":
@@ -110,17 +123,18 @@ class Served:
             return np.clip(squash(raw_scores(U[[user]], b_u[[user]], Q, b_i), self.y_range)[0], *self.scale)
         return raw_scores(U[[user]], b_u[[user]], Q, b_i)[0]
 
-    def recommend(self, user: Any, n: int = 10, *, exclude_seen: bool = True, min_ratings: int = 1) -> pd.DataFrame:
-        """Top-``n`` items for a user by raw ID, best first, as :func:`cflearn.recommend` gives them (an unknown
-        user gets the most popular items, ``fallback="popular"``, scored by their training counts)."""
+    def recommend(self, user: Any, n: int = 10, *, exclude_seen: bool = True, candidates: Sequence[Any] | None = None,
+                  min_ratings: int = 1, strict: bool = False) -> pd.DataFrame:
+        """Top-``n`` items for a user by raw ID, best first, as :func:`cflearn.recommend` gives them, with its
+        options (an unknown user gets the most popular items, ``fallback="popular"``, scored by their training
+        counts, or is refused with ``strict``)."""
         check_count("n", n)
-        if isinstance(min_ratings, bool) or not isinstance(min_ratings, (int, np.integer)) or min_ratings < 0:
-            raise ConfigError(f"min_ratings must be a whole number of training ratings, 0 or more, got {min_ratings!r}")
         u = int(encode_ids(self.users, [user], "user")[0])
-        allowed = np.ones(len(self.items), bool)
-        allowed[0] = False
-        if min_ratings > 0:
-            allowed &= self.item_counts >= min_ratings
+        if strict and u == 0:
+            refuse_unknown_users([user])
+        codes = None if candidates is None else encode_ids(self.items, list(candidates), "item",
+                                                           titles=item_titles(self.item_info))
+        allowed = allowed_items(len(self.items), self.item_counts, codes, min_ratings)
         n_eff = min(int(n), int(allowed.sum()))
         if u == 0:
             top = chart_order(self.item_counts, allowed, n_eff)
