@@ -53,6 +53,13 @@ class Served:
         score_kind, list_kind: what :meth:`predict`'s and :meth:`recommend`'s scores mean (as the model's
             :class:`cflearn.models.Contract` says).
         item_info: item metadata indexed by raw item ID (titles, genres), or ``None``.
+        pairs, y_range: the tables a pair's score comes from (user vectors, user biases, item vectors, item
+            biases; row 0 the unknown ID's) and the sigmoid range of its output (``None``: raw scores).
+        lists: the tables that order top-N lists, or a closed-form (EASE) head's arrays (``hist_indptr``,
+            ``hist_items``, ``keep``, ``weights``, ``floor``).
+        seen_indptr, seen_items, item_counts: each user's training items (CSR) and each item's training count.
+        trained_users, trained_items: a hybrid model's rows with training ratings (``None``: every row but 0).
+        features_label: the ``fallback`` of a user known only from metadata.
     """
 
     users: Vocab
