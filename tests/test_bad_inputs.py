@@ -165,7 +165,7 @@ def test_tampered_model_contents_are_refused(trained, tmp_path, field, value, me
     import json
     import struct
 
-    from cflearn.serve._export import _header_digest
+    from cflearn.serve._file import header_digest as _header_digest
 
     path = cflearn.save(trained, tmp_path / "m.safetensors")
     raw = path.read_bytes()

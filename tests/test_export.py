@@ -40,7 +40,7 @@ def _header(path):
 def _rewrite(path, header, rest, reseal=True):
     """Write ``header`` over ``rest``; by default the header's digest is recomputed, as a forger who
     knows the format would (the checks below must stand without it)."""
-    from cflearn.serve._export import _header_digest
+    from cflearn.serve._file import header_digest as _header_digest
 
     text = header.get("__metadata__", {}).get("cflearn")
     try:
@@ -297,7 +297,8 @@ def _forge(path, out, edit_meta=None, edit_tensors=None):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from cflearn.serve._export import _digest, _header_digest
+    from cflearn.serve._export import _digest
+    from cflearn.serve._file import header_digest as _header_digest
 
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["cflearn"])

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._errors import ConfigError
+from .._errors import ConfigError, UnknownIDError
 
 __all__ = ["NO_HELP", "pair_lists", "refuse_unknown_pairs", "refuse_unknown_users", "allowed_items", "fallback_text",
            "chart_order", "with_info", "table_from_json"]
@@ -46,8 +46,6 @@ def refuse_unknown_pairs(users: list[Any], items: list[Any], u: np.ndarray, i: n
                          skip: np.ndarray | None = None) -> None:
     """``predict(strict=True)``: :class:`cflearn.UnknownIDError` naming up to five unknown users and items
     (codes 0; ``skip``: users that are not IDs, e.g. folded-in ones)."""
-    from .._errors import UnknownIDError
-
     skip = np.zeros(len(users), bool) if skip is None else skip
     if not ((u[~skip] == 0).any() or (i == 0).any()):
         return
@@ -60,8 +58,6 @@ def refuse_unknown_pairs(users: list[Any], items: list[Any], u: np.ndarray, i: n
 
 def refuse_unknown_users(unknown: list[Any]) -> None:
     """``recommend(strict=True)``: :class:`cflearn.UnknownIDError` naming up to five unknown users."""
-    from .._errors import UnknownIDError
-
     if unknown:
         raise UnknownIDError(f"users not in the training data: {', '.join(map(repr, unknown[:5]))}; pass "
                              "strict=False to get the most-popular fallback")

@@ -102,7 +102,7 @@ def save(learn: Learner | CollabModel, path: str | Path) -> Path:
     tensors.update(served)
     meta["checksums"] = {name: _digest(t) for name, t in tensors.items()}  # format 5: an altered tensor is refused
     meta = json.loads(json.dumps(meta, default=json_default))  # as the file will hold it
-    meta["header_digest"] = _header_digest(meta)  # format 6: an edited header field is refused too
+    meta["header_digest"] = header_digest(meta)  # format 6: an edited header field is refused too
     header = json.dumps(meta)
     if len(header) > HEADER_LIMIT:  # safetensors' own error says only "header too large"
         raise DataError(f"{Path(path).name}: the model's header would hold {len(header) / 1e6:,.0f} MB of text, over "
@@ -180,8 +180,6 @@ def _digest(t: torch.Tensor) -> str:
     return digest(t.detach().cpu().numpy())
 
 
-_header_digest = header_digest
-
 
 def _serving(model: torch.nn.Module) -> tuple[dict[str, Any] | None, dict[str, torch.Tensor]]:
     """What a saved model scores with, for :mod:`cflearn.serve._served` (NumPy, no torch): the header's
@@ -229,7 +227,7 @@ def _check_digests(meta: dict[str, Any], tensors: dict[str, torch.Tensor], versi
     refused (``ValueError`` naming it)."""
     if version < 5:
         return
-    if version >= 6 and meta.get("header_digest") != _header_digest(meta):
+    if version >= 6 and meta.get("header_digest") != header_digest(meta):
         raise ValueError("the header does not match its digest (a field was edited after saving)")
     sums = meta.get("checksums")
     if not isinstance(sums, dict):

@@ -187,6 +187,12 @@ def load_served(path: str | Path) -> Served | None:
         return None
 
 
+def _csr_ok(indptr: np.ndarray, entries: np.ndarray, n_rows: int, lo: int, hi: int) -> bool:
+    """Whether ``indptr`` offsets ``n_rows`` rows into ``entries``, every entry in ``[lo, hi)``."""
+    return bool(len(indptr) == n_rows + 1 and indptr[0] == 0 and not (np.diff(indptr) < 0).any()
+                and indptr[-1] == len(entries) and (entries.size == 0 or (entries.min() >= lo and entries.max() < hi)))
+
+
 def _served(meta: dict[str, Any], record: dict[str, Any], arrays: dict[str, np.ndarray]) -> Served | None:
     """The checks of :func:`cflearn.load` that keep answers inside the arrays, then the :class:`Served`."""
     sums = meta.get("checksums")
@@ -213,18 +219,16 @@ def _served(meta: dict[str, Any], record: dict[str, Any], arrays: dict[str, np.n
         indptr, hist, keep = (lists[k].astype(np.int64) for k in ("hist_indptr", "hist_items", "keep"))
         lists.update(hist_indptr=indptr, hist_items=hist, keep=keep)
         n_kept = len(keep)
-        if len(indptr) != n_users + 1 or indptr[0] != 0 or (np.diff(indptr) < 0).any() or indptr[-1] != len(hist) \
-                or (hist.size and (hist.min() < 0 or hist.max() >= n_items)) or (keep.size and (
-                    keep.min() < 1 or keep.max() >= n_items)) or lists["weights"].shape != (n_kept, n_kept) \
-                or lists["floor"].shape != (n_items,):
+        if not _csr_ok(indptr, hist, n_users, 0, n_items) or (keep.size and (keep.min() < 1 or keep.max() >= n_items)) \
+                or lists["weights"].shape != (n_kept, n_kept) or lists["floor"].shape != (n_items,) \
+                or not (np.isfinite(lists["weights"]).all() and np.isfinite(lists["floor"]).all()):
             return None
     else:
         lists = table(record["lists"]["tables"])
     indptr = arrays[f"{KEY}.seen_indptr"].astype(np.int64)
     seen = arrays[f"{KEY}.seen_items"].astype(np.int64)
     counts = arrays[f"{KEY}.item_counts"].astype(np.int64)
-    if len(indptr) != n_users + 1 or indptr[0] != 0 or (np.diff(indptr) < 0).any() or indptr[-1] != len(seen) or \
-            len(counts) != n_items or (seen.size and (seen.min() < 1 or seen.max() >= n_items)) or \
+    if not _csr_ok(indptr, seen, n_users, 1, n_items) or len(counts) != n_items or \
             not np.array_equal(counts, np.bincount(seen, minlength=n_items)):
         return None
     trained: dict[str, np.ndarray | None] = {}
