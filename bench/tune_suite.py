@@ -7,14 +7,20 @@ inner training rows and are scored by NDCG@10 (``cflearn.evaluate``'s protocol) 
 against EASE fitted the same way. The evaluation split is never looked at.
 
     python bench/tune_suite.py --preset rank --candidates '[{}, {"step_budget": 1000}]' [--record]
+
+A candidate may hold ``"user_scale": s``, which is not a preset field: the learned ranking head's user vectors
+are multiplied by ``s`` (the softmax's inverse temperature), by patching :class:`cflearn.models.Ranker`, to try
+the idea before it is built.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +46,20 @@ def inner(data: cflearn.CollabData) -> cflearn.CollabData:
     if data.split == "leave_last":
         return cflearn.from_df(train, split="leave_last", n_last=5, **kw)  # type: ignore[arg-type]
     return cflearn.from_df(train, seed=1, valid_pct=INNER_PCT, **kw)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def user_scale(scale: float) -> Iterator[None]:
+    """The learned ranking head's user vectors times ``scale`` inside the block (1: unchanged)."""
+    from cflearn.models import Ranker
+
+    plain = Ranker.user_vectors
+    if scale != 1.0:
+        Ranker.user_vectors = lambda self, users: plain(self, users) * scale  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Ranker.user_vectors = plain  # type: ignore[method-assign]
 
 
 def main() -> None:
@@ -69,12 +89,15 @@ def main() -> None:
             columns.append(f"{LABELS[name]} {protocol}")
             for cand in candidates:
                 key, got, secs = json.dumps(cand), [], []
+                change = dict(cand)
+                scale = float(change.pop("user_scale", 1.0))
                 for seed in seeds:
-                    learn = cflearn.collab_learner(d, args.preset, progress=False, seed=seed, **cand)
-                    t = time.process_time()
-                    cflearn.fit(learn)
-                    secs.append(time.process_time() - t)
-                    got.append(evaluate(d, ref, learn.cf)["ndcg@10"])
+                    with user_scale(scale):
+                        learn = cflearn.collab_learner(d, args.preset, progress=False, seed=seed, **change)
+                        t = time.process_time()
+                        cflearn.fit(learn)
+                        secs.append(time.process_time() - t)
+                        got.append(evaluate(d, ref, learn.cf)["ndcg@10"])
                 rows[key].append(float(np.mean(got)) / ease_ndcg)
                 cpu[key].append(float(np.mean(secs)) / ease_cpu)
                 print(f"{columns[-1]:45s} {key:40s} NDCG/EASE {rows[key][-1]:.3f}  CPU/EASE {cpu[key][-1]:.2f} "
