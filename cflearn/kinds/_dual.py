@@ -19,26 +19,26 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from fastai.callback.core import Callback
 from fastai.learner import Learner, Metric
 
 from .._errors import ConfigError
 from ..data._data import relevance_level
 from ..data._features import hybrid_data
 from ..data._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader, _show, fast_loaders, pair_loaders
-from ..evaluation._baselines import ease_solution
-from ..models import DotBias, Dual, HybridDotBias, ItemItem, Ranker, item_item_head
+from ..models import DotBias, Dual, HybridDotBias, Ranker
 from . import Built, Kind, epochs_words, on_interactions, register, schedule_line
 from ._feature_settle import settle_features
 from ._presets import ITEM_ITEM_MAX
 from ._ranking import (
+    ItemItemFit,
     RankKind,
     RankLoss,
     RankTargets,
     TargetItems,
-    _csr,
     budget_epochs,
     check_dual,
+    covered_items,
+    ease_head,
     rank_targets,
     sample_items,
     train_steps,
@@ -292,12 +292,6 @@ def dual_parts(data: CollabData, p: Preset, rating: DotBias | HybridDotBias, cod
 register(DualKind())
 
 
-def covered_items(data: CollabData, min_count: int) -> int:
-    """Items with at least ``min_count`` training interactions (what a ranking head covers)."""
-    counts = np.bincount(data.codes[data.train_idx, 1], minlength=len(data.items))
-    return int(np.count_nonzero(counts[1:] >= min_count))
-
-
 def choose_head(data: CollabData, p: Preset, given: dict[str, Any]) -> str:
     """The dual preset's ranking head: ``"item_item"`` (closed-form EASE, :class:`cflearn.models.ItemItem`) or
     ``"learned"`` (:class:`cflearn.models.Ranker`); ``"auto"``: the item-item head on rated data while at most
@@ -335,38 +329,16 @@ def _rating_schedule(data: CollabData, p: Preset, given: dict[str, Any]) -> Pres
     return pair_schedule(data, p, given)
 
 
-class ItemItemFit(Callback):
-    """Solve a dual model's item-item ranking head (EASE on the training rows, ``lambda`` chosen on a seeded
-    10% slice of them) before its rating head trains; once per model and data."""
-
-    order = 3
-
-    def __init__(self, rows: np.ndarray, relevant: np.ndarray, min_count: int, seed: int | None):
-        self.rows, self.relevant, self.min_count, self.seed = rows, relevant, int(min_count), seed
-
-    def before_fit(self) -> None:
-        head = item_item_head(self.learn.model)
-        if head is None or head.fitted:
-            return
-        keep, B, floor, lam = ease_solution(self.rows[:, 0], self.rows[:, 1], self.relevant, head.n_users,
-                                            head.n_items, min_count=self.min_count, seed=self.seed or 0)
-        head.fit_weights(keep, B, floor, lam)
-
-
 def _item_item_parts(data: CollabData, p: Preset, rating: DotBias | HybridDotBias, codes: np.ndarray,
                      tensors: dict[str, tuple[torch.Tensor, torch.Tensor]], *, device: torch.device,
                      seed: int | None, decoder: Decoder, users: Any, items: Any, shard: tuple[int, int]) -> Built:
     """A rating head trained with MSE on pairs (as preset ``fast``) beside an item-item ranking head solved
     before training (:class:`ItemItemFit`), under the rating head's vocabularies."""
     n_users, n_items = int(rating.u_weight.num_embeddings), int(rating.i_weight.num_embeddings)
-    rows = codes[data.train_idx].astype(np.int64)
-    history = _csr(rows[:, 0], rows[:, 1], np.ones(len(rows), np.float32), n_users)
-    head = ItemItem(n_users, n_items, 0, history.indptr, history.items)
+    head, fit = ease_head(data, codes, n_users, n_items, p.min_count, seed)
     if isinstance(rating, DotBias) and users is data.users:
         dls = pair_loaders(data, p, device=device, seed=seed, shard=shard)
     else:
         dls = fast_loaders(*tensors["train"], *tensors["valid"], bs=p.bs, device=device, seed=seed, decoder=decoder,
                            shard=shard)
-    relevant = data.values[data.train_idx] >= relevance_level(data.scale)
-    return Built(dls, Dual(rating, head), loss_func=RatingLoss(),
-                 callbacks=[ItemItemFit(rows, relevant, p.min_count, seed)], users=users, items=items)
+    return Built(dls, Dual(rating, head), loss_func=RatingLoss(), callbacks=[fit], users=users, items=items)

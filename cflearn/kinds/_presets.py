@@ -122,7 +122,11 @@ class Preset:
             with the rating head), ``"item_item"`` (:class:`cflearn.models.ItemItem`: EASE, solved in closed
             form before the rating head trains as preset ``fast`` does) or ``"auto"``: the item-item head on
             rated data while at most 5,000 items have ``min_count`` training interactions (its matrix grows
-            with their square), the learned head above and on interactions (``bench/suite.py``).
+            with their square), the learned head above and on interactions (``bench/suite.py``). Ranking
+            presets (``rank``): ``"learned"`` (:class:`cflearn.models.Ranker` alone), ``"blend"``
+            (:class:`cflearn.models.Blend`: the learned head and EASE, each scaled to unit spread, the learned one
+            weighted 4) or ``"auto"``: the blend while at most 5,000 items have ``min_count`` training
+            interactions, on ratings and interactions, else the learned head (``bench/blend.py``).
         step_budget: ranking and dual presets, when ``epochs`` is not given: at most about this
             many optimizer steps (epochs = ``min(epochs, max(5, budget / steps per epoch))``), so a
             table with many users trains fewer epochs of more steps each (each epoch costs users x
@@ -165,7 +169,7 @@ class Preset:
     rank_weight: float = 1.0
     rank_factors: int | None = None
     implicit_factors: int | None = None
-    rank_head: Literal["auto", "learned", "item_item"] = "learned"
+    rank_head: Literal["auto", "learned", "item_item", "blend"] = "learned"
     step_budget: int | None = None
     y_range: tuple[float, float] | None = None
     chosen: FeatureChoice | None = dataclasses.field(default=None, compare=False, repr=False)
@@ -342,9 +346,9 @@ PRESETS: dict[str, Preset] = {
         Preset("best_nn", "EmbeddingNN with smaller batches: slower than fast_nn, more accurate",
                kind="nn", loader="fast", bs=512, epochs=5, lr=1e-2, wd=4.0, use_nn=True, layers=(64,)),
         Preset("rank", "top-N lists only: a user is the bag of their items, softmax over the catalogue (scores are "
-               "not ratings): the ranking head of 'dual'", kind="rank", loader="fast", bs=64, epochs=25, lr=2e-2,
-               wd=0.0, n_factors=64, optimizer="auto", loss="softmax", dropout=0.7, below_weight=0.0, min_count=5,
-               step_budget=300, implicit_factors=128),
+               "not ratings), blended with EASE while the catalogue is small", kind="rank", loader="fast", bs=64,
+               epochs=25, lr=2e-2, wd=0.0, n_factors=64, optimizer="auto", loss="softmax", dropout=0.7,
+               below_weight=0.0, min_count=5, step_budget=300, implicit_factors=128, rank_head="auto"),
         Preset("rank_bpr", "'rank' trained with BPR (each item against one random item), for comparison",
                kind="rank", loader="fast", bs=64, epochs=30, lr=1e-2, wd=0.0, n_factors=200, optimizer="auto",
                loss="bpr", dropout=0.5, below_weight=0.0),

@@ -21,10 +21,12 @@ from fastai.callback.core import Callback
 from .._errors import ConfigError, check_count, check_fraction, check_number
 from ..data._data import relevance_level
 from ..data._loaders import CollabLoaders, Decoder, TensorDataset, TensorLoader
-from ..models import Ranker, csr_rows, ranking_head
+from ..evaluation._baselines import ease_solution
+from ..models import Blend, ItemItem, Ranker, csr_rows, item_item_head, ranking_head
 from ..train._distributed import unwrap
 from . import Built, Kind, on_interactions, register, schedule_line
 from ._feature_settle import settle_features
+from ._presets import ITEM_ITEM_MAX
 
 if TYPE_CHECKING:
     from torch import nn
@@ -293,6 +295,60 @@ class TargetItems(Callback):
         model.i_bias.weight[other] = model.i_bias.weight[targeted].min()
 
 
+class ItemItemFit(Callback):
+    """Solve a model's item-item ranking head (EASE on the training rows, ``lambda`` chosen on a seeded 10% slice
+    of them) before the rest trains (a dual model's rating head, a blend's learned head); once per model and
+    data."""
+
+    order = 3
+
+    def __init__(self, rows: np.ndarray, relevant: np.ndarray, min_count: int, seed: int | None):
+        self.rows, self.relevant, self.min_count, self.seed = rows, relevant, int(min_count), seed
+
+    def before_fit(self) -> None:
+        head = item_item_head(self.learn.model)
+        if head is None or head.fitted:
+            return
+        keep, B, floor, lam = ease_solution(self.rows[:, 0], self.rows[:, 1], self.relevant, head.n_users,
+                                            head.n_items, min_count=self.min_count, seed=self.seed or 0)
+        head.fit_weights(keep, B, floor, lam)
+
+
+
+
+def covered_items(data: CollabData, min_count: int) -> int:
+    """Items with at least ``min_count`` training interactions (what a ranking head covers)."""
+    counts = np.bincount(data.codes[data.train_idx, 1], minlength=len(data.items))
+    return int(np.count_nonzero(counts[1:] >= min_count))
+
+
+def ease_head(data: CollabData, codes: np.ndarray, n_users: int, n_items: int, min_count: int,
+              seed: int | None) -> tuple[ItemItem, ItemItemFit]:
+    """An unsolved :class:`ItemItem` head over the training rows (``codes``: the rows encoded in the model's
+    vocabularies) and the callback that solves it before training (relevant: rated at or above the relevance
+    level, or every interaction)."""
+    rows = codes[data.train_idx].astype(np.int64)
+    history = _csr(rows[:, 0], rows[:, 1], np.ones(len(rows), np.float32), n_users)
+    relevant = np.ones(len(rows), bool) if data.implicit else data.values[data.train_idx] >= relevance_level(
+        data.scale)
+    return ItemItem(n_users, n_items, 0, history.indptr, history.items), ItemItemFit(rows, relevant, min_count, seed)
+
+
+class BlendMix(Callback):
+    """Measure a :class:`cflearn.models.Blend`'s mix (:meth:`~cflearn.models.Blend.fit_mix`) after training, once
+    the untargeted items are placed (:class:`TargetItems`)."""
+
+    order = 5
+
+    def __init__(self, seed: int | None):
+        self.seed = seed
+
+    def after_fit(self) -> None:
+        model = unwrap(self.learn.model)
+        if isinstance(model, Blend):
+            model.fit_mix(self.seed or 0)
+
+
 RANK_ONLY = ("below_weight", "negatives", "min_count", "step_budget", "rank_weight", "rank_factors",
              "implicit_factors")
 """Preset fields that apply to ranking presets only."""
@@ -327,9 +383,10 @@ def check_ranking(p: Preset, given: dict[str, Any], *, custom: bool) -> Preset:
     for name in ("step_budget", "implicit_factors"):
         if getattr(p, name) is not None:
             check_count(name, getattr(p, name))
-    if "rank_head" in given:
-        raise ConfigError(f"rank_head applies to preset 'dual' (its ranking head); preset {p.name!r} is the learned "
-                          "ranking head alone")
+    if p.rank_head not in ("auto", "learned", "blend"):
+        raise ConfigError(f"rank_head of ranking preset {p.name!r} must be 'auto', 'learned' or 'blend', got "
+                          f"{p.rank_head!r}" + (" (EASE alone: preset 'dual' on ratings, or cflearn.evaluate's "
+                                                "baseline)" if p.rank_head == "item_item" else ""))
     if p.rank_factors is not None or "rank_factors" in given or "rank_weight" in given:
         raise ConfigError(f"rank_factors and rank_weight apply to preset 'dual' (its ranking head); preset {p.name!r} "
                           "is a ranking head alone, sized by n_factors")
@@ -385,7 +442,8 @@ def check_dual(p: Preset, given: dict[str, Any], *, custom: bool, implicit: bool
         factors = sized or p.rank_factors or p.n_factors
         optimizer = "adamw" if p.optimizer == "auto" else p.optimizer
         alone = dataclasses.replace(p, kind="rank", loss="softmax", optimizer=optimizer, row_l2=0.0, bias_l2=0.0,
-                                    item_features=(), user_features=(), n_factors=factors, rank_factors=None)
+                                    item_features=(), user_features=(), n_factors=factors, rank_factors=None,
+                                    rank_head="learned")
         return check_ranking(alone, {}, custom=False)
     check_rated_factors(p, given)
     return p  # the optimizer stays "auto" here: each head's schedule chooses (sample_items, pair_schedule)
@@ -448,7 +506,9 @@ def train_steps(data: CollabData, bs: int) -> int:
 
 class RankKind(Kind):
     """:class:`cflearn.models.Ranker`: a user is the bag of their items; the loss ranks the catalogue
-    (``softmax``) or each item against a random one (``bpr``). Scores are not ratings."""
+    (``softmax``) or each item against a random one (``bpr``). Scores are not ratings. With
+    ``rank_head="blend"`` (``"auto"`` while EASE fits: at most :data:`ITEM_ITEM_MAX` items with ``min_count``
+    training interactions) the model is a :class:`cflearn.models.Blend` of the learned head and EASE."""
 
     name = "rank"
     model_class = Ranker
@@ -458,17 +518,25 @@ class RankKind(Kind):
     fields = None  # check_ranking names what applies
 
     def memory(self, data: CollabData, preset: Preset) -> int:
-        """Three item tables (what a user's bag reads, what the catalogue is scored with, the item biases)."""
-        return 16 * 3 * len(data.items) * (preset.n_factors + 1)
+        """Three item tables (what a user's bag reads, what the catalogue is scored with, the item biases), and a
+        blend's EASE (three matrices over the covered items while it is solved)."""
+        tables = 16 * 3 * len(data.items) * (preset.n_factors + 1)
+        return tables + (12 * covered_items(data, preset.min_count) ** 2 if preset.rank_head == "blend" else 0)
 
     def describe(self, preset: Preset) -> str:
-        return schedule_line(preset, f"{preset.bs} users", f"{preset.n_factors} factors{on_interactions(preset)}")
+        line = schedule_line(preset, f"{preset.bs} users", f"{preset.n_factors} factors{on_interactions(preset)}")
+        if preset.rank_head == "learned":
+            return line
+        return (f"{line}; blended with EASE while at most {ITEM_ITEM_MAX:,} items have {preset.min_count} "
+                "interactions" if preset.rank_head == "auto" else f"{line}; blended with EASE")
 
     def training_note(self, preset: Preset) -> str:
         from ._presets import PRESETS
 
         if preset.name in PRESETS and PRESETS[preset.name].kind == "dual":
             return "the ranking head alone (the data are interactions: no ratings to predict)"
+        if preset.rank_head == "blend":
+            return "blended with EASE (solved in closed form: the catalogue is small)"
         return ""
 
     def settle(self, data: CollabData, p: Preset, given: dict[str, Any], *, custom: bool = False) -> Preset:
@@ -479,6 +547,8 @@ class RankKind(Kind):
             check_rated_factors(p, given)
         elif p.implicit_factors and "n_factors" not in given:
             p = p.replace(n_factors=p.implicit_factors)
+        if p.rank_head == "auto":
+            p = p.replace(rank_head="blend" if covered_items(data, p.min_count) <= ITEM_ITEM_MAX else "learned")
         return self.schedule(data, settle_features(data, p), epochs_given="epochs" in given)
 
     @staticmethod
@@ -491,7 +561,11 @@ class RankKind(Kind):
               y_range: tuple[float, float] | None, shard: tuple[int, int] = (0, 1)) -> Built:
         decoder = Decoder.of(data)
         dls, net, loss = ranking_parts(data, p, device=device, seed=seed, decoder=decoder, shard=shard)
-        return Built(dls, net, loss_func=loss, callbacks=[TargetItems(loss)], metrics=[], rank_loss=loss)
+        if p.rank_head != "blend":
+            return Built(dls, net, loss_func=loss, callbacks=[TargetItems(loss)], metrics=[], rank_loss=loss)
+        ease, fit = ease_head(data, data.codes, len(data.users), len(data.items), p.min_count, seed)
+        return Built(dls, Blend(net, ease), loss_func=loss, callbacks=[TargetItems(loss), fit, BlendMix(seed)],
+                     metrics=[], rank_loss=loss)
 
 
 def ranking_parts(data: CollabData, p: Preset, *, device: torch.device, seed: int | None,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._blend import Blend
 from ._contract import Contract, Embedding, Foreign, ScoreKind, TableKey, Tables, contract, squash  # noqa: F401
 from ._dot import DotBias
 from ._dual import Dual, item_item_head, ranking_head, rating_head
@@ -42,6 +43,7 @@ __all__ = [
     "NN",
     "Ranker",
     "ItemItem",
+    "Blend",
     "Dual",
     "rating_head",
     "ranking_head",

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..train._distributed import unwrap
+from ._blend import Blend
 from ._contract import Contract, TableKey, Tables
 from ._dot import DotBias
 from ._hybrid import HybridDotBias
@@ -142,17 +143,22 @@ def rating_head(model: nn.Module) -> nn.Module:
 
 
 def ranking_head(model: nn.Module) -> Ranker | None:
-    """The learned :class:`Ranker` of a model (itself, or a :class:`Dual`'s ranking head), or ``None``
-    (an :class:`ItemItem` head has nothing to train: see :func:`item_item_head`)."""
+    """The learned :class:`Ranker` of a model (itself, a :class:`Dual`'s ranking head or a :class:`Blend`'s
+    learned head), or ``None`` (an :class:`ItemItem` head has nothing to train: see :func:`item_item_head`)."""
     model = unwrap(model)
+    if isinstance(model, Blend):
+        return model.learned
     if isinstance(model, Dual):
         return model.ranking if isinstance(model.ranking, Ranker) else None
     return model if isinstance(model, Ranker) else None
 
 
 def item_item_head(model: nn.Module) -> ItemItem | None:
-    """The closed-form :class:`ItemItem` ranking head of a model (itself, or a :class:`Dual`'s), or ``None``."""
+    """The closed-form :class:`ItemItem` ranking head of a model (itself, a :class:`Dual`'s or a
+    :class:`Blend`'s), or ``None``."""
     model = unwrap(model)
+    if isinstance(model, Blend):
+        return model.item_item
     if isinstance(model, Dual):
         model = model.ranking
     return model if isinstance(model, ItemItem) else None

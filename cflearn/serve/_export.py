@@ -185,7 +185,8 @@ def _serving(model: torch.nn.Module) -> tuple[dict[str, Any] | None, dict[str, t
     """What a saved model scores with, for :mod:`cflearn.serve._served` (NumPy, no torch): the header's
     ``serving`` record and the tables it names that are not weights already (a hybrid's or a ranking head's
     computed tables, saved under :data:`~cflearn.serve._file.SERVE_PREFIX`). ``None`` for a model without tables
-    (preset ``book_nn``, your own module): it is served by torch."""
+    (preset ``book_nn``, your own module) or for a :class:`cflearn.models.Blend` (preset ``rank``'s two heads): it is
+    served by torch."""
     spec = contract(model)
     names = {(t.data_ptr(), t.numel()): name for name, t in model.state_dict().items() if t.numel()}
     extra: dict[str, torch.Tensor] = {}
@@ -201,7 +202,7 @@ def _serving(model: torch.nn.Module) -> tuple[dict[str, Any] | None, dict[str, t
     def tables(role: str, got: Tables | None) -> dict[str, str] | None:
         return None if got is None else {part: named(f"{role}.{part}", t) for part, t in got._asdict().items()}
 
-    if spec.kind in ("custom", "nn"):
+    if spec.kind in ("custom", "nn", "blend"):  # a blend's two heads: served by torch
         return None, {}
     with eval_mode(model), torch.no_grad():
         record: dict[str, Any] = {"score_kind": spec.score_kind, "list_kind": spec.list_kind,
