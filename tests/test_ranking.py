@@ -28,8 +28,8 @@ def implicit_data(implicit_ds):
 
 @pytest.fixture(scope="module")
 def ranked(implicit_data):
-    learn = cflearn.collab_learner(implicit_data, "rank", epochs=15, progress=False)
-    cflearn.fit(learn)
+    learn = cflearn.collab_learner(implicit_data, "rank", epochs=15, progress=False, rank_head="learned")
+    cflearn.fit(learn)  # the learned head alone (its blend with EASE, rank's default here: test_blend)
     return learn
 
 
@@ -147,12 +147,13 @@ def test_rank_on_explicit_ratings_down_weights_disliked_items(synth_data):
     n = len(synth_data.users)
     liked = int((synth_data.values[synth_data.train_idx] >= 4.0).sum())
     # the preset: items rated below 4 are neither targets nor inputs (still never recommended back)
-    learn = cflearn.collab_learner(synth_data, "rank", epochs=2, progress=False)
+    learn = cflearn.collab_learner(synth_data, "rank", epochs=2, progress=False, rank_head="learned")
     targets = learn.loss_func.targets
     assert set(targets.weights[: targets.indptr[n]].unique().tolist()) == {0.0, 1.0}
     assert len(learn.model.hist_items) == liked
     # below_weight=0.2: they count, less
-    learn = cflearn.collab_learner(synth_data, "rank", epochs=2, progress=False, below_weight=0.2)
+    learn = cflearn.collab_learner(synth_data, "rank", epochs=2, progress=False, below_weight=0.2,
+                                   rank_head="learned")
     targets = learn.loss_func.targets
     assert {round(x, 3) for x in targets.weights[: targets.indptr[n]].unique().tolist()} == {0.2, 1.0}
     assert len(learn.model.hist_items) == len(synth_data.train_idx)
@@ -167,7 +168,7 @@ def test_items_nobody_liked_rank_below_liked_items():
     ratings = np.where(items < 20, 5.0, 1.0)  # items 20..29 are only ever rated 1
     df = pd.DataFrame({"user": users, "item": items, "rating": ratings})
     data = cflearn.from_df(df, seed=0)
-    learn = cflearn.collab_learner(data, "rank", epochs=3, progress=False, n_factors=8)
+    learn = cflearn.collab_learner(data, "rank", epochs=3, progress=False, n_factors=8, rank_head="learned")
     disliked = torch.from_numpy(learn.cf.items.encode(pd.Series(range(20, 30))))
     loss = learn.loss_func
     assert loss.targeted is not None and not set(disliked.tolist()) & set(loss.targeted.tolist())
@@ -273,9 +274,9 @@ def test_cli_out_of_range_settings_are_one_line(implicit_ds, tmp_path, capsys, a
 
 
 def test_the_loss_follows_a_swapped_model(implicit_data):
-    learn = cflearn.collab_learner(implicit_data, "rank", epochs=1, progress=False)
+    learn = cflearn.collab_learner(implicit_data, "rank", epochs=1, progress=False, rank_head="learned")
     old = learn.model
-    new = cflearn.collab_learner(implicit_data, "rank", epochs=1, seed=5, progress=False).model
+    new = cflearn.collab_learner(implicit_data, "rank", epochs=1, seed=5, progress=False, rank_head="learned").model
     before = new.i_weight.weight.detach().clone()
     learn.model = new
     cflearn.fit(learn)

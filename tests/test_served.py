@@ -20,7 +20,8 @@ def planted():
 @pytest.fixture(scope="module")
 def models(planted, tmp_path_factory):
     """One saved model of each kind NumPy serves: dot (fast), two heads (dual: item-item, learned), ranking
-    (rank) and hybrid (best with user and item features, where 15 users and 8 items are known only from
+    (rank's learned head alone; its blend with EASE is served by torch: test_blend) and
+    hybrid (best with user and item features, where 15 users and 8 items are known only from
     metadata)."""
     ratings = planted.ratings
     kept = ratings[~ratings["user"].isin(planted.users["user"][:15]) & ~ratings["item"].isin(planted.items["item"][:8])]
@@ -28,7 +29,8 @@ def models(planted, tmp_path_factory):
     hybrid = cflearn.from_df(kept, "user", "item", "rating", items=planted.items, users=planted.users,
                              user_features=["group"], item_features=["genres"], seed=0)
     specs = {"fast": (plain, "fast", {}), "dual": (plain, "dual", {}),
-             "dual learned": (plain, "dual", {"rank_head": "learned"}), "rank": (plain, "rank", {}),
+             "dual learned": (plain, "dual", {"rank_head": "learned"}),
+             "rank": (plain, "rank", {"rank_head": "learned"}),
              "hybrid": (hybrid, "best", {"select_features": False})}
     out = {}
     folder = tmp_path_factory.mktemp("served")

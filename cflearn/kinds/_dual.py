@@ -298,7 +298,8 @@ def choose_head(data: CollabData, p: Preset, given: dict[str, Any]) -> str:
     :data:`ITEM_ITEM_MAX` items have ``min_count`` training interactions, else the learned one. On interactions
     (no ratings) the learned head trains alone: the item-item head is solved beside a trained rating head."""
     if p.rank_head not in ("auto", "learned", "item_item"):
-        raise ConfigError(f"rank_head must be 'auto', 'learned' or 'item_item', got {p.rank_head!r}")
+        raise ConfigError(f"rank_head must be 'auto', 'learned' or 'item_item', got {p.rank_head!r}" + (
+            " (the blend of the learned head and EASE is preset 'rank''s)" if p.rank_head == "blend" else ""))
     if p.rank_head == "item_item" and data.implicit:
         raise ConfigError(f"rank_head='item_item' is solved beside preset {p.name!r}'s rating head, and the data holds "
                           "interactions (no ratings); use rank_head='learned' (or 'auto'), or preset 'rank'")

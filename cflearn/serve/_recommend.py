@@ -439,7 +439,7 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
     spec = cf.contract
     with torch.no_grad():
         tables = spec.tables()
-    if tables is None:
+    if tables is None and spec.score_kind == "rating":
         raise ConfigError("fold_in needs a model with user/item tables (presets fast, best, book); "
                           f"{type(cf.model).__name__} is scored by forward passes only")
     steps = check_count("steps", steps)
@@ -497,6 +497,9 @@ def fold_in(learn: Learner | CollabModel, ratings: Mapping[Any, float] | pd.Data
     if encoded is not None and spec.score_kind != "rating":  # a ranking model: the encoded vector is the user
         return FoldedUser(encoded.detach().float().cpu(), 0.0, idx[known], unknown, float("nan"), chart=lean,
                           list_items=liked, origin=id(cf.model))
+    if tables is None:  # a ranking model that cannot encode a user from their items
+        raise ConfigError(f"fold_in needs a model with user/item tables or a ranking model that encodes a user "
+                          f"from their items; {type(cf.model).__name__} is scored by forward passes only")
     list_vector = None if encoded is None else encoded.detach().float().cpu()  # two heads: the list's vector
     if l2 is not None:
         check_number("l2", l2)
