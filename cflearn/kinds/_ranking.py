@@ -314,8 +314,6 @@ class ItemItemFit(Callback):
         head.fit_weights(keep, B, floor, lam)
 
 
-
-
 def covered_items(data: CollabData, min_count: int) -> int:
     """Items with at least ``min_count`` training interactions (what a ranking head covers)."""
     counts = np.bincount(data.codes[data.train_idx, 1], minlength=len(data.items))
@@ -525,10 +523,8 @@ class RankKind(Kind):
 
     def describe(self, preset: Preset) -> str:
         line = schedule_line(preset, f"{preset.bs} users", f"{preset.n_factors} factors{on_interactions(preset)}")
-        if preset.rank_head == "learned":
-            return line
-        return (f"{line}; blended with EASE while at most {ITEM_ITEM_MAX:,} items have {preset.min_count} "
-                "interactions" if preset.rank_head == "auto" else f"{line}; blended with EASE")
+        when = {"auto": f" while at most {ITEM_ITEM_MAX:,} items have {preset.min_count} interactions", "blend": ""}
+        return line if preset.rank_head not in when else f"{line}; blended with EASE{when[preset.rank_head]}"
 
     def training_note(self, preset: Preset) -> str:
         from ._presets import PRESETS

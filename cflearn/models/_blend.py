@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._formula import item_item_scores
+from .._formula import item_item_scores, raw_scores
 from ._contract import Contract, TableKey
-from ._item_item import ItemItem
+from ._item_item import ItemItem, pair_scores
 from ._ranker import Ranker
 
 __all__ = ["Blend", "BLEND_WEIGHT"]
@@ -80,20 +80,15 @@ class Blend(nn.Module, Contract):
         self.get_buffer("mix").copy_(torch.tensor([a, b]) if a or b else torch.tensor([0.0, 1.0]))
 
     def _learned_scores(self, users: torch.Tensor | None, h: torch.Tensor | None = None) -> torch.Tensor:
+        """The learned head's raw scores of every item, for users (by index) or user vectors ``h``."""
         t = self.learned.tables()
-        h = t.users[users] if h is None else h
-        return torch.addmm(t.item_bias, h.to(t.items), t.items.T)
+        h = (t.users[users] if h is None else h).to(t.items)
+        return raw_scores(h, h.new_zeros(len(h)), t.items, t.item_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 1:
             return self.learned(x)  # training: the learned head's user vectors
-        users, inverse = torch.unique(x[:, 0], return_inverse=True)
-        out = torch.empty(len(x), device=x.device)
-        for s in range(0, len(users), 1024):  # a block of users' score rows at a time
-            sel = (inverse >= s) & (inverse < s + 1024)
-            rows = self.list_scores(users[s:s + 1024])
-            out[sel] = rows[inverse[sel] - s, x[sel, 1]].to(out)
-        return out
+        return pair_scores(self.list_scores, x)
 
     def tables(self) -> None:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -12,7 +13,19 @@ from .._formula import item_item_scores
 from ._contract import Contract
 from ._ranker import csr_rows
 
-__all__ = ["ItemItem"]
+__all__ = ["ItemItem", "pair_scores"]
+
+
+def pair_scores(list_scores: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Scores of ``(n, 2)`` (user, item) pairs from a model that scores whole rows (``list_scores(users)``), a
+    block of users' rows at a time."""
+    users, inverse = torch.unique(x[:, 0], return_inverse=True)
+    out = torch.empty(len(x), device=x.device)
+    for s in range(0, len(users), 1024):
+        sel = (inverse >= s) & (inverse < s + 1024)
+        rows = list_scores(users[s:s + 1024])
+        out[sel] = rows[inverse[sel] - s, x[sel, 1]].to(out)
+    return out
 
 
 class ItemItem(nn.Module, Contract):
@@ -97,13 +110,7 @@ class ItemItem(nn.Module, Contract):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 1:
             return self.item_rows(x)
-        users, inverse = torch.unique(x[:, 0], return_inverse=True)
-        out = torch.empty(len(x), device=x.device)
-        for s in range(0, len(users), 1024):  # a block of users' score rows at a time
-            sel = (inverse >= s) & (inverse < s + 1024)
-            rows = self.list_scores(users[s:s + 1024])
-            out[sel] = rows[inverse[sel] - s, x[sel, 1]]
-        return out
+        return pair_scores(self.list_scores, x)
 
     def list_output(self, raw: torch.Tensor) -> torch.Tensor:
         return raw
