@@ -59,7 +59,7 @@ def test_two_processes_reach_the_single_process_rmse_and_ndcg_and_write_once(rat
 
 
 SCRIPT = textwrap.dedent("""
-    import hashlib, json, sys
+    import hashlib, json, os, sys
     import torch, torch.distributed as dist
     import cflearn
 
@@ -79,8 +79,13 @@ SCRIPT = textwrap.dedent("""
         cflearn.save(learn, f"{out}/{preset}-rank{dist.get_rank()}.safetensors")
     gathered = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, digests)
-    if dist.get_rank() == 0:
+    rank = dist.get_rank()
+    if rank == 0:
         json.dump({"world": dist.get_world_size(), "ranks": gathered}, open(f"{out}/digests.json", "w"))
+    from cflearn.train._distributed import leave
+    leave()  # what cflearn does at exit: no thread of the group may outlive it (they aborted ranks at exit)
+    threads = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+    json.dump(threads, open(f"{out}/threads-rank{rank}.json", "w"))
 """)
 
 
@@ -97,6 +102,9 @@ def test_a_script_under_torchrun_ends_with_identical_weights_on_every_rank(tmp_p
         assert (tmp_path / f"{preset}-rank0.safetensors").is_file()
         assert not (tmp_path / f"{preset}-rank1.safetensors").exists()  # only rank 0 writes
     assert rank0["best"][2] == "HybridDotBias" and rank0["fast_nn"][2] == "NN"
+    for r in (0, 1):  # DDP's import of torch._dynamo used to keep the group (and its gloo threads) alive
+        threads = json.loads((tmp_path / f"threads-rank{r}.json").read_text())
+        assert threads and not [t for t in threads if "gloo" in t], threads
     # each rank's share of a step is half of the one-process batch: one process gives the same run
     ds = cflearn.datasets.synthetic(n_users=300, n_items=200, density=0.1, seed=0)
     learn = cflearn.collab_learner(cflearn.from_df(ds, valid_pct=0.2, seed=42), "fast", epochs=3, progress=False)

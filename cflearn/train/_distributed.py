@@ -46,6 +46,7 @@ def init_from_env(device: torch.device | None = None) -> bool:
     cuda = device is not None and device.type == "cuda"
     if cuda:
         torch.cuda.set_device(job.local_rank)
+    _import_dynamo()
     try:
         dist.init_process_group("nccl" if cuda else "gloo", timeout=dt.timedelta(seconds=TIMEOUT_S))
     except Exception as e:  # noqa: BLE001  (a store timeout, a refused connection, a bad address ...)
@@ -55,6 +56,14 @@ def init_from_env(device: torch.device | None = None) -> bool:
                           "torchrun or cflearn fit --nproc N") from None
     atexit.register(leave, timeout=10)  # a gloo group torn down alone at exit can abort the process
     return dist.get_world_size() > 1
+
+
+def _import_dynamo() -> None:
+    """Import ``torch._dynamo`` before the group exists. DistributedDataParallel imports it on first use, and
+    that import keeps references to the default group that nothing releases (torch 2.13): the group then
+    outlives :func:`leave`, its gloo threads run into interpreter finalization, and a rank could abort
+    at exit ("terminate called without an active exception") after its work was done."""
+    import torch._dynamo  # noqa: F401
 
 
 def leave(timeout: float = TIMEOUT_S) -> None:
