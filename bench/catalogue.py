@@ -5,9 +5,9 @@ Synthetic rated data (``cflearn.datasets.synthetic``, power-law popularity, seed
 Each (size, contender) runs in its own subprocess, one torch/BLAS thread, so that its peak memory is its
 own: fit CPU seconds (``time.process_time``) and the peak resident memory of the fit above the process's
 before it (MB). "EASE (evaluate's)" is the suite's bar (``cflearn.evaluate``'s: the 8,000 most rated items
-with 3 ratings, lambda chosen from 4 on a 10% slice); "EASE" is the full model over every item with 3
-ratings and one fixed lambda (800): a dense items x items float32 matrix, factorised in place (O(items^3) CPU,
-4 x items^2 bytes). It is run while three such matrices fit in 80% of the free memory and its estimated
+with 3 ratings, lambda chosen from 4 on a 10% slice over the 1,000 most rated); "EASE" is the full model over
+every item with 3 ratings and one fixed lambda (800): a dense items x items float32 matrix, factorised in place
+(O(items^3) CPU, 4 x items^2 bytes). It is run while three such matrices fit in 80% of the free memory and its estimated
 CPU stays under ``--ease-max-s``; beyond, the table gives the estimate (cubic from the largest EASE run).
 
 The default and ``rank`` sample 2,048 items per step above 20,000 items; their "(full softmax)" rows score

@@ -10,7 +10,12 @@ against EASE fitted the same way. The evaluation split is never looked at.
 
 A candidate may hold ``"user_scale": s``, which is not a preset field: the learned ranking head's user vectors
 are multiplied by ``s`` (the softmax's inverse temperature), by patching :class:`cflearn.models.Ranker`, to try
-the idea before it is built.
+the idea before it is built. A candidate may hold ``"ease_lambda": x``: an EASE head the candidate solves uses
+``lambda = x`` instead of choosing it on a slice of the training rows (by patching
+:func:`cflearn.evaluation._baselines.choose_ease_lambda`; the EASE compared against still chooses its own).
+A candidate may hold ``"recency": k``: each training row's target weight times ``2 ** (-k * p)``, ``p`` the row's
+place among its user's rows by time (0: the latest, 1: the earliest), by patching
+:func:`cflearn.kinds._ranking.target_weights`.
 """
 
 from __future__ import annotations
@@ -46,6 +51,48 @@ def inner(data: cflearn.CollabData) -> cflearn.CollabData:
     if data.split == "leave_last":
         return cflearn.from_df(train, split="leave_last", n_last=5, **kw)  # type: ignore[arg-type]
     return cflearn.from_df(train, seed=1, valid_pct=INNER_PCT, **kw)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def ease_lambda(lam: float | None) -> Iterator[None]:
+    """EASE heads solved inside the block use ``lam`` (``None``: chosen on a slice, as the library does)."""
+    from cflearn.evaluation import _baselines
+
+    plain = _baselines.choose_ease_lambda
+    if lam is not None:
+        _baselines.choose_ease_lambda = lambda *a, **k: float(lam)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        _baselines.choose_ease_lambda = plain
+
+
+@contextlib.contextmanager
+def recency(k: float) -> Iterator[None]:
+    """Ranking targets weighted towards each user's latest rows inside the block (0: unchanged)."""
+    import pandas as pd
+
+    from cflearn.kinds import _ranking
+
+    plain = _ranking.target_weights
+
+    def weights(data: cflearn.CollabData, idx: np.ndarray, below_weight: float, relevance: float) -> np.ndarray:
+        w = plain(data, idx, below_weight, relevance)
+        if not k or data.timestamp is None or idx is not data.train_idx:
+            return w
+        rows = data.ratings.iloc[idx]
+        t = pd.to_numeric(rows[data.timestamp], errors="coerce")
+        late = t.groupby(rows[data.user].to_numpy()).rank(method="first", ascending=False).to_numpy() - 1
+        n = rows.groupby(data.user)[data.user].transform("size").to_numpy()
+        p = np.where(n > 1, late / np.maximum(n - 1, 1), 0.0)
+        return (w * 2.0 ** (-k * p)).astype(np.float32)
+
+    if k:
+        _ranking.target_weights = weights  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        _ranking.target_weights = plain
 
 
 @contextlib.contextmanager
@@ -91,8 +138,10 @@ def main() -> None:
                 key, got, secs = json.dumps(cand), [], []
                 change = dict(cand)
                 scale = float(change.pop("user_scale", 1.0))
+                lam = change.pop("ease_lambda", None)
+                k = float(change.pop("recency", 0.0))
                 for seed in seeds:
-                    with user_scale(scale):
+                    with user_scale(scale), ease_lambda(lam), recency(k):
                         learn = cflearn.collab_learner(d, args.preset, progress=False, seed=seed, **change)
                         t = time.process_time()
                         cflearn.fit(learn)

@@ -7,6 +7,16 @@ encoded training rows and returns a scorer, e.g. ``ease(interactions(...), lam).
 
 from __future__ import annotations
 
-from .evaluation._baselines import MAX_ITEMS, MIN_COUNT, ItemModel, choose_ease_lambda, ease, interactions, item_knn
+from .evaluation._baselines import (
+           LAMBDA_ITEMS,
+           MAX_ITEMS,
+           MIN_COUNT,
+           ItemModel,
+           choose_ease_lambda,
+           ease,
+           interactions,
+           item_knn,
+)
 
-__all__ = ["ItemModel", "interactions", "ease", "item_knn", "choose_ease_lambda", "MIN_COUNT", "MAX_ITEMS"]
+__all__ = ["ItemModel", "interactions", "ease", "item_knn", "choose_ease_lambda", "MIN_COUNT", "MAX_ITEMS",
+           "LAMBDA_ITEMS"]

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ColdRows", "RowL2", "LossHistory", "NaNGuard", "KeepBest", "StopAfterWarmUp", "EpochPrinter", "PresetNote",
            "ReleaseMemory", "DDPTrainer",
-           "state_copy", "fill_cold_rows"]
+           "state_copy", "StateCopies", "fill_cold_rows"]
 
 
 def _skip(self: Callback) -> None:
@@ -225,6 +225,31 @@ def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in unwrap(model).state_dict().items()}
 
 
+class StateCopies:
+    """Copies of a model's weights taken again and again (each epoch): a tensor unchanged since the last copy
+    (the same storage, not written since: its version counter) is not copied again but shared with it. An
+    item-item head's matrix, solved once before training, is then copied once, not every epoch."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[torch.Tensor, tuple[Any, ...], torch.Tensor]] = {}
+
+    def take(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """A detached copy of ``model``'s weights, as :func:`state_copy`."""
+        out, last = {}, {}
+        for k, v in unwrap(model).state_dict().items():
+            try:
+                version: int | None = v._version
+            except RuntimeError:  # an inference-mode tensor keeps no version: always copied
+                version = None
+            stamp = (v.data_ptr(), version, v.shape, v.stride(), v.dtype, v.device)
+            seen = self._last.get(k)
+            # the live tensor is held until the next copy, so its storage (and address) cannot be reused meanwhile
+            copy = seen[2] if seen is not None and version is not None and seen[1] == stamp else v.detach().clone()
+            out[k], last[k] = copy, (v, stamp, copy)
+        self._last = last
+        return out
+
+
 class NaNGuard(_Callback):
     """Stop training with a :class:`TrainingError` as soon as the loss is NaN or infinite.
 
@@ -235,7 +260,8 @@ class NaNGuard(_Callback):
     order = 2
 
     def before_fit(self) -> None:
-        self.good = state_copy(self.learn.model)
+        self.copies = StateCopies()
+        self.good = self.copies.take(self.learn.model)
         self.good_epoch = 0
 
     def after_batch(self) -> None:
@@ -249,7 +275,7 @@ class NaNGuard(_Callback):
 
     def after_epoch(self) -> None:
         if self.trained_epoch():
-            self.good = state_copy(self.learn.model)
+            self.good = self.copies.take(self.learn.model)
             self.good_epoch = self.epoch + 1
 
 
@@ -292,6 +318,7 @@ class KeepBest(_Callback):
 
     def before_fit(self) -> None:
         self.best_loss, self.best_epoch, self.best = float("inf"), 0, None
+        self.copies = StateCopies()
         self.heads = head_metrics(self.learn)
         self.head_best = {prefix: float("inf") for prefix in self.heads or {}}
         self.head_epochs: dict[str, int] = {}
@@ -314,7 +341,7 @@ class KeepBest(_Callback):
         loss = _metric(self.learn, "valid_loss")
         if loss is not None and loss < self.best_loss:
             self.best_loss, self.best_epoch = loss, self.epoch + 1
-            self.best = state_copy(self.learn.model)
+            self.best = self.copies.take(self.learn.model)
 
     def after_fit(self) -> None:
         model = unwrap(self.learn.model)

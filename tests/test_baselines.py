@@ -95,6 +95,20 @@ def test_lambda_on_a_user_sample_is_a_grid_value_and_seeded(rows, monkeypatch):
     assert B.choose_ease_lambda(users, items, relevant, 301, 201) == sampled
 
 
+def test_lambda_is_chosen_on_the_most_frequent_items_and_the_solution_covers_them_all(rows, monkeypatch):
+    users, items = rows
+    relevant = np.ones(len(users), bool)
+    sizes = []
+    weights = B._ease_weights
+    monkeypatch.setattr(B, "_ease_weights", lambda G, lam, **kw: sizes.append(len(G)) or weights(G, lam, **kw))
+    monkeypatch.setattr(B, "LAMBDA_ITEMS", 20)
+    keep, W, _, lam = B.ease_solution(users, items, relevant, 301, 201, min_count=3)
+    assert sizes[:-1] == [20] * len(B.EASE_LAMBDAS)  # each candidate: the 20 most frequent items
+    assert sizes[-1] == len(keep) == len(W) > 20  # the solution: every covered item
+    counts = np.bincount(items, minlength=201)
+    assert lam in B.EASE_LAMBDAS and counts[keep].min() >= 3
+
+
 def test_release_memory_callback_trims_every_n_batches_without_changing_training(synth_data, monkeypatch):
     import cflearn.callbacks as C
 

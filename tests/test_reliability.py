@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cflearn
-from cflearn.callbacks import state_copy
+from cflearn.callbacks import StateCopies, state_copy
 
 
 class Snapshots(Callback):
@@ -77,6 +77,27 @@ def test_keep_best_ends_on_the_best_validation_epoch(synth):
     assert np.argmin(losses) < len(losses) - 1, losses  # it overfits: the last epoch is not the best
     final = learn.validate()[0]
     assert final == pytest.approx(min(losses), rel=1e-4)
+
+
+def test_repeated_weight_copies_copy_only_what_changed():
+    model = torch.nn.Linear(3, 2)
+    model.register_buffer("fixed", torch.randn(4, 4))  # as an item-item head's matrix: never trained
+    copies = StateCopies()
+    first = copies.take(model)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    second = copies.take(model)
+    assert second["fixed"] is first["fixed"]  # unchanged: shared, not copied again
+    assert torch.equal(second["weight"], model.weight) and torch.equal(first["weight"] + 1, second["weight"])
+    model.fixed = torch.zeros(4, 4)  # replaced by a new tensor
+    assert torch.equal(copies.take(model)["fixed"], torch.zeros(4, 4))
+    model.fixed.fill_(2.0)  # written in place
+    third = copies.take(model)
+    assert torch.equal(third["fixed"], torch.full((4, 4), 2.0))
+    model.fixed.fill_(3.0)
+    assert torch.equal(third["fixed"], torch.full((4, 4), 2.0))  # a copy, not the live tensor
+    full = state_copy(model)
+    assert all(torch.equal(v, full[k]) for k, v in copies.take(model).items())
 
 
 def test_same_seed_same_metrics_and_weights(synth_data):

@@ -23,7 +23,8 @@ from scipy.linalg.lapack import spotrf, spotri
 from ..metrics import ndcg_at_k
 
 __all__ = ["bias_baseline", "ItemModel", "ease", "ease_solution", "item_knn", "item_models", "gram",
-           "choose_ease_lambda", "chunk_rows", "MIN_COUNT", "MAX_ITEMS", "LAMBDA_USERS", "LAMBDA_SAMPLE"]
+           "choose_ease_lambda", "chunk_rows", "MIN_COUNT", "MAX_ITEMS", "LAMBDA_USERS", "LAMBDA_SAMPLE",
+           "LAMBDA_ITEMS"]
 
 MIN_COUNT = 3
 """Items need this many training interactions to be scored by EASE and item-kNN."""
@@ -35,6 +36,10 @@ LAMBDA_USERS = 5000
 """At most this many users of the held-out slice (a seeded sample) score EASE's candidate lambdas."""
 LAMBDA_SAMPLE = 20_000
 """EASE's lambda is chosen on the rows of at most this many users (a seeded sample; see :func:`choose_ease_lambda`)."""
+LAMBDA_ITEMS = 1000
+"""EASE's lambda is chosen on at most this many (most frequent) items: on every data set of ``bench/suite.py``, both
+protocols, outer and inner training rows, the same lambda as on all the items, at a fifth of the CPU or less
+(``bench/RESULTS.md``)."""
 
 
 def bias_baseline(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int,
@@ -223,7 +228,8 @@ def item_knn(X: sp.csr_matrix, k: int = 20) -> ItemModel:
 
 def choose_ease_lambda(users: np.ndarray, items: np.ndarray, relevant: np.ndarray, n_users: int, n_items: int,
                        *, seed: int = 0, n: int = 10, min_count: int = MIN_COUNT, max_items: int = MAX_ITEMS) -> float:
-    """EASE's ``lambda`` chosen by NDCG@``n`` on a seeded 10% slice of the training rows.
+    """EASE's ``lambda`` chosen by NDCG@``n`` on a seeded 10% slice of the training rows, over the
+    :data:`LAMBDA_ITEMS` most frequent items (each candidate inverts a matrix of their size).
 
     On large data the choice is made on the rows of a seeded sample of :data:`LAMBDA_SAMPLE`
     users, each candidate scaled by the sample's share of the users: EASE's weights are unchanged
@@ -262,7 +268,7 @@ def choose_ease_lambda(users: np.ndarray, items: np.ndarray, relevant: np.ndarra
     if len(scored) > LAMBDA_USERS:  # a seeded sample bounds the cost of scoring
         scored = np.sort(rng.choice(scored, LAMBDA_USERS, replace=False))
     uidx = torch.from_numpy(scored)
-    Xc, keep = _kept(X, min_count, max_items)
+    Xc, keep = _kept(X, min_count, min(max_items, LAMBDA_ITEMS))
     G = gram(Xc)
     Xk = Xc.tocsr()
     del Xc
