@@ -68,7 +68,8 @@ def test_a_saved_blend_loads_with_the_same_lists_and_folds_in_new_users(blended,
     mine = cflearn.recommend(blended.cf, user, n=10)
     theirs = cflearn.recommend(back, user, n=10)
     assert mine["item"].tolist() == theirs["item"].tolist()
-    assert cflearn.load_served(path) is None  # two heads: served by torch, not NumPy
+    served = cflearn.load_served(path)  # NumPy's answers: the same list (test_served compares every answer)
+    assert served is not None and served.recommend(user, n=10)["item"].tolist() == mine["item"].tolist()
     items = list(back.items.ids[1:11])
     folded = cflearn.fold_in(back, {item: 1.0 for item in items})
     model = back.model
@@ -101,3 +102,22 @@ def test_a_tampered_mix_is_refused(blended):
         model.validate()
     with pytest.raises(ValueError, match="learned ranking head"):
         Blend.from_config({**blended.model.config(), "item_item": {"kind": "rank"}})
+
+
+def test_a_blend_saved_before_numpy_served_blends_still_loads_but_no_other_model_does(blended, data, tmp_path,
+                                                                                     monkeypatch):
+    import cflearn.serve._export as export
+
+    served_by = export._serving
+    monkeypatch.setattr(export, "_serving", lambda model: (None, {}))  # what a blend's file held then
+    old = cflearn.save(blended, tmp_path / "old.safetensors")
+    learned = cflearn.collab_learner(data, "rank", rank_head="learned", epochs=1, progress=False)
+    cflearn.fit(learned)
+    forged = cflearn.save(learned, tmp_path / "learned.safetensors")
+    monkeypatch.setattr(export, "_serving", served_by)
+    assert cflearn.load_served(old) is None  # answered by torch
+    user = blended.cf.users.decode([3])[0]
+    back = cflearn.recommend(cflearn.load(old), user, n=10)
+    assert back["item"].tolist() == cflearn.recommend(blended.cf, user, n=10)["item"].tolist()
+    with pytest.raises(cflearn.ModelFileError, match="tables saved for serving"):
+        cflearn.load(forged)  # a model that always had serving tables may not drop them

@@ -19,7 +19,7 @@ from .._io import atomic_write_bytes, json_default
 from ..data._vocab import Vocab
 from ..kinds import build_model
 from ..kinds._presets import Preset, y_range_for
-from ..models import Tables, contract, item_item_head, rating_head
+from ..models import Tables, contract, item_item_head, ranking_head, rating_head
 from ..models._checks import range_list
 from ..train._distributed import is_main
 from ._answers import table_from_json
@@ -185,8 +185,8 @@ def _serving(model: torch.nn.Module) -> tuple[dict[str, Any] | None, dict[str, t
     """What a saved model scores with, for :mod:`cflearn.serve._served` (NumPy, no torch): the header's
     ``serving`` record and the tables it names that are not weights already (a hybrid's or a ranking head's
     computed tables, saved under :data:`~cflearn.serve._file.SERVE_PREFIX`). ``None`` for a model without tables
-    (preset ``book_nn``, your own module) or for a :class:`cflearn.models.Blend` (preset ``rank``'s two heads): it is
-    served by torch."""
+    (preset ``book_nn``, your own module). A :class:`cflearn.models.Blend` (preset ``rank``'s two heads) is its
+    learned head's tables, its EASE head's arrays and its ``mix``; a pair's score is its list's."""
     spec = contract(model)
     names = {(t.data_ptr(), t.numel()): name for name, t in model.state_dict().items() if t.numel()}
     extra: dict[str, torch.Tensor] = {}
@@ -202,15 +202,19 @@ def _serving(model: torch.nn.Module) -> tuple[dict[str, Any] | None, dict[str, t
     def tables(role: str, got: Tables | None) -> dict[str, str] | None:
         return None if got is None else {part: named(f"{role}.{part}", t) for part, t in got._asdict().items()}
 
-    if spec.kind in ("custom", "nn", "blend"):  # a blend's two heads: served by torch
+    if spec.kind in ("custom", "nn"):
         return None, {}
+    blend = spec.kind == "blend"
     with eval_mode(model), torch.no_grad():
+        pairs = contract(ranking_head(model)).list_tables() if blend else spec.tables()  # type: ignore[arg-type]
         record: dict[str, Any] = {"score_kind": spec.score_kind, "list_kind": spec.list_kind,
-                                  "pairs": tables("pairs", spec.tables()), "y_range": range_list(spec.y_range)}
+                                  "pairs": tables("pairs", pairs), "y_range": range_list(spec.y_range)}
         head = item_item_head(model)
         if head is not None:
             record["lists"] = {"item_item": {name: named(f"lists.{name}", head.get_buffer(name))
                                              for name in ("hist_indptr", "hist_items", "keep", "weights", "floor")}}
+            if blend:  # the learned head's part of the list is the pairs' tables, without the user bias
+                record["lists"]["mix"] = named("lists.mix", spec.get_buffer("mix"))  # type: ignore[attr-defined]
         else:
             record["lists"] = {"tables": tables("lists", spec.list_tables())}
         for col, side in ((0, "users"), (1, "items")):
@@ -507,7 +511,10 @@ def _check_agreement(model: torch.nn.Module, config: dict[str, Any], preset: Pre
 
 def _check_serving(model: torch.nn.Module, record: Any, served: dict[str, torch.Tensor], path: Path) -> None:
     """The tables the file holds for NumPy serving are the ones the weights give (a forger who edits one and
-    recomputes its checksum is still caught): the same record, the same computed tables to float rounding."""
+    recomputes its checksum is still caught): the same record, the same computed tables to float rounding. A blend
+    saved before blends were served by NumPy holds none (``load_served`` hands it to torch)."""
+    if record is None and not served and contract(model).kind == "blend":
+        return
     want, tables = _serving(model)
     same = record == json.loads(json.dumps(want)) and set(served) == set(tables) and all(
         served[k].shape == tables[k].shape and served[k].dtype == tables[k].dtype

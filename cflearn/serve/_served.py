@@ -57,6 +57,8 @@ class Served:
             biases; row 0 the unknown ID's) and the sigmoid range of its output (``None``: raw scores).
         lists: the tables that order top-N lists, or a closed-form (EASE) head's arrays (``hist_indptr``,
             ``hist_items``, ``keep``, ``weights``, ``floor``).
+        mix: a blend's (preset ``rank``'s) two weights, EASE's and its learned head's (``pairs``, without the
+            user bias), or ``None``; a pair's score is then its list's.
         seen_indptr, seen_items, item_counts: each user's training items (CSR) and each item's training count.
         trained_users, trained_items: a hybrid model's rows with training ratings (``None``: every row but 0).
         features_label: the ``fallback`` of a user known only from metadata.
@@ -78,6 +80,7 @@ class Served:
     trained_users: np.ndarray | None
     trained_items: np.ndarray | None
     features_label: str
+    mix: tuple[float, float] | None = None
 
     def __repr__(self) -> str:
         return (f"Served(preset {self.preset!r}: {len(self.users) - 1:,} users x {len(self.items) - 1:,} items, "
@@ -99,8 +102,14 @@ class Served:
         i = encode_ids(self.items, items, "item", titles=item_titles(self.item_info))
         if strict:
             refuse_unknown_pairs(users, items, u, i)
-        U, b_u, Q, b_i = self.pairs
-        scores = squash(raw_scores(U[u], b_u[u], Q, b_i, i), self.y_range)
+        if self.mix is not None:  # a blend: a pair's score is its list's, one list per user asked about
+            scores = np.empty(len(u), np.float32)
+            for user in np.unique(u):
+                at = u == user
+                scores[at] = self.list_scores(int(user))[i[at]]
+        else:
+            U, b_u, Q, b_i = self.pairs
+            scores = squash(raw_scores(U[u], b_u[u], Q, b_i, i), self.y_range)
         if clip and self.score_kind == "rating":
             scores = np.clip(scores, *self.scale)
         fallback = fallback_text(u, i, user_meta=self._meta(self.trained_users, u),
@@ -124,7 +133,14 @@ class Served:
             row = np.zeros((1, len(self.lists["keep"])), np.float32)
             col = column[hist]
             row[0, col[col >= 0]] = 1.0
-            return item_item_scores(row, self.lists["weights"], self.lists["floor"], self.lists["keep"])[0]
+            if self.mix is None:
+                return item_item_scores(row, self.lists["weights"], self.lists["floor"], self.lists["keep"])[0]
+            # a blend: items EASE does not cover get 0 from it; the learned head's scores carry no user bias
+            ease = item_item_scores(row, self.lists["weights"], np.maximum(self.lists["floor"], 0.0),
+                                    self.lists["keep"])[0]
+            U, _, Q, b_i = self.pairs
+            a, b = np.float32(self.mix[0]), np.float32(self.mix[1])  # as torch computes it: in float32
+            return a * ease + b * raw_scores(U[[user]], np.zeros(1, np.float32), Q, b_i)[0]
         U, b_u, Q, b_i = self.lists
         if self.list_kind == "rating":  # predicted ratings, clipped to the scale as predict gives them
             return np.clip(squash(raw_scores(U[[user]], b_u[[user]], Q, b_i), self.y_range)[0], *self.scale)
@@ -214,7 +230,12 @@ def _served(meta: dict[str, Any], record: dict[str, Any], arrays: dict[str, np.n
 
     pairs = table(record["pairs"])
     lists: tuple[np.ndarray, ...] | dict[str, np.ndarray]
+    mix = None
     if "item_item" in record["lists"]:
+        if "mix" in record["lists"]:
+            mix = tuple(float(v) for v in np.asarray(arrays[record["lists"]["mix"]], np.float64).reshape(-1))
+            if len(mix) != 2 or not all(math.isfinite(v) and v >= 0 for v in mix):
+                return None
         lists = {k: arrays[v] for k, v in record["lists"]["item_item"].items()}
         indptr, hist, keep = (lists[k].astype(np.int64) for k in ("hist_indptr", "hist_items", "keep"))
         lists.update(hist_indptr=indptr, hist_items=hist, keep=keep)
@@ -247,4 +268,5 @@ def _served(meta: dict[str, Any], record: dict[str, Any], arrays: dict[str, np.n
                   score_kind=str(record["score_kind"]), list_kind=str(record["list_kind"]), item_info=item_info,
                   pairs=pairs, y_range=y_range, lists=lists, seen_indptr=indptr, seen_items=seen,
                   item_counts=counts, trained_users=trained["users"], trained_items=trained["items"],
-                  features_label=str(record.get("features_label", "user features")))
+                  features_label=str(record.get("features_label", "user features")),
+                  mix=None if mix is None else (mix[0], mix[1]))
