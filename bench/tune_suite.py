@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,21 +55,25 @@ def inner(data: cflearn.CollabData) -> cflearn.CollabData:
 
 
 @contextlib.contextmanager
-def ease_lambda(lam: float | None) -> Iterator[None]:
-    """EASE heads solved inside the block use ``lam`` (``None``: chosen on a slice, as the library does)."""
-    from cflearn.evaluation import _baselines
-
-    plain = _baselines.choose_ease_lambda
-    if lam is not None:
-        _baselines.choose_ease_lambda = lambda *a, **k: float(lam)  # type: ignore[assignment]
+def patched(owner: Any, name: str, replacement: Any) -> Iterator[None]:
+    """``owner.name`` is ``replacement`` inside the block (``None``: left as it is)."""
+    plain = getattr(owner, name)
+    if replacement is not None:
+        setattr(owner, name, replacement)
     try:
         yield
     finally:
-        _baselines.choose_ease_lambda = plain
+        setattr(owner, name, plain)
 
 
-@contextlib.contextmanager
-def recency(k: float) -> Iterator[None]:
+def ease_lambda(lam: float | None) -> contextlib.AbstractContextManager[None]:
+    """EASE heads solved inside the block use ``lam`` (``None``: chosen on a slice, as the library does)."""
+    from cflearn.evaluation import _baselines
+
+    return patched(_baselines, "choose_ease_lambda", None if lam is None else (lambda *a, **k: float(lam)))
+
+
+def recency(k: float) -> contextlib.AbstractContextManager[None]:
     """Ranking targets weighted towards each user's latest rows inside the block (0: unchanged)."""
     import pandas as pd
 
@@ -78,7 +83,7 @@ def recency(k: float) -> Iterator[None]:
 
     def weights(data: cflearn.CollabData, idx: np.ndarray, below_weight: float, relevance: float) -> np.ndarray:
         w = plain(data, idx, below_weight, relevance)
-        if not k or data.timestamp is None or idx is not data.train_idx:
+        if data.timestamp is None or idx is not data.train_idx:
             return w
         rows = data.ratings.iloc[idx]
         t = pd.to_numeric(rows[data.timestamp], errors="coerce")
@@ -87,26 +92,15 @@ def recency(k: float) -> Iterator[None]:
         p = np.where(n > 1, late / np.maximum(n - 1, 1), 0.0)
         return (w * 2.0 ** (-k * p)).astype(np.float32)
 
-    if k:
-        _ranking.target_weights = weights  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        _ranking.target_weights = plain
+    return patched(_ranking, "target_weights", weights if k else None)
 
 
-@contextlib.contextmanager
-def user_scale(scale: float) -> Iterator[None]:
+def user_scale(scale: float) -> contextlib.AbstractContextManager[None]:
     """The learned ranking head's user vectors times ``scale`` inside the block (1: unchanged)."""
     from cflearn.models import Ranker
 
     plain = Ranker.user_vectors
-    if scale != 1.0:
-        Ranker.user_vectors = lambda self, users: plain(self, users) * scale  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        Ranker.user_vectors = plain  # type: ignore[method-assign]
+    return patched(Ranker, "user_vectors", None if scale == 1.0 else (lambda self, users: plain(self, users) * scale))
 
 
 def main() -> None:
