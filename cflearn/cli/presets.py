@@ -29,6 +29,6 @@ def run(args: argparse.Namespace) -> int:
           "interaction sets; on synthetic catalogues of 10,000-60,000 items 1.01-1.06x its EASE, 0.98-0.99x a "
           "full EASE). Pick 'fast' for ratings alone (quicker), 'best' when side features help ratings, 'rank' "
           "for lists alone (its learned head blended with EASE: 1.01-1.15x EASE's on every set of bench/suite.py, "
-          "at about EASE's CPU), 'book' to follow fastbook chapter 8; docs/guide/presets.md says which wins on which "
-          "shape of data.")
+          "at 1.5-1.7x its learned head's CPU), 'book' to follow fastbook chapter 8; docs/guide/presets.md says "
+          "which wins on which shape of data.")
     return 0
