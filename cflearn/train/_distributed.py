@@ -62,8 +62,12 @@ def _import_dynamo() -> None:
     """Import ``torch._dynamo`` before the group exists. DistributedDataParallel imports it on first use, and
     that import keeps references to the default group that nothing releases (torch 2.13): the group then
     outlives :func:`leave`, its gloo threads run into interpreter finalization, and a rank could abort
-    at exit ("terminate called without an active exception") after its work was done."""
-    import torch._dynamo  # noqa: F401
+    at exit ("terminate called without an active exception") after its work was done. A torch without a
+    working ``torch._dynamo`` is left to DDP to report."""
+    try:
+        import torch._dynamo  # noqa: F401
+    except Exception:  # noqa: BLE001  (DistributedDataParallel needs it, and says what is wrong)
+        pass
 
 
 def leave(timeout: float = TIMEOUT_S) -> None:
