@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["sigmoid", "squash", "raw_scores", "item_item_scores"]
+__all__ = ["sigmoid", "squash", "raw_scores", "item_item_scores", "blend_scores"]
 
 
 def sigmoid(x: Any) -> Any:
@@ -57,3 +57,11 @@ def item_item_scores(rows: Any, weights: Any, floor: Any, keep: Any) -> Any:
         out = np.repeat(floor[None, :], len(rows), axis=0)
     out[:, keep] += rows @ weights
     return out
+
+
+def blend_scores(rows: Any, weights: Any, floor: Any, keep: Any, h: Any, q: Any, b_i: Any, mix: Any) -> Any:
+    """A blend's scores ``(n, n_items)``: ``mix[0]`` x its EASE head's (:func:`item_item_scores`; the items EASE
+    does not cover get 0 from it: ``floor``'s negative part is dropped) plus ``mix[1]`` x its learned head's raw
+    scores of the user vectors ``h`` ``(n, k)`` (:func:`raw_scores` without a user bias)."""
+    ease = item_item_scores(rows, weights, floor.clip(min=0.0), keep)
+    return mix[0] * ease + mix[1] * raw_scores(h, h[:, 0] * 0, q, b_i)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._formula import item_item_scores, raw_scores
+from .._formula import blend_scores, raw_scores
 from ._contract import Contract, TableKey
 from ._item_item import ItemItem, pair_scores
 from ._ranker import Ranker
@@ -79,10 +79,10 @@ class Blend(nn.Module, Contract):
         b = self.weight / spread_r if spread_r > 0 else 0.0
         self.get_buffer("mix").copy_(torch.tensor([a, b]) if a or b else torch.tensor([0.0, 1.0]))
 
-    def _learned_scores(self, users: torch.Tensor | None, h: torch.Tensor | None = None) -> torch.Tensor:
-        """The learned head's raw scores of every item, for users (by index) or user vectors ``h``."""
+    def _learned_scores(self, users: torch.Tensor) -> torch.Tensor:
+        """The learned head's raw scores of every item for users (by index), without a user bias."""
         t = self.learned.tables()
-        h = (t.users[users] if h is None else h).to(t.items)
+        h = t.users[users].to(t.items)
         return raw_scores(h, h.new_zeros(len(h)), t.items, t.item_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,19 +95,18 @@ class Blend(nn.Module, Contract):
 
     def list_scores(self, users: torch.Tensor | None = None, vectors: torch.Tensor | None = None) -> torch.Tensor:
         """``(n, n_items)`` blended scores of users (by index) or of folded-in vectors (:meth:`fold_vector`)."""
-        ii, mix = self.item_item, self.get_buffer("mix")
+        ii, mix, t = self.item_item, self.get_buffer("mix"), self.learned.tables()
         k = self.learned.i_in.embedding_dim
         if vectors is None:
             if users is None:
                 raise ValueError("list_scores needs users or vectors")
             users = users.to(mix.device)
-            rows, learned = ii.item_rows(users), self._learned_scores(users)
+            rows, h = ii.item_rows(users), t.users[users]
         else:
             vectors = vectors.to(mix)
-            rows, learned = vectors[:, k:], self._learned_scores(None, vectors[:, :k])
-        floor = ii.get_buffer("floor").clamp(min=0.0)  # covered items: EASE's tie-break; the others: 0
-        ease = item_item_scores(rows, ii.get_buffer("weights"), floor, ii.get_buffer("keep"))
-        return mix[0] * ease + mix[1] * learned
+            rows, h = vectors[:, k:], vectors[:, :k]
+        return blend_scores(rows, ii.get_buffer("weights"), ii.get_buffer("floor"), ii.get_buffer("keep"),
+                            h.to(t.items), t.items, t.item_bias, mix)
 
     def list_output(self, raw: torch.Tensor) -> torch.Tensor:
         return raw

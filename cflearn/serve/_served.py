@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import check_count
-from .._formula import item_item_scores, raw_scores, squash
+from .._formula import blend_scores, item_item_scores, raw_scores, squash
 from ..data._vocab import Vocab, encode_ids, item_titles
 from ._answers import (
     allowed_items,
@@ -135,12 +135,9 @@ class Served:
             row[0, col[col >= 0]] = 1.0
             if self.mix is None:
                 return item_item_scores(row, self.lists["weights"], self.lists["floor"], self.lists["keep"])[0]
-            # a blend: items EASE does not cover get 0 from it; the learned head's scores carry no user bias
-            ease = item_item_scores(row, self.lists["weights"], np.maximum(self.lists["floor"], 0.0),
-                                    self.lists["keep"])[0]
-            U, _, Q, b_i = self.pairs
-            a, b = np.float32(self.mix[0]), np.float32(self.mix[1])  # as torch computes it: in float32
-            return a * ease + b * raw_scores(U[[user]], np.zeros(1, np.float32), Q, b_i)[0]
+            U, _, Q, b_i = self.pairs  # a blend: EASE's part and its learned head's (float32, as torch computes it)
+            return blend_scores(row, self.lists["weights"], self.lists["floor"], self.lists["keep"], U[[user]], Q,
+                                b_i, np.asarray(self.mix, np.float32))[0]
         U, b_u, Q, b_i = self.lists
         if self.list_kind == "rating":  # predicted ratings, clipped to the scale as predict gives them
             return np.clip(squash(raw_scores(U[[user]], b_u[[user]], Q, b_i), self.y_range)[0], *self.scale)
